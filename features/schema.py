@@ -1,0 +1,323 @@
+"""Pandera schemas for the input tables of DESIGN §4, and ``validate_warehouse`` to check them.
+
+Dtypes, nulls, enums, ranges and row rules run with pandera on one parquet part at a time, so a
+100M-row table never sits in memory whole; keys, foreign keys, overlaps and date ranges need the
+whole table and run in DuckDB (``features.schema_checks``). Every violation is reported at once
+and a data problem never raises.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as arrow
+import pyarrow.parquet as pq
+
+from features.schema_checks import KEYS, MAX_EXAMPLES, Violation, relational_violations
+from features.sources.files import INPUT_TABLES, read_meta, table_files, table_glob
+
+__all__ = ["SCHEMAS", "Violation", "validate_warehouse"]
+
+ID, TEXT, FLOAT, BOOL, DATE, TIMESTAMP = "Int64", str, "float64", "boolean", pa.Date, pa.DateTime
+# Read parquet ints and bools as pandas' nullable dtypes, so that a null is reported as a null
+# rather than as an int column turned float.
+NULLABLE_DTYPES = {arrow.int64(): pd.Int64Dtype(), arrow.bool_(): pd.BooleanDtype()}
+
+
+def _column(dtype, *checks: pa.Check, nullable: bool = False) -> pa.Column:
+    return pa.Column(dtype, list(checks), nullable=nullable)
+
+
+# Counts and tiers may be stored at any integer width; ids must be int64 to join across tables.
+ANY_INTEGER = pa.Check(pd.api.types.is_integer_dtype, name="dtype integer")
+
+
+def _one_of(*values: str) -> pa.Check:
+    return pa.Check.isin(list(values))
+
+
+def _at_least(bound: float) -> pa.Check:
+    return pa.Check(lambda values: values >= bound, name=f">= {bound}")
+
+
+def _above(bound: float) -> pa.Check:
+    return pa.Check(lambda values: values > bound, name=f"> {bound}")
+
+
+MONTH_END = pa.Check(lambda days: pd.to_datetime(days).dt.is_month_end, name="month-end date")
+
+
+def _valid_to_after_valid_from(frame: pd.DataFrame) -> pd.Series:
+    valid_to = pd.to_datetime(frame["valid_to"])
+    return valid_to.isna() | (valid_to > pd.to_datetime(frame["valid_from"]))
+
+
+def _resolved_after_raised(frame: pd.DataFrame) -> pd.Series:
+    return frame["resolved_ts"].isna() | (frame["resolved_ts"] >= frame["ts"])
+
+
+# Rules comparing columns of one row, and the column a violation is reported under.
+ROW_RULE_COLUMNS = {"valid_to > valid_from": "valid_to", "resolved_ts >= ts": "resolved_ts"}
+
+SCHEMAS: dict[str, pa.DataFrameSchema] = {
+    "org": pa.DataFrameSchema(
+        {
+            "outlet_id": _column(TEXT),
+            "outlet_name": _column(TEXT),
+            "sub_branch_id": _column(TEXT),
+            "branch_id": _column(TEXT),
+            "city": _column(TEXT),
+            "city_tier": _column(
+                None, ANY_INTEGER, pa.Check(lambda t: t.between(1, 4), name="between 1 and 4")
+            ),
+        }
+    ),
+    "rms": pa.DataFrameSchema(
+        {
+            "rm_id": _column(TEXT),
+            "outlet_id": _column(TEXT),
+            "name": _column(TEXT),
+            "capacity": _column(None, ANY_INTEGER, _above(0)),
+        }
+    ),
+    "customers": pa.DataFrameSchema(
+        {
+            "customer_id": _column(ID),
+            "name": _column(TEXT),
+            "birth_date": _column(DATE),
+            "gender": _column(TEXT, _one_of("F", "M")),
+            "occupation": _column(TEXT),
+            "education": _column(TEXT),
+            "city": _column(TEXT),
+            "outlet_id": _column(TEXT),
+            "open_date": _column(DATE),
+            "risk_profile": _column(TEXT, _one_of("C1", "C2", "C3", "C4", "C5")),
+            "do_not_contact": _column(BOOL),
+        }
+    ),
+    "rm_assignments": pa.DataFrameSchema(
+        {
+            "customer_id": _column(ID),
+            "rm_id": _column(TEXT),
+            "valid_from": _column(DATE),
+            "valid_to": _column(DATE, nullable=True),
+        },
+        checks=[pa.Check(_valid_to_after_valid_from, name="valid_to > valid_from")],
+    ),
+    "products": pa.DataFrameSchema(
+        {
+            "product": _column(TEXT),
+            "kind": _column(TEXT, _one_of("asset", "liability", "service")),
+            "margin_rate": _column(FLOAT, _at_least(0)),
+            "fee_per_year": _column(FLOAT, _at_least(0)),
+            "has_maturity": _column(BOOL),
+        }
+    ),
+    "balances": pa.DataFrameSchema(
+        {
+            "customer_id": _column(ID),
+            "month": _column(DATE, MONTH_END),
+            "product": _column(TEXT),
+            "avg_daily_balance": _column(FLOAT, _at_least(0)),
+            "end_balance": _column(FLOAT, _at_least(0)),
+            "status": _column(TEXT, _one_of("open", "closed")),
+            "maturity_date": _column(DATE, nullable=True),
+        }
+    ),
+    "transactions": pa.DataFrameSchema(
+        {
+            "txn_id": _column(ID),
+            "customer_id": _column(ID),
+            "ts": _column(TIMESTAMP),
+            "amount": _column(FLOAT, _above(0)),
+            "direction": _column(TEXT, _one_of("in", "out")),
+            "channel": _column(TEXT, _one_of("counter", "atm", "mobile", "online")),
+            "counterparty": _column(TEXT, _one_of("own", "other_bank", "merchant", "salary")),
+        }
+    ),
+    "interactions": pa.DataFrameSchema(
+        {
+            "interaction_id": _column(ID),
+            "customer_id": _column(ID),
+            "rm_id": _column(TEXT),
+            "ts": _column(TIMESTAMP),
+            "kind": _column(TEXT, _one_of("call", "visit", "event", "message")),
+            "outcome": _column(TEXT),
+        }
+    ),
+    "complaints": pa.DataFrameSchema(
+        {
+            "complaint_id": _column(ID),
+            "customer_id": _column(ID),
+            "ts": _column(TIMESTAMP),
+            "category": _column(TEXT),
+            "resolved_ts": _column(TIMESTAMP, nullable=True),
+        },
+        checks=[pa.Check(_resolved_after_raised, name="resolved_ts >= ts")],
+    ),
+}
+
+
+def validate_warehouse(warehouse: Path, as_of: date | None = None) -> list[Violation]:
+    """Check every input table of a warehouse and return all violations, grouped by table.
+
+    Parameters
+    ----------
+    warehouse : Path
+        Directory holding the tables of DESIGN §4 (``<table>.parquet`` or ``<table>/*.parquet``).
+    as_of : date, optional
+        No date may follow it. Defaults to ``as_of`` in the warehouse's ``_meta.json``, else the
+        latest ``month`` in balances; without either, only the 1900-01-01 floor is checked.
+
+    Returns
+    -------
+    list[Violation]
+        Empty for a clean warehouse. ``count`` is the number of rows breaking the rule (keys,
+        for a unique key; parts, for an unreadable file); missing tables, unreadable files,
+        missing columns and wrong dtypes are violations too.
+    """
+    warehouse = Path(warehouse)
+    as_of = _as_date(as_of) or _default_as_of(warehouse)
+    violations: list[Violation] = []
+    sound: dict[str, set[str]] = {}
+    for table in INPUT_TABLES:
+        files = table_files(warehouse, table)
+        if not files:
+            where = f"{table}.parquet or {table}/*.parquet"
+            violations.append(Violation(table, "*", "table present", 1, [where]))
+            continue
+        unsound: set[str] = set()
+        found: list[Violation] = []
+        for path in files:
+            part_violations, part_unsound = _validate_part(table, path)
+            found += part_violations
+            unsound |= part_unsound
+        violations += _merge(found)
+        sound[table] = set(SCHEMAS[table].columns) - unsound
+    violations += relational_violations(warehouse, sound, as_of)
+    return sorted(violations, key=lambda violation: INPUT_TABLES.index(violation.table))
+
+
+def _validate_part(table: str, path: Path) -> tuple[list[Violation], set[str]]:
+    """Violations in one parquet part, and the columns it lacks or holds with a wrong dtype."""
+    schema = SCHEMAS[table]
+    try:
+        present = set(pq.read_schema(path).names)
+        frame = pq.read_table(path, columns=[c for c in schema.columns if c in present])
+        frame = frame.to_pandas(types_mapper=NULLABLE_DTYPES.get)
+    except (OSError, arrow.ArrowException) as error:
+        message = f"{path.name}: {str(error).splitlines()[0]}"
+        return [Violation(table, "*", "readable parquet", 1, [message])], set(schema.columns)
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = _failures(errors.failure_cases)
+    else:
+        return [], set()
+    structural = cases["rule"].eq("column present") | cases["rule"].str.startswith("dtype ")
+    unsound = set(cases.loc[structural, "column"])
+    if unsound:  # checks that crashed on a missing or mistyped column add nothing
+        cases = cases[structural | cases["index"].notna()]
+    violations = []
+    for (column, rule), group in cases.groupby(["column", "rule"], sort=False):
+        rows = [int(row) for row in group["index"].dropna().unique()]
+        if len(rows):
+            examples = _describe_rows(frame, rows[:MAX_EXAMPLES], KEYS[table], path)
+            violations.append(Violation(table, column, rule, len(rows), examples))
+        else:  # the whole part: a missing or mistyped column, or a check that crashed
+            example = _describe_part(frame, column, rule, group["failure_case"].iloc[0], path)
+            violations.append(Violation(table, column, rule, len(frame), [example]))
+    return violations, unsound
+
+
+def _describe_part(frame: pd.DataFrame, column: str, rule: str, failure: str, path: Path) -> str:
+    if rule == "column present":
+        return path.name
+    if rule.startswith("dtype ") and column in frame:
+        return f"{path.name}: found {frame[column].dtype}"
+    return f"{path.name}: {failure}"
+
+
+def _failures(failure_cases: pd.DataFrame) -> pd.DataFrame:
+    """Pandera's failure cases as (column, rule, index, failure_case) in a data engineer's words."""
+    check = failure_cases["check"].astype(str)
+    column = failure_cases["column"].astype(object)
+    column = column.where(check != "column_in_dataframe", failure_cases["failure_case"])
+    column = column.where(~check.isin(ROW_RULE_COLUMNS), check.map(ROW_RULE_COLUMNS))
+    return pd.DataFrame(
+        {
+            "column": column.fillna("*").astype(str),
+            "rule": check.map(_rule),
+            "index": failure_cases["index"],
+            "failure_case": failure_cases["failure_case"].astype(str),
+        }
+    )
+
+
+def _rule(check: str) -> str:
+    if check == "column_in_dataframe":
+        return "column present"
+    if check == "not_nullable":
+        return "not null"
+    if check.startswith("dtype("):
+        dtype = check.removeprefix("dtype(").removesuffix(")").strip("'")
+        readable = {
+            "Int64": "int64",
+            "boolean": "bool",
+            "str": "string",
+            "string[pyarrow]": "string",
+            "datetime64[ns]": "timestamp",
+        }
+        return f"dtype {readable.get(dtype, dtype)}"
+    return check
+
+
+def _describe_rows(frame: pd.DataFrame, rows, key: tuple[str, ...], path: Path) -> list[str]:
+    """Render rows as their key (``customer_id=17, month=2024-03-31``)."""
+    shown = [column for column in key if column in frame.columns]
+    if not shown:
+        return [f"{path.name} row {row}" for row in rows]
+    return [", ".join(f"{column}={frame.at[row, column]}" for column in shown) for row in rows]
+
+
+def _merge(violations: list[Violation]) -> list[Violation]:
+    """Add up the violations of a table's parts that break the same rule on the same column."""
+    merged: dict[tuple[str, str, str], Violation] = {}
+    for violation in violations:
+        key = (violation.table, violation.column, violation.rule)
+        if key in merged:
+            earlier = merged[key]
+            examples = (earlier.examples + violation.examples)[:MAX_EXAMPLES]
+            violation = Violation(*key, earlier.count + violation.count, examples)
+        merged[key] = violation
+    return list(merged.values())
+
+
+def _default_as_of(warehouse: Path) -> date | None:
+    """``as_of`` from the generator's metadata, else the latest balances month, else None."""
+    try:
+        from_meta = _as_date(read_meta(warehouse).get("as_of"))
+    except ValueError:  # malformed metadata: fall back to the data
+        from_meta = None
+    if from_meta is not None:
+        return from_meta
+    glob = table_glob(warehouse, "balances").replace("'", "''")
+    try:
+        with duckdb.connect() as con:
+            (latest,) = con.execute(f"SELECT max(month) FROM read_parquet('{glob}')").fetchone()
+    except duckdb.Error:  # balances missing or unreadable: reported by the table checks
+        return None
+    return _as_date(latest)
+
+
+def _as_date(value: object) -> date | None:
+    """A date from a date, a datetime or an ISO string (``2024-12-31``); None otherwise."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    return value if isinstance(value, date) else None

@@ -1,0 +1,173 @@
+"""The `retain` command: a thin front door over features/, training/ and serving/."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from retain.output import console, errors, progress_bar, save_json, table
+
+app = typer.Typer(
+    help="retain — churn and cross-sell propensity for a bank's relationship managers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JsonOption = Annotated[
+    Path | None, typer.Option("--json", help="Also write a machine-readable summary to PATH.")
+]
+DEFAULT_WAREHOUSE = Path("data/warehouse")
+
+
+def _month_end(value: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}") from exc
+
+
+@app.command()
+def synth(
+    customers: Annotated[int, typer.Option(help="Number of customers.")] = 20_000,
+    months: Annotated[int, typer.Option(help="Months of history.")] = 24,
+    end: Annotated[str, typer.Option(help="Last month-end of the window.")] = "2024-12-31",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
+    out: Annotated[Path, typer.Option(help="Warehouse directory to write.")] = DEFAULT_WAREHOUSE,
+    json_path: JsonOption = None,
+) -> None:
+    """Generate a synthetic bank (warehouse tables plus the `truth` table)."""
+    from features.sources.synthetic import SynthConfig, write_bank
+
+    try:
+        config = SynthConfig(customers=customers, months=months, end=_month_end(end), seed=seed)
+    except ValueError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    started = time.perf_counter()
+    with progress_bar(f"synthetic bank, {customers:,} customers") as update:
+        meta = write_bank(config, out, on_chunk=update)
+    seconds = time.perf_counter() - started
+    console.print(
+        table(
+            f"synthetic bank written to {out} in {seconds:.1f}s",
+            ["table", "rows"],
+            [(name, f"{rows:,}") for name, rows in meta["rows"].items()],
+        )
+    )
+    save_json(json_path, {**meta, "out": str(out), "seconds": round(seconds, 2)})
+
+
+@app.command()
+def validate(
+    warehouse: Annotated[Path, typer.Option(help="Warehouse directory.")] = DEFAULT_WAREHOUSE,
+    json_path: JsonOption = None,
+) -> None:
+    """Check a warehouse against the schemas; list every violation, exit 1 if any."""
+    from features.schema import validate_warehouse
+
+    if not warehouse.is_dir():
+        errors.print(f"[red]error:[/] warehouse directory {warehouse} does not exist")
+        raise typer.Exit(2)
+    with console.status("validating…"):
+        violations = validate_warehouse(warehouse)
+    save_json(
+        json_path,
+        {
+            "warehouse": str(warehouse),
+            "valid": not violations,
+            "violations": [v.__dict__ for v in violations],
+        },
+    )
+    if not violations:
+        console.print(f"[green]✓[/] {warehouse}: every table passes every check")
+        return
+    console.print(
+        table(
+            f"{len(violations)} violation(s) in {warehouse}",
+            ["table", "column", "rule", "failing rows", "examples"],
+            [
+                (v.table, v.column, v.rule, f"{v.count:,}", "; ".join(v.examples))
+                for v in violations
+            ],
+        )
+    )
+    raise typer.Exit(1)
+
+
+@app.command()
+def profile(
+    warehouse: Annotated[Path, typer.Option(help="Warehouse directory.")] = DEFAULT_WAREHOUSE,
+    json_path: JsonOption = None,
+) -> None:
+    """Summarise a warehouse: tiers, AUM concentration, churn, product holdings."""
+    from features.profile import profile_bank
+
+    summary = profile_bank(warehouse).summary()
+    _print_profile(summary)
+    save_json(json_path, summary)
+
+
+def _print_profile(summary: dict) -> None:
+    total = summary["customers"]
+    console.print(
+        table(
+            f"customers by tier at {summary['as_of']}",
+            ["tier", "customers", "share"],
+            [(t, f"{n:,}", f"{n / total:.1%}") for t, n in summary["tiers"].items()],
+        )
+    )
+    rows = [
+        ("AUM held by the top 20% of customers", f"{summary['top20_aum_share']:.1%}"),
+        ("monthly churn among eligible customers", f"{summary['monthly_churn_eligible']:.2%}"),
+        (
+            "median 3-month AUM change, churners / others",
+            f"{summary['median_aum_change_3m']['churners']:+.1%} / "
+            f"{summary['median_aum_change_3m']['non_churners']:+.1%}",
+        ),
+    ]
+    if "churn_3m_truth" in summary:
+        rows.append(
+            (
+                "3-month churn: realised / true probability",
+                f"{summary['churn_3m_realised']:.2%} / {summary['churn_3m_truth']:.2%}",
+            )
+        )
+    console.print(table("the bank at a glance", ["measure", "value"], rows))
+    console.print(
+        table(
+            "product holding rates",
+            ["product", "holders"],
+            [(p, f"{r:.1%}") for p, r in summary["holding_rates"].items()],
+        )
+    )
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(help="Customers in the synthetic bank.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[Path, typer.Option(help="Where the demo writes.")] = Path("data"),
+    json_path: JsonOption = None,
+) -> None:
+    """Run the whole chain on a fresh synthetic bank (what `make demo` runs)."""
+    from features.profile import profile_bank
+    from features.sources.synthetic import SynthConfig, write_bank
+
+    warehouse = out / "warehouse"
+    started = time.perf_counter()
+    with progress_bar(f"1/1 synthetic bank, {customers:,} customers × 24 months") as update:
+        write_bank(SynthConfig(customers=customers, seed=seed), warehouse, on_chunk=update)
+    summary = profile_bank(warehouse).summary()
+    _print_profile(summary)
+    seconds = time.perf_counter() - started
+    console.print(f"warehouse: [bold]{warehouse}[/]  ({seconds:.0f}s)")
+    save_json(json_path, {"warehouse": str(warehouse), "seconds": round(seconds, 1), **summary})
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,51 @@
+"""How the `retain` command talks: rich tables for people, JSON files for machines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from features.sources.atomic import write_json
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def table(title: str, columns: Iterable[str], rows: Iterable[Iterable[object]]) -> Table:
+    out = Table(title=title, title_justify="left")
+    for column in columns:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*(str(v) for v in row))
+    return out
+
+
+def save_json(path: Path | None, payload: dict) -> None:
+    """Write the machine-readable summary when ``--json PATH`` was given."""
+    if path is not None:
+        write_json(path, payload)
+        console.print(f"summary written to [bold]{path}[/]")
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator:
+    """A progress bar; yields ``update(done, total)``."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update

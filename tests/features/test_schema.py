@@ -1,0 +1,354 @@
+"""validate_warehouse on a tiny hand-written bank: clean, one fault at a time, all at once."""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import pyarrow as arrow
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.config import DEFAULT_PRODUCTS
+from features.schema import Violation, validate_warehouse
+
+SINGLE_FILE_TABLES = {"org", "rms", "products"}
+
+# Types and rows read best as tables, one field or row a line.
+# fmt: off
+TYPES: dict[str, arrow.Schema] = {
+    "org": arrow.schema([
+        ("outlet_id", arrow.string()), ("outlet_name", arrow.string()),
+        ("sub_branch_id", arrow.string()), ("branch_id", arrow.string()),
+        ("city", arrow.string()), ("city_tier", arrow.int64()),
+    ]),
+    "rms": arrow.schema([
+        ("rm_id", arrow.string()), ("outlet_id", arrow.string()),
+        ("name", arrow.string()), ("capacity", arrow.int64()),
+    ]),
+    "customers": arrow.schema([
+        ("customer_id", arrow.int64()), ("name", arrow.string()), ("birth_date", arrow.date32()),
+        ("gender", arrow.string()), ("occupation", arrow.string()),
+        ("education", arrow.string()), ("city", arrow.string()), ("outlet_id", arrow.string()),
+        ("open_date", arrow.date32()), ("risk_profile", arrow.string()),
+        ("do_not_contact", arrow.bool_()),
+    ]),
+    "rm_assignments": arrow.schema([
+        ("customer_id", arrow.int64()), ("rm_id", arrow.string()),
+        ("valid_from", arrow.date32()), ("valid_to", arrow.date32()),
+    ]),
+    "products": arrow.schema([
+        ("product", arrow.string()), ("kind", arrow.string()), ("margin_rate", arrow.float64()),
+        ("fee_per_year", arrow.float64()), ("has_maturity", arrow.bool_()),
+    ]),
+    "balances": arrow.schema([
+        ("customer_id", arrow.int64()), ("month", arrow.date32()), ("product", arrow.string()),
+        ("avg_daily_balance", arrow.float64()), ("end_balance", arrow.float64()),
+        ("status", arrow.string()), ("maturity_date", arrow.date32()),
+    ]),
+    "transactions": arrow.schema([
+        ("txn_id", arrow.int64()), ("customer_id", arrow.int64()),
+        ("ts", arrow.timestamp("us")), ("amount", arrow.float64()),
+        ("direction", arrow.string()), ("channel", arrow.string()),
+        ("counterparty", arrow.string()),
+    ]),
+    "interactions": arrow.schema([
+        ("interaction_id", arrow.int64()), ("customer_id", arrow.int64()),
+        ("rm_id", arrow.string()), ("ts", arrow.timestamp("us")),
+        ("kind", arrow.string()), ("outcome", arrow.string()),
+    ]),
+    "complaints": arrow.schema([
+        ("complaint_id", arrow.int64()), ("customer_id", arrow.int64()),
+        ("ts", arrow.timestamp("us")), ("category", arrow.string()),
+        ("resolved_ts", arrow.timestamp("us")),
+    ]),
+}
+
+
+def _rows(names: str, *values: tuple) -> list[dict]:
+    return [dict(zip(names.split(), row, strict=True)) for row in values]
+
+
+CLEAN_ROWS: dict[str, list[dict]] = {
+    "org": _rows(
+        "outlet_id outlet_name sub_branch_id branch_id city city_tier",
+        ("O1", "West Lake", "S1", "B1", "Hangzhou", 2),
+        ("O2", "Binjiang", "S2", "B1", "Hangzhou", 2),
+    ),
+    "rms": _rows(
+        "rm_id outlet_id name capacity",
+        ("R1", "O1", "Li Na", 300),
+        ("R2", "O2", "Wang Wei", 250),
+    ),
+    "customers": _rows(
+        "customer_id name birth_date gender occupation education city outlet_id open_date "
+        "risk_profile do_not_contact",
+        (1, "Zhang", date(1980, 5, 2), "F", "teacher", "bachelor", "Hangzhou", "O1",
+         date(2015, 3, 1), "C2", False),
+        (2, "Chen", date(1972, 11, 9), "M", "engineer", "master", "Hangzhou", "O1",
+         date(2019, 7, 15), "C4", False),
+        (3, "Liu", date(1995, 1, 30), "F", "clerk", "college", "Hangzhou", "O2",
+         date(2024, 1, 10), "C1", True),
+    ),
+    "rm_assignments": _rows(
+        "customer_id rm_id valid_from valid_to",
+        (1, "R1", date(2023, 1, 1), date(2024, 6, 1)),
+        (1, "R2", date(2024, 6, 1), None),  # starts the day the first one ends: no overlap
+        (2, "R1", date(2023, 3, 1), None),
+        (3, "R2", date(2024, 1, 15), None),
+    ),
+    "products": [
+        {"product": p.product, "kind": p.kind, "margin_rate": p.margin_rate,
+         "fee_per_year": p.fee_per_year, "has_maturity": p.has_maturity}
+        for p in DEFAULT_PRODUCTS
+    ],
+    "balances": _rows(
+        "customer_id month product avg_daily_balance end_balance status maturity_date",
+        (1, date(2024, 10, 31), "demand_deposit", 1000.0, 1200.0, "open", None),
+        (1, date(2024, 11, 30), "demand_deposit", 1100.0, 900.0, "open", None),
+        # a deposit may mature after as_of
+        (2, date(2024, 12, 31), "time_deposit", 50000.0, 50000.0, "open", date(2025, 6, 30)),
+        (3, date(2024, 12, 31), "credit_card", 0.0, 0.0, "closed", None),
+    ),
+    "transactions": _rows(
+        "txn_id customer_id ts amount direction channel counterparty",
+        (1, 1, datetime(2024, 12, 31, 23, 59, 59), 8000.0, "in", "mobile", "salary"),
+        (2, 2, datetime(2024, 5, 3, 10, 0), 80.5, "out", "atm", "merchant"),
+        (3, 3, datetime(2024, 2, 1, 9, 30), 1500.0, "out", "online", "other_bank"),
+    ),
+    "interactions": _rows(
+        "interaction_id customer_id rm_id ts kind outcome",
+        (1, 1, "R2", datetime(2024, 9, 2, 14, 0), "call", "interested"),
+        (2, 2, "R1", datetime(2024, 10, 8, 11, 0), "visit", "bought fund"),
+    ),
+    "complaints": _rows(
+        "complaint_id customer_id ts category resolved_ts",
+        (1, 2, datetime(2024, 7, 1, 9, 0), "fees", datetime(2024, 7, 3, 17, 0)),
+        (2, 3, datetime(2024, 11, 20, 16, 0), "app", None),
+    ),
+}
+
+
+# fmt: on
+
+
+@dataclass
+class Bank:
+    """Rows and parquet types of each table; ``unreadable`` tables are written as garbage."""
+
+    rows: dict[str, list[dict]] = field(default_factory=lambda: copy.deepcopy(CLEAN_ROWS))
+    types: dict[str, arrow.Schema] = field(default_factory=lambda: dict(TYPES))
+    unreadable: set[str] = field(default_factory=set)
+
+    def write(self, warehouse: Path) -> Path:
+        warehouse.mkdir(parents=True, exist_ok=True)
+        for table, rows in self.rows.items():
+            if table in SINGLE_FILE_TABLES:
+                path = warehouse / f"{table}.parquet"
+            else:
+                (warehouse / table).mkdir()
+                path = warehouse / table / "part-00000.parquet"
+            if table in self.unreadable:
+                path.write_bytes(b"this is not parquet")
+            else:
+                pq.write_table(arrow.Table.from_pylist(rows, schema=self.types[table]), path)
+        return warehouse
+
+
+def _drop_column(bank: Bank, table: str, column: str) -> None:
+    schema = bank.types[table]
+    bank.types[table] = schema.remove(schema.get_field_index(column))
+
+
+def _amount_as_text(bank: Bank) -> None:
+    schema = bank.types["transactions"]
+    index = schema.get_field_index("amount")
+    bank.types["transactions"] = schema.set(index, arrow.field("amount", arrow.string()))
+    for row in bank.rows["transactions"]:
+        row["amount"] = str(row["amount"])
+
+
+def _set(table: str, row: int, **values) -> Callable[[Bank], None]:
+    return lambda bank: bank.rows[table][row].update(values)
+
+
+def _append(table: str, **values) -> Callable[[Bank], None]:
+    return lambda bank: bank.rows[table].append({**CLEAN_ROWS[table][0], **values})
+
+
+# name: (fault, the one violation it must cause as (table, column, rule, count)). Faults touch
+# different rows, so any combination of them causes exactly the union of their violations.
+FAULTS: dict[str, tuple[Callable[[Bank], None], tuple[str, str, str, int]]] = {
+    "duplicate customer": (
+        lambda bank: bank.rows["customers"].append(dict(CLEAN_ROWS["customers"][2])),
+        ("customers", "customer_id", "unique key (customer_id)", 1),
+    ),
+    "orphan customer": (
+        _append("balances", customer_id=99, month=date(2024, 12, 31)),
+        ("balances", "customer_id", "foreign key → customers.customer_id", 1),
+    ),
+    "negative balance": (
+        _set("balances", 0, end_balance=-5.0),
+        ("balances", "end_balance", ">= 0", 1),
+    ),
+    "unknown product": (
+        _append("balances", product="gold_bar"),
+        ("balances", "product", "foreign key → products.product", 1),
+    ),
+    "overlapping assignment": (
+        # customer 2's assignment since 2023-03-01 is open-ended
+        _append(
+            "rm_assignments", customer_id=2, valid_from=date(2024, 2, 1), valid_to=date(2024, 3, 1)
+        ),
+        ("rm_assignments", "valid_from, valid_to", "no overlapping assignments per customer", 1),
+    ),
+    "invalid enum": (
+        _set("balances", 1, status="opened"),
+        ("balances", "status", "isin(['open', 'closed'])", 1),
+    ),
+    "month not a month end": (
+        _set("balances", 3, month=date(2024, 11, 15)),
+        ("balances", "month", "month-end date", 1),
+    ),
+    "resolved before raised": (
+        _set("complaints", 0, resolved_ts=datetime(2024, 6, 30, 12, 0)),
+        ("complaints", "resolved_ts", "resolved_ts >= ts", 1),
+    ),
+    "timestamp after as_of": (
+        _set("transactions", 1, ts=datetime(2025, 1, 1, 0, 0)),
+        ("transactions", "ts", "not after as_of 2024-12-31", 1),
+    ),
+    "date before 1900": (
+        _set("customers", 0, birth_date=date(1850, 1, 1)),
+        ("customers", "birth_date", "not before 1900-01-01", 1),
+    ),
+    "null in a required column": (
+        _set("customers", 1, gender=None),
+        ("customers", "gender", "not null", 1),
+    ),
+    "null id": (
+        _set("transactions", 2, customer_id=None),
+        ("transactions", "customer_id", "not null", 1),
+    ),
+    "missing table": (
+        lambda bank: bank.rows.pop("interactions"),
+        ("interactions", "*", "table present", 1),
+    ),
+    "missing column": (
+        lambda bank: _drop_column(bank, "rms", "capacity"),
+        ("rms", "capacity", "column present", 2),
+    ),
+    "wrong dtype": (
+        _amount_as_text,
+        ("transactions", "amount", "dtype float64", 3),
+    ),
+    "unreadable parquet": (
+        lambda bank: bank.unreadable.add("org"),
+        ("org", "*", "readable parquet", 1),
+    ),
+}
+
+
+def _summary(violations: list[Violation]) -> set[tuple[str, str, str, int]]:
+    return {(v.table, v.column, v.rule, v.count) for v in violations}
+
+
+def _validate_with_faults(warehouse: Path, names: list[str]) -> list[Violation]:
+    bank = Bank()
+    for name in names:
+        FAULTS[name][0](bank)
+    return validate_warehouse(bank.write(warehouse))
+
+
+def test_clean_warehouse_has_no_violations(tmp_path):
+    assert validate_warehouse(Bank().write(tmp_path)) == []
+
+
+@pytest.mark.parametrize("name", FAULTS)
+def test_each_fault_is_reported_alone(tmp_path, name):
+    violations = _validate_with_faults(tmp_path, [name])
+
+    assert _summary(violations) == {FAULTS[name][1]}
+    assert len(violations) == 1
+
+
+def test_all_faults_are_reported_in_one_call(tmp_path):
+    violations = _validate_with_faults(tmp_path, list(FAULTS))
+
+    assert _summary(violations) == {expected for _, expected in FAULTS.values()}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(names=st.sets(st.sampled_from(sorted(FAULTS))))
+def test_any_combination_of_faults_reports_each_of_them(names):
+    with tempfile.TemporaryDirectory() as folder:
+        violations = _validate_with_faults(Path(folder), sorted(names))
+
+    assert _summary(violations) == {FAULTS[name][1] for name in names}
+
+
+def test_examples_name_the_offending_keys(tmp_path):
+    violations = _validate_with_faults(
+        tmp_path, ["duplicate customer", "negative balance", "orphan customer"]
+    )
+    examples = {(v.table, v.column): v.examples for v in violations}
+
+    assert examples["customers", "customer_id"] == ["customer_id=3"]
+    assert examples["balances", "end_balance"] == [
+        "customer_id=1, month=2024-10-31, product=demand_deposit"
+    ]
+    assert examples["balances", "customer_id"] == [
+        "customer_id=99, month=2024-12-31, product=demand_deposit"
+    ]
+
+
+def test_as_of_comes_from_metadata_before_balances(tmp_path):
+    warehouse = Bank().write(tmp_path)
+    (warehouse / "_meta.json").write_text(json.dumps({"as_of": "2024-11-30"}))
+
+    summary = _summary(validate_warehouse(warehouse))
+
+    assert ("balances", "month", "not after as_of 2024-11-30", 2) in summary
+    assert ("transactions", "ts", "not after as_of 2024-11-30", 1) in summary
+
+
+def test_explicit_as_of_overrides_the_default(tmp_path):
+    warehouse = Bank().write(tmp_path)
+
+    violations = validate_warehouse(warehouse, as_of=date(2025, 6, 30))
+
+    assert violations == []
+
+
+def test_counts_and_examples_add_up_across_parts(tmp_path):
+    warehouse = Bank().write(tmp_path)
+    second_part = [
+        {**row, "txn_id": row["txn_id"] + 10, "amount": -1.0} for row in CLEAN_ROWS["transactions"]
+    ]
+    pq.write_table(
+        arrow.Table.from_pylist(second_part, schema=TYPES["transactions"]),
+        warehouse / "transactions" / "part-00001.parquet",
+    )
+    first_part = pq.read_table(warehouse / "transactions" / "part-00000.parquet").to_pylist()
+    first_part[0]["amount"] = 0.0
+    pq.write_table(
+        arrow.Table.from_pylist(first_part, schema=TYPES["transactions"]),
+        warehouse / "transactions" / "part-00000.parquet",
+    )
+
+    (violation,) = validate_warehouse(warehouse)
+
+    assert (violation.table, violation.column, violation.rule, violation.count) == (
+        "transactions",
+        "amount",
+        "> 0",
+        4,
+    )
+    assert violation.examples == ["txn_id=1", "txn_id=11", "txn_id=12", "txn_id=13"]
