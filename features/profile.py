@@ -38,7 +38,9 @@ class BankProfile:
         out = {
             "customers": self.customers,
             "as_of": self.as_of,
-            "tiers": dict(zip(self.tiers["tier"], self.tiers["customers"].astype(int), strict=True)),
+            "tiers": dict(
+                zip(self.tiers["tier"], self.tiers["customers"].astype(int), strict=True)
+            ),
             "top20_aum_share": round(self.top20_aum_share, 4),
             "monthly_churn_eligible": round(self.monthly_churn, 4),
             "median_aum_change_3m": {
@@ -47,13 +49,17 @@ class BankProfile:
             },
             "holding_rates": {
                 p: round(float(r), 4)
-                for p, r in zip(self.holding_rates["product"], self.holding_rates["rate"], strict=True)
+                for p, r in zip(
+                    self.holding_rates["product"], self.holding_rates["rate"], strict=True
+                )
             },
         }
         if "truth_p_churn_3m" in self.churn_by_cutoff:
             rates = self.churn_by_cutoff
             weights = rates["eligible"]
-            out["churn_3m_realised"] = round(float((rates["churn_3m"] * weights).sum() / weights.sum()), 4)
+            out["churn_3m_realised"] = round(
+                float((rates["churn_3m"] * weights).sum() / weights.sum()), 4
+            )
             out["churn_3m_truth"] = round(
                 float((rates["truth_p_churn_3m"] * weights).sum() / weights.sum()), 4
             )
@@ -75,9 +81,9 @@ def profile_bank(warehouse: Path, config: BankConfig | None = None) -> BankProfi
     con = duckdb.connect()
     src = {t: table_glob(warehouse, t) for t in ("balances", "products", "customers")}
     con.execute(f"""
-        create view balances as select * from read_parquet('{src['balances']}');
-        create view products as select * from read_parquet('{src['products']}');
-        create view customers as select * from read_parquet('{src['customers']}');
+        create view balances as select * from read_parquet('{src["balances"]}');
+        create view products as select * from read_parquet('{src["products"]}');
+        create view customers as select * from read_parquet('{src["customers"]}');
         create table monthly_aum as
         select c.customer_id, m.month, c.open_date, coalesce(a.aum, 0) as aum
         from customers c
@@ -112,7 +118,8 @@ def profile_bank(warehouse: Path, config: BankConfig | None = None) -> BankProfi
     truth = has_table(warehouse, TRUTH_TABLE)
     truth_join, truth_col = "", ""
     if truth:
-        con.execute(f"create view truth as select * from read_parquet('{table_glob(warehouse, TRUTH_TABLE)}')")
+        truth_files = table_glob(warehouse, TRUTH_TABLE)
+        con.execute(f"create view truth as select * from read_parquet('{truth_files}')")
         truth_join = "left join truth t using (customer_id, month)"
         truth_col = ", avg(t.p_churn_3m) as truth_p_churn_3m"
     churn_by_cutoff = con.execute(f"""
@@ -127,27 +134,38 @@ def profile_bank(warehouse: Path, config: BankConfig | None = None) -> BankProfi
     """).df()
     last = con.execute("select max(month) from monthly_aum").fetchone()[0]
     tier_sql = _tier_case(config, "aum")
-    tiers = con.execute(f"""
+    tiers = con.execute(
+        f"""
         select {tier_sql} as tier, count(*) as customers, count(*) / sum(count(*)) over () as share
         from monthly_aum where month = ? group by 1
-    """, [last]).df()
+    """,
+        [last],
+    ).df()
     order = {name: i for i, name in enumerate(config.tiers.names)}
     tiers = tiers.sort_values("tier", key=lambda s: s.map(order), ignore_index=True)
-    top20 = con.execute("""
+    top20 = con.execute(
+        """
         with ranked as (
             select aum, row_number() over (order by aum desc) as rank, count(*) over () as n
             from monthly_aum where month = ?
         )
         select sum(aum) filter (where rank <= 0.2 * n) / sum(aum) from ranked
-    """, [last]).fetchone()[0]
-    customers = con.execute("select count(*) from monthly_aum where month = ?", [last]).fetchone()[0]
-    holding = con.execute("""
+    """,
+        [last],
+    ).fetchone()[0]
+    customers = con.execute("select count(*) from monthly_aum where month = ?", [last]).fetchone()[
+        0
+    ]
+    holding = con.execute(
+        """
         select p.product, count(distinct b.customer_id) as customers,
             count(distinct b.customer_id) / ? as rate
         from products p left join balances b
             on b.product = p.product and b.month = ? and b.status = 'open'
         group by p.product order by rate desc
-    """, [customers, last]).df()
+    """,
+        [customers, last],
+    ).df()
     return BankProfile(
         customers=int(customers),
         as_of=pd.Timestamp(last).date().isoformat(),

@@ -28,12 +28,12 @@ ID, TEXT, FLOAT, BOOL, DATE, TIMESTAMP = "Int64", str, "float64", "boolean", pa.
 NULLABLE_DTYPES = {arrow.int64(): pd.Int64Dtype(), arrow.bool_(): pd.BooleanDtype()}
 
 
-def _column(dtype, *checks: pa.Check, nullable: bool = False) -> pa.Column:
-    return pa.Column(dtype, list(checks), nullable=nullable)
-
-
 # Counts and tiers may be stored at any integer width; ids must be int64 to join across tables.
 ANY_INTEGER = pa.Check(pd.api.types.is_integer_dtype, name="dtype integer")
+
+
+def _column(dtype, *checks: pa.Check, nullable: bool = False) -> pa.Column:
+    return pa.Column(dtype, list(checks), nullable=nullable)
 
 
 def _one_of(*values: str) -> pa.Check:

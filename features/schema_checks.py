@@ -95,21 +95,36 @@ def relational_violations(
         overlapping_assignments_check(),
         *date_range_checks(as_of),
     ]
-    violations = []
     with duckdb.connect() as con:
-        for table, columns in sound.items():
-            if columns:
-                glob = table_glob(warehouse, table).replace("'", "''")
-                con.execute(
-                    f"CREATE VIEW {table} AS "
-                    f"SELECT * FROM read_parquet('{glob}', union_by_name = true)"
-                )
+        violations, readable = _create_views(con, warehouse, sound)
         for check in checks:
-            if all(column in sound.get(table, set()) for table, column in check.needs):
+            if all(column in readable.get(table, set()) for table, column in check.needs):
                 violation = _run(con, check)
                 if violation is not None:
                     violations.append(violation)
     return violations
+
+
+def _create_views(
+    con: duckdb.DuckDBPyConnection, warehouse: Path, sound: Mapping[str, set[str]]
+) -> tuple[list[Violation], dict[str, set[str]]]:
+    """A view per table over all its parts; the sound columns of tables DuckDB can read."""
+    violations, readable = [], {}
+    for table, columns in sound.items():
+        if not columns:
+            continue
+        glob = table_glob(warehouse, table).replace("'", "''")
+        try:
+            con.execute(
+                f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)"
+            )
+        except duckdb.Error as error:  # e.g. parts whose column types cannot be reconciled
+            violations.append(
+                Violation(table, "*", "readable as one table", 0, [_first_line(error)])
+            )
+            continue
+        readable[table] = columns
+    return violations, readable
 
 
 def unique_key_checks() -> Iterator[SqlCheck]:
@@ -195,14 +210,16 @@ def _run(con: duckdb.DuckDBPyConnection, check: SqlCheck) -> Violation | None:
         count, examples = con.execute(
             f"SELECT count(*), min(example, {MAX_EXAMPLES}) FROM ({check.bad_rows})"
         ).fetchone()
-    except duckdb.Error as error:  # e.g. parts whose types disagree; report, never raise
-        first_line = str(error).splitlines()[0]
-        return Violation(
-            check.table, check.column, f"could not check {check.rule}", 0, [first_line]
-        )
+    except duckdb.Error as error:  # report, never raise
+        rule = f"could not check {check.rule}"
+        return Violation(check.table, check.column, rule, 0, [_first_line(error)])
     if count == 0:
         return None
     return Violation(check.table, check.column, check.rule, count, list(examples))
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0]
 
 
 def _with_key(table: str, column: str) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,14 +13,16 @@ from rich.table import Table
 
 from features.sources.atomic import write_json
 
-console = Console()
-errors = Console(stderr=True)
+# Piped output (logs, CI) gets a wide fixed width rather than rich's 80 columns, so tables of
+# violations or lists are not cut into ellipses.
+console = Console(width=None if sys.stdout.isatty() else 160)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def table(title: str, columns: Iterable[str], rows: Iterable[Iterable[object]]) -> Table:
     out = Table(title=title, title_justify="left")
     for column in columns:
-        out.add_column(column)
+        out.add_column(column, overflow="fold")
     for row in rows:
         out.add_row(*(str(v) for v in row))
     return out

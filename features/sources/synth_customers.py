@@ -74,9 +74,7 @@ def draw_customers(
     salary = np.where(salaried, rng.lognormal(np.log(9_000), 0.5, n), 0.0)
 
     tier_mult = np.vectorize(CITY_TIER_WEALTH.get)(city_tier)
-    log_wealth = (
-        np.log(MEDIAN_WEALTH) + WEALTH_SIGMA * rng.standard_normal(n) + 0.015 * (age - 44)
-    )
+    log_wealth = np.log(MEDIAN_WEALTH) + WEALTH_SIGMA * rng.standard_normal(n) + 0.015 * (age - 44)
     wealth = np.exp(log_wealth) * tier_mult
     tail = rng.random(n) < PARETO_SHARE
     wealth[tail] = np.minimum(PARETO_SCALE * (1 + rng.pareto(PARETO_ALPHA, tail.sum())), 3e8)
@@ -90,9 +88,9 @@ def draw_customers(
         -np.minimum(3 + rng.exponential(70, n), 360).astype(int),
     )
     open_date = (months[0] + pd.offsets.MonthBegin(-1)).to_numpy().astype("datetime64[D]")
-    open_date = (
-        open_date.astype("datetime64[M]") + open_month.astype("timedelta64[M]")
-    ).astype("datetime64[D]") + rng.integers(0, 28, n).astype("timedelta64[D]")
+    open_date = (open_date.astype("datetime64[M]") + open_month.astype("timedelta64[M]")).astype(
+        "datetime64[D]"
+    ) + rng.integers(0, 28, n).astype("timedelta64[D]")
     birth = (end.to_numpy().astype("datetime64[D]")
              - (age * 365.25).astype("timedelta64[D]"))  # fmt: skip
     open_date = np.maximum(open_date, birth + np.timedelta64(18 * 365, "D"))

@@ -12,7 +12,8 @@ Churn is caused by *drivers* that show in the data before the exit (the precurso
 | maturity | a time deposit / WM product matures next month | — |
 
 Each driver drains money only in its first three months (at most 30% a month in all), so a
-fall of 70% is always an exit, never a slow drift. The monthly exit hazard is ``sigmoid(base + Σ driver contributions + hidden + shock)``, where
+fall of 70% is always an exit, never a slow drift. The monthly exit hazard is
+``sigmoid(base + Σ driver contributions + hidden + shock)``, where
 ``hidden`` is a per-customer term and ``shock`` a per-month term, both invisible in the data.
 ``churn_driver`` is the driver with the largest contribution when the exit was decided
 (``none`` when no driver contributed). Every draw after the hazards is independent, so the
@@ -176,7 +177,8 @@ def simulate(
             rng, drivers_on[:, DECLINE], drivers_months[:, DECLINE], is_open,
             np.where(young, 0.024, 0.016), 0.12)  # fmt: skip
         drivers_on[:, OUTFLOW], drivers_months[:, OUTFLOW] = _episode(
-            rng, drivers_on[:, OUTFLOW], drivers_months[:, OUTFLOW], is_open, 0.014, 0.12)
+            rng, drivers_on[:, OUTFLOW], drivers_months[:, OUTFLOW], is_open, 0.014, 0.12
+        )
         drivers_on[:, SALARY], drivers_months[:, SALARY] = _episode(
             rng, drivers_on[:, SALARY], drivers_months[:, SALARY], is_open & cust.salaried,
             0.007, 0.04)  # fmt: skip

@@ -65,7 +65,9 @@ def balances_rows(rng, cust: CustomerChunk, months: list[MonthState], cal: Calen
             closing = s.closed[rows, p]
             if ASSET[p]:
                 avg = s.aum[rows] * s.shares[rows, p]
-                avg = np.where(closing & ~s.exit_now[rows], avg * rng.uniform(0.3, 0.7, rows.size), avg)
+                avg = np.where(
+                    closing & ~s.exit_now[rows], avg * rng.uniform(0.3, 0.7, rows.size), avg
+                )
             else:
                 avg = s.liabilities[rows, p]
             end = np.where(closing, 0.0, avg * np.exp(rng.normal(0, 0.04, rows.size)))
@@ -110,7 +112,9 @@ class _TxnBuffer:
         take = lambda values, codes: values.take(pa.array(codes[order]))  # noqa: E731
         return pa.table(
             {
-                "txn_id": pa.array(np.arange(first_txn_id, first_txn_id + len(idx), dtype=np.int64)),
+                "txn_id": pa.array(
+                    np.arange(first_txn_id, first_txn_id + len(idx), dtype=np.int64)
+                ),
                 "customer_id": pa.array(cust.customer_id[idx][order]),
                 "ts": pa.array(ts[order]),
                 "amount": pa.array(_cents(np.maximum(amount[order], 1.0))),
@@ -134,8 +138,8 @@ def transactions_table(rng, cust, months: list[MonthState], cal: Calendar, first
         factor = factor * np.where(s.any_driver, 0.7, 1.0)
 
         idx = np.flatnonzero(s.salary_paid)
-        buf.add(idx, cal.moment(rng, t, idx.size, 4, 14),
-                cust.salary[idx] * rng.uniform(0.97, 1.03, idx.size), IN, ONLINE, SALARY)  # fmt: skip
+        salary = cust.salary[idx] * rng.uniform(0.97, 1.03, idx.size)
+        buf.add(idx, cal.moment(rng, t, idx.size, 4, 14), salary, IN, ONLINE, SALARY)
 
         idx = _repeat(rng.poisson(cust.activity * factor))
         mobile = rng.random(idx.size) < cust.mobile_share[idx]
@@ -208,7 +212,9 @@ def complaints_rows(rng, cust, months: list[MonthState], cal: Calendar, first_id
         for i in np.flatnonzero(s.complaint_resolved):
             if i in pending:
                 resolved = cal.moment(rng, s.month, 1)[0]
-                rows[pending.pop(i)]["resolved_ts"] = max(resolved, open_ts[i] + np.timedelta64(1, "h"))
+                rows[pending.pop(i)]["resolved_ts"] = max(
+                    resolved, open_ts[i] + np.timedelta64(1, "h")
+                )
         opened = np.flatnonzero(s.complaint_opened)
         ts = cal.moment(rng, s.month, opened.size)
         categories = rng.choice(CATEGORIES, opened.size)

@@ -139,9 +139,12 @@ def write_bank(
             "as_of": config.end.isoformat(),
             "months": [m.date().isoformat() for m in months],
             "rows": counts,
-            "org": {"outlets": len(org.org), "rms": len(org.rms),
-                    "sub_branches": int(org.org["sub_branch_id"].nunique()),
-                    "branches": int(org.org["branch_id"].nunique())},  # fmt: skip
+            "org": {
+                "outlets": len(org.org),
+                "rms": len(org.rms),
+                "sub_branches": int(org.org["sub_branch_id"].nunique()),
+                "branches": int(org.org["branch_id"].nunique()),
+            },  # fmt: skip
             "hidden_share_of_logit_variance": round(
                 float((s2 / n - (s1 / n) ** 2) / (l2 / n - (l1 / n) ** 2)), 4
             ),

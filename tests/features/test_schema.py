@@ -209,6 +209,12 @@ FAULTS: dict[str, tuple[Callable[[Bank], None], tuple[str, str, str, int]]] = {
         ),
         ("rm_assignments", "valid_from, valid_to", "no overlapping assignments per customer", 1),
     ),
+    "assignment ending before it starts": (
+        _append(
+            "rm_assignments", customer_id=3, valid_from=date(2023, 6, 1), valid_to=date(2023, 5, 1)
+        ),
+        ("rm_assignments", "valid_to", "valid_to > valid_from", 1),
+    ),
     "invalid enum": (
         _set("balances", 1, status="opened"),
         ("balances", "status", "isin(['open', 'closed'])", 1),

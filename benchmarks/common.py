@@ -1,0 +1,54 @@
+"""Shared benchmark plumbing: run a step in a child process, time it, sample its peak RSS."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def run_measured(code: str, poll_seconds: float = 0.2) -> dict:
+    """Run ``python -c code`` and return wall seconds and peak RSS (MB, process tree)."""
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", code])
+    proc = psutil.Process(child.pid)
+    peak = 0
+    while child.poll() is None:
+        try:
+            rss = proc.memory_info().rss + sum(
+                c.memory_info().rss for c in proc.children(recursive=True)
+            )
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(poll_seconds)
+    seconds = time.perf_counter() - started
+    if child.returncode != 0:
+        raise RuntimeError(f"benchmark step failed with exit code {child.returncode}")
+    return {"seconds": seconds, "peak_rss_mb": peak / 2**20}
+
+
+def median_of(runs: list[dict]) -> dict:
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+
+
+def report(name: str, columns: list[str], rows: list[list], payload: dict) -> None:
+    table = Table(title=name, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    Console().print(table)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    Console().print(f"written to {path}")

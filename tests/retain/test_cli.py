@@ -1,0 +1,110 @@
+"""The `retain` command as a user runs it: a real subprocess, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+RETAIN = [sys.executable, "-m", "retain"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*RETAIN, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_every_subcommand_with_one_line():
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("synth", "validate", "profile", "demo"):
+        assert command in result.stdout
+
+
+def test_synth_writes_a_valid_warehouse_and_a_json_summary(tmp_path):
+    out, summary = tmp_path / "wh", tmp_path / "synth.json"
+    result = run("synth", "--customers", "800", "--months", "8", "--seed", "5",
+                 "--out", str(out), "--json", str(summary))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(summary.read_text())
+    assert payload["rows"]["customers"] == 800
+    assert len(payload["months"]) == 8
+
+    checked = run("validate", "--warehouse", str(out), "--json", str(tmp_path / "v.json"))
+    assert checked.returncode == 0, checked.stdout
+    assert json.loads((tmp_path / "v.json").read_text())["valid"] is True
+
+
+def test_synth_rejects_a_date_that_is_not_a_month_end(tmp_path):
+    result = run("synth", "--customers", "10", "--end", "2024-12-15", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert "month-end" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def _rewrite(path: Path, change) -> None:
+    frame = pq.read_table(path).to_pandas()
+    pq.write_table(
+        __import__("pyarrow").Table.from_pandas(change(frame), preserve_index=False), path
+    )
+
+
+@pytest.fixture
+def faulty_bank(small_bank, tmp_path) -> Path:
+    """A copy of the small bank with one fault of each kind the issue names."""
+    bank = tmp_path / "faulty"
+    shutil.copytree(small_bank, bank)
+    part = "part-00000.parquet"
+    _rewrite(bank / "customers" / part, lambda f: pd.concat([f, f.iloc[[0]]]))  # duplicate key
+
+    def balance_faults(f: pd.DataFrame) -> pd.DataFrame:
+        f = f.copy()
+        f.loc[f.index[0], "customer_id"] = 99_999_999  # orphan customer
+        f.loc[f.index[1], "avg_daily_balance"] = -50.0  # negative balance
+        f.loc[f.index[2], "product"] = "bitcoin_vault"  # unknown product
+        return f
+
+    _rewrite(bank / "balances" / part, balance_faults)
+
+    def overlap(f: pd.DataFrame) -> pd.DataFrame:
+        row = f[f["valid_to"].isna()].iloc[[0]].copy()
+        row["valid_from"] = row["valid_from"] + pd.Timedelta(days=10)
+        row["rm_id"] = f["rm_id"].iloc[-1]
+        return pd.concat([f, row])
+
+    _rewrite(bank / "rm_assignments" / part, overlap)
+    return bank
+
+
+def test_validate_reports_every_injected_fault_and_exits_1(faulty_bank, tmp_path):
+    report = tmp_path / "violations.json"
+    result = run("validate", "--warehouse", str(faulty_bank), "--json", str(report))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    found = {(v["table"], v["column"]): v for v in json.loads(report.read_text())["violations"]}
+    expected = {
+        ("customers", "customer_id"): "unique",
+        ("balances", "customer_id"): "customers",
+        ("balances", "avg_daily_balance"): ">= 0",
+        ("balances", "product"): "products",
+        ("rm_assignments", "valid_from, valid_to"): "overlap",
+    }
+    for key, rule_word in expected.items():
+        assert key in found, (key, sorted(found))
+        assert rule_word in found[key]["rule"], found[key]
+        assert found[key]["count"] >= 1
+        assert found[key]["examples"]
+    for table, _ in expected:
+        assert table in result.stdout
+
+
+def test_validate_on_a_missing_directory_is_a_clear_error(tmp_path):
+    result = run("validate", "--warehouse", str(tmp_path / "nope"))
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
