@@ -1,0 +1,105 @@
+"""Assemble the feature table: one row per (customer, cutoff), features, labels and truth.
+
+Rows: customers open at the cutoff with at least one balance that month. Columns: ids and
+org placement at the cutoff (outlet, sub-branch, branch, RM as of the cutoff), every catalog
+feature, ``eligible_churn``, the labels, and ``truth_*`` columns when the warehouse has a
+truth table (never model inputs).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import ibis.expr.types as ir
+from ibis import _
+
+from features.activity import activity_features
+from features.config import BankConfig
+from features.contribution import contribution_features, contribution_share_outlet
+from features.labels import churn_eligible, label_features
+from features.lifecycle import lifecycle_features
+from features.loyalty import loyalty_features
+from features.panel import Warehouse, build_panel, month_number
+from features.satisfaction import satisfaction_features
+from features.tiers import (
+    months_in_tier,
+    pyramid_level,
+    tier_change_flags,
+    tier_history_features,
+    tier_level,
+    tier_name,
+)
+
+ID_COLUMNS = ("customer_id", "cutoff", "outlet_id", "sub_branch_id", "branch_id", "rm_id",
+              "tier", "do_not_contact", "eligible_churn")  # fmt: skip
+TRUTH_PREFIX = "truth_"
+
+
+class CutoffError(ValueError):
+    """Cutoffs that the warehouse cannot answer for."""
+
+
+def _month_numbers(cutoffs: list[date]) -> list[int]:
+    return [c.year * 12 + c.month - 1 for c in cutoffs]
+
+
+def build_features(wh: Warehouse, cutoffs: list[date], config: BankConfig) -> ir.Table:
+    """The feature table expression for ``cutoffs`` (month-end dates)."""
+    panel = build_panel(wh, config)
+    panel = panel.mutate(
+        **contribution_features(panel, config),
+        **loyalty_features(panel),
+        **activity_features(panel),
+        **satisfaction_features(panel),
+        **lifecycle_features(panel),
+        tier_level=tier_level(panel.aum, config.tiers),
+        eligible_churn=churn_eligible(panel, config),
+    )
+    panel = panel.mutate(**tier_change_flags(panel))
+    panel = panel.mutate(**tier_history_features(panel))
+    panel = panel.mutate(months_in_tier=months_in_tier(panel))
+    last_month = month_number(wh.balances.month.max()).as_scalar()
+    panel = panel.mutate(**label_features(panel, config, last_month))
+
+    rows = panel.filter(panel.month_number.isin(_month_numbers(cutoffs)), panel.has_balances > 0)
+    rows = rows.mutate(cutoff=rows.month, tier=tier_name(rows.tier_level, config.tiers))
+    rows = rows.mutate(contribution_share_outlet=contribution_share_outlet(rows))
+    rows = pyramid_level(rows)
+    rows = _with_rm_as_of_cutoff(rows, wh.rm_assignments)
+    if wh.truth is not None:
+        rows = _with_truth(rows, wh.truth)
+    return rows
+
+
+def _with_rm_as_of_cutoff(rows: ir.Table, assignments: ir.Table) -> ir.Table:
+    """Who looked after the customer on the cutoff day (a plain range join, not asof_join)."""
+    a = assignments
+    joined = rows.left_join(
+        a,
+        [
+            rows.customer_id == a.customer_id,
+            a.valid_from <= rows.cutoff,
+            a.valid_to.isnull() | (a.valid_to > rows.cutoff),
+        ],
+    )
+    joined = joined.drop(*[c for c in joined.columns if c.endswith("_right")])
+    joined = joined.drop("valid_from", "valid_to")
+    return joined.mutate(rm_assigned=joined.rm_id.notnull())
+
+
+def _with_truth(rows: ir.Table, truth: ir.Table) -> ir.Table:
+    values = [c for c in truth.columns if c not in ("customer_id", "month", "exit_month")]
+    t = truth.select("customer_id", "month", *[truth[c].name(TRUTH_PREFIX + c) for c in values])
+    joined = rows.left_join(t, [rows.customer_id == t.customer_id, rows.cutoff == t.month])
+    return joined.drop(*[c for c in joined.columns if c.endswith("_right")], "month_right")
+
+
+def select_output(rows: ir.Table, feature_names: list[str]) -> ir.Table:
+    labels = sorted(c for c in rows.columns if c.startswith("label_"))
+    truth = sorted(c for c in rows.columns if c.startswith(TRUTH_PREFIX))
+    columns = [*ID_COLUMNS, *feature_names, *labels, *truth]
+    return (
+        rows.select(*columns)
+        .order_by(["cutoff", "customer_id"])
+        .mutate(cutoff=_.cutoff.cast("date"))
+    )

@@ -1,0 +1,42 @@
+"""Contribution domain (贡献度): what the customer holds and what they bring the bank."""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from features.config import BankConfig
+from features.panel import lag, rolling_mean, safe_ratio
+
+SLOPE_MONTHS = 6
+
+
+def aum_slope_6m(aum: ir.NumericColumn) -> ir.FloatingValue:
+    """Least-squares slope of monthly AUM over 6 months, relative to their mean (per month)."""
+    centre = (SLOPE_MONTHS - 1) / 2
+    spread = sum((k - centre) ** 2 for k in range(SLOPE_MONTHS))
+    values = [lag(aum, SLOPE_MONTHS - 1 - k) for k in range(SLOPE_MONTHS)]
+    slope = sum((k - centre) / spread * v for k, v in enumerate(values))
+    return safe_ratio(slope, sum(values) / SLOPE_MONTHS)
+
+
+def contribution_features(panel: ir.Table, config: BankConfig) -> dict[str, ir.Value]:
+    aum = panel.aum
+    features = {
+        "aum_avg_1m": aum,
+        "aum_avg_3m": rolling_mean(aum, 3),
+        "aum_avg_12m": rolling_mean(aum, 12),
+        "aum_change_3m": safe_ratio(aum, lag(aum, 3)) - 1,
+        "aum_slope_6m": aum_slope_6m(aum),
+        # annualised: the mean monthly contribution over up to 12 months, times 12
+        "contribution_12m": rolling_mean(panel.contribution_month, 12) * 12,
+    }
+    for product in config.product_names:
+        features[f"balance_{product}"] = panel[f"balance_{product}"]
+    return features
+
+
+def contribution_share_outlet(rows: ir.Table) -> ir.FloatingValue:
+    """Share of the outlet's total contribution at the same cutoff."""
+    outlet = ibis.window(group_by=["cutoff", "outlet_id"])
+    return safe_ratio(rows.contribution_12m, rows.contribution_12m.sum().over(outlet))

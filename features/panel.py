@@ -1,0 +1,184 @@
+"""The monthly panel: one row per (customer, month) from opening to the last month of data.
+
+Every feature is a window over this panel, ending at the cutoff row, so nothing after the
+cutoff can reach a feature. Events are bucketed by the month-end on or after their date: an
+event on the cutoff day belongs to the cutoff month and counts as known; a complaint resolved
+after the cutoff is resolved in a later bucket, so at the cutoff it is still open.
+
+Months are handled as integer month numbers (year × 12 + month − 1) and days as epoch days,
+so the same expressions run on DuckDB and on Spark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+from ibis import _
+
+from features.config import BankConfig
+
+
+def month_number(date: ir.DateValue) -> ir.IntegerValue:
+    return date.year() * 12 + date.month() - 1
+
+
+def by_customer(preceding=None, following=0, rows=None) -> ibis.expr.builders.LegacyWindowBuilder:
+    """A window over one customer's months, ordered in time."""
+    if rows is not None:
+        return ibis.window(group_by="customer_id", order_by="month_number", rows=rows)
+    return ibis.window(
+        group_by="customer_id", order_by="month_number", preceding=preceding, following=following
+    )
+
+
+def rolling_sum(column: ir.NumericColumn, months: int) -> ir.NumericColumn:
+    """Sum over the cutoff month and the ``months - 1`` before it."""
+    return column.sum().over(by_customer(preceding=months - 1))
+
+
+def rolling_mean(column: ir.NumericColumn, months: int) -> ir.NumericColumn:
+    return column.mean().over(by_customer(preceding=months - 1))
+
+
+def lag(column: ir.Column, months: int) -> ir.Column:
+    return column.lag(months).over(by_customer(preceding=None, following=None))
+
+
+def lead(column: ir.Column, months: int) -> ir.Column:
+    return column.lead(months).over(by_customer(preceding=None, following=None))
+
+
+def latest(column: ir.Column) -> ir.Column:
+    """The largest value up to and including this month (e.g. the last contact date)."""
+    return column.max().over(by_customer(preceding=None, following=0))
+
+
+def safe_ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
+    """numerator / denominator, null when the denominator is zero or null."""
+    return ibis.ifelse(denominator > 0, numerator / denominator, ibis.null("float64"))
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """The input tables as Ibis expressions on one backend."""
+
+    org: ir.Table
+    rms: ir.Table
+    customers: ir.Table
+    rm_assignments: ir.Table
+    products: ir.Table
+    balances: ir.Table
+    transactions: ir.Table
+    interactions: ir.Table
+    complaints: ir.Table
+    truth: ir.Table | None = None
+
+
+def _balances_monthly(wh: Warehouse, config: BankConfig) -> ir.Table:
+    b = wh.balances.join(wh.products, "product")
+    is_open = b.status == "open"
+    asset = b.kind == "asset"
+    days_to_maturity = b.maturity_date.epoch_days() - b.month.epoch_days()
+    maturing = is_open & days_to_maturity.between(1, 30)
+    contribution = b.avg_daily_balance * b.margin_rate / 12 + ibis.ifelse(
+        is_open, b.fee_per_year / 12, 0.0
+    )
+    aggregates = {
+        "aum": ibis.ifelse(asset, b.avg_daily_balance, 0.0).sum(),
+        "products_held": is_open.cast("int64").sum(),
+        "contribution_month": contribution.sum(),
+        "td_maturing": ibis.ifelse(
+            maturing & (b["product"] == "time_deposit"), b.avg_daily_balance, 0.0
+        ).sum(),
+        "wm_maturing": ibis.ifelse(
+            maturing & (b["product"] == "wealth_management"), b.avg_daily_balance, 0.0
+        ).sum(),
+        "has_balances": b.customer_id.count(),
+    }
+    for product in config.product_names:
+        aggregates[f"balance_{product}"] = ibis.ifelse(
+            b["product"] == product, b.avg_daily_balance, 0.0
+        ).sum()
+        aggregates[f"held_{product}"] = (is_open & (b["product"] == product)).cast("int64").max()
+    monthly = b.group_by(customer_id=b.customer_id, month_number=month_number(b.month)).aggregate(
+        **aggregates
+    )
+    first = wh.balances.month.min().as_scalar()
+    first_seen = wh.balances.group_by(["customer_id", "product"]).aggregate(
+        first_month=_.month.min()
+    )
+    opened = (
+        first_seen.filter(first_seen.first_month > first)
+        .group_by(customer_id=_.customer_id, month_number=month_number(_.first_month))
+        .aggregate(products_opened=_.count())
+    )
+    return monthly.left_join(opened, ["customer_id", "month_number"]).drop(
+        "customer_id_right", "month_number_right"
+    )
+
+
+def _transactions_monthly(wh: Warehouse) -> ir.Table:
+    t = wh.transactions
+    out = t.direction == "out"
+    return t.group_by(customer_id=t.customer_id, month_number=month_number(t.ts.date())).aggregate(
+        txn_count=_.count(),
+        amount_in=ibis.ifelse(~out, t.amount, 0.0).sum(),
+        amount_out=ibis.ifelse(out, t.amount, 0.0).sum(),
+        out_other_bank=ibis.ifelse(out & (t.counterparty == "other_bank"), t.amount, 0.0).sum(),
+        mobile_count=(t.channel == "mobile").cast("int64").sum(),
+        salary_count=(t.counterparty == "salary").cast("int64").sum(),
+        last_txn_day=t.ts.date().epoch_days().max(),
+    )
+
+
+def _interactions_monthly(wh: Warehouse) -> ir.Table:
+    i = wh.interactions
+    return i.group_by(customer_id=i.customer_id, month_number=month_number(i.ts.date())).aggregate(
+        contacts=_.count(), last_contact_day=i.ts.date().epoch_days().max()
+    )
+
+
+def _complaints_monthly(wh: Warehouse) -> ir.Table:
+    c = wh.complaints
+    raised = c.group_by(
+        customer_id=c.customer_id, month_number=month_number(c.ts.date())
+    ).aggregate(complaints_raised=_.count())
+    done = c.filter(c.resolved_ts.notnull())
+    resolved = done.group_by(
+        customer_id=done.customer_id, month_number=month_number(done.resolved_ts.date())
+    ).aggregate(
+        complaints_resolved=_.count(),
+        resolve_days=(done.resolved_ts.date().epoch_days() - done.ts.date().epoch_days()).sum(),
+    )
+    return raised.outer_join(resolved, ["customer_id", "month_number"]).select(
+        customer_id=ibis.coalesce(raised.customer_id, resolved.customer_id),
+        month_number=ibis.coalesce(raised.month_number, resolved.month_number),
+        complaints_raised=raised.complaints_raised,
+        complaints_resolved=resolved.complaints_resolved,
+        resolve_days=resolved.resolve_days,
+    )
+
+
+def build_panel(wh: Warehouse, config: BankConfig) -> ir.Table:
+    """The dense (customer, month) grid with every monthly aggregate, zeros where nothing."""
+    months = wh.balances.select(month=wh.balances.month).distinct()
+    months = months.mutate(month_number=month_number(months.month))
+    customers = wh.customers.join(wh.org, "outlet_id").select(
+        "customer_id", "outlet_id", "sub_branch_id", "branch_id", "city_tier", "birth_date",
+        "do_not_contact", open_number=month_number(_.open_date),
+    )  # fmt: skip
+    grid = customers.cross_join(months).filter(_.month_number >= _.open_number)
+    panel = grid
+    for part in (
+        _balances_monthly(wh, config),
+        _transactions_monthly(wh),
+        _interactions_monthly(wh),
+        _complaints_monthly(wh),
+    ):
+        panel = panel.left_join(part, ["customer_id", "month_number"]).drop(
+            "customer_id_right", "month_number_right"
+        )
+    counts = [c for c in panel.columns if c not in grid.columns and not c.startswith("last_")]
+    return panel.mutate(**{c: ibis.coalesce(panel[c], 0) for c in counts})
