@@ -103,3 +103,33 @@ def select_output(rows: ir.Table, feature_names: list[str]) -> ir.Table:
         .order_by(["cutoff", "customer_id"])
         .mutate(cutoff=_.cutoff.cast("date"))
     )
+
+
+def parse_cutoffs(spec: str, every: int = 1) -> list[date]:
+    """``FIRST:LAST`` month-end dates (or a single date) → every ``every``-th month-end."""
+    import pandas as pd
+
+    first, _, last = spec.partition(":")
+    try:
+        start, end = pd.Timestamp(first), pd.Timestamp(last or first)
+    except ValueError as exc:
+        raise CutoffError(f"cutoffs must be FIRST:LAST dates (YYYY-MM-DD), got {spec!r}") from exc
+    for moment in (start, end):
+        if moment != moment + pd.offsets.MonthEnd(0):
+            raise CutoffError(f"cutoff {moment.date()} is not a month-end date")
+    if end < start or every < 1:
+        raise CutoffError(f"empty cutoff range {spec!r} (every {every})")
+    return [d.date() for d in pd.date_range(start, end, freq="ME")[::every]]
+
+
+def check_cutoffs(wh: Warehouse, cutoffs: list[date]) -> None:
+    """Every cutoff must be a month the warehouse has balances for."""
+    bounds = wh.balances.aggregate(first=wh.balances.month.min(), last=wh.balances.month.max())
+    row = bounds.to_pandas().iloc[0]
+    first, last = row["first"].date(), row["last"].date()
+    outside = [c for c in cutoffs if not first <= c <= last]
+    if outside:
+        raise CutoffError(
+            f"{len(outside)} cutoff(s) outside the warehouse's months {first}..{last}, "
+            f"e.g. {outside[0]}"
+        )

@@ -18,7 +18,7 @@ PYRAMID_SHARE = 0.2
 
 
 def tier_level(aum: ir.NumericValue, ladder: TierLadder) -> ir.IntegerValue:
-    """0 for the lowest tier up to len(bounds) for the highest; a bound belongs to the tier above."""
+    """0 for the lowest tier up to len(bounds); a bound itself belongs to the tier above."""
     return sum((aum >= bound).cast("int64") for bound in ladder.bounds)
 
 

@@ -148,6 +148,50 @@ def _print_profile(summary: dict) -> None:
 
 
 @app.command()
+def features(
+    cutoffs: Annotated[
+        str, typer.Option(help="FIRST:LAST month-end dates, e.g. 2024-01-31:2024-09-30.")
+    ],
+    warehouse: Annotated[Path, typer.Option(help="Warehouse directory.")] = DEFAULT_WAREHOUSE,
+    every: Annotated[int, typer.Option(help="Take every N-th month.")] = 1,
+    engine: Annotated[str, typer.Option(help="duckdb (embedded) or spark.")] = "duckdb",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL.")] = "local[2]",
+    out: Annotated[Path, typer.Option(help="Feature file to write.")] = Path(
+        "data/features.parquet"
+    ),
+    json_path: JsonOption = None,
+) -> None:
+    """Build point-in-time features and labels for monthly cutoffs."""
+    from features.build import CutoffError, parse_cutoffs
+    from features.config import BankConfig
+    from features.engine import EngineError
+    from features.materialize import write_features
+    from features.sources.files import WarehouseError
+
+    started = time.perf_counter()
+    try:
+        months = parse_cutoffs(cutoffs, every)
+        with console.status("features") as status:
+            summary = write_features(
+                warehouse, months, out, BankConfig(), engine, spark_master,
+                step=lambda text: status.update(f"features: {text}…"),
+            )  # fmt: skip
+    except (CutoffError, EngineError, WarehouseError) as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    console.print(
+        table(
+            f"features written to {out}",
+            ["engine", "cutoffs", "rows", "features", "labels", "seconds"],
+            [(engine, len(months), f"{summary['rows']:,}", summary["features"],
+              len(summary["labels"]), summary["seconds"])],
+        )
+    )  # fmt: skip
+    save_json(json_path, summary)
+
+
+@app.command()
 def demo(
     customers: Annotated[int, typer.Option(help="Customers in the synthetic bank.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,

@@ -1,0 +1,414 @@
+"""Every model feature in one table: labels, reason texts, direction, drivers (DESIGN §6).
+
+Reason templates are phrased for the direction that *raises* churn risk, because an RM reads
+them as "why this customer may leave". They are ``str.format`` templates with one ``{value}``
+placeholder, rendered by :meth:`Feature.reason`, which understands two specs besides the usual
+ones (``.0%``, ``.0f``):
+
+- ``{value:money}``: CNY, "¥1.2万" in zh (万 from 10,000, 亿 from 100 million), "CNY 12,000" in en;
+- ``{value:when true|when false}``: a boolean picks one of two texts.
+
+Nothing here does work at import time; :func:`catalog` builds the entries on first call.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from features.config import DEFAULT_PRODUCTS
+
+CATALOG_VERSION = "1"
+
+DOMAINS = ("contribution", "tiers", "loyalty", "activity", "satisfaction", "lifecycle")
+DTYPES = ("float64", "int64", "bool")
+LANGUAGES = ("zh", "en")
+# The synthetic bank's truth drivers (features/sources/synth_dynamics.py) that a feature can
+# evidence; the reasons-vs-truth benchmark maps shown reasons back to them.
+DRIVERS = (
+    "balance_decline",
+    "outflow_other_bank",
+    "salary_loss",
+    "complaint",
+    "rm_neglect",
+    "maturity",
+)
+REASON_VALUES: dict[str, Callable[[float], float]] = {"negate": lambda v: -v, "abs": abs}
+
+DEFAULT_PRODUCT_NAMES: tuple[str, ...] = tuple(p.product for p in DEFAULT_PRODUCTS)
+
+PRODUCT_LABELS: dict[str, tuple[str, str]] = {
+    "demand_deposit": ("活期存款", "Demand deposit"),
+    "time_deposit": ("定期存款", "Time deposit"),
+    "wealth_management": ("理财", "Wealth management"),
+    "mutual_fund": ("基金", "Mutual fund"),
+    "insurance": ("保险", "Insurance"),
+    "credit_card": ("信用卡", "Credit card"),
+    "consumer_loan": ("消费贷款", "Consumer loan"),
+    "mortgage": ("住房贷款", "Mortgage"),
+    "private_banking_service": ("私人银行服务", "Private banking service"),
+}
+
+# English plurals after a count of exactly one: "1 months" reads as a bug to an RM.
+_EN_SINGULAR = re.compile(
+    r"(?<![\d.,])1 (month|day|time|product|complaint|contact|transaction|credit)s\b"
+)
+_NEGATIVE_ZERO = re.compile(r"-(?=[0.,]*%?$)")
+
+
+def product_label(product: str, lang: str) -> str:
+    """Human name of a product in ``lang`` ("zh" or "en"); unknown products keep their name."""
+    _check_language(lang)
+    zh, en = PRODUCT_LABELS.get(product, (product, product))
+    return zh if lang == "zh" else en
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model feature and how to explain it to a relationship manager.
+
+    Parameters
+    ----------
+    name : column name in the feature table.
+    domain : one of ``DOMAINS``.
+    dtype : "float64", "int64" or "bool".
+    label_zh, label_en : short human labels.
+    reason_zh, reason_en : reason templates with one ``{value}`` placeholder, phrased for the
+        direction that raises churn risk.
+    direction : +1 if a high value raises churn risk, -1 if it lowers it, 0 if ambiguous.
+    actionable : whether an RM can do something about it.
+    sensitive : demographic; may be a model input but is never shown as a reason.
+    driver : the truth driver (one of ``DRIVERS``) this feature evidences, or None.
+    reason_group : features expressing one cause share a group and become one reason;
+        defaults to ``name``.
+    reason_value : applied to the value before formatting, so a fall of -0.35 reads
+        "down 35%": "negate", "abs" or a callable; None leaves the value as it is.
+    """
+
+    name: str
+    domain: str
+    dtype: str
+    label_zh: str
+    label_en: str
+    reason_zh: str
+    reason_en: str
+    direction: int
+    actionable: bool
+    sensitive: bool = False
+    driver: str | None = None
+    reason_group: str | None = None
+    reason_value: str | Callable[[float], float] | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.domain not in DOMAINS:
+            problems.append(f"domain {self.domain!r} is not one of {DOMAINS}")
+        if self.dtype not in DTYPES:
+            problems.append(f"dtype {self.dtype!r} is not one of {DTYPES}")
+        if self.direction not in (-1, 0, 1):
+            problems.append(f"direction {self.direction!r} must be -1, 0 or +1")
+        if self.driver is not None and self.driver not in DRIVERS:
+            problems.append(f"driver {self.driver!r} is not one of {DRIVERS} or None")
+        if isinstance(self.reason_value, str) and self.reason_value not in REASON_VALUES:
+            problems.append(
+                f"reason_value {self.reason_value!r} is not one of {sorted(REASON_VALUES)}"
+            )
+        for lang, template in (("zh", self.reason_zh), ("en", self.reason_en)):
+            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+            if fields != ["value"]:
+                problems.append(
+                    f"reason_{lang} {template!r} must have exactly one {{value}} placeholder, "
+                    f"found {fields}"
+                )
+        if problems:
+            raise ValueError(f"catalog entry {self.name!r}: " + "; ".join(problems))
+        if self.reason_group is None:
+            object.__setattr__(self, "reason_group", self.name)
+
+    def label(self, lang: str) -> str:
+        """The short label in ``lang`` ("zh" or "en")."""
+        _check_language(lang)
+        return self.label_zh if lang == "zh" else self.label_en
+
+    def reason(self, value: Any, lang: str) -> str:
+        """Render the reason text for ``value`` in ``lang`` ("zh" or "en").
+
+        A missing or infinite value renders as "<label>：无数据" / "<label>: no data", never
+        "nan". When ``reason_value`` is set and the value points away from risk (AUM up, not
+        down), the text states the signed value plainly: "AUM change, 3 months: +12%".
+        """
+        _check_language(lang)
+        separator = "：" if lang == "zh" else ": "
+        number = _as_number(value)
+        if number is None:
+            return self.label(lang) + separator + ("无数据" if lang == "zh" else "no data")
+        template = self.reason_zh if lang == "zh" else self.reason_en
+        transform = self.reason_value
+        if isinstance(transform, str):
+            transform = REASON_VALUES[transform]
+        if transform is not None and not isinstance(number, bool):
+            shown = transform(number) + 0.0  # + 0.0 turns -0.0 into 0.0
+            if shown < 0:
+                spec = _signed(_value_spec(template))
+                return self.label(lang) + separator + format(_Value(number, lang), spec)
+            number = shown
+        text = template.format(value=_Value(number, lang))
+        return text if lang == "zh" else _EN_SINGULAR.sub(r"1 \1", text)
+
+
+class _Value:
+    """A value that formats itself with the catalog's specs (see the module docstring)."""
+
+    def __init__(self, value: float | bool, lang: str) -> None:
+        self.value = value
+        self.lang = lang
+
+    def __format__(self, spec: str) -> str:
+        if "|" in spec:
+            when_true, when_false = spec.split("|", 1)
+            return when_true if self.value else when_false
+        if spec == "money":
+            return _money_zh(self.value) if self.lang == "zh" else _money_en(self.value)
+        return _NEGATIVE_ZERO.sub("", format(float(self.value), spec), count=1)
+
+
+def _value_spec(template: str) -> str:
+    return next(spec for _, name, spec, _ in string.Formatter().parse(template) if name)
+
+
+def _signed(spec: str) -> str:
+    """``spec`` with an explicit sign for plain numbers, so a rise reads "+12%"."""
+    if spec == "money" or "|" in spec or spec[:1] in ("+", "-", " "):
+        return spec
+    return "+" + spec
+
+
+def _as_number(value: Any) -> float | bool | None:
+    """The value as bool or finite float; None when missing (None, NaN, pd.NA) or infinite."""
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _money_zh(amount: float) -> str:
+    sign = "-" if round(amount) < 0 else ""
+    amount = abs(amount)
+    if round(amount / 1e4, 1) >= 1e4:
+        text = _trim_zeros(f"{amount / 1e8:,.2f}") + "亿"
+    elif round(amount) >= 1e4:
+        text = _trim_zeros(f"{amount / 1e4:,.1f}") + "万"
+    else:
+        text = f"{amount:,.0f}"
+    return f"{sign}¥{text}"
+
+
+def _money_en(amount: float) -> str:
+    return f"CNY {round(amount):,}"
+
+
+def _trim_zeros(number: str) -> str:
+    return number.rstrip("0").rstrip(".") if "." in number else number
+
+
+def _check_language(lang: str) -> None:
+    if lang not in LANGUAGES:
+        raise ValueError(f"language {lang!r} is not supported; use one of {LANGUAGES}")
+
+
+# One entry per feature, in the order of the feature table. Columns: name, domain, dtype,
+# label zh/en, reason zh/en (risky direction), then direction, actionable and the rest by name.
+# fmt: off
+def _entries(products: tuple[str, ...]) -> list[Feature]:
+    c, t, lo, a, s, li = DOMAINS  # contribution, tiers, loyalty, activity, satisfaction, lifecycle
+    return [
+        Feature("aum_avg_1m", c, "float64", "本月日均资产", "AUM this month",
+                "本月日均资产{value:money}", "Average AUM this month {value:money}",
+                direction=0, actionable=False,
+                driver="balance_decline", reason_group="assets_falling"),
+        Feature("aum_avg_3m", c, "float64", "近3个月日均资产", "AUM, 3-month average",
+                "近3个月日均资产{value:money}", "Average AUM over 3 months {value:money}",
+                direction=0, actionable=False,
+                driver="balance_decline", reason_group="assets_falling"),
+        Feature("aum_avg_12m", c, "float64", "近12个月日均资产", "AUM, 12-month average",
+                "近12个月日均资产{value:money}", "Average AUM over 12 months {value:money}",
+                direction=0, actionable=False,
+                driver="balance_decline", reason_group="assets_falling"),
+        Feature("aum_change_3m", c, "float64", "近3个月资产变化", "AUM change, 3 months",
+                "近3个月资产下降{value:.0%}", "AUM down {value:.0%} over the last 3 months",
+                direction=-1, actionable=True, reason_value="negate",
+                driver="balance_decline", reason_group="assets_falling"),
+        Feature("aum_slope_6m", c, "float64", "近6个月资产趋势", "AUM trend, 6 months",
+                "近6个月资产每月下降约{value:.1%}",
+                "AUM falling about {value:.1%} a month over 6 months",
+                direction=-1, actionable=True, reason_value="negate",
+                driver="balance_decline", reason_group="assets_falling"),
+        *(_balance(product) for product in products),
+        Feature("contribution_12m", c, "float64", "年贡献度", "Annual contribution",
+                "年贡献度{value:money}", "Brings the bank {value:money} a year",
+                direction=0, actionable=False),
+        Feature("contribution_share_outlet", c, "float64", "占网点贡献比例",
+                "Share of outlet contribution",
+                "贡献占网点{value:.2%}", "{value:.2%} of the outlet's contribution",
+                direction=0, actionable=False),
+
+        Feature("tier_level", t, "int64", "客户等级", "Tier level",
+                "客户等级{value:.0f}级", "Tier level {value:.0f}",
+                direction=0, actionable=False),
+        Feature("pyramid_level", t, "int64", "金字塔层级", "Pyramid level",
+                "金字塔层级{value:.0f}", "Pyramid level {value:.0f}",
+                direction=0, actionable=False),
+        Feature("months_in_tier", t, "int64", "当前等级持续月数", "Months in current tier",
+                "当前等级仅维持{value:.0f}个月", "Only {value:.0f} months in the current tier",
+                direction=-1, actionable=False),
+        Feature("tier_downgrades_12m", t, "int64", "近12个月降级次数", "Tier drops, 12 months",
+                "近12个月客户等级下降{value:.0f}次", "Tier dropped {value:.0f} times in 12 months",
+                direction=1, actionable=True),
+
+        Feature("tenure_months", lo, "int64", "开户月数", "Tenure (months)",
+                "开户仅{value:.0f}个月", "Customer for only {value:.0f} months",
+                direction=-1, actionable=False),
+        Feature("products_held", lo, "int64", "持有产品数", "Products held",
+                "仅持有{value:.0f}种产品", "Holds only {value:.0f} products",
+                direction=-1, actionable=True),
+        Feature("product_breadth_change_6m", lo, "int64", "近6个月产品数变化",
+                "Change in products held, 6 months",
+                "近6个月减少{value:.0f}种产品", "Dropped {value:.0f} products in 6 months",
+                direction=-1, actionable=True, reason_value="negate"),
+        Feature("salary_credit_3m", lo, "int64", "近3个月代发工资次数", "Salary credits, 3 months",
+                "近3个月代发工资仅入账{value:.0f}次",
+                "Salary credited only {value:.0f} times in the last 3 months",
+                direction=-1, actionable=True, driver="salary_loss", reason_group="salary"),
+        Feature("salary_credit_lost", lo, "bool", "代发工资中断", "Salary credits stopped",
+                "{value:近3个月代发工资中断|代发工资正常入账}",
+                "{value:Salary credits stopped in the last 3 months|Salary credits continue}",
+                direction=1, actionable=True, driver="salary_loss", reason_group="salary"),
+        Feature("months_since_last_product_open", lo, "float64", "距上次开立产品月数",
+                "Months since last new product",
+                "已{value:.0f}个月未开立新产品", "No new product for {value:.0f} months",
+                direction=1, actionable=True),
+        Feature("rm_assigned", lo, "bool", "已分配客户经理", "Has an RM",
+                "{value:已分配客户经理|未分配客户经理}",
+                "{value:Has an assigned RM|No assigned RM}",
+                direction=-1, actionable=True, driver="rm_neglect", reason_group="rm_contact"),
+        Feature("rm_contacts_3m", lo, "int64", "近3个月客户经理联系次数", "RM contacts, 3 months",
+                "近3个月客户经理仅联系{value:.0f}次",
+                "RM in touch only {value:.0f} times in the last 3 months",
+                direction=-1, actionable=True, driver="rm_neglect", reason_group="rm_contact"),
+        Feature("days_since_rm_contact", lo, "float64", "距上次客户经理联系天数",
+                "Days since RM contact",
+                "客户经理已{value:.0f}天未联系", "No RM contact for {value:.0f} days",
+                direction=1, actionable=True, driver="rm_neglect", reason_group="rm_contact"),
+
+        Feature("txn_count_1m", a, "int64", "本月交易笔数", "Transactions this month",
+                "本月仅{value:.0f}笔交易", "Only {value:.0f} transactions this month",
+                direction=-1, actionable=True, reason_group="activity"),
+        Feature("txn_count_3m", a, "int64", "近3个月交易笔数", "Transactions, 3 months",
+                "近3个月仅{value:.0f}笔交易", "Only {value:.0f} transactions in the last 3 months",
+                direction=-1, actionable=True, reason_group="activity"),
+        Feature("txn_amount_in_3m", a, "float64", "近3个月资金流入", "Money in, 3 months",
+                "近3个月资金流入仅{value:money}", "Only {value:money} paid in over 3 months",
+                direction=-1, actionable=True, reason_group="activity"),
+        Feature("txn_amount_out_3m", a, "float64", "近3个月资金流出", "Money out, 3 months",
+                "近3个月资金流出{value:money}", "{value:money} paid out over 3 months",
+                direction=1, actionable=True,
+                driver="outflow_other_bank", reason_group="outflow"),
+        Feature("outflow_to_other_banks_share_3m", a, "float64", "近3个月转他行占比",
+                "Share of outflows to other banks, 3 months",
+                "近3个月{value:.0%}的转出资金流向他行",
+                "{value:.0%} of outgoing money went to other banks in 3 months",
+                direction=1, actionable=True,
+                driver="outflow_other_bank", reason_group="outflow"),
+        Feature("mobile_share_3m", a, "float64", "近3个月手机银行占比", "Mobile share, 3 months",
+                "手机银行交易占比{value:.0%}", "{value:.0%} of transactions on mobile",
+                direction=0, actionable=False, reason_group="activity"),
+        Feature("activity_change_3m", a, "float64", "近3个月交易变化", "Activity change, 3 months",
+                "近3个月交易笔数较前3个月下降{value:.0%}",
+                "Transactions down {value:.0%} on the previous 3 months",
+                direction=-1, actionable=True, reason_value="negate", reason_group="activity"),
+        Feature("days_since_last_txn", a, "float64", "距上次交易天数",
+                "Days since last transaction",
+                "已{value:.0f}天无交易", "No transactions for {value:.0f} days",
+                direction=1, actionable=True, reason_group="activity"),
+
+        Feature("complaints_12m", s, "int64", "近12个月投诉次数", "Complaints, 12 months",
+                "近12个月投诉{value:.0f}次", "{value:.0f} complaints in the last 12 months",
+                direction=1, actionable=True, driver="complaint", reason_group="complaint"),
+        Feature("open_complaints", s, "int64", "未解决投诉", "Open complaints",
+                "有{value:.0f}笔投诉尚未解决", "{value:.0f} complaints still unresolved",
+                direction=1, actionable=True, driver="complaint", reason_group="complaint"),
+        Feature("days_to_resolve_avg", s, "float64", "投诉平均解决天数",
+                "Days to resolve a complaint",
+                "投诉平均{value:.0f}天才解决", "Complaints took {value:.0f} days to resolve",
+                direction=1, actionable=True, driver="complaint", reason_group="complaint"),
+
+        Feature("time_deposit_maturing_30d", li, "float64", "30天内到期定期存款",
+                "Time deposits maturing in 30 days",
+                "定期存款30天内到期{value:money}，需挽留续存",
+                "{value:money} of time deposits mature within 30 days: ask to renew",
+                direction=1, actionable=True, driver="maturity", reason_group="maturity"),
+        Feature("wm_maturing_30d", li, "float64", "30天内到期理财", "WM maturing in 30 days",
+                "理财产品30天内到期{value:money}，需挽留续投",
+                "{value:money} of wealth management matures within 30 days: ask to reinvest",
+                direction=1, actionable=True, driver="maturity", reason_group="maturity"),
+        Feature("age", li, "int64", "年龄", "Age",
+                "年龄{value:.0f}岁", "Aged {value:.0f}",
+                direction=0, actionable=False, sensitive=True),
+        Feature("city_tier", li, "int64", "城市等级", "City tier",
+                "{value:.0f}线城市", "Tier-{value:.0f} city",
+                direction=0, actionable=False, sensitive=True),
+    ]
+# fmt: on
+
+
+def _balance(product: str) -> Feature:
+    zh, en = (
+        label.replace("{", "{{").replace("}", "}}")
+        for label in PRODUCT_LABELS.get(product, (product, product))
+    )
+    return Feature(
+        f"balance_{product}", "contribution", "float64", f"{zh}余额", f"{en} balance",
+        f"{zh}余额{{value:money}}", f"{en} balance {{value:money}}",
+        direction=0, actionable=False,
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=16)
+def _features(products: tuple[str, ...]) -> tuple[Feature, ...]:
+    duplicated = sorted({p for p in products if products.count(p) > 1})
+    if duplicated:
+        raise ValueError(f"product names must be unique; repeated: {duplicated}")
+    features = tuple(_entries(products))
+    names = [feature.name for feature in features]
+    clashing = sorted({name for name in names if names.count(name) > 1})
+    if clashing:
+        raise ValueError(f"feature names must be unique; products {products} give {clashing} twice")
+    return features
+
+
+def catalog(products: tuple[str, ...] = DEFAULT_PRODUCT_NAMES) -> dict[str, Feature]:
+    """Every model feature by name, in the feature table's order.
+
+    Parameters
+    ----------
+    products : product names; one ``balance_<product>`` feature is made for each
+        (``BankConfig().product_names`` for a configured bank).
+    """
+    return {feature.name: feature for feature in _features(tuple(products))}
+
+
+def feature_names(products: tuple[str, ...] = DEFAULT_PRODUCT_NAMES) -> list[str]:
+    """Names of every model feature, in the feature table's order."""
+    return [feature.name for feature in _features(tuple(products))]

@@ -1,0 +1,233 @@
+"""The feature catalog: every entry is complete, renders cleanly and carries the right flags."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from features.catalog import (
+    CATALOG_VERSION,
+    DOMAINS,
+    DRIVERS,
+    PRODUCT_LABELS,
+    Feature,
+    catalog,
+    feature_names,
+    product_label,
+)
+from features.config import DEFAULT_PRODUCTS, BankConfig
+from features.sources.synth_dynamics import DRIVERS as SYNTH_DRIVERS
+
+FEATURES = list(catalog().values())
+NUMERIC_VALUES = [0, 0.0, -0.35, -1, 1, 2, 0.5, 0.004, 3.7, 12_000.0, 1_234_567.89, 9e9,
+                  np.float64(-0.2), np.int64(3)]  # fmt: skip
+BOOL_VALUES = [True, False, np.True_, np.False_, 0, 1]
+
+
+def assert_clean(text: str, feature: Feature) -> None:
+    assert text, f"{feature.name}: empty text"
+    assert "{" not in text and "}" not in text, f"{feature.name}: placeholder left in {text!r}"
+    assert "nan" not in text.lower(), f"{feature.name}: 'nan' in {text!r}"
+    assert "inf" not in text.lower(), f"{feature.name}: 'inf' in {text!r}"
+
+
+@pytest.mark.parametrize("feature", FEATURES, ids=lambda f: f.name)
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_every_feature_renders_cleanly(feature: Feature, lang: str) -> None:
+    values = BOOL_VALUES if feature.dtype == "bool" else NUMERIC_VALUES
+    for value in [*values, None, float("nan"), math.inf]:
+        assert_clean(feature.reason(value, lang), feature)
+    assert feature.label(lang)
+
+
+# Up to ten thousand times the largest plausible amount; NaN and ±inf stand for missing.
+PLAUSIBLE = st.floats(min_value=-1e15, max_value=1e15) | st.sampled_from([math.nan, -math.inf])
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=PLAUSIBLE | st.integers(-(10**12), 10**12))
+def test_any_number_renders_cleanly(value: float) -> None:
+    for feature in FEATURES:
+        for lang in ("zh", "en"):
+            assert_clean(feature.reason(value, lang), feature)
+
+
+@settings(max_examples=30, deadline=None)
+@given(fall=st.floats(min_value=0.0, max_value=1e6), rise=st.floats(min_value=1e-9, max_value=1e6))
+def test_negated_values_never_show_a_minus(fall: float, rise: float) -> None:
+    negated = [feature for feature in FEATURES if feature.reason_value == "negate"]
+    assert negated
+    for feature in negated:
+        for lang in ("zh", "en"):
+            assert "-" not in feature.reason(-fall, lang), feature.name
+            assert "+" in feature.reason(rise, lang), feature.name
+
+
+def test_known_texts() -> None:
+    features = catalog()
+    aum_change = features["aum_change_3m"]
+    assert aum_change.reason(-0.35, "zh") == "近3个月资产下降35%"
+    assert aum_change.reason(-0.35, "en") == "AUM down 35% over the last 3 months"
+    # A rise is not written as "down -12%" but stated plainly.
+    assert aum_change.reason(0.12, "en") == "AUM change, 3 months: +12%"
+    assert aum_change.reason(-0.0001, "zh") == "近3个月资产下降0%"
+    maturing = features["time_deposit_maturing_30d"]
+    assert maturing.reason(120_000, "zh") == "定期存款30天内到期¥12万，需挽留续存"
+    assert maturing.reason(120_000, "en").startswith("CNY 120,000 of time deposits")
+    assert features["open_complaints"].reason(1, "en") == "1 complaint still unresolved"
+    assert features["open_complaints"].reason(2, "en") == "2 complaints still unresolved"
+    assert features["days_since_rm_contact"].reason(45.6, "zh") == "客户经理已46天未联系"
+    assert features["outflow_to_other_banks_share_3m"].reason(0.62, "zh").startswith("近3个月62%")
+    assert features["aum_avg_1m"].reason(float("nan"), "en") == "AUM this month: no data"
+
+
+@pytest.mark.parametrize(
+    ("amount", "zh", "en"),
+    [
+        (0, "¥0", "CNY 0"),
+        (8_500, "¥8,500", "CNY 8,500"),
+        (9_999.6, "¥1万", "CNY 10,000"),
+        (12_000, "¥1.2万", "CNY 12,000"),
+        (1_234_567, "¥123.5万", "CNY 1,234,567"),
+        (99_999_999, "¥1亿", "CNY 99,999,999"),
+        (123_456_789, "¥1.23亿", "CNY 123,456,789"),
+        (-12_000, "-¥1.2万", "CNY -12,000"),
+        (-0.4, "¥0", "CNY 0"),
+    ],
+)
+def test_money(amount: float, zh: str, en: str) -> None:
+    balance = catalog()["balance_demand_deposit"]
+    assert balance.reason(amount, "zh") == f"活期存款余额{zh}"
+    assert balance.reason(amount, "en") == f"Demand deposit balance {en}"
+
+
+def test_bool_features_pick_the_text_for_the_value() -> None:
+    features = catalog()
+    lost = features["salary_credit_lost"]
+    assert lost.reason(True, "zh") != lost.reason(False, "zh")
+    assert lost.reason(np.True_, "en") == lost.reason(1.0, "en") == lost.reason(True, "en")
+    assert features["rm_assigned"].reason(False, "en") == "No assigned RM"
+    assert features["rm_assigned"].reason(False, "zh") == "未分配客户经理"
+
+
+def test_names_unique_and_in_stable_order() -> None:
+    names = feature_names()
+    assert len(names) == len(set(names))
+    assert names == list(catalog()) == feature_names()
+    assert all(name == feature.name for name, feature in catalog().items())
+
+
+def test_balance_per_product() -> None:
+    names = feature_names()
+    for product in BankConfig().product_names:
+        assert f"balance_{product}" in names
+    assert len([n for n in names if n.startswith("balance_")]) == len(DEFAULT_PRODUCTS)
+    custom = feature_names(("demand_deposit", "gold_account"))
+    assert [n for n in custom if n.startswith("balance_")] == [
+        "balance_demand_deposit",
+        "balance_gold_account",
+    ]
+    gold = catalog(("gold_account",))["balance_gold_account"]
+    assert gold.label_zh == "gold_account余额"
+    assert gold.reason(20_000, "en") == "gold_account balance CNY 20,000"
+
+
+def test_repeated_products_are_refused() -> None:
+    with pytest.raises(ValueError, match="repeated"):
+        catalog(("mortgage", "mortgage"))
+
+
+def test_product_labels() -> None:
+    assert set(PRODUCT_LABELS) == {p.product for p in DEFAULT_PRODUCTS}
+    assert product_label("wealth_management", "zh") == "理财"
+    assert product_label("mortgage", "en") == "Mortgage"
+    assert product_label("gold_account", "zh") == "gold_account"
+    assert catalog()["balance_demand_deposit"].label_zh == "活期存款余额"
+    assert catalog()["balance_demand_deposit"].label_en == "Demand deposit balance"
+
+
+def test_drivers_match_the_synthetic_bank() -> None:
+    assert set(DRIVERS) == set(SYNTH_DRIVERS)
+    used = {feature.driver for feature in FEATURES}
+    assert used <= {*DRIVERS, None}
+    assert used - {None} == set(DRIVERS), "every truth driver needs a feature that shows it"
+
+
+def test_one_reason_group_one_driver() -> None:
+    drivers_by_group: dict[str, set[str | None]] = {}
+    for feature in FEATURES:
+        drivers_by_group.setdefault(feature.reason_group, set()).add(feature.driver)
+    assert all(len(drivers) == 1 for drivers in drivers_by_group.values()), drivers_by_group
+
+
+def test_reason_groups() -> None:
+    groups = {name: feature.reason_group for name, feature in catalog().items()}
+    for name in ("aum_avg_1m", "aum_avg_3m", "aum_avg_12m", "aum_change_3m", "aum_slope_6m"):
+        assert groups[name] == "assets_falling"
+    assert groups["salary_credit_3m"] == groups["salary_credit_lost"] == "salary"
+    assert {groups[n] for n in ("complaints_12m", "open_complaints", "days_to_resolve_avg")} == {
+        "complaint"
+    }
+    assert {groups[n] for n in ("rm_contacts_3m", "days_since_rm_contact", "rm_assigned")} == {
+        "rm_contact"
+    }
+    assert groups["time_deposit_maturing_30d"] == groups["wm_maturing_30d"] == "maturity"
+    assert groups["outflow_to_other_banks_share_3m"] == groups["txn_amount_out_3m"] == "outflow"
+    assert groups["activity_change_3m"] == groups["days_since_last_txn"] == "activity"
+    assert groups["tenure_months"] == "tenure_months"
+
+
+def test_sensitive_features() -> None:
+    sensitive = {feature.name for feature in FEATURES if feature.sensitive}
+    assert {"age", "city_tier"} <= sensitive
+    assert not any(catalog()[name].actionable for name in sensitive)
+
+
+def test_every_domain_has_a_feature() -> None:
+    assert {feature.domain for feature in FEATURES} == set(DOMAINS)
+
+
+def test_directions_and_flags() -> None:
+    features = catalog()
+    assert features["aum_change_3m"].direction == -1
+    assert features["aum_change_3m"].reason_value == "negate"
+    assert features["open_complaints"].direction == 1
+    assert features["open_complaints"].actionable
+    assert features["days_since_rm_contact"].direction == 1
+    assert features["products_held"].direction == -1
+    assert features["salary_credit_lost"].direction == 1
+    assert not features["age"].actionable
+    assert features["salary_credit_lost"].dtype == features["rm_assigned"].dtype == "bool"
+
+
+def test_entries_are_checked() -> None:
+    good = dict(
+        name="x", domain="loyalty", dtype="int64", label_zh="x", label_en="x",
+        reason_zh="{value:.0f}", reason_en="{value:.0f}", direction=1, actionable=True,
+    )  # fmt: skip
+    assert Feature(**good).reason_group == "x"
+    for change, message in [
+        ({"domain": "wealth"}, "domain"),
+        ({"dtype": "int32"}, "dtype"),
+        ({"direction": 2}, "direction"),
+        ({"driver": "bad_luck"}, "driver"),
+        ({"reason_value": "square"}, "reason_value"),
+        ({"reason_en": "AUM down"}, "placeholder"),
+        ({"reason_zh": "{amount}"}, "placeholder"),
+        ({"reason_en": "{value} and {value}"}, "placeholder"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            Feature(**{**good, **change})
+
+
+def test_unknown_language_is_refused() -> None:
+    with pytest.raises(ValueError, match="language"):
+        catalog()["age"].reason(40, "fr")
+
+
+def test_version() -> None:
+    assert CATALOG_VERSION == "1"
