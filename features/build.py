@@ -33,6 +33,8 @@ from features.tiers import (
 ID_COLUMNS = ("customer_id", "cutoff", "outlet_id", "sub_branch_id", "branch_id", "rm_id",
               "tier", "do_not_contact", "eligible_churn")  # fmt: skip
 TRUTH_PREFIX = "truth_"
+# features computed on the cutoff rows (they need other customers or the RM table)
+CUTOFF_FEATURES = ("contribution_share_outlet", "pyramid_level", "rm_assigned")
 
 
 class CutoffError(ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import ibis
@@ -26,8 +27,12 @@ def connect(engine: str = "duckdb", spark_master: str = "local[2]"):
             raise EngineError(
                 "the Spark engine needs the 'spark' extra: pip install -e '.[spark]'"
             ) from exc
+        # local mode talks to itself over loopback only
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         session = (
             SparkSession.builder.master(spark_master)
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
             .appName("retain-features")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.shuffle.partitions", "8")

@@ -1,0 +1,128 @@
+"""The feature table on a synthetic bank: catalog coverage, labels against the truth, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from features.activity import activity_features
+from features.build import CUTOFF_FEATURES, ID_COLUMNS, parse_cutoffs
+from features.catalog import catalog, feature_names
+from features.config import BankConfig
+from features.contribution import contribution_features
+from features.lifecycle import lifecycle_features
+from features.loyalty import loyalty_features
+from features.satisfaction import satisfaction_features
+from features.tiers import tier_history_features
+
+CONFIG = BankConfig()
+
+
+@pytest.fixture(scope="module")
+def features_20k(bank_20k, tmp_path_factory) -> pd.DataFrame:
+    out = tmp_path_factory.mktemp("features") / "features.parquet"
+    result = subprocess.run(
+        [sys.executable, "-m", "retain", "features", "--warehouse", str(bank_20k),
+         "--cutoffs", "2024-01-31:2024-12-31", "--out", str(out),
+         "--json", str(out.with_suffix(".json"))],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return pd.read_parquet(out)
+
+
+def test_every_produced_feature_has_a_catalog_entry_and_vice_versa(small_bank):
+    import ibis
+
+    from features.engine import connect, load_warehouse
+    from features.panel import build_panel
+
+    panel = build_panel(load_warehouse(connect(), small_bank), CONFIG)
+    produced = {
+        *contribution_features(panel, CONFIG),
+        *loyalty_features(panel),
+        *activity_features(panel),
+        *satisfaction_features(panel),
+        *lifecycle_features(panel),
+        *tier_history_features(panel.mutate(tier_level=0, tier_changed=0, tier_dropped=0)),
+        "tier_level", "months_in_tier", *CUTOFF_FEATURES,
+    }  # fmt: skip
+    produced.discard("tier_run")  # a step towards months_in_tier, not a feature
+    assert produced == set(feature_names(CONFIG.product_names))
+    assert ibis  # the panel really built
+
+
+def test_feature_file_has_ids_catalog_features_labels_and_truth(features_20k):
+    names = feature_names(CONFIG.product_names)
+    assert list(features_20k.columns[: len(ID_COLUMNS)]) == list(ID_COLUMNS)
+    assert all(name in features_20k for name in names)
+    labels = [c for c in features_20k if c.startswith("label_")]
+    assert "label_churn" in labels and "label_upgrade" in labels
+    assert len([c for c in labels if c.startswith("label_cross_sell_")]) == len(CONFIG.products)
+    assert "truth_p_churn_3m" in features_20k
+    assert not features_20k.duplicated(["customer_id", "cutoff"]).any()
+    assert features_20k["cutoff"].nunique() == 12
+
+
+def test_catalog_dtypes_match_the_file(features_20k):
+    for name, feature in catalog(CONFIG.product_names).items():
+        column = features_20k[name]
+        if feature.dtype == "bool":
+            assert pd.api.types.is_bool_dtype(column), name
+        else:
+            assert pd.api.types.is_numeric_dtype(column), name
+
+
+def test_labels_are_null_where_the_horizon_is_not_complete(features_20k):
+    # the data ends 2024-12-31: cutoffs after 2024-09-30 have an incomplete 3-month horizon
+    late = features_20k[features_20k["cutoff"] > date(2024, 9, 30)]
+    assert late["cutoff"].nunique() == 3
+    assert late.filter(like="label_").isna().all().all()
+    complete = features_20k[features_20k["cutoff"] == date(2024, 9, 30)]
+    assert complete["label_churn"].notna().sum() > 1000
+    assert complete.loc[~complete["eligible_churn"], "label_churn"].isna().all()
+
+
+def test_churn_labels_agree_with_the_true_probability_at_every_cutoff(features_20k):
+    eligible = features_20k[features_20k["label_churn"].notna()]
+    by_cutoff = eligible.groupby("cutoff").agg(
+        label=("label_churn", "mean"),
+        truth=("truth_p_churn_3m", "mean"),
+        rows=("label_churn", "size"),
+    )
+    assert len(by_cutoff) == 9
+    relative = (by_cutoff["label"] - by_cutoff["truth"]).abs() / by_cutoff["truth"]
+    assert (relative <= 0.15).all(), by_cutoff.assign(relative=relative)
+
+
+def test_cutoff_ranges_parse_to_month_ends():
+    assert parse_cutoffs("2024-01-31:2024-06-30", every=2) == [
+        date(2024, 1, 31), date(2024, 3, 31), date(2024, 5, 31)
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="month-end"):
+        parse_cutoffs("2024-01-15:2024-06-30")
+
+
+def test_features_cli_refuses_cutoffs_outside_the_data(small_bank, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "retain", "features", "--warehouse", str(small_bank),
+         "--cutoffs", "2030-01-31:2030-03-31", "--out", str(tmp_path / "f.parquet")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "outside the warehouse" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "f.parquet").exists()
+
+
+def test_features_json_summary(features_20k, tmp_path_factory):
+    assert len(features_20k) > 50_000
+    summary_files = list(tmp_path_factory.getbasetemp().rglob("features.json"))
+    summary = json.loads(summary_files[0].read_text())
+    assert summary["rows"] == len(features_20k)
+    assert summary["features"] == len(feature_names(CONFIG.product_names))
