@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 
 import ibis.expr.types as ir
+import pandas as pd
 from ibis import _
 
 from features.activity import activity_features
@@ -109,8 +110,6 @@ def select_output(rows: ir.Table, feature_names: list[str]) -> ir.Table:
 
 def parse_cutoffs(spec: str, every: int = 1) -> list[date]:
     """``FIRST:LAST`` month-end dates (or a single date) → every ``every``-th month-end."""
-    import pandas as pd
-
     first, _, last = spec.partition(":")
     try:
         start, end = pd.Timestamp(first), pd.Timestamp(last or first)

@@ -103,14 +103,13 @@ def _ramp(months_on: np.ndarray) -> np.ndarray:
     return np.clip((months_on - 1) / 2, 0, 1) * np.where(months_on > 6, 0.4, 1.0)
 
 
-def _episode(rng, active, months_on, can_start, p_start, p_end):
-    """Advance an on/off episode: start with p_start, end with p_end; count months on."""
-    n = active.shape[0]
-    start = can_start & ~active & (rng.random(n) < p_start)
-    end = active & (rng.random(n) < p_end)
-    active = (active | start) & ~end
-    months_on = np.where(active, months_on + 1, 0)
-    return active, months_on
+def _episode(rng, on, months_on, driver, can_start, p_start, p_end) -> None:
+    """Advance one driver's on/off episodes in place: start with p_start, end with p_end."""
+    active = on[:, driver]
+    start = can_start & ~active & (rng.random(len(active)) < p_start)
+    end = active & (rng.random(len(active)) < p_end)
+    on[:, driver] = (active | start) & ~end
+    months_on[:, driver] = np.where(on[:, driver], months_on[:, driver] + 1, 0)
 
 
 def simulate(
@@ -173,19 +172,17 @@ def simulate(
 
         # drivers: episodes that start and end at random, visible in the data while on
         young = tenure < 24
-        drivers_on[:, DECLINE], drivers_months[:, DECLINE] = _episode(
-            rng, drivers_on[:, DECLINE], drivers_months[:, DECLINE], is_open,
+        _episode(
+            rng, drivers_on, drivers_months, DECLINE, is_open,
             np.where(young, 0.024, 0.016), 0.12)  # fmt: skip
-        drivers_on[:, OUTFLOW], drivers_months[:, OUTFLOW] = _episode(
-            rng, drivers_on[:, OUTFLOW], drivers_months[:, OUTFLOW], is_open, 0.014, 0.12
-        )
-        drivers_on[:, SALARY], drivers_months[:, SALARY] = _episode(
-            rng, drivers_on[:, SALARY], drivers_months[:, SALARY], is_open & cust.salaried,
+        _episode(rng, drivers_on, drivers_months, OUTFLOW, is_open, 0.014, 0.12)
+        _episode(
+            rng, drivers_on, drivers_months, SALARY, is_open & cust.salaried,
             0.007, 0.04)  # fmt: skip
         other = drivers_on[:, [DECLINE, OUTFLOW, SALARY, NEGLECT]].any(axis=1)
         was_open_complaint = drivers_on[:, COMPLAINT].copy()
-        drivers_on[:, COMPLAINT], drivers_months[:, COMPLAINT] = _episode(
-            rng, drivers_on[:, COMPLAINT], drivers_months[:, COMPLAINT], is_open,
+        _episode(
+            rng, drivers_on, drivers_months, COMPLAINT, is_open,
             np.where(other, 0.018, 0.008), 0.45)  # fmt: skip
         complaint_opened = drivers_on[:, COMPLAINT] & ~was_open_complaint
         complaint_resolved = was_open_complaint & ~drivers_on[:, COMPLAINT]
@@ -196,8 +193,8 @@ def simulate(
             if len(choices) > 1:
                 rm[i] = rng.choice(choices[choices != rm[i]])
         neglect_start = np.where(reassigned, 0.3, 0.013)
-        drivers_on[:, NEGLECT], drivers_months[:, NEGLECT] = _episode(
-            rng, drivers_on[:, NEGLECT], drivers_months[:, NEGLECT], is_open & (rm >= 0),
+        _episode(
+            rng, drivers_on, drivers_months, NEGLECT, is_open & (rm >= 0),
             neglect_start, 0.10)  # fmt: skip
 
         # AUM: trend + noise + rare windfalls, minus what drivers take out

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -49,9 +50,7 @@ def test_synth_rejects_a_date_that_is_not_a_month_end(tmp_path):
 
 def _rewrite(path: Path, change) -> None:
     frame = pq.read_table(path).to_pandas()
-    pq.write_table(
-        __import__("pyarrow").Table.from_pandas(change(frame), preserve_index=False), path
-    )
+    pq.write_table(pa.Table.from_pandas(change(frame), preserve_index=False), path)
 
 
 @pytest.fixture
