@@ -16,13 +16,20 @@ from rich.table import Table
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run_measured(code: str, poll_seconds: float = 0.2) -> dict:
-    """Run ``python -c code`` and return wall seconds and peak RSS (MB, process tree)."""
+def run_measured(code: str, poll_seconds: float = 0.2, timeout: float | None = None) -> dict:
+    """Run ``python -c code`` and return wall seconds and peak RSS (MB, process tree).
+
+    Raises TimeoutError (after killing the tree) when it runs longer than ``timeout``."""
     started = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-c", code])
     proc = psutil.Process(child.pid)
     peak = 0
     while child.poll() is None:
+        if timeout is not None and time.perf_counter() - started > timeout:
+            for process in [*proc.children(recursive=True), proc]:
+                process.kill()
+            child.wait()
+            raise TimeoutError(f"stopped after {timeout:.0f}s")
         try:
             rss = proc.memory_info().rss + sum(
                 c.memory_info().rss for c in proc.children(recursive=True)

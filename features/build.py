@@ -48,6 +48,16 @@ def _month_numbers(cutoffs: list[date]) -> list[int]:
 
 def build_features(wh: Warehouse, cutoffs: list[date], config: BankConfig) -> ir.Table:
     """The feature table expression for ``cutoffs`` (month-end dates)."""
+    return cutoff_rows(customer_rows(wh, cutoffs, config), wh)
+
+
+def customer_rows(wh: Warehouse, cutoffs: list[date], config: BankConfig) -> ir.Table:
+    """Everything that depends on one customer's own history, at each cutoff.
+
+    Customers are independent here, so the warehouse may be cut into customer batches
+    (``Warehouse.batch``) and the results stacked: that is how large banks fit in memory.
+    A batch must hold enough customers to have balances in every month of the warehouse.
+    """
     panel = build_panel(wh, config)
     panel = panel.mutate(
         **contribution_features(panel, config),
@@ -65,9 +75,17 @@ def build_features(wh: Warehouse, cutoffs: list[date], config: BankConfig) -> ir
     panel = panel.mutate(**label_features(panel, config, last_month))
 
     rows = panel.filter(panel.month_number.isin(_month_numbers(cutoffs)), panel.has_balances > 0)
-    rows = rows.mutate(cutoff=rows.month, tier=tier_name(rows.tier_level, config.tiers))
-    rows = rows.mutate(contribution_share_outlet=contribution_share_outlet(rows))
-    rows = pyramid_level(rows)
+    return rows.mutate(cutoff=rows.month, tier=tier_name(rows.tier_level, config.tiers))
+
+
+def cutoff_rows(rows: ir.Table, wh: Warehouse) -> ir.Table:
+    """What needs other customers or other tables at the cutoff: the outlet share, the
+    pyramid, the RM on the cutoff day and the truth. Ranked on a narrow table, joined back."""
+    keys = ["customer_id", "cutoff"]
+    narrow = rows.select(*keys, "outlet_id", "sub_branch_id", "branch_id", "contribution_12m")
+    narrow = narrow.mutate(contribution_share_outlet=contribution_share_outlet(narrow))
+    ranked = pyramid_level(narrow).select(*keys, "contribution_share_outlet", "pyramid_level")
+    rows = rows.join(ranked, keys)
     rows = _with_rm_as_of_cutoff(rows, wh.rm_assignments)
     if wh.truth is not None:
         rows = _with_truth(rows, wh.truth)

@@ -1,18 +1,37 @@
-"""Run a feature build and write it atomically as one parquet file."""
+"""Run a feature build and write it atomically as one parquet file.
+
+On DuckDB, large banks are built in customer batches: each batch's per-customer rows go to a
+parquet part in a scratch folder next to the output, then the cross-customer step (outlet
+share, pyramid, RM, truth) runs over the parts. Memory then grows with the batch, not the
+bank. The scratch folder (also DuckDB's spill folder) is removed whatever happens.
+"""
 
 from __future__ import annotations
 
+import math
+import shutil
+import tempfile
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 
-from features.build import build_features, check_cutoffs, select_output
+from features.build import (
+    build_features,
+    check_cutoffs,
+    customer_rows,
+    cutoff_rows,
+    select_output,
+)
 from features.catalog import CATALOG_VERSION, feature_names
 from features.config import BankConfig
 from features.engine import connect, load_warehouse
 from features.sources.atomic import atomic_file
+
+BATCH_CUSTOMERS = 50_000
+DUCKDB_MEMORY_LIMIT = "4GB"
 
 
 def write_features(
@@ -23,20 +42,27 @@ def write_features(
     engine: str = "duckdb",
     spark_master: str = "local[2]",
     step: Callable[[str], None] = lambda _: None,
+    batch_customers: int = BATCH_CUSTOMERS,
 ) -> dict:
     """Build features for ``cutoffs`` on ``engine`` and write ``out``; return a summary."""
     step(f"connecting to {engine}")
     con = connect(engine, spark_master)
     wh = load_warehouse(con, warehouse)
     check_cutoffs(wh, cutoffs)
-    step("building features")
-    expr = select_output(build_features(wh, cutoffs, config), feature_names(config.product_names))
-    step("writing parquet")
-    with atomic_file(Path(out)) as tmp:
-        if engine == "duckdb":
-            con.to_parquet(expr, tmp, compression="zstd")
-        else:
+    names = feature_names(config.product_names)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if engine != "duckdb":
+        step("building features")
+        expr = select_output(build_features(wh, cutoffs, config), names)
+        with atomic_file(out) as tmp:
             pq.write_table(expr.to_pyarrow(), tmp, compression="zstd")
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.scratch.", dir=out.parent))
+        try:
+            _build_in_batches(con, wh, cutoffs, config, out, scratch, batch_customers, step)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     meta = pq.read_metadata(out)
     columns = [meta.schema.column(i).name for i in range(meta.num_columns)]
     return {
@@ -44,7 +70,26 @@ def write_features(
         "engine": engine,
         "rows": meta.num_rows,
         "cutoffs": [c.isoformat() for c in cutoffs],
-        "features": len(feature_names(config.product_names)),
+        "features": len(names),
         "labels": sorted(c for c in columns if c.startswith("label_")),
         "catalog_version": CATALOG_VERSION,
     }
+
+
+def _build_in_batches(con, wh, cutoffs, config, out: Path, scratch: Path, batch_customers, step):
+    con.raw_sql(f"SET temp_directory = '{scratch / 'spill'}'")
+    con.raw_sql(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+    con.raw_sql("SET preserve_insertion_order = false")
+    con.raw_sql("SET enable_progress_bar = false")
+    ids = np.sort(wh.customers.customer_id.to_pyarrow().to_numpy())
+    batches = np.array_split(ids, max(1, math.ceil(len(ids) / batch_customers)))
+    for k, batch in enumerate(batches):
+        step(f"customer batch {k + 1}/{len(batches)}")
+        part = customer_rows(wh.batch(int(batch[0]), int(batch[-1])), cutoffs, config)
+        con.to_parquet(part, scratch / f"part-{k:05d}.parquet")
+    step("outlet shares, pyramid, RMs")
+    rows = con.read_parquet(str(scratch / "part-*.parquet"), table_name="customer_rows")
+    expr = select_output(cutoff_rows(rows, wh), feature_names(config.product_names))
+    step("writing parquet")
+    with atomic_file(out) as tmp:
+        con.to_parquet(expr, tmp, compression="zstd")

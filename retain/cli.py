@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -17,6 +18,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+
+def _terminate(signum: int, _frame) -> None:
+    # turn a polite kill into SystemExit, so atomic writers and scratch folders clean up
+    raise SystemExit(128 + signum)
+
+
+@app.callback()
+def main() -> None:
+    """retain — churn and cross-sell propensity for a bank's relationship managers."""
+    signal.signal(signal.SIGTERM, _terminate)
+
 
 JsonOption = Annotated[
     Path | None, typer.Option("--json", help="Also write a machine-readable summary to PATH.")

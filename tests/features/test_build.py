@@ -123,3 +123,19 @@ def test_features_json_summary(features_20k, tmp_path_factory):
     summary = json.loads(summary_files[0].read_text())
     assert summary["rows"] == len(features_20k)
     assert summary["features"] == len(feature_names(CONFIG.product_names))
+
+
+def test_building_in_customer_batches_gives_the_same_table(small_bank, tmp_path):
+    from pathlib import Path
+
+    from features.materialize import write_features
+
+    cutoffs = parse_cutoffs("2024-06-30:2024-09-30")
+    whole, batched = tmp_path / "whole.parquet", tmp_path / "batched.parquet"
+    write_features(Path(small_bank), cutoffs, whole, CONFIG, batch_customers=10**9)
+    write_features(Path(small_bank), cutoffs, batched, CONFIG, batch_customers=700)  # 5 batches
+    keys = ["cutoff", "customer_id"]
+    a = pd.read_parquet(whole).sort_values(keys, ignore_index=True)
+    b = pd.read_parquet(batched).sort_values(keys, ignore_index=True)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batched.parquet", "whole.parquet"]

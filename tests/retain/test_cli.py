@@ -107,3 +107,24 @@ def test_validate_on_a_missing_directory_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert "does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_killed_run_leaves_the_previous_output_and_no_scratch(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "wh"
+    assert run("synth", "--customers", "300", "--months", "6", "--out", str(out)).returncode == 0
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    child = subprocess.Popen(
+        [*RETAIN, "synth", "--customers", "200000", "--seed", "9", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".wh.") for p in tmp_path.iterdir()):
+        assert time.monotonic() < deadline, "generation never started"
+        time.sleep(0.1)
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=60) == 128 + signal.SIGTERM
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["wh"]
