@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_measured(code: str, poll_seconds: float = 0.2, timeout: float | None = None) -> dict:
@@ -21,7 +22,8 @@ def run_measured(code: str, poll_seconds: float = 0.2, timeout: float | None = N
 
     Raises TimeoutError (after killing the tree) when it runs longer than ``timeout``."""
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", code])
+    # from the project root, so `features` is the package, not benchmarks/features.py
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     proc = psutil.Process(child.pid)
     peak = 0
     while child.poll() is None:

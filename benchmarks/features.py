@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 def command(engine: str, bank: Path, out: Path) -> str:
     if engine == "pandas":
         args = [str(bank), *CUTOFFS, str(out)]
-        return (f"import sys; sys.path.insert(0, {str(HERE)!r}); import pandas_baseline; "
+        return (f"import sys; sys.path.append({str(HERE)!r}); import pandas_baseline; "
                 f"pandas_baseline.main(*{args!r})")  # fmt: skip
     return (
         "from retain.cli import app; "

@@ -20,7 +20,6 @@ app = typer.Typer(
 )
 
 
-
 def _terminate(signum: int, _frame) -> None:
     # turn a polite kill into SystemExit, so atomic writers and scratch folders clean up
     raise SystemExit(128 + signum)

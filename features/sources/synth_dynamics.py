@@ -11,10 +11,10 @@ Churn is caused by *drivers* that show in the data before the exit (the precurso
 | rm_neglect | the RM stops calling | −6…−13% a month |
 | maturity | a time deposit / WM product matures next month | — |
 
-Each driver drains money only in its first three months (at most 30% a month in all), so a
+Each driver drains money only in its first three months (at most 22% a month in all), so a
 fall of 70% is always an exit, never a slow drift. The monthly exit hazard is
-``sigmoid(base + Σ driver contributions + hidden + shock)``, where
-``hidden`` is a per-customer term and ``shock`` a per-month term, both invisible in the data.
+``sigmoid(base + tenure + wealth + Σ driver contributions + hidden)``, where ``hidden`` is a
+per-customer term invisible in the data.
 ``churn_driver`` is the driver with the largest contribution when the exit was decided
 (``none`` when no driver contributed). Every draw after the hazards is independent, so the
 truth ``p_churn_3m = 1 − Π(1 − λ)`` over the next three months is the exact probability of
@@ -48,13 +48,13 @@ DRIVERS = ("balance_decline", "outflow_other_bank", "salary_loss", "complaint", 
 DECLINE, OUTFLOW, SALARY, COMPLAINT, NEGLECT, MATURITY = range(6)
 BASE_LOGIT = -6.1
 DRIVER_WEIGHT = np.array([3.6, 3.6, 3.0, 3.0, 2.8, 2.2])
-SHOCK_SIGMA = 0.25
 CLOSURE_SHARE = 0.25
 GROWTH_SIGMA = 0.05
 JUMP_RATE = 0.01
+EPISODE_MONTHS = 6  # money-moving episodes: 3 months of outflow, hazard in months 3–6
 WARMUP_MONTHS = 12  # simulated before the window so drivers start from their steady state
 DRIFT_MONTHS = 3
-MAX_MONTHLY_DRIFT = np.log(0.70)
+MAX_MONTHLY_DRIFT = np.log(0.78)
 
 
 @dataclass
@@ -99,15 +99,22 @@ class Simulation:
 
 
 def _ramp(months_on: np.ndarray) -> np.ndarray:
-    """Weight of a driver by months on: 0, ½, then full for months 3–6, 0.4 after."""
-    return np.clip((months_on - 1) / 2, 0, 1) * np.where(months_on > 6, 0.4, 1.0)
+    """Weight of a driver by months on: nothing for two months, full for months 3–6, 0.4 after.
+
+    The lag makes the truth reachable: an exit decided up to two months after a cutoff only
+    follows drivers that had already started — and shown in the data — by the cutoff.
+    """
+    return np.where(months_on >= 3, 1.0, 0.0) * np.where(months_on > 6, 0.4, 1.0)
 
 
-def _episode(rng, on, months_on, driver, can_start, p_start, p_end) -> None:
-    """Advance one driver's on/off episodes in place: start with p_start, end with p_end."""
+def _episode(rng, on, months_on, driver, can_start, p_start, p_end, length=None) -> None:
+    """Advance one driver's on/off episodes in place: start with p_start, end with p_end, or
+    after exactly ``length`` months when given (then the data shows when it started)."""
     active = on[:, driver]
     start = can_start & ~active & (rng.random(len(active)) < p_start)
     end = active & (rng.random(len(active)) < p_end)
+    if length is not None:
+        end |= active & (months_on[:, driver] >= length)
     on[:, driver] = (active | start) & ~end
     months_on[:, driver] = np.where(on[:, driver], months_on[:, driver] + 1, 0)
 
@@ -174,8 +181,8 @@ def simulate(
         young = tenure < 24
         _episode(
             rng, drivers_on, drivers_months, DECLINE, is_open,
-            np.where(young, 0.024, 0.016), 0.12)  # fmt: skip
-        _episode(rng, drivers_on, drivers_months, OUTFLOW, is_open, 0.014, 0.12)
+            np.where(young, 0.024, 0.016), 0.0, EPISODE_MONTHS)  # fmt: skip
+        _episode(rng, drivers_on, drivers_months, OUTFLOW, is_open, 0.014, 0.0, EPISODE_MONTHS)
         _episode(
             rng, drivers_on, drivers_months, SALARY, is_open & cust.salaried,
             0.007, 0.04)  # fmt: skip
@@ -259,7 +266,9 @@ def simulate(
         for d in (DECLINE, OUTFLOW, SALARY, NEGLECT):
             contrib[:, d] = DRIVER_WEIGHT[d] * _ramp(drivers_months[:, d])
         contrib[:, COMPLAINT] = DRIVER_WEIGHT[COMPLAINT] * np.where(
-            drivers_on[:, COMPLAINT], 1.0, np.where(since_resolved <= 2, 0.4, 0.0)
+            drivers_on[:, COMPLAINT] & (drivers_months[:, COMPLAINT] >= 2),
+            1.0,
+            np.where(since_resolved <= 2, 0.4, 0.0),
         )
         contrib[:, MATURITY] = DRIVER_WEIGHT[MATURITY] * maturing_share
         observable = (
@@ -268,8 +277,7 @@ def simulate(
             - 0.15 * (log_aum / np.log(10) - 4.5)
             + contrib.sum(axis=1)
         )
-        shock = SHOCK_SIGMA * rng.standard_normal(n)
-        logit = observable + cust.hidden_churn + shock
+        logit = observable + cust.hidden_churn
         hazard = np.where(is_open, sigmoid(logit), 0.0)
         wealthy = alive & (shadow_aum >= 10_000) & (tenure >= 3) & (t >= 0)
         if t >= 0:

@@ -64,10 +64,9 @@ def balances_rows(rng, cust: CustomerChunk, months: list[MonthState], cal: Calen
                 continue
             closing = s.closed[rows, p]
             if ASSET[p]:
+                # a product closing this month still held its money for the month's average;
+                # it moves to demand deposits at month end, so AUM does not dip
                 avg = s.aum[rows] * s.shares[rows, p]
-                avg = np.where(
-                    closing & ~s.exit_now[rows], avg * rng.uniform(0.3, 0.7, rows.size), avg
-                )
             else:
                 avg = s.liabilities[rows, p]
             end = np.where(closing, 0.0, avg * np.exp(rng.normal(0, 0.04, rows.size)))

@@ -2,11 +2,12 @@
 
 Not an input to any model; it is the ceiling models are measured against (oracle AUC).
 - ``p_churn_3m``: P(exit within the next 3 months) = 1 − Π(1 − λ) over the next three monthly
-  hazards — exact given the path of drivers. Null once the customer has left.
+  hazards — exact given the path of drivers. 0 once the customer has left (the residual
+  balance stays put, so there is nothing left to lose).
 - ``p_buy_3m_<product>``: P(opening the product within 3 months), exits taken first each month.
-  Meaningful where the product is not held.
+  Meaningful where the product is not held; 0 once the customer has left.
 - ``p_upgrade_3m``: P(a higher tier 3 months on), integrating the AUM noise and windfalls given
-  the driver path, times the chance of not leaving.
+  the driver path, times the chance of not leaving; 0 once the customer has left.
 - ``churn_driver``: dominant driver of an exit that happens within the 3 months, else null.
 - ``exit_month``: month-end of the exit month, when the customer leaves (may lie after the
   window: the generator simulates 3 months past it).
@@ -72,9 +73,10 @@ def truth_rows(
     p_buy = buy_within(sim.hazard, sim.purchase)[:, :n_window]
     t = np.arange(n_window)[None, :]
     gone = sim.exit_month[:, None] <= t
-    p_churn = np.where(gone, np.nan, p_churn)
+    p_churn = np.where(gone, 0.0, p_churn)  # a customer who has left has nothing left to lose
+    p_buy = np.where(gone[:, :, None], 0.0, p_buy)  # a customer who has left buys nothing
     p_upgrade = upgrade_within(sim, cust.growth, ladder, p_churn)[:, :n_window]
-    p_upgrade = np.where(gone, np.nan, p_upgrade)
+    p_upgrade = np.where(gone, 0.0, p_upgrade)
     exiting = (sim.exit_month[:, None] > t) & (sim.exit_month[:, None] <= t + HORIZON)
     driver_names = np.array([*DRIVERS, "none"], dtype=object)
     driver = np.where(exiting, driver_names[sim.exit_driver][:, None], None)

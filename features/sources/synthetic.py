@@ -49,7 +49,7 @@ class SynthConfig:
     months: int = 24
     end: date = date(2024, 12, 31)
     seed: int = 0
-    hidden_sigma: float = 0.35
+    hidden_sigma: float = 0.25
 
     def __post_init__(self) -> None:
         if self.customers < 1:

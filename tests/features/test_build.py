@@ -94,7 +94,26 @@ def test_churn_labels_agree_with_the_true_probability_at_every_cutoff(features_2
     )
     assert len(by_cutoff) == 9
     relative = (by_cutoff["label"] - by_cutoff["truth"]).abs() / by_cutoff["truth"]
-    assert (relative <= 0.15).all(), by_cutoff.assign(relative=relative)
+    # ~350 churners per cutoff: the realised rate has a relative standard error of about 5%,
+    # and neighbouring cutoffs share exits, so one lucky quarter can push three cutoffs past
+    # 15% by sampling alone (this bank: 17.5% at 2024-09-30, 3.3 standard errors). Allow
+    # 4 standard errors where that is wider than 15%; the row-by-row test below is exact.
+    standard_error = (by_cutoff["truth"] * (1 - by_cutoff["truth"]) / by_cutoff["rows"]) ** 0.5
+    allowed = (4 * standard_error / by_cutoff["truth"]).clip(lower=0.15)
+    assert (relative <= allowed).all(), by_cutoff.assign(relative=relative, allowed=allowed)
+    pooled = eligible["label_churn"].mean() / eligible["truth_p_churn_3m"].mean() - 1
+    assert abs(pooled) <= 0.05
+
+
+def test_every_churn_label_is_an_exit_the_generator_made_and_vice_versa(features_20k):
+    eligible = features_20k[features_20k["label_churn"].notna()]
+    exited = eligible["truth_churn_driver"].notna()  # set when the exit falls in the horizon
+    labelled = eligible["label_churn"] == 1
+    assert exited.sum() > 2_000
+    # the rule and the generator disagree only at the edges: three months of a driver's
+    # outflow plus noise can look like an exit, and an exit right after a windfall can leave
+    # more than 30% of the old average behind
+    assert (labelled != exited).sum() <= 0.001 * len(eligible)
 
 
 def test_cutoff_ranges_parse_to_month_ends():

@@ -1,0 +1,65 @@
+"""LightGBM boosters with defaults that work without tuning, and early stopping on validation.
+
+Trees stay shallow (depth ≤ 6, 15 leaves): TreeSHAP reasons cost trees × leaves × depth², and
+on these tables deeper trees buy almost no AUC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    learning_rate: float = 0.05
+    num_leaves: int = 15
+    max_depth: int = 6
+    min_data_in_leaf: int = 50
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    bagging_freq: int = 1
+    lambda_l2: float = 1.0
+    num_boost_round: int = 1000
+    early_stopping_rounds: int = 50
+    seed: int = 0
+    num_threads: int = 2
+
+    def with_params(self, **params) -> TrainConfig:
+        return replace(self, **params)
+
+    def lightgbm_params(self) -> dict:
+        params = asdict(self)
+        for key in ("num_boost_round", "early_stopping_rounds"):
+            params.pop(key)
+        return {**params, "objective": "binary", "metric": "auc", "verbosity": -1,
+                "deterministic": True, "force_col_wise": True}  # fmt: skip
+
+
+def fit_booster(
+    x_train: pd.DataFrame,
+    y_train: np.ndarray,
+    x_valid: pd.DataFrame,
+    y_valid: np.ndarray,
+    config: TrainConfig,
+) -> lgb.Booster:
+    """Fit on train, stop when validation AUC has not improved for a while."""
+    train = lgb.Dataset(x_train, label=y_train, free_raw_data=False)
+    valid = lgb.Dataset(x_valid, label=y_valid, reference=train, free_raw_data=False)
+    return lgb.train(
+        config.lightgbm_params(),
+        train,
+        num_boost_round=config.num_boost_round,
+        valid_sets=[valid],
+        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
+    )
+
+
+def fit_fixed_rounds(
+    x: pd.DataFrame, y: np.ndarray, config: TrainConfig, rounds: int
+) -> lgb.Booster:
+    """Fit a set number of rounds (cross-validation folds, where there is no validation set)."""
+    return lgb.train(config.lightgbm_params(), lgb.Dataset(x, label=y), num_boost_round=rounds)
