@@ -37,6 +37,7 @@ def connect(engine: str = "duckdb", spark_master: str = "local[2]"):
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.shuffle.partitions", "8")
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.driver.memory", "4g")
             .getOrCreate()
         )

@@ -79,6 +79,6 @@ def refuse_beating_the_oracle(metrics: dict[str, float], label: str) -> None:
     if oracle is not None and metrics["test_auc"] > oracle + ORACLE_TOLERANCE:
         raise LeakageError(
             f"{label}: test AUC {metrics['test_auc']:.4f} beats the oracle AUC {oracle:.4f} by "
-            f"more than {ORACLE_TOLERANCE}: probable leakage — check the feature file for columns that "
-            "look past the cutoff or copy the label"
+            f"more than {ORACLE_TOLERANCE}: probable leakage — check the feature file for "
+            "columns that look past the cutoff or copy the label"
         )
