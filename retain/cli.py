@@ -205,6 +205,103 @@ def features(
 
 
 @app.command()
+def train(
+    features_path: Annotated[
+        Path | None, typer.Option("--features", help="Feature file from `retain features`.")
+    ] = None,
+    task: Annotated[str, typer.Option(help="churn, cross_sell, upgrade or all.")] = "all",
+    trials: Annotated[int, typer.Option(help="Optuna trials (0: the defaults).")] = 0,
+    json_path: JsonOption = None,
+) -> None:
+    """Train LightGBM models out of time, log and register them in MLflow (as challenger)."""
+    from training.dataset import DatasetError
+    from training.register import use_store
+    from training.run import TASKS, train_task
+    from training.train import TrainConfig
+
+    if features_path is None:
+        errors.print("[red]error:[/] give --features FILE (or --table FILE for a flat table)")
+        raise typer.Exit(2)
+    if task not in TASKS:
+        errors.print(f"[red]error:[/] --task must be one of {', '.join(TASKS)}, not {task!r}")
+        raise typer.Exit(2)
+    if trials:
+        errors.print("[red]error:[/] --trials (Optuna tuning) is not available yet")
+        raise typer.Exit(2)
+    use_store()
+    try:
+        with console.status(f"training {task}…"):
+            summary = train_task(features_path, task, TrainConfig(),
+                                 warn=lambda text: console.print(f"[yellow]{text}[/]"))  # fmt: skip
+    except DatasetError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    rows = [
+        (model, summary["models"][model], *(_fmt(m.get(k)) for k in ("test_auc", "oracle_auc",
+         "auc_to_oracle", "ece", "lift_at_10")))
+        for model, m in summary["per_model"].items()
+    ]  # fmt: skip
+    console.print(table(f"trained {task} (run {summary['run_id']}); new versions are challengers",
+                        ["model", "version", "test AUC", "oracle AUC", "AUC / oracle", "ECE",
+                         "lift@10%"], rows))  # fmt: skip
+    save_json(json_path, summary)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+@app.command()
+def promote(
+    model: Annotated[str, typer.Option(help="Registered model name, e.g. churn.")],
+    force: Annotated[bool, typer.Option(help="Promote even if worse.")] = False,
+    json_path: JsonOption = None,
+) -> None:
+    """Make the challenger champion if it is no worse on the same latest test set."""
+    from training.promote import promote as promote_model
+    from training.register import RegistryError, use_store
+
+    use_store()
+    try:
+        decision = promote_model(model, force=force)
+    except RegistryError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    comparison = decision.get("comparison", {})
+    console.print(
+        table(f"{model}: {'promoted' if decision['promoted'] else 'kept'} — {decision['reason']}",
+              ["role", "version", "AUC", "ECE"],
+              [(role, m["version"], _fmt(m["auc"]), _fmt(m["ece"]))
+               for role, m in comparison.items()])
+    )  # fmt: skip
+    save_json(json_path, decision)
+
+
+@app.command()
+def models(
+    names: Annotated[bool, typer.Option("--names", help="Only the names, one per line.")] = False,
+    json_path: JsonOption = None,
+) -> None:
+    """List registered models with versions, aliases and key metrics."""
+    from training.register import registered_models, use_store
+
+    use_store()
+    rows = registered_models()
+    if names:
+        for name in sorted({r["name"] for r in rows}):
+            print(name)
+    else:
+        columns = ["name", "version", "aliases", "test AUC", "ECE", "AUC / oracle"]
+        lines = [
+            (r["name"], r["version"], ", ".join(r["aliases"]), _fmt(r["test_auc"]),
+             _fmt(r["ece"]), _fmt(r["auc_to_oracle"]))
+            for r in rows
+        ]  # fmt: skip
+        console.print(table("registered models", columns, lines))
+    save_json(json_path, {"models": rows})
+
+
+@app.command()
 def demo(
     customers: Annotated[int, typer.Option(help="Customers in the synthetic bank.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,

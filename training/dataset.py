@@ -86,18 +86,15 @@ def model_inputs(frame: pd.DataFrame) -> list[str]:
     return names
 
 
-def _as_numbers(frame: pd.DataFrame, inputs: list[str]) -> pd.DataFrame:
-    x = frame[inputs].copy()
-    for column in x.columns:
-        if pd.api.types.is_bool_dtype(x[column]) or x[column].dtype == object:
-            x[column] = x[column].astype("float64")
-    return x
+def as_inputs(frame: pd.DataFrame, inputs: list[str]) -> pd.DataFrame:
+    """Inputs as float64: booleans become 0/1, and any value may be missing at scoring time."""
+    return frame[list(inputs)].astype("float64")
 
 
 def _split(rows: pd.DataFrame, label: str, inputs: list[str], cutoffs: list) -> Split:
     part = rows[rows["cutoff"].isin(cutoffs)]
     return Split(
-        x=_as_numbers(part, inputs),
+        x=as_inputs(part, inputs),
         y=part[label].to_numpy(dtype=np.int8),
         rows=part,
         cutoffs=tuple(str(c) for c in sorted(cutoffs)),

@@ -1,0 +1,206 @@
+"""One training run: split out of time, fit, calibrate, evaluate against baselines and the
+truth, draw, write the card, and log and register everything in MLflow."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from features.catalog import CATALOG_VERSION, catalog
+from training.baselines import baseline_scores
+from training.calibrate import fit_calibrator
+from training.card import ModelCardInfo, SplitSummary, model_card
+from training.dataset import (
+    Dataset,
+    DatasetError,
+    LeakageError,
+    refuse_perfect_predictors,
+    split_out_of_time,
+)
+from training.evaluate import evaluate, lift_and_capture, refuse_beating_the_oracle
+from training.plots import (
+    plot_calibration,
+    plot_gains,
+    plot_importance,
+    plot_roc,
+    plot_shap_summary,
+)
+from training.register import git_sha, log_booster
+from training.train import TrainConfig, fit_booster
+
+TASKS = ("churn", "cross_sell", "upgrade", "all")
+SUMMARY_METRICS = ("test_auc", "oracle_auc", "auc_to_oracle", "ece", "brier", "lift_at_10")
+SHAP_ROWS = 5_000
+LABEL_TEXT = {
+    "label_churn": "AUM at the end of the 3-month horizon below 30% of the 3-month average up "
+    "to the cutoff, among customers eligible at the cutoff (DESIGN §5)",
+    "label_upgrade": "tier 3 months after the cutoff higher than at the cutoff",
+}
+
+
+def labels_for(task: str, frame: pd.DataFrame) -> list[str]:
+    cross_sell = sorted(c for c in frame.columns if c.startswith("label_cross_sell_"))
+    return {
+        "churn": ["label_churn"],
+        "upgrade": ["label_upgrade"],
+        "cross_sell": cross_sell,
+        "all": ["label_churn", *cross_sell, "label_upgrade"],
+    }[task]
+
+
+def truth_column(label: str) -> str:
+    if label.startswith("label_cross_sell_"):
+        return "truth_p_buy_3m_" + label.removeprefix("label_cross_sell_")
+    return "truth_p_" + label.removeprefix("label_") + "_3m"
+
+
+def _baseline_metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    return {
+        "test_auc": float(roc_auc_score(y, scores)),
+        "pr_auc": float(average_precision_score(y, scores)),
+        **lift_and_capture(y, scores),
+    }
+
+
+def _plots(folder: Path, ds: Dataset, booster, p: np.ndarray, scores: dict, truth) -> None:
+    curves = {"model": p, **scores}
+    if truth is not None and np.isfinite(truth).all():
+        curves["oracle (truth)"] = truth
+    plot_roc(ds.test.y, curves, folder / "roc.png", title=f"{ds.label}: ROC on test")
+    plot_gains(ds.test.y, curves, folder / "gains.png", title=f"{ds.label}: gains and lift")
+    plot_calibration(ds.test.y, p, folder / "calibration.png", title=f"{ds.label}: calibration")
+    gain = booster.feature_importance("gain")
+    plot_importance(list(ds.inputs), gain, folder / "importance.png", title=ds.label)
+    sample = ds.test.x.sample(min(SHAP_ROWS, len(ds.test.x)), random_state=0)
+    contributions = booster.predict(sample, pred_contrib=True)
+    plot_shap_summary(contributions, sample, folder / "shap_summary.png")
+
+
+def train_label(frame: pd.DataFrame, label: str, config: TrainConfig, source: str) -> dict:
+    """Train, evaluate and register the model for one label in a nested MLflow run."""
+    name = label.removeprefix("label_")
+    ds = split_out_of_time(frame, label)
+    with mlflow.start_run(run_name=name, nested=True) as run:
+        mlflow.set_tags({"label": label, "model": name, "git_sha": git_sha(), "source": source})
+        refuse_perfect_predictors(ds.train.x, ds.train.y)
+        booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, config)
+        calibrator, brier_by_method = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y)
+        p = calibrator.apply(booster.predict(ds.test.x))
+        truth_name = truth_column(label)
+        truth = ds.test.rows[truth_name].to_numpy(dtype="float64") if truth_name in frame else None
+        value = ds.test.rows["contribution_12m"].to_numpy(dtype="float64")
+        metrics = evaluate(ds.test.y, p, value=value, truth=truth)
+        refuse_beating_the_oracle(metrics, label)
+        scores = baseline_scores(label, ds.train, ds.test)
+        baselines = {b: _baseline_metrics(ds.test.y, s) for b, s in scores.items()}
+        for b, m in baselines.items():
+            metrics[f"lift_at_10_over_{b}"] = metrics["lift_at_10"] / m["lift_at_10"]
+            metrics[f"{b}_test_auc"] = m["test_auc"]
+        fingerprint = ds.fingerprint()
+        mlflow.log_params({**asdict(config), "label": label, "inputs": len(ds.inputs),
+                           "calibration": calibrator.method,
+                           "best_iteration": booster.best_iteration,
+                           "features_path": source})  # fmt: skip
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.log_dict(fingerprint, "data/fingerprint.json")
+        mlflow.log_dict({"catalog_version": CATALOG_VERSION, "features": list(ds.inputs)},
+                        "data/features.json")  # fmt: skip
+        mlflow.log_dict(calibrator.to_json(), "model_extras/calibration.json")
+        mlflow.log_dict(brier_by_method, "model_extras/calibration_brier_cv.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            _plots(Path(tmp), ds, booster, p, scores, truth)
+            mlflow.log_artifacts(tmp, "plots")
+        card = model_card(_card_info(name, ds, config, calibrator.method, metrics, baselines,
+                                     fingerprint, run.info.run_id, source))  # fmt: skip
+        mlflow.log_text(card, "model_card.md")
+        logged = log_booster(
+            booster,
+            name,
+            ds.test.x.head(5),
+            metadata={
+                "calibration": calibrator.to_json(),
+                "features": list(ds.inputs),
+                "catalog_version": CATALOG_VERSION,
+                "label": label,
+                "test_cutoff": ds.test.cutoffs[-1],
+            },
+        )
+    return {"model": name, "version": logged.version, "run_id": run.info.run_id,
+            "sha256": logged.sha256, "metrics": metrics}  # fmt: skip
+
+
+def _card_info(name, ds, config, calibration, metrics, baselines, fingerprint, run_id, source):
+    sensitive = tuple(f for f, entry in catalog().items() if entry.sensitive and f in ds.inputs)
+    splits = tuple(
+        SplitSummary(part, len(split.y), split.cutoffs, split.positive_rate)
+        for part, split in (("train", ds.train), ("validation", ds.valid), ("test", ds.test))
+    )
+    return ModelCardInfo(
+        model_name=name,
+        task=name,
+        purpose=f"Rank customers by the probability of {name.replace('_', ' ')} within 3 months.",
+        splits=splits,
+        data_fingerprint=fingerprint["hash"],
+        label_definition=LABEL_TEXT.get(
+            ds.label, f"{ds.label}: product not held at the cutoff, held in any month of the next 3"
+        ),  # fmt: skip
+        features=ds.inputs,
+        catalog_version=CATALOG_VERSION,
+        params=asdict(config),
+        calibration=calibration,
+        test_metrics=metrics,
+        baseline_metrics=baselines,
+        git_sha=git_sha(),
+        run_id=run_id,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        data_source=source,
+        sensitive_features=sensitive,
+    )
+
+
+def train_task(features_path: Path, task: str, config: TrainConfig, warn=print) -> dict:
+    """Train every model of ``task`` under one parent run; the summary the CLI prints."""
+    frame = pd.read_parquet(features_path)
+    results = []
+    with mlflow.start_run(run_name=f"train {task}") as parent:
+        mlflow.set_tags({"task": task, "git_sha": git_sha()})
+        for label in labels_for(task, frame):
+            try:
+                results.append(train_label(frame, label, config, str(features_path)))
+            except LeakageError:
+                raise
+            except DatasetError as exc:
+                if not label.startswith("label_cross_sell_"):
+                    raise
+                # e.g. demand deposits: everybody holds one, so nobody can buy one
+                warn(f"skipped {label}: {exc}")
+        if not results:
+            raise DatasetError(f"no model could be trained for task {task!r}")
+        per_model = {r["model"]: {k: r["metrics"].get(k) for k in SUMMARY_METRICS} for r in results}
+        means = {
+            k: float(np.mean([m[k] for m in per_model.values() if m.get(k) is not None]))
+            for k in SUMMARY_METRICS
+            if any(m.get(k) is not None for m in per_model.values())
+        }
+        mlflow.log_metrics({f"mean_{k}": v for k, v in means.items()})
+        mlflow.log_dict(per_model, "per_model_metrics.json")
+    return {
+        "task": task,
+        "run_id": parent.info.run_id,
+        "models": {r["model"]: r["version"] for r in results},
+        "metrics": means,
+        "per_model": per_model,
+        "features": str(features_path),
+    }
+
+
+def dumps(summary: dict) -> str:
+    return json.dumps(summary, indent=2, default=float)
