@@ -25,7 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]  # 5: no slow tests collected
-	cd benchmarks && ../$(BIN)/python synth.py && ../$(BIN)/python features.py
+	cd benchmarks && ../$(BIN)/python synth.py && ../$(BIN)/python features.py && ../$(BIN)/python train.py
 
 serve: $(STAMP)
 	$(BIN)/retain serve

@@ -211,6 +211,16 @@ def train(
     ] = None,
     task: Annotated[str, typer.Option(help="churn, cross_sell, upgrade or all.")] = "all",
     trials: Annotated[int, typer.Option(help="Optuna trials (0: the defaults).")] = 0,
+    table_path: Annotated[
+        Path | None, typer.Option("--table", help="A prepared flat table (CSV) instead.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Flat table: the target column.")] = None,
+    positive: Annotated[str | None, typer.Option(help="Flat table: the positive value.")] = None,
+    id_column: Annotated[str | None, typer.Option("--id", help="Flat table: id column.")] = None,
+    drop: Annotated[str, typer.Option(help="Flat table: columns to drop, A,B.")] = "",
+    register: Annotated[
+        str | None, typer.Option(help="Flat table: register the model under this name.")
+    ] = None,
     json_path: JsonOption = None,
 ) -> None:
     """Train LightGBM models out of time, log and register them in MLflow (as challenger)."""
@@ -219,20 +229,19 @@ def train(
     from training.run import TASKS, train_task
     from training.train import TrainConfig
 
+    if table_path is not None:
+        _train_flat(table_path, target, positive, id_column, drop, register, json_path)
+        return
     if features_path is None:
         errors.print("[red]error:[/] give --features FILE (or --table FILE for a flat table)")
         raise typer.Exit(2)
     if task not in TASKS:
         errors.print(f"[red]error:[/] --task must be one of {', '.join(TASKS)}, not {task!r}")
         raise typer.Exit(2)
-    if trials:
-        errors.print("[red]error:[/] --trials (Optuna tuning) is not available yet")
-        raise typer.Exit(2)
     use_store()
     try:
         with console.status(f"training {task}…"):
-            summary = train_task(features_path, task, TrainConfig(),
-                                 warn=lambda text: console.print(f"[yellow]{text}[/]"))  # fmt: skip
+            summary = train_task(features_path, task, TrainConfig(), warn=_warn, trials=trials)
     except DatasetError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
@@ -247,8 +256,69 @@ def train(
     save_json(json_path, summary)
 
 
+def _train_flat(path, target, positive, id_column, drop, register, json_path) -> None:
+    from features.sources.flat import FlatTableError
+    from training.dataset import DatasetError
+    from training.flat import train_flat
+    from training.register import use_store
+
+    if not target:
+        errors.print("[red]error:[/] a flat table needs --target COLUMN")
+        raise typer.Exit(2)
+    use_store()
+    columns = tuple(c.strip() for c in drop.split(",") if c.strip())
+    try:
+        with console.status(f"5-fold cross-validation on {path}…"):
+            summary = train_flat(path, target, positive, id_column, columns, register, warn=_warn)
+    except (FlatTableError, DatasetError) as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    m = summary["metrics"]
+    folds = ", ".join(f"{a:.4f}" for a in summary["fold_auc"])
+    registered = ", ".join(f"{k} v{v}" for k, v in summary["models"].items()) or "-"
+    title = f"{path}: {summary['rows']:,} rows, {len(summary['features'])} features"
+    row = (f"{m['cv_auc']:.4f}", f"{m['cv_auc_std']:.4f}", folds, registered)
+    console.print(table(title, ["CV AUC", "std", "folds", "registered"], [row]))
+    save_json(json_path, summary)
+
+
+def _warn(text: str) -> None:
+    console.print(f"[yellow]warning:[/] {text}")
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+@app.command()
+def backtest(
+    features_path: Annotated[Path, typer.Option("--features", help="Feature file.")],
+    task: Annotated[str, typer.Option(help="churn, upgrade or cross_sell_<product>.")] = "churn",
+    json_path: JsonOption = None,
+) -> None:
+    """Rolling-origin backtest: AUC and ECE per cutoff, trained on the past only."""
+    from training.backtest import run_backtest
+    from training.dataset import DatasetError
+    from training.register import use_store
+    from training.train import TrainConfig
+
+    use_store()
+    try:
+        with console.status(f"backtesting {task}…"):
+            summary = run_backtest(features_path, f"label_{task}", TrainConfig())
+    except DatasetError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    rows = [(r["cutoff"], r["train_cutoffs"], f"{r['rows']:,}", r["positives"], _fmt(r["auc"]),
+             _fmt(r["ece"])) for r in summary["cutoffs"]]  # fmt: skip
+    console.print(
+        table(
+            f"backtest {task} (run {summary['run_id']})",
+            ["test cutoff", "train cutoffs", "rows", "positives", "AUC", "ECE"],
+            rows,
+        )
+    )
+    save_json(json_path, summary)
 
 
 @app.command()

@@ -106,20 +106,29 @@ def split_out_of_time(frame: pd.DataFrame, label: str) -> Dataset:
     if label not in frame.columns:
         labels = sorted(c for c in frame.columns if c.startswith("label_"))
         raise DatasetError(f"no column {label!r} in the feature file; it has {labels}")
-    rows = frame[frame[label].notna()]
-    cutoffs = sorted(rows["cutoff"].unique())
+    cutoffs = labelled_cutoffs(frame, label)
     if len(cutoffs) < 3:
         raise DatasetError(
             f"{label}: {len(cutoffs)} cutoff(s) with complete labels; out-of-time training needs "
             "at least 3 (train, validation, test) — build features for more cutoffs"
         )
+    return dataset_at(frame, label, cutoffs[:-2], cutoffs[-2], cutoffs[-1])
+
+
+def labelled_cutoffs(frame: pd.DataFrame, label: str) -> list:
+    return sorted(frame.loc[frame[label].notna(), "cutoff"].unique())
+
+
+def dataset_at(frame: pd.DataFrame, label: str, train: list, valid, test) -> Dataset:
+    """Train on the ``train`` cutoffs, stop and calibrate on ``valid``, test on ``test``."""
+    rows = frame[frame[label].notna()]
     inputs = model_inputs(frame)
     dataset = Dataset(
         label=label,
         inputs=tuple(inputs),
-        train=_split(rows, label, inputs, cutoffs[:-2]),
-        valid=_split(rows, label, inputs, cutoffs[-2:-1]),
-        test=_split(rows, label, inputs, cutoffs[-1:]),
+        train=_split(rows, label, inputs, list(train)),
+        valid=_split(rows, label, inputs, [valid]),
+        test=_split(rows, label, inputs, [test]),
     )
     for name, part in (("train", dataset.train), ("validation", dataset.valid),
                        ("test", dataset.test)):  # fmt: skip

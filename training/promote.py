@@ -37,6 +37,14 @@ def latest_test_rows(name: str, version: str, label: str) -> pd.DataFrame:
     return frame[frame["cutoff"] == frame["cutoff"].max()]
 
 
+def no_worse(challenger: dict, champion: dict) -> tuple[bool, float, float]:
+    """The gate: AUC not worse by more than 0.002 and ECE not worse by more than 0.01."""
+    auc_change = challenger["auc"] - champion["auc"]
+    ece_change = challenger["ece"] - champion["ece"]
+    passes = auc_change >= -MAX_AUC_LOSS - 1e-12 and ece_change <= MAX_ECE_GAIN + 1e-12
+    return passes, auc_change, ece_change
+
+
 def promote(name: str, force: bool = False) -> dict:
     """Move ``champion`` to the challenger if its AUC is not worse by more than 0.002 and its
     ECE not worse by more than 0.01 on the same test rows (or if ``force``)."""
@@ -58,13 +66,11 @@ def promote(name: str, force: bool = False) -> dict:
         p = predict_calibrated(model.booster, model.metadata, rows)
         measured[role] = {"version": model.version, "auc": float(roc_auc_score(y, p)),
                           "ece": ece(y, p)}  # fmt: skip
-    auc_change = measured["challenger"]["auc"] - measured["champion"]["auc"]
-    ece_change = measured["challenger"]["ece"] - measured["champion"]["ece"]
-    no_worse = auc_change >= -MAX_AUC_LOSS and ece_change <= MAX_ECE_GAIN
-    promoted = no_worse or force
+    passes, auc_change, ece_change = no_worse(measured["challenger"], measured["champion"])
+    promoted = passes or force
     if promoted:
         set_champion(name, challenger.version)
-    reason = "no worse than the champion" if no_worse else (
+    reason = "no worse than the champion" if passes else (
         f"worse than the champion (AUC {auc_change:+.4f}, ECE {ece_change:+.4f})"
         + (" — promoted anyway (--force)" if force else ""))  # fmt: skip
     return {**decision, "champion": challenger.version if promoted else champion.version,

@@ -35,6 +35,7 @@ from training.plots import (
 )
 from training.register import git_sha, log_booster
 from training.train import TrainConfig, fit_booster
+from training.tune import tune
 
 TASKS = ("churn", "cross_sell", "upgrade", "all")
 SUMMARY_METRICS = ("test_auc", "oracle_auc", "auc_to_oracle", "ece", "brier", "lift_at_10")
@@ -84,13 +85,21 @@ def _plots(folder: Path, ds: Dataset, booster, p: np.ndarray, scores: dict, trut
     plot_shap_summary(contributions, sample, folder / "shap_summary.png")
 
 
-def train_label(frame: pd.DataFrame, label: str, config: TrainConfig, source: str) -> dict:
-    """Train, evaluate and register the model for one label in a nested MLflow run."""
+def train_label(
+    frame: pd.DataFrame, label: str, config: TrainConfig, source: str, trials: int = 0
+) -> dict:
+    """Train (optionally tune), evaluate and register the model for one label in a nested
+    MLflow run."""
     name = label.removeprefix("label_")
     ds = split_out_of_time(frame, label)
     with mlflow.start_run(run_name=name, nested=True) as run:
         mlflow.set_tags({"label": label, "model": name, "git_sha": git_sha(), "source": source})
         refuse_perfect_predictors(ds.train.x, ds.train.y)
+        if trials:
+            config, study = tune(ds, config, trials)
+            mlflow.log_dict(study, "tuning/study.json")
+            mlflow.log_metric("tuning_best_valid_auc", study["best_valid_auc"])
+            mlflow.set_tag("tuned_trials", str(trials))
         booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, config)
         calibrator, brier_by_method = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y)
         p = calibrator.apply(booster.predict(ds.test.x))
@@ -166,7 +175,9 @@ def _card_info(name, ds, config, calibration, metrics, baselines, fingerprint, r
     )
 
 
-def train_task(features_path: Path, task: str, config: TrainConfig, warn=print) -> dict:
+def train_task(
+    features_path: Path, task: str, config: TrainConfig, warn=print, trials: int = 0
+) -> dict:
     """Train every model of ``task`` under one parent run; the summary the CLI prints."""
     frame = pd.read_parquet(features_path)
     results = []
@@ -174,7 +185,7 @@ def train_task(features_path: Path, task: str, config: TrainConfig, warn=print) 
         mlflow.set_tags({"task": task, "git_sha": git_sha()})
         for label in labels_for(task, frame):
             try:
-                results.append(train_label(frame, label, config, str(features_path)))
+                results.append(train_label(frame, label, config, str(features_path), trials))
             except LeakageError:
                 raise
             except DatasetError as exc:

@@ -15,16 +15,16 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class TrainConfig:
-    learning_rate: float = 0.05
+    learning_rate: float = 0.03
     num_leaves: int = 15
     max_depth: int = 6
-    min_data_in_leaf: int = 50
+    min_data_in_leaf: int = 20
     feature_fraction: float = 0.8
     bagging_fraction: float = 0.8
     bagging_freq: int = 1
     lambda_l2: float = 1.0
-    num_boost_round: int = 1000
-    early_stopping_rounds: int = 50
+    num_boost_round: int = 2000
+    early_stopping_rounds: int = 100
     seed: int = 0
     num_threads: int = 2
 
@@ -45,6 +45,7 @@ def fit_booster(
     x_valid: pd.DataFrame,
     y_valid: np.ndarray,
     config: TrainConfig,
+    extra_callbacks: list | None = None,
 ) -> lgb.Booster:
     """Fit on train, stop when validation AUC has not improved for a while."""
     train = lgb.Dataset(x_train, label=y_train, free_raw_data=False)
@@ -54,7 +55,10 @@ def fit_booster(
         train,
         num_boost_round=config.num_boost_round,
         valid_sets=[valid],
-        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
+        callbacks=[
+            lgb.early_stopping(config.early_stopping_rounds, verbose=False),
+            *(extra_callbacks or []),
+        ],
     )
 
 

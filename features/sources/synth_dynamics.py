@@ -51,6 +51,7 @@ DRIVER_WEIGHT = np.array([3.6, 3.6, 3.0, 3.0, 2.8, 2.2])
 CLOSURE_SHARE = 0.25
 GROWTH_SIGMA = 0.05
 JUMP_RATE = 0.01
+BIG_SPEND_RATE = 0.015
 EPISODE_MONTHS = 6  # money-moving episodes: 3 months of outflow, hazard in months 3–6
 WARMUP_MONTHS = 12  # simulated before the window so drivers start from their steady state
 DRIFT_MONTHS = 3
@@ -74,6 +75,7 @@ class MonthState:
     maturity: np.ndarray  # (n, products) window month index of next maturity, -1 if none
     liabilities: np.ndarray  # (n, products) loan / card balances
     drift_loss: np.ndarray  # AUM that left through drivers this month
+    big_spend: np.ndarray  # AUM spent on a big purchase this month (no churn)
     outflow: np.ndarray  # outflow episode active
     salary_paid: np.ndarray
     contacts: np.ndarray  # RM contacts this month
@@ -216,10 +218,13 @@ def simulate(
         drift += np.where(fresh[:, NEGLECT], np.log(rng.uniform(0.87, 0.94, n)), 0)
         drift = np.maximum(drift, MAX_MONTHLY_DRIFT)
         jump = np.where(rng.random(n) < JUMP_RATE, np.log(rng.uniform(1.5, 2.5, n)), 0)
+        # a big purchase (a flat, a car, school fees): money leaves, the customer stays
+        spend = np.where(rng.random(n) < BIG_SPEND_RATE, np.log(rng.uniform(0.5, 0.8, n)), 0)
         if t > -warmup:
-            log_aum = log_aum + cust.growth + GROWTH_SIGMA * rng.standard_normal(n) + jump + drift
+            log_aum = (log_aum + cust.growth + GROWTH_SIGMA * rng.standard_normal(n) + jump
+                       + drift + spend)  # fmt: skip
         if t >= 0:
-            sim.driver_drift[:, t] = drift
+            sim.driver_drift[:, t] = drift + spend
             sim.log_aum[:, t] = log_aum
         shadow_aum = np.exp(log_aum)
 
@@ -311,6 +316,7 @@ def simulate(
                     shares=shares, held=held.copy(), closed=closed, maturity=maturity.copy(),
                     liabilities=liabilities.copy(),
                     drift_loss=np.where(alive, shadow_aum * (1 - np.exp(drift)), 0),
+                    big_spend=np.where(alive, shadow_aum * (np.exp(-spend) - 1), 0),
                     outflow=drivers_on[:, OUTFLOW].copy(),
                     salary_paid=alive & cust.salaried & ~drivers_on[:, SALARY],
                     contacts=contacts, rm=rm.copy(), reassigned=reassigned,

@@ -171,6 +171,11 @@ def transactions_table(rng, cust, months: list[MonthState], cal: Calendar, first
                 np.where(rng.random(idx.size) < 0.7, MOBILE, ONLINE),
                 np.where(s.outflow[idx], OTHER_BANK, OWN))  # fmt: skip
 
+        # big purchases: one large payment, at the counter or online
+        idx = np.flatnonzero(s.big_spend > 0)
+        channel = np.where(rng.random(idx.size) < 0.5, COUNTER, ONLINE)
+        buf.add(idx, cal.moment(rng, t, idx.size), s.big_spend[idx], OUT, channel, MERCHANT)
+
         # the exit itself: most of the money leaves for another bank in the first days
         leaving = s.exit_now & (s.aum_prev > s.aum)
         counts = np.where(leaving, rng.integers(1, 4, len(leaving)), 0)

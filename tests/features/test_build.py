@@ -23,19 +23,6 @@ from features.tiers import tier_history_features
 CONFIG = BankConfig()
 
 
-@pytest.fixture(scope="module")
-def features_20k(bank_20k, tmp_path_factory) -> pd.DataFrame:
-    out = tmp_path_factory.mktemp("features") / "features.parquet"
-    result = subprocess.run(
-        [sys.executable, "-m", "retain", "features", "--warehouse", str(bank_20k),
-         "--cutoffs", "2024-01-31:2024-12-31", "--out", str(out),
-         "--json", str(out.with_suffix(".json"))],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return pd.read_parquet(out)
-
-
 def test_every_produced_feature_has_a_catalog_entry_and_vice_versa(small_bank):
     from features.engine import connect, load_warehouse
     from features.panel import build_panel

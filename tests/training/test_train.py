@@ -48,17 +48,33 @@ def churn(feature_file, store) -> dict:
     return train_task(feature_file, "churn", TrainConfig())
 
 
-def test_churn_model_approaches_the_truth_and_beats_the_baselines(churn):
+def test_churn_model_on_a_20k_bank_approaches_the_truth_and_beats_the_baselines(features_20k):
+    from training.baselines import baseline_scores
+    from training.calibrate import fit_calibrator
+    from training.evaluate import evaluate, lift_and_capture
+    from training.train import fit_booster
+
+    ds = split_out_of_time(features_20k, "label_churn")
+    booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, TrainConfig())
+    calibrator, _ = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y)
+    p = calibrator.apply(booster.predict(ds.test.x))
+    m = evaluate(ds.test.y, p, truth=ds.test.rows["truth_p_churn_3m"].to_numpy())
+    # one test cutoff of ~7,800 eligible customers and ~350 churners: the AUC has a standard
+    # error of about 0.01, so 0.93 of the oracle (measured 0.95-0.97) is the bar here
+    assert m["auc_to_oracle"] >= 0.93
+    assert m["ece"] <= 0.02
+    for name, scores in baseline_scores("label_churn", ds.train, ds.test).items():
+        assert m["lift_at_10"] > lift_and_capture(ds.test.y, scores)["lift_at_10"], name
+
+
+def test_the_registered_churn_run_records_metrics_and_baselines(churn):
     m = churn["per_model"]["churn"]
-    full = churn["metrics"]
-    # 6k customers: ~2,600 test rows and ~100 churners, so the AUC itself has a standard
-    # error of ~0.015; on 20k customers the ratio measured 0.95-0.97 (see the issue note)
-    assert m["auc_to_oracle"] >= 0.90
-    assert m["ece"] <= 0.03
-    assert full["lift_at_10"] == m["lift_at_10"]
+    assert churn["metrics"]["lift_at_10"] == m["lift_at_10"]
+    assert 0.5 < m["test_auc"] <= 1 and m["ece"] <= 0.05 and m["auc_to_oracle"] > 0.85
     run = MlflowClient().get_run(churn_run_id(churn))
-    assert run.data.metrics["lift_at_10_over_logistic_regression"] > 1.0
-    assert run.data.metrics["lift_at_10_over_rule_of_thumb"] > 1.0
+    for name in ("logistic_regression", "rule_of_thumb"):
+        assert run.data.metrics[f"lift_at_10_over_{name}"] > 0
+        assert 0.5 < run.data.metrics[f"{name}_test_auc"] < 1
 
 
 def churn_run_id(summary: dict) -> str:
@@ -107,13 +123,44 @@ def test_a_worse_challenger_stays_out_and_a_better_one_gets_in(churn, feature_fi
     assert decision["comparison"]["challenger"]["auc"] < decision["comparison"]["champion"]["auc"]
     assert weak["models"]["churn"] == decision["challenger"]
 
-    forced = promote("churn", force=True)  # now the weak model is champion
+    forced = promote("churn", force=True)  # --force overrides the gate
     assert forced["promoted"] is True and "--force" in forced["reason"]
-    strong = train_task(feature_file, "churn", TrainConfig(seed=1))
+    assert load_verified("churn", CHAMPION).version == weak["models"]["churn"]
+
+
+@pytest.mark.parametrize(
+    ("auc_change", "ece_change", "passes"),
+    [(+0.05, -0.005, True), (-0.002, +0.01, True), (-0.0021, 0.0, False),
+     (0.0, +0.0101, False), (+0.08, +0.015, False)],
+)  # fmt: skip
+def test_the_gate_lets_in_only_a_challenger_that_is_no_worse(auc_change, ece_change, passes):
+    from training.promote import no_worse
+
+    champion = {"auc": 0.80, "ece": 0.010}
+    challenger = {"auc": 0.80 + auc_change, "ece": 0.010 + ece_change}
+    assert no_worse(challenger, champion)[0] is passes
+
+
+def test_a_better_challenger_becomes_champion(churn, feature_file):
+    from training.register import log_booster
+
+    good = load_verified("churn", CHALLENGER)
+    frame = pd.read_parquet(feature_file)
+    example = as_inputs(frame.head(5), good.metadata["features"])
+    # the same trees with a calibration that overstates every risk: same ranking, poor ECE
+    skewed = {**good.metadata, "calibration": {"method": "platt", "params": {"a": 1.0, "b": 2.0}}}
+    with mlflow.start_run(run_name="miscalibrated champion"):
+        mlflow.log_param("features_path", str(feature_file))
+        bad = log_booster(good.booster, "churn", example, skewed)
+    promote("churn", force=True)
+    assert load_verified("churn", CHAMPION).version == bad.version
+    with mlflow.start_run(run_name="well calibrated challenger"):
+        mlflow.log_param("features_path", str(feature_file))
+        better = log_booster(good.booster, "churn", example, good.metadata)
     decision = promote("churn")
-    assert decision["promoted"] is True
-    assert decision["comparison"]["challenger"]["auc"] > decision["comparison"]["champion"]["auc"]
-    assert load_verified("churn", CHAMPION).version == strong["models"]["churn"]
+    assert decision["promoted"] is True, decision["reason"]
+    assert decision["comparison"]["challenger"]["ece"] < decision["comparison"]["champion"]["ece"]
+    assert load_verified("churn", CHAMPION).version == better.version
 
 
 def test_a_copied_label_fails_the_run_with_a_clear_message(feature_file, store, tmp_path):
@@ -133,3 +180,29 @@ def test_a_copied_label_fails_the_run_with_a_clear_message(feature_file, store, 
     assert len(MlflowClient().search_model_versions("name='churn'")) == before
     failed = mlflow.search_runs(filter_string="attributes.status = 'FAILED'")
     assert len(failed) >= 1
+
+
+def test_tuning_is_seeded_prunes_and_never_sees_the_test_set(feature_file):
+    from training.tune import tune
+
+    ds = split_out_of_time(pd.read_parquet(feature_file), "label_churn")
+    base = TrainConfig(num_boost_round=300, early_stopping_rounds=30)
+    first, study = tune(ds, base, trials=6)
+    again, _ = tune(ds, base, trials=6)
+    assert first == again  # same seed, same search
+    assert first != base
+    assert study["trials"] == 6 and 0 <= study["pruned"] < 6
+    assert 0.5 < study["best_valid_auc"] <= 1.0
+
+
+def test_backtest_trains_on_the_past_only_and_reports_every_cutoff(feature_file, store):
+    from training.backtest import run_backtest
+    from training.dataset import labelled_cutoffs
+
+    summary = run_backtest(feature_file, "label_churn", TrainConfig(num_boost_round=300))
+    cutoffs = labelled_cutoffs(pd.read_parquet(feature_file), "label_churn")
+    assert [r["cutoff"] for r in summary["cutoffs"]] == [str(c) for c in cutoffs[2:]]
+    assert [r["train_cutoffs"] for r in summary["cutoffs"]] == list(range(1, len(cutoffs) - 1))
+    assert all(0.6 < r["auc"] <= 1 and 0 <= r["ece"] < 0.1 for r in summary["cutoffs"])
+    artifacts = {a.path for a in MlflowClient().list_artifacts(summary["run_id"], "plots")}
+    assert "plots/backtest.png" in artifacts
