@@ -138,11 +138,16 @@ def dataset_at(frame: pd.DataFrame, label: str, train: list, valid, test) -> Dat
 
 
 def refuse_perfect_predictors(x: pd.DataFrame, y: np.ndarray) -> None:
-    """A single input that alone separates the classes is a copied label, not a feature."""
+    """A two-valued input that alone separates the classes is a copied label, not a feature.
+
+    Continuous inputs may legitimately separate a class (private banking is opened exactly
+    when AUM crosses its threshold); a yes/no column that matches the label does not."""
     for column in x.columns:
         values = x[column].to_numpy(dtype="float64", na_value=np.nan)
         known = ~np.isnan(values)
         if known.sum() < 10 or len(np.unique(y[known])) < 2:
+            continue
+        if len(np.unique(values[known])) > 2:
             continue
         auc = roc_auc_score(y[known], values[known])
         if max(auc, 1 - auc) >= PERFECT_AUC:
