@@ -36,8 +36,9 @@ def many_rows(count: int) -> list[str]:
 # --- the public tables ------------------------------------------------------------------------
 
 
-def test_datasets_folder_is_the_shared_one():
-    assert DATASETS == Path("/work/shared/datasets")
+def test_datasets_folder_is_the_shared_one_beside_the_repo():
+    repo = Path(__file__).resolve().parents[2]
+    assert DATASETS == repo.parent / "shared" / "datasets"
     assert CHURN.is_file() and BANK.is_file()
 
 
