@@ -372,6 +372,65 @@ def models(
 
 
 @app.command()
+def score(
+    cutoff: Annotated[str, typer.Option(help="Month-end date to score at, e.g. 2024-12-31.")],
+    warehouse: Annotated[Path, typer.Option(help="Warehouse directory.")] = DEFAULT_WAREHOUSE,
+    out: Annotated[Path, typer.Option(help="Output directory (replaced atomically).")] = Path(
+        "data/scores"
+    ),
+    lang: Annotated[str, typer.Option(help="Language of reasons and sheets: zh or en.")] = "zh",
+    k: Annotated[int | None, typer.Option(help="List length (default: each RM's capacity).")] = None,
+    explain_above: Annotated[
+        float, typer.Option(help="Only explain customers with p_churn at least this.")
+    ] = 0.0,
+    json_path: JsonOption = None,
+) -> None:
+    """Score every customer with the champion models; write scores, RM lists and a report."""
+    summary = _score(warehouse, _month_end(cutoff), out, lang, k, explain_above)
+    _print_score(summary)
+    save_json(json_path, summary)
+
+
+def _score(warehouse: Path, cutoff: date, out: Path, lang: str, k, explain_above) -> dict:
+    from features.build import CutoffError
+    from features.catalog import LANGUAGES
+    from features.config import BankConfig
+    from features.sources.files import WarehouseError
+    from serving.batch import score_warehouse
+    from training.register import RegistryError, use_store
+
+    if lang not in LANGUAGES:
+        errors.print(f"[red]error:[/] --lang must be one of {', '.join(LANGUAGES)}, not {lang!r}")
+        raise typer.Exit(2)
+    use_store()
+    try:
+        with console.status("scoring") as status:
+            return score_warehouse(
+                warehouse, cutoff, out, BankConfig(), lang, k, explain_above,
+                step=lambda text: status.update(f"scoring: {text}…"),
+            )  # fmt: skip
+    except (RegistryError, CutoffError, WarehouseError) as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        errors.print(f"nothing written: the previous contents of {out} are untouched")
+        raise typer.Exit(1) from exc
+
+
+def _print_score(summary: dict) -> None:
+    rows = [
+        ("cutoff", summary["cutoff"]),
+        ("customers scored", f"{summary['customers_scored']:,}"),
+        ("customers explained", f"{summary['customers_explained']:,}"),
+        ("lists", f"{summary['lists']:,} ({summary['listed_customers']:,} customers)"),
+        ("models", ", ".join(f"{n} v{v}" for n, v in summary["models"].items())),
+        ("seconds", f"{summary['seconds']:.1f}"),
+    ]
+    if summary.get("reason_fidelity") is not None:
+        rows.append(("reason fidelity (truth)",
+                     f"{summary['reason_fidelity']:.3f} of {summary['fidelity_churners']} churners"))
+    console.print(table(f"scores, lists and report in {summary['out']}", ["", ""], rows))
+
+
+@app.command()
 def demo(
     customers: Annotated[int, typer.Option(help="Customers in the synthetic bank.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,

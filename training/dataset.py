@@ -101,6 +101,10 @@ def _split(rows: pd.DataFrame, label: str, inputs: list[str], cutoffs: list) -> 
     )
 
 
+# per split: calibration folds and a test AUC on fewer positives than this are noise
+MIN_POSITIVES = 10
+
+
 def split_out_of_time(frame: pd.DataFrame, label: str) -> Dataset:
     """Train / validation / test by cutoff, on rows where ``label`` is known."""
     if label not in frame.columns:
@@ -134,6 +138,11 @@ def dataset_at(frame: pd.DataFrame, label: str, train: list, valid, test) -> Dat
                        ("test", dataset.test)):  # fmt: skip
         if len(np.unique(part.y)) < 2:
             raise DatasetError(f"{label}: the {name} cutoffs {part.cutoffs} hold a single class")
+        if int(part.y.sum()) < MIN_POSITIVES:
+            raise DatasetError(
+                f"{label}: the {name} cutoffs {part.cutoffs} hold {int(part.y.sum())} positive(s); "
+                f"at least {MIN_POSITIVES} are needed to stop, calibrate and test honestly"
+            )
     return dataset
 
 

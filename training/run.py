@@ -111,7 +111,8 @@ def train_label(
         scores = baseline_scores(label, ds.train, ds.test)
         baselines = {b: _baseline_metrics(ds.test.y, s) for b, s in scores.items()}
         for b, m in baselines.items():
-            metrics[f"lift_at_10_over_{b}"] = metrics["lift_at_10"] / m["lift_at_10"]
+            if m["lift_at_10"] > 0:  # a baseline that finds nobody in its top 10% has no ratio
+                metrics[f"lift_at_10_over_{b}"] = metrics["lift_at_10"] / m["lift_at_10"]
             metrics[f"{b}_test_auc"] = m["test_auc"]
         fingerprint = ds.fingerprint()
         mlflow.log_params({**asdict(config), "label": label, "inputs": len(ds.inputs),

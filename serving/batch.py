@@ -1,0 +1,217 @@
+"""`retain score`: every customer of a warehouse scored at one cutoff by the champion models,
+with reasons, next best offers and one ranked list per RM — written atomically.
+
+The output directory (replaced only when everything succeeded):
+
+- ``scores.parquet``: one row per customer at the cutoff;
+- ``features.parquet``: the features behind those scores (what the API looks customers up in);
+- ``lists/<list_id>.csv`` and ``.xlsx``;
+- ``report.html``: the portfolio report;
+- ``summary.json``: what the CLI prints, plus the model versions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from features.catalog import product_label
+from features.config import BankConfig
+from features.materialize import write_features
+from features.sources.atomic import atomic_dir, write_json
+from features.sources.files import read_table, table_glob
+from serving.explain import TOP_K, Reasons, explain, reason_columns
+from serving.lists import actions, build_lists, mask_name, next_best_offer, product_values
+from serving.report import write_report
+from serving.sheets import write_list_files
+from training.promote import predict_calibrated
+from training.register import CHAMPION, RegistryError, VerifiedModel, load_verified
+
+CHURN, UPGRADE, CROSS_SELL = "churn", "upgrade", "cross_sell_"
+# Calibrated 3-month churn probability → band. The bank's base rate is a few per cent.
+RISK_BANDS = ((0.20, "high"), (0.05, "medium"), (0.0, "low"))
+
+
+@dataclass
+class ModelSet:
+    """The champion models, loaded and verified: churn, upgrade and one per cross-sell product."""
+
+    churn: VerifiedModel
+    upgrade: VerifiedModel
+    cross_sell: dict[str, VerifiedModel] = field(default_factory=dict)
+
+    @property
+    def versions(self) -> dict[str, str]:
+        models = [self.churn, *self.cross_sell.values(), self.upgrade]
+        return {m.name: m.version for m in models}
+
+
+def load_champions(alias: str = CHAMPION) -> ModelSet:
+    """Load every model the scoring needs under ``alias``, or raise naming what is missing.
+
+    Required: ``churn``, ``upgrade`` and every registered ``cross_sell_<product>`` model.
+    """
+    names = sorted(m.name for m in MlflowClient().search_registered_models())
+    missing = [n for n in (CHURN, UPGRADE) if n not in names]
+    if missing:
+        raise RegistryError(
+            f"no registered model {', '.join(missing)} in the registry: train it "
+            f"(retain train --task all) and promote it first"
+        )
+    cross = {n.removeprefix(CROSS_SELL): load_verified(n, alias) for n in names
+             if n.startswith(CROSS_SELL)}  # fmt: skip
+    return ModelSet(load_verified(CHURN, alias), load_verified(UPGRADE, alias), cross)
+
+
+def risk_band(p: np.ndarray) -> np.ndarray:
+    band = np.full(len(p), RISK_BANDS[-1][1], dtype=object)
+    for threshold, name in reversed(RISK_BANDS[:-1]):
+        band[p >= threshold] = name
+    return band
+
+
+def score_frame(models: ModelSet, features: pd.DataFrame) -> pd.DataFrame:
+    """Calibrated scores of every model for every row, next to the ids."""
+    out = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
+    out["p_churn"] = predict_calibrated(models.churn.booster, models.churn.metadata, features)
+    out["risk_band"] = risk_band(out["p_churn"].to_numpy())
+    for product, model in models.cross_sell.items():
+        out[f"propensity_{product}"] = predict_calibrated(model.booster, model.metadata, features)
+    out["p_upgrade"] = predict_calibrated(models.upgrade.booster, models.upgrade.metadata, features)
+    return out
+
+
+def explain_churn(
+    models: ModelSet, features: pd.DataFrame, scores: pd.DataFrame, above: float
+) -> Reasons:
+    """Top-3 churn reasons for eligible customers with ``p_churn >= above``."""
+    eligible = features["eligible_churn"].fillna(False).to_numpy(dtype=bool)
+    rows = np.flatnonzero(eligible & (scores["p_churn"].to_numpy() >= above))
+    return explain(models.churn.booster, features, models.churn.metadata["features"], rows, TOP_K)
+
+
+def held_at(warehouse: Path, cutoff: date, customer_ids: pd.Series, products) -> pd.DataFrame:
+    """Which products each customer holds (status open) in the cutoff month."""
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            f"SELECT DISTINCT customer_id, product FROM read_parquet('{table_glob(warehouse, 'balances')}') "  # noqa: E501
+            "WHERE month = ? AND status = 'open'",
+            [cutoff],
+        ).df()
+    finally:
+        con.close()
+    held = pd.crosstab(rows["customer_id"], rows["product"]).gt(0)
+    held = held.reindex(index=customer_ids.to_numpy(), columns=list(products), fill_value=False)
+    return held.fillna(False).astype(bool).set_axis(customer_ids.index)
+
+
+def reason_fidelity(features: pd.DataFrame, scores: pd.DataFrame, reasons: Reasons) -> dict | None:
+    """Among true churners in the top decile of p_churn (eligible customers), the share whose
+    true churn driver is evidenced by one of their top-3 reasons. Churners whose exit has no
+    driver (truth "none") have nothing to find and are left out; None without truth."""
+    if "truth_churn_driver" not in features:
+        return None
+    eligible = features["eligible_churn"].fillna(False).to_numpy(dtype=bool)
+    p = scores["p_churn"].to_numpy()
+    threshold = np.quantile(p[eligible], 0.9) if eligible.any() else np.inf
+    driver = features["truth_churn_driver"].to_numpy(dtype=object)
+    explained = {row: shown for row, shown in zip(reasons.rows, reasons.drivers(), strict=True)}
+    hits = total = 0
+    for row in np.flatnonzero(eligible & (p >= threshold)):
+        if driver[row] is None or driver[row] in ("none",) or pd.isna(driver[row]):
+            continue
+        total += 1
+        hits += driver[row] in explained.get(row, set())
+    return {"reason_fidelity": hits / total if total else None, "fidelity_churners": total}
+
+
+def score_warehouse(
+    warehouse: Path,
+    cutoff: date,
+    out: Path,
+    config: BankConfig,
+    lang: str = "zh",
+    k: int | None = None,
+    explain_above: float = 0.0,
+    step: Callable[[str], None] = lambda _: None,
+) -> dict:
+    """Score ``warehouse`` at ``cutoff`` into ``out``; return the summary."""
+    started = time.perf_counter()
+    step("loading champion models")
+    models = load_champions()
+    timings = {}
+    with atomic_dir(out) as staging:
+        tick = time.perf_counter()
+        write_features(warehouse, [cutoff], staging / "features.parquet", config, step=step)
+        features = pd.read_parquet(staging / "features.parquet")
+        timings["features"] = time.perf_counter() - tick
+        if features.empty:
+            raise RegistryError(f"no customers at cutoff {cutoff} in {warehouse}")
+        step("scoring")
+        tick = time.perf_counter()
+        scores = score_frame(models, features)
+        timings["scoring"] = time.perf_counter() - tick
+        step("reasons")
+        tick = time.perf_counter()
+        reasons = explain_churn(models, features, scores, explain_above)
+        timings["reasons"] = time.perf_counter() - tick
+        step("offers and lists")
+        scored = _assemble(warehouse, cutoff, config, models, features, scores, reasons, lang)
+        lists = build_lists(scored, read_table(warehouse, "rms"), k)
+        _write_scores(staging, scored, models)
+        write_list_files(staging / "lists", lists, lang)
+        step("report")
+        write_report(staging / "report.html", scored, lists, cutoff, models.versions, lang)
+        summary = {
+            "cutoff": cutoff.isoformat(),
+            "customers_scored": len(scores),
+            "customers_explained": len(reasons.rows),
+            "lists": int(lists["list_id"].nunique()),
+            "listed_customers": len(lists),
+            "models": models.versions,
+            "seconds": round(time.perf_counter() - started, 2),
+            "timings": {name: round(s, 2) for name, s in timings.items()},
+            **(reason_fidelity(features, scores, reasons) or {}),
+            "out": str(out),
+        }  # fmt: skip
+        write_json(staging / "summary.json", summary)
+    return summary
+
+
+def _assemble(warehouse, cutoff, config, models, features, scores, reasons, lang) -> pd.DataFrame:
+    """One frame with ids, scores, reasons, offer and action for every customer."""
+    keep = ["rm_id", "outlet_id", "branch_id", "sub_branch_id", "tier", "pyramid_level",
+            "do_not_contact", "eligible_churn", "contribution_12m", "open_complaints",
+            "time_deposit_maturing_30d", "wm_maturing_30d"]  # fmt: skip
+    scored = pd.concat([scores, features[keep].reset_index(drop=True)], axis=1)
+    scored["expected_loss"] = scored["p_churn"] * scored["contribution_12m"].clip(lower=0)
+    scored = scored.assign(**reason_columns(reasons, len(scored)))
+    for rank in range(1, TOP_K + 1):
+        scored[f"reason_{rank}"] = scored[f"reason_{rank}_text_{lang}"]
+    products = list(models.cross_sell)
+    held = held_at(warehouse, cutoff, scored["customer_id"], products)
+    values = product_values(tuple(p for p in config.products if p.product in products), features)
+    offer, propensity = next_best_offer(scored, held, values)
+    scored["next_best_offer"], scored["offer_propensity"] = offer, propensity
+    scored["next_best_offer_label"] = [product_label(p, lang) if p else None for p in offer]
+    scored["action"] = actions(scored)
+    names = read_table(warehouse, "customers", ["customer_id", "name"])
+    masked = names.set_index("customer_id")["name"].map(mask_name)
+    scored["customer_name"] = scored["customer_id"].map(masked).fillna("***")
+    return scored
+
+
+def _write_scores(folder: Path, scored: pd.DataFrame, models: ModelSet) -> None:
+    frame = scored.drop(columns=[f"reason_{r}" for r in range(1, TOP_K + 1)])
+    for name, version in models.versions.items():
+        frame[f"model_version_{name}"] = version
+    frame.to_parquet(folder / "scores.parquet", index=False)
