@@ -379,7 +379,9 @@ def score(
         "data/scores"
     ),
     lang: Annotated[str, typer.Option(help="Language of reasons and sheets: zh or en.")] = "zh",
-    k: Annotated[int | None, typer.Option(help="List length (default: each RM's capacity).")] = None,
+    k: Annotated[
+        int | None, typer.Option(help="List length (default: each RM's capacity).")
+    ] = None,
     explain_above: Annotated[
         float, typer.Option(help="Only explain customers with p_churn at least this.")
     ] = 0.0,
@@ -425,8 +427,8 @@ def _print_score(summary: dict) -> None:
         ("seconds", f"{summary['seconds']:.1f}"),
     ]
     if summary.get("reason_fidelity") is not None:
-        rows.append(("reason fidelity (truth)",
-                     f"{summary['reason_fidelity']:.3f} of {summary['fidelity_churners']} churners"))
+        fidelity = f"{summary['reason_fidelity']:.3f} of {summary['fidelity_churners']} churners"
+        rows.append(("reason fidelity (truth)", fidelity))
     console.print(table(f"scores, lists and report in {summary['out']}", ["", ""], rows))
 
 

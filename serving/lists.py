@@ -81,7 +81,8 @@ def actions(frame: pd.DataFrame) -> pd.Series:
     maturing = (frame["time_deposit_maturing_30d"].fillna(0) > 0) | (
         frame["wm_maturing_30d"].fillna(0) > 0
     )
-    action = np.where(complaint, RESOLVE_COMPLAINT, np.where(maturing, OFFER_RENEWAL, RETENTION_CALL))
+    otherwise = np.where(maturing, OFFER_RENEWAL, RETENTION_CALL)
+    action = np.where(complaint, RESOLVE_COMPLAINT, otherwise)
     return pd.Series(action, index=frame.index, dtype=object)
 
 

@@ -121,9 +121,13 @@ def _pareto_plot(contribution: np.ndarray) -> Figure:
 
 
 def _tier_plot(eligible: pd.DataFrame) -> Figure:
-    by = eligible.groupby("tier", observed=True).agg(
-        p=("p_churn", "mean"), loss=("expected_loss", "sum"), aum=("contribution_12m", "median")
-    ).sort_values("aum")
+    by = (
+        eligible.groupby("tier", observed=True)
+        .agg(
+            p=("p_churn", "mean"), loss=("expected_loss", "sum"), aum=("contribution_12m", "median")
+        )
+        .sort_values("aum")
+    )
     fig = Figure(figsize=(9, 3.6))
     left, right = fig.subplots(1, 2)
     left.barh(by.index.astype(str), by["p"], color="#3e7cb1")
@@ -135,9 +139,11 @@ def _tier_plot(eligible: pd.DataFrame) -> Figure:
 
 
 def _branch_plot(eligible: pd.DataFrame) -> Figure:
-    by = eligible.groupby("branch_id").agg(
-        p=("p_churn", "mean"), loss=("expected_loss", "sum")
-    ).sort_values("loss")
+    by = (
+        eligible.groupby("branch_id")
+        .agg(p=("p_churn", "mean"), loss=("expected_loss", "sum"))
+        .sort_values("loss")
+    )
     fig = Figure(figsize=(9, max(3.0, 0.3 * len(by) + 1)))
     left, right = fig.subplots(1, 2)
     labels = [f"branch {b}" for b in by.index]

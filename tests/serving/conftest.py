@@ -61,7 +61,21 @@ def scored(champions, tmp_path_factory) -> Scored:
     bank, store, env = champions
     out = tmp_path_factory.mktemp("scored") / "scores"
     summary_path = out.parent / "summary.json"
-    result = run_retain(["score", "--warehouse", str(bank), "--cutoff", SCORED_CUTOFF,
-                         "--out", str(out), "--lang", "en", "--json", str(summary_path)], env)
+    result = run_retain(
+        [
+            "score",
+            "--warehouse",
+            str(bank),
+            "--cutoff",
+            SCORED_CUTOFF,
+            "--out",
+            str(out),
+            "--lang",
+            "en",
+            "--json",
+            str(summary_path),
+        ],
+        env,
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     return Scored(bank, store, env, out, json.loads(summary_path.read_text()))

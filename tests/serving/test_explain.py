@@ -76,7 +76,9 @@ def test_a_row_where_everything_lowers_risk_gets_no_reason():
     contrib[0, FEATURES.index("open_complaints")] = 0.4
     reasons = top_reasons(contrib, np.ones_like(contrib), groups)
     assert [reasons.feature_names(r) for r in range(3)] == [
-        ["open_complaints", None], [None, None], [None, None]
+        ["open_complaints", None],
+        [None, None],
+        [None, None],
     ]
 
 
@@ -116,8 +118,11 @@ def test_every_reason_feature_renders_in_both_languages_without_placeholders():
     for entry in catalog().values():
         if entry.sensitive:
             continue
-        samples = [True, False] if entry.dtype == "bool" else [0, 1, -0.35, 2.5, 12345.6,
-                                                               float(rng.normal() * 1e6), np.nan]
+        samples = (
+            [True, False]
+            if entry.dtype == "bool"
+            else [0, 1, -0.35, 2.5, 12345.6, float(rng.normal() * 1e6), np.nan]
+        )
         for value in samples:
             for lang in ("zh", "en"):
                 text = entry.reason(value, lang)

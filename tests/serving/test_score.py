@@ -23,9 +23,7 @@ CUTOFF = pd.Timestamp(SCORED_CUTOFF)
 def lists(scored) -> pd.DataFrame:
     files = sorted((scored.out / "lists").glob("*.csv"))
     assert files
-    return pd.concat(
-        [pd.read_csv(f).assign(list_id=f.stem) for f in files], ignore_index=True
-    )
+    return pd.concat([pd.read_csv(f).assign(list_id=f.stem) for f in files], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
