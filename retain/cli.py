@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -240,8 +241,8 @@ def train(
         raise typer.Exit(2)
     use_store()
     try:
-        with console.status(f"training {task}…"):
-            summary = train_task(features_path, task, TrainConfig(), warn=_warn, trials=trials)
+        with progress_bar(f"training {task}: models") as update:
+            summary = train_task(features_path, task, TrainConfig(), _warn, trials, update)
     except DatasetError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
@@ -432,26 +433,180 @@ def _print_score(summary: dict) -> None:
     console.print(table(f"scores, lists and report in {summary['out']}", ["", ""], rows))
 
 
+keys_app = typer.Typer(help="API keys of the scoring service (hashed).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+DEFAULT_KEYS = Path("data/keys.json")
+KeysOption = Annotated[Path, typer.Option("--keys", help="Keys file.")]
+
+
+@keys_app.command("add")
+def keys_add(
+    role: Annotated[str, typer.Option(help="crm, rm or admin.")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")],
+    rm_id: Annotated[str | None, typer.Option(help="For an rm key: whose book.")] = None,
+    keys: KeysOption = DEFAULT_KEYS,
+) -> None:
+    """Create a key; it is printed once, alone on the last line, and stored only as a hash."""
+    from serving.auth import KeyError_, add_key
+
+    try:
+        record, plain = add_key(keys, name, role, rm_id)
+    except KeyError_ as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"key [bold]{record.name}[/] ({record.role}"
+                  f"{', rm ' + record.rm_id if record.rm_id else ''}) added to {keys}; "
+                  "it is shown once, below:")  # fmt: skip
+    print(plain)
+
+
+@keys_app.command("list")
+def keys_list(keys: KeysOption = DEFAULT_KEYS, json_path: JsonOption = None) -> None:
+    """List keys (name, role, RM, prefix, created, revoked) — never the keys themselves."""
+    from dataclasses import asdict
+
+    from serving.auth import KeyError_, load_keys
+
+    try:
+        records = load_keys(keys)
+    except KeyError_ as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    rows = [(k.name, k.role, k.rm_id or "", k.prefix + "…", k.created,
+             "revoked" if k.revoked else "live") for k in records]  # fmt: skip
+    console.print(table(f"API keys in {keys}", ["name", "role", "rm", "key", "created", "state"],
+                        rows))  # fmt: skip
+    save_json(json_path, {"keys": [{k: v for k, v in asdict(r).items() if k != "sha256"}
+                                   for r in records]})  # fmt: skip
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    name: Annotated[str, typer.Option(help="Name of the key to revoke.")],
+    keys: KeysOption = DEFAULT_KEYS,
+) -> None:
+    """Revoke a key; a running service stops accepting it at once."""
+    from serving.auth import KeyError_, revoke_key
+
+    try:
+        revoke_key(keys, name)
+    except KeyError_ as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"key {name} revoked")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface (0.0.0.0 for all).")] = "127.0.0.1",
+    scores: Annotated[
+        Path | None, typer.Option(help="A `retain score` output directory for id lookups.")
+    ] = Path("data/scores"),
+    keys: KeysOption = DEFAULT_KEYS,
+    audit: Annotated[Path | None, typer.Option(help="Audit log (JSON lines).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+) -> None:
+    """Run the scoring API (BentoML) with the champion models from the registry."""
+    import os
+    import shutil
+
+    from training.register import tracking_uri
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(),
+           "RETAIN_KEYS": str(keys.resolve()), "RETAIN_WORKERS": str(workers),
+           "RETAIN_AUDIT_LOG": str((audit or keys.parent / "audit.log").resolve())}  # fmt: skip
+    if scores is not None and scores.exists():
+        env["RETAIN_SCORES"] = str(scores.resolve())
+    else:
+        env.pop("RETAIN_SCORES", None)
+        errors.print(f"[yellow]note:[/] no scored snapshot at {scores}: id lookups and lists "
+                     "are off until you run `retain score`")  # fmt: skip
+    bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
+    args = [bentoml, "serve", "serving.service:Retain", "--port", str(port), "--host", host,
+            "--working-dir", str(root)]  # fmt: skip
+    console.print(f"serving on http://{host}:{port} (spec at /docs, readiness at /readyz)")
+    os.execve(bentoml, args, env)
+
+
 @app.command()
 def demo(
     customers: Annotated[int, typer.Option(help="Customers in the synthetic bank.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     out: Annotated[Path, typer.Option(help="Where the demo writes.")] = Path("data"),
+    lang: Annotated[str, typer.Option(help="Language of reasons and sheets: zh or en.")] = "en",
     json_path: JsonOption = None,
 ) -> None:
-    """Run the whole chain on a fresh synthetic bank (what `make demo` runs)."""
-    from features.profile import profile_bank
-    from features.sources.synthetic import SynthConfig, write_bank
+    """Run the whole chain on a fresh synthetic bank: warehouse → features → models → lists.
 
-    warehouse = out / "warehouse"
+    Writes ``<out>/warehouse``, ``<out>/features.parquet`` and ``<out>/scores`` (lists and
+    report); models go to the MLflow store and every new one is promoted if no worse."""
+    from features.build import parse_cutoffs
+    from features.config import BankConfig
+    from features.materialize import write_features
+    from features.sources.synthetic import SynthConfig, write_bank
+    from training.promote import promote as promote_model
+    from training.register import RegistryError, use_store
+    from training.run import train_task
+    from training.train import TrainConfig
+
+    config = SynthConfig(customers=customers, seed=seed)
+    warehouse, features_path = out / "warehouse", out / "features.parquet"
+    last = config.end
     started = time.perf_counter()
-    with progress_bar(f"1/1 synthetic bank, {customers:,} customers × 24 months") as update:
-        write_bank(SynthConfig(customers=customers, seed=seed), warehouse, on_chunk=update)
-    summary = profile_bank(warehouse).summary()
-    _print_profile(summary)
+    with progress_bar(f"1/5 synthetic bank, {customers:,} customers × 24 months") as update:
+        write_bank(config, warehouse, on_chunk=update)
+    # 15 monthly cutoffs: the last 3 have no complete labels yet, the 12 before train the models
+    cutoffs = parse_cutoffs(f"{_months_before(last, 14)}:{last.isoformat()}")
+    with console.status("2/5 features") as status:
+        write_features(warehouse, cutoffs, features_path, BankConfig(),
+                       step=lambda text: status.update(f"2/5 features: {text}…"))  # fmt: skip
+    use_store()
+    with progress_bar("3/5 training churn, cross-sell and upgrade models") as update:
+        trained = train_task(features_path, "all", TrainConfig(), _warn, 0, update)
+    decisions = []
+    try:
+        for name in trained["models"]:
+            decisions.append(promote_model(name))
+    except RegistryError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        table(
+            "4/5 models (promoted to champion when no worse)",
+            ["model", "version", "champion", "test AUC", "AUC / oracle", "ECE"],
+            [
+                (
+                    d["model"],
+                    d["challenger"],
+                    d["champion"],
+                    *(
+                        _fmt(trained["per_model"][d["model"]].get(k))
+                        for k in ("test_auc", "auc_to_oracle", "ece")
+                    ),
+                )
+                for d in decisions
+            ],
+        )
+    )
+    console.print("5/5 scoring the latest month")
+    scored = _score(warehouse, last, out / "scores", lang, None, 0.0)
+    _print_score(scored)
     seconds = time.perf_counter() - started
-    console.print(f"warehouse: [bold]{warehouse}[/]  ({seconds:.0f}s)")
-    save_json(json_path, {"warehouse": str(warehouse), "seconds": round(seconds, 1), **summary})
+    console.print(
+        f"lists in [bold]{out / 'scores' / 'lists'}[/], report "
+        f"[bold]{out / 'scores' / 'report.html'}[/] ({seconds:.0f}s in all)"
+    )
+    save_json(json_path, {"warehouse": str(warehouse), "features": str(features_path),
+                          "training": trained, "promotions": decisions, "scoring": scored,
+                          "seconds": round(seconds, 1)})  # fmt: skip
+
+
+def _months_before(month_end: date, months: int) -> str:
+    import pandas as pd
+
+    return (pd.Timestamp(month_end) - pd.offsets.MonthEnd(months)).date().isoformat()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ The output directory (replaced only when everything succeeded):
 - ``scores.parquet``: one row per customer at the cutoff;
 - ``features.parquet``: the features behind those scores (what the API looks customers up in);
 - ``lists/<list_id>.csv`` and ``.xlsx``;
+- ``rms.parquet``: RM capacities, so the API can rebuild any list;
 - ``report.html``: the portfolio report;
 - ``summary.json``: what the CLI prints, plus the model versions.
 """
@@ -166,7 +167,9 @@ def score_warehouse(
         timings["reasons"] = time.perf_counter() - tick
         step("offers and lists")
         scored = _assemble(warehouse, cutoff, config, models, features, scores, reasons, lang)
-        lists = build_lists(scored, read_table(warehouse, "rms"), k)
+        rms = read_table(warehouse, "rms", ["rm_id", "capacity"])
+        lists = build_lists(scored, rms, k)
+        rms.to_parquet(staging / "rms.parquet", index=False)  # the API builds lists from it
         _write_scores(staging, scored, models)
         write_list_files(staging / "lists", lists, lang)
         step("report")

@@ -33,7 +33,7 @@ DEFAULT_CAPACITY = 200  # for outlet lists when the bank has no RM capacities at
 
 
 def mask_name(name: object) -> str:
-    """Keep the first character of each word, star the rest: "张伟" → "张*", "Ann Lee" → "A** L**"."""
+    """The first character of each word, stars for the rest: "张伟" → "张*", "Ann" → "A**"."""
     if not isinstance(name, str) or not name:
         return "***"
     return " ".join(w[0] + "*" * max(len(w) - 1, 1) for w in name.split())

@@ -56,7 +56,7 @@ def train_flat(
     warn=print,
 ) -> dict:
     """Load, cross-validate, log; with ``register`` also refit on all rows and register."""
-    config = config or TrainConfig()
+    config = config or TrainConfig.for_flat_tables()
     table = load_flat_table(Path(path), target, positive, id_column, drop)
     for text in table.warnings:
         warn(text)

@@ -87,6 +87,8 @@ def log_booster(
         input_example=example,
         registered_model_name=name,
         metadata=metadata,
+        # stated, not inferred: inference imports the model in a subprocess (~10 s a model)
+        pip_requirements=[f"lightgbm=={lgb.__version__}"],
     )
     local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
     sha = sha256_file(local / BOOSTER_FILE)

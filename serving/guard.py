@@ -1,0 +1,68 @@
+"""An ASGI gate in front of the data routes: JSON bodies only, and never more than the cap.
+
+A body that is not ``application/json`` (a pickle, a multipart form, anything) is refused with
+415 before a byte of it is read; a body over ``MAX_BODY_BYTES`` (declared or streamed) gets
+413. Nothing here parses the body, so nothing here can execute it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+MAX_BODY_BYTES = 32 * 2**20  # 10,000 feature records of ~60 numbers fit with room to spare
+
+
+class BodyGuard:
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            await _refuse(send, 415, f"request bodies must be application/json, not {media!r}")
+            return
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            await _refuse(send, 413, f"request body over {MAX_BODY_BYTES // 2**20} MB")
+            return
+        seen = 0
+        too_big = False
+
+        async def counted():
+            nonlocal seen, too_big
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > MAX_BODY_BYTES:
+                    too_big = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        started = False
+
+        async def guarded_send(message):
+            nonlocal started
+            if too_big and not started:
+                started = True
+                await _refuse(send, 413, f"request body over {MAX_BODY_BYTES // 2**20} MB")
+                return
+            if too_big:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, counted, guarded_send)
+
+
+async def _refuse(send, status: int, message: str) -> None:
+    body = json.dumps({"error": {"status": status, "message": message, "problems": [],
+                                 "request_id": uuid.uuid4().hex}}).encode()  # fmt: skip
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})

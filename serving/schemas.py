@@ -1,0 +1,162 @@
+"""Request and response models of the scoring API, and the checks of feature records.
+
+Pydantic describes the envelope (so the OpenAPI spec is exact); the feature records inside
+``/score`` are checked here against the models' own feature list, because that list comes
+from the registry at start-up. Every problem is reported at once, with its row index.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import lightgbm as lgb
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_CUSTOMERS = 10_000
+Lang = Literal["zh", "en"]
+Scalar = float | int | bool | None
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScoreRequest(Strict):
+    """Either ``customers`` (feature records, each with its ``customer_id``) or
+    ``customer_ids`` (looked up in the scored snapshot), not both."""
+
+    customers: list[dict[str, Scalar]] | None = Field(
+        default=None, description="Feature records; at most 10,000."
+    )
+    customer_ids: list[int] | None = Field(default=None, description="At most 10,000 ids.")
+    explain: bool = Field(default=True, description="Add the top-3 churn reasons.")
+    lang: Lang = "zh"
+
+
+class RetentionListRequest(Strict):
+    rm_id: str = Field(min_length=1, max_length=64)
+    k: int | None = Field(default=None, ge=1, le=MAX_CUSTOMERS)
+    lang: Lang = "zh"
+
+
+class Reason(BaseModel):
+    feature: str
+    value: float | None
+    contribution: float
+    text_zh: str
+    text_en: str
+
+
+class ScoreResult(BaseModel):
+    customer_id: int
+    churn_probability: float
+    risk_band: Literal["low", "medium", "high"]
+    propensities: dict[str, float]
+    upgrade_probability: float
+    reasons: list[Reason] | None
+
+
+class ScoreResponse(BaseModel):
+    results: list[ScoreResult]
+    models: dict[str, str]
+    request_id: str
+
+
+class ListEntry(BaseModel):
+    rank: int
+    customer_id: int
+    customer_name: str
+    tier: str | None
+    pyramid_level: int | None
+    p_churn: float
+    contribution_12m: float
+    expected_loss: float
+    reasons: list[str]
+    next_best_offer: str | None
+    offer_propensity: float | None
+    action: str
+
+
+class RetentionListResponse(BaseModel):
+    rm_id: str
+    cutoff: str
+    entries: list[ListEntry]
+    models: dict[str, str]
+    request_id: str
+
+
+class CustomerResponse(BaseModel):
+    customer_id: int
+    cutoff: str
+    rm_id: str | None
+    customer_name: str
+    result: ScoreResult
+    features: dict[str, Scalar]
+    models: dict[str, str]
+    request_id: str
+
+
+class Problem(BaseModel):
+    row: int | None = Field(description="Index of the record in the request, when it has one.")
+    field: str
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    status: int
+    message: str
+    problems: list[Problem] = []
+    request_id: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def nullable_features(booster: lgb.Booster) -> set[str]:
+    """Features a missing value is *treated as missing* for: every split on them routes NaN
+    by a learned default (missing_type "NaN"), or the model never splits on them. Where a
+    split has missing_type "None", LightGBM would silently turn NaN into 0 — so those
+    features must be given."""
+    names = booster.feature_name()
+    strict: set[str] = set()
+
+    def walk(node: dict) -> None:
+        if "split_feature" not in node:
+            return
+        if node.get("missing_type") != "NaN":
+            strict.add(names[node["split_feature"]])
+        walk(node["left_child"])
+        walk(node["right_child"])
+
+    for tree in booster.dump_model()["tree_info"]:
+        walk(tree["tree_structure"])
+    return set(names) - strict
+
+
+def check_records(
+    records: list[dict[str, Scalar]], features: list[str], nullable: set[str]
+) -> list[Problem]:
+    """Every problem with the feature records: unknown fields, missing ids, missing values
+    where the model does not treat them as missing, non-finite numbers."""
+    known = set(features)
+    problems: list[Problem] = []
+    for row, record in enumerate(records):
+        cid = record.get("customer_id")
+        if cid is None:
+            problems.append(Problem(row=row, field="customer_id", problem="required"))
+        elif isinstance(cid, bool) or not isinstance(cid, int) or cid < 0:
+            problems.append(Problem(row=row, field="customer_id",
+                                    problem="must be a non-negative integer"))  # fmt: skip
+        for name in sorted(set(record) - known - {"customer_id"}):
+            problems.append(Problem(row=row, field=name, problem="unknown feature"))
+        for name in features:
+            value = record.get(name)
+            if value is None:
+                if name not in nullable:
+                    problems.append(Problem(row=row, field=name, problem=(
+                        "required: the model does not treat this feature as missing")))  # fmt: skip
+            elif isinstance(value, float) and not math.isfinite(value):
+                problems.append(Problem(row=row, field=name, problem="must be a finite number"))
+    return problems

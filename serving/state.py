@@ -1,0 +1,141 @@
+"""What the API serves from: verified champion models, a scored snapshot, keys and audit log.
+
+Built once per worker at start-up. ``ServingState.load`` never raises: a problem (registry
+unreachable, a model missing, a hash mismatch, a broken snapshot) leaves ``ready`` False and
+``problem`` naming it, so the service answers 503 on every data route and ``/readyz`` stays
+unready — it never serves a partial or unverified set of models.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from serving.auth import AuditLog, KeyRing
+from serving.batch import ModelSet, load_champions, score_frame
+from serving.explain import explain
+from serving.lists import build_lists
+from serving.schemas import nullable_features
+
+log = logging.getLogger("retain.service")
+
+ENV_SCORES, ENV_KEYS, ENV_AUDIT = "RETAIN_SCORES", "RETAIN_KEYS", "RETAIN_AUDIT_LOG"
+DEFAULT_KEYS = Path("data/keys.json")
+
+
+@dataclass
+class Snapshot:
+    """A `retain score` output directory, indexed by customer_id."""
+
+    cutoff: str
+    features: pd.DataFrame
+    scores: pd.DataFrame
+    rms: pd.DataFrame
+    versions: dict[str, str]
+
+    @classmethod
+    def load(cls, folder: Path) -> Snapshot:
+        features = pd.read_parquet(folder / "features.parquet").set_index("customer_id")
+        scores = pd.read_parquet(folder / "scores.parquet").set_index("customer_id")
+        rms = pd.read_parquet(folder / "rms.parquet")
+        versions = {c.removeprefix("model_version_"): str(scores[c].iloc[0])
+                    for c in scores.columns if c.startswith("model_version_")}  # fmt: skip
+        cutoff = pd.Timestamp(features["cutoff"].iloc[0]).date().isoformat()
+        return cls(cutoff, features, scores, rms, versions)
+
+    def book(self, rm_id: str) -> pd.Index:
+        return self.scores.index[self.scores["rm_id"].astype("string") == rm_id]
+
+    def owner(self, customer_ids: list[int]) -> pd.Series:
+        return self.scores["rm_id"].astype("string").reindex(customer_ids)
+
+    def retention_list(self, rm_id: str, k: int | None, lang: str) -> pd.DataFrame:
+        rows = self.scores[self.scores["rm_id"].astype("string") == rm_id].reset_index()
+        for rank in (1, 2, 3):
+            rows[f"reason_{rank}"] = rows[f"reason_{rank}_text_{lang}"]
+        return build_lists(rows, self.rms, k)
+
+
+@dataclass
+class ServingState:
+    ready: bool = False
+    problem: str | None = None
+    models: ModelSet | None = None
+    features: list[str] = field(default_factory=list)
+    nullable: set[str] = field(default_factory=set)
+    snapshot: Snapshot | None = None
+    keys: KeyRing | None = None
+    audit: AuditLog | None = None
+
+    @classmethod
+    def load(cls) -> ServingState:
+        keys_path = Path(os.environ.get(ENV_KEYS, DEFAULT_KEYS))
+        audit = Path(os.environ.get(ENV_AUDIT, keys_path.parent / "audit.log"))
+        state = cls(keys=KeyRing(keys_path), audit=AuditLog(audit))
+        try:
+            from training.register import use_store
+
+            use_store()
+            state.models = load_champions()
+            state.features = _feature_union(state.models)
+            state.nullable = set.intersection(
+                *(
+                    nullable_features(m.booster)
+                    | (set(state.features) - set(m.booster.feature_name()))
+                    for m in state.all_models()
+                )
+            )
+            if scores := os.environ.get(ENV_SCORES):
+                state.snapshot = Snapshot.load(Path(scores))
+            state.warm_up()
+        except Exception as exc:  # any failure means: not ready, and say why
+            state.problem = f"{type(exc).__name__}: {exc}"
+            log.error("retain service NOT READY — %s", state.problem)
+            return state
+        state.ready = True
+        log.info("retain service ready: models %s; snapshot %s", state.models.versions,
+                 state.snapshot.cutoff if state.snapshot else "none")  # fmt: skip
+        return state
+
+    def all_models(self):
+        m = self.models
+        return [m.churn, *m.cross_sell.values(), m.upgrade]
+
+    def warm_up(self) -> None:
+        """One prediction and one explanation through every model before saying ready."""
+        row = pd.DataFrame([{name: np.nan for name in self.features}]).assign(customer_id=0)
+        row = row.fillna(0.0)
+        self.score(row, explain_rows=True)
+
+    def score(self, frame: pd.DataFrame, explain_rows: bool) -> list[dict]:
+        """Scores (and reasons) for feature rows with a ``customer_id`` column."""
+        frame = frame.reset_index(drop=True)
+        scores = score_frame(self.models, frame)
+        reasons = None
+        if explain_rows:
+            churn = self.models.churn
+            reasons = explain(churn.booster, frame, churn.metadata["features"])
+        products = list(self.models.cross_sell)
+        results = []
+        for i, row in enumerate(scores.itertuples(index=False)):
+            results.append({
+                "customer_id": int(row.customer_id),
+                "churn_probability": float(row.p_churn),
+                "risk_band": row.risk_band,
+                "propensities": {p: float(getattr(row, f"propensity_{p}")) for p in products},
+                "upgrade_probability": float(row.p_upgrade),
+                "reasons": reasons.records(i) if reasons is not None else None,
+            })  # fmt: skip
+        return results
+
+
+def _feature_union(models: ModelSet) -> list[str]:
+    names: list[str] = []
+    for m in [models.churn, *models.cross_sell.values(), models.upgrade]:
+        names += [f for f in m.metadata["features"] if f not in names]
+    return names

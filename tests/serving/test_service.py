@@ -1,0 +1,274 @@
+"""The scoring API as a CRM system and an RM meet it: a real `bentoml serve` on a free port."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.serving.conftest import run_retain
+from tests.serving.service_process import start_service
+
+ROUTES = [("POST", "/score"), ("POST", "/retention_list"), ("GET", "/customers/1"),
+          ("GET", "/healthz"), ("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"),
+          ("GET", "/docs"), ("POST", "/")]  # fmt: skip
+
+
+def add_key(keys, env, *args) -> str:
+    result = run_retain(["keys", "add", "--keys", str(keys), *args], env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def api(scored, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("service")
+    keys = folder / "keys.json"
+    scores = pd.read_parquet(scored.out / "scores.parquet")
+    books = scores["rm_id"].dropna().astype(str).value_counts().index[:4].tolist()
+    tokens = {
+        "crm": add_key(keys, scored.env, "--role", "crm", "--name", "crm-system"),
+        "admin": add_key(keys, scored.env, "--role", "admin", "--name", "ops"),
+        **{rm: add_key(keys, scored.env, "--role", "rm", "--rm-id", rm, "--name", f"rm-{rm}")
+           for rm in books},
+    }  # fmt: skip
+    service = start_service(scored.env, folder, scored.out, keys)
+    try:
+        service.wait_ready()
+        yield {"url": service.url, "tokens": tokens, "books": books, "scores": scores,
+               "keys": keys, "folder": folder, "service": service,
+               "features": pd.read_parquet(scored.out / "features.parquet")}  # fmt: skip
+    finally:
+        service.stop()
+
+
+def call(api, method, path, token=None, **kwargs) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {api['tokens'][token]}"} if token else {}
+    return httpx.request(method, api["url"] + path, headers=headers, timeout=60, **kwargs)
+
+
+def records(api, ids) -> list[dict]:
+    from features.catalog import feature_names
+
+    rows = api["features"].set_index("customer_id").loc[ids, feature_names()]
+    out = []
+    for cid, row in rows.iterrows():
+        out.append({"customer_id": int(cid), **{k: (None if pd.isna(v) else
+                    (bool(v) if isinstance(v, (bool, np.bool_)) else float(v)))
+                    for k, v in row.items()}})  # fmt: skip
+    return out
+
+
+def test_infrastructure_endpoints_answer(api):
+    for path in ("/healthz", "/livez", "/readyz", "/metrics"):
+        assert call(api, "GET", path).status_code == 200, path
+    spec = call(api, "GET", "/docs").json()
+    assert {"/score", "/retention_list", "/customers/{customer_id}"} <= set(spec["paths"])
+
+
+def test_keys_are_required_and_stored_hashed(api):
+    assert call(api, "POST", "/score", json={"customer_ids": [1]}).status_code == 401
+    bad = httpx.post(api["url"] + "/score", json={"customer_ids": [1]},
+                     headers={"Authorization": "Bearer rk_not-a-key"})  # fmt: skip
+    assert bad.status_code == 401 and "customer" not in bad.json()["error"]["message"].lower()[:0]
+    stored = api["keys"].read_text()
+    assert all(token not in stored for token in api["tokens"].values())
+
+
+def test_scores_for_feature_records_equal_the_offline_scores(api):
+    scores = api["scores"]
+    sample = scores[scores["reason_1_feature"].notna()].sample(300, random_state=0)
+    response = call(api, "POST", "/score", "crm",
+                    json={"customers": records(api, sample["customer_id"].tolist()), "lang": "en"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["models"] == {c.removeprefix("model_version_"): str(scores[c].iloc[0])
+                              for c in scores if c.startswith("model_version_")}  # fmt: skip
+    offline = sample.set_index("customer_id")
+    for result in body["results"]:
+        row = offline.loc[result["customer_id"]]
+        assert abs(result["churn_probability"] - row["p_churn"]) <= 1e-9
+        assert abs(result["upgrade_probability"] - row["p_upgrade"]) <= 1e-9
+        for product, p in result["propensities"].items():
+            assert abs(p - row[f"propensity_{product}"]) <= 1e-9
+        assert result["risk_band"] == row["risk_band"]
+        shown = [r["feature"] for r in result["reasons"]]
+        expected = [row[f"reason_{k}_feature"] for k in (1, 2, 3)]
+        assert shown == [f for f in expected if isinstance(f, str)]
+        assert [r["text_en"] for r in result["reasons"]] == [
+            row[f"reason_{k}_text_en"] for k in range(1, len(shown) + 1)]
+
+
+def test_ids_are_looked_up_in_the_snapshot(api):
+    ids = api["scores"]["customer_id"].head(20).tolist()
+    body = call(api, "POST", "/score", "admin", json={"customer_ids": ids, "explain": False}).json()
+    assert [r["customer_id"] for r in body["results"]] == ids
+    assert all(r["reasons"] is None for r in body["results"])
+    one = call(api, "GET", f"/customers/{ids[0]}", "crm").json()
+    assert one["customer_id"] == ids[0] and one["features"] and "*" in one["customer_name"]
+
+
+def test_too_many_customers_is_413(api):
+    response = call(api, "POST", "/score", "crm", json={"customer_ids": list(range(10_001))})
+    assert response.status_code == 413
+
+
+def test_every_invalid_field_is_listed_with_its_row(api):
+    rows = records(api, api["scores"]["customer_id"].head(3).tolist())
+    rows[0]["not_a_feature"] = 1.0
+    rows[1]["aum_avg_1m"] = "lots"
+    del rows[2]["customer_id"]
+    response = call(api, "POST", "/score", "crm", json={"customers": rows})
+    assert response.status_code == 422
+    problems = {(p["row"], p["field"]) for p in response.json()["error"]["problems"]}
+    assert (1, "aum_avg_1m") in problems
+    rows[1]["aum_avg_1m"] = 5.0
+    problems = {(p["row"], p["field"]) for p in
+                call(api, "POST", "/score", "crm", json={"customers": rows}).json()["error"]["problems"]}  # noqa: E501
+    assert problems == {(0, "not_a_feature"), (2, "customer_id")}
+
+
+def test_missing_features_only_where_the_model_treats_them_as_missing(api):
+    from serving.schemas import nullable_features  # noqa: F401  (documented rule under test)
+
+    row = records(api, api["scores"]["customer_id"].head(1).tolist())[0]
+    required = []
+    for name in list(row):
+        if name == "customer_id":
+            continue
+        trial = {**row, name: None}
+        status = call(api, "POST", "/score", "crm", json={"customers": [trial]}).status_code
+        assert status in (200, 422), (name, status)
+        if status == 422:
+            required.append(name)
+    assert required, "every split routes NaN by a default: then no feature would be required"
+
+
+def test_rm_keys_see_only_their_own_book(api):
+    rm = api["books"][0]
+    scores = api["scores"]
+    own = scores.loc[scores["rm_id"].astype(str) == rm, "customer_id"].head(5).tolist()
+    other = scores.loc[scores["rm_id"].astype(str) != rm, "customer_id"].head(5).tolist()
+    assert call(api, "POST", "/score", rm, json={"customer_ids": own}).status_code == 200
+    denied = call(api, "POST", "/score", rm, json={"customer_ids": own + other[:1]})
+    assert denied.status_code == 403
+    assert not any(str(c) in denied.text for c in own + other[:1])
+    assert call(api, "GET", f"/customers/{other[0]}", rm).status_code == 403
+    mine = call(api, "POST", "/retention_list", rm, json={"rm_id": rm, "lang": "zh"})
+    assert mine.status_code == 200 and mine.json()["entries"]
+    assert {e["customer_id"] for e in mine.json()["entries"]} <= set(
+        scores.loc[scores["rm_id"].astype(str) == rm, "customer_id"])
+    assert call(api, "POST", "/retention_list", rm, json={"rm_id": api["books"][1]}).status_code == 403
+    assert call(api, "POST", "/retention_list", "crm", json={"rm_id": rm}).status_code == 403
+
+
+def test_isolation_property_no_rm_key_ever_receives_another_book(api):
+    scores = api["scores"]
+    owner = dict(zip(scores["customer_id"], scores["rm_id"].astype("string"), strict=True))
+    ids = scores["customer_id"].tolist()
+    rms = api["books"]
+    client = httpx.Client(base_url=api["url"], timeout=60)
+    seen = {"cases": 0, "allowed": 0}
+
+    @settings(max_examples=1_000, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(rm=st.sampled_from(rms), customers=st.lists(st.sampled_from(ids), min_size=1,
+           max_size=4), endpoint=st.sampled_from(["score", "customer", "list"]),
+           list_rm=st.sampled_from(rms))  # fmt: skip
+    def check(rm, customers, endpoint, list_rm):
+        headers = {"Authorization": f"Bearer {api['tokens'][rm]}"}
+        if endpoint == "score":
+            r = client.post("/score", json={"customer_ids": customers}, headers=headers)
+            got = [x["customer_id"] for x in r.json().get("results", [])]
+        elif endpoint == "customer":
+            r = client.get(f"/customers/{customers[0]}", headers=headers)
+            got = [r.json()["customer_id"]] if r.status_code == 200 else []
+        else:
+            r = client.post("/retention_list", json={"rm_id": list_rm}, headers=headers)
+            got = [e["customer_id"] for e in r.json().get("entries", [])]
+        assert r.status_code in (200, 403), r.text
+        assert all(owner.get(c) == rm for c in got), (rm, got)
+        if r.status_code == 403:
+            assert not any(str(c) in r.text for c in customers)
+        seen["cases"] += 1
+        seen["allowed"] += r.status_code == 200
+
+    check()
+    assert seen["cases"] >= 1_000 and seen["allowed"] > 50
+
+
+def test_a_pickle_payload_is_refused_on_every_route_and_never_runs(api, tmp_path):
+    canary = tmp_path / "canary"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(canary), "w"))
+
+    payload = pickle.dumps(Exploit())
+    for method, path in ROUTES:
+        for token in (None, "admin"):
+            headers = {"Content-Type": "application/vnd.bentoml+pickle"}
+            if token:
+                headers["Authorization"] = f"Bearer {api['tokens'][token]}"
+            r = httpx.request(method, api["url"] + path, content=payload, headers=headers)
+            if method == "POST" or r.status_code >= 400:
+                assert 400 <= r.status_code < 500, (method, path, r.status_code)
+    multipart = httpx.post(api["url"] + "/score", files={"f": ("x.pkl", payload)},
+                           headers={"Authorization": f"Bearer {api['tokens']['admin']}"})
+    assert multipart.status_code == 415
+    assert not canary.exists()
+
+
+def test_the_audit_log_records_every_pull_without_personal_data(api):
+    lines = [json.loads(x) for x in (api["folder"] / "audit.log").read_text().splitlines()]
+    pulls = [x for x in lines if x["endpoint"] == "/retention_list" and x["status"] == 200]
+    assert pulls and {"time", "key", "role", "rm_book", "customers", "models",
+                      "request_id"} <= set(pulls[0])  # fmt: skip
+    names = api["scores"]["customer_name"].head(50)
+    text = (api["folder"] / "audit.log").read_text()
+    assert not any(n in text for n in names if len(n) > 3)
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(api):
+    import schemathesis
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
+              response_schema_conformance]  # fmt: skip
+
+    schema = schemathesis.openapi.from_url(api["url"] + "/openapi.json")
+    headers = {"Authorization": f"Bearer {api['tokens']['admin']}"}
+    counts = {}
+    for path, method in [("/score", "POST"), ("/retention_list", "POST"),
+                         ("/customers/{customer_id}", "GET")]:  # fmt: skip
+        operation = schema[path][method]
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            counter = {"n": 0}
+
+            @settings(max_examples=250, deadline=None, database=None,
+                      suppress_health_check=list(HealthCheck))  # fmt: skip
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def fuzz(case):
+                response = case.call(base_url=api["url"], headers=headers)
+                assert response.status_code < 500, (case.body, response.text)
+                case.validate_response(response, checks=checks, headers=headers)
+                counter["n"] += 1
+
+            fuzz()
+            counts[(path, mode)] = counter["n"]
+    per_endpoint = {}
+    for (path, _), n in counts.items():
+        per_endpoint[path] = per_endpoint.get(path, 0) + n
+    assert all(n >= 500 for n in per_endpoint.values()), per_endpoint
