@@ -25,7 +25,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]  # 5: no slow tests collected
-	cd benchmarks && ../$(BIN)/python synth.py && ../$(BIN)/python features.py && ../$(BIN)/python train.py
+	cd benchmarks && ../$(BIN)/python synth.py && ../$(BIN)/python features.py && ../$(BIN)/python train.py \
+		&& ../$(BIN)/python scoring.py
+	test -d data/scores || $(BIN)/retain demo  # the API benchmark serves the demo's snapshot
+	cd benchmarks && ../$(BIN)/python api.py
 
 serve: $(STAMP)
 	$(BIN)/retain serve

@@ -15,6 +15,7 @@ import pandas as pd
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.auth import ApiKey
 from serving.schemas import (
@@ -56,13 +57,24 @@ async def api_error(request: Request, exc: ApiError) -> JSONResponse:
 
 
 async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    problems = []
+    """Pydantic's errors as (row, field, problem), once per field: ``customers.3.age.float``
+    (one error per member of the value's type union) becomes row 3, field ``age``."""
+    problems: dict[tuple, Problem] = {}
     for error in exc.errors():
         loc = [p for p in error.get("loc", ()) if p != "body"]
-        row = next((p for p in loc[1:2] if isinstance(p, int)), None)
-        name = str(loc[-1]) if loc and not isinstance(loc[-1], int) else ".".join(map(str, loc))
-        problems.append(Problem(row=row, field=name or "body", problem=error.get("msg", "")))
-    return error_response(request, 422, "invalid request", problems)
+        row = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+        name = str(loc[2]) if row is not None and len(loc) > 2 else str(loc[0]) if loc else "body"
+        problems.setdefault((row, name), Problem(row=row, field=name,
+                                                 problem=error.get("msg", "invalid")))  # fmt: skip
+    return error_response(request, 422, "invalid request", list(problems.values()))
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Framework errors in our envelope; a body that cannot be parsed is an invalid request."""
+    if exc.status_code == 400:
+        problem = Problem(row=None, field="body", problem="not valid JSON (UTF-8)")
+        return error_response(request, 422, "invalid request", [problem])
+    return error_response(request, exc.status_code, str(exc.detail))
 
 
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -18,6 +18,7 @@ import os
 import bentoml
 from fastapi import FastAPI, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import routes
 from serving.guard import BodyGuard
@@ -41,6 +42,7 @@ app = FastAPI(
 app.add_middleware(BodyGuard)
 app.add_exception_handler(RequestValidationError, routes.invalid_request)
 app.add_exception_handler(routes.ApiError, routes.api_error)
+app.add_exception_handler(StarletteHTTPException, routes.http_error)
 app.add_exception_handler(Exception, routes.unexpected)
 app.add_api_route("/docs", routes.openapi_spec, methods=["GET"], include_in_schema=False)
 

@@ -94,7 +94,9 @@ class ServingState:
                 state.snapshot = Snapshot.load(Path(scores))
             state.warm_up()
         except Exception as exc:  # any failure means: not ready, and say why
-            state.problem = f"{type(exc).__name__}: {exc}"
+            from training.register import tracking_uri
+
+            state.problem = f"{type(exc).__name__}: {exc} (model registry {tracking_uri()})"
             log.error("retain service NOT READY — %s", state.problem)
             return state
         state.ready = True

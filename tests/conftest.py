@@ -1,9 +1,12 @@
-"""Shared fixtures: small synthetic banks generated once per test session."""
+"""Shared fixtures: small synthetic banks, and one demo run (models + scores), once per session."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -42,3 +45,69 @@ def features_20k(bank_20k, tmp_path_factory) -> pd.DataFrame:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return pd.read_parquet(out)
+
+
+SCORED_CUTOFF = "2024-09-30"  # the truth of the next 3 months is known: fidelity can be measured
+
+
+@dataclass(frozen=True)
+class Scored:
+    bank: Path
+    store: Path
+    env: dict
+    out: Path
+    summary: dict
+
+
+def run_retain(args: list[str], env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "retain", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> tuple[Path, dict]:
+    """`retain demo` on a 6k bank into a private MLflow store: (output folder, its summary)."""
+    root = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"}
+    (root / "mlruns").mkdir()
+    result = run_retain(["demo", "--customers", "6000", "--seed", "5", "--out", str(root),
+                         "--json", str(root / "demo.json")], env, timeout=900)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    return root, json.loads((root / "demo.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def champions(demo) -> tuple[Path, Path, dict]:
+    """(bank, store folder, environment) with every model of the bank promoted to champion."""
+    root, _ = demo
+    store = root / "mlruns"
+    return (
+        root / "warehouse",
+        store,
+        {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}"},
+    )
+
+
+@pytest.fixture(scope="session")
+def scored(champions, tmp_path_factory) -> Scored:
+    bank, store, env = champions
+    out = tmp_path_factory.mktemp("scored") / "scores"
+    summary_path = out.parent / "summary.json"
+    result = run_retain(
+        [
+            "score",
+            "--warehouse",
+            str(bank),
+            "--cutoff",
+            SCORED_CUTOFF,
+            "--out",
+            str(out),
+            "--lang",
+            "en",
+            "--json",
+            str(summary_path),
+        ],
+        env,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    return Scored(bank, store, env, out, json.loads(summary_path.read_text()))

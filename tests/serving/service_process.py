@@ -38,11 +38,14 @@ class Service:
             try:
                 httpx.get(f"{self.url}/livez", timeout=2)
                 return
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"service exited: {self.log.read_text()[-3000:]}")
+                    raise RuntimeError(f"service exited: {self.tail()}") from exc
                 time.sleep(0.5)
-        raise TimeoutError(f"service not listening after {timeout}s: {self.log.read_text()[-3000:]}")
+        raise TimeoutError(f"service not listening after {timeout}s: {self.tail()}")
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
 
     def wait_ready(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout

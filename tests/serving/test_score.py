@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 
 from features.sources.files import read_table
 from serving.lists import LIST_COLUMNS, OUTLET_PREFIX
-from tests.serving.conftest import SCORED_CUTOFF, run_retain
+from tests.conftest import SCORED_CUTOFF, run_retain
 
 CUTOFF = pd.Timestamp(SCORED_CUTOFF)
 

@@ -1,0 +1,131 @@
+"""The scoring API under a steady open-loop load, on loopback: latency percentiles, throughput.
+
+Starts `retain serve` (2 workers) on the project's MLflow store and `data/scores` (run
+`make demo` first), adds a throw-away admin key, then for each scenario sends requests at a
+fixed rate for a fixed time — latency is measured from each request's *scheduled* send time,
+so a stall is not hidden by the client waiting (no coordinated omission):
+
+- single: one customer's feature record, scores for every model + top-3 reasons;
+- batch: 1,000 customers' feature records, scores for every model, no reasons.
+
+Usage: python benchmarks/api.py [--rate 50] [--seconds 60] [--scores data/scores]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+from common import ROOT, report
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def records(features: pd.DataFrame, names: list[str]) -> list[dict]:
+    out = []
+    for row in features[["customer_id", *names]].itertuples(index=False):
+        values = dict(zip(["customer_id", *names], row, strict=True))
+        out.append({k: (None if pd.isna(v) else (int(v) if k == "customer_id" else float(v)))
+                    for k, v in values.items()})  # fmt: skip
+    return out
+
+
+async def open_loop(url: str, headers: dict, bodies: list[dict], rate: float, seconds: float):
+    latencies, errors = [], 0
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30, limits=limits) as c:
+        start = time.perf_counter()
+        total = int(rate * seconds)
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            scheduled = start + i / rate
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            try:
+                r = await c.post("/score", json=bodies[i % len(bodies)])
+                ok = r.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            latencies.append(time.perf_counter() - scheduled)
+            errors += not ok
+
+        await asyncio.gather(*(one(i) for i in range(total)))
+        wall = time.perf_counter() - start
+    ms = np.array(latencies) * 1000
+    return {"requests": total, "errors": errors, "throughput_rps": total / wall,
+            "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--scores", type=Path, default=ROOT / "data" / "scores")
+    args = parser.parse_args()
+    if not (args.scores / "features.parquet").exists():
+        raise SystemExit(f"{args.scores} has no scored snapshot: run `make demo` first")
+    from features.catalog import feature_names
+
+    features = pd.read_parquet(args.scores / "features.parquet")
+    names = feature_names()
+    folder = Path(tempfile.mkdtemp(prefix="retain-api-bench-"))
+    keys = folder / "keys.json"
+    retain = [sys.executable, "-m", "retain"]
+    add = [*retain, "keys", "add", "--keys", str(keys), "--role", "admin", "--name", "bench"]
+    added = subprocess.run(add, capture_output=True, text=True, cwd=ROOT)
+    headers = {"Authorization": f"Bearer {added.stdout.strip().splitlines()[-1]}"}
+    port = free_port()
+    log = open(folder / "service.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen([*retain, "serve", "--port", str(port), "--keys", str(keys),
+                               "--scores", str(args.scores), "--audit", str(folder / "audit")],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"service not ready; see {folder / 'service.log'}")
+        sample = features.sample(min(len(features), 2_000), random_state=0)
+        singles = [{"customers": [r], "explain": True} for r in records(sample, names)]
+        batches = [{"customers": records(sample.iloc[i:i + 1000], names), "explain": False}
+                   for i in (0, 1000)]  # fmt: skip
+        asyncio.run(open_loop(url, headers, singles, 20, 3))  # warm the workers up
+        results = {}
+        for name, bodies in (("single + reasons", singles), ("batch of 1,000", batches)):
+            results[name] = asyncio.run(open_loop(url, headers, bodies, args.rate, args.seconds))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    rows = [[name, f"{args.rate:.0f}/s × {args.seconds:.0f}s", r["requests"], r["errors"],
+             f"{r['throughput_rps']:.1f}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}",
+             f"{r['p99_ms']:.1f}"] for name, r in results.items()]  # fmt: skip
+    report("api", ["scenario", "load", "requests", "errors", "req/s", "p50 ms", "p95 ms",
+                   "p99 ms"], rows, {"rate": args.rate, "seconds": args.seconds,
+                                     "results": results})  # fmt: skip
+    print("target: single customers p99 ≤ 50 ms with 0 errors")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Faults: a tampered booster, a missing registry, a worker killed under load."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import run_retain
+from tests.serving.service_process import start_service
+from tests.serving.test_score import booster_file
+
+
+@pytest.fixture(scope="module")
+def admin(scored, tmp_path_factory):
+    keys = tmp_path_factory.mktemp("fault-keys") / "keys.json"
+    result = run_retain(["keys", "add", "--keys", str(keys), "--role", "admin", "--name", "ops"],
+                        scored.env)  # fmt: skip
+    return keys, result.stdout.strip().splitlines()[-1]
+
+
+def stays_unready(service, seconds: float = 8) -> bool:
+    service.wait_listening()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if service.ready():
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def test_a_booster_with_one_byte_changed_is_never_served(scored, admin, tmp_path):
+    keys, key = admin
+    booster = booster_file(scored.store, "churn")
+    original = booster.read_bytes()
+    booster.write_bytes(original[:200] + bytes([original[200] ^ 1]) + original[201:])
+    service = start_service(scored.env, tmp_path, scored.out, keys, workers=1)
+    try:
+        assert stays_unready(service)
+        response = httpx.post(service.url + "/score", json={"customer_ids": [1]},
+                              headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        assert response.status_code == 503 and "results" not in response.text
+        assert "does not match the training tag" in service.tail()
+    finally:
+        service.stop()
+        booster.write_bytes(original)
+
+
+def test_a_missing_registry_is_named_and_nothing_is_served(scored, admin, tmp_path):
+    keys, key = admin
+    missing = tmp_path / "nowhere" / "mlflow.db"
+    env = {**scored.env, "MLFLOW_TRACKING_URI": f"sqlite:///{missing}"}
+    service = start_service(env, tmp_path, scored.out, keys, workers=1)
+    try:
+        assert stays_unready(service)
+        response = httpx.get(service.url + "/customers/1",
+                             headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        assert response.status_code == 503
+        assert "NOT READY" in service.tail() and str(missing) in service.tail()
+    finally:
+        service.stop()
+
+
+def test_a_worker_killed_under_load_is_replaced(scored, admin, tmp_path):
+    keys, key = admin
+    service = start_service(scored.env, tmp_path, scored.out, keys, workers=2)
+    outcomes: list[int] = []
+    stop = threading.Event()
+
+    def load():
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                try:
+                    r = client.post(service.url + "/score", json={"customer_ids": [1, 2, 3]},
+                                    headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+                    outcomes.append(r.status_code)
+                except httpx.HTTPError:
+                    outcomes.append(-1)
+
+    try:
+        service.wait_ready()
+        workers = _workers(service)
+        assert len(workers) == 2, [w.cmdline() for w in workers]
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(3)
+        workers[0].kill()
+        time.sleep(12)
+        stop.set()
+        for t in threads:
+            t.join()
+        errors = sum(code != 200 for code in outcomes)
+        print(f"\nworker killed under load: {len(outcomes)} requests, {errors} errors")
+        service.wait_ready(60)
+        replaced = _workers(service)
+        assert len(replaced) == 2 and workers[0].pid not in {w.pid for w in replaced}
+        after = httpx.post(service.url + "/score", json={"customer_ids": [1]},
+                           headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        assert after.status_code == 200
+        assert outcomes[-20:].count(200) == 20  # the tail of the load ran clean again
+    finally:
+        stop.set()
+        service.stop()
+
+
+def _workers(service) -> list[psutil.Process]:
+    root = psutil.Process(service.process.pid)
+    return [p for p in root.children(recursive=True)
+            if any("worker" in part for part in p.cmdline())]  # fmt: skip
