@@ -29,6 +29,9 @@ import numpy as np
 import pandas as pd
 from common import ROOT, report
 
+# the project's packages, not benchmarks/features.py next to this file
+sys.path.insert(0, str(ROOT))
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from common import ROOT, report
+
+# the project's packages, not benchmarks/features.py next to this file
+sys.path.insert(0, str(ROOT))
 
 DEFAULT_FEATURES = ROOT / "data" / "bench_banks" / "features_1000000_duckdb.parquet"
 TRAIN_CUSTOMERS = 20_000

@@ -23,8 +23,28 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_subcommand_with_one_line():
     result = run("--help")
     assert result.returncode == 0
-    for command in ("synth", "validate", "profile", "demo"):
+    commands = ("synth", "validate", "profile", "features", "train", "backtest", "promote",
+                "models", "score", "keys", "serve", "demo")  # fmt: skip
+    for command in commands:
         assert command in result.stdout
+
+
+def test_keys_are_printed_once_stored_hashed_and_revocable(tmp_path):
+    keys = tmp_path / "keys.json"
+    added = run("keys", "add", "--keys", str(keys), "--role", "rm", "--rm-id", "RM7",
+                "--name", "anna")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    key = added.stdout.strip().splitlines()[-1]
+    assert key.startswith("rk_") and len(key) > 40 and key not in keys.read_text()
+    listed = run("keys", "list", "--keys", str(keys), "--json", str(tmp_path / "k.json"))
+    assert "anna" in listed.stdout and key not in listed.stdout
+    assert json.loads((tmp_path / "k.json").read_text())["keys"][0]["rm_id"] == "RM7"
+    assert run("keys", "add", "--keys", str(keys), "--role", "rm", "--name", "x").returncode == 2
+    assert run("keys", "add", "--keys", str(keys), "--role", "boss", "--name", "y").returncode == 2
+    assert run("keys", "revoke", "--keys", str(keys), "--name", "anna").returncode == 0
+    from serving.auth import KeyRing
+
+    assert KeyRing(keys).identify(f"Bearer {key}") is None
 
 
 def test_synth_writes_a_valid_warehouse_and_a_json_summary(tmp_path):
