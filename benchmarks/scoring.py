@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 from common import ROOT, report
 
@@ -85,8 +87,10 @@ def main() -> None:
     models = train_models(args.features)
     train_seconds = time.perf_counter() - started
     churn = models["label_churn"]
-    last = pq.read_table(args.features, columns=["cutoff"]).column(0).to_numpy().max()
-    rows = pd.read_parquet(args.features, filters=[("cutoff", "==", last)])
+    cutoffs = pq.read_table(args.features, columns=["cutoff"]).column(0)
+    last = pa.compute.max(cutoffs)
+    rows = pq.read_table(args.features, filters=pa.compute.field("cutoff") == last).to_pandas()
+    last = last.as_py()
     n = len(rows)
     trees = churn["booster"].num_trees()
     print(f"{len(models)} models trained in {train_seconds:.0f}s; churn: {trees} trees; "

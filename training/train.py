@@ -4,7 +4,9 @@ Trees stay shallow (depth ≤ 3, 7 leaves) and learn fast (rate 0.1): TreeSHAP r
 trees × leaves × depth², and on these tables deeper, slower trees buy almost nothing. Measured
 on a 20k synthetic bank (test cutoff, against depth 6 / 15 leaves / rate 0.03): churn AUC to
 oracle 0.945 vs 0.951 with 800 trees instead of 2,000 and 10× faster reasons; mutual-fund
-cross-sell 0.940 vs 0.937 with 86 trees instead of 2,000.
+cross-sell 0.940 vs 0.937 with 86 trees instead of 2,000. At most 300 rounds: past that the
+validation AUC only wanders (churn 0.941 at 300 rounds, 0.945 at 800; insurance 0.968 at 300,
+0.959 at 1,082), and every tree is paid for in every score of every customer.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class TrainConfig:
     bagging_fraction: float = 0.8
     bagging_freq: int = 1
     lambda_l2: float = 1.0
-    num_boost_round: int = 2000
+    num_boost_round: int = 300
     early_stopping_rounds: int = 100
     seed: int = 0
     num_threads: int = 2
@@ -37,7 +39,7 @@ class TrainConfig:
         balances): interactions matter there and reasons are not served from it, so trees are
         deeper and learn slower. Churn_Modelling 5-fold CV AUC: 0.869 with these, 0.8676 with
         the panel defaults."""
-        return cls(learning_rate=0.03, num_leaves=15, max_depth=6)
+        return cls(learning_rate=0.03, num_leaves=15, max_depth=6, num_boost_round=2000)
 
     def with_params(self, **params) -> TrainConfig:
         return replace(self, **params)
