@@ -184,9 +184,10 @@ def booster_file(store: Path, name: str) -> Path:
     """The champion's booster file in the store: the one whose hash is the training tag."""
     from mlflow.tracking import MlflowClient
 
-    from training.register import SHA_TAG, sha256_file, tracking_uri
+    from training.register import SHA_TAG, sha256_file
 
-    client = MlflowClient(tracking_uri(store))
+    uri = f"sqlite:///{store / 'mlflow.db'}"  # this store, whatever MLFLOW_TRACKING_URI says
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     expected = client.get_model_version_by_alias(name, "champion").tags[SHA_TAG]
     hits = [p for p in store.rglob("model.lgb") if sha256_file(p) == expected]
     assert hits, f"no booster of {name}@champion under {store}"
