@@ -8,12 +8,14 @@ from the registry at start-up. Every problem is reported at once, with its row i
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import lightgbm as lgb
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_CUSTOMERS = 10_000
+MAX_ID = 2**62
+CustomerId = Annotated[int, Field(ge=0, le=MAX_ID)]
 Lang = Literal["zh", "en"]
 Scalar = float | int | bool | None
 
@@ -29,7 +31,7 @@ class ScoreRequest(Strict):
     customers: list[dict[str, Scalar]] | None = Field(
         default=None, description="Feature records; at most 10,000."
     )
-    customer_ids: list[int] | None = Field(default=None, description="At most 10,000 ids.")
+    customer_ids: list[CustomerId] | None = Field(default=None, description="At most 10,000 ids.")
     explain: bool = Field(default=True, description="Add the top-3 churn reasons.")
     lang: Lang = "zh"
 
@@ -146,9 +148,9 @@ def check_records(
         cid = record.get("customer_id")
         if cid is None:
             problems.append(Problem(row=row, field="customer_id", problem="required"))
-        elif isinstance(cid, bool) or not isinstance(cid, int) or cid < 0:
+        elif isinstance(cid, bool) or not isinstance(cid, int) or not 0 <= cid <= MAX_ID:
             problems.append(Problem(row=row, field="customer_id",
-                                    problem="must be a non-negative integer"))  # fmt: skip
+                                    problem=f"must be an integer in 0..{MAX_ID}"))  # fmt: skip
         for name in sorted(set(record) - known - {"customer_id"}):
             problems.append(Problem(row=row, field=name, problem="unknown feature"))
         for name in features:

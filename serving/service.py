@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from serving import routes
 from serving.guard import BodyGuard
 from serving.schemas import (
+    MAX_ID,
     CustomerResponse,
     RetentionListRequest,
     RetentionListResponse,
@@ -79,7 +80,7 @@ class Retain:
     def customer(
         self,
         request: Request,
-        customer_id: int = Path(ge=0, le=2**62),
+        customer_id: int = Path(ge=0, le=MAX_ID),
         authorization: str | None = Auth,
     ):
         """Latest scores, reasons and features of one customer."""

@@ -301,3 +301,12 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(api):
     for (path, _), n in counts.items():
         per_endpoint[path] = per_endpoint.get(path, 0) + n
     assert all(n >= 500 for n in per_endpoint.values()), per_endpoint
+
+
+def test_odd_ids_from_an_rm_key_are_refused_not_crashed_on(api):
+    rm = api["books"][0]
+    assert call(api, "POST", "/score", rm, json={"customer_ids": [2**63]}).status_code == 422
+    assert call(api, "POST", "/score", rm, json={"customer_ids": [-1]}).status_code == 422
+    assert call(api, "GET", "/customers/999999999", rm).status_code == 403
+    assert call(api, "GET", "/customers/999999999", "admin").status_code == 404
+    assert call(api, "GET", f"/customers/{2**63}", rm).status_code == 422
