@@ -117,7 +117,10 @@ def main() -> None:
             time.sleep(0.5)
         else:
             raise SystemExit(f"service not ready; see {folder / 'service.log'}")
-        sample = features.sample(min(len(features), 2_000), random_state=0)
+        # customers the churn model is for (eligible at the cutoff): the others may lack
+        # inputs the models need, which the API rightly refuses with 422
+        eligible = features[features["eligible_churn"].fillna(False).astype(bool)]
+        sample = eligible.sample(min(len(eligible), 2_000), random_state=0)
         singles = [{"customers": [r], "explain": True} for r in records(sample, names)]
         batches = [{"customers": records(sample.iloc[i:i + 1000], names), "explain": False}
                    for i in (0, 1000)]  # fmt: skip

@@ -33,7 +33,7 @@ from serving.explain import TOP_K, Reasons, explain, reason_columns
 from serving.lists import actions, build_lists, mask_name, next_best_offer, product_values
 from serving.report import write_report
 from serving.sheets import write_list_files
-from training.promote import predict_calibrated
+from training.calibrate import Calibrator
 from training.register import CHAMPION, RegistryError, VerifiedModel, load_verified
 
 CHURN, UPGRADE, CROSS_SELL = "churn", "upgrade", "cross_sell_"
@@ -49,10 +49,12 @@ class ModelSet:
     upgrade: VerifiedModel
     cross_sell: dict[str, VerifiedModel] = field(default_factory=dict)
 
+    def all(self) -> list[VerifiedModel]:
+        return [self.churn, *self.cross_sell.values(), self.upgrade]
+
     @property
     def versions(self) -> dict[str, str]:
-        models = [self.churn, *self.cross_sell.values(), self.upgrade]
-        return {m.name: m.version for m in models}
+        return {m.name: m.version for m in self.all()}
 
 
 def load_champions(alias: str = CHAMPION) -> ModelSet:
@@ -80,14 +82,28 @@ def risk_band(p: np.ndarray) -> np.ndarray:
 
 
 def score_frame(models: ModelSet, features: pd.DataFrame) -> pd.DataFrame:
-    """Calibrated scores of every model for every row, next to the ids."""
-    out = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
-    out["p_churn"] = predict_calibrated(models.churn.booster, models.churn.metadata, features)
-    out["risk_band"] = risk_band(out["p_churn"].to_numpy())
+    """Calibrated scores of every model for every row, next to the ids.
+
+    The inputs become one float64 matrix once (booleans 0/1, missing NaN — what
+    ``training.dataset.as_inputs`` gives), and every model reads its columns from it: for a
+    single customer the conversions, not the trees, were most of the time."""
+    names = list(dict.fromkeys(f for m in models.all() for f in m.metadata["features"]))
+    x = features[names].to_numpy(dtype=np.float64, na_value=np.nan)
+    column = {name: i for i, name in enumerate(names)}
+
+    def predict(model: VerifiedModel) -> np.ndarray:
+        index = [column[f] for f in model.metadata["features"]]
+        inputs = x if index == list(range(len(names))) else x[:, index]
+        raw = model.booster.predict(inputs)
+        return Calibrator.from_json(model.metadata["calibration"]).apply(raw)
+
+    p_churn = predict(models.churn)
+    out = {"customer_id": features["customer_id"].to_numpy(), "p_churn": p_churn,
+           "risk_band": risk_band(p_churn)}  # fmt: skip
     for product, model in models.cross_sell.items():
-        out[f"propensity_{product}"] = predict_calibrated(model.booster, model.metadata, features)
-    out["p_upgrade"] = predict_calibrated(models.upgrade.booster, models.upgrade.metadata, features)
-    return out
+        out[f"propensity_{product}"] = predict(model)
+    out["p_upgrade"] = predict(models.upgrade)
+    return pd.DataFrame(out)
 
 
 def explain_churn(

@@ -161,10 +161,10 @@ def explain(
     k: int = TOP_K,
 ) -> Reasons:
     """Top-k reasons for ``rows`` (positions in ``frame``; default all) of a booster's score."""
+    part = frame if rows is None else frame.iloc[np.asarray(rows)]
     rows = np.arange(len(frame)) if rows is None else np.asarray(rows)
-    part = frame.iloc[rows]
-    values = as_inputs(part, features).to_numpy(dtype=np.float64)
-    contrib = contributions(booster, part, features) if len(part) else values * 0.0
+    values = part[list(features)].to_numpy(dtype=np.float64, na_value=np.nan)
+    contrib = booster.predict(values, pred_contrib=True)[:, :-1] if len(part) else values * 0.0
     return top_reasons(contrib, values, ReasonGroups.for_features(features), k, rows)
 
 

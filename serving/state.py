@@ -105,8 +105,7 @@ class ServingState:
         return state
 
     def all_models(self):
-        m = self.models
-        return [m.churn, *m.cross_sell.values(), m.upgrade]
+        return self.models.all()
 
     def warm_up(self) -> None:
         """One prediction and one explanation through every model before saying ready."""
