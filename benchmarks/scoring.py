@@ -80,8 +80,9 @@ def main() -> None:
         raise SystemExit(f"{args.features} is missing: run benchmarks/features.py first")
     import shap
 
+    from serving.batch import ModelSet, score_frame
     from serving.explain import ReasonGroups, contributions, explain, top_reasons
-    from training.promote import predict_calibrated
+    from training.register import VerifiedModel
 
     started = time.perf_counter()
     models = train_models(args.features)
@@ -96,8 +97,19 @@ def main() -> None:
     print(f"{len(models)} models trained in {train_seconds:.0f}s; churn: {trees} trees; "
           f"{n:,} customers at {last}")  # fmt: skip
 
+    # the path `retain score` and the API take: one input matrix, every model
+    verified = {
+        label: VerifiedModel(label, "bench", m["booster"], m) for label, m in models.items()
+    }
+    model_set = ModelSet(
+        churn=verified["label_churn"],
+        upgrade=verified["label_upgrade"],
+        cross_sell={k.removeprefix("label_cross_sell_"): v for k, v in verified.items()
+                    if k.startswith("label_cross_sell_")},
+    )  # fmt: skip
+
     def score_all():
-        return [predict_calibrated(m["booster"], m, rows) for m in models.values()]
+        return score_frame(model_set, rows)
 
     score_s, _ = timed(score_all, args.repeats)
     explained = rows.sample(min(n, args.reason_rows), random_state=1)
