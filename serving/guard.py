@@ -66,3 +66,33 @@ async def _refuse(send, status: int, message: str) -> None:
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})
+
+
+class JsonErrors:
+    """Outermost: an error the framework answers in plain text (a path no route matches, say
+    one with a newline in it) is re-sent in the JSON error envelope, as the spec promises."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced: dict = {}
+
+        async def rewriting_send(message):
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                media = headers.get(b"content-type", b"").decode("latin-1")
+                if message["status"] >= 400 and media.startswith("text/plain"):
+                    replaced["status"] = message["status"]
+                    return
+            elif message["type"] == "http.response.body" and replaced:
+                if not message.get("more_body", False):
+                    text = "not found" if replaced["status"] == 404 else "request refused"
+                    await _refuse(send, replaced["status"], text)
+                return
+            await send(message)
+
+        await self.app(scope, receive, rewriting_send)

@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import routes
-from serving.guard import BodyGuard
+from serving.guard import BodyGuard, JsonErrors
 from serving.schemas import (
     MAX_ID,
     CustomerResponse,
@@ -85,3 +85,6 @@ class Retain:
     ):
         """Latest scores, reasons and features of one customer."""
         return routes.customer(self.state, customer_id, request, authorization)
+
+
+Retain.add_asgi_middleware(JsonErrors)

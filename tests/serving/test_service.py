@@ -310,3 +310,11 @@ def test_odd_ids_from_an_rm_key_are_refused_not_crashed_on(api):
     assert call(api, "GET", "/customers/999999999", rm).status_code == 403
     assert call(api, "GET", "/customers/999999999", "admin").status_code == 404
     assert call(api, "GET", f"/customers/{2**63}", rm).status_code == 422
+
+
+def test_paths_no_route_matches_still_answer_in_the_json_envelope(api):
+    for path in ("/customers/%F1%AC%0Ae", "/nothing-here"):
+        response = call(api, "GET", path, "admin")
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/json"
+        assert no_customer_data(response)
