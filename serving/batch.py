@@ -29,7 +29,7 @@ from features.config import BankConfig
 from features.materialize import write_features
 from features.sources.atomic import atomic_dir, write_json
 from features.sources.files import read_table, table_glob
-from serving.explain import TOP_K, Reasons, explain, reason_columns
+from serving.explain import TOP_K, Reasons, explain, inputs, reason_columns
 from serving.lists import actions, build_lists, mask_name, next_best_offer, product_values
 from serving.report import write_report
 from serving.sheets import write_list_files
@@ -88,7 +88,7 @@ def score_frame(models: ModelSet, features: pd.DataFrame) -> pd.DataFrame:
     ``training.dataset.as_inputs`` gives), and every model reads its columns from it: for a
     single customer the conversions, not the trees, were most of the time."""
     names = list(dict.fromkeys(f for m in models.all() for f in m.metadata["features"]))
-    x = features[names].to_numpy(dtype=np.float64, na_value=np.nan)
+    x = inputs(features, names)
     column = {name: i for i, name in enumerate(names)}
 
     def predict(model: VerifiedModel) -> np.ndarray:

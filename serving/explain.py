@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import LANGUAGES, Feature, catalog
-from training.dataset import as_inputs
 
 TOP_K = 3
 
@@ -109,10 +108,14 @@ def render(entry: Feature, value: float, lang: str) -> str:
     return entry.reason(value, lang)
 
 
+def inputs(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """The model inputs as one float64 matrix: booleans 0/1, missing values NaN."""
+    return frame[list(features)].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def contributions(booster: lgb.Booster, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     """Per-row, per-feature TreeSHAP contributions in log-odds (the bias column dropped)."""
-    contrib = booster.predict(as_inputs(frame, features), pred_contrib=True)
-    return np.asarray(contrib)[:, :-1]
+    return np.asarray(booster.predict(inputs(frame, features), pred_contrib=True))[:, :-1]
 
 
 def top_reasons(
@@ -163,7 +166,7 @@ def explain(
     """Top-k reasons for ``rows`` (positions in ``frame``; default all) of a booster's score."""
     part = frame if rows is None else frame.iloc[np.asarray(rows)]
     rows = np.arange(len(frame)) if rows is None else np.asarray(rows)
-    values = part[list(features)].to_numpy(dtype=np.float64, na_value=np.nan)
+    values = inputs(part, features)
     contrib = booster.predict(values, pred_contrib=True)[:, :-1] if len(part) else values * 0.0
     return top_reasons(contrib, values, ReasonGroups.for_features(features), k, rows)
 

@@ -13,7 +13,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from serving.auth import AuditLog, KeyRing
@@ -109,8 +108,7 @@ class ServingState:
 
     def warm_up(self) -> None:
         """One prediction and one explanation through every model before saying ready."""
-        row = pd.DataFrame([{name: np.nan for name in self.features}]).assign(customer_id=0)
-        row = row.fillna(0.0)
+        row = pd.DataFrame([{"customer_id": 0, **dict.fromkeys(self.features, 0.0)}])
         self.score(row, explain_rows=True)
 
     def score(self, frame: pd.DataFrame, explain_rows: bool) -> list[dict]:
