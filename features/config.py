@@ -1,61 +1,108 @@
-"""Typed, frozen configuration: products, tier ladder and the definitions of DESIGN §5.
+"""The typed, frozen configuration of a bank: every definition of DESIGN §5, §11 and §12.
 
-Built once by the CLI and passed down explicitly; nothing here does work at import time.
+One object, :class:`BankConfig`, built once by the CLI from ``retain.toml`` (see
+``retain/config.py``) and passed down explicitly. Defaults are the synthetic bank's. Unknown
+keys are errors that name the key. Nothing here does work at import time.
+
+Products are not configured here: they come from the warehouse's ``products`` table
+(:meth:`BankConfig.with_products`); the configuration may only give them display names.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+KINDS = ("asset", "liability", "service")
+LANGUAGES = ("zh", "en")
 
 
-@dataclass(frozen=True)
-class Product:
-    """One product of the bank's catalog.
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Names(Frozen):
+    """Display names of one thing in the bank's languages; a missing one falls back to the code."""
+
+    zh: str | None = None
+    en: str | None = None
+
+
+class Product(Frozen):
+    """One product of the bank's catalogue, as the ``products`` table lists it.
 
     ``kind`` is seen from the customer: ``asset`` products hold the customer's money and count
-    towards AUM, ``liability`` products are loans, ``service`` products earn fees.
+    towards AUM, ``liability`` products are loans and cards, ``service`` products earn fees.
     """
 
-    product: str
-    kind: str
-    margin_rate: float
-    fee_per_year: float = 0.0
-    has_maturity: bool = False
+    product: str = Field(min_length=1)
+    kind: Literal["asset", "liability", "service"]
+    margin_rate: float = Field(default=0.0, ge=0)
+    fee_per_year: float = Field(default=0.0, ge=0)
+    names: Names = Names()
+
+    def label(self, lang: str) -> str:
+        return getattr(self.names, lang, None) or self.product
 
 
-DEFAULT_PRODUCTS: tuple[Product, ...] = (
-    Product("demand_deposit", "asset", 0.015),
-    Product("time_deposit", "asset", 0.008, has_maturity=True),
-    Product("wealth_management", "asset", 0.006, has_maturity=True),
-    Product("mutual_fund", "asset", 0.010),
-    Product("insurance", "asset", 0.020),
-    Product("credit_card", "service", 0.060, fee_per_year=300.0),
-    Product("consumer_loan", "liability", 0.035),
-    Product("mortgage", "liability", 0.012),
-    Product("private_banking_service", "service", 0.0, fee_per_year=5000.0),
+class Tier(Frozen):
+    """A tier holds customers whose last-month AUM is at least ``min_aum`` (and below the next)."""
+
+    name: str = Field(min_length=1)
+    min_aum: float = Field(ge=0)
+    names: Names = Names()
+
+    def label(self, lang: str) -> str:
+        return getattr(self.names, lang, None) or self.name
+
+
+DEFAULT_TIERS = (
+    Tier(name="non_core", min_aum=0, names=Names(zh="普通客户", en="Non-core")),
+    Tier(name="core", min_aum=10_000, names=Names(zh="核心客户", en="Core")),
+    Tier(name="gold", min_aum=100_000, names=Names(zh="金卡客户", en="Gold")),
+    Tier(name="platinum", min_aum=300_000, names=Names(zh="白金客户", en="Platinum")),
+    Tier(name="black_gold", min_aum=1_000_000, names=Names(zh="黑金客户", en="Black gold")),
+    Tier(name="diamond", min_aum=6_000_000, names=Names(zh="钻石客户", en="Diamond")),
 )
 
 
-@dataclass(frozen=True)
-class TierLadder:
-    """Tiers by last-month AUM (CNY): ``names[i]`` holds AUM in [bounds[i-1], bounds[i])."""
+class TierLadder(Frozen):
+    """Tiers by last-month AUM, lowest first; the first starts at 0."""
 
-    names: tuple[str, ...] = ("non_core", "core", "gold", "platinum", "black_gold", "diamond")
-    bounds: tuple[float, ...] = (10_000.0, 100_000.0, 300_000.0, 1_000_000.0, 6_000_000.0)
-    private_banking_threshold: float = 10_000_000.0
+    tiers: tuple[Tier, ...] = DEFAULT_TIERS
 
-    def __post_init__(self) -> None:
-        if len(self.names) != len(self.bounds) + 1:
-            raise ValueError(
-                f"tier ladder needs one more name than bounds: {len(self.names)} names, "
-                f"{len(self.bounds)} bounds"
-            )
-        if list(self.bounds) != sorted(self.bounds):
-            raise ValueError(f"tier bounds must increase: {self.bounds}")
+    @model_validator(mode="after")
+    def _ordered(self) -> TierLadder:
+        if len(self.tiers) < 2:
+            raise ValueError("tiers: a ladder needs at least two tiers")
+        if self.tiers[0].min_aum != 0:
+            raise ValueError(f"tiers: the lowest tier must start at 0, not {self.tiers[0].min_aum}")
+        bounds = [t.min_aum for t in self.tiers]
+        if any(b <= a for a, b in zip(bounds, bounds[1:], strict=False)):
+            raise ValueError(f"tiers: min_aum must increase strictly, got {bounds}")
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tiers: names must be unique, got {names}")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tiers)
+
+    @property
+    def bounds(self) -> tuple[float, ...]:
+        """The lower bounds of every tier but the first: ``names[i]`` holds [bounds[i-1], bounds[i])."""
+        return tuple(t.min_aum for t in self.tiers[1:])
+
+    def label(self, name: str, lang: str) -> str:
+        for tier in self.tiers:
+            if tier.name == name:
+                return tier.label(lang)
+        return name
 
 
-@dataclass(frozen=True)
-class ChurnDefinition:
+class ChurnDefinition(Frozen):
     """Who can churn and what counts as churn (DESIGN §5).
 
     Eligible at cutoff c: open at least ``min_tenure_months``, 3-month average AUM at least
@@ -65,25 +112,123 @@ class ChurnDefinition:
     closed gives AUM 0, so closures are included).
     """
 
-    horizon_months: int = 3
-    min_tenure_months: int = 3
-    min_aum: float = 10_000.0
-    leaving_ratio: float = 0.5
-    attrition_ratio: float = 0.3
+    horizon_months: int = Field(default=3, ge=1, le=12)
+    min_tenure_months: int = Field(default=3, ge=0)
+    min_aum: float = Field(default=10_000.0, ge=0)
+    leaving_ratio: float = Field(default=0.5, gt=0, lt=1)
+    attrition_ratio: float = Field(default=0.3, gt=0, lt=1)
+
+    def describe(self) -> str:
+        """The label in words, for model cards and run records."""
+        return (
+            f"AUM at the end of the {self.horizon_months}-month horizon below "
+            f"{self.attrition_ratio:.0%} of the 3-month average up to the cutoff, among "
+            f"customers open at least {self.min_tenure_months} months with a 3-month average "
+            f"AUM of at least {self.min_aum:,.0f} and not already leaving (AUM this month at "
+            f"least {self.leaving_ratio:.0%} of the three months before)"
+        )
 
 
-@dataclass(frozen=True)
-class BankConfig:
-    """Definitions shared by features, labels, training and lists (DESIGN §5 defaults)."""
+class RiskBands(Frozen):
+    """Calibrated churn probability → band: high from ``high``, medium from ``medium``."""
 
-    products: tuple[Product, ...] = DEFAULT_PRODUCTS
-    tiers: TierLadder = field(default_factory=TierLadder)
-    churn: ChurnDefinition = field(default_factory=ChurnDefinition)
+    high: float = Field(default=0.20, gt=0, lt=1)
+    medium: float = Field(default=0.05, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RiskBands:
+        if self.medium >= self.high:
+            raise ValueError(f"lists.risk_bands: medium ({self.medium}) must be below high")
+        return self
+
+
+class ListPolicy(Frozen):
+    """Who is listed and how many (DESIGN §12)."""
+
+    risk_bands: RiskBands = RiskBands()
+    min_risk: float = Field(default=0.05, ge=0, lt=1)
+    control_share: float = Field(default=0.10, ge=0, lt=1)
+    outlet_capacity: int | None = Field(default=None, ge=1)
+    explain_above: float = Field(default=0.0, ge=0, le=1)
+
+
+class OfferPolicy(Frozen):
+    """Which product kinds a retention row may offer, and which are growth offers."""
+
+    retention_kinds: tuple[Literal["asset", "liability", "service"], ...] = ("asset",)
+    growth_kinds: tuple[Literal["asset", "liability", "service"], ...] = (
+        "asset",
+        "liability",
+        "service",
+    )
+
+
+class WarehouseConfig(Frozen):
+    """Where the tables live: a directory of parquet files, or a database URL."""
+
+    location: str = "data/warehouse"
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark_master: str = "local[2]"
+
+
+class BankConfig(Frozen):
+    """Definitions shared by features, labels, training, lists and the API."""
+
+    name: str = "synthetic bank"
+    languages: tuple[Literal["zh", "en"], ...] = LANGUAGES
+    language: Literal["zh", "en"] = "zh"
+    time_zone: str = "Asia/Shanghai"
+    tiers: TierLadder = TierLadder()
+    churn: ChurnDefinition = ChurnDefinition()
+    lists: ListPolicy = ListPolicy()
+    offers: OfferPolicy = OfferPolicy()
+    warehouse: WarehouseConfig = WarehouseConfig()
+    product_labels: dict[str, Names] = Field(default_factory=dict)
+    products: tuple[Product, ...] = ()
+
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _ladder_from_list(cls, value):
+        """``[[tiers]]`` in TOML is a list of tiers: the ladder itself."""
+        return {"tiers": value} if isinstance(value, list | tuple) else value
+
+    @model_validator(mode="after")
+    def _language_known(self) -> BankConfig:
+        if self.language not in self.languages:
+            raise ValueError(f"language {self.language!r} is not one of languages {self.languages}")
+        return self
+
+    def with_products(self, products: tuple[Product, ...] | list[Product]) -> BankConfig:
+        """This configuration with the warehouse's catalogue; configured names win over the
+        table's, and a product without any name keeps its code."""
+        named = []
+        for product in products:
+            override = self.product_labels.get(product.product)
+            if override is not None:
+                names = Names(zh=override.zh or product.names.zh, en=override.en or product.names.en)
+                product = product.model_copy(update={"names": names})
+            named.append(product)
+        return self.model_copy(update={"products": tuple(named)})
+
+    def _require_products(self) -> tuple[Product, ...]:
+        if not self.products:
+            raise ValueError(
+                "the product catalogue is not resolved: read the warehouse's products table "
+                "(BankConfig.with_products) before building features or lists"
+            )
+        return self.products
 
     @property
-    def product_names(self) -> tuple[str, ...]:
-        return tuple(p.product for p in self.products)
+    def product_codes(self) -> tuple[str, ...]:
+        return tuple(p.product for p in self._require_products())
 
     @property
     def asset_products(self) -> tuple[str, ...]:
-        return tuple(p.product for p in self.products if p.kind == "asset")
+        return tuple(p.product for p in self._require_products() if p.kind == "asset")
+
+    def product(self, code: str) -> Product | None:
+        return next((p for p in self.products if p.product == code), None)
+
+    def product_label(self, code: str, lang: str) -> str:
+        product = self.product(code)
+        return product.label(lang) if product else code

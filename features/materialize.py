@@ -28,7 +28,7 @@ from features.build import (
 from features.catalog import CATALOG_VERSION, feature_names
 from features.config import BankConfig
 from features.engine import connect, load_warehouse
-from features.sources.atomic import atomic_file
+from features.atomic import atomic_file
 
 BATCH_CUSTOMERS = 50_000
 DUCKDB_MEMORY_LIMIT = "4GB"

@@ -22,14 +22,21 @@ from features.sources.files import INPUT_TABLES, read_meta, table_files, table_g
 
 __all__ = ["SCHEMAS", "Violation", "validate_warehouse"]
 
-ID, TEXT, FLOAT, BOOL, DATE, TIMESTAMP = "Int64", str, "float64", "boolean", pa.Date, pa.DateTime
+TEXT, FLOAT, BOOL, DATE, TIMESTAMP = str, "float64", "boolean", pa.Date, pa.DateTime
 # Read parquet ints and bools as pandas' nullable dtypes, so that a null is reported as a null
 # rather than as an int column turned float.
 NULLABLE_DTYPES = {arrow.int64(): pd.Int64Dtype(), arrow.bool_(): pd.BooleanDtype()}
 
 
-# Counts and tiers may be stored at any integer width; ids must be int64 to join across tables.
+# Counts and tiers may be stored at any integer width.
 ANY_INTEGER = pa.Check(pd.api.types.is_integer_dtype, name="dtype integer")
+# Ids are whatever the bank has: integers, or strings (core-banking numbers, leading zeros and
+# all). They are never converted; a table whose ids differ in kind from customers' is reported
+# by the relational checks.
+ID_KIND = pa.Check(
+    lambda ids: pd.api.types.is_integer_dtype(ids) or pd.api.types.is_string_dtype(ids),
+    name="dtype integer or string",
+)
 
 
 def _column(dtype, *checks: pa.Check, nullable: bool = False) -> pa.Column:
@@ -66,10 +73,9 @@ ROW_RULE_COLUMNS = {"valid_to > valid_from": "valid_to", "resolved_ts >= ts": "r
 SCHEMAS: dict[str, pa.DataFrameSchema] = {
     "org": pa.DataFrameSchema(
         {
-            "outlet_id": _column(TEXT),
-            "outlet_name": _column(TEXT),
-            "sub_branch_id": _column(TEXT),
-            "branch_id": _column(TEXT),
+            "outlet_id": _column(None, ID_KIND),
+            "sub_branch_id": _column(None, ID_KIND),
+            "branch_id": _column(None, ID_KIND),
             "city": _column(TEXT),
             "city_tier": _column(
                 None, ANY_INTEGER, pa.Check(lambda t: t.between(1, 4), name="between 1 and 4")
@@ -78,22 +84,22 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
     ),
     "rms": pa.DataFrameSchema(
         {
-            "rm_id": _column(TEXT),
-            "outlet_id": _column(TEXT),
+            "rm_id": _column(None, ID_KIND),
+            "outlet_id": _column(None, ID_KIND),
             "name": _column(TEXT),
             "capacity": _column(None, ANY_INTEGER, _above(0)),
         }
     ),
     "customers": pa.DataFrameSchema(
         {
-            "customer_id": _column(ID),
+            "customer_id": _column(None, ID_KIND),
             "name": _column(TEXT),
             "birth_date": _column(DATE),
             "gender": _column(TEXT, _one_of("F", "M")),
             "occupation": _column(TEXT),
             "education": _column(TEXT),
             "city": _column(TEXT),
-            "outlet_id": _column(TEXT),
+            "outlet_id": _column(None, ID_KIND),
             "open_date": _column(DATE),
             "risk_profile": _column(TEXT, _one_of("C1", "C2", "C3", "C4", "C5")),
             "do_not_contact": _column(BOOL),
@@ -101,8 +107,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
     ),
     "rm_assignments": pa.DataFrameSchema(
         {
-            "customer_id": _column(ID),
-            "rm_id": _column(TEXT),
+            "customer_id": _column(None, ID_KIND),
+            "rm_id": _column(None, ID_KIND),
             "valid_from": _column(DATE),
             "valid_to": _column(DATE, nullable=True),
         },
@@ -114,12 +120,11 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "kind": _column(TEXT, _one_of("asset", "liability", "service")),
             "margin_rate": _column(FLOAT, _at_least(0)),
             "fee_per_year": _column(FLOAT, _at_least(0)),
-            "has_maturity": _column(BOOL),
         }
     ),
     "balances": pa.DataFrameSchema(
         {
-            "customer_id": _column(ID),
+            "customer_id": _column(None, ID_KIND),
             "month": _column(DATE, MONTH_END),
             "product": _column(TEXT),
             "avg_daily_balance": _column(FLOAT, _at_least(0)),
@@ -130,8 +135,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
     ),
     "transactions": pa.DataFrameSchema(
         {
-            "txn_id": _column(ID),
-            "customer_id": _column(ID),
+            "txn_id": _column(None, ID_KIND),
+            "customer_id": _column(None, ID_KIND),
             "ts": _column(TIMESTAMP),
             "amount": _column(FLOAT, _above(0)),
             "direction": _column(TEXT, _one_of("in", "out")),
@@ -141,9 +146,9 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
     ),
     "interactions": pa.DataFrameSchema(
         {
-            "interaction_id": _column(ID),
-            "customer_id": _column(ID),
-            "rm_id": _column(TEXT),
+            "interaction_id": _column(None, ID_KIND),
+            "customer_id": _column(None, ID_KIND),
+            "rm_id": _column(None, ID_KIND),
             "ts": _column(TIMESTAMP),
             "kind": _column(TEXT, _one_of("call", "visit", "event", "message")),
             "outcome": _column(TEXT),
@@ -151,8 +156,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
     ),
     "complaints": pa.DataFrameSchema(
         {
-            "complaint_id": _column(ID),
-            "customer_id": _column(ID),
+            "complaint_id": _column(None, ID_KIND),
+            "customer_id": _column(None, ID_KIND),
             "ts": _column(TIMESTAMP),
             "category": _column(TEXT),
             "resolved_ts": _column(TIMESTAMP, nullable=True),

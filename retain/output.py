@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from features.sources.atomic import write_json
+from features.atomic import write_json
 
 # Piped output (logs, CI) gets a wide fixed width rather than rich's 80 columns, so tables of
 # violations or lists are not cut into ellipses.

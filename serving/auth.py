@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from features.sources.atomic import atomic_file
+from features.atomic import atomic_file
 
 ROLES = ("crm", "rm", "admin")
 PREFIX = "rk_"

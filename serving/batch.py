@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from features.catalog import product_label
 from features.config import BankConfig
 from features.materialize import write_features
-from features.sources.atomic import atomic_dir, write_json
+from features.atomic import atomic_dir, write_json
 from features.sources.files import read_table, table_glob
 from serving.explain import TOP_K, Reasons, explain, inputs, reason_columns
 from serving.lists import actions, build_lists, mask_name, next_best_offer, product_values

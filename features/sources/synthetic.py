@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.config import DEFAULT_PRODUCTS, TierLadder
-from features.sources.atomic import atomic_dir
+from features.atomic import atomic_dir
 from features.sources.files import META_FILE
 from features.sources.synth_customers import draw_customers
 from features.sources.synth_dynamics import DRIVERS, simulate
