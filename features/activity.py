@@ -18,6 +18,10 @@ def activity_features(panel: ir.Table) -> dict[str, ir.Value]:
         "outflow_to_other_banks_share_3m": safe_ratio(
             rolling_sum(panel.out_other_bank, 3), rolling_sum(panel.amount_out, 3)
         ),
+        "outflow_to_other_banks_1m": panel.out_other_bank,
+        "outflow_to_other_banks_to_aum_3m": safe_ratio(
+            rolling_sum(panel.out_other_bank, 3), panel.aum.mean().over(by_customer(rows=(-3, 0)))
+        ),
         "mobile_share_3m": safe_ratio(rolling_sum(panel.mobile_count, 3), count_3m),
         "activity_change_3m": safe_ratio(count_3m, count_previous_3m) - 1,
         "days_since_last_txn": panel.month.epoch_days() - latest(panel.last_txn_day),

@@ -17,7 +17,7 @@ from ibis import _
 from features.activity import activity_features
 from features.config import BankConfig
 from features.contribution import contribution_features, contribution_share_outlet
-from features.labels import churn_eligible, label_features
+from features.labels import already_leaving, churn_eligible, label_features
 from features.lifecycle import lifecycle_features
 from features.loyalty import loyalty_features
 from features.panel import Warehouse, build_panel, month_number
@@ -32,7 +32,10 @@ from features.tiers import (
 )
 
 ID_COLUMNS = ("customer_id", "cutoff", "outlet_id", "sub_branch_id", "branch_id", "rm_id",
-              "tier", "do_not_contact", "eligible_churn")  # fmt: skip
+              "tier", "do_not_contact", "eligible_churn", "leaving_now")  # fmt: skip
+# what lists and offers need besides the model inputs: never a model input
+CONTEXT_COLUMNS = ("maturing_product", "maturing_date")
+HOLDS_PREFIX = "holds_"
 TRUTH_PREFIX = "truth_"
 # features computed on the cutoff rows (they need other customers or the RM table)
 CUTOFF_FEATURES = ("contribution_share_outlet", "pyramid_level", "rm_assigned")
@@ -67,6 +70,8 @@ def customer_rows(wh: Warehouse, cutoffs: list[date], config: BankConfig) -> ir.
         **lifecycle_features(panel),
         tier_level=tier_level(panel.aum, config.tiers),
         eligible_churn=churn_eligible(panel, config),
+        leaving_now=already_leaving(panel, config),
+        **{f"{HOLDS_PREFIX}{p}": panel[f"held_{p}"] > 0 for p in config.product_codes},
     )
     panel = panel.mutate(**tier_change_flags(panel))
     panel = panel.mutate(**tier_history_features(panel))
@@ -118,7 +123,8 @@ def _with_truth(rows: ir.Table, truth: ir.Table) -> ir.Table:
 def select_output(rows: ir.Table, feature_names: list[str]) -> ir.Table:
     labels = sorted(c for c in rows.columns if c.startswith("label_"))
     truth = sorted(c for c in rows.columns if c.startswith(TRUTH_PREFIX))
-    columns = [*ID_COLUMNS, *feature_names, *labels, *truth]
+    holds = [c for c in rows.columns if c.startswith(HOLDS_PREFIX)]
+    columns = [*ID_COLUMNS, *feature_names, *CONTEXT_COLUMNS, *holds, *labels, *truth]
     return (
         rows.select(*columns)
         .order_by(["cutoff", "customer_id"])
@@ -142,10 +148,22 @@ def parse_cutoffs(spec: str, every: int = 1) -> list[date]:
 
 
 def check_cutoffs(wh: Warehouse, cutoffs: list[date]) -> None:
-    """Every cutoff must be a month the warehouse has balances for."""
-    bounds = wh.balances.aggregate(first=wh.balances.month.min(), last=wh.balances.month.max())
-    row = bounds.to_pandas().iloc[0]
-    first, last = row["first"].date(), row["last"].date()
+    """Every cutoff must be a month the warehouse has balances for, and no month between the
+    first and the last may be missing: windows count months, so a missing month would
+    silently stretch every window over it."""
+    months = wh.balances.select(month=wh.balances.month).distinct().to_pandas()["month"]
+    if months.empty:
+        raise CutoffError("the balances table is empty: no month to build features for")
+    present = {pd.Timestamp(m).date() for m in months}
+    first, last = min(present), max(present)
+    expected = [d.date() for d in pd.date_range(first, last, freq="ME")]
+    missing = [m for m in expected if m not in present]
+    if missing:
+        shown = ", ".join(m.isoformat() for m in missing[:5])
+        raise CutoffError(
+            f"balances: {len(missing)} month(s) between {first} and {last} have no rows at all "
+            f"({shown}); every month of history must be present"
+        )
     outside = [c for c in cutoffs if not first <= c <= last]
     if outside:
         raise CutoffError(

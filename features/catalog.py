@@ -16,16 +16,16 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from features.config import DEFAULT_PRODUCTS
+from features.config import Product
 
-CATALOG_VERSION = "1"
+CATALOG_VERSION = "2"
 
 DOMAINS = ("contribution", "tiers", "loyalty", "activity", "satisfaction", "lifecycle")
 DTYPES = ("float64", "int64", "bool")
@@ -42,32 +42,11 @@ DRIVERS = (
 )
 REASON_VALUES: dict[str, Callable[[float], float]] = {"negate": lambda v: -v, "abs": abs}
 
-DEFAULT_PRODUCT_NAMES: tuple[str, ...] = tuple(p.product for p in DEFAULT_PRODUCTS)
-
-PRODUCT_LABELS: dict[str, tuple[str, str]] = {
-    "demand_deposit": ("活期存款", "Demand deposit"),
-    "time_deposit": ("定期存款", "Time deposit"),
-    "wealth_management": ("理财", "Wealth management"),
-    "mutual_fund": ("基金", "Mutual fund"),
-    "insurance": ("保险", "Insurance"),
-    "credit_card": ("信用卡", "Credit card"),
-    "consumer_loan": ("消费贷款", "Consumer loan"),
-    "mortgage": ("住房贷款", "Mortgage"),
-    "private_banking_service": ("私人银行服务", "Private banking service"),
-}
-
 # English plurals after a count of exactly one: "1 months" reads as a bug to an RM.
 _EN_SINGULAR = re.compile(
     r"(?<![\d.,])1 (month|day|time|product|complaint|contact|transaction|credit)s\b"
 )
 _NEGATIVE_ZERO = re.compile(r"-(?=[0.,]*%?$)")
-
-
-def product_label(product: str, lang: str) -> str:
-    """Human name of a product in ``lang`` ("zh" or "en"); unknown products keep their name."""
-    _check_language(lang)
-    zh, en = PRODUCT_LABELS.get(product, (product, product))
-    return zh if lang == "zh" else en
 
 
 @dataclass(frozen=True)
@@ -231,7 +210,7 @@ def _check_language(lang: str) -> None:
 # One entry per feature, in the order of the feature table. Columns: name, domain, dtype,
 # label zh/en, reason zh/en (risky direction), then direction, actionable and the rest by name.
 # fmt: off
-def _entries(products: tuple[str, ...]) -> list[Feature]:
+def _entries(products: tuple[Product, ...]) -> list[Feature]:
     c, t, lo, a, s, li = DOMAINS  # contribution, tiers, loyalty, activity, satisfaction, lifecycle
     return [
         Feature("aum_avg_1m", c, "float64", "本月日均资产", "AUM this month",
@@ -246,8 +225,21 @@ def _entries(products: tuple[str, ...]) -> list[Feature]:
                 "近12个月日均资产{value:money}", "Average AUM over 12 months {value:money}",
                 direction=0, actionable=False,
                 driver="balance_decline", reason_group="assets_falling"),
+        Feature("aum_change_1m", c, "float64", "本月资产变化", "AUM change, this month",
+                "本月资产下降{value:.0%}", "AUM down {value:.0%} this month",
+                direction=-1, actionable=True, reason_value="negate",
+                driver="balance_decline", reason_group="assets_falling"),
+        Feature("aum_vs_prev_3m", c, "float64", "本月资产较前3个月", "AUM against the 3 months before",
+                "本月资产较前3个月均值下降{value:.0%}",
+                "AUM {value:.0%} below the average of the 3 months before",
+                direction=-1, actionable=True, reason_value="negate",
+                driver="balance_decline", reason_group="assets_falling"),
         Feature("aum_change_3m", c, "float64", "近3个月资产变化", "AUM change, 3 months",
                 "近3个月资产下降{value:.0%}", "AUM down {value:.0%} over the last 3 months",
+                direction=-1, actionable=True, reason_value="negate",
+                driver="balance_decline", reason_group="assets_falling"),
+        Feature("aum_change_6m", c, "float64", "近6个月资产变化", "AUM change, 6 months",
+                "近6个月资产下降{value:.0%}", "AUM down {value:.0%} over 6 months",
                 direction=-1, actionable=True, reason_value="negate",
                 driver="balance_decline", reason_group="assets_falling"),
         Feature("aum_slope_6m", c, "float64", "近6个月资产趋势", "AUM trend, 6 months",
@@ -291,6 +283,10 @@ def _entries(products: tuple[str, ...]) -> list[Feature]:
                 "近3个月代发工资仅入账{value:.0f}次",
                 "Salary credited only {value:.0f} times in the last 3 months",
                 direction=-1, actionable=True, driver="salary_loss", reason_group="salary"),
+        Feature("salary_credit_prev_3m", lo, "int64", "前3个月代发工资次数",
+                "Salary credits, the 3 months before",
+                "此前3个月代发工资{value:.0f}次", "{value:.0f} salary credits in the 3 months before",
+                direction=0, actionable=False, driver="salary_loss", reason_group="salary"),
         Feature("salary_credit_lost", lo, "bool", "代发工资中断", "Salary credits stopped",
                 "{value:近3个月代发工资中断|代发工资正常入账}",
                 "{value:Salary credits stopped in the last 3 months|Salary credits continue}",
@@ -331,6 +327,17 @@ def _entries(products: tuple[str, ...]) -> list[Feature]:
                 "{value:.0%} of outgoing money went to other banks in 3 months",
                 direction=1, actionable=True,
                 driver="outflow_other_bank", reason_group="outflow"),
+        Feature("outflow_to_other_banks_1m", a, "float64", "本月转他行金额",
+                "Paid to other banks this month",
+                "本月转出他行{value:money}", "{value:money} paid to other banks this month",
+                direction=1, actionable=True,
+                driver="outflow_other_bank", reason_group="outflow"),
+        Feature("outflow_to_other_banks_to_aum_3m", a, "float64", "近3个月转他行占资产比例",
+                "Paid to other banks, share of AUM, 3 months",
+                "近3个月转出他行的金额相当于资产的{value:.0%}",
+                "Paid other banks {value:.0%} of AUM in 3 months",
+                direction=1, actionable=True,
+                driver="outflow_other_bank", reason_group="outflow"),
         Feature("mobile_share_3m", a, "float64", "近3个月手机银行占比", "Mobile share, 3 months",
                 "手机银行交易占比{value:.0%}", "{value:.0%} of transactions on mobile",
                 direction=0, actionable=False, reason_group="activity"),
@@ -353,15 +360,22 @@ def _entries(products: tuple[str, ...]) -> list[Feature]:
                 "Days to resolve a complaint",
                 "投诉平均{value:.0f}天才解决", "Complaints took {value:.0f} days to resolve",
                 direction=1, actionable=True, driver="complaint", reason_group="complaint"),
+        Feature("months_since_complaint", s, "float64", "距上次投诉月数",
+                "Months since last complaint",
+                "{value:.0f}个月前曾投诉", "Complained {value:.0f} months ago",
+                direction=-1, actionable=True, driver="complaint", reason_group="complaint"),
+        Feature("months_since_complaint_resolved", s, "float64", "距投诉解决月数",
+                "Months since a complaint was resolved",
+                "投诉{value:.0f}个月前才解决", "A complaint was resolved only {value:.0f} months ago",
+                direction=-1, actionable=True, driver="complaint", reason_group="complaint"),
 
-        Feature("time_deposit_maturing_30d", li, "float64", "30天内到期定期存款",
-                "Time deposits maturing in 30 days",
-                "定期存款30天内到期{value:money}，需挽留续存",
-                "{value:money} of time deposits mature within 30 days: ask to renew",
+        Feature("maturing_30d", li, "float64", "30天内到期金额", "Maturing within 30 days",
+                "{value:money}将在30天内到期，需挽留续作",
+                "{value:money} matures within 30 days: ask to renew",
                 direction=1, actionable=True, driver="maturity", reason_group="maturity"),
-        Feature("wm_maturing_30d", li, "float64", "30天内到期理财", "WM maturing in 30 days",
-                "理财产品30天内到期{value:money}，需挽留续投",
-                "{value:money} of wealth management matures within 30 days: ask to reinvest",
+        Feature("maturing_share_30d", li, "float64", "30天内到期占资产比例",
+                "Share of AUM maturing within 30 days",
+                "{value:.0%}的资产将在30天内到期", "{value:.0%} of AUM matures within 30 days",
                 direction=1, actionable=True, driver="maturity", reason_group="maturity"),
         Feature("age", li, "int64", "年龄", "Age",
                 "年龄{value:.0f}岁", "Aged {value:.0f}",
@@ -373,42 +387,47 @@ def _entries(products: tuple[str, ...]) -> list[Feature]:
 # fmt: on
 
 
-def _balance(product: str) -> Feature:
-    zh, en = (
-        label.replace("{", "{{").replace("}", "}}")
-        for label in PRODUCT_LABELS.get(product, (product, product))
-    )
+def _balance(product: Product) -> Feature:
+    zh, en = (product.label(lang).replace("{", "{{").replace("}", "}}") for lang in LANGUAGES)
     return Feature(
-        f"balance_{product}", "contribution", "float64", f"{zh}余额", f"{en} balance",
+        f"balance_{product.product}", "contribution", "float64", f"{zh}余额", f"{en} balance",
         f"{zh}余额{{value:money}}", f"{en} balance {{value:money}}",
         direction=0, actionable=False,
     )  # fmt: skip
 
 
 @lru_cache(maxsize=16)
-def _features(products: tuple[str, ...]) -> tuple[Feature, ...]:
-    duplicated = sorted({p for p in products if products.count(p) > 1})
+def _features(products: tuple[Product, ...]) -> tuple[Feature, ...]:
+    codes = [p.product for p in products]
+    duplicated = sorted({p for p in codes if codes.count(p) > 1})
     if duplicated:
         raise ValueError(f"product names must be unique; repeated: {duplicated}")
     features = tuple(_entries(products))
     names = [feature.name for feature in features]
     clashing = sorted({name for name in names if names.count(name) > 1})
     if clashing:
-        raise ValueError(f"feature names must be unique; products {products} give {clashing} twice")
+        raise ValueError(f"feature names must be unique; products {codes} give {clashing} twice")
     return features
 
 
-def catalog(products: tuple[str, ...] = DEFAULT_PRODUCT_NAMES) -> dict[str, Feature]:
+def _as_products(products: Iterable[Product | str]) -> tuple[Product, ...]:
+    """Products, or bare product codes (named by their code)."""
+    return tuple(
+        p if isinstance(p, Product) else Product(product=p, kind="asset") for p in products
+    )
+
+
+def catalog(products: Iterable[Product | str] = ()) -> dict[str, Feature]:
     """Every model feature by name, in the feature table's order.
 
     Parameters
     ----------
-    products : product names; one ``balance_<product>`` feature is made for each
-        (``BankConfig().product_names`` for a configured bank).
+    products : the bank's catalogue (``BankConfig.products``, or the products a feature file or
+        model carries); one ``balance_<product>`` feature is made for each.
     """
-    return {feature.name: feature for feature in _features(tuple(products))}
+    return {feature.name: feature for feature in _features(_as_products(products))}
 
 
-def feature_names(products: tuple[str, ...] = DEFAULT_PRODUCT_NAMES) -> list[str]:
+def feature_names(products: Iterable[Product | str] = ()) -> list[str]:
     """Names of every model feature, in the feature table's order."""
-    return [feature.name for feature in _features(tuple(products))]
+    return [feature.name for feature in _features(_as_products(products))]

@@ -205,7 +205,9 @@ class BankConfig(Frozen):
         for product in products:
             override = self.product_labels.get(product.product)
             if override is not None:
-                names = Names(zh=override.zh or product.names.zh, en=override.en or product.names.en)
+                names = Names(
+                    zh=override.zh or product.names.zh, en=override.en or product.names.en
+                )
                 product = product.model_copy(update={"names": names})
             named.append(product)
         return self.model_copy(update={"products": tuple(named)})

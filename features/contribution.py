@@ -6,7 +6,7 @@ import ibis
 import ibis.expr.types as ir
 
 from features.config import BankConfig
-from features.panel import lag, rolling_mean, safe_ratio
+from features.panel import by_customer, lag, rolling_mean, safe_ratio
 
 SLOPE_MONTHS = 6
 
@@ -26,12 +26,16 @@ def contribution_features(panel: ir.Table, config: BankConfig) -> dict[str, ir.V
         "aum_avg_1m": aum,
         "aum_avg_3m": rolling_mean(aum, 3),
         "aum_avg_12m": rolling_mean(aum, 12),
+        "aum_change_1m": safe_ratio(aum, lag(aum, 1)) - 1,
         "aum_change_3m": safe_ratio(aum, lag(aum, 3)) - 1,
+        "aum_change_6m": safe_ratio(aum, lag(aum, 6)) - 1,
+        # this month against the three before it: the basis of the "already leaving" rule
+        "aum_vs_prev_3m": safe_ratio(aum, aum.mean().over(by_customer(rows=(-3, -1)))) - 1,
         "aum_slope_6m": aum_slope_6m(aum),
         # annualised: the mean monthly contribution over up to 12 months, times 12
         "contribution_12m": rolling_mean(panel.contribution_month, 12) * 12,
     }
-    for product in config.product_names:
+    for product in config.product_codes:
         features[f"balance_{product}"] = panel[f"balance_{product}"]
     return features
 

@@ -1,14 +1,19 @@
-"""Labels: what happens in (cutoff, cutoff + horizon] — and nothing else reaches them.
+"""Eligibility and labels: the one home of the churn rule (DESIGN §5).
 
-- ``label_churn``: among customers eligible at the cutoff (DESIGN §5: open ≥ 3 months, 3-month
-  average AUM ≥ 10k, not already leaving), AUM in the last month of the horizon below 30% of
-  the 3-month average up to the cutoff. Closing every asset account gives AUM 0, so it counts.
-- ``label_cross_sell_<product>``: eligible if the product is not held at the cutoff; positive if
-  it is held (open) in any month of the horizon.
+- ``already_leaving``: AUM this month below ``leaving_ratio`` of the average of the three
+  months before — the money is going; lists show such customers by rule, models never see them.
+- ``eligible_churn``: open ≥ ``min_tenure_months``, 3-month average AUM ≥ ``min_aum``, three
+  months of history, and not already leaving.
+- ``label_churn``: among eligible customers, AUM in the last month of the horizon below
+  ``attrition_ratio`` of the 3-month average up to the cutoff. Closing every asset account
+  gives AUM 0, so it counts.
+- ``label_cross_sell_<product>``: eligible if the product is not held at the cutoff; positive
+  if it is held (open) in any month of the horizon.
 - ``label_upgrade``: eligible below the top tier; positive if the tier at cutoff + horizon is
   higher.
 
-A label is null where the customer is not eligible or the horizon is not complete.
+Labels look only at (cutoff, cutoff + horizon]; a label is null where the customer is not
+eligible or the horizon is not complete.
 """
 
 from __future__ import annotations
@@ -22,10 +27,23 @@ from features.panel import by_customer, lead, rolling_mean
 LABEL_PREFIX = "label_"
 
 
+def _previous_3m(panel: ir.Table) -> tuple[ir.NumericValue, ir.IntegerValue]:
+    window = by_customer(rows=(-3, -1))
+    return panel.aum.mean().over(window), panel.aum.count().over(window)
+
+
+def already_leaving(panel: ir.Table, config: BankConfig) -> ir.BooleanValue:
+    before, months_before = _previous_3m(panel)
+    return (
+        (months_before == 3)
+        & (before >= config.churn.min_aum)
+        & (panel.aum < config.churn.leaving_ratio * before)
+    )
+
+
 def churn_eligible(panel: ir.Table, config: BankConfig) -> ir.BooleanValue:
     churn = config.churn
-    before = panel.aum.mean().over(by_customer(rows=(-3, -1)))
-    months_before = panel.aum.count().over(by_customer(rows=(-3, -1)))
+    before, months_before = _previous_3m(panel)
     return (
         (panel.month_number - panel.open_number >= churn.min_tenure_months)
         & (months_before == 3)
@@ -34,22 +52,29 @@ def churn_eligible(panel: ir.Table, config: BankConfig) -> ir.BooleanValue:
     )
 
 
+def churned(panel: ir.Table, config: BankConfig) -> ir.BooleanValue:
+    """AUM at the end of the horizon below the attrition ratio of the 3-month average."""
+    horizon = config.churn.horizon_months
+    return lead(panel.aum, horizon) < config.churn.attrition_ratio * rolling_mean(panel.aum, 3)
+
+
 def label_features(panel: ir.Table, config: BankConfig, last_month: int) -> dict[str, ir.Value]:
     """Needs ``eligible_churn`` and ``tier_level`` on the panel; ``last_month`` is the last
     month number with data (the horizon must end on or before it)."""
     h = config.churn.horizon_months
     complete = panel.month_number + h <= last_month
     null = ibis.null("int64")
-    churned = lead(panel.aum, h) < config.churn.attrition_ratio * rolling_mean(panel.aum, 3)
     labels = {
-        "label_churn": ibis.ifelse(complete & panel.eligible_churn, churned.cast("int64"), null),
+        "label_churn": ibis.ifelse(
+            complete & panel.eligible_churn, churned(panel, config).cast("int64"), null
+        ),
         "label_upgrade": ibis.ifelse(
             complete & (panel.tier_level < len(config.tiers.bounds)),
             (lead(panel.tier_level, h) > panel.tier_level).cast("int64"),
             null,
         ),
     }
-    for product in config.product_names:
+    for product in config.product_codes:
         held = panel[f"held_{product}"]
         bought = ibis.greatest(*[ibis.coalesce(lead(held, k), 0) for k in range(1, h + 1)])
         labels[f"{LABEL_PREFIX}cross_sell_{product}"] = ibis.ifelse(

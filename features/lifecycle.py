@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
+from features.panel import safe_ratio
+
 DAYS_PER_YEAR = 365.25
 
 
 def lifecycle_features(panel: ir.Table) -> dict[str, ir.Value]:
     return {
-        "time_deposit_maturing_30d": panel.td_maturing,
-        "wm_maturing_30d": panel.wm_maturing,
+        # any product with maturity dates: what a bank's catalogue calls them does not matter
+        "maturing_30d": panel.maturing,
+        "maturing_share_30d": safe_ratio(panel.maturing, panel.aum),
         "age": ((panel.month.epoch_days() - panel.birth_date.epoch_days()) / DAYS_PER_YEAR).floor(),
         "city_tier": panel.city_tier,
     }

@@ -17,6 +17,7 @@ def loyalty_features(panel: ir.Table) -> dict[str, ir.Value]:
         "products_held": panel.products_held,
         "product_breadth_change_6m": panel.products_held - lag(panel.products_held, 6),
         "salary_credit_3m": salary_3m,
+        "salary_credit_prev_3m": ibis.coalesce(salary_6_to_4_months_ago, 0),
         "salary_credit_lost": (ibis.coalesce(salary_6_to_4_months_ago, 0) > 0) & (salary_3m == 0),
         "months_since_last_product_open": panel.month_number - last_open,
         "rm_contacts_3m": rolling_sum(panel.contacts, 3),

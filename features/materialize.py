@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from features.atomic import atomic_file
 from features.build import (
     build_features,
     check_cutoffs,
@@ -28,7 +29,7 @@ from features.build import (
 from features.catalog import CATALOG_VERSION, feature_names
 from features.config import BankConfig
 from features.engine import connect, load_warehouse
-from features.atomic import atomic_file
+from features.products import products_metadata, resolve_products
 
 BATCH_CUSTOMERS = 50_000
 DUCKDB_MEMORY_LIMIT = "4GB"
@@ -49,18 +50,24 @@ def write_features(
     con = connect(engine, spark_master)
     wh = load_warehouse(con, warehouse)
     check_cutoffs(wh, cutoffs)
-    names = feature_names(config.product_names)
+    config = resolve_products(wh.products, config)
+    names = feature_names(config.products)
+    metadata = products_metadata(config.products)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if engine != "duckdb":
         step("building features")
         expr = select_output(build_features(wh, cutoffs, config), names)
+        table = expr.to_pyarrow()
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
         with atomic_file(out) as tmp:
-            pq.write_table(expr.to_pyarrow(), tmp, compression="zstd")
+            pq.write_table(table, tmp, compression="zstd")
     else:
         scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.scratch.", dir=out.parent))
         try:
-            _build_in_batches(con, wh, cutoffs, config, out, scratch, batch_customers, step)
+            _build_in_batches(
+                con, wh, cutoffs, config, out, scratch, batch_customers, step, metadata
+            )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     meta = pq.read_metadata(out)
@@ -76,20 +83,27 @@ def write_features(
     }
 
 
-def _build_in_batches(con, wh, cutoffs, config, out: Path, scratch: Path, batch_customers, step):
+def _build_in_batches(
+    con, wh, cutoffs, config, out: Path, scratch: Path, batch_customers, step, metadata
+):
     con.raw_sql(f"SET temp_directory = '{scratch / 'spill'}'")
     con.raw_sql(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
     con.raw_sql("SET preserve_insertion_order = false")
     con.raw_sql("SET enable_progress_bar = false")
-    ids = np.sort(wh.customers.customer_id.to_pyarrow().to_numpy())
+    ids = np.sort(wh.customers.customer_id.to_pyarrow().to_numpy(zero_copy_only=False))
     batches = np.array_split(ids, max(1, math.ceil(len(ids) / batch_customers)))
     for k, batch in enumerate(batches):
         step(f"customer batch {k + 1}/{len(batches)}")
-        part = customer_rows(wh.batch(int(batch[0]), int(batch[-1])), cutoffs, config)
+        part = customer_rows(wh.batch(_plain(batch[0]), _plain(batch[-1])), cutoffs, config)
         con.to_parquet(part, scratch / f"part-{k:05d}.parquet")
     step("outlet shares, pyramid, RMs")
     rows = con.read_parquet(str(scratch / "part-*.parquet"), table_name="customer_rows")
-    expr = select_output(cutoff_rows(rows, wh), feature_names(config.product_names))
+    expr = select_output(cutoff_rows(rows, wh), feature_names(config.products))
     step("writing parquet")
     with atomic_file(out) as tmp:
-        con.to_parquet(expr, tmp, compression="zstd")
+        con.to_parquet(expr, tmp, compression="zstd", kv_metadata=metadata)
+
+
+def _plain(value):
+    """A numpy scalar as a Python value (ids may be integers or strings)."""
+    return value.item() if hasattr(value, "item") else value

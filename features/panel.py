@@ -19,6 +19,8 @@ from ibis import _
 
 from features.config import BankConfig
 
+MATURING_DAYS = 30
+
 
 def month_number(date: ir.DateValue) -> ir.IntegerValue:
     return date.year() * 12 + date.month() - 1
@@ -75,7 +77,7 @@ class Warehouse:
     complaints: ir.Table
     truth: ir.Table | None = None
 
-    def batch(self, first_id: int, last_id: int) -> Warehouse:
+    def batch(self, first_id, last_id) -> Warehouse:
         """The same warehouse restricted to customers with ids in [first_id, last_id].
 
         A range (not a hash) lets the parquet reader skip row groups by their statistics when
@@ -91,12 +93,17 @@ class Warehouse:
         return replace(self, **changes)
 
 
+def holds(balances: ir.Table) -> ir.BooleanValue:
+    """The one definition of holding a product in a month: its balance row is open."""
+    return balances.status == "open"
+
+
 def _balances_monthly(wh: Warehouse, config: BankConfig) -> ir.Table:
     b = wh.balances.join(wh.products, "product")
-    is_open = b.status == "open"
+    is_open = holds(b)
     asset = b.kind == "asset"
     days_to_maturity = b.maturity_date.epoch_days() - b.month.epoch_days()
-    maturing = is_open & days_to_maturity.between(1, 30)
+    maturing = is_open & days_to_maturity.between(1, MATURING_DAYS)
     contribution = b.avg_daily_balance * b.margin_rate / 12 + ibis.ifelse(
         is_open, b.fee_per_year / 12, 0.0
     )
@@ -104,15 +111,10 @@ def _balances_monthly(wh: Warehouse, config: BankConfig) -> ir.Table:
         "aum": ibis.ifelse(asset, b.avg_daily_balance, 0.0).sum(),
         "products_held": is_open.cast("int64").sum(),
         "contribution_month": contribution.sum(),
-        "td_maturing": ibis.ifelse(
-            maturing & (b["product"] == "time_deposit"), b.avg_daily_balance, 0.0
-        ).sum(),
-        "wm_maturing": ibis.ifelse(
-            maturing & (b["product"] == "wealth_management"), b.avg_daily_balance, 0.0
-        ).sum(),
+        "maturing": ibis.ifelse(maturing, b.avg_daily_balance, 0.0).sum(),
         "has_balances": b.customer_id.count(),
     }
-    for product in config.product_names:
+    for product in config.product_codes:
         aggregates[f"balance_{product}"] = ibis.ifelse(
             b["product"] == product, b.avg_daily_balance, 0.0
         ).sum()
@@ -129,8 +131,22 @@ def _balances_monthly(wh: Warehouse, config: BankConfig) -> ir.Table:
         .group_by(customer_id=_.customer_id, month_number=month_number(_.first_month))
         .aggregate(products_opened=_.count())
     )
-    return monthly.left_join(opened, ["customer_id", "month_number"]).drop(
+    monthly = monthly.left_join(opened, ["customer_id", "month_number"]).drop(
         "customer_id_right", "month_number_right"
+    )
+    return monthly.left_join(_maturing_monthly(b, maturing), ["customer_id", "month_number"]).drop(
+        "customer_id_right", "month_number_right"
+    )
+
+
+def _maturing_monthly(b: ir.Table, maturing: ir.BooleanValue) -> ir.Table:
+    """What matures within the next 30 days: the largest such product and its first date."""
+    due = b.filter(maturing)
+    return due.group_by(
+        customer_id=due.customer_id, month_number=month_number(due.month)
+    ).aggregate(
+        maturing_product=due["product"].argmax(due.avg_daily_balance),
+        maturing_date=due.maturity_date.min(),
     )
 
 
@@ -195,5 +211,6 @@ def build_panel(wh: Warehouse, config: BankConfig) -> ir.Table:
         panel = panel.left_join(part, ["customer_id", "month_number"]).drop(
             "customer_id_right", "month_number_right"
         )
-    counts = [c for c in panel.columns if c not in grid.columns and not c.startswith("last_")]
+    sparse = ("last_", "maturing_product", "maturing_date")
+    counts = [c for c in panel.columns if c not in grid.columns and not c.startswith(sparse)]
     return panel.mutate(**{c: ibis.coalesce(panel[c], 0) for c in counts})
