@@ -1,0 +1,295 @@
+"""The model artifact: how a trained model is saved, logged and registered, loaded, verified
+and turned into calibrated probabilities — the one path training, promotion, batch scoring and
+the API take.
+
+A model directory (what MLflow stores under the model version) holds::
+
+    MLmodel            flavours: lightgbm (model.lgb) and python_function (retain_pyfunc)
+    model.lgb          the booster, LightGBM's native text format
+    calibration.json   the calibration (isotonic knots / Platt a, b), or null
+    features.json      the input columns, in the booster's order
+    code/retain_pyfunc.py   the loader MLflow's pyfunc uses: calibrated probabilities
+    conda.yaml, python_env.yaml, requirements.txt, input_example.json, …
+
+The booster's SHA-256 is a tag on the run and on the model version (``booster_sha256``); a
+second tag (``artifact_sha256``) covers booster, calibration and feature list together. Loading
+from the registry checks both before anything is read, and accepts only the lightgbm flavour
+(next to python_function). Nothing is pickled, nothing pickled is ever loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+import yaml
+from mlflow import pyfunc
+from mlflow.models import Model, infer_signature
+from mlflow.models.model import MLMODEL_FILE_NAME
+from mlflow.models.utils import _save_example
+from mlflow.tracking import MlflowClient
+from mlflow.utils.environment import (
+    _CONDA_ENV_FILE_NAME,
+    _CONSTRAINTS_FILE_NAME,
+    _PYTHON_ENV_FILE_NAME,
+    _REQUIREMENTS_FILE_NAME,
+    _process_pip_requirements,
+    _PythonEnv,
+)
+from mlflow.utils.file_utils import write_to
+from mlflow.utils.model_utils import _validate_and_copy_code_paths
+
+from models import retain_pyfunc
+from models.calibration import Calibrator
+from models.registry import CHALLENGER, SHA_TAG, RegistryError, tracking_uri
+from models.retain_pyfunc import BOOSTER_FILE, CALIBRATION_FILE, FEATURES_FILE
+
+ARTIFACT_SHA_TAG = "artifact_sha256"
+LOADER_MODULE = retain_pyfunc.__name__.rsplit(".", 1)[-1]  # "retain_pyfunc", as shipped
+FLAVOURS = {"lightgbm", "python_function"}
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".cloudpickle")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def artifact_sha256(folder: Path) -> str:
+    """One hash over booster, calibration and feature list (each file's hash, in order)."""
+    parts = [f"{name}:{sha256_file(Path(folder) / name)}"
+             for name in (BOOSTER_FILE, CALIBRATION_FILE, FEATURES_FILE)]  # fmt: skip
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """A trained model as retain ships it.
+
+    ``metadata`` describes it (label, products, test cutoff, catalog version…) and is written
+    into the MLmodel file; ``calibrator`` None means the booster's probability is used as is.
+    """
+
+    booster: lgb.Booster
+    calibrator: Calibrator | None
+    features: list[str]
+    metadata: dict = field(default_factory=dict)
+
+    @cached_property
+    def _scorer(self) -> retain_pyfunc.CalibratedBooster:
+        calibration = self.calibrator.to_json() if self.calibrator else None
+        return retain_pyfunc.CalibratedBooster(self.booster, calibration, self.features)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities for the rows of ``frame`` (extra columns are ignored)."""
+        return self._scorer.predict(frame)
+
+    def predict_inputs(self, inputs) -> np.ndarray:
+        """Calibrated probabilities from an input matrix already in ``features`` order."""
+        return self._scorer.predict_inputs(inputs)
+
+    def save(self, folder: Path) -> str:
+        """Write booster, calibration and feature list into ``folder``; the booster's SHA-256."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / BOOSTER_FILE))
+        calibration = self.calibrator.to_json() if self.calibrator else None
+        (folder / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=1), "utf-8")
+        (folder / FEATURES_FILE).write_text(json.dumps({"features": list(self.features)}), "utf-8")
+        return sha256_file(folder / BOOSTER_FILE)
+
+    @classmethod
+    def load(cls, folder: Path, metadata: dict | None = None) -> ModelArtifact:
+        """Read a model directory (no hash check: use ``load_verified`` for registered ones)."""
+        scorer = retain_pyfunc.read_model_dir(folder)
+        calibrator = Calibrator.from_json(scorer.calibration) if scorer.calibration else None
+        return cls(scorer.booster, calibrator, scorer.features, dict(metadata or {}))
+
+
+# --- MLflow flavour: what Model.log calls to write the model directory -----------------------
+
+
+def save_model(
+    path: str,
+    artifact: ModelArtifact,
+    mlflow_model: Model | None = None,
+    input_example: pd.DataFrame | None = None,
+) -> Model:
+    """Write ``artifact`` as an MLflow model at ``path``: the ``lightgbm`` flavour (model.lgb,
+    loadable by ``mlflow.lightgbm``) and a ``python_function`` flavour whose loader is
+    ``retain_pyfunc`` (shipped in ``code/``), so pyfunc predictions are calibrated."""
+    path = Path(path)
+    if path.exists() and any(path.iterdir()):
+        raise RegistryError(f"{path} exists and is not empty")
+    mlflow_model = mlflow_model or Model()
+    sha = artifact.save(path)
+    code = _validate_and_copy_code_paths([retain_pyfunc.__file__], str(path))
+    if input_example is not None:
+        _save_example(mlflow_model, input_example, str(path))
+        mlflow_model.signature = infer_signature(input_example, artifact.predict(input_example))
+    mlflow_model.metadata = {**artifact.metadata, SHA_TAG: sha, ARTIFACT_SHA_TAG:
+                             artifact_sha256(path), "calibration":
+                             artifact.calibrator.method if artifact.calibrator else None,
+                             "n_features": len(artifact.features)}  # fmt: skip
+    pyfunc.add_to_model(
+        mlflow_model,
+        loader_module=LOADER_MODULE,
+        code=code,
+        conda_env=_CONDA_ENV_FILE_NAME,
+        python_env=_PYTHON_ENV_FILE_NAME,
+    )
+    mlflow_model.add_flavor(
+        "lightgbm",
+        lgb_version=lgb.__version__,
+        data=BOOSTER_FILE,
+        model_class="lightgbm.basic.Booster",
+        code=None,
+    )
+    mlflow_model.save(str(path / MLMODEL_FILE_NAME))
+    # stated, not inferred: inference would import the model in a subprocess (~10 s a model)
+    requirements = [f"lightgbm=={lgb.__version__}", f"numpy=={np.__version__}",
+                    f"pandas=={pd.__version__}"]  # fmt: skip
+    conda_env, pip_requirements, constraints = _process_pip_requirements(requirements)
+    with open(path / _CONDA_ENV_FILE_NAME, "w") as handle:
+        yaml.safe_dump(conda_env, stream=handle, default_flow_style=False)
+    if constraints:
+        write_to(str(path / _CONSTRAINTS_FILE_NAME), "\n".join(constraints))
+    write_to(str(path / _REQUIREMENTS_FILE_NAME), "\n".join(pip_requirements))
+    _PythonEnv.current().to_yaml(str(path / _PYTHON_ENV_FILE_NAME))
+    return mlflow_model
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    name: str
+    version: str
+    sha256: str
+    model_uri: str
+
+
+def log_model(artifact: ModelArtifact, name: str, example: pd.DataFrame) -> LoggedModel:
+    """Log ``artifact`` in the active run, register it as ``name``, tag the SHA-256 of what
+    the store now holds on run and version, and give the new version the ``challenger``
+    alias."""
+    info = Model.log(
+        artifact_path=None,
+        name="model",
+        flavor=sys.modules[__name__],
+        flavor_name="lightgbm",
+        registered_model_name=name,
+        artifact=artifact,
+        input_example=example,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=tmp))
+        sha, whole = sha256_file(local / BOOSTER_FILE), artifact_sha256(local)
+    if sha != info.metadata[SHA_TAG]:
+        raise RegistryError(f"{name}: the stored booster differs from the one just written")
+    client = MlflowClient()
+    version = str(info.registered_model_version)
+    mlflow.set_tags({SHA_TAG: sha, ARTIFACT_SHA_TAG: whole})
+    client.set_model_version_tag(name, version, SHA_TAG, sha)
+    client.set_model_version_tag(name, version, ARTIFACT_SHA_TAG, whole)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    return LoggedModel(name=name, version=version, sha256=sha, model_uri=info.model_uri)
+
+
+# --- loading from the registry ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifiedModel:
+    """A registered model after its hashes and flavours were checked.
+
+    ``metadata`` is the MLmodel metadata plus ``features`` and ``calibration`` (JSON) as read
+    from the model directory."""
+
+    name: str
+    version: str
+    booster: lgb.Booster
+    metadata: dict
+
+    @cached_property
+    def artifact(self) -> ModelArtifact:
+        calibration = self.metadata.get("calibration")
+        calibrator = Calibrator.from_json(calibration) if calibration else None
+        return ModelArtifact(self.booster, calibrator, list(self.metadata["features"]),
+                             self.metadata)  # fmt: skip
+
+    @property
+    def features(self) -> list[str]:
+        return self.artifact.features
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities: the same function MLflow's pyfunc loader applies."""
+        return self.artifact.predict(frame)
+
+    def predict_inputs(self, inputs) -> np.ndarray:
+        return self.artifact.predict_inputs(inputs)
+
+
+def check_model_dir(folder: Path, label: str, expected_sha: str | None,
+                    expected_whole: str | None) -> Model:  # fmt: skip
+    """Refuse a model directory that is not retain's: a flavour other than lightgbm (with
+    python_function), a pickle anywhere, a booster or artifact hash unlike the training tags."""
+    model = Model.load(str(folder / MLMODEL_FILE_NAME))
+    flavours = set(model.flavors)
+    if "lightgbm" not in flavours or flavours - FLAVOURS:
+        raise RegistryError(f"{label} is not a LightGBM model: flavours {sorted(flavours)}")
+    pickles = [p.name for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES]
+    if pickles:
+        raise RegistryError(f"{label} contains pickled files {pickles}; retain never loads those")
+    booster_file = folder / BOOSTER_FILE
+    if not booster_file.is_file():
+        raise RegistryError(f"{label} has no {BOOSTER_FILE} (only native boosters load)")
+    actual = sha256_file(booster_file)
+    if expected_sha is None or actual != expected_sha:
+        raise RegistryError(
+            f"{label}: booster SHA-256 {actual[:12]}… does not match the training tag "
+            f"{str(expected_sha)[:12]}… — refusing to load it"
+        )
+    if expected_whole is not None and artifact_sha256(folder) != expected_whole:
+        raise RegistryError(
+            f"{label}: calibration or feature list SHA-256 does not match the training tag "
+            f"{ARTIFACT_SHA_TAG} — refusing to load it"
+        )
+    return model
+
+
+def load_verified(name: str, alias: str | None = None, version: str | None = None) -> VerifiedModel:
+    """Resolve ``models:/name@alias`` (or ``name`` version ``version``), check it and load it."""
+    client = MlflowClient()
+    try:
+        found = (client.get_model_version(name, str(version)) if version is not None
+                 else client.get_model_version_by_alias(name, alias))  # fmt: skip
+    except mlflow.exceptions.MlflowException as exc:
+        which = f"version {version}" if version is not None else f"@{alias}"
+        raise RegistryError(f"no model {name} {which} in the registry ({tracking_uri()})") from exc
+    label = f"{name}@{alias} (version {found.version})" if alias else f"{name} v{found.version}"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{found.version}",
+                                                         dst_path=tmp))  # fmt: skip
+        model = check_model_dir(local, label, found.tags.get(SHA_TAG),
+                                found.tags.get(ARTIFACT_SHA_TAG))  # fmt: skip
+        metadata = dict(model.metadata or {})
+        if (local / CALIBRATION_FILE).is_file():
+            loaded = ModelArtifact.load(local)
+            booster, features = loaded.booster, loaded.features
+            calibration = loaded.calibrator.to_json() if loaded.calibrator else None
+        else:  # logged before the artifact had its own files: calibration rode in metadata
+            booster = lgb.Booster(model_file=str(local / BOOSTER_FILE))
+            features, calibration = metadata["features"], metadata.get("calibration")
+    metadata.update(features=list(features), calibration=calibration)
+    return VerifiedModel(name, str(found.version), booster, metadata)

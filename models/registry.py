@@ -1,0 +1,136 @@
+"""The MLflow store: where runs are tracked, which model version holds which alias, who moved
+``champion`` and when, and what the runs of an experiment measured.
+
+The store is SQLite under ``mlruns/`` with artifacts in ``mlruns/artifacts`` unless
+``MLFLOW_TRACKING_URI`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+EXPERIMENT = "retain"
+CHALLENGER, CHAMPION = "challenger", "champion"
+SHA_TAG = "booster_sha256"
+# what `retain runs` shows, in this order; cutoffs only when a run logged them as params
+RUN_METRICS = ("test_auc", "auc_to_oracle", "ece", "lift_at_10")
+CUTOFF_PARAMS = {
+    "train": ("train_cutoffs", "train_cutoff"),
+    "valid": ("valid_cutoffs", "valid_cutoff", "validation_cutoffs"),
+    "test": ("test_cutoffs", "test_cutoff"),
+}
+
+
+class RegistryError(Exception):
+    """A model that is missing, of the wrong flavour or does not match its recorded hash."""
+
+
+def tracking_uri(root: Path = Path("mlruns")) -> str:
+    return (
+        os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+    )
+
+
+def use_store(root: Path = Path("mlruns"), experiment: str = EXPERIMENT) -> MlflowClient:
+    """Point MLflow at the project store and make ``experiment`` exist and be the active one;
+    artifacts go to ``artifacts/`` next to a SQLite store."""
+    uri = tracking_uri(root)
+    if uri.startswith("sqlite:///"):
+        root = Path(uri.removeprefix("sqlite:///")).parent
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        artifacts = (Path(root).resolve() / "artifacts").as_uri()
+        mlflow.create_experiment(experiment, artifact_location=artifacts)
+    mlflow.set_experiment(experiment)
+    return MlflowClient()
+
+
+def who() -> str:
+    """Who is acting: ``RETAIN_USER`` if set, else the login name."""
+    try:
+        return os.environ.get("RETAIN_USER") or getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        return "unknown"
+
+
+def set_champion(name: str, version: str, reason: str = "") -> dict:
+    """Move the ``champion`` alias of ``name`` to ``version`` and record the change: on the
+    version (``champion_by``, ``champion_at``, ``champion_reason``) and on the registered model
+    (``last_champion_change``, JSON with the previous version)."""
+    client = MlflowClient()
+    try:
+        previous = str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except mlflow.exceptions.MlflowException:
+        previous = None
+    change = {"version": str(version), "previous": previous, "by": who(),
+              "at": datetime.now(UTC).isoformat(timespec="seconds"), "reason": reason}  # fmt: skip
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    for key in ("by", "at", "reason"):
+        client.set_model_version_tag(name, str(version), f"champion_{key}", change[key])
+    client.set_registered_model_tag(name, "last_champion_change", json.dumps(change))
+    return change
+
+
+def registered_models() -> list[dict]:
+    """Every registered model with its versions' aliases and key metrics."""
+    client = MlflowClient()
+    rows = []
+    for model in client.search_registered_models():
+        aliases = model.aliases or {}
+        by_version: dict[str, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(str(version), []).append(alias)
+        for version in client.search_model_versions(f"name='{model.name}'"):
+            metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
+            rows.append({
+                "name": model.name,
+                "version": str(version.version),
+                "aliases": sorted(by_version.get(str(version.version), [])),
+                "test_auc": metrics.get("test_auc"),
+                "ece": metrics.get("ece"),
+                "auc_to_oracle": metrics.get("auc_to_oracle"),
+                "champion_by": version.tags.get("champion_by"),
+                "champion_at": version.tags.get("champion_at"),
+            })  # fmt: skip
+    return sorted(rows, key=lambda r: (r["name"], -int(r["version"])))
+
+
+def list_runs(experiment: str = EXPERIMENT, model: str | None = None, last: int = 20) -> list[dict]:
+    """The newest ``last`` runs of ``experiment`` (only those of ``model`` if given), newest
+    first, with their key metrics and the cutoffs they logged."""
+    client = MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        known = sorted(e.name for e in client.search_experiments())
+        raise RegistryError(f"no experiment {experiment!r} in {tracking_uri()}; there are {known}")
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.model = '{model}'" if model else "",
+        order_by=["attributes.start_time DESC"],
+        max_results=last,
+    )
+    rows = []
+    for run in runs:
+        params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+        row = {
+            "run_id": run.info.run_id,
+            "name": run.info.run_name,
+            "start": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(
+                timespec="seconds"
+            ),
+            "status": run.info.status,
+            "model": tags.get("model") or tags.get("task"),
+            **{k: metrics.get(k) for k in RUN_METRICS},
+        }
+        for part, keys in CUTOFF_PARAMS.items():
+            row[f"{part}_cutoffs"] = next((params[k] for k in keys if k in params), None)
+        rows.append(row)
+    return rows
