@@ -16,7 +16,12 @@ from ibis import _
 
 from features.activity import activity_features
 from features.config import BankConfig
-from features.contribution import contribution_features, contribution_share_outlet
+from features.contribution import (
+    aum_drop_features,
+    aum_dropped,
+    contribution_features,
+    contribution_share_outlet,
+)
 from features.labels import already_leaving, churn_eligible, label_features
 from features.lifecycle import lifecycle_features
 from features.loyalty import loyalty_features
@@ -62,7 +67,9 @@ def customer_rows(wh: Warehouse, cutoffs: list[date], config: BankConfig) -> ir.
     A batch must hold enough customers to have balances in every month of the warehouse.
     """
     panel = build_panel(wh, config)
+    panel = panel.mutate(aum_dropped=aum_dropped(panel))
     panel = panel.mutate(
+        **aum_drop_features(panel),
         **contribution_features(panel, config),
         **loyalty_features(panel),
         **activity_features(panel),

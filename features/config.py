@@ -92,7 +92,7 @@ class TierLadder(Frozen):
 
     @property
     def bounds(self) -> tuple[float, ...]:
-        """The lower bounds of every tier but the first: ``names[i]`` holds [bounds[i-1], bounds[i])."""
+        """Lower bounds of every tier but the first: ``names[i]`` holds [bounds[i-1], bounds[i])."""
         return tuple(t.min_aum for t in self.tiers[1:])
 
     def label(self, name: str, lang: str) -> str:

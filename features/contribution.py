@@ -6,9 +6,11 @@ import ibis
 import ibis.expr.types as ir
 
 from features.config import BankConfig
-from features.panel import by_customer, lag, rolling_mean, safe_ratio
+from features.panel import by_customer, lag, latest, rolling_mean, safe_ratio
 
 SLOPE_MONTHS = 6
+# a month-on-month fall of more than this is a drop (noise is a few per cent a month)
+DROP = -0.10
 
 
 def aum_slope_6m(aum: ir.NumericColumn) -> ir.FloatingValue:
@@ -18,6 +20,21 @@ def aum_slope_6m(aum: ir.NumericColumn) -> ir.FloatingValue:
     values = [lag(aum, SLOPE_MONTHS - 1 - k) for k in range(SLOPE_MONTHS)]
     slope = sum((k - centre) / spread * v for k, v in enumerate(values))
     return safe_ratio(slope, sum(values) / SLOPE_MONTHS)
+
+
+def aum_dropped(panel: ir.Table) -> ir.BooleanValue:
+    """A month-on-month fall of more than 10% (a separate step: windows don't nest)."""
+    return ibis.coalesce((safe_ratio(panel.aum, lag(panel.aum, 1)) - 1) < DROP, False)
+
+
+def aum_drop_features(panel: ir.Table) -> dict[str, ir.Value]:
+    """When money started leaving: months with a drop in the last 6, months since the last.
+    Needs ``aum_dropped`` on the panel."""
+    last_drop = latest(ibis.ifelse(panel.aum_dropped, panel.month_number, None))
+    return {
+        "aum_drop_months_6m": panel.aum_dropped.cast("int64").sum().over(by_customer(preceding=5)),
+        "months_since_aum_drop": (panel.month_number - last_drop).cast("float64"),
+    }
 
 
 def contribution_features(panel: ir.Table, config: BankConfig) -> dict[str, ir.Value]:

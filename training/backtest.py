@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from training.calibrate import fit_calibrator
-from training.dataset import DatasetError, dataset_at, labelled_cutoffs
+from training.dataset import DatasetError, dataset_at, embargoed_cutoffs, labelled_cutoffs
 from training.evaluate import ece
 from training.plots import plot_backtest
 from training.register import git_sha
@@ -21,22 +21,31 @@ from training.train import TrainConfig, fit_booster
 MIN_TRAIN_CUTOFFS = 1
 
 
-def backtest(frame: pd.DataFrame, label: str, config: TrainConfig) -> list[dict]:
+def backtest(frame: pd.DataFrame, label: str, config: TrainConfig, horizon: int) -> list[dict]:
+    """For every cutoff that has embargoed training and validation cutoffs before it: a model
+    trained on those only, tested on it (the same gaps as training, DESIGN §5)."""
     cutoffs = labelled_cutoffs(frame, label)
-    if len(cutoffs) < MIN_TRAIN_CUTOFFS + 2:
+    plans = []
+    for test in cutoffs:
+        train, valid = embargoed_cutoffs([c for c in cutoffs if c < test], test, horizon)
+        if len(train) >= MIN_TRAIN_CUTOFFS:
+            plans.append((train, valid, test))
+    if not plans:
         raise DatasetError(
-            f"{label}: a backtest needs at least 3 labelled cutoffs, got {len(cutoffs)}"
+            f"{label}: {len(cutoffs)} labelled cutoff(s) leave no test cutoff with embargoed "
+            f"training and validation cutoffs before it (gaps of {horizon} months)"
         )
     results = []
-    for i in range(MIN_TRAIN_CUTOFFS + 1, len(cutoffs)):
-        ds = dataset_at(frame, label, cutoffs[: i - 1], cutoffs[i - 1], cutoffs[i])
+    for train, valid, test in plans:
+        ds = dataset_at(frame, label, train, valid, test)
         booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, config)
         calibrator, _ = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y, config.seed)
         p = calibrator.apply(booster.predict(ds.test.x))
         results.append(
             {
-                "cutoff": str(cutoffs[i]),
-                "train_cutoffs": i - 1,
+                "cutoff": str(test),
+                "train_cutoffs": len(train),
+                "valid_cutoff": str(valid),
                 "rows": len(ds.test.y),
                 "positives": int(ds.test.y.sum()),
                 "auc": float(roc_auc_score(ds.test.y, p)),
@@ -46,12 +55,13 @@ def backtest(frame: pd.DataFrame, label: str, config: TrainConfig) -> list[dict]
     return results
 
 
-def run_backtest(features_path: Path, label: str, config: TrainConfig) -> dict:
+def run_backtest(features_path: Path, label: str, config: TrainConfig, horizon: int) -> dict:
     frame = pd.read_parquet(features_path)
     with mlflow.start_run(run_name=f"backtest {label}") as run:
         mlflow.set_tags({"task": "backtest", "label": label, "git_sha": git_sha()})
         mlflow.log_params({"features_path": str(features_path), "label": label})
-        results = backtest(frame, label, config)
+        mlflow.log_param("embargo_months", horizon)
+        results = backtest(frame, label, config, horizon)
         for step, r in enumerate(results):
             mlflow.log_metrics({"backtest_auc": r["auc"], "backtest_ece": r["ece"]}, step=step)
         aucs = np.array([r["auc"] for r in results])

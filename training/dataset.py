@@ -1,8 +1,11 @@
-"""From a feature file to model-ready splits: out of time, inputs from the catalog only.
+"""From a feature file to model-ready splits: out of time, embargoed, catalog inputs only.
 
-The last cutoff whose label is complete is the test set, the one before it validation, all
-earlier cutoffs training — never a random split across time. Inputs are the catalog's
-features; ids, the cutoff, labels and ``truth_*`` columns never are.
+The last cutoff whose label is complete is the test set. A label looks ``h`` months ahead, so
+a row whose label window (c, c + h] overlaps the test window would teach the model the very
+exits it is tested on (DESIGN §5, the embargo): validation is the latest cutoff ≤ test − h,
+training every cutoff ≤ validation − h — what a bank has on the day it scores. Never a random
+split across time. Inputs are the catalog's features; ids, the cutoff, labels, context and
+``truth_*`` columns never are.
 """
 
 from __future__ import annotations
@@ -75,9 +78,14 @@ def read_features(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def products_in(frame: pd.DataFrame) -> list[str]:
+    """The product codes a feature file was built with (one ``balance_<product>`` each)."""
+    return [c.removeprefix("balance_") for c in frame.columns if c.startswith("balance_")]
+
+
 def model_inputs(frame: pd.DataFrame) -> list[str]:
     """The catalog features present in ``frame``, as numbers (never ids, labels or truth)."""
-    names = [c for c in feature_names() if c in frame.columns]
+    names = [c for c in feature_names(products_in(frame)) if c in frame.columns]
     if not names:
         raise DatasetError("the feature file has none of the catalog's features")
     bad = [c for c in names if c.startswith(FORBIDDEN_PREFIXES)]
@@ -105,18 +113,37 @@ def _split(rows: pd.DataFrame, label: str, inputs: list[str], cutoffs: list) -> 
 MIN_POSITIVES = 10
 
 
-def split_out_of_time(frame: pd.DataFrame, label: str) -> Dataset:
-    """Train / validation / test by cutoff, on rows where ``label`` is known."""
+def months_between(earlier, later) -> int:
+    earlier, later = pd.Timestamp(earlier), pd.Timestamp(later)
+    return (later.year - earlier.year) * 12 + later.month - earlier.month
+
+
+def embargoed_cutoffs(cutoffs: list, test, horizon: int) -> tuple[list, object]:
+    """(training cutoffs, validation cutoff) for ``test`` with ``horizon``-month embargoes:
+    validation the latest cutoff ≤ test − h, training every cutoff ≤ validation − h."""
+    before = [c for c in cutoffs if months_between(c, test) >= horizon]
+    if not before:
+        return [], None
+    valid = max(before)
+    return [c for c in cutoffs if months_between(c, valid) >= horizon], valid
+
+
+def split_out_of_time(frame: pd.DataFrame, label: str, horizon: int) -> Dataset:
+    """Train / validation / test by cutoff with the embargo, on rows where ``label`` is known."""
     if label not in frame.columns:
         labels = sorted(c for c in frame.columns if c.startswith("label_"))
         raise DatasetError(f"no column {label!r} in the feature file; it has {labels}")
     cutoffs = labelled_cutoffs(frame, label)
-    if len(cutoffs) < 3:
+    test = cutoffs[-1] if cutoffs else None
+    train, valid = embargoed_cutoffs(cutoffs, test, horizon) if cutoffs else ([], None)
+    if not train:
         raise DatasetError(
-            f"{label}: {len(cutoffs)} cutoff(s) with complete labels; out-of-time training needs "
-            "at least 3 (train, validation, test) — build features for more cutoffs"
+            f"{label}: {len(cutoffs)} cutoff(s) with complete labels; out-of-time training with "
+            f"a {horizon}-month embargo needs training cutoffs ≤ validation − {horizon} months "
+            f"and validation ≤ test − {horizon} months (at least {2 * horizon + 1} consecutive "
+            "monthly cutoffs) — build features for more cutoffs"
         )
-    return dataset_at(frame, label, cutoffs[:-2], cutoffs[-2], cutoffs[-1])
+    return dataset_at(frame, label, train, valid, test)
 
 
 def labelled_cutoffs(frame: pd.DataFrame, label: str) -> list:
