@@ -39,7 +39,7 @@ def ensure_bank(banks: Path, size: int) -> Path:
     bank = banks / f"bank_{size}"
     if not (bank / "_meta.json").exists():
         config = f"SynthConfig(customers={size}, months=24, seed=0)"
-        code = ("from features.sources.synthetic import SynthConfig, write_bank; "
+        code = ("from synthetic.bank import write_bank; from synthetic.config import SynthConfig; "
                 f"write_bank({config}, {str(bank)!r})")  # fmt: skip
         run_measured(code)
     return bank

@@ -27,7 +27,7 @@ def main() -> None:
         workdir = Path(tempfile.mkdtemp(prefix="synth-bench-"))
         out = args.out or workdir / "bank"
         code = (
-            "from features.sources.synthetic import SynthConfig, write_bank; "
+            "from synthetic.bank import write_bank; from synthetic.config import SynthConfig; "
             f"write_bank(SynthConfig(customers={size}, months=24, seed=0), {str(out)!r})"
         )
         repeats = 1 if size >= 1_000_000 else args.repeats

@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 
-from retain.output import console, errors, progress_bar, save_json, table
+from retain.config_commands import config_app
+from retain.options import ConfigOption, WarehouseOption, bank_config, warehouse_location
+from retain.output import JsonOption, console, errors, progress_bar, save_json, table
 
 app = typer.Typer(
     help="retain — churn and cross-sell propensity for a bank's relationship managers.",
@@ -26,15 +28,15 @@ def _terminate(signum: int, _frame) -> None:
     raise SystemExit(128 + signum)
 
 
+app.add_typer(config_app, name="config")
+
+
 @app.callback()
 def main() -> None:
     """retain — churn and cross-sell propensity for a bank's relationship managers."""
     signal.signal(signal.SIGTERM, _terminate)
 
 
-JsonOption = Annotated[
-    Path | None, typer.Option("--json", help="Also write a machine-readable summary to PATH.")
-]
 DEFAULT_WAREHOUSE = Path("data/warehouse")
 
 
@@ -47,24 +49,53 @@ def _month_end(value: str) -> date:
 
 @app.command()
 def synth(
-    customers: Annotated[int, typer.Option(help="Number of customers.")] = 20_000,
-    months: Annotated[int, typer.Option(help="Months of history.")] = 24,
-    end: Annotated[str, typer.Option(help="Last month-end of the window.")] = "2024-12-31",
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
+    customers: Annotated[
+        int | None, typer.Option(help="Number of customers.", show_default="20000")
+    ] = None,
+    months: Annotated[
+        int | None, typer.Option(help="Months of history.", show_default="24")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last month-end of the window.", show_default="2024-12-31")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed: same seed, same files.", show_default="0")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Warehouse directory to write.")] = DEFAULT_WAREHOUSE,
+    config_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="A retain.toml: its \\[synthetic] section gives the bank (size, ids, products), "
+            "its tiers the ladder; options given here win. Default: ./retain.toml if present.",
+        ),
+    ] = None,
     json_path: JsonOption = None,
 ) -> None:
     """Generate a synthetic bank (warehouse tables plus the `truth` table)."""
-    from features.sources.synthetic import SynthConfig, write_bank
+    import tomllib
 
+    from retain.config import DEFAULT_CONFIG, ConfigError, load_config
+    from synthetic.bank import write_bank
+    from synthetic.config import synth_config_from_toml
+
+    given = {"customers": customers, "months": months, "seed": seed}
+    if end is not None:
+        given["end"] = _month_end(end)
+    if config_path is None and DEFAULT_CONFIG.is_file():
+        config_path = DEFAULT_CONFIG
     try:
-        config = SynthConfig(customers=customers, months=months, end=_month_end(end), seed=seed)
-    except ValueError as exc:
+        ladder = load_config(config_path).tiers
+        payload = tomllib.loads(config_path.read_text(encoding="utf-8")) if config_path else {}
+        config = synth_config_from_toml(
+            payload, overrides={k: v for k, v in given.items() if v is not None}
+        )
+    except (ConfigError, ValueError) as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     started = time.perf_counter()
-    with progress_bar(f"synthetic bank, {customers:,} customers") as update:
-        meta = write_bank(config, out, on_chunk=update)
+    with progress_bar(f"synthetic bank, {config.customers:,} customers") as update:
+        meta = write_bank(config, out, ladder=ladder, on_chunk=update)
     seconds = time.perf_counter() - started
     console.print(
         table(
@@ -78,31 +109,22 @@ def synth(
 
 @app.command()
 def validate(
-    warehouse: Annotated[Path, typer.Option(help="Warehouse directory.")] = DEFAULT_WAREHOUSE,
-    json_path: JsonOption = None,
+    warehouse: WarehouseOption = None, config: ConfigOption = None, json_path: JsonOption = None
 ) -> None:
-    """Check a warehouse against the schemas; list every violation, exit 1 if any."""
+    """Check a warehouse against the table contract; list every violation, exit 1 if any."""
     from features.schema import validate_warehouse
 
-    if not warehouse.is_dir():
-        errors.print(f"[red]error:[/] warehouse directory {warehouse} does not exist")
-        raise typer.Exit(2)
+    location = warehouse_location(warehouse, bank_config(config))
     with console.status("validating…"):
-        violations = validate_warehouse(warehouse)
-    save_json(
-        json_path,
-        {
-            "warehouse": str(warehouse),
-            "valid": not violations,
-            "violations": [v.__dict__ for v in violations],
-        },
-    )
+        violations = validate_warehouse(location)
+    save_json(json_path, {"warehouse": location, "valid": not violations,
+                          "violations": [v.__dict__ for v in violations]})  # fmt: skip
     if not violations:
-        console.print(f"[green]✓[/] {warehouse}: every table passes every check")
+        console.print(f"[green]✓[/] {location}: every table passes every check")
         return
     console.print(
         table(
-            f"{len(violations)} violation(s) in {warehouse}",
+            f"{len(violations)} violation(s) in {location}",
             ["table", "column", "rule", "failing rows", "examples"],
             [
                 (v.table, v.column, v.rule, f"{v.count:,}", "; ".join(v.examples))
@@ -115,13 +137,13 @@ def validate(
 
 @app.command()
 def profile(
-    warehouse: Annotated[Path, typer.Option(help="Warehouse directory.")] = DEFAULT_WAREHOUSE,
-    json_path: JsonOption = None,
+    warehouse: WarehouseOption = None, config: ConfigOption = None, json_path: JsonOption = None
 ) -> None:
     """Summarise a warehouse: tiers, AUM concentration, churn, product holdings."""
     from features.profile import profile_bank
 
-    summary = profile_bank(warehouse).summary()
+    bank = bank_config(config)
+    summary = profile_bank(warehouse_location(warehouse, bank), bank).summary()
     _print_profile(summary)
     save_json(json_path, summary)
 
@@ -166,28 +188,38 @@ def features(
     cutoffs: Annotated[
         str, typer.Option(help="FIRST:LAST month-end dates, e.g. 2024-01-31:2024-09-30.")
     ],
-    warehouse: Annotated[Path, typer.Option(help="Warehouse directory.")] = DEFAULT_WAREHOUSE,
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
     every: Annotated[int, typer.Option(help="Take every N-th month.")] = 1,
-    engine: Annotated[str, typer.Option(help="duckdb (embedded) or spark.")] = "duckdb",
-    spark_master: Annotated[str, typer.Option(help="Spark master URL.")] = "local[2]",
+    engine: Annotated[
+        str | None, typer.Option(help="duckdb (embedded) or spark (default: configuration).")
+    ] = None,
+    spark_master: Annotated[
+        str | None, typer.Option(help="Spark master URL (default: configuration).")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Feature file to write.")] = Path(
         "data/features.parquet"
     ),
     json_path: JsonOption = None,
 ) -> None:
-    """Build point-in-time features and labels for monthly cutoffs."""
+    """Validate the warehouse, then build point-in-time features and labels for monthly
+    cutoffs."""
     from features.build import CutoffError, parse_cutoffs
-    from features.config import BankConfig
     from features.engine import EngineError
     from features.materialize import write_features
     from features.sources.files import WarehouseError
+    from retain.warehouse import require_valid
 
+    bank = bank_config(config)
+    location = warehouse_location(warehouse, bank)
+    engine = engine or bank.warehouse.engine
     started = time.perf_counter()
     try:
         months = parse_cutoffs(cutoffs, every)
+        require_valid(location)
         with console.status("features") as status:
             summary = write_features(
-                warehouse, months, out, BankConfig(), engine, spark_master,
+                location, months, out, bank, engine, spark_master or bank.warehouse.spark_master,
                 step=lambda text: status.update(f"features: {text}…"),
             )  # fmt: skip
     except (CutoffError, EngineError, WarehouseError) as exc:
@@ -222,6 +254,7 @@ def train(
     register: Annotated[
         str | None, typer.Option(help="Flat table: register the model under this name.")
     ] = None,
+    config: ConfigOption = None,
     json_path: JsonOption = None,
 ) -> None:
     """Train LightGBM models out of time, log and register them in MLflow (as challenger)."""
@@ -242,18 +275,20 @@ def train(
     use_store()
     try:
         with progress_bar(f"training {task}: models") as update:
-            summary = train_task(features_path, task, TrainConfig(), _warn, trials, update)
+            summary = train_task(features_path, task, TrainConfig(), _warn, trials, update,
+                                 bank=bank_config(config))  # fmt: skip
     except DatasetError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     rows = [
-        (model, summary["models"][model], *(_fmt(m.get(k)) for k in ("test_auc", "oracle_auc",
-         "auc_to_oracle", "ece", "lift_at_10")))
+        (model, summary["models"][model], *(_fmt(m.get(k)) for k in ("test_auc",
+         "lightgbm_defaults_test_auc", "oracle_auc", "auc_to_oracle", "ece", "lift_at_10")),
+         m.get("test_cutoff", ""))
         for model, m in summary["per_model"].items()
     ]  # fmt: skip
     console.print(table(f"trained {task} (run {summary['run_id']}); new versions are challengers",
-                        ["model", "version", "test AUC", "oracle AUC", "AUC / oracle", "ECE",
-                         "lift@10%"], rows))  # fmt: skip
+                        ["model", "version", "test AUC", "LightGBM defaults", "oracle AUC",
+                         "AUC / oracle", "ECE", "lift@10%", "test cutoff"], rows))  # fmt: skip
     save_json(json_path, summary)
 
 
@@ -545,7 +580,8 @@ def demo(
     from features.build import parse_cutoffs
     from features.config import BankConfig
     from features.materialize import write_features
-    from features.sources.synthetic import SynthConfig, write_bank
+    from synthetic.bank import write_bank
+    from synthetic.config import SynthConfig
     from training.promote import promote as promote_model
     from training.register import RegistryError, use_store
     from training.run import train_task

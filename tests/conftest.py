@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.sources.synthetic import SynthConfig, write_bank
+from synthetic.bank import write_bank
+from synthetic.config import SynthConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"

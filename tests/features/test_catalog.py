@@ -20,7 +20,7 @@ from features.catalog import (
     product_label,
 )
 from features.config import DEFAULT_PRODUCTS, BankConfig
-from features.sources.synth_dynamics import DRIVERS as SYNTH_DRIVERS
+from synthetic.dynamics import DRIVERS as SYNTH_DRIVERS
 
 FEATURES = list(catalog().values())
 NUMERIC_VALUES = [0, 0.0, -0.35, -1, 1, 2, 0.5, 0.004, 3.7, 12_000.0, 1_234_567.89, 9e9,

@@ -19,7 +19,8 @@ from features.catalog import feature_names
 from features.config import BankConfig
 from features.engine import connect, load_warehouse
 from features.sources.files import INPUT_TABLES, read_table, table_files
-from features.sources.synthetic import SynthConfig, write_bank
+from synthetic.bank import write_bank
+from synthetic.config import SynthConfig
 
 CONFIG = BankConfig()
 MONTHS = pd.date_range(end="2024-12-31", periods=12, freq="ME")

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.sources.synthetic import SynthConfig, write_bank
+from synthetic.bank import write_bank
+from synthetic.config import SynthConfig
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java 17")
 

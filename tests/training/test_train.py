@@ -15,7 +15,8 @@ from mlflow.tracking import MlflowClient
 from features.build import parse_cutoffs
 from features.config import BankConfig
 from features.materialize import write_features
-from features.sources.synthetic import SynthConfig, write_bank
+from synthetic.bank import write_bank
+from synthetic.config import SynthConfig
 from training.dataset import as_inputs, split_out_of_time
 from training.promote import promote
 from training.register import CHALLENGER, CHAMPION, load_verified, use_store

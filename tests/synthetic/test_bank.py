@@ -9,10 +9,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from features.config import DEFAULT_PRODUCTS
 from features.profile import profile_bank
 from features.sources.files import INPUT_TABLES, read_meta, read_table, table_glob
-from features.sources.synthetic import SynthConfig, write_bank
+from synthetic.bank import write_bank
+from synthetic.config import DEFAULT_CATALOGUE, SynthConfig
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -45,7 +45,7 @@ def test_a_failed_generation_leaves_the_previous_warehouse(tmp_path, monkeypatch
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("features.sources.synthetic.truth_rows", explode)
+    monkeypatch.setattr("synthetic.bank.truth_rows", explode)
     with pytest.raises(RuntimeError):
         write_bank(SynthConfig(customers=500, months=6, seed=2), out)
     assert _digest(out) == before
@@ -93,7 +93,7 @@ def test_true_churn_probability_agrees_with_realised_churn(profile):
 
 def test_products_have_varied_holding_rates(profile):
     rates = profile.holding_rates.set_index("product")["rate"]
-    assert set(rates.index) == {p.product for p in DEFAULT_PRODUCTS}
+    assert set(rates.index) == {p.product for p in DEFAULT_CATALOGUE}
     assert ((rates >= 0.02) & (rates <= 0.90)).sum() >= 6
 
 
@@ -144,7 +144,7 @@ def test_consent_flag_is_set_for_a_few_percent(bank_20k):
 
 def test_truth_has_a_probability_per_product_and_drivers_for_churners(bank_20k):
     truth = read_table(bank_20k, "truth")
-    for product in DEFAULT_PRODUCTS:
+    for product in DEFAULT_CATALOGUE:
         column = truth[f"p_buy_3m_{product.product}"]
         assert column.between(0, 1).all()
     assert truth["p_churn_3m"].dropna().between(0, 1).all()

@@ -1,0 +1,293 @@
+"""What the synthetic bank generates: its size, seed, ids and product catalogue.
+
+A product of the synthetic catalogue is a code, names, a kind and margins — what the bank's
+``products`` table lists — plus a *behaviour*: the archetype whose shape the generator follows
+(who holds it, how it is bought and closed, whether it matures, holds AUM or carries a loan
+balance). Any number of products may share a behaviour; each then gets its own propensity
+offset, so two term deposits are not twins. ``retain.toml`` may give the whole catalogue in its
+``[synthetic]`` section (:func:`synth_config_from_toml`); the default is the 9-product bank.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+import pandas as pd
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from features.config import Frozen, Names
+
+
+@dataclass(frozen=True)
+class Propensity:
+    """Logit of holding the product, linear in wealth, age and risk profile.
+
+    ``intercept + wealth·(log10 AUM − 4.5) + age·(age − 44)/10 + risk·(risk − 3)
+    + age_squared·((age − 38)/10)²``; when ``min_log10_wealth`` is set, the product is out of
+    reach (logit −30) below that wealth.
+    """
+
+    intercept: float
+    wealth: float = 0.0
+    age: float = 0.0
+    risk: float = 0.0
+    age_squared: float = 0.0
+    min_log10_wealth: float | None = None
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How the generator treats the products of one archetype.
+
+    ``share_weight`` > 0 makes the product hold a share of the customer's AUM (an asset);
+    ``terms`` (months, with probabilities ``term_p``) make it mature; ``balance_range`` gives a
+    loan or card balance, drawn at the start and then multiplied by ``balance_monthly_factor``
+    each month (``None``: drawn afresh every month, as a card's). ``closes_on_exit``: shut when
+    the customer leaves (loans are still owed). ``purchase_boost`` is added to the purchase
+    logit (a premium service is opened when wealth crosses its threshold).
+    """
+
+    name: str
+    kind: Literal["asset", "liability", "service"]
+    propensity: Propensity
+    share_weight: float = 0.0
+    monthly_close: float = 0.0
+    terms: tuple[int, ...] = ()
+    term_p: tuple[float, ...] = ()
+    balance_range: tuple[float, float] | None = None
+    balance_monthly_factor: float | None = None
+    closes_on_exit: bool = True
+    purchase_boost: float = 0.0
+
+    @property
+    def holds_aum(self) -> bool:
+        return self.share_weight > 0
+
+    @property
+    def matures(self) -> bool:
+        return bool(self.terms)
+
+
+PREMIUM_MIN_AUM = 10**6.6  # about 4 million: where private banking starts
+PREMIUM_RAMP = 0.18  # log10 wealth above the threshold at which the logit reaches 2.0
+
+BEHAVIOURS: dict[str, Behaviour] = {
+    b.name: b
+    for b in (
+        Behaviour("demand", "asset", Propensity(30.0), share_weight=1.0),
+        Behaviour(
+            "term_deposit",
+            "asset",
+            Propensity(-0.6, wealth=0.5, age=0.35, risk=-0.35),
+            share_weight=1.4,
+            monthly_close=0.004,
+            terms=(3, 6, 12, 24, 36),
+            term_p=(0.15, 0.25, 0.35, 0.15, 0.10),
+        ),  # fmt: skip
+        Behaviour(
+            "managed_investment",
+            "asset",
+            Propensity(-2.0, wealth=1.3, age=0.1, risk=0.15),
+            share_weight=2.0,
+            monthly_close=0.004,
+            terms=(3, 6, 12),
+            term_p=(0.3, 0.4, 0.3),
+        ),  # fmt: skip
+        Behaviour(
+            "fund",
+            "asset",
+            Propensity(-2.4, wealth=0.6, age=-0.2, risk=0.55),
+            share_weight=0.8,
+            monthly_close=0.008,
+        ),  # fmt: skip
+        Behaviour(
+            "insurance",
+            "asset",
+            Propensity(-1.8, wealth=0.4, age=0.25),
+            share_weight=0.6,
+            monthly_close=0.003,
+        ),  # fmt: skip
+        Behaviour(
+            "card",
+            "service",
+            Propensity(-0.2, wealth=0.3, age=-0.3),
+            monthly_close=0.006,
+            balance_range=(0.0, 15_000.0),
+        ),  # fmt: skip
+        Behaviour(
+            "consumer_loan",
+            "liability",
+            Propensity(-2.4, wealth=-0.2, age=-0.25),
+            monthly_close=0.03,
+            balance_range=(10_000.0, 200_000.0),
+            balance_monthly_factor=0.97,
+            closes_on_exit=False,
+        ),  # fmt: skip
+        Behaviour(
+            "mortgage",
+            "liability",
+            Propensity(-1.9, wealth=0.2, age_squared=-0.4),
+            monthly_close=0.004,
+            balance_range=(200_000.0, 2_500_000.0),
+            balance_monthly_factor=0.996,
+            closes_on_exit=False,
+        ),  # fmt: skip
+        Behaviour(
+            "premium_service",
+            "service",
+            Propensity(
+                2.0 - 3.0 * (math.log10(PREMIUM_MIN_AUM) + PREMIUM_RAMP - 4.5),
+                wealth=3.0,
+                min_log10_wealth=math.log10(PREMIUM_MIN_AUM),
+            ),
+            purchase_boost=3.0,
+        ),
+    )
+}
+DEMAND = "demand"
+
+
+class SynthProduct(Frozen):
+    """One product of the synthetic bank: what its ``products`` row says, and its behaviour.
+
+    ``kind`` defaults to the behaviour's; a product holds AUM exactly when its behaviour does,
+    so an asset behaviour needs kind ``asset`` and the others must not have it. ``min_aum``
+    (premium_service only) is the AUM from which the service is opened.
+    """
+
+    product: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_]+$")
+    behaviour: str
+    kind: Literal["asset", "liability", "service"]
+    margin_rate: float = Field(default=0.0, ge=0)
+    fee_per_year: float = Field(default=0.0, ge=0)
+    names: Names = Names()
+    min_aum: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_of_behaviour(cls, data):
+        if not isinstance(data, dict) or "behaviour" not in data:
+            return data
+        behaviour = BEHAVIOURS.get(data["behaviour"])
+        if behaviour is None:
+            raise ValueError(
+                f"product {data.get('product')!r}: unknown behaviour {data['behaviour']!r}; "
+                f"choose one of {', '.join(BEHAVIOURS)}"
+            )
+        return data if data.get("kind") is not None else {**data, "kind": behaviour.kind}
+
+    @model_validator(mode="after")
+    def _fits_behaviour(self) -> SynthProduct:
+        behaviour = BEHAVIOURS[self.behaviour]
+        if (self.kind == "asset") != behaviour.holds_aum:
+            raise ValueError(
+                f"product {self.product!r}: kind {self.kind!r} does not fit behaviour "
+                f"{self.behaviour!r} (asset behaviours are demand, term_deposit, "
+                "managed_investment, fund and insurance, and only they may be kind 'asset')"
+            )
+        if self.min_aum is not None and self.behaviour != "premium_service":
+            raise ValueError(f"product {self.product!r}: min_aum is for premium_service only")
+        return self
+
+    @property
+    def rules(self) -> Behaviour:
+        return BEHAVIOURS[self.behaviour]
+
+
+def _product(code, behaviour, kind, zh, en, margin_rate=0.0, fee_per_year=0.0) -> SynthProduct:
+    return SynthProduct(product=code, behaviour=behaviour, kind=kind, margin_rate=margin_rate,
+                        fee_per_year=fee_per_year, names=Names(zh=zh, en=en))  # fmt: skip
+
+
+DEFAULT_CATALOGUE: tuple[SynthProduct, ...] = (
+    _product("demand_deposit", "demand", "asset", "活期存款", "Demand deposit", 0.015),
+    _product("time_deposit", "term_deposit", "asset", "定期存款", "Time deposit", 0.008),
+    _product(
+        "wealth_management", "managed_investment", "asset", "理财", "Wealth management", 0.006
+    ),  # fmt: skip
+    _product("mutual_fund", "fund", "asset", "基金", "Mutual fund", 0.010),
+    _product("insurance", "insurance", "asset", "保险", "Insurance", 0.020),
+    _product("credit_card", "card", "service", "信用卡", "Credit card", 0.060, 300.0),
+    _product("consumer_loan", "consumer_loan", "liability", "消费贷款", "Consumer loan", 0.035),
+    _product("mortgage", "mortgage", "liability", "住房贷款", "Mortgage", 0.012),
+    _product(
+        "private_banking_service",
+        "premium_service",
+        "service",
+        "私人银行服务",
+        "Private banking service",
+        0.0,
+        5000.0,
+    ),  # fmt: skip
+)
+
+
+class SynthConfig(Frozen):
+    """What to generate. ``hidden_sigma`` is the s.d. of the per-customer hidden churn term;
+    ``ids="string"`` writes customer and event ids as zero-padded strings (``C0000000123``)."""
+
+    customers: int = Field(default=20_000, ge=1)
+    months: int = Field(default=24, ge=4, description="at least 3 months of history")
+    end: date = date(2024, 12, 31)
+    seed: int = Field(default=0, ge=0)
+    hidden_sigma: float = Field(default=0.25, ge=0)
+    ids: Literal["integer", "string"] = "integer"
+    products: tuple[SynthProduct, ...] = DEFAULT_CATALOGUE
+
+    @field_validator("end")
+    @classmethod
+    def _month_end(cls, value: date) -> date:
+        if pd.Timestamp(value) != pd.Timestamp(value) + pd.offsets.MonthEnd(0):
+            raise ValueError(f"end must be a month-end date, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_demand_account(self) -> SynthConfig:
+        codes = [p.product for p in self.products]
+        repeated = sorted({c for c in codes if codes.count(c) > 1})
+        if repeated:
+            raise ValueError(f"products: codes must be unique, repeated: {', '.join(repeated)}")
+        demand = [p.product for p in self.products if p.behaviour == DEMAND]
+        if len(demand) != 1:
+            raise ValueError(
+                "products: exactly one product must have behaviour 'demand' (the account "
+                f"everyone holds), got {len(demand)}: {demand}"
+            )
+        return self
+
+    @property
+    def month_ends(self) -> pd.DatetimeIndex:
+        return pd.date_range(end=pd.Timestamp(self.end), periods=self.months, freq="ME")
+
+
+class SynthConfigError(ValueError):
+    """A synthetic-bank configuration that cannot be used, with every problem named."""
+
+
+def synth_config(payload: dict, where: str = "synthetic") -> SynthConfig:
+    """Validate ``payload`` into a :class:`SynthConfig`; errors name each key under ``where``."""
+    try:
+        return SynthConfig.model_validate(payload)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join([where, *(str(part) for part in error["loc"])])
+            if error["type"] == "extra_forbidden":
+                message = "unknown key"
+            else:
+                message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}: {message}")
+        raise SynthConfigError("; ".join(problems)) from exc
+
+
+def synth_config_from_toml(payload: dict, overrides: dict | None = None) -> SynthConfig:
+    """The :class:`SynthConfig` of a parsed ``retain.toml``: its ``[synthetic]`` section
+    (defaults when absent), with ``overrides`` (e.g. command-line options) winning. Unknown
+    keys are errors that name the key."""
+    section = payload.get("synthetic", {})
+    if not isinstance(section, dict):
+        raise SynthConfigError("synthetic: expected a table ([synthetic])")
+    return synth_config({**section, **(overrides or {})})

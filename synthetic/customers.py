@@ -1,0 +1,138 @@
+"""Static attributes of one chunk of synthetic customers: who they are, where, how wealthy.
+
+Wealth is lognormal (σ = 1.8 in log space, richer in first-tier cities and with age) with a
+Pareto tail for the richest ~1%, which puts ≥ 70% of AUM with the top 20% of customers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from synthetic.org import Org, random_names
+
+OCCUPATIONS = ("salaried", "civil_servant", "professional", "self_employed", "business_owner",
+               "other")  # fmt: skip
+OCCUPATION_P = (0.48, 0.10, 0.15, 0.13, 0.08, 0.06)
+SALARIED = frozenset({"salaried", "civil_servant", "professional"})
+EDUCATION = ("high_school", "associate", "bachelor", "master", "doctorate")
+EDUCATION_P = (0.30, 0.25, 0.32, 0.11, 0.02)
+CITY_TIER_WEALTH = {1: 1.6, 2: 1.1, 3: 0.8, 4: 0.6}
+MEDIAN_WEALTH = 12_000.0
+WEALTH_SIGMA = 1.8
+PARETO_SHARE = 0.012
+PARETO_SCALE = 1_000_000.0
+PARETO_ALPHA = 1.3
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@dataclass
+class CustomerChunk:
+    """Arrays, one entry per customer of the chunk."""
+
+    customer_id: np.ndarray
+    outlet: np.ndarray  # outlet index
+    age: np.ndarray  # years at the end of the window
+    risk: np.ndarray  # 1..5
+    salaried: np.ndarray
+    salary: np.ndarray
+    open_month: np.ndarray  # window month index of opening; negative = before the window
+    wealth: np.ndarray  # AUM level at the start of the window (or at opening)
+    growth: np.ndarray  # monthly log-growth trend
+    activity: np.ndarray  # merchant transactions per month
+    mobile_share: np.ndarray
+    contact_rate: np.ndarray  # RM contacts per month when looked after
+    assigned: np.ndarray
+    rm: np.ndarray  # RM row index, -1 when no RM
+    hidden_churn: np.ndarray
+    hidden_buy: np.ndarray
+    table: pd.DataFrame  # the customers table rows
+
+
+def draw_customers(
+    rng: np.random.Generator,
+    first_id: int,
+    n: int,
+    org: Org,
+    months: pd.DatetimeIndex,
+    hidden_sigma: float,
+) -> CustomerChunk:
+    end = months[-1]
+    outlet = rng.choice(len(org.outlet_weights), n, p=org.outlet_weights)
+    city_tier = org.outlet_city_tier[outlet]
+    age = np.clip(rng.normal(44, 14, n), 18, 88)
+    risk = np.clip(np.rint(3 - (age - 44) / 22 + rng.normal(0, 0.9, n)), 1, 5).astype(np.int8)
+    occupation = rng.choice(np.array(OCCUPATIONS, dtype=object), n, p=OCCUPATION_P)
+    occupation = np.where(age >= 62, "retired", occupation)
+    occupation = np.where((age < 23) & (rng.random(n) < 0.6), "student", occupation)
+    salaried = np.isin(occupation, list(SALARIED))
+    salary = np.where(salaried, rng.lognormal(np.log(9_000), 0.5, n), 0.0)
+
+    tier_mult = np.vectorize(CITY_TIER_WEALTH.get)(city_tier)
+    log_wealth = np.log(MEDIAN_WEALTH) + WEALTH_SIGMA * rng.standard_normal(n) + 0.015 * (age - 44)
+    wealth = np.exp(log_wealth) * tier_mult
+    tail = rng.random(n) < PARETO_SHARE
+    wealth[tail] = np.minimum(PARETO_SCALE * (1 + rng.pareto(PARETO_ALPHA, tail.sum())), 3e8)
+    wealth = np.maximum(wealth, 50.0)
+
+    # ~12% opened during the window; the rest have 3 months to 30 years of history
+    new = rng.random(n) < 0.12
+    open_month = np.where(
+        new,
+        rng.integers(0, len(months), n),
+        -np.minimum(3 + rng.exponential(70, n), 360).astype(int),
+    )
+    open_date = (months[0] + pd.offsets.MonthBegin(-1)).to_numpy().astype("datetime64[D]")
+    open_date = (open_date.astype("datetime64[M]") + open_month.astype("timedelta64[M]")).astype(
+        "datetime64[D]"
+    ) + rng.integers(0, 28, n).astype("timedelta64[D]")
+    birth = (end.to_numpy().astype("datetime64[D]")
+             - (age * 365.25).astype("timedelta64[D]"))  # fmt: skip
+    open_date = np.maximum(open_date, birth + np.timedelta64(18 * 365, "D"))
+
+    log10w = np.log10(wealth)
+    assigned = rng.random(n) < sigmoid(2.2 * (log10w - 4.7))
+    rm = np.full(n, -1)
+    for o in np.unique(outlet[assigned]):
+        members = np.flatnonzero(assigned & (outlet == o))
+        rm[members] = rng.choice(org.rms_by_outlet[o], len(members))
+
+    table = pd.DataFrame(
+        {
+            "customer_id": np.arange(first_id, first_id + n, dtype=np.int64),
+            "name": random_names(rng, n),
+            "birth_date": birth,
+            "gender": rng.choice(np.array(["F", "M"], dtype=object), n),
+            "occupation": occupation,
+            "education": rng.choice(np.array(EDUCATION, dtype=object), n, p=EDUCATION_P),
+            "city": org.outlet_city[outlet],
+            "outlet_id": org.org["outlet_id"].to_numpy()[outlet],
+            "open_date": open_date,
+            "risk_profile": np.char.add("C", risk.astype(str)).astype(object),
+            "do_not_contact": rng.random(n) < 0.03,
+        }
+    )
+    return CustomerChunk(
+        customer_id=table["customer_id"].to_numpy(),
+        outlet=outlet,
+        age=age,
+        risk=risk,
+        salaried=salaried,
+        salary=salary,
+        open_month=open_month,
+        wealth=wealth,
+        growth=rng.normal(0.008, 0.006, n),
+        activity=rng.lognormal(np.log(3.0), 0.6, n),
+        mobile_share=sigmoid(1.5 - 0.06 * (age - 35) + rng.normal(0, 0.7, n)),
+        contact_rate=np.where(wealth >= 300_000, 1.2, np.where(wealth >= 50_000, 0.8, 0.5)),
+        assigned=assigned,
+        rm=rm,
+        hidden_churn=rng.normal(0, hidden_sigma, n),
+        hidden_buy=rng.normal(0, 0.3, n),
+        table=table,
+    )

@@ -1,0 +1,263 @@
+"""Turn a simulated chunk into warehouse rows: balances, transactions, interactions, complaints,
+RM assignments — everything the bank would record, and nothing it would not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from synthetic.customers import CustomerChunk
+from synthetic.dynamics import MonthState
+from synthetic.products import Catalogue
+
+DIRECTIONS = pa.array(["in", "out"])
+CHANNELS = pa.array(["counter", "atm", "mobile", "online"])
+COUNTERPARTIES = pa.array(["own", "other_bank", "merchant", "salary"])
+IN, OUT = 0, 1
+COUNTER, ATM, MOBILE, ONLINE = range(4)
+OWN, OTHER_BANK, MERCHANT, SALARY = range(4)
+KINDS = np.array(["call", "message", "visit", "event"], dtype=object)
+KIND_P = (0.55, 0.25, 0.12, 0.08)
+OUTCOMES = np.array(["reached", "no_answer", "interested", "declined"], dtype=object)
+OUTCOME_P = (0.55, 0.25, 0.12, 0.08)
+CATEGORIES = np.array(["service", "fees", "product", "wait_time", "digital"], dtype=object)
+SECONDS_PER_DAY = 86_400
+
+
+class Calendar:
+    """Month-ends of the window and helpers to draw a moment inside a month."""
+
+    def __init__(self, months: pd.DatetimeIndex):
+        self.month_end = months.to_numpy().astype("datetime64[D]")
+        self.month_start = months.to_numpy().astype("datetime64[M]").astype("datetime64[D]")
+        self.days = (self.month_end - self.month_start).astype(int) + 1
+
+    def moment(self, rng, t: int, n: int, first_day=0, last_day=None) -> np.ndarray:
+        """Random timestamps (seconds) within days [first_day, last_day] of month t."""
+        last = self.days[t] - 1 if last_day is None else min(last_day, self.days[t] - 1)
+        day = rng.integers(first_day, last + 1, n)
+        seconds = rng.integers(8 * 3600, 21 * 3600, n)
+        start = self.month_start[t].astype("datetime64[s]")
+        return start + (day * SECONDS_PER_DAY + seconds).astype("timedelta64[s]")
+
+    def day_in_month(self, month_index: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """The date ``day`` (1-based, ≤ 28) of window month ``month_index`` (may lie beyond)."""
+        first = self.month_start[0].astype("datetime64[M]")
+        return (first + month_index.astype("timedelta64[M]")).astype("datetime64[D]") + (
+            day - 1
+        ).astype("timedelta64[D]")
+
+
+def _cents(x: np.ndarray) -> np.ndarray:
+    return np.round(x, 2)
+
+
+def balances_rows(
+    rng, cust: CustomerChunk, months: list[MonthState], cal: Calendar, catalogue: Catalogue
+):
+    frames = []
+    maturity_day = (cust.customer_id % 28 + 1).astype(int)
+    for s in months:
+        for p, name in enumerate(catalogue.codes):
+            rows = np.flatnonzero(s.open & (s.held[:, p] | s.closed[:, p]))
+            if rows.size == 0:
+                continue
+            closing = s.closed[rows, p]
+            if catalogue.asset[p]:
+                # a product closing this month still held its money for the month's average;
+                # it moves to demand deposits at month end, so AUM does not dip
+                avg = s.aum[rows] * s.shares[rows, p]
+            else:
+                avg = s.liabilities[rows, p]
+            end = np.where(closing, 0.0, avg * np.exp(rng.normal(0, 0.04, rows.size)))
+            maturity = np.full(rows.size, np.datetime64("NaT"), dtype="datetime64[D]")
+            if p in catalogue.maturing:
+                due = s.maturity[rows, p] >= 0
+                maturity[due] = cal.day_in_month(s.maturity[rows[due], p], maturity_day[rows[due]])
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "customer_id": cust.customer_id[rows],
+                        "month": np.full(rows.size, cal.month_end[s.month]),
+                        "product": name,
+                        "avg_daily_balance": _cents(avg),
+                        "end_balance": _cents(end),
+                        "status": np.where(closing, "closed", "open").astype(object),
+                        "maturity_date": maturity,
+                    }
+                )
+            )
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(["customer_id", "month", "product"], kind="stable", ignore_index=True)
+
+
+class _TxnBuffer:
+    def __init__(self):
+        self.parts: list[tuple] = []
+
+    def add(self, idx, ts, amount, direction, channel, counterparty):
+        if len(idx):
+            n = len(idx)
+            as_array = lambda v: np.broadcast_to(np.asarray(v, dtype=np.int8), (n,))  # noqa: E731
+            self.parts.append(
+                (idx, ts, amount, as_array(direction), as_array(channel), as_array(counterparty))
+            )
+
+    def table(self, cust: CustomerChunk, first_txn_id: int) -> pa.Table:
+        idx, ts, amount, direction, channel, counterparty = (
+            np.concatenate([p[i] for p in self.parts]) for i in range(6)
+        )
+        order = np.lexsort((ts, cust.customer_id[idx]))
+        take = lambda values, codes: values.take(pa.array(codes[order]))  # noqa: E731
+        return pa.table(
+            {
+                "txn_id": pa.array(
+                    np.arange(first_txn_id, first_txn_id + len(idx), dtype=np.int64)
+                ),
+                "customer_id": pa.array(cust.customer_id[idx][order]),
+                "ts": pa.array(ts[order]),
+                "amount": pa.array(_cents(np.maximum(amount[order], 1.0))),
+                "direction": take(DIRECTIONS, direction),
+                "channel": take(CHANNELS, channel),
+                "counterparty": take(COUNTERPARTIES, counterparty),
+            }
+        )
+
+
+def _repeat(counts: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(len(counts)), counts)
+
+
+def transactions_table(rng, cust, months: list[MonthState], cal: Calendar, first_txn_id: int):
+    buf = _TxnBuffer()
+    for s in months:
+        t = s.month
+        account = s.open & ~s.closed_out
+        factor = np.where(s.alive, 1.0, np.where(s.exit_now, 0.5, 0.1)) * account
+        factor = factor * np.where(s.any_driver, 0.7, 1.0)
+
+        idx = np.flatnonzero(s.salary_paid)
+        salary = cust.salary[idx] * rng.uniform(0.97, 1.03, idx.size)
+        buf.add(idx, cal.moment(rng, t, idx.size, 4, 14), salary, IN, ONLINE, SALARY)
+
+        idx = _repeat(rng.poisson(cust.activity * factor))
+        mobile = rng.random(idx.size) < cust.mobile_share[idx]
+        channel = np.where(mobile, MOBILE, np.where(rng.random(idx.size) < 0.6, ONLINE, COUNTER))
+        buf.add(idx, cal.moment(rng, t, idx.size), rng.lognormal(np.log(250), 1.0, idx.size),
+                OUT, channel, MERCHANT)  # fmt: skip
+
+        idx = _repeat(rng.poisson(0.6 * (1 - cust.mobile_share) * factor))
+        channel = np.where(rng.random(idx.size) < 0.8, ATM, COUNTER)
+        buf.add(idx, cal.moment(rng, t, idx.size), rng.uniform(500, 3000, idx.size).round(-2),
+                OUT, channel, OWN)  # fmt: skip
+
+        idx = _repeat(rng.poisson(0.15 * factor))
+        amount = rng.lognormal(np.log(0.02 * s.aum[idx] + 300), 0.6)
+        buf.add(idx, cal.moment(rng, t, idx.size), amount, OUT, MOBILE, OTHER_BANK)
+        idx = _repeat(rng.poisson(0.2 * factor))
+        buf.add(idx, cal.moment(rng, t, idx.size), rng.lognormal(np.log(2000), 1.0, idx.size),
+                IN, ONLINE, OTHER_BANK)  # fmt: skip
+        idx = _repeat(rng.poisson(0.3 * factor))
+        buf.add(idx, cal.moment(rng, t, idx.size), rng.lognormal(np.log(3000), 1.0, idx.size),
+                IN, MOBILE, OWN)  # fmt: skip
+
+        # money the drivers take out: to other banks during an outflow episode, else to the
+        # customer's own accounts elsewhere (securities, family)
+        losing = (s.drift_loss > 100) & s.alive
+        counts = np.where(losing, 1 + rng.poisson(1.5, len(losing)), 0)
+        idx = _repeat(counts)
+        amount = s.drift_loss[idx] / counts[idx] * rng.uniform(0.8, 1.2, idx.size)
+        buf.add(idx, cal.moment(rng, t, idx.size), amount, OUT,
+                np.where(rng.random(idx.size) < 0.7, MOBILE, ONLINE),
+                np.where(s.outflow[idx], OTHER_BANK, OWN))  # fmt: skip
+
+        # big purchases: one large payment, at the counter or online
+        idx = np.flatnonzero(s.big_spend > 0)
+        channel = np.where(rng.random(idx.size) < 0.5, COUNTER, ONLINE)
+        buf.add(idx, cal.moment(rng, t, idx.size), s.big_spend[idx], OUT, channel, MERCHANT)
+
+        # the exit itself: most of the money leaves for another bank in the first days
+        leaving = s.exit_now & (s.aum_prev > s.aum)
+        counts = np.where(leaving, rng.integers(1, 4, len(leaving)), 0)
+        idx = _repeat(counts)
+        amount = (s.aum_prev[idx] - s.aum[idx]) / counts[idx]
+        buf.add(idx, cal.moment(rng, t, idx.size, 0, 5), amount, OUT, MOBILE, OTHER_BANK)
+    return buf.table(cust, first_txn_id)
+
+
+def interactions_rows(rng, cust, months: list[MonthState], cal: Calendar, rm_ids, first_id: int):
+    frames = []
+    for s in months:
+        idx = _repeat(s.contacts)
+        if idx.size == 0:
+            continue
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer_id": cust.customer_id[idx],
+                    "rm_id": rm_ids[s.rm[idx]],
+                    "ts": cal.moment(rng, s.month, idx.size),
+                    "kind": rng.choice(KINDS, idx.size, p=KIND_P),
+                    "outcome": rng.choice(OUTCOMES, idx.size, p=OUTCOME_P),
+                }
+            )
+        )
+    out = pd.concat(frames, ignore_index=True).sort_values(["customer_id", "ts"], ignore_index=True)
+    out.insert(0, "interaction_id", np.arange(first_id, first_id + len(out), dtype=np.int64))
+    return out
+
+
+def complaints_rows(rng, cust, months: list[MonthState], cal: Calendar, first_id: int):
+    n = len(cust.customer_id)
+    open_ts = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    rows: list[dict] = []
+    pending: dict[int, int] = {}
+    for s in months:
+        for i in np.flatnonzero(s.complaint_resolved):
+            if i in pending:
+                resolved = cal.moment(rng, s.month, 1)[0]
+                rows[pending.pop(i)]["resolved_ts"] = max(
+                    resolved, open_ts[i] + np.timedelta64(1, "h")
+                )
+        opened = np.flatnonzero(s.complaint_opened)
+        ts = cal.moment(rng, s.month, opened.size)
+        categories = rng.choice(CATEGORIES, opened.size)
+        for i, moment, category in zip(opened, ts, categories, strict=True):
+            open_ts[i] = moment
+            pending[i] = len(rows)
+            rows.append({"customer_id": cust.customer_id[i], "ts": moment, "category": category,
+                         "resolved_ts": np.datetime64("NaT", "s")})  # fmt: skip
+    out = pd.DataFrame(rows, columns=["customer_id", "ts", "category", "resolved_ts"])
+    out["customer_id"] = out["customer_id"].astype(np.int64)
+    out["ts"] = out["ts"].astype("datetime64[s]")
+    out["resolved_ts"] = out["resolved_ts"].astype("datetime64[s]")
+    out = out.sort_values(["customer_id", "ts"], ignore_index=True)
+    out.insert(0, "complaint_id", np.arange(first_id, first_id + len(out), dtype=np.int64))
+    return out
+
+
+def assignment_rows(rng, cust, months: list[MonthState], cal: Calendar, rm_ids) -> pd.DataFrame:
+    open_date = cust.table["open_date"].to_numpy().astype("datetime64[D]")
+    history = rng.integers(30, 1500, len(open_date)).astype("timedelta64[D]")
+    valid_from = np.maximum(open_date, cal.month_start[0] - history)
+    current: dict[int, int] = {}
+    rows: list[list] = []
+    for i in np.flatnonzero(cust.rm >= 0):
+        current[i] = len(rows)
+        rows.append([cust.customer_id[i], rm_ids[cust.rm[i]], valid_from[i], np.datetime64("NaT")])
+    for s in months:
+        moved = np.flatnonzero(s.reassigned)
+        days = cal.moment(rng, s.month, moved.size).astype("datetime64[D]")
+        for i, day in zip(moved, days, strict=True):
+            previous = rows[current[i]]
+            day = max(day, previous[2] + np.timedelta64(1, "D"))
+            previous[3] = day
+            current[i] = len(rows)
+            rows.append([cust.customer_id[i], rm_ids[s.rm[i]], day, np.datetime64("NaT")])
+    out = pd.DataFrame(rows, columns=["customer_id", "rm_id", "valid_from", "valid_to"])
+    out["customer_id"] = out["customer_id"].astype(np.int64)
+    for col in ("valid_from", "valid_to"):
+        out[col] = out[col].astype("datetime64[s]")
+    return out.sort_values(["customer_id", "valid_from"], ignore_index=True)
