@@ -1,13 +1,20 @@
-"""Backends: DuckDB (embedded default) or Spark (local or a cluster), both through Ibis."""
+"""Backends through Ibis: DuckDB (embedded default) or Spark over parquet, or the database itself.
+
+A warehouse location is a directory of parquet files, a PostgreSQL URL or a Spark catalog
+database (``spark://DB``); ``open_warehouse`` connects to the right one.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import ibis
 
 from features.panel import Warehouse
+from features.sources import database
+from features.sources.database import as_location, is_database_url
 from features.sources.files import INPUT_TABLES, TRUTH_TABLE, WarehouseError, has_table, table_glob
 
 ENGINES = ("duckdb", "spark")
@@ -46,14 +53,65 @@ def connect(engine: str = "duckdb", spark_master: str = "local[2]"):
     raise EngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 
-def load_warehouse(con, warehouse: Path) -> Warehouse:
-    """Register the warehouse's parquet tables on ``con``; the truth table when present."""
-    missing = [t for t in INPUT_TABLES if not has_table(warehouse, t)]
+def open_warehouse(
+    location: str | Path, engine: str = "duckdb", spark_master: str = "local[2]"
+) -> tuple[object, Warehouse]:
+    """Connect to where ``location`` is computed and return ``(connection, Warehouse)``.
+
+    ``location`` is a directory of parquet files (read by ``engine``: DuckDB or Spark), a
+    PostgreSQL URL (``postgres://user@host:port/db``; the connection is the database itself,
+    so features are computed in PostgreSQL), or ``spark://DATABASE``, a database of the Spark
+    catalog (with ``engine="spark"``).
+    """
+    location = as_location(location)
+    if is_database_url(location):
+        if engine not in ("duckdb", "postgres"):
+            raise EngineError(
+                f"{_safe(location)} is computed in PostgreSQL itself; drop --engine {engine}"
+            )
+        con = database.connect(location)
+    elif spark_database(location) is not None:
+        if engine != "spark":
+            raise EngineError(f"{location} is a Spark catalog database: use --engine spark")
+        con = connect(engine, spark_master)
+    else:
+        con = connect(engine, spark_master)
+    return con, load_warehouse(con, location)
+
+
+def load_warehouse(con, warehouse: str | Path) -> Warehouse:
+    """The warehouse's tables on ``con``; the truth table when present.
+
+    A directory's parquet files are registered on ``con`` (DuckDB or Spark); a PostgreSQL URL's
+    tables are read where they are (``con`` is then that database's backend); ``spark://DB``
+    takes the tables of database ``DB`` in the Spark catalog.
+    """
+    location = as_location(warehouse)
+    if is_database_url(location) or spark_database(location) is not None:
+        catalog_database = spark_database(location)
+        present = set(con.list_tables(database=catalog_database))
+        missing = [t for t in INPUT_TABLES if t not in present]
+        if missing:
+            raise WarehouseError(f"{_safe(location)} has no table(s): {', '.join(missing)}")
+        names = [*INPUT_TABLES, *([TRUTH_TABLE] if TRUTH_TABLE in present else [])]
+        return Warehouse(**{t: con.table(t, database=catalog_database) for t in names})
+    missing = [t for t in INPUT_TABLES if not has_table(location, t)]
     if missing:
-        raise WarehouseError(f"{warehouse} has no table(s): {', '.join(missing)}")
-    tables = {t: con.read_parquet(table_glob(warehouse, t), table_name=t) for t in INPUT_TABLES}
-    if has_table(warehouse, TRUTH_TABLE):
+        raise WarehouseError(f"{location} has no table(s): {', '.join(missing)}")
+    tables = {t: con.read_parquet(table_glob(location, t), table_name=t) for t in INPUT_TABLES}
+    if has_table(location, TRUTH_TABLE):
         tables[TRUTH_TABLE] = con.read_parquet(
-            table_glob(warehouse, TRUTH_TABLE), table_name=TRUTH_TABLE
+            table_glob(location, TRUTH_TABLE), table_name=TRUTH_TABLE
         )
     return Warehouse(**tables)
+
+
+def spark_database(location: str | Path) -> str | None:
+    """``DB`` for a ``spark://DB`` location, else None."""
+    text = str(as_location(location))
+    return text.removeprefix("spark://") if text.startswith("spark://") else None
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", url)

@@ -28,15 +28,16 @@ from features.build import (
 )
 from features.catalog import CATALOG_VERSION, feature_names
 from features.config import BankConfig
-from features.engine import connect, load_warehouse
+from features.engine import open_warehouse
 from features.products import products_metadata, resolve_products
+from features.sources.database import is_database_url
 
 BATCH_CUSTOMERS = 50_000
 DUCKDB_MEMORY_LIMIT = "4GB"
 
 
 def write_features(
-    warehouse: Path,
+    warehouse: Path | str,
     cutoffs: list[date],
     out: Path,
     config: BankConfig,
@@ -45,17 +46,22 @@ def write_features(
     step: Callable[[str], None] = lambda _: None,
     batch_customers: int = BATCH_CUSTOMERS,
 ) -> dict:
-    """Build features for ``cutoffs`` on ``engine`` and write ``out``; return a summary."""
+    """Build features for ``cutoffs`` on ``engine`` and write ``out``; return a summary.
+
+    ``warehouse`` is a directory of parquet files or a ``postgres://`` URL, whose features are
+    computed in PostgreSQL (``engine`` is then ``postgres``).
+    """
+    if is_database_url(warehouse) and engine == "duckdb":  # computed in the database itself
+        engine = "postgres"
     step(f"connecting to {engine}")
-    con = connect(engine, spark_master)
-    wh = load_warehouse(con, warehouse)
+    con, wh = open_warehouse(warehouse, engine, spark_master)
     check_cutoffs(wh, cutoffs)
     config = resolve_products(wh.products, config)
     names = feature_names(config.products)
     metadata = products_metadata(config.products)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if engine != "duckdb":
+    if engine != "duckdb":  # Spark or a database: one expression, no customer batches
         step("building features")
         expr = select_output(build_features(wh, cutoffs, config), names)
         table = expr.to_pyarrow()

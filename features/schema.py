@@ -1,24 +1,35 @@
 """Pandera schemas for the input tables of DESIGN §4, and ``validate_warehouse`` to check them.
 
-Dtypes, nulls, enums, ranges and row rules run with pandera on one parquet part at a time, so a
-100M-row table never sits in memory whole; keys, foreign keys, overlaps and date ranges need the
-whole table and run in DuckDB (``features.schema_checks``). Every violation is reported at once
-and a data problem never raises.
+Dtypes, nulls, enums, ranges and row rules run with pandera on one parquet part (or, for a
+database, one chunk of rows) at a time, so a 100M-row table never sits in memory whole; keys,
+foreign keys, overlaps and date ranges need the whole table and run as Ibis expressions on
+DuckDB or on the database (``features.schema_checks``). Every violation is reported at once and
+a data problem never raises.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
-import duckdb
+import ibis
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as arrow
 import pyarrow.parquet as pq
 
-from features.schema_checks import KEYS, MAX_EXAMPLES, Violation, relational_violations
-from features.sources.files import INPUT_TABLES, read_meta, table_files, table_glob
+from features.schema_checks import (
+    BACKEND_ERRORS,
+    KEYS,
+    MAX_EXAMPLES,
+    Violation,
+    parquet_tables,
+    relational_violations,
+)
+from features.sources import database
+from features.sources.database import as_location, is_database_url
+from features.sources.files import INPUT_TABLES, read_meta, table_files
 
 __all__ = ["SCHEMAS", "Violation", "validate_warehouse"]
 
@@ -167,13 +178,14 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
 }
 
 
-def validate_warehouse(warehouse: Path, as_of: date | None = None) -> list[Violation]:
+def validate_warehouse(warehouse: Path | str, as_of: date | None = None) -> list[Violation]:
     """Check every input table of a warehouse and return all violations, grouped by table.
 
     Parameters
     ----------
-    warehouse : Path
-        Directory holding the tables of DESIGN §4 (``<table>.parquet`` or ``<table>/*.parquet``).
+    warehouse : Path or str
+        Directory holding the tables of DESIGN §4 (``<table>.parquet`` or ``<table>/*.parquet``),
+        or the URL of a database holding them (``postgres://user@host:port/db``).
     as_of : date, optional
         No date may follow it. Defaults to ``as_of`` in the warehouse's ``_meta.json``, else the
         latest ``month`` in balances; without either, only the 1900-01-01 floor is checked.
@@ -183,40 +195,121 @@ def validate_warehouse(warehouse: Path, as_of: date | None = None) -> list[Viola
     list[Violation]
         Empty for a clean warehouse. ``count`` is the number of rows breaking the rule (keys,
         for a unique key; parts, for an unreadable file); missing tables, unreadable files,
-        missing columns and wrong dtypes are violations too.
+        missing columns and wrong dtypes are violations too. A directory and a database holding
+        the same rows report the same violations: the schemas run on parquet parts or on chunks
+        of rows, the relational checks are the same Ibis expressions on DuckDB or the database.
     """
-    warehouse = Path(warehouse)
-    as_of = _as_date(as_of) or _default_as_of(warehouse)
+    location = as_location(warehouse)
+    if is_database_url(location):
+        con = database.connect(location)
+        try:
+            return _validate(DatabaseTables(con), as_of)
+        finally:
+            con.disconnect()
+    con = ibis.duckdb.connect()
+    try:
+        return _validate(ParquetTables(con, location), as_of)
+    finally:
+        con.disconnect()
+
+
+class ParquetTables:
+    """The tables of a warehouse directory: pandas per parquet part, Ibis over DuckDB views."""
+
+    def __init__(self, con, warehouse: Path) -> None:
+        self.con, self.warehouse = con, Path(warehouse)
+
+    def absent(self, table: str) -> str | None:
+        if table_files(self.warehouse, table):
+            return None
+        return f"{table}.parquet or {table}/*.parquet"
+
+    def parts(self, table: str) -> Iterator[tuple[str, pd.DataFrame | Violation]]:
+        """(part name, its rows with the schema's columns it has, or why it cannot be read)."""
+        columns = SCHEMAS[table].columns
+        for path in table_files(self.warehouse, table):
+            try:
+                present = set(pq.read_schema(path).names)
+                frame = pq.read_table(path, columns=[c for c in columns if c in present])
+            except (OSError, arrow.ArrowException) as error:
+                message = f"{path.name}: {str(error).splitlines()[0]}"
+                yield path.name, Violation(table, "*", "readable parquet", 1, [message])
+                continue
+            yield path.name, frame.to_pandas(types_mapper=NULLABLE_DTYPES.get)
+
+    def ibis_tables(self, sound: dict[str, set[str]]) -> tuple[list[Violation], dict]:
+        return parquet_tables(self.con, self.warehouse, sound)
+
+    def meta_as_of(self) -> date | None:
+        try:
+            return _as_date(read_meta(self.warehouse).get("as_of"))
+        except ValueError:  # malformed metadata: fall back to the data
+            return None
+
+
+class DatabaseTables:
+    """The tables of a database: pandas per chunk of rows, Ibis on the database itself."""
+
+    def __init__(self, con, chunk_rows: int = database.CHUNK_ROWS) -> None:
+        self.con, self.chunk_rows = con, chunk_rows
+        self.present = set(database.list_tables(con))
+
+    def absent(self, table: str) -> str | None:
+        return None if table in self.present else f"table {table} in the database"
+
+    def parts(self, table: str) -> Iterator[tuple[str, pd.DataFrame | Violation]]:
+        """(rows first–last, their schema columns) for each chunk, or why it cannot be read."""
+        try:
+            present = set(self.con.table(table).columns)
+            columns = [c for c in SCHEMAS[table].columns if c in present]
+            first = 0
+            for frame in database.read_chunks(
+                self.con, table, columns, self.chunk_rows, NULLABLE_DTYPES.get
+            ):
+                yield f"{table} rows {first}–{first + len(frame) - 1}", frame
+                first += len(frame)
+        except BACKEND_ERRORS as error:
+            message = f"{table}: {str(error).splitlines()[0]}"
+            yield table, Violation(table, "*", "readable table", 1, [message])
+
+    def ibis_tables(self, sound: dict[str, set[str]]) -> tuple[list[Violation], dict]:
+        return [], {table: self.con.table(table) for table, columns in sound.items() if columns}
+
+    def meta_as_of(self) -> date | None:
+        return None  # a database has no generator metadata
+
+
+def _validate(source: ParquetTables | DatabaseTables, as_of: date | None) -> list[Violation]:
     violations: list[Violation] = []
     sound: dict[str, set[str]] = {}
     for table in INPUT_TABLES:
-        files = table_files(warehouse, table)
-        if not files:
-            where = f"{table}.parquet or {table}/*.parquet"
+        where = source.absent(table)
+        if where is not None:
             violations.append(Violation(table, "*", "table present", 1, [where]))
             continue
         unsound: set[str] = set()
         found: list[Violation] = []
-        for path in files:
-            part_violations, part_unsound = _validate_part(table, path)
+        for name, frame in source.parts(table):
+            part_violations, part_unsound = _validate_part(table, name, frame)
             found += part_violations
             unsound |= part_unsound
         violations += _merge(found)
         sound[table] = set(SCHEMAS[table].columns) - unsound
-    violations += relational_violations(warehouse, sound, as_of)
+    unreadable, tables = source.ibis_tables(sound)
+    violations += unreadable
+    as_of = _as_date(as_of) or source.meta_as_of() or _latest_month(tables, sound)
+    violations += relational_violations(tables, sound, as_of)
     return sorted(violations, key=lambda violation: INPUT_TABLES.index(violation.table))
 
 
-def _validate_part(table: str, path: Path) -> tuple[list[Violation], set[str]]:
-    """Violations in one parquet part, and the columns it lacks or holds with a wrong dtype."""
+def _validate_part(
+    table: str, name: str, frame: pd.DataFrame | Violation
+) -> tuple[list[Violation], set[str]]:
+    """Violations in one part (a parquet file or a chunk of rows), and the columns it lacks or
+    holds with a wrong dtype; ``frame`` is already a violation when the part is unreadable."""
     schema = SCHEMAS[table]
-    try:
-        present = set(pq.read_schema(path).names)
-        frame = pq.read_table(path, columns=[c for c in schema.columns if c in present])
-        frame = frame.to_pandas(types_mapper=NULLABLE_DTYPES.get)
-    except (OSError, arrow.ArrowException) as error:
-        message = f"{path.name}: {str(error).splitlines()[0]}"
-        return [Violation(table, "*", "readable parquet", 1, [message])], set(schema.columns)
+    if isinstance(frame, Violation):
+        return [frame], set(schema.columns)
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
@@ -231,20 +324,20 @@ def _validate_part(table: str, path: Path) -> tuple[list[Violation], set[str]]:
     for (column, rule), group in cases.groupby(["column", "rule"], sort=False):
         rows = [int(row) for row in group["index"].dropna().unique()]
         if len(rows):
-            examples = _describe_rows(frame, rows[:MAX_EXAMPLES], KEYS[table], path)
+            examples = _describe_rows(frame, rows[:MAX_EXAMPLES], KEYS[table], name)
             violations.append(Violation(table, column, rule, len(rows), examples))
         else:  # the whole part: a missing or mistyped column, or a check that crashed
-            example = _describe_part(frame, column, rule, group["failure_case"].iloc[0], path)
+            example = _describe_part(frame, column, rule, group["failure_case"].iloc[0], name)
             violations.append(Violation(table, column, rule, len(frame), [example]))
     return violations, unsound
 
 
-def _describe_part(frame: pd.DataFrame, column: str, rule: str, failure: str, path: Path) -> str:
+def _describe_part(frame: pd.DataFrame, column: str, rule: str, failure: str, name: str) -> str:
     if rule == "column present":
-        return path.name
+        return name
     if rule.startswith("dtype ") and column in frame:
-        return f"{path.name}: found {frame[column].dtype}"
-    return f"{path.name}: {failure}"
+        return f"{name}: found {frame[column].dtype}"
+    return f"{name}: {failure}"
 
 
 def _failures(failure_cases: pd.DataFrame) -> pd.DataFrame:
@@ -281,11 +374,11 @@ def _rule(check: str) -> str:
     return check
 
 
-def _describe_rows(frame: pd.DataFrame, rows, key: tuple[str, ...], path: Path) -> list[str]:
+def _describe_rows(frame: pd.DataFrame, rows, key: tuple[str, ...], name: str) -> list[str]:
     """Render rows as their key (``customer_id=17, month=2024-03-31``)."""
     shown = [column for column in key if column in frame.columns]
     if not shown:
-        return [f"{path.name} row {row}" for row in rows]
+        return [f"{name} row {row}" for row in rows]
     return [", ".join(f"{column}={frame.at[row, column]}" for column in shown) for row in rows]
 
 
@@ -302,21 +395,14 @@ def _merge(violations: list[Violation]) -> list[Violation]:
     return list(merged.values())
 
 
-def _default_as_of(warehouse: Path) -> date | None:
-    """``as_of`` from the generator's metadata, else the latest balances month, else None."""
+def _latest_month(tables: dict, sound: dict[str, set[str]]) -> date | None:
+    """The latest ``month`` in balances, or None when balances cannot tell."""
+    if "balances" not in tables or "month" not in sound.get("balances", set()):
+        return None  # reported by the table checks
     try:
-        from_meta = _as_date(read_meta(warehouse).get("as_of"))
-    except ValueError:  # malformed metadata: fall back to the data
-        from_meta = None
-    if from_meta is not None:
-        return from_meta
-    glob = table_glob(warehouse, "balances").replace("'", "''")
-    try:
-        with duckdb.connect() as con:
-            (latest,) = con.execute(f"SELECT max(month) FROM read_parquet('{glob}')").fetchone()
-    except duckdb.Error:  # balances missing or unreadable: reported by the table checks
+        return _as_date(tables["balances"].month.max().execute())
+    except BACKEND_ERRORS:
         return None
-    return _as_date(latest)
 
 
 def _as_date(value: object) -> date | None:

@@ -1,23 +1,32 @@
 """Checks that need a whole table at once: keys, foreign keys, overlaps and date ranges.
 
-They run as DuckDB SQL over the parquet globs of a warehouse, so no table is loaded into pandas;
-each check returns how many rows (or keys) break its rule and up to five example keys.
-``features.schema.validate_warehouse`` is the entry point that runs them.
+Each check is an Ibis expression selecting the rows that break its rule, so one set of checks
+runs on whichever backend holds the warehouse: DuckDB views over the parquet parts of a
+directory, or the tables of a PostgreSQL database. Nothing is loaded into pandas but the count
+and up to five example keys per rule. ``features.schema.validate_warehouse`` is the entry point.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
+from functools import reduce
 from pathlib import Path
 
 import duckdb
+import ibis
+import ibis.expr.types as ir
+import psycopg
+from ibis.common.exceptions import IbisError
 
 from features.sources.files import table_glob
 
 MAX_EXAMPLES = 5
 EARLIEST_DATE = date(1900, 1, 1)
+OPEN_END = date(9999, 12, 31)
+# What a backend raises for a query it cannot run; reported as a violation, never raised.
+BACKEND_ERRORS = (IbisError, duckdb.Error, psycopg.Error)
 
 KEYS: dict[str, tuple[str, ...]] = {
     "org": ("outlet_id",),
@@ -70,24 +79,28 @@ class Violation:
     examples: list[str]
 
 
+Tables = Mapping[str, ir.Table]
+
+
 @dataclass(frozen=True)
-class SqlCheck:
-    """A rule whose violating rows ``bad_rows`` selects, one ``example`` string per row."""
+class Check:
+    """A rule whose violating rows ``bad_rows`` selects, with one ``example`` string per row."""
 
     table: str
     column: str
     rule: str
     needs: tuple[tuple[str, str], ...]
-    bad_rows: str
+    bad_rows: Callable[[Tables], ir.Table]
 
 
 def relational_violations(
-    warehouse: Path, sound: Mapping[str, set[str]], as_of: date | None
+    tables: Tables, sound: Mapping[str, set[str]], as_of: date | None
 ) -> list[Violation]:
     """Run every relational check whose columns are ``sound`` (present and well typed).
 
-    ``sound`` maps a table to the columns that every part holds with the right dtype; checks on
-    anything else are skipped because the per-part schema already reports the cause.
+    ``tables`` are the warehouse's tables as Ibis expressions on one backend; ``sound`` maps a
+    table to the columns that every part holds with the right dtype. Checks on anything else
+    are skipped because the per-part schema already reports the cause.
     """
     checks = [
         *unique_key_checks(),
@@ -95,71 +108,98 @@ def relational_violations(
         overlapping_assignments_check(),
         *date_range_checks(as_of),
     ]
-    with duckdb.connect() as con:
-        violations, readable = _create_views(con, warehouse, sound)
-        for check in checks:
-            if all(column in readable.get(table, set()) for table, column in check.needs):
-                violation = _run(con, check)
-                if violation is not None:
-                    violations.append(violation)
+    violations = []
+    for check in checks:
+        if all(
+            table in tables and column in sound.get(table, set()) for table, column in check.needs
+        ):
+            violation = _run(tables, check)
+            if violation is not None:
+                violations.append(violation)
     return violations
 
 
-def _create_views(
-    con: duckdb.DuckDBPyConnection, warehouse: Path, sound: Mapping[str, set[str]]
-) -> tuple[list[Violation], dict[str, set[str]]]:
-    """A view per table over all its parts; the sound columns of tables DuckDB can read."""
-    violations, readable = [], {}
+def parquet_tables(
+    con, warehouse: Path, sound: Mapping[str, set[str]]
+) -> tuple[list[Violation], dict[str, ir.Table]]:
+    """A DuckDB view per table over all its parts; those DuckDB could not make are violations."""
+    violations, tables = [], {}
     for table, columns in sound.items():
         if not columns:
             continue
         glob = table_glob(warehouse, table).replace("'", "''")
         try:
-            con.execute(
-                f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{glob}', union_by_name = true)"
+            con.raw_sql(
+                f'CREATE VIEW "{table}" AS '
+                f"SELECT * FROM read_parquet('{glob}', union_by_name = true)"
             )
-        except duckdb.Error as error:  # e.g. parts whose column types cannot be reconciled
+            tables[table] = con.table(table)
+        except BACKEND_ERRORS as error:  # e.g. parts whose column types cannot be reconciled
             violations.append(
                 Violation(table, "*", "readable as one table", 0, [_first_line(error)])
             )
-            continue
-        readable[table] = columns
-    return violations, readable
+    return violations, tables
 
 
-def unique_key_checks() -> Iterator[SqlCheck]:
+def unique_key_checks() -> Iterator[Check]:
     """Each key value appears once; ``count`` is the number of repeated key values."""
     for table, key in KEYS.items():
+
+        def repeated(tables: Tables, table=table, key=key) -> ir.Table:
+            counted = tables[table].group_by(list(key)).aggregate(rows=ibis._.count())
+            repeats = counted.filter(counted.rows > 1)
+            return repeats.select(example=_example(repeats, key))
+
         columns = ", ".join(key)
-        yield SqlCheck(
+        yield Check(
             table,
             columns,
             f"unique key ({columns})",
             tuple((table, column) for column in key),
-            f"SELECT {_example(key)} AS example FROM {table} "
-            f"GROUP BY {columns} HAVING count(*) > 1",
+            repeated,
         )
 
 
-def foreign_key_checks() -> Iterator[SqlCheck]:
+def foreign_key_checks() -> Iterator[Check]:
     """Every non-null reference points at an existing row of the referenced table."""
     for table, column, parent, parent_column in FOREIGN_KEYS:
         shown = _with_key(table, column)
-        yield SqlCheck(
+
+        def orphans(tables: Tables, table=table, column=column, parent=parent,
+                    parent_column=parent_column, shown=shown) -> ir.Table:  # fmt: skip
+            rows, referenced = tables[table], tables[parent]
+            _require_same_kind(rows[column], referenced[parent_column], f"{parent}.{parent_column}")
+            known = referenced.select(reference=referenced[parent_column])
+            present = rows.filter(rows[column].notnull())
+            missing = present.anti_join(known, present[column] == known.reference)
+            return missing.select(example=_example(missing, shown))
+
+        yield Check(
             table,
             column,
             f"foreign key → {parent}.{parent_column}",
             (*((table, c) for c in shown), (parent, parent_column)),
-            f"SELECT {_example(shown)} AS example FROM {table} WHERE {column} IS NOT NULL "
-            f"AND NOT EXISTS (SELECT 1 FROM {parent} AS p "
-            f"WHERE p.{parent_column} = {table}.{column})",
+            orphans,
         )
 
 
-def overlapping_assignments_check() -> SqlCheck:
+def overlapping_assignments_check() -> Check:
     """No assignment starts before an earlier one of the same customer has ended."""
-    shown = ("customer_id", "valid_from")
-    return SqlCheck(
+
+    def overlapping(tables: Tables) -> ir.Table:
+        rows = tables["rm_assignments"]
+        earlier = ibis.window(
+            group_by=rows.customer_id, order_by=[rows.valid_from, rows.valid_to], rows=(None, -1)
+        )
+        ends = rows.select(
+            rows.customer_id,
+            rows.valid_from,
+            earlier_end=rows.valid_to.fill_null(ibis.date(OPEN_END)).max().over(earlier),
+        )
+        overlaps = ends.filter(ends.valid_from < ends.earlier_end)
+        return overlaps.select(example=_example(overlaps, ("customer_id", "valid_from")))
+
+    return Check(
         "rm_assignments",
         "valid_from, valid_to",
         "no overlapping assignments per customer",
@@ -168,16 +208,11 @@ def overlapping_assignments_check() -> SqlCheck:
             ("rm_assignments", "valid_from"),
             ("rm_assignments", "valid_to"),
         ),
-        f"SELECT {_example(shown)} AS example FROM ("
-        "  SELECT customer_id, valid_from, max(coalesce(valid_to, DATE '9999-12-31')) OVER ("
-        "    PARTITION BY customer_id ORDER BY valid_from, valid_to"
-        "    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS earlier_end"
-        "  FROM rm_assignments)"
-        " WHERE valid_from < earlier_end",
+        overlapping,
     )
 
 
-def date_range_checks(as_of: date | None) -> Iterator[SqlCheck]:
+def date_range_checks(as_of: date | None) -> Iterator[Check]:
     """No date before 1900-01-01 and, when ``as_of`` is known, none after it.
 
     A timestamp is after ``as_of`` from midnight of the following day on.
@@ -186,36 +221,67 @@ def date_range_checks(as_of: date | None) -> Iterator[SqlCheck]:
         for column in columns:
             shown = _with_key(table, column)
             needs = tuple((table, c) for c in shown)
-            select = f"SELECT {_example(shown)} AS example FROM {table} WHERE {column}"
-            yield SqlCheck(
+            yield Check(
                 table,
                 column,
                 f"not before {EARLIEST_DATE}",
                 needs,
-                f"{select} < DATE '{EARLIEST_DATE}'",
+                _dated(table, column, shown, lambda values, day: values < day, EARLIEST_DATE),
             )
             if as_of is not None and (table, column) not in MAY_FOLLOW_AS_OF:
                 first_day_after = 2 if (table, column) in EXCLUSIVE_ENDS else 1
-                yield SqlCheck(
+                yield Check(
                     table,
                     column,
                     f"not after as_of {as_of}",
                     needs,
-                    f"{select} >= DATE '{as_of}' + {first_day_after}",
-                )
+                    _dated(table, column, shown, lambda values, day: values >= day,
+                           as_of + timedelta(days=first_day_after)),
+                )  # fmt: skip
 
 
-def _run(con: duckdb.DuckDBPyConnection, check: SqlCheck) -> Violation | None:
+def _dated(table: str, column: str, shown: tuple[str, ...], breaks, day: date):
+    """Rows whose ``column`` ``breaks`` the rule against ``day`` (midnight, for a timestamp)."""
+
+    def bad_rows(tables: Tables) -> ir.Table:
+        rows = tables[table]
+        values = rows[column]
+        bound = (
+            ibis.timestamp(datetime.combine(day, datetime.min.time()))
+            if values.type().is_timestamp()
+            else ibis.date(day)
+        )
+        bad = rows.filter(breaks(values, bound))
+        return bad.select(example=_example(bad, shown))
+
+    return bad_rows
+
+
+def _run(tables: Tables, check: Check) -> Violation | None:
     try:
-        count, examples = con.execute(
-            f"SELECT count(*), min(example, {MAX_EXAMPLES}) FROM ({check.bad_rows})"
-        ).fetchone()
-    except duckdb.Error as error:  # report, never raise
+        bad = check.bad_rows(tables)
+        count = int(bad.count().execute())
+        examples = (
+            bad.order_by("example").limit(MAX_EXAMPLES).example.to_pyarrow().to_pylist()
+            if count
+            else []
+        )
+    except BACKEND_ERRORS as error:  # report, never raise
         rule = f"could not check {check.rule}"
         return Violation(check.table, check.column, rule, 0, [_first_line(error)])
     if count == 0:
         return None
-    return Violation(check.table, check.column, check.rule, count, list(examples))
+    return Violation(check.table, check.column, check.rule, count, examples)
+
+
+def _require_same_kind(column: ir.Column, referenced: ir.Column, name: str) -> None:
+    """Integer ids cannot reference string ids (nor the reverse): say so plainly."""
+    kinds = {
+        "integer" if c.type().is_integer() else "string" if c.type().is_string() else str(c.type())
+        for c in (column, referenced)
+    }
+    if len(kinds) > 1:
+        raise IbisError(f"{column.get_name()} is {column.type()} but {name} is {referenced.type()}")
 
 
 def _first_line(error: Exception) -> str:
@@ -227,7 +293,7 @@ def _with_key(table: str, column: str) -> tuple[str, ...]:
     return key if column in key else (*key, column)
 
 
-def _example(columns: tuple[str, ...]) -> str:
-    """SQL rendering a row as ``customer_id=17, month=2024-03-31``."""
-    parts = [f"'{c}=' || coalesce(CAST({c} AS VARCHAR), 'null')" for c in columns]
-    return " || ', ' || ".join(parts)
+def _example(rows: ir.Table, columns: tuple[str, ...]) -> ir.StringValue:
+    """A row rendered as ``customer_id=17, month=2024-03-31`` (the same on every backend)."""
+    parts = [ibis.literal(f"{c}=") + rows[c].cast("string").fill_null("null") for c in columns]
+    return reduce(lambda left, right: left + ", " + right, parts)
