@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from mlflow import pyfunc
-from mlflow.models import Model, infer_signature
+from mlflow.models import Model
 from mlflow.models.model import MLMODEL_FILE_NAME
 from mlflow.models.utils import _save_example
 from mlflow.tracking import MlflowClient
@@ -137,8 +137,10 @@ def save_model(
     sha = artifact.save(path)
     code = _validate_and_copy_code_paths([retain_pyfunc.__file__], str(path))
     if input_example is not None:
+        # an example, not a signature: a signature would make MLflow refuse the boolean and
+        # integer columns of a real feature frame; retain_pyfunc converts and names what is
+        # missing itself
         _save_example(mlflow_model, input_example, str(path))
-        mlflow_model.signature = infer_signature(input_example, artifact.predict(input_example))
     mlflow_model.metadata = {**artifact.metadata, SHA_TAG: sha, ARTIFACT_SHA_TAG:
                              artifact_sha256(path), "calibration":
                              artifact.calibrator.method if artifact.calibrator else None,

@@ -29,12 +29,12 @@ from features.config import BankConfig
 from features.materialize import write_features
 from features.atomic import atomic_dir, write_json
 from features.sources.files import read_table, table_glob
+from models.artifact import VerifiedModel, load_verified
+from models.registry import CHAMPION, RegistryError
 from serving.explain import TOP_K, Reasons, explain, inputs, reason_columns
 from serving.lists import actions, build_lists, mask_name, next_best_offer, product_values
 from serving.report import write_report
 from serving.sheets import write_list_files
-from training.calibrate import Calibrator
-from training.register import CHAMPION, RegistryError, VerifiedModel, load_verified
 
 CHURN, UPGRADE, CROSS_SELL = "churn", "upgrade", "cross_sell_"
 # Calibrated 3-month churn probability → band. The bank's base rate is a few per cent.
@@ -84,18 +84,16 @@ def risk_band(p: np.ndarray) -> np.ndarray:
 def score_frame(models: ModelSet, features: pd.DataFrame) -> pd.DataFrame:
     """Calibrated scores of every model for every row, next to the ids.
 
-    The inputs become one float64 matrix once (booleans 0/1, missing NaN — what
-    ``training.dataset.as_inputs`` gives), and every model reads its columns from it: for a
+    The inputs become one float64 matrix once (booleans 0/1, missing NaN — what the model
+    artifact's own ``predict`` builds), and every model reads its columns from it: for a
     single customer the conversions, not the trees, were most of the time."""
-    names = list(dict.fromkeys(f for m in models.all() for f in m.metadata["features"]))
+    names = list(dict.fromkeys(f for m in models.all() for f in m.features))
     x = inputs(features, names)
     column = {name: i for i, name in enumerate(names)}
 
     def predict(model: VerifiedModel) -> np.ndarray:
-        index = [column[f] for f in model.metadata["features"]]
-        inputs = x if index == list(range(len(names))) else x[:, index]
-        raw = model.booster.predict(inputs)
-        return Calibrator.from_json(model.metadata["calibration"]).apply(raw)
+        index = [column[f] for f in model.features]
+        return model.predict_inputs(x if index == list(range(len(names))) else x[:, index])
 
     p_churn = predict(models.churn)
     out = {"customer_id": features["customer_id"].to_numpy(), "p_churn": p_churn,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from models.registry import tracking_uri, use_store
 from serving.auth import AuditLog, KeyRing
 from serving.batch import ModelSet, load_champions, score_frame
 from serving.explain import explain
@@ -77,8 +78,6 @@ class ServingState:
         audit = Path(os.environ.get(ENV_AUDIT, keys_path.parent / "audit.log"))
         state = cls(keys=KeyRing(keys_path), audit=AuditLog(audit))
         try:
-            from training.register import use_store
-
             use_store()
             state.models = load_champions()
             state.features = _feature_union(state.models)
@@ -93,8 +92,6 @@ class ServingState:
                 state.snapshot = Snapshot.load(Path(scores))
             state.warm_up()
         except Exception as exc:  # any failure means: not ready, and say why
-            from training.register import tracking_uri
-
             state.problem = f"{type(exc).__name__}: {exc} (model registry {tracking_uri()})"
             log.error("retain service NOT READY — %s", state.problem)
             return state

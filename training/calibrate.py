@@ -1,45 +1,17 @@
 """Calibration fitted on validation: isotonic or Platt, whichever has the lower Brier score
-under cross-validation on the validation set. Stored as plain JSON, never pickled."""
+under cross-validation on the validation set. The fitted ``Calibrator`` belongs to the model
+artifact (``models.calibration``): plain JSON, never pickled."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-EPS = 1e-6
+from models.calibration import Calibrator, logit
 
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, EPS, 1 - EPS)
-    return np.log(p / (1 - p))
-
-
-@dataclass(frozen=True)
-class Calibrator:
-    """``method`` is ``isotonic`` (x/y knots, linear in between) or ``platt`` (a, b on logit)."""
-
-    method: str
-    params: dict
-
-    def apply(self, raw: np.ndarray) -> np.ndarray:
-        raw = np.asarray(raw, dtype="float64")
-        if self.method == "isotonic":
-            return np.interp(raw, self.params["x"], self.params["y"])
-        if self.method == "platt":
-            z = self.params["a"] * _logit(raw) + self.params["b"]
-            return 1 / (1 + np.exp(-z))
-        raise ValueError(f"unknown calibration method {self.method!r}")
-
-    def to_json(self) -> dict:
-        return {"method": self.method, "params": self.params}
-
-    @classmethod
-    def from_json(cls, payload: dict) -> Calibrator:
-        return cls(method=payload["method"], params=payload["params"])
+__all__ = ["Calibrator", "fit_calibrator"]
 
 
 def _fit(method: str, raw: np.ndarray, y: np.ndarray) -> Calibrator:
@@ -48,7 +20,7 @@ def _fit(method: str, raw: np.ndarray, y: np.ndarray) -> Calibrator:
         return Calibrator(
             "isotonic", {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
         )
-    lr = LogisticRegression(C=1e6).fit(_logit(raw)[:, None], y)
+    lr = LogisticRegression(C=1e6).fit(logit(raw)[:, None], y)
     return Calibrator("platt", {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])})
 
 

@@ -1,40 +1,43 @@
-"""Champion and challenger: score both on the same latest test set, promote only if no worse."""
+"""Champion and challenger: score both on the challenger's logged test rows, promote only if no
+worse; or put any verified version back as champion (rollback).
+
+Everything comes from the registry: the models and the rows they are compared on
+(``evaluation/test_rows.parquet`` of the challenger's run), never a local file.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+import tempfile
+from pathlib import Path
+
+import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
-from training.calibrate import Calibrator
-from training.dataset import as_inputs
+from models.artifact import VerifiedModel, load_verified
+from models.registry import CHALLENGER, CHAMPION, RegistryError, set_champion
 from training.evaluate import ece
-from training.register import CHALLENGER, CHAMPION, RegistryError, load_verified, set_champion
+from training.register import EVALUATION_ROWS
 
 MAX_AUC_LOSS = 0.002
 MAX_ECE_GAIN = 0.01
 
 
-def predict_calibrated(booster, metadata: dict, frame: pd.DataFrame) -> np.ndarray:
-    """Calibrated probabilities from a verified booster and the metadata logged with it."""
-    raw = booster.predict(as_inputs(frame, metadata["features"]))
-    return Calibrator.from_json(metadata["calibration"]).apply(raw)
-
-
-def latest_test_rows(name: str, version: str, label: str) -> pd.DataFrame:
-    """The labelled rows of the last cutoff of the feature file the challenger was trained on."""
-    client = MlflowClient()
-    run_id = client.get_model_version(name, version).run_id
-    path = client.get_run(run_id).data.params.get("features_path")
-    if not path:
-        raise RegistryError(f"{name} version {version} does not record its feature file")
+def evaluation_rows(model: VerifiedModel) -> pd.DataFrame:
+    """The test rows logged with ``model``'s run, downloaded from the store."""
+    run_id = MlflowClient().get_model_version(model.name, model.version).run_id
     try:
-        frame = pd.read_parquet(path)
-    except (FileNotFoundError, OSError) as exc:
-        raise RegistryError(f"feature file {path} of {name} v{version} is gone: {exc}") from exc
-    frame = frame[frame[label].notna()]
-    return frame[frame["cutoff"] == frame["cutoff"].max()]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=EVALUATION_ROWS, dst_path=tmp
+            )
+            return pd.read_parquet(Path(path))
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise RegistryError(
+            f"{model.name} v{model.version} (run {run_id}) has no {EVALUATION_ROWS} to compare "
+            "on: retrain it with this version of retain, or promote it with --force"
+        ) from exc
 
 
 def no_worse(challenger: dict, champion: dict) -> tuple[bool, float, float]:
@@ -45,9 +48,21 @@ def no_worse(challenger: dict, champion: dict) -> tuple[bool, float, float]:
     return passes, auc_change, ece_change
 
 
+def measure(model: VerifiedModel, rows: pd.DataFrame, label: str) -> dict:
+    missing = [f for f in model.features if f not in rows.columns]
+    if missing:
+        raise RegistryError(
+            f"{model.name} v{model.version} needs {len(missing)} inputs the test rows lack, "
+            f"e.g. {missing[:5]}: compare it with --force or roll back with --version"
+        )
+    y = rows[label].to_numpy(dtype=int)
+    p = model.predict(rows)
+    return {"version": model.version, "auc": float(roc_auc_score(y, p)), "ece": ece(y, p)}
+
+
 def promote(name: str, force: bool = False) -> dict:
     """Move ``champion`` to the challenger if its AUC is not worse by more than 0.002 and its
-    ECE not worse by more than 0.01 on the same test rows (or if ``force``)."""
+    ECE not worse by more than 0.01 on the challenger's test rows (or if ``force``)."""
     challenger = load_verified(name, CHALLENGER)
     try:
         champion = load_verified(name, CHAMPION)
@@ -55,24 +70,38 @@ def promote(name: str, force: bool = False) -> dict:
         champion = None
     decision = {"model": name, "challenger": challenger.version}
     if champion is None or champion.version == challenger.version:
-        set_champion(name, challenger.version)
         reason = "no champion yet" if champion is None else "already champion"
+        if champion is None:
+            set_champion(name, challenger.version, reason)
         return {**decision, "champion": challenger.version, "promoted": True, "reason": reason}
     label = challenger.metadata["label"]
-    rows = latest_test_rows(name, challenger.version, label)
-    y = rows[label].to_numpy(dtype=int)
-    measured = {}
-    for role, model in (("challenger", challenger), ("champion", champion)):
-        p = predict_calibrated(model.booster, model.metadata, rows)
-        measured[role] = {"version": model.version, "auc": float(roc_auc_score(y, p)),
-                          "ece": ece(y, p)}  # fmt: skip
+    rows = evaluation_rows(challenger)
+    rows = rows[rows[label].notna()]
+    roles = {"challenger": challenger, "champion": champion}
+    measured = {role: measure(model, rows, label) for role, model in roles.items()}
     passes, auc_change, ece_change = no_worse(measured["challenger"], measured["champion"])
     promoted = passes or force
-    if promoted:
-        set_champion(name, challenger.version)
     reason = "no worse than the champion" if passes else (
         f"worse than the champion (AUC {auc_change:+.4f}, ECE {ece_change:+.4f})"
         + (" — promoted anyway (--force)" if force else ""))  # fmt: skip
+    if promoted:
+        set_champion(name, challenger.version, reason)
+    cutoffs = sorted(str(c) for c in rows["cutoff"].unique()) if "cutoff" in rows else []
     return {**decision, "champion": challenger.version if promoted else champion.version,
-            "promoted": promoted, "reason": reason, "rows": len(y), "test_cutoff":
-            str(rows["cutoff"].iloc[0]), "comparison": measured}  # fmt: skip
+            "promoted": promoted, "reason": reason, "rows": len(rows),
+            "test_cutoff": cutoffs[-1] if cutoffs else None,
+            "comparison": measured}  # fmt: skip
+
+
+def rollback(name: str, version: str) -> dict:
+    """Make ``version`` champion without the gate — after its hashes are checked, so the
+    champion is always a model that loads."""
+    target = load_verified(name, version=str(version))
+    try:
+        before = load_verified(name, CHAMPION).version
+    except RegistryError:
+        before = None
+    change = set_champion(name, target.version, f"set to version {target.version} (--version)")
+    return {"model": name, "champion": target.version, "previous": before, "promoted": True,
+            "reason": f"champion set to version {target.version} (was {before or 'none'})",
+            "by": change["by"], "at": change["at"]}  # fmt: skip

@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from features.catalog import CATALOG_VERSION, catalog
+from models.artifact import ModelArtifact
 from training.baselines import baseline_scores
 from training.calibrate import fit_calibrator
 from training.card import ModelCardInfo, SplitSummary, model_card
@@ -33,7 +34,7 @@ from training.plots import (
     plot_roc,
     plot_shap_summary,
 )
-from training.register import git_sha, log_booster
+from training.register import git_sha, register_model
 from training.train import TrainConfig, fit_booster
 from training.tune import tune
 
@@ -131,18 +132,10 @@ def train_label(
         card = model_card(_card_info(name, ds, config, calibrator.method, metrics, baselines,
                                      fingerprint, run.info.run_id, source))  # fmt: skip
         mlflow.log_text(card, "model_card.md")
-        logged = log_booster(
-            booster,
-            name,
-            ds.test.x.head(5),
-            metadata={
-                "calibration": calibrator.to_json(),
-                "features": list(ds.inputs),
-                "catalog_version": CATALOG_VERSION,
-                "label": label,
-                "test_cutoff": ds.test.cutoffs[-1],
-            },
-        )
+        artifact = ModelArtifact(booster, calibrator, list(ds.inputs), metadata={
+            "catalog_version": CATALOG_VERSION, "label": label,
+            "test_cutoff": ds.test.cutoffs[-1]})  # fmt: skip
+        logged = register_model(artifact, name, ds.test.x.head(5), test_rows=ds.test.rows)
     return {"model": name, "version": logged.version, "run_id": run.info.run_id,
             "sha256": logged.sha256, "metrics": metrics}  # fmt: skip
 
