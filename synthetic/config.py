@@ -183,13 +183,17 @@ class SynthProduct(Frozen):
     def _fits_behaviour(self) -> SynthProduct:
         behaviour = BEHAVIOURS[self.behaviour]
         if (self.kind == "asset") != behaviour.holds_aum:
+            assets = ", ".join(name for name, b in BEHAVIOURS.items() if b.holds_aum)
             raise ValueError(
                 f"product {self.product!r}: kind {self.kind!r} does not fit behaviour "
-                f"{self.behaviour!r} (asset behaviours are demand, term_deposit, "
-                "managed_investment, fund and insurance, and only they may be kind 'asset')"
+                f"{self.behaviour!r} (the asset behaviours are {assets}, and only they may be "
+                "kind 'asset')"
             )
-        if self.min_aum is not None and self.behaviour != "premium_service":
-            raise ValueError(f"product {self.product!r}: min_aum is for premium_service only")
+        if self.min_aum is not None and behaviour.propensity.min_log10_wealth is None:
+            raise ValueError(
+                f"product {self.product!r}: min_aum is only for a behaviour opened from a "
+                f"wealth threshold (premium_service), not {self.behaviour!r}"
+            )
         return self
 
     @property
