@@ -68,3 +68,10 @@ def read_products_metadata(path) -> tuple[Product, ...]:
     metadata = pq.read_schema(path).metadata or {}
     payload = metadata.get(METADATA_KEY)
     return products_from_json(json.loads(payload)) if payload else ()
+
+
+def open_products(location) -> tuple[Product, ...]:
+    """The catalogue of a warehouse (a parquet directory or a database URL)."""
+    from features.sources.tables import read_location_table
+
+    return products_from_frame(read_location_table(location, "products"))

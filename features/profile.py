@@ -1,21 +1,25 @@
-"""A bank at a glance, straight from the warehouse (DuckDB SQL over the parquet files).
+"""A bank at a glance, computed with the feature build's own definitions.
 
-What ``retain demo`` prints and the synthetic bank's statistical tests check: customers by
-tier, the share of AUM held by the top 20%, monthly and 3-month churn among eligible
-customers, the AUM change before churn, product holding rates, and — for a synthetic bank —
-the mean true churn probability next to the realised rate.
+What ``retain profile`` and ``retain demo`` print and the synthetic bank's statistical tests
+check: customers by tier, the share of AUM held by the top 20%, monthly and 3-month churn among
+eligible customers, the AUM change before churn, product holding rates, and — for a synthetic
+bank — the mean true churn probability next to the realised rate. Eligibility, churn, tiers
+and holding come from ``features.labels``, ``features.tiers`` and ``features.panel``: one
+definition each, whatever the warehouse.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from features.config import BankConfig
-from features.sources.files import TRUTH_TABLE, has_table, table_glob
+from features.engine import open_warehouse
+from features.labels import churn_eligible, churned
+from features.panel import build_panel, holds, lag, month_number, safe_ratio
+from features.products import resolve_products
+from features.tiers import tier_level
 
 
 @dataclass(frozen=True)
@@ -66,112 +70,76 @@ class BankProfile:
         return out
 
 
-def _tier_case(config: BankConfig, column: str) -> str:
-    ladder = config.tiers
-    whens = " ".join(
-        f"when {column} < {bound} then '{name}'"
-        for name, bound in zip(ladder.names, ladder.bounds, strict=False)
-    )
-    return f"case {whens} else '{ladder.names[-1]}' end"
-
-
-def profile_bank(warehouse: Path, config: BankConfig | None = None) -> BankProfile:
+def profile_bank(location, config: BankConfig | None = None) -> BankProfile:
     config = config or BankConfig()
-    churn = config.churn
-    con = duckdb.connect()
-    src = {t: table_glob(warehouse, t) for t in ("balances", "products", "customers")}
-    con.execute(f"""
-        create view balances as select * from read_parquet('{src["balances"]}');
-        create view products as select * from read_parquet('{src["products"]}');
-        create view customers as select * from read_parquet('{src["customers"]}');
-        create table monthly_aum as
-        select c.customer_id, m.month, c.open_date, coalesce(a.aum, 0) as aum
-        from customers c
-        cross join (select distinct month from balances) m
-        left join (
-            select customer_id, month, sum(avg_daily_balance) as aum
-            from balances join products using (product)
-            where kind = 'asset' group by all
-        ) a on a.customer_id = c.customer_id and a.month = m.month
-        where c.open_date <= m.month;
-        create table windows as
-        select *,
-            avg(aum) over w3 as aum_avg_3m,
-            avg(aum) over prev3 as aum_avg_prev_3m,
-            lag(aum, 3) over w as aum_3m_ago,
-            lead(aum, 1) over w as aum_next_1m,
-            lead(aum, {churn.horizon_months}) over w as aum_end_horizon,
-            count(*) over prev3 as months_before
-        from monthly_aum
-        window w as (partition by customer_id order by month),
-            w3 as (w rows between 2 preceding and current row),
-            prev3 as (w rows between 3 preceding and 1 preceding);
-        create table eligible as
-        select *, aum_end_horizon < {churn.attrition_ratio} * aum_avg_3m as churned
-        from windows
-        where open_date <= month - interval {churn.min_tenure_months} month
-          and months_before = 3
-          and aum_avg_3m >= {churn.min_aum}
-          and aum >= {churn.leaving_ratio} * aum_avg_prev_3m
-          and aum_end_horizon is not null;
-    """)
-    truth = has_table(warehouse, TRUTH_TABLE)
-    truth_join, truth_col = "", ""
-    if truth:
-        truth_files = table_glob(warehouse, TRUTH_TABLE)
-        con.execute(f"create view truth as select * from read_parquet('{truth_files}')")
-        truth_join = "left join truth t using (customer_id, month)"
-        truth_col = ", avg(t.p_churn_3m) as truth_p_churn_3m"
-    churn_by_cutoff = con.execute(f"""
-        select month as cutoff, count(*) as eligible,
-            avg((aum_next_1m < {churn.attrition_ratio} * aum_avg_3m)::int) as monthly_churn,
-            avg(churned::int) as churn_3m {truth_col}
-        from eligible {truth_join} group by month order by month
-    """).df()
-    aum_change = con.execute("""
-        select churned, median(aum / aum_3m_ago - 1) as median_aum_change_3m, count(*) as rows
-        from eligible where aum_3m_ago > 0 group by churned order by churned
-    """).df()
-    last = con.execute("select max(month) from monthly_aum").fetchone()[0]
-    tier_sql = _tier_case(config, "aum")
-    tiers = con.execute(
-        f"""
-        select {tier_sql} as tier, count(*) as customers, count(*) / sum(count(*)) over () as share
-        from monthly_aum where month = ? group by 1
-    """,
-        [last],
-    ).df()
-    order = {name: i for i, name in enumerate(config.tiers.names)}
-    tiers = tiers.sort_values("tier", key=lambda s: s.map(order), ignore_index=True)
-    top20 = con.execute(
-        """
-        with ranked as (
-            select aum, row_number() over (order by aum desc) as rank, count(*) over () as n
-            from monthly_aum where month = ?
-        )
-        select sum(aum) filter (where rank <= 0.2 * n) / sum(aum) from ranked
-    """,
-        [last],
-    ).fetchone()[0]
-    customers = con.execute("select count(*) from monthly_aum where month = ?", [last]).fetchone()[
-        0
-    ]
-    holding = con.execute(
-        """
-        select p.product, count(distinct b.customer_id) as customers,
-            count(distinct b.customer_id) / ? as rate
-        from products p left join balances b
-            on b.product = p.product and b.month = ? and b.status = 'open'
-        group by p.product order by rate desc
-    """,
-        [customers, last],
-    ).df()
+    _, wh = open_warehouse(location)
+    config = resolve_products(wh.products, config)
+    one_month = config.model_copy(
+        update={"churn": config.churn.model_copy(update={"horizon_months": 1})}
+    )
+    panel = build_panel(wh, config)
+    last_month = month_number(wh.balances.month.max()).as_scalar()
+    horizon = config.churn.horizon_months
+    panel = panel.mutate(
+        eligible=churn_eligible(panel, config),
+        churned=churned(panel, config),
+        churned_1m=churned(panel, one_month),
+        aum_change_3m=safe_ratio(panel.aum, lag(panel.aum, 3)) - 1,
+        tier=tier_level(panel.aum, config.tiers),
+        complete=panel.month_number + horizon <= last_month,
+    )
+    eligible = panel.filter(panel.eligible & panel.complete)
+    if wh.truth is not None:
+        truth = wh.truth.select("customer_id", "month", truth_p_churn_3m="p_churn_3m")
+        eligible = eligible.left_join(truth, ["customer_id", "month"])
+    rows = eligible.select(
+        "month", "churned", "churned_1m", "aum_change_3m",
+        *(["truth_p_churn_3m"] if wh.truth is not None else []),
+    ).to_pandas()  # fmt: skip
+    rows["churned"] = rows["churned"].astype(bool)
+    by_month = rows.groupby("month")
+    churn_by_cutoff = pd.DataFrame(
+        {
+            "eligible": by_month.size(),
+            "monthly_churn": by_month["churned_1m"].mean(),
+            "churn_3m": by_month["churned"].mean(),
+        }
+    )
+    if wh.truth is not None:
+        churn_by_cutoff["truth_p_churn_3m"] = by_month["truth_p_churn_3m"].mean()
+    churn_by_cutoff = churn_by_cutoff.rename_axis("cutoff").reset_index()
+    known = rows[rows["aum_change_3m"].notna()]
+    aum_change = (
+        known.groupby("churned")["aum_change_3m"]
+        .agg(median_aum_change_3m="median", rows="size")
+        .reset_index()
+    )
+    last = panel.filter(panel.month_number == last_month).select("aum", "tier").to_pandas()
+    counts = last["tier"].value_counts().reindex(range(len(config.tiers.names)), fill_value=0)
+    tiers = pd.DataFrame(
+        {
+            "tier": list(config.tiers.names),
+            "customers": counts.to_numpy(),
+            "share": counts.to_numpy() / max(len(last), 1),
+        }
+    )
+    aum = last["aum"].sort_values(ascending=False).to_numpy()
+    top = aum[: int(round(0.2 * len(aum)))].sum()
+    b = wh.balances
+    held = b.filter(holds(b) & (month_number(b.month) == last_month))
+    held = held.group_by("product").aggregate(customers=held.customer_id.nunique()).to_pandas()
+    holding = pd.DataFrame({"product": list(config.product_codes)}).merge(
+        held, on="product", how="left"
+    )
+    holding["customers"] = holding["customers"].fillna(0).astype(int)
+    holding["rate"] = holding["customers"] / max(len(last), 1)
+    months = wh.balances.month.max().to_pandas()
     return BankProfile(
-        customers=int(customers),
-        as_of=pd.Timestamp(last).date().isoformat(),
+        customers=len(last),
+        as_of=pd.Timestamp(months).date().isoformat(),
         tiers=tiers,
-        top20_aum_share=float(top20),
+        top20_aum_share=float(top / aum.sum()) if aum.sum() > 0 else 0.0,
         churn_by_cutoff=churn_by_cutoff,
         aum_change_3m=aum_change,
-        holding_rates=holding,
+        holding_rates=holding.sort_values("rate", ascending=False, ignore_index=True),
     )

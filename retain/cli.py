@@ -5,14 +5,20 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from retain.config_commands import config_app
-from retain.options import ConfigOption, WarehouseOption, bank_config, warehouse_location
+from retain.options import (
+    ConfigOption,
+    WarehouseOption,
+    bank_config,
+    synthetic_bank,
+    warehouse_location,
+)
 from retain.output import JsonOption, console, errors, progress_bar, save_json, table
 
 app = typer.Typer(
@@ -41,10 +47,14 @@ DEFAULT_WAREHOUSE = Path("data/warehouse")
 
 
 def _month_end(value: str) -> date:
+    """A month-end date, or a one-line usage error naming what was wrong."""
     try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
+        day = datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError as exc:
         raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}") from exc
+    if (day + timedelta(days=1)).day != 1:
+        raise typer.BadParameter(f"{value} is not a month-end date (months end on their last day)")
+    return day
 
 
 @app.command()
@@ -255,11 +265,21 @@ def train(
         str | None, typer.Option(help="Flat table: register the model under this name.")
     ] = None,
     config: ConfigOption = None,
+    experiment: Annotated[
+        str, typer.Option(help="MLflow experiment to log the runs in.")
+    ] = "retain",
+    run_name: Annotated[
+        str | None, typer.Option("--run-name", help="Name of the run (default: train TASK).")
+    ] = None,
+    tags: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="KEY=VALUE on the run and its model runs; repeatable."),
+    ] = None,
     json_path: JsonOption = None,
 ) -> None:
     """Train LightGBM models out of time, log and register them in MLflow (as challenger)."""
+    from models.registry import use_store
     from training.dataset import DatasetError
-    from training.register import use_store
     from training.run import TASKS, train_task
     from training.train import TrainConfig
 
@@ -272,7 +292,8 @@ def train(
     if task not in TASKS:
         errors.print(f"[red]error:[/] --task must be one of {', '.join(TASKS)}, not {task!r}")
         raise typer.Exit(2)
-    use_store()
+    run_tags = _run_tags(tags or [])
+    use_store(experiment=experiment)
     try:
         with progress_bar(f"training {task}: models") as update:
             summary = train_task(features_path, task, TrainConfig(), _warn, trials, update,
@@ -280,6 +301,8 @@ def train(
     except DatasetError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
+    finally:
+        _label_last_run(run_name, run_tags)
     rows = [
         (model, summary["models"][model], *(_fmt(m.get(k)) for k in ("test_auc",
          "lightgbm_defaults_test_auc", "oracle_auc", "auc_to_oracle", "ece", "lift_at_10")),
@@ -290,6 +313,37 @@ def train(
                         ["model", "version", "test AUC", "LightGBM defaults", "oracle AUC",
                          "AUC / oracle", "ECE", "lift@10%", "test cutoff"], rows))  # fmt: skip
     save_json(json_path, summary)
+
+
+# keys retain itself writes on training runs: a --tag may not overwrite them
+RESERVED_TAGS = ("model", "label", "task", "git_sha", "source", "booster_sha256",
+                 "artifact_sha256", "tuned_trials")  # fmt: skip
+
+
+def _run_tags(pairs: list[str]) -> dict[str, str]:
+    found = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            errors.print(f"[red]error:[/] --tag takes KEY=VALUE, not {pair!r}")
+            raise typer.Exit(2)
+        if key in RESERVED_TAGS or key.startswith("mlflow."):
+            errors.print(f"[red]error:[/] --tag {key} is set by retain itself; pick another key")
+            raise typer.Exit(2)
+        found[key] = value
+    return found
+
+
+def _label_last_run(run_name: str | None, tags: dict[str, str]) -> None:
+    """Name and tag the run just finished (or failed) and its model runs."""
+    import mlflow
+
+    from models.registry import label_runs
+
+    last = mlflow.last_active_run()
+    if last is not None and (run_name or tags):
+        label_runs(last.info.run_id, run_name, tags)
 
 
 def _train_flat(path, target, positive, id_column, drop, register, json_path) -> None:
@@ -330,9 +384,10 @@ def _fmt(value: float | None) -> str:
 def backtest(
     features_path: Annotated[Path, typer.Option("--features", help="Feature file.")],
     task: Annotated[str, typer.Option(help="churn, upgrade or cross_sell_<product>.")] = "churn",
+    config: ConfigOption = None,
     json_path: JsonOption = None,
 ) -> None:
-    """Rolling-origin backtest: AUC and ECE per cutoff, trained on the past only."""
+    """Rolling-origin backtest with the embargo: AUC and ECE per cutoff, trained on the past."""
     from training.backtest import run_backtest
     from training.dataset import DatasetError
     from training.register import use_store
@@ -341,16 +396,17 @@ def backtest(
     use_store()
     try:
         with console.status(f"backtesting {task}…"):
-            summary = run_backtest(features_path, f"label_{task}", TrainConfig())
+            horizon = bank_config(config).churn.horizon_months
+            summary = run_backtest(features_path, f"label_{task}", TrainConfig(), horizon)
     except DatasetError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
-    rows = [(r["cutoff"], r["train_cutoffs"], f"{r['rows']:,}", r["positives"], _fmt(r["auc"]),
-             _fmt(r["ece"])) for r in summary["cutoffs"]]  # fmt: skip
+    rows = [(r["cutoff"], r["valid_cutoff"], r["train_cutoffs"], f"{r['rows']:,}", r["positives"],
+             _fmt(r["auc"]), _fmt(r["ece"])) for r in summary["cutoffs"]]  # fmt: skip
     console.print(
         table(
             f"backtest {task} (run {summary['run_id']})",
-            ["test cutoff", "train cutoffs", "rows", "positives", "AUC", "ECE"],
+            ["test cutoff", "validation", "train cutoffs", "rows", "positives", "AUC", "ECE"],
             rows,
         )
     )
@@ -361,15 +417,24 @@ def backtest(
 def promote(
     model: Annotated[str, typer.Option(help="Registered model name, e.g. churn.")],
     force: Annotated[bool, typer.Option(help="Promote even if worse.")] = False,
+    version: Annotated[
+        int | None,
+        typer.Option("--version", help="Make this version champion, no gate (rollback)."),
+    ] = None,
     json_path: JsonOption = None,
 ) -> None:
-    """Make the challenger champion if it is no worse on the same latest test set."""
+    """Make the challenger champion if it is no worse on its logged test rows; or, with
+    --version N, put version N back as champion (recorded with who and when)."""
+    from models.registry import RegistryError, use_store
     from training.promote import promote as promote_model
-    from training.register import RegistryError, use_store
+    from training.promote import rollback
 
     use_store()
     try:
-        decision = promote_model(model, force=force)
+        if version is not None:
+            decision = rollback(model, str(version))
+        else:
+            decision = promote_model(model, force=force)
     except RegistryError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
@@ -389,7 +454,7 @@ def models(
     json_path: JsonOption = None,
 ) -> None:
     """List registered models with versions, aliases and key metrics."""
-    from training.register import registered_models, use_store
+    from models.registry import registered_models, use_store
 
     use_store()
     rows = registered_models()
@@ -408,43 +473,83 @@ def models(
 
 
 @app.command()
+def runs(
+    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "retain",
+    model: Annotated[str | None, typer.Option(help="Only the runs of this model.")] = None,
+    last: Annotated[int, typer.Option(help="How many runs, newest first.", min=1)] = 20,
+    json_path: JsonOption = None,
+) -> None:
+    """List training runs with their key metrics and cutoffs (from the MLflow store)."""
+    from models.registry import RegistryError, list_runs, use_store
+
+    use_store()
+    try:
+        rows = list_runs(experiment, model, last)
+    except RegistryError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    columns = ["run id", "name", "start", "status", "model", "test AUC", "AUC / oracle", "ECE",
+               "lift@10%", "train cutoffs", "valid cutoffs", "test cutoffs"]  # fmt: skip
+    lines = [
+        (r["run_id"], r["name"], r["start"], r["status"], r["model"] or "-", _fmt(r["test_auc"]),
+         _fmt(r["auc_to_oracle"]), _fmt(r["ece"]), _fmt(r["lift_at_10"]),
+         *(r[f"{part}_cutoffs"] or "-" for part in ("train", "valid", "test")))
+        for r in rows
+    ]  # fmt: skip
+    console.print(table(f"runs of {experiment}" + (f" ({model})" if model else ""), columns,
+                        lines))  # fmt: skip
+    save_json(json_path, {"experiment": experiment, "runs": rows})
+
+
+@app.command()
 def score(
     cutoff: Annotated[str, typer.Option(help="Month-end date to score at, e.g. 2024-12-31.")],
-    warehouse: Annotated[Path, typer.Option(help="Warehouse directory.")] = DEFAULT_WAREHOUSE,
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
     out: Annotated[Path, typer.Option(help="Output directory (replaced atomically).")] = Path(
         "data/scores"
     ),
-    lang: Annotated[str, typer.Option(help="Language of reasons and sheets: zh or en.")] = "zh",
+    lang: Annotated[
+        str | None, typer.Option(help="Language of reasons and sheets: zh or en.")
+    ] = None,
     k: Annotated[
         int | None, typer.Option(help="List length (default: each RM's capacity).")
     ] = None,
     explain_above: Annotated[
-        float, typer.Option(help="Only explain customers with p_churn at least this.")
-    ] = 0.0,
+        float | None, typer.Option(help="Only explain customers with p_churn at least this.")
+    ] = None,
     json_path: JsonOption = None,
 ) -> None:
-    """Score every customer with the champion models; write scores, RM lists and a report."""
-    summary = _score(warehouse, _month_end(cutoff), out, lang, k, explain_above)
+    """Validate the warehouse, score every customer with the champion models, and write
+    scores, RM lists and a report."""
+    from retain.warehouse import require_valid
+
+    bank = bank_config(config)
+    location = warehouse_location(warehouse, bank)
+    day = _month_end(cutoff)
+    require_valid(location)
+    summary = _score(location, day, out, bank, lang, k, explain_above)
     _print_score(summary)
     save_json(json_path, summary)
 
 
-def _score(warehouse: Path, cutoff: date, out: Path, lang: str, k, explain_above) -> dict:
+def _score(warehouse, cutoff: date, out: Path, bank, lang, k, explain_above) -> dict:
     from features.build import CutoffError
-    from features.catalog import LANGUAGES
-    from features.config import BankConfig
     from features.sources.files import WarehouseError
+    from models.registry import RegistryError, use_store
     from serving.batch import score_warehouse
-    from training.register import RegistryError, use_store
 
-    if lang not in LANGUAGES:
-        errors.print(f"[red]error:[/] --lang must be one of {', '.join(LANGUAGES)}, not {lang!r}")
+    lang = lang or bank.language
+    if lang not in bank.languages:
+        errors.print(f"[red]error:[/] --lang must be one of {', '.join(bank.languages)}, "
+                     f"not {lang!r}")  # fmt: skip
         raise typer.Exit(2)
+    explain_above = bank.lists.explain_above if explain_above is None else explain_above
     use_store()
     try:
         with console.status("scoring") as status:
             return score_warehouse(
-                warehouse, cutoff, out, BankConfig(), lang, k, explain_above,
+                warehouse, cutoff, out, bank, lang, k, explain_above,
                 step=lambda text: status.update(f"scoring: {text}…"),
             )  # fmt: skip
     except (RegistryError, CutoffError, WarehouseError) as exc:
@@ -567,40 +672,44 @@ def serve(
 
 @app.command()
 def demo(
-    customers: Annotated[int, typer.Option(help="Customers in the synthetic bank.")] = 20_000,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    customers: Annotated[
+        int | None, typer.Option(help="Customers in the synthetic bank.", show_default="20000")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.", show_default="0")] = None,
     out: Annotated[Path, typer.Option(help="Where the demo writes.")] = Path("data"),
     lang: Annotated[str, typer.Option(help="Language of reasons and sheets: zh or en.")] = "en",
+    config: ConfigOption = None,
     json_path: JsonOption = None,
 ) -> None:
     """Run the whole chain on a fresh synthetic bank: warehouse → features → models → lists.
 
     Writes ``<out>/warehouse``, ``<out>/features.parquet`` and ``<out>/scores`` (lists and
-    report); models go to the MLflow store and every new one is promoted if no worse."""
+    report); models go to the MLflow store and every new one is promoted if no worse. With
+    ``--config`` the bank is the configuration's (its ``[synthetic]`` section and tiers)."""
     from features.build import parse_cutoffs
-    from features.config import BankConfig
     from features.materialize import write_features
+    from models.registry import RegistryError, use_store
     from synthetic.bank import write_bank
-    from synthetic.config import SynthConfig
     from training.promote import promote as promote_model
-    from training.register import RegistryError, use_store
     from training.run import train_task
     from training.train import TrainConfig
 
-    config = SynthConfig(customers=customers, seed=seed)
+    synth, bank = synthetic_bank(config, {"customers": customers, "seed": seed})
     warehouse, features_path = out / "warehouse", out / "features.parquet"
-    last = config.end
+    last = synth.end
     started = time.perf_counter()
-    with progress_bar(f"1/5 synthetic bank, {customers:,} customers × 24 months") as update:
-        write_bank(config, warehouse, on_chunk=update)
-    # 15 monthly cutoffs: the last 3 have no complete labels yet, the 12 before train the models
-    cutoffs = parse_cutoffs(f"{_months_before(last, 14)}:{last.isoformat()}")
+    title = f"1/5 synthetic bank, {synth.customers:,} customers × {synth.months} months"
+    with progress_bar(title) as update:
+        write_bank(synth, warehouse, ladder=bank.tiers, on_chunk=update)
+    # every month with 3 months of history before it: the last `horizon` have no complete
+    # labels yet, the ones before train, validate and test the models
+    cutoffs = parse_cutoffs(f"{_months_before(last, synth.months - 4)}:{last.isoformat()}")
     with console.status("2/5 features") as status:
-        write_features(warehouse, cutoffs, features_path, BankConfig(),
+        write_features(warehouse, cutoffs, features_path, bank,
                        step=lambda text: status.update(f"2/5 features: {text}…"))  # fmt: skip
     use_store()
     with progress_bar("3/5 training churn, cross-sell and upgrade models") as update:
-        trained = train_task(features_path, "all", TrainConfig(), _warn, 0, update)
+        trained = train_task(features_path, "all", TrainConfig(), _warn, 0, update, bank=bank)
     decisions = []
     try:
         for name in trained["models"]:
@@ -611,23 +720,18 @@ def demo(
     console.print(
         table(
             "4/5 models (promoted to champion when no worse)",
-            ["model", "version", "champion", "test AUC", "AUC / oracle", "ECE"],
+            ["model", "version", "champion", "test AUC", "LightGBM defaults", "AUC / oracle",
+             "ECE"],
             [
-                (
-                    d["model"],
-                    d["challenger"],
-                    d["champion"],
-                    *(
-                        _fmt(trained["per_model"][d["model"]].get(k))
-                        for k in ("test_auc", "auc_to_oracle", "ece")
-                    ),
-                )
+                (d["model"], d["challenger"], d["champion"],
+                 *(_fmt(trained["per_model"][d["model"]].get(k)) for k in
+                   ("test_auc", "lightgbm_defaults_test_auc", "auc_to_oracle", "ece")))
                 for d in decisions
             ],
         )
-    )
+    )  # fmt: skip
     console.print("5/5 scoring the latest month")
-    scored = _score(warehouse, last, out / "scores", lang, None, 0.0)
+    scored = _score(warehouse, last, out / "scores", bank, lang, None, None)
     _print_score(scored)
     seconds = time.perf_counter() - started
     console.print(

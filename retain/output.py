@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -19,6 +22,12 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
+JsonOption = Annotated[
+    Path | None,
+    typer.Option("--json", help="Also write a machine-readable summary to PATH (- for stdout)."),
+]
+
+
 def table(title: str, columns: Iterable[str], rows: Iterable[Iterable[object]]) -> Table:
     out = Table(title=title, title_justify="left")
     for column in columns:
@@ -29,10 +38,14 @@ def table(title: str, columns: Iterable[str], rows: Iterable[Iterable[object]]) 
 
 
 def save_json(path: Path | None, payload: dict) -> None:
-    """Write the machine-readable summary when ``--json PATH`` was given."""
-    if path is not None:
-        write_json(path, payload)
-        console.print(f"summary written to [bold]{path}[/]")
+    """Write the machine-readable summary when ``--json PATH`` was given (``-``: stdout)."""
+    if path is None:
+        return
+    if str(path) == "-":
+        print(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+        return
+    write_json(path, payload)
+    errors.print(f"summary written to [bold]{path}[/]")
 
 
 @contextmanager

@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from features.catalog import product_label
-from features.config import BankConfig
-from features.materialize import write_features
 from features.atomic import atomic_dir, write_json
-from features.sources.files import read_table, table_glob
+from features.build import HOLDS_PREFIX
+from features.config import BankConfig, RiskBands
+from features.materialize import write_features
+from features.products import read_products_metadata
+from features.sources.tables import read_location_table
 from models.artifact import VerifiedModel, load_verified
 from models.registry import CHAMPION, RegistryError
 from serving.explain import TOP_K, Reasons, explain, inputs, reason_columns
@@ -37,8 +37,6 @@ from serving.report import write_report
 from serving.sheets import write_list_files
 
 CHURN, UPGRADE, CROSS_SELL = "churn", "upgrade", "cross_sell_"
-# Calibrated 3-month churn probability → band. The bank's base rate is a few per cent.
-RISK_BANDS = ((0.20, "high"), (0.05, "medium"), (0.0, "low"))
 
 
 @dataclass
@@ -74,14 +72,20 @@ def load_champions(alias: str = CHAMPION) -> ModelSet:
     return ModelSet(load_verified(CHURN, alias), load_verified(UPGRADE, alias), cross)
 
 
-def risk_band(p: np.ndarray) -> np.ndarray:
-    band = np.full(len(p), RISK_BANDS[-1][1], dtype=object)
-    for threshold, name in reversed(RISK_BANDS[:-1]):
-        band[p >= threshold] = name
+DEFAULT_BANDS = RiskBands()
+
+
+def risk_band(p: np.ndarray, bands: RiskBands = DEFAULT_BANDS) -> np.ndarray:
+    """Calibrated churn probability → "high", "medium" or "low" by the list policy's bands."""
+    band = np.full(len(p), "low", dtype=object)
+    band[p >= bands.medium] = "medium"
+    band[p >= bands.high] = "high"
     return band
 
 
-def score_frame(models: ModelSet, features: pd.DataFrame) -> pd.DataFrame:
+def score_frame(
+    models: ModelSet, features: pd.DataFrame, bands: RiskBands = DEFAULT_BANDS
+) -> pd.DataFrame:
     """Calibrated scores of every model for every row, next to the ids.
 
     The inputs become one float64 matrix once (booleans 0/1, missing NaN — what the model
@@ -97,7 +101,7 @@ def score_frame(models: ModelSet, features: pd.DataFrame) -> pd.DataFrame:
 
     p_churn = predict(models.churn)
     out = {"customer_id": features["customer_id"].to_numpy(), "p_churn": p_churn,
-           "risk_band": risk_band(p_churn)}  # fmt: skip
+           "risk_band": risk_band(p_churn, bands)}  # fmt: skip
     for product, model in models.cross_sell.items():
         out[f"propensity_{product}"] = predict(model)
     out["p_upgrade"] = predict(models.upgrade)
@@ -113,20 +117,11 @@ def explain_churn(
     return explain(models.churn.booster, features, models.churn.metadata["features"], rows, TOP_K)
 
 
-def held_at(warehouse: Path, cutoff: date, customer_ids: pd.Series, products) -> pd.DataFrame:
-    """Which products each customer holds (status open) in the cutoff month."""
-    con = duckdb.connect()
-    try:
-        rows = con.execute(
-            f"SELECT DISTINCT customer_id, product FROM read_parquet('{table_glob(warehouse, 'balances')}') "  # noqa: E501
-            "WHERE month = ? AND status = 'open'",
-            [cutoff],
-        ).df()
-    finally:
-        con.close()
-    held = pd.crosstab(rows["customer_id"], rows["product"]).gt(0)
-    held = held.reindex(index=customer_ids.to_numpy(), columns=list(products), fill_value=False)
-    return held.fillna(False).astype(bool).set_axis(customer_ids.index)
+def holdings(features: pd.DataFrame, products: list[str]) -> pd.DataFrame:
+    """Which products each customer holds at the cutoff (the feature build's ``holds_``
+    columns: one definition of holding a product), one boolean column per product."""
+    columns = {p: features[f"{HOLDS_PREFIX}{p}"].fillna(False).astype(bool) for p in products}
+    return pd.DataFrame(columns, index=features.index)
 
 
 def reason_fidelity(features: pd.DataFrame, scores: pd.DataFrame, reasons: Reasons) -> dict | None:
@@ -168,12 +163,13 @@ def score_warehouse(
         tick = time.perf_counter()
         write_features(warehouse, [cutoff], staging / "features.parquet", config, step=step)
         features = pd.read_parquet(staging / "features.parquet")
+        config = config.with_products(read_products_metadata(staging / "features.parquet"))
         timings["features"] = time.perf_counter() - tick
         if features.empty:
             raise RegistryError(f"no customers at cutoff {cutoff} in {warehouse}")
         step("scoring")
         tick = time.perf_counter()
-        scores = score_frame(models, features)
+        scores = score_frame(models, features, config.lists.risk_bands)
         timings["scoring"] = time.perf_counter() - tick
         step("reasons")
         tick = time.perf_counter()
@@ -181,7 +177,7 @@ def score_warehouse(
         timings["reasons"] = time.perf_counter() - tick
         step("offers and lists")
         scored = _assemble(warehouse, cutoff, config, models, features, scores, reasons, lang)
-        rms = read_table(warehouse, "rms", ["rm_id", "capacity"])
+        rms = read_location_table(warehouse, "rms", ["rm_id", "capacity"])
         lists = build_lists(scored, rms, k)
         rms.to_parquet(staging / "rms.parquet", index=False)  # the API builds lists from it
         _write_scores(staging, scored, models)
@@ -207,21 +203,21 @@ def score_warehouse(
 def _assemble(warehouse, cutoff, config, models, features, scores, reasons, lang) -> pd.DataFrame:
     """One frame with ids, scores, reasons, offer and action for every customer."""
     keep = ["rm_id", "outlet_id", "branch_id", "sub_branch_id", "tier", "pyramid_level",
-            "do_not_contact", "eligible_churn", "contribution_12m", "open_complaints",
-            "time_deposit_maturing_30d", "wm_maturing_30d"]  # fmt: skip
+            "do_not_contact", "eligible_churn", "leaving_now", "contribution_12m",
+            "open_complaints", "maturing_30d", "maturing_product", "maturing_date"]  # fmt: skip
     scored = pd.concat([scores, features[keep].reset_index(drop=True)], axis=1)
     scored["expected_loss"] = scored["p_churn"] * scored["contribution_12m"].clip(lower=0)
     scored = scored.assign(**reason_columns(reasons, len(scored)))
     for rank in range(1, TOP_K + 1):
         scored[f"reason_{rank}"] = scored[f"reason_{rank}_text_{lang}"]
-    products = list(models.cross_sell)
-    held = held_at(warehouse, cutoff, scored["customer_id"], products)
-    values = product_values(tuple(p for p in config.products if p.product in products), features)
+    products = [p for p in config.products if p.product in models.cross_sell]
+    held = holdings(features, [p.product for p in products]).set_axis(scored.index)
+    values = product_values(tuple(products), features)
     offer, propensity = next_best_offer(scored, held, values)
     scored["next_best_offer"], scored["offer_propensity"] = offer, propensity
-    scored["next_best_offer_label"] = [product_label(p, lang) if p else None for p in offer]
+    scored["next_best_offer_label"] = [config.product_label(p, lang) if p else None for p in offer]
     scored["action"] = actions(scored)
-    names = read_table(warehouse, "customers", ["customer_id", "name"])
+    names = read_location_table(warehouse, "customers", ["customer_id", "name"])
     masked = names.set_index("customer_id")["name"].map(mask_name)
     scored["customer_name"] = scored["customer_id"].map(masked).fillna("***")
     return scored

@@ -39,13 +39,17 @@ def mask_name(name: object) -> str:
     return " ".join(w[0] + "*" * max(len(w) - 1, 1) for w in name.split())
 
 
-def product_values(products: tuple[Product, ...], balances: pd.DataFrame) -> dict[str, float]:
+def product_values(products: tuple[Product, ...], features: pd.DataFrame) -> dict[str, float]:
     """What one holder of each product brings a year: its fee plus its margin on the median
-    balance of the customers who hold it at the cutoff (``balance_<product>`` > 0)."""
+    balance of the customers who hold it at the cutoff (``holds_<product>``)."""
     values = {}
     for p in products:
-        column = f"balance_{p.product}"
-        held = balances[column][balances[column] > 0] if column in balances else pd.Series([])
+        column, holds = f"balance_{p.product}", f"holds_{p.product}"
+        held = (
+            features.loc[features[holds].fillna(False).astype(bool), column]
+            if column in features and holds in features
+            else pd.Series([], dtype="float64")
+        )
         typical = float(held.median()) if len(held) else 0.0
         values[p.product] = p.fee_per_year + p.margin_rate * typical
     return values
@@ -76,11 +80,9 @@ def next_best_offer(
 
 
 def actions(frame: pd.DataFrame) -> pd.Series:
-    """Open complaint first; then a deposit or WM product maturing within 30 days; else a call."""
+    """Open complaint first; then money maturing within 30 days (any product); else a call."""
     complaint = frame["open_complaints"].fillna(0) > 0
-    maturing = (frame["time_deposit_maturing_30d"].fillna(0) > 0) | (
-        frame["wm_maturing_30d"].fillna(0) > 0
-    )
+    maturing = frame["maturing_30d"].fillna(0) > 0
     otherwise = np.where(maturing, OFFER_RENEWAL, RETENTION_CALL)
     action = np.where(complaint, RESOLVE_COMPLAINT, otherwise)
     return pd.Series(action, index=frame.index, dtype=object)

@@ -12,7 +12,13 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from training.calibrate import fit_calibrator
-from training.dataset import DatasetError, dataset_at, embargoed_cutoffs, labelled_cutoffs
+from training.dataset import (
+    DatasetError,
+    dataset_at,
+    embargoed_cutoffs,
+    labelled_cutoffs,
+    read_features,
+)
 from training.evaluate import ece
 from training.plots import plot_backtest
 from training.register import git_sha
@@ -56,7 +62,7 @@ def backtest(frame: pd.DataFrame, label: str, config: TrainConfig, horizon: int)
 
 
 def run_backtest(features_path: Path, label: str, config: TrainConfig, horizon: int) -> dict:
-    frame = pd.read_parquet(features_path)
+    frame = read_features(features_path)
     with mlflow.start_run(run_name=f"backtest {label}") as run:
         mlflow.set_tags({"task": "backtest", "label": label, "git_sha": git_sha()})
         mlflow.log_params({"features_path": str(features_path), "label": label})

@@ -15,6 +15,8 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from features.catalog import CATALOG_VERSION, catalog
+from features.config import BankConfig
+from features.products import products_to_json, read_products_metadata
 from models.artifact import ModelArtifact
 from training.baselines import baseline_scores
 from training.calibrate import fit_calibrator
@@ -23,6 +25,7 @@ from training.dataset import (
     Dataset,
     DatasetError,
     LeakageError,
+    read_features,
     refuse_perfect_predictors,
     split_out_of_time,
 )
@@ -39,13 +42,20 @@ from training.train import TrainConfig, fit_booster
 from training.tune import tune
 
 TASKS = ("churn", "cross_sell", "upgrade", "all")
-SUMMARY_METRICS = ("test_auc", "oracle_auc", "auc_to_oracle", "ece", "brier", "lift_at_10")
+SUMMARY_METRICS = ("test_auc", "lightgbm_defaults_test_auc", "logistic_regression_test_auc",
+                   "oracle_auc", "auc_to_oracle", "ece", "brier", "lift_at_10")  # fmt: skip
 SHAP_ROWS = 5_000
-LABEL_TEXT = {
-    "label_churn": "AUM at the end of the 3-month horizon below 30% of the 3-month average up "
-    "to the cutoff, among customers eligible at the cutoff (DESIGN §5)",
-    "label_upgrade": "tier 3 months after the cutoff higher than at the cutoff",
-}
+
+
+def label_text(label: str, bank: BankConfig) -> str:
+    """The label in words, from the configuration (model cards, run records)."""
+    h = bank.churn.horizon_months
+    if label == "label_churn":
+        return bank.churn.describe()
+    if label == "label_upgrade":
+        return f"tier {h} months after the cutoff higher than at the cutoff"
+    product = label.removeprefix("label_cross_sell_")
+    return f"{product}: not held at the cutoff, held (open) in any month of the next {h}"
 
 
 def labels_for(task: str, frame: pd.DataFrame) -> list[str]:
@@ -87,12 +97,20 @@ def _plots(folder: Path, ds: Dataset, booster, p: np.ndarray, scores: dict, trut
 
 
 def train_label(
-    frame: pd.DataFrame, label: str, config: TrainConfig, source: str, trials: int = 0
+    frame: pd.DataFrame,
+    label: str,
+    config: TrainConfig,
+    source: str,
+    trials: int = 0,
+    bank: BankConfig | None = None,
+    products: tuple = (),
 ) -> dict:
     """Train (optionally tune), evaluate and register the model for one label in a nested
-    MLflow run."""
+    MLflow run. ``bank`` gives the horizon (the embargo), tier bounds and label text;
+    ``products`` the catalogue the feature file was built with (travels with the model)."""
+    bank = bank or BankConfig()
     name = label.removeprefix("label_")
-    ds = split_out_of_time(frame, label)
+    ds = split_out_of_time(frame, label, bank.churn.horizon_months)
     with mlflow.start_run(run_name=name, nested=True) as run:
         mlflow.set_tags({"label": label, "model": name, "git_sha": git_sha(), "source": source})
         refuse_perfect_predictors(ds.train.x, ds.train.y)
@@ -109,7 +127,7 @@ def train_label(
         value = ds.test.rows["contribution_12m"].to_numpy(dtype="float64")
         metrics = evaluate(ds.test.y, p, value=value, truth=truth)
         refuse_beating_the_oracle(metrics, label)
-        scores = baseline_scores(label, ds.train, ds.test)
+        scores = baseline_scores(label, ds, bank.tiers, config)
         baselines = {b: _baseline_metrics(ds.test.y, s) for b, s in scores.items()}
         for b, m in baselines.items():
             if m["lift_at_10"] > 0:  # a baseline that finds nobody in its top 10% has no ratio
@@ -119,7 +137,7 @@ def train_label(
         mlflow.log_params({**asdict(config), "label": label, "inputs": len(ds.inputs),
                            "calibration": calibrator.method,
                            "best_iteration": booster.best_iteration,
-                           "features_path": source})  # fmt: skip
+                           "features_path": source, **split_params(ds, bank)})  # fmt: skip
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         mlflow.log_dict(fingerprint, "data/fingerprint.json")
         mlflow.log_dict({"catalog_version": CATALOG_VERSION, "features": list(ds.inputs)},
@@ -130,17 +148,31 @@ def train_label(
             _plots(Path(tmp), ds, booster, p, scores, truth)
             mlflow.log_artifacts(tmp, "plots")
         card = model_card(_card_info(name, ds, config, calibrator.method, metrics, baselines,
-                                     fingerprint, run.info.run_id, source))  # fmt: skip
+                                     fingerprint, run.info.run_id, source, bank))  # fmt: skip
         mlflow.log_text(card, "model_card.md")
         artifact = ModelArtifact(booster, calibrator, list(ds.inputs), metadata={
             "catalog_version": CATALOG_VERSION, "label": label,
-            "test_cutoff": ds.test.cutoffs[-1]})  # fmt: skip
+            "test_cutoff": ds.test.cutoffs[-1],
+            "products": products_to_json(products)})  # fmt: skip
         logged = register_model(artifact, name, ds.test.x.head(5), test_rows=ds.test.rows)
     return {"model": name, "version": logged.version, "run_id": run.info.run_id,
-            "sha256": logged.sha256, "metrics": metrics}  # fmt: skip
+            "sha256": logged.sha256, "metrics": metrics,
+            "splits": split_params(ds, bank)}  # fmt: skip
 
 
-def _card_info(name, ds, config, calibration, metrics, baselines, fingerprint, run_id, source):
+def split_params(ds: Dataset, bank: BankConfig) -> dict[str, str]:
+    """The cutoffs of each split and the embargo, for MLflow and ``--json``."""
+    return {
+        "train_cutoffs": ",".join(ds.train.cutoffs),
+        "valid_cutoff": ",".join(ds.valid.cutoffs),
+        "test_cutoff": ",".join(ds.test.cutoffs),
+        "embargo_months": str(bank.churn.horizon_months),
+    }
+
+
+def _card_info(
+    name, ds, config, calibration, metrics, baselines, fingerprint, run_id, source, bank
+):
     sensitive = tuple(f for f, entry in catalog().items() if entry.sensitive and f in ds.inputs)
     splits = tuple(
         SplitSummary(part, len(split.y), split.cutoffs, split.positive_rate)
@@ -149,12 +181,11 @@ def _card_info(name, ds, config, calibration, metrics, baselines, fingerprint, r
     return ModelCardInfo(
         model_name=name,
         task=name,
-        purpose=f"Rank customers by the probability of {name.replace('_', ' ')} within 3 months.",
+        purpose=f"Rank customers by the probability of {name.replace('_', ' ')} within "
+        f"{bank.churn.horizon_months} months.",
         splits=splits,
         data_fingerprint=fingerprint["hash"],
-        label_definition=LABEL_TEXT.get(
-            ds.label, f"{ds.label}: product not held at the cutoff, held in any month of the next 3"
-        ),  # fmt: skip
+        label_definition=label_text(ds.label, bank),
         features=ds.inputs,
         catalog_version=CATALOG_VERSION,
         params=asdict(config),
@@ -176,11 +207,14 @@ def train_task(
     warn=print,
     trials: int = 0,
     progress=lambda done, total: None,
+    bank: BankConfig | None = None,
 ) -> dict:
     """Train every model of ``task`` under one parent run; the summary the CLI prints.
 
     ``progress(done, total)`` is called before the first model and after each one."""
-    frame = pd.read_parquet(features_path)
+    bank = bank or BankConfig()
+    frame = read_features(features_path)
+    products = read_products_metadata(features_path)
     results = []
     labels = labels_for(task, frame)
     with mlflow.start_run(run_name=f"train {task}") as parent:
@@ -188,7 +222,9 @@ def train_task(
         progress(0, len(labels))
         for done, label in enumerate(labels, start=1):
             try:
-                results.append(train_label(frame, label, config, str(features_path), trials))
+                results.append(
+                    train_label(frame, label, config, str(features_path), trials, bank, products)
+                )
             except LeakageError:
                 raise
             except DatasetError as exc:
@@ -200,7 +236,10 @@ def train_task(
                 progress(done, len(labels))
         if not results:
             raise DatasetError(f"no model could be trained for task {task!r}")
-        per_model = {r["model"]: {k: r["metrics"].get(k) for k in SUMMARY_METRICS} for r in results}
+        per_model = {
+            r["model"]: {**{k: r["metrics"].get(k) for k in SUMMARY_METRICS}, **r["splits"]}
+            for r in results
+        }
         means = {
             k: float(np.mean([m[k] for m in per_model.values() if m.get(k) is not None]))
             for k in SUMMARY_METRICS

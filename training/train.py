@@ -20,7 +20,7 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class TrainConfig:
-    learning_rate: float = 0.1
+    learning_rate: float = 0.05
     num_leaves: int = 7
     max_depth: int = 3
     min_data_in_leaf: int = 20
@@ -28,7 +28,7 @@ class TrainConfig:
     bagging_fraction: float = 0.8
     bagging_freq: int = 1
     lambda_l2: float = 1.0
-    num_boost_round: int = 300
+    num_boost_round: int = 600
     early_stopping_rounds: int = 100
     seed: int = 0
     num_threads: int = 2
