@@ -1,0 +1,173 @@
+"""Promotion from the registry alone: models and the test rows they are compared on come from
+MLflow, never from a local file; rollback puts any verified version back. Tiny boosters on a
+random frame, no feature pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from models.artifact import ModelArtifact, load_verified
+from models.calibration import Calibrator
+from models.registry import CHAMPION, use_store
+from training.calibrate import fit_calibrator
+from training.promote import evaluation_rows, promote, rollback
+from training.register import EVALUATION_ROWS, register_model
+
+FEATURES = ["aum_change_3m", "tenure_months", "has_salary", "complaints_12m"]
+CUTOFFS = ["2024-06-30", "2024-07-31", "2024-08-31"]  # train, valid, test
+
+
+def bank_rows(n_per_cutoff: int = 1_500, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = n_per_cutoff * len(CUTOFFS)
+    frame = pd.DataFrame({
+        "customer_id": np.tile(np.arange(n_per_cutoff), len(CUTOFFS)),
+        "cutoff": np.repeat(pd.to_datetime(CUTOFFS).date, n_per_cutoff),
+        "aum_change_3m": rng.normal(size=n),
+        "tenure_months": rng.integers(1, 200, size=n).astype("float64"),
+        "has_salary": rng.random(n) < 0.6,
+        "complaints_12m": rng.poisson(0.3, size=n).astype("float64"),
+        "not_a_feature": rng.normal(size=n),
+    })  # fmt: skip
+    risk = -1.5 * frame["aum_change_3m"] + frame["complaints_12m"] - frame["has_salary"]
+    frame["label_churn"] = (risk + rng.normal(size=n) > 1.0).astype(int)
+    return frame
+
+
+def train(frame: pd.DataFrame, rounds: int = 40, leaves: int = 8, calibrated: bool = True):
+    part = {c: frame[frame["cutoff"].astype(str) == c] for c in CUTOFFS}
+    x = {c: p[FEATURES].astype("float64") for c, p in part.items()}
+    train_, valid, _ = CUTOFFS
+    booster = lgb.train({"objective": "binary", "num_leaves": leaves, "verbose": -1, "seed": 1},
+                        lgb.Dataset(x[train_], part[train_]["label_churn"]), rounds)  # fmt: skip
+    y_valid = part[valid]["label_churn"].to_numpy()
+    calibrator = (fit_calibrator(booster.predict(x[valid]), y_valid)[0] if calibrated
+                  else Calibrator("platt", {"a": 1.0, "b": 2.0}))  # fmt: skip
+    metadata = {"label": "label_churn", "test_cutoff": CUTOFFS[-1]}
+    return ModelArtifact(booster, calibrator, FEATURES, metadata), part[CUTOFFS[-1]]
+
+
+def register(frame: pd.DataFrame, cap: int = 200_000, **kwargs) -> str:
+    artifact, test_rows = train(frame, **kwargs)
+    with mlflow.start_run(run_name="churn"):
+        mlflow.set_tags({"model": "churn", "label": "label_churn"})
+        mlflow.log_params({"train_cutoffs": CUTOFFS[0], "valid_cutoff": CUTOFFS[1],
+                           "test_cutoff": CUTOFFS[2]})  # fmt: skip
+        mlflow.log_metrics({"test_auc": 0.8, "ece": 0.01})
+        example = test_rows[FEATURES].head(5).astype("float64")
+        return register_model(artifact, "churn", example, test_rows=test_rows, cap=cap).version
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    use_store(tmp_path)
+    return uri
+
+
+def test_promotion_needs_only_the_registry(store, tmp_path):
+    features = tmp_path / "features.parquet"
+    bank_rows().to_parquet(features)
+    first = register(pd.read_parquet(features))
+    assert promote("churn")["reason"] == "no champion yet"
+    weak = register(pd.read_parquet(features), rounds=1, leaves=2)
+    features.unlink()  # the feature file the models were trained on is gone
+    decision = promote("churn")
+    assert decision["promoted"] is False and decision["champion"] == first
+    assert decision["comparison"]["challenger"]["auc"] < decision["comparison"]["champion"]["auc"]
+    assert decision["rows"] == 1_500 and decision["test_cutoff"] == CUTOFFS[-1]
+    forced = promote("churn", force=True)
+    assert forced["promoted"] is True and "--force" in forced["reason"]
+    assert load_verified("churn", CHAMPION).version == weak
+
+
+def test_a_better_calibrated_challenger_gets_in(store):
+    frame = bank_rows()
+    register(frame, calibrated=False)
+    promote("churn")
+    better = register(frame)
+    decision = promote("churn")
+    assert decision["promoted"] is True, decision["reason"]
+    assert decision["comparison"]["challenger"]["ece"] < decision["comparison"]["champion"]["ece"]
+    assert load_verified("churn", CHAMPION).version == better
+
+
+def test_the_logged_test_rows_are_capped_by_a_seeded_sample(store):
+    version = register(bank_rows(), cap=500)
+    rows = evaluation_rows(load_verified("churn", version=version))
+    assert len(rows) == 500
+    assert list(rows.columns[:3]) == ["customer_id", "cutoff", "label_churn"]
+    assert set(FEATURES) <= set(rows.columns) and "not_a_feature" not in rows.columns
+    run = MlflowClient().get_run(MlflowClient().get_model_version("churn", version).run_id)
+    assert run.data.params["evaluation_rows_cap"] == "500"
+    assert run.data.params["evaluation_rows_of"] == "1500"
+    again = register(bank_rows(), cap=500)
+    np.testing.assert_array_equal(  # seeded: the same rows every time
+        evaluation_rows(load_verified("churn", version=again))["customer_id"], rows["customer_id"]
+    )
+    artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "evaluation")}
+    assert artifacts == {EVALUATION_ROWS}
+
+
+def test_rollback_sets_any_version_champion_and_records_who_and_when(store, monkeypatch):
+    frame = bank_rows()
+    first = register(frame)
+    promote("churn")
+    second = register(frame, rounds=60)
+    promote("churn", force=True)
+    monkeypatch.setenv("RETAIN_USER", "risk-officer")
+    decision = rollback("churn", first)
+    assert decision["champion"] == first and decision["previous"] == second
+    assert load_verified("churn", CHAMPION).version == first
+    tags = MlflowClient().get_model_version("churn", first).tags
+    assert tags["champion_by"] == "risk-officer" and tags["champion_at"]
+    change = json.loads(MlflowClient().get_registered_model("churn").tags["last_champion_change"])
+    assert change == {**change, "version": first, "previous": second, "by": "risk-officer"}
+
+
+def retain(args: list[str], store: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "RETAIN_USER": "cli-test"}
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-m", "retain", *args], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=root)  # fmt: skip
+
+
+def test_the_commands_roll_back_and_list_runs(store):
+    frame = bank_rows()
+    first = register(frame)
+    promote("churn")
+    second = register(frame, rounds=60)
+    promote("churn", force=True)
+    result = retain(["promote", "--model", "churn", "--version", first, "--json", "-"], store)
+    assert result.returncode == 0, result.stderr
+    decision = json.loads(result.stdout[result.stdout.index("{") :])
+    assert decision["champion"] == first and decision["previous"] == second
+    assert decision["by"] == "cli-test"
+    assert load_verified("churn", CHAMPION).version == first
+
+    missing = retain(["promote", "--model", "churn", "--version", "99"], store)
+    assert missing.returncode == 1 and "no model churn version 99" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    listed = retain(["runs", "--model", "churn", "--last", "1", "--json", "-"], store)
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout[listed.stdout.index('{\n  "experiment"') :])["runs"]
+    assert len(runs) == 1 and runs[0]["model"] == "churn" and runs[0]["status"] == "FINISHED"
+    assert runs[0]["test_auc"] == 0.8 and runs[0]["test_cutoffs"] == CUTOFFS[-1]
+    assert runs[0]["run_id"] == MlflowClient().get_model_version("churn", second).run_id
+    table = retain(["runs"], store)
+    assert table.returncode == 0 and "churn" in table.stdout and "0.8000" in table.stdout
+    unknown = retain(["runs", "--experiment", "nope"], store)
+    assert unknown.returncode == 1 and "no experiment 'nope'" in unknown.stderr
