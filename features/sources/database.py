@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import ibis
+import ibis.expr.datatypes as dt
 import pandas as pd
 import pyarrow as arrow
 import pyarrow.csv as arrow_csv
 import pyarrow.parquet as pq
+from ibis.backends.sql.compilers.postgres import PostgresCompiler
 
 from features.sources.files import INPUT_TABLES, TRUTH_TABLE, table_files
 
@@ -42,9 +44,24 @@ def is_database_url(location: str | Path) -> bool:
     return bool(match) and match["scheme"].lower() in DATABASE_SCHEMES
 
 
+class _PostgresCompiler(PostgresCompiler):
+    """Ibis' PostgreSQL compiler, plus the one cast the feature code needs that PostgreSQL lacks:
+    a boolean casts to ``integer`` only, so boolean → bigint goes through integer."""
+
+    def visit_Cast(self, op, *, arg, to):
+        if op.arg.dtype.is_boolean() and to.is_integer() and not to.is_int32():
+            arg = self.cast(arg, dt.int32)
+        return super().visit_Cast(op, arg=arg, to=to)
+
+
+_COMPILER = _PostgresCompiler()
+
+
 def connect(url: str | Path):
     """The Ibis PostgreSQL backend for ``url``."""
-    return ibis.connect(str(as_location(url)))
+    con = ibis.connect(str(as_location(url)))
+    con.compiler = _COMPILER
+    return con
 
 
 def list_tables(con) -> list[str]:
@@ -98,6 +115,8 @@ def load_parquet_into(
             files = table_files(warehouse, table)
             if files:
                 loaded[table] = _copy_table(con, table, files)
+                # statistics for the planner: without them PostgreSQL guesses join sizes badly
+                con.raw_sql(f'ANALYZE "{table}"').close()
         return loaded
     finally:
         con.disconnect()

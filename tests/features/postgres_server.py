@@ -81,7 +81,8 @@ class PostgresServer:
         )  # fmt: skip
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c jit=off "
+            "-c work_mem=64MB"
         )
         self._run(self.bindir / "pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w",
                   "start")  # fmt: skip

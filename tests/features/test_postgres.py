@@ -1,0 +1,143 @@
+"""A warehouse in a real PostgreSQL server: loaded, validated and built with the parquet path's code.
+
+The server is started by the tests (``postgres_url`` in conftest.py); the bank is a small
+synthetic one copied in with ``load_parquet_into``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import ibis
+import numpy as np
+import pandas as pd
+import pyarrow as arrow
+import pyarrow.parquet as pq
+import pytest
+
+from features.config import BankConfig
+from features.engine import open_warehouse
+from features.materialize import write_features
+from features.schema import Violation, validate_warehouse
+from features.sources.database import as_location, is_database_url, load_parquet_into
+from features.sources.files import INPUT_TABLES, WarehouseError, read_table, table_files
+from synthetic.bank import write_bank
+from synthetic.config import SynthConfig
+
+CUTOFFS = [date(2024, 3, 31), date(2024, 6, 30), date(2024, 9, 30)]
+
+
+@pytest.fixture(scope="module")
+def bank_2k(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("banks") / "bank2k"
+    write_bank(SynthConfig(customers=2_000, seed=3), out)
+    return out
+
+
+def _database(server_url: str, name: str) -> str:
+    """A fresh database ``name`` on the test server; its URL."""
+    admin = ibis.connect(server_url)
+    try:
+        admin.raw_sql(f'DROP DATABASE IF EXISTS "{name}"').close()
+        admin.raw_sql(f'CREATE DATABASE "{name}"').close()
+    finally:
+        admin.disconnect()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="module")
+def bank_url(postgres_url, bank_2k) -> str:
+    url = _database(postgres_url, "bank2k")
+    load_parquet_into(url, bank_2k)
+    return url
+
+
+def test_a_location_is_a_directory_or_a_database_url():
+    assert is_database_url("postgres://me@db.example:5432/bank")
+    assert is_database_url("postgresql://me@db.example/bank")
+    assert not is_database_url("data/warehouse")
+    # a command line that made a Path of the URL collapsed its "//"
+    assert as_location(Path("postgresql://me@db.example/bank")) == "postgresql://me@db.example/bank"
+    assert as_location("data/warehouse") == Path("data/warehouse")
+
+
+def test_loading_copies_every_table_row_for_row(bank_2k, bank_url):
+    con, wh = open_warehouse(bank_url)
+
+    assert con.name == "postgres"
+    for table in INPUT_TABLES:
+        rows = sum(pq.read_metadata(path).num_rows for path in table_files(bank_2k, table))
+        assert getattr(wh, table).count().execute() == rows, table
+    assert wh.truth is not None
+    assert sorted(wh.customers.customer_id.execute()) == sorted(
+        read_table(bank_2k, "customers", ["customer_id"]).customer_id
+    )
+
+
+def test_the_loaded_bank_is_valid(bank_url):
+    assert validate_warehouse(bank_url) == []
+
+
+def _break(bank: Path, broken: Path) -> None:
+    """A copy of ``bank`` with a repeated balances row, a negative balance and an orphan."""
+    shutil.copytree(bank, broken)
+    (part,) = table_files(broken, "balances")  # one part for a 2,000-customer bank
+    balances = pq.read_table(part)
+    frame = balances.to_pandas()
+    frame.loc[10, "end_balance"] = -50.0
+    frame.loc[20, "customer_id"] = 9_999_999
+    frame = pd.concat([frame, frame.iloc[[30]]], ignore_index=True)
+    pq.write_table(
+        arrow.Table.from_pandas(frame, schema=balances.schema, preserve_index=False), part
+    )
+
+
+def test_a_broken_bank_reports_the_same_violations_in_either_place(postgres_url, bank_2k, tmp_path):
+    broken = tmp_path / "broken"
+    _break(bank_2k, broken)
+    url = _database(postgres_url, "broken")
+    load_parquet_into(url, broken)
+
+    from_parquet = validate_warehouse(broken)
+    from_postgres = validate_warehouse(url)
+
+    assert {(v.table, v.column, v.rule, v.count) for v in from_postgres} == {
+        ("balances", "end_balance", ">= 0", 1),
+        ("balances", "customer_id", "foreign key → customers.customer_id", 1),
+        ("balances", "customer_id, month, product", "unique key (customer_id, month, product)", 1),
+    }
+    assert from_postgres == from_parquet  # examples included
+
+
+def test_features_built_in_postgres_equal_the_parquet_build(bank_2k, bank_url, tmp_path):
+    config = BankConfig()
+    in_duckdb = write_features(bank_2k, CUTOFFS, tmp_path / "duckdb.parquet", config)
+    in_postgres = write_features(bank_url, CUTOFFS, tmp_path / "postgres.parquet", config)
+
+    assert in_postgres["engine"] == "postgres"
+    key = ["customer_id", "cutoff"]
+    expected = pd.read_parquet(in_duckdb["out"]).sort_values(key, ignore_index=True)
+    found = pd.read_parquet(in_postgres["out"]).sort_values(key, ignore_index=True)
+    assert list(found.columns) == list(expected.columns)
+    assert len(found) == len(expected) > 0
+    for column in expected.columns:
+        left, right = found[column], expected[column]
+        if pd.api.types.is_float_dtype(right):
+            np.testing.assert_allclose(
+                left.to_numpy(float), right.to_numpy(float), rtol=0, atol=1e-9, err_msg=column
+            )
+        else:
+            pd.testing.assert_series_equal(left, right, check_dtype=False, obj=column)
+
+
+def test_a_missing_table_names_itself(postgres_url, bank_2k):
+    url = _database(postgres_url, "partial")
+    load_parquet_into(url, bank_2k, tables=tuple(t for t in INPUT_TABLES if t != "complaints"))
+
+    with pytest.raises(WarehouseError, match="complaints"):
+        open_warehouse(url)
+    assert validate_warehouse(url) == [
+        Violation("complaints", "*", "table present", 1, ["table complaints in the database"])
+    ]
