@@ -1,4 +1,4 @@
-"""A warehouse in a real PostgreSQL server: loaded, validated and built with the parquet path's code.
+"""A warehouse in a real PostgreSQL server: loaded, validated and built with the same code.
 
 The server is started by the tests (``postgres_url`` in conftest.py); the bank is a small
 synthetic one copied in with ``load_parquet_into``.
