@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 
-.PHONY: demo test bench serve ui lint install
+.PHONY: demo test bench serve ui lint install pg
 
 install: $(STAMP)
 
@@ -20,7 +20,11 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(BIN)/retain demo
 
-test: $(STAMP)
+# The PostgreSQL warehouse tests start a server of their own; install one if it is missing.
+pg:
+	command -v /usr/lib/postgresql/15/bin/pg_ctl >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql)
+
+test: $(STAMP) pg
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
