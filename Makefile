@@ -20,9 +20,10 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(BIN)/retain demo
 
-# The PostgreSQL warehouse tests start a server of their own; install one if it is missing.
+# The PostgreSQL warehouse tests start a server of their own (any version; 15 on Debian 12);
+# install one if it is missing.
 pg:
-	command -v /usr/lib/postgresql/15/bin/pg_ctl >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql)
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql)
 
 test: $(STAMP) pg
 	$(BIN)/python -m pytest -q
