@@ -184,7 +184,8 @@ def booster_file(store: Path, name: str) -> Path:
     """The champion's booster file in the store: the one whose hash is the training tag."""
     from mlflow.tracking import MlflowClient
 
-    from training.register import SHA_TAG, sha256_file
+    from models.artifact import sha256_file
+    from models.registry import SHA_TAG
 
     uri = f"sqlite:///{store / 'mlflow.db'}"  # this store, whatever MLFLOW_TRACKING_URI says
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)

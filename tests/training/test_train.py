@@ -15,11 +15,12 @@ from mlflow.tracking import MlflowClient
 from features.build import parse_cutoffs
 from features.config import BankConfig
 from features.materialize import write_features
+from models.artifact import ModelArtifact, load_verified
+from models.registry import CHALLENGER, CHAMPION, use_store
 from synthetic.bank import write_bank
 from synthetic.config import SynthConfig
 from training.dataset import as_inputs, split_out_of_time
 from training.promote import promote
-from training.register import CHALLENGER, CHAMPION, load_verified, use_store
 from training.run import train_task
 from training.train import TrainConfig
 
@@ -112,6 +113,20 @@ def test_round_trip_through_the_registry_gives_identical_predictions(churn, feat
     loaded = mlflow.lightgbm.load_model("models:/churn@champion")
     x = as_inputs(ds.test.rows, model.metadata["features"])
     np.testing.assert_array_equal(loaded.predict(x), model.booster.predict(x))
+    # MLflow's pyfunc gives the calibrated probability, on the feature rows as they are
+    pyfunc = mlflow.pyfunc.load_model("models:/churn@champion")
+    np.testing.assert_allclose(pyfunc.predict(ds.test.rows), model.predict(ds.test.rows), atol=1e-9)
+
+
+def test_promotion_needs_no_local_feature_file(churn, feature_file, tmp_path):
+    promote("churn")  # a champion to compare with
+    copy = tmp_path / "features.parquet"
+    copy.write_bytes(feature_file.read_bytes())
+    trained = train_task(copy, "churn", TrainConfig())
+    copy.unlink()
+    decision = promote("churn")
+    assert decision["challenger"] == trained["models"]["churn"]
+    assert decision["rows"] > 100 and set(decision["comparison"]) == {"challenger", "champion"}
 
 
 def test_a_worse_challenger_stays_out_and_a_better_one_gets_in(churn, feature_file):
@@ -143,21 +158,21 @@ def test_the_gate_lets_in_only_a_challenger_that_is_no_worse(auc_change, ece_cha
 
 
 def test_a_better_challenger_becomes_champion(churn, feature_file):
-    from training.register import log_booster
+    from models.calibration import Calibrator
+    from training.register import register_model
 
-    good = load_verified("churn", CHALLENGER)
-    frame = pd.read_parquet(feature_file)
-    example = as_inputs(frame.head(5), good.metadata["features"])
+    good = load_verified("churn", CHALLENGER).artifact
+    rows = split_out_of_time(pd.read_parquet(feature_file), "label_churn").test.rows
+    example = as_inputs(rows.head(5), good.features)
     # the same trees with a calibration that overstates every risk: same ranking, poor ECE
-    skewed = {**good.metadata, "calibration": {"method": "platt", "params": {"a": 1.0, "b": 2.0}}}
+    skewed = ModelArtifact(good.booster, Calibrator("platt", {"a": 1.0, "b": 2.0}), good.features,
+                           good.metadata)  # fmt: skip
     with mlflow.start_run(run_name="miscalibrated champion"):
-        mlflow.log_param("features_path", str(feature_file))
-        bad = log_booster(good.booster, "churn", example, skewed)
+        bad = register_model(skewed, "churn", example, test_rows=rows)
     promote("churn", force=True)
     assert load_verified("churn", CHAMPION).version == bad.version
     with mlflow.start_run(run_name="well calibrated challenger"):
-        mlflow.log_param("features_path", str(feature_file))
-        better = log_booster(good.booster, "churn", example, good.metadata)
+        better = register_model(good, "churn", example, test_rows=rows)
     decision = promote("churn")
     assert decision["promoted"] is True, decision["reason"]
     assert decision["comparison"]["challenger"]["ece"] < decision["comparison"]["champion"]["ece"]
