@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -41,6 +42,8 @@ app.add_typer(config_app, name="config")
 def main() -> None:
     """retain — churn and cross-sell propensity for a bank's relationship managers."""
     signal.signal(signal.SIGTERM, _terminate)
+    # a command's own progress bars and tables are the output; MLflow's download bars are noise
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 DEFAULT_WAREHOUSE = Path("data/warehouse")
@@ -648,10 +651,9 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
 ) -> None:
     """Run the scoring API (BentoML) with the champion models from the registry."""
-    import os
     import shutil
 
-    from training.register import tracking_uri
+    from models.registry import tracking_uri
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(),

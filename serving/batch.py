@@ -181,7 +181,7 @@ def score_warehouse(
         lists = build_lists(scored, rms, k)
         rms.to_parquet(staging / "rms.parquet", index=False)  # the API builds lists from it
         _write_scores(staging, scored, models)
-        write_list_files(staging / "lists", lists, lang)
+        write_list_files(staging / "lists", lists, lang, config)
         step("report")
         write_report(staging / "report.html", scored, lists, cutoff, models.versions, lang)
         summary = {

@@ -9,7 +9,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from features.catalog import product_label
+from features.config import BankConfig
 from serving.lists import ACTIONS, LIST_COLUMNS
 
 HEADERS = {
@@ -35,19 +35,21 @@ WIDTHS = {"reason_1": 42, "reason_2": 42, "reason_3": 42, "customer_name": 14, "
 HEADER_FILL = PatternFill("solid", fgColor="1F3B57")
 
 
-def write_list_files(folder: Path, lists: pd.DataFrame, lang: str) -> list[str]:
+def write_list_files(folder: Path, lists: pd.DataFrame, lang: str, config: BankConfig) -> list[str]:
     """Write ``<list_id>.csv`` and ``<list_id>.xlsx`` for every list; return the list ids."""
     folder.mkdir(parents=True, exist_ok=True)
     ids = []
     for list_id, rows in lists.groupby("list_id", sort=True):
         rows = rows[list(LIST_COLUMNS)]
         rows.to_csv(folder / f"{list_id}.csv", index=False, encoding="utf-8")
-        _write_xlsx(folder / f"{list_id}.xlsx", rows, lang, str(list_id))
+        _write_xlsx(folder / f"{list_id}.xlsx", rows, lang, str(list_id), config)
         ids.append(str(list_id))
     return ids
 
 
-def _write_xlsx(path: Path, rows: pd.DataFrame, lang: str, list_id: str) -> None:
+def _write_xlsx(
+    path: Path, rows: pd.DataFrame, lang: str, list_id: str, config: BankConfig
+) -> None:
     index = 0 if lang == "zh" else 1
     book = Workbook()
     sheet = book.active
@@ -61,7 +63,9 @@ def _write_xlsx(path: Path, rows: pd.DataFrame, lang: str, list_id: str) -> None
         values = []
         for column, value in zip(LIST_COLUMNS, record, strict=True):
             if column == "next_best_offer":
-                value = product_label(value, lang) if isinstance(value, str) else ""
+                value = config.product_label(value, lang) if isinstance(value, str) else ""
+            elif column == "tier":
+                value = config.tiers.label(value, lang) if isinstance(value, str) else ""
             elif column == "action":
                 value = ACTIONS[value][index]
             elif pd.isna(value):
