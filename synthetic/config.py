@@ -18,7 +18,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from features.config import Frozen, Names
+from features.config import Frozen, Names, Product
 
 
 @dataclass(frozen=True)
@@ -295,3 +295,12 @@ def synth_config_from_toml(payload: dict, overrides: dict | None = None) -> Synt
     if not isinstance(section, dict):
         raise SynthConfigError("synthetic: expected a table ([synthetic])")
     return synth_config({**section, **(overrides or {})})
+
+
+def as_products(catalogue: tuple[SynthProduct, ...]) -> tuple[Product, ...]:
+    """The catalogue as the bank's ``products`` table describes it (no behaviours)."""
+    return tuple(
+        Product(product=p.product, kind=p.kind, margin_rate=p.margin_rate,
+                fee_per_year=p.fee_per_year, names=p.names)
+        for p in catalogue
+    )  # fmt: skip

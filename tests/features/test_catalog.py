@@ -9,20 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.catalog import (
-    CATALOG_VERSION,
-    DOMAINS,
-    DRIVERS,
-    PRODUCT_LABELS,
-    Feature,
-    catalog,
-    feature_names,
-    product_label,
-)
-from features.config import DEFAULT_PRODUCTS, BankConfig
+from features.catalog import CATALOG_VERSION, DOMAINS, DRIVERS, Feature, catalog, feature_names
+from features.config import BankConfig, Names, Product
+from synthetic.config import DEFAULT_CATALOGUE, as_products
 from synthetic.dynamics import DRIVERS as SYNTH_DRIVERS
 
-FEATURES = list(catalog().values())
+PRODUCTS = as_products(DEFAULT_CATALOGUE)
+FEATURES = list(catalog(PRODUCTS).values())
 NUMERIC_VALUES = [0, 0.0, -0.35, -1, 1, 2, 0.5, 0.004, 3.7, 12_000.0, 1_234_567.89, 9e9,
                   np.float64(-0.2), np.int64(3)]  # fmt: skip
 BOOL_VALUES = [True, False, np.True_, np.False_, 0, 1]
@@ -68,16 +61,16 @@ def test_negated_values_never_show_a_minus(fall: float, rise: float) -> None:
 
 
 def test_known_texts() -> None:
-    features = catalog()
+    features = catalog(PRODUCTS)
     aum_change = features["aum_change_3m"]
     assert aum_change.reason(-0.35, "zh") == "近3个月资产下降35%"
     assert aum_change.reason(-0.35, "en") == "AUM down 35% over the last 3 months"
     # A rise is not written as "down -12%" but stated plainly.
     assert aum_change.reason(0.12, "en") == "AUM change, 3 months: +12%"
     assert aum_change.reason(-0.0001, "zh") == "近3个月资产下降0%"
-    maturing = features["time_deposit_maturing_30d"]
-    assert maturing.reason(120_000, "zh") == "定期存款30天内到期¥12万，需挽留续存"
-    assert maturing.reason(120_000, "en").startswith("CNY 120,000 of time deposits")
+    maturing = features["maturing_30d"]
+    assert maturing.reason(120_000, "zh") == "¥12万将在30天内到期，需挽留续作"
+    assert maturing.reason(120_000, "en") == "CNY 120,000 matures within 30 days: ask to renew"
     assert features["open_complaints"].reason(1, "en") == "1 complaint still unresolved"
     assert features["open_complaints"].reason(2, "en") == "2 complaints still unresolved"
     assert features["days_since_rm_contact"].reason(45.6, "zh") == "客户经理已46天未联系"
@@ -100,7 +93,7 @@ def test_known_texts() -> None:
     ],
 )
 def test_money(amount: float, zh: str, en: str) -> None:
-    balance = catalog()["balance_demand_deposit"]
+    balance = catalog(PRODUCTS)["balance_demand_deposit"]
     assert balance.reason(amount, "zh") == f"活期存款余额{zh}"
     assert balance.reason(amount, "en") == f"Demand deposit balance {en}"
 
@@ -122,13 +115,14 @@ def test_names_unique_and_in_stable_order() -> None:
 
 
 def test_balance_per_product() -> None:
-    names = feature_names()
-    for product in BankConfig().product_names:
-        assert f"balance_{product}" in names
-    assert len([n for n in names if n.startswith("balance_")]) == len(DEFAULT_PRODUCTS)
-    custom = feature_names(("demand_deposit", "gold_account"))
+    names = feature_names(PRODUCTS)
+    for product in PRODUCTS:
+        assert f"balance_{product.product}" in names
+    assert len([n for n in names if n.startswith("balance_")]) == len(PRODUCTS)
+    assert not [n for n in feature_names() if n.startswith("balance_")]
+    custom = feature_names(("current_account", "gold_account"))
     assert [n for n in custom if n.startswith("balance_")] == [
-        "balance_demand_deposit",
+        "balance_current_account",
         "balance_gold_account",
     ]
     gold = catalog(("gold_account",))["balance_gold_account"]
@@ -138,16 +132,18 @@ def test_balance_per_product() -> None:
 
 def test_repeated_products_are_refused() -> None:
     with pytest.raises(ValueError, match="repeated"):
-        catalog(("mortgage", "mortgage"))
+        catalog(("home_loan", "home_loan"))
 
 
-def test_product_labels() -> None:
-    assert set(PRODUCT_LABELS) == {p.product for p in DEFAULT_PRODUCTS}
-    assert product_label("wealth_management", "zh") == "理财"
-    assert product_label("mortgage", "en") == "Mortgage"
-    assert product_label("gold_account", "zh") == "gold_account"
-    assert catalog()["balance_demand_deposit"].label_zh == "活期存款余额"
-    assert catalog()["balance_demand_deposit"].label_en == "Demand deposit balance"
+def test_product_names_come_from_the_catalogue() -> None:
+    gold = Product(product="gold_account", kind="asset", names=Names(zh="积存金", en="Gold"))
+    entry = catalog((gold,))["balance_gold_account"]
+    assert (entry.label_zh, entry.label_en) == ("积存金余额", "Gold balance")
+    config = BankConfig(product_labels={"gold_account": Names(en="Gold savings")})
+    named = config.with_products((gold,))
+    assert named.product_label("gold_account", "en") == "Gold savings"
+    assert named.product_label("gold_account", "zh") == "积存金"
+    assert named.product_label("unknown_product", "zh") == "unknown_product"
 
 
 def test_drivers_match_the_synthetic_bank() -> None:
@@ -165,7 +161,7 @@ def test_one_reason_group_one_driver() -> None:
 
 
 def test_reason_groups() -> None:
-    groups = {name: feature.reason_group for name, feature in catalog().items()}
+    groups = {name: feature.reason_group for name, feature in catalog(PRODUCTS).items()}
     for name in ("aum_avg_1m", "aum_avg_3m", "aum_avg_12m", "aum_change_3m", "aum_slope_6m"):
         assert groups[name] == "assets_falling"
     assert groups["salary_credit_3m"] == groups["salary_credit_lost"] == "salary"
@@ -175,7 +171,7 @@ def test_reason_groups() -> None:
     assert {groups[n] for n in ("rm_contacts_3m", "days_since_rm_contact", "rm_assigned")} == {
         "rm_contact"
     }
-    assert groups["time_deposit_maturing_30d"] == groups["wm_maturing_30d"] == "maturity"
+    assert groups["maturing_30d"] == groups["maturing_share_30d"] == "maturity"
     assert groups["outflow_to_other_banks_share_3m"] == groups["txn_amount_out_3m"] == "outflow"
     assert groups["activity_change_3m"] == groups["days_since_last_txn"] == "activity"
     assert groups["tenure_months"] == "tenure_months"
@@ -230,4 +226,4 @@ def test_unknown_language_is_refused() -> None:
 
 
 def test_version() -> None:
-    assert CATALOG_VERSION == "1"
+    assert CATALOG_VERSION == "2"
