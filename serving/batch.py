@@ -27,7 +27,7 @@ from features.atomic import atomic_dir, write_json
 from features.build import HOLDS_PREFIX
 from features.config import BankConfig, RiskBands
 from features.materialize import write_features
-from features.products import read_products_metadata
+from features.products import products_from_json, read_products_metadata
 from features.sources.tables import read_location_table
 from models.artifact import VerifiedModel, load_verified
 from models.registry import CHAMPION, RegistryError
@@ -114,7 +114,9 @@ def explain_churn(
     """Top-3 churn reasons for eligible customers with ``p_churn >= above``."""
     eligible = features["eligible_churn"].fillna(False).to_numpy(dtype=bool)
     rows = np.flatnonzero(eligible & (scores["p_churn"].to_numpy() >= above))
-    return explain(models.churn.booster, features, models.churn.metadata["features"], rows, TOP_K)
+    churn = models.churn
+    products = products_from_json(churn.metadata.get("products", []))
+    return explain(churn.booster, features, churn.metadata["features"], rows, TOP_K, products)
 
 
 def holdings(features: pd.DataFrame, products: list[str]) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import LANGUAGES, Feature, catalog
+from features.config import Product
 
 TOP_K = 3
 
@@ -33,10 +34,14 @@ class ReasonGroups:
     names: tuple[str, ...]
     drivers: tuple[str | None, ...]
     member: np.ndarray
+    entries: dict[str, Feature]
 
     @classmethod
-    def for_features(cls, features: list[str] | tuple[str, ...]) -> ReasonGroups:
-        entries = catalog()
+    def for_features(
+        cls, features: list[str] | tuple[str, ...], products: tuple[Product, ...] = ()
+    ) -> ReasonGroups:
+        """``products``: the catalogue the model was trained with (names its balances)."""
+        entries = catalog(products)
         names: list[str] = []
         drivers: list[str | None] = []
         member = np.full(len(features), -1, dtype=np.int64)
@@ -50,7 +55,7 @@ class ReasonGroups:
             j = names.index(entry.reason_group)
             drivers[j] = drivers[j] or entry.driver
             member[i] = j
-        return cls(tuple(features), tuple(names), tuple(drivers), member)
+        return cls(tuple(features), tuple(names), tuple(drivers), member, entries)
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ class Reasons:
 
     def texts(self, rank: int, lang: str) -> list[str | None]:
         """Rendered reason text at ``rank`` (0-based) for every explained row."""
-        entries = catalog()
+        entries = self.groups.entries
         return [
             render(entries[self.groups.features[f]], v, lang) if f >= 0 else None
             for f, v in zip(self.feature[:, rank], self.value[:, rank], strict=True)
@@ -84,7 +89,7 @@ class Reasons:
 
     def records(self, position: int) -> list[dict]:
         """Reasons of the ``position``-th explained row as dicts, both languages."""
-        entries = catalog()
+        entries = self.groups.entries
         out = []
         for rank in range(self.feature.shape[1]):
             f = self.feature[position, rank]
@@ -162,13 +167,14 @@ def explain(
     features: list[str],
     rows: np.ndarray | None = None,
     k: int = TOP_K,
+    products: tuple[Product, ...] = (),
 ) -> Reasons:
     """Top-k reasons for ``rows`` (positions in ``frame``; default all) of a booster's score."""
     part = frame if rows is None else frame.iloc[np.asarray(rows)]
     rows = np.arange(len(frame)) if rows is None else np.asarray(rows)
     values = inputs(part, features)
     contrib = booster.predict(values, pred_contrib=True)[:, :-1] if len(part) else values * 0.0
-    return top_reasons(contrib, values, ReasonGroups.for_features(features), k, rows)
+    return top_reasons(contrib, values, ReasonGroups.for_features(features, products), k, rows)
 
 
 def reason_columns(reasons: Reasons, n_rows: int, langs: tuple[str, ...] = LANGUAGES) -> dict:

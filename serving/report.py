@@ -159,7 +159,8 @@ def _reason_table(lists: pd.DataFrame, scored: pd.DataFrame, lang: str, head_rea
     listed = scored[scored["customer_id"].isin(lists["customer_id"])]
     names = pd.concat([listed[f"reason_{r}_feature"] for r in range(1, TOP_K + 1)]).dropna()
     entries = catalog()
-    counts = names.map(lambda n: entries[n].label(lang)).value_counts().head(10)
+    counts = names.map(lambda n: entries[n].label(lang) if n in entries else n).value_counts()
+    counts = counts.head(10)
     if counts.empty:
         return "<p>—</p>"
     top = counts.iloc[0]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from models.registry import tracking_uri, use_store
+from features.products import products_from_json
 from serving.auth import AuditLog, KeyRing
 from serving.batch import ModelSet, load_champions, score_frame
 from serving.explain import explain
@@ -115,7 +116,8 @@ class ServingState:
         reasons = None
         if explain_rows:
             churn = self.models.churn
-            reasons = explain(churn.booster, frame, churn.metadata["features"])
+            products = products_from_json(churn.metadata.get("products", []))
+            reasons = explain(churn.booster, frame, churn.metadata["features"], products=products)
         products = list(self.models.cross_sell)
         results = []
         for i, row in enumerate(scores.itertuples(index=False)):
