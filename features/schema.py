@@ -29,7 +29,7 @@ from features.schema_checks import (
 )
 from features.sources import database
 from features.sources.database import as_location, is_database_url
-from features.sources.files import INPUT_TABLES, read_meta, table_files
+from features.sources.files import INPUT_TABLES, WarehouseError, read_meta, table_files
 
 __all__ = ["SCHEMAS", "Violation", "validate_warehouse"]
 
@@ -198,8 +198,18 @@ def validate_warehouse(warehouse: Path | str, as_of: date | None = None) -> list
         missing columns and wrong dtypes are violations too. A directory and a database holding
         the same rows report the same violations: the schemas run on parquet parts or on chunks
         of rows, the relational checks are the same Ibis expressions on DuckDB or the database.
+
+    Raises
+    ------
+    WarehouseError
+        For a location that is neither (``spark://DB``): there is nothing to validate there yet.
     """
     location = as_location(warehouse)
+    if isinstance(location, str) and not is_database_url(location):
+        raise WarehouseError(
+            f"cannot validate {location}: validation runs on a warehouse directory or a "
+            "postgres:// database"
+        )
     if is_database_url(location):
         con = database.connect(location)
         try:
