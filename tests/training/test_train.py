@@ -108,7 +108,7 @@ def test_run_logs_plots_card_fingerprint_and_a_native_booster(churn):
 def test_round_trip_through_the_registry_gives_identical_predictions(churn, feature_file):
     promote("churn")
     frame = pd.read_parquet(feature_file)
-    ds = split_out_of_time(frame, "label_churn")
+    ds = split_out_of_time(frame, "label_churn", BankConfig().churn.horizon_months)
     model = load_verified("churn", CHAMPION)
     loaded = mlflow.lightgbm.load_model("models:/churn@champion")
     x = as_inputs(ds.test.rows, model.metadata["features"])
@@ -162,7 +162,8 @@ def test_a_better_challenger_becomes_champion(churn, feature_file):
     from training.register import register_model
 
     good = load_verified("churn", CHALLENGER).artifact
-    rows = split_out_of_time(pd.read_parquet(feature_file), "label_churn").test.rows
+    horizon = BankConfig().churn.horizon_months
+    rows = split_out_of_time(pd.read_parquet(feature_file), "label_churn", horizon).test.rows
     example = as_inputs(rows.head(5), good.features)
     # the same trees with a calibration that overstates every risk: same ranking, poor ECE
     skewed = ModelArtifact(good.booster, Calibrator("platt", {"a": 1.0, "b": 2.0}), good.features,
