@@ -26,6 +26,7 @@ from features.labels import already_leaving, churn_eligible, label_features
 from features.lifecycle import lifecycle_features
 from features.loyalty import loyalty_features
 from features.panel import Warehouse, build_panel, month_number
+from features.products import resolve_products
 from features.satisfaction import satisfaction_features
 from features.tiers import (
     months_in_tier,
@@ -56,7 +57,12 @@ def _month_numbers(cutoffs: list[date]) -> list[int]:
 
 def build_features(wh: Warehouse, cutoffs: list[date], config: BankConfig) -> ir.Table:
     """The feature table expression for ``cutoffs`` (month-end dates)."""
-    return cutoff_rows(customer_rows(wh, cutoffs, config), wh)
+    return cutoff_rows(customer_rows(wh, cutoffs, with_catalogue(wh, config)), wh)
+
+
+def with_catalogue(wh: Warehouse, config: BankConfig) -> BankConfig:
+    """``config`` with the warehouse's products, unless it has them already."""
+    return config if config.products else resolve_products(wh.products, config)
 
 
 def customer_rows(wh: Warehouse, cutoffs: list[date], config: BankConfig) -> ir.Table:
@@ -66,6 +72,7 @@ def customer_rows(wh: Warehouse, cutoffs: list[date], config: BankConfig) -> ir.
     (``Warehouse.batch``) and the results stacked: that is how large banks fit in memory.
     A batch must hold enough customers to have balances in every month of the warehouse.
     """
+    config = with_catalogue(wh, config)
     panel = build_panel(wh, config)
     panel = panel.mutate(aum_dropped=aum_dropped(panel))
     panel = panel.mutate(

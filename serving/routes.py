@@ -26,7 +26,7 @@ from serving.schemas import (
     ScoreRequest,
     check_records,
 )
-from serving.state import ServingState
+from serving.state import ServingState, plain_id
 
 log = logging.getLogger("retain.service")
 
@@ -96,10 +96,11 @@ def _authenticate(state: ServingState, authorization: str | None) -> ApiKey:
     return key
 
 
-def _audit(state, key: ApiKey, request: Request, endpoint: str, count: int, models, status=200):
+def _audit(state, key: ApiKey, request: Request, endpoint: str, count: int, models, status=200,
+           **extra):  # fmt: skip
     state.audit.write(key=key.name, role=key.role, endpoint=endpoint, rm_book=key.rm_id,
                       customers=count, models=models, request_id=request_id(request),
-                      status=status)  # fmt: skip
+                      status=status, **extra)  # fmt: skip
 
 
 def _deny(state, key: ApiKey, request: Request, endpoint: str, count: int, why: str):
@@ -129,7 +130,7 @@ def score(state: ServingState, body: ScoreRequest, request: Request, authorizati
         problems = check_records(body.customers, state.features, state.nullable)
         if problems:
             raise ApiError(422, f"{len(problems)} invalid field(s)", problems)
-        ids = [int(r["customer_id"]) for r in body.customers]
+        ids = [r["customer_id"] for r in body.customers]
     else:
         ids = list(body.customer_ids)
     if key.role == "rm":
@@ -160,12 +161,17 @@ def _snapshot_rows(state: ServingState, ids: list[int]) -> pd.DataFrame:
             "this service has no scored snapshot (retain serve --scores DIR)",
             [Problem(row=None, field="customer_ids", problem="no snapshot")],
         )
-    known = state.snapshot.features.index
-    problems = [Problem(row=i, field="customer_ids", problem="unknown customer id")
-                for i, cid in enumerate(ids) if cid not in known]  # fmt: skip
+    snapshot = state.snapshot
+    known = snapshot.features.index
+    keys = [snapshot.key(cid) for cid in ids]
+    kind = "integers" if snapshot.integer_ids else "strings"
+    problems = [Problem(row=i, field="customer_ids",
+                        problem=f"unknown customer id (this bank's ids are {kind})")
+                for i, key in enumerate(keys) if key is None or key not in known]  # fmt: skip
     if problems:
         raise ApiError(422, f"{len(problems)} unknown customer id(s)", problems)
-    rows = state.snapshot.features.loc[ids, state.features].reset_index()
+    rows = snapshot.features.loc[keys, state.features].reset_index()
+    rows["customer_id"] = ids  # answered as asked
     return rows.astype({c: "float64" for c in state.features})
 
 
@@ -186,7 +192,7 @@ def retention_list(state: ServingState, body: RetentionListRequest, request: Req
     if rows.empty and len(snapshot.book(body.rm_id)) == 0 and key.role == "admin":
         raise ApiError(404, f"no RM {body.rm_id!r} with customers in the snapshot")
     entries = [
-        {"rank": int(r.rank), "customer_id": int(r.customer_id),
+        {"rank": int(r.rank), "customer_id": plain_id(r.customer_id),
          "customer_name": str(r.customer_name), "tier": _opt(r.tier, str),
          "pyramid_level": _opt(r.pyramid_level, int), "p_churn": float(r.p_churn),
          "contribution_12m": float(r.contribution_12m), "expected_loss": float(r.expected_loss),
@@ -200,20 +206,22 @@ def retention_list(state: ServingState, body: RetentionListRequest, request: Req
             "models": snapshot.versions, "request_id": request_id(request)}  # fmt: skip
 
 
-def customer(state: ServingState, customer_id: int, request: Request, authorization) -> dict:
+def customer(state: ServingState, customer_id: str, request: Request, authorization) -> dict:
     key = _authenticate(state, authorization)
     snapshot = _require_snapshot(state)
-    owner = snapshot.owner([customer_id]).iloc[0]
-    if key.role == "rm" and (pd.isna(owner) or owner != key.rm_id):
+    wanted = snapshot.key(customer_id)
+    owner = snapshot.owner([wanted]).iloc[0] if wanted is not None else None
+    if key.role == "rm" and (owner is None or pd.isna(owner) or owner != key.rm_id):
         _deny(state, key, request, "/customers", 1, "not a customer in this RM's book")
-    if customer_id not in snapshot.features.index:
+    if wanted is None or wanted not in snapshot.features.index:
         raise ApiError(404, "no such customer in the scored snapshot")
+    customer_id = wanted
     frame = _snapshot_rows(state, [customer_id])
     result = state.score(frame, explain_rows=True)[0]
     info = snapshot.scores.loc[customer_id]
     features = {name: _scalar(v) for name, v in frame.iloc[0].items() if name != "customer_id"}
     versions = state.models.versions
-    _audit(state, key, request, "/customers", 1, versions)
+    _audit(state, key, request, "/customers", 1, versions, customer_id=plain_id(customer_id))
     return {"customer_id": customer_id, "cutoff": snapshot.cutoff,
             "rm_id": None if pd.isna(owner) else str(owner),
             "customer_name": str(info["customer_name"]), "result": result,

@@ -8,14 +8,27 @@ from the registry at start-up. Every problem is reported at once, with its row i
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Literal
 
 import lightgbm as lgb
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 MAX_CUSTOMERS = 10_000
 MAX_ID = 2**62
-CustomerId = Annotated[int, Field(ge=0, le=MAX_ID)]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+# Ids are the bank's own, integer or string, and come back exactly as sent: "0001234" stays a
+# string with its zeros (never the number 1234), 1234 stays a number.
+CustomerId = Annotated[
+    StrictInt | StrictStr,
+    Field(
+        description="The bank's customer id, as the bank has it: an integer (0..2^62) or a "
+        "string of letters, digits and _.:- (at most 64), leading zeros kept."
+    ),
+]
+IntegerId = Annotated[StrictInt, Field(ge=0, le=MAX_ID)]
+StringId = Annotated[StrictStr, Field(pattern=ID_PATTERN)]
+RequestId = IntegerId | StringId
 Lang = Literal["zh", "en"]
 Scalar = float | int | bool | None
 
@@ -31,7 +44,7 @@ class ScoreRequest(Strict):
     customers: list[dict[str, Scalar]] | None = Field(
         default=None, description="Feature records; at most 10,000."
     )
-    customer_ids: list[CustomerId] | None = Field(default=None, description="At most 10,000 ids.")
+    customer_ids: list[RequestId] | None = Field(default=None, description="At most 10,000 ids.")
     explain: bool = Field(default=True, description="Add the top-3 churn reasons.")
     lang: Lang = "zh"
 
@@ -51,7 +64,7 @@ class Reason(BaseModel):
 
 
 class ScoreResult(BaseModel):
-    customer_id: int
+    customer_id: CustomerId
     churn_probability: float
     risk_band: Literal["low", "medium", "high"]
     propensities: dict[str, float]
@@ -67,7 +80,7 @@ class ScoreResponse(BaseModel):
 
 class ListEntry(BaseModel):
     rank: int
-    customer_id: int
+    customer_id: CustomerId
     customer_name: str
     tier: str | None
     pyramid_level: int | None
@@ -89,7 +102,7 @@ class RetentionListResponse(BaseModel):
 
 
 class CustomerResponse(BaseModel):
-    customer_id: int
+    customer_id: CustomerId
     cutoff: str
     rm_id: str | None
     customer_name: str
@@ -137,6 +150,14 @@ def nullable_features(booster: lgb.Booster) -> set[str]:
     return set(names) - strict
 
 
+def valid_id(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0 <= value <= MAX_ID
+    return isinstance(value, str) and re.match(ID_PATTERN, value) is not None
+
+
 def check_records(
     records: list[dict[str, Scalar]], features: list[str], nullable: set[str]
 ) -> list[Problem]:
@@ -148,9 +169,10 @@ def check_records(
         cid = record.get("customer_id")
         if cid is None:
             problems.append(Problem(row=row, field="customer_id", problem="required"))
-        elif isinstance(cid, bool) or not isinstance(cid, int) or not 0 <= cid <= MAX_ID:
-            problems.append(Problem(row=row, field="customer_id",
-                                    problem=f"must be an integer in 0..{MAX_ID}"))  # fmt: skip
+        elif not valid_id(cid):
+            problems.append(Problem(row=row, field="customer_id", problem=(
+                f"must be an integer in 0..{MAX_ID} or a string of letters, digits and _.:- "
+                "(at most 64)")))  # fmt: skip
         for name in sorted(set(record) - known - {"customer_id"}):
             problems.append(Problem(row=row, field=name, problem="unknown feature"))
         for name in features:

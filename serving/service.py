@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from serving import routes
 from serving.guard import BodyGuard, JsonErrors
 from serving.schemas import (
-    MAX_ID,
+    ID_PATTERN,
     CustomerResponse,
     RetentionListRequest,
     RetentionListResponse,
@@ -80,7 +80,7 @@ class Retain:
     def customer(
         self,
         request: Request,
-        customer_id: int = Path(ge=0, le=MAX_ID),
+        customer_id: str = Path(pattern=ID_PATTERN, description="The bank's customer id."),
         authorization: str | None = Auth,
     ):
         """Latest scores, reasons and features of one customer."""

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.registry import tracking_uri, use_store
 from features.products import products_from_json
+from models.registry import tracking_uri, use_store
 from serving.auth import AuditLog, KeyRing
 from serving.batch import ModelSet, load_champions, score_frame
 from serving.explain import explain
@@ -52,7 +52,21 @@ class Snapshot:
     def book(self, rm_id: str) -> pd.Index:
         return self.scores.index[self.scores["rm_id"].astype("string") == rm_id]
 
-    def owner(self, customer_ids: list[int]) -> pd.Series:
+    @property
+    def integer_ids(self) -> bool:
+        return pd.api.types.is_integer_dtype(self.scores.index)
+
+    def key(self, customer_id):
+        """``customer_id`` as this bank's ids are kept, or None when it cannot be one of them:
+        a string never matches an integer id by dropping zeros, a number never a string id."""
+        if self.integer_ids:
+            if isinstance(customer_id, str):
+                digits = customer_id.isdigit() and str(int(customer_id)) == customer_id
+                return int(customer_id) if digits else None
+            return customer_id if isinstance(customer_id, int) else None
+        return customer_id if isinstance(customer_id, str) else None
+
+    def owner(self, customer_ids: list) -> pd.Series:
         return self.scores["rm_id"].astype("string").reindex(customer_ids)
 
     def retention_list(self, rm_id: str, k: int | None, lang: str) -> pd.DataFrame:
@@ -122,7 +136,7 @@ class ServingState:
         results = []
         for i, row in enumerate(scores.itertuples(index=False)):
             results.append({
-                "customer_id": int(row.customer_id),
+                "customer_id": plain_id(row.customer_id),
                 "churn_probability": float(row.p_churn),
                 "risk_band": row.risk_band,
                 "propensities": {p: float(getattr(row, f"propensity_{p}")) for p in products},
@@ -137,3 +151,8 @@ def _feature_union(models: ModelSet) -> list[str]:
     for m in [models.churn, *models.cross_sell.values(), models.upgrade]:
         names += [f for f in m.metadata["features"] if f not in names]
     return names
+
+
+def plain_id(value):
+    """An id from a frame as a JSON value: numpy integers become int, strings stay strings."""
+    return value.item() if hasattr(value, "item") else value

@@ -14,13 +14,14 @@ from features.activity import activity_features
 from features.build import CUTOFF_FEATURES, ID_COLUMNS, parse_cutoffs
 from features.catalog import catalog, feature_names
 from features.config import BankConfig
-from features.contribution import contribution_features
+from features.contribution import aum_drop_features, contribution_features
 from features.lifecycle import lifecycle_features
 from features.loyalty import loyalty_features
 from features.satisfaction import satisfaction_features
 from features.tiers import tier_history_features
+from synthetic.config import DEFAULT_CATALOGUE, as_products
 
-CONFIG = BankConfig()
+CONFIG = BankConfig().with_products(as_products(DEFAULT_CATALOGUE))
 
 
 def test_every_produced_feature_has_a_catalog_entry_and_vice_versa(small_bank):
@@ -30,6 +31,7 @@ def test_every_produced_feature_has_a_catalog_entry_and_vice_versa(small_bank):
     panel = build_panel(load_warehouse(connect(), small_bank), CONFIG)
     produced = {
         *contribution_features(panel, CONFIG),
+        *aum_drop_features(panel.mutate(aum_dropped=False)),
         *loyalty_features(panel),
         *activity_features(panel),
         *satisfaction_features(panel),
@@ -38,11 +40,11 @@ def test_every_produced_feature_has_a_catalog_entry_and_vice_versa(small_bank):
         "tier_level", "months_in_tier", *CUTOFF_FEATURES,
     }  # fmt: skip
     produced.discard("tier_run")  # a step towards months_in_tier, not a feature
-    assert produced == set(feature_names(CONFIG.product_names))
+    assert produced == set(feature_names(CONFIG.products))
 
 
 def test_feature_file_has_ids_catalog_features_labels_and_truth(features_20k):
-    names = feature_names(CONFIG.product_names)
+    names = feature_names(CONFIG.products)
     assert list(features_20k.columns[: len(ID_COLUMNS)]) == list(ID_COLUMNS)
     assert all(name in features_20k for name in names)
     labels = [c for c in features_20k if c.startswith("label_")]
@@ -54,7 +56,7 @@ def test_feature_file_has_ids_catalog_features_labels_and_truth(features_20k):
 
 
 def test_catalog_dtypes_match_the_file(features_20k):
-    for name, feature in catalog(CONFIG.product_names).items():
+    for name, feature in catalog(CONFIG.products).items():
         column = features_20k[name]
         if feature.dtype == "bool":
             assert pd.api.types.is_bool_dtype(column), name
@@ -128,7 +130,7 @@ def test_features_json_summary(features_20k, tmp_path_factory):
     summary_files = list(tmp_path_factory.getbasetemp().rglob("features.json"))
     summary = json.loads(summary_files[0].read_text())
     assert summary["rows"] == len(features_20k)
-    assert summary["features"] == len(feature_names(CONFIG.product_names))
+    assert summary["features"] == len(feature_names(CONFIG.products))
 
 
 def test_building_in_customer_batches_gives_the_same_table(small_bank, tmp_path):

@@ -24,8 +24,9 @@ import pytest
 
 from features.build import build_features, select_output
 from features.catalog import feature_names
-from features.config import DEFAULT_PRODUCTS, BankConfig
+from features.config import BankConfig
 from features.engine import connect, load_warehouse
+from synthetic.config import DEFAULT_CATALOGUE
 
 CONFIG = BankConfig()
 MONTHS = [d.date() for d in pd.date_range("2023-12-31", "2024-06-30", freq="ME")]
@@ -94,8 +95,8 @@ def warehouse(tmp_path_factory) -> Path:
     ], dict(customer_id=i64, rm_id=s, valid_from=d, valid_to=d))  # fmt: skip
     _write(wh, "products", [
         dict(product=p.product, kind=p.kind, margin_rate=p.margin_rate,
-             fee_per_year=p.fee_per_year, has_maturity=p.has_maturity) for p in DEFAULT_PRODUCTS
-    ], dict(product=s, kind=s, margin_rate=f, fee_per_year=f, has_maturity=pa.bool_()))  # fmt: skip
+             fee_per_year=p.fee_per_year) for p in DEFAULT_CATALOGUE
+    ], dict(product=s, kind=s, margin_rate=f, fee_per_year=f))  # fmt: skip
     _write(wh, "balances", _balances(), dict(
         customer_id=i64, month=d, product=s, avg_daily_balance=f, end_balance=f, status=s,
         maturity_date=d))  # fmt: skip
@@ -128,7 +129,8 @@ def warehouse(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def table(warehouse) -> pd.DataFrame:
     rows = build_features(load_warehouse(connect(), warehouse), [MARCH, JUNE], CONFIG)
-    frame = select_output(rows, feature_names(CONFIG.product_names)).to_pandas()
+    products = [p.product for p in DEFAULT_CATALOGUE]
+    frame = select_output(rows, feature_names(products)).to_pandas()
     frame["cutoff"] = pd.to_datetime(frame["cutoff"]).dt.date
     return frame.set_index(["cutoff", "customer_id"])
 
@@ -205,8 +207,10 @@ def test_satisfaction_a_complaint_resolved_after_the_cutoff_is_open_at_it(table)
 
 
 def test_lifecycle(table):
-    assert at(table, JUNE, 3, "time_deposit_maturing_30d") == pytest.approx(50_000)  # 20 days
-    assert at(table, MARCH, 3, "time_deposit_maturing_30d") == 0
+    assert at(table, JUNE, 3, "maturing_30d") == pytest.approx(50_000)  # 20 days
+    assert at(table, MARCH, 3, "maturing_30d") == 0
+    assert at(table, JUNE, 3, "maturing_product") == "time_deposit"
+    assert pd.Timestamp(at(table, JUNE, 3, "maturing_date")) == pd.Timestamp("2024-07-20")
     assert at(table, JUNE, 1, "age") == 44
     assert at(table, JUNE, 6, "city_tier") == 1
 

@@ -20,9 +20,9 @@ from features.config import BankConfig
 from features.engine import connect, load_warehouse
 from features.sources.files import INPUT_TABLES, read_table, table_files
 from synthetic.bank import write_bank
-from synthetic.config import SynthConfig
+from synthetic.config import DEFAULT_CATALOGUE, SynthConfig, as_products
 
-CONFIG = BankConfig()
+CONFIG = BankConfig().with_products(as_products(DEFAULT_CATALOGUE))
 MONTHS = pd.date_range(end="2024-12-31", periods=12, freq="ME")
 
 
@@ -61,7 +61,7 @@ def truncate(bank: Path, out: Path, cutoff: date) -> Path:
 def features_at(bank: Path, cutoff: date) -> pd.DataFrame:
     con = connect("duckdb")
     rows = build_features(load_warehouse(con, bank), [cutoff], CONFIG)
-    frame = select_output(rows, feature_names(CONFIG.product_names)).to_pandas()
+    frame = select_output(rows, feature_names(CONFIG.products)).to_pandas()
     return frame.set_index("customer_id").sort_index()
 
 
@@ -84,7 +84,7 @@ def test_deleting_the_future_changes_no_feature(tiny_bank, tmp_path_factory, mon
     cutoff = MONTHS[month].date()
     known = truncate(tiny_bank, tmp_path_factory.mktemp("cut") / "wh", cutoff)
     full, past = features_at(tiny_bank, cutoff), features_at(known, cutoff)
-    names = feature_names(CONFIG.product_names)
+    names = feature_names(CONFIG.products)
     assert len(full) > 100
     assert_same(full, past, [*names, "rm_id", "tier", "outlet_id", "eligible_churn"])
 

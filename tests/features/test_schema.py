@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.config import DEFAULT_PRODUCTS
 from features.schema import Violation, validate_warehouse
+from synthetic.config import DEFAULT_CATALOGUE
 
 SINGLE_FILE_TABLES = {"org", "rms", "products"}
 
@@ -46,7 +46,7 @@ TYPES: dict[str, arrow.Schema] = {
     ]),
     "products": arrow.schema([
         ("product", arrow.string()), ("kind", arrow.string()), ("margin_rate", arrow.float64()),
-        ("fee_per_year", arrow.float64()), ("has_maturity", arrow.bool_()),
+        ("fee_per_year", arrow.float64()),
     ]),
     "balances": arrow.schema([
         ("customer_id", arrow.int64()), ("month", arrow.date32()), ("product", arrow.string()),
@@ -106,8 +106,8 @@ CLEAN_ROWS: dict[str, list[dict]] = {
     ),
     "products": [
         {"product": p.product, "kind": p.kind, "margin_rate": p.margin_rate,
-         "fee_per_year": p.fee_per_year, "has_maturity": p.has_maturity}
-        for p in DEFAULT_PRODUCTS
+         "fee_per_year": p.fee_per_year}
+        for p in DEFAULT_CATALOGUE
     ],
     "balances": _rows(
         "customer_id month product avg_daily_balance end_balance status maturity_date",
