@@ -59,7 +59,7 @@ def train_models(path: Path) -> dict:
     models = {}
     for label in labels:
         try:
-            ds = split_out_of_time(frame, label)
+            ds = split_out_of_time(frame, label, 3)
         except DatasetError:
             continue
         booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, TrainConfig())

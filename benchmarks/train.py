@@ -23,7 +23,7 @@ frame = frame[frame["label_churn"].notna()]
 ids = frame["customer_id"].unique()
 share = min(1.0, {rows} / (len(frame) * {train_share}))
 keep = np.random.default_rng(0).choice(ids, int(len(ids) * share), replace=False)
-ds = split_out_of_time(frame[frame["customer_id"].isin(keep)], "label_churn")
+ds = split_out_of_time(frame[frame["customer_id"].isin(keep)], "label_churn", 3)
 print("TRAIN_ROWS", len(ds.train.y))
 {body}
 """

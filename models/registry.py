@@ -136,15 +136,3 @@ def list_runs(experiment: str = EXPERIMENT, model: str | None = None, last: int 
     return rows
 
 
-def label_runs(run_id: str, name: str | None = None, tags: dict[str, str] | None = None) -> None:
-    """Name run ``run_id`` and put ``tags`` on it and on its nested runs (one per model)."""
-    client = MlflowClient()
-    run = client.get_run(run_id)
-    if name:
-        client.update_run(run_id, name=name)
-    children = client.search_runs(
-        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
-    )
-    for each in [run, *children]:
-        for key, value in (tags or {}).items():
-            client.set_tag(each.info.run_id, key, value)

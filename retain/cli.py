@@ -300,12 +300,11 @@ def train(
     try:
         with progress_bar(f"training {task}: models") as update:
             summary = train_task(features_path, task, TrainConfig(), _warn, trials, update,
-                                 bank=bank_config(config))  # fmt: skip
+                                 bank=bank_config(config), run_name=run_name,
+                                 tags=run_tags)  # fmt: skip
     except DatasetError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
-    finally:
-        _label_last_run(run_name, run_tags)
     rows = [
         (model, summary["models"][model], *(_fmt(m.get(k)) for k in ("test_auc",
          "lightgbm_defaults_test_auc", "oracle_auc", "auc_to_oracle", "ece", "lift_at_10")),
@@ -336,17 +335,6 @@ def _run_tags(pairs: list[str]) -> dict[str, str]:
             raise typer.Exit(2)
         found[key] = value
     return found
-
-
-def _label_last_run(run_name: str | None, tags: dict[str, str]) -> None:
-    """Name and tag the run just finished (or failed) and its model runs."""
-    import mlflow
-
-    from models.registry import label_runs
-
-    last = mlflow.last_active_run()
-    if last is not None and (run_name or tags):
-        label_runs(last.info.run_id, run_name, tags)
 
 
 def _train_flat(path, target, positive, id_column, drop, register, json_path) -> None:

@@ -40,7 +40,7 @@ def features_20k(bank_20k, tmp_path_factory) -> pd.DataFrame:
     out = tmp_path_factory.mktemp("features") / "features.parquet"
     result = subprocess.run(
         [sys.executable, "-m", "retain", "features", "--warehouse", str(bank_20k),
-         "--cutoffs", "2024-01-31:2024-12-31", "--out", str(out),
+         "--cutoffs", "2023-04-30:2024-12-31", "--out", str(out),
          "--json", str(out.with_suffix(".json"))],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip

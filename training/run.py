@@ -104,6 +104,7 @@ def train_label(
     trials: int = 0,
     bank: BankConfig | None = None,
     products: tuple = (),
+    tags: dict[str, str] | None = None,
 ) -> dict:
     """Train (optionally tune), evaluate and register the model for one label in a nested
     MLflow run. ``bank`` gives the horizon (the embargo), tier bounds and label text;
@@ -112,7 +113,8 @@ def train_label(
     name = label.removeprefix("label_")
     ds = split_out_of_time(frame, label, bank.churn.horizon_months)
     with mlflow.start_run(run_name=name, nested=True) as run:
-        mlflow.set_tags({"label": label, "model": name, "git_sha": git_sha(), "source": source})
+        mlflow.set_tags({**(tags or {}), "label": label, "model": name, "git_sha": git_sha(),
+                         "source": source})  # fmt: skip
         refuse_perfect_predictors(ds.train.x, ds.train.y)
         if trials:
             config, study = tune(ds, config, trials)
@@ -208,22 +210,26 @@ def train_task(
     trials: int = 0,
     progress=lambda done, total: None,
     bank: BankConfig | None = None,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> dict:
     """Train every model of ``task`` under one parent run; the summary the CLI prints.
 
-    ``progress(done, total)`` is called before the first model and after each one."""
+    ``progress(done, total)`` is called before the first model and after each one; ``tags``
+    go on the parent run and on every model's run."""
     bank = bank or BankConfig()
     frame = read_features(features_path)
     products = read_products_metadata(features_path)
     results = []
     labels = labels_for(task, frame)
-    with mlflow.start_run(run_name=f"train {task}") as parent:
-        mlflow.set_tags({"task": task, "git_sha": git_sha()})
+    with mlflow.start_run(run_name=run_name or f"train {task}") as parent:
+        mlflow.set_tags({**(tags or {}), "task": task, "git_sha": git_sha()})
         progress(0, len(labels))
         for done, label in enumerate(labels, start=1):
             try:
                 results.append(
-                    train_label(frame, label, config, str(features_path), trials, bank, products)
+                    train_label(frame, label, config, str(features_path), trials, bank, products,
+                                tags)  # fmt: skip
                 )
             except LeakageError:
                 raise

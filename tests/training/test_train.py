@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from sklearn.metrics import roc_auc_score
 
 from features.build import parse_cutoffs
 from features.config import BankConfig
@@ -56,17 +57,23 @@ def test_churn_model_on_a_20k_bank_approaches_the_truth_and_beats_the_baselines(
     from training.evaluate import evaluate, lift_and_capture
     from training.train import fit_booster
 
-    ds = split_out_of_time(features_20k, "label_churn")
-    booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, TrainConfig())
+    config = TrainConfig()
+    ds = split_out_of_time(features_20k, "label_churn", horizon=3)
+    assert ds.valid.cutoffs == ("2024-06-30",) and ds.test.cutoffs == ("2024-09-30",)
+    assert max(ds.train.cutoffs) == "2024-03-31"  # the embargo: 3 months before validation
+    booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, config)
     calibrator, _ = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y)
     p = calibrator.apply(booster.predict(ds.test.x))
     m = evaluate(ds.test.y, p, truth=ds.test.rows["truth_p_churn_3m"].to_numpy())
-    # one test cutoff of ~7,800 eligible customers and ~350 churners: the AUC has a standard
-    # error of about 0.01, so 0.93 of the oracle (measured 0.95-0.97) is the bar here
-    assert m["auc_to_oracle"] >= 0.93
+    print(f"AUC/oracle {m['auc_to_oracle']:.4f}, ECE {m['ece']:.4f}, AUC {m['test_auc']:.4f}")
+    assert m["auc_to_oracle"] >= 0.97
     assert m["ece"] <= 0.02
-    for name, scores in baseline_scores("label_churn", ds.train, ds.test).items():
-        assert m["lift_at_10"] > lift_and_capture(ds.test.y, scores)["lift_at_10"], name
+    baselines = baseline_scores("label_churn", ds, BankConfig().tiers, config)
+    defaults_auc = roc_auc_score(ds.test.y, baselines["lightgbm_defaults"])
+    print(f"LightGBM library defaults AUC {defaults_auc:.4f}")
+    assert m["test_auc"] >= defaults_auc
+    for name, scores in baselines.items():
+        assert m["lift_at_10"] >= lift_and_capture(ds.test.y, scores)["lift_at_10"], name
 
 
 def test_the_registered_churn_run_records_metrics_and_baselines(churn):
@@ -202,7 +209,7 @@ def test_a_copied_label_fails_the_run_with_a_clear_message(feature_file, store, 
 def test_tuning_is_seeded_prunes_and_never_sees_the_test_set(feature_file):
     from training.tune import tune
 
-    ds = split_out_of_time(pd.read_parquet(feature_file), "label_churn")
+    ds = split_out_of_time(pd.read_parquet(feature_file), "label_churn", horizon=3)
     base = TrainConfig(num_boost_round=300, early_stopping_rounds=30)
     first, study = tune(ds, base, trials=6)
     again, _ = tune(ds, base, trials=6)
@@ -216,10 +223,13 @@ def test_backtest_trains_on_the_past_only_and_reports_every_cutoff(feature_file,
     from training.backtest import run_backtest
     from training.dataset import labelled_cutoffs
 
-    summary = run_backtest(feature_file, "label_churn", TrainConfig(num_boost_round=300))
-    cutoffs = labelled_cutoffs(pd.read_parquet(feature_file), "label_churn")
-    assert [r["cutoff"] for r in summary["cutoffs"]] == [str(c) for c in cutoffs[2:]]
-    assert [r["train_cutoffs"] for r in summary["cutoffs"]] == list(range(1, len(cutoffs) - 1))
+    summary = run_backtest(feature_file, "label_churn", TrainConfig(num_boost_round=300), 3)
+    cutoffs = [str(c) for c in labelled_cutoffs(pd.read_parquet(feature_file), "label_churn")]
+    # the embargo: validation 3 months before the test cutoff, training 3 months before that,
+    # so the first test cutoff is the 7th labelled one
+    assert [r["cutoff"] for r in summary["cutoffs"]] == cutoffs[6:]
+    assert [r["valid_cutoff"] for r in summary["cutoffs"]] == cutoffs[3:-3]
+    assert [r["train_cutoffs"] for r in summary["cutoffs"]] == list(range(1, len(cutoffs) - 5))
     assert all(0.6 < r["auc"] <= 1 and 0 <= r["ece"] < 0.1 for r in summary["cutoffs"])
     artifacts = {a.path for a in MlflowClient().list_artifacts(summary["run_id"], "plots")}
     assert "plots/backtest.png" in artifacts
