@@ -148,3 +148,76 @@ def test_a_killed_run_leaves_the_previous_output_and_no_scratch(tmp_path):
     assert child.wait(timeout=60) == 128 + signal.SIGTERM
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert [p.name for p in tmp_path.iterdir()] == ["wh"]
+
+
+def test_config_show_prints_the_resolved_configuration(tmp_path):
+    shown = run("config", "show", "--json", "-")
+    assert shown.returncode == 0, shown.stderr
+    payload = json.loads(shown.stdout[shown.stdout.index("\n{") :])
+    assert payload["churn"]["horizon_months"] == 3
+    assert [t["name"] for t in payload["tiers"]["tiers"]][:2] == ["non_core", "core"]
+    other = run("config", "show", "--config", "docs/other_bank.toml", "--json", "-")
+    assert '"silver"' in other.stdout or "silver" in other.stdout
+
+
+def test_config_errors_name_the_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[churn]\nhorizon = 3\n\n[lists]\nmin_risk = 2\n")
+    result = run("config", "show", "--config", str(bad))
+    assert result.returncode == 2
+    assert "churn.horizon: unknown key" in result.stderr
+    assert "lists.min_risk" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_check_finds_names_for_products_the_bank_does_not_have(small_bank, tmp_path):
+    good = run("config", "check", "--warehouse", str(small_bank))
+    assert good.returncode == 0, good.stdout + good.stderr
+    config = tmp_path / "retain.toml"
+    config.write_text('[product_labels.gold_account]\nzh = "积存金"\n')
+    result = run("config", "check", "--config", str(config), "--warehouse", str(small_bank),
+                 "--json", str(tmp_path / "c.json"))  # fmt: skip
+    assert result.returncode == 1
+    found = json.loads((tmp_path / "c.json").read_text())["configuration"]
+    assert found == [{"key": "product_labels.gold_account",
+                      "problem": "names a product the products table does not have"}]  # fmt: skip
+
+
+def test_score_refuses_a_cutoff_that_is_not_a_month_end(small_bank, tmp_path):
+    result = run("score", "--warehouse", str(small_bank), "--cutoff", "2024-12-15",
+                 "--out", str(tmp_path / "s"))  # fmt: skip
+    assert result.returncode == 2
+    assert "not a month-end" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_month_missing_from_balances_is_named(small_bank, tmp_path):
+    bank = tmp_path / "gap"
+    shutil.copytree(small_bank, bank)
+    for part in (bank / "balances").glob("*.parquet"):
+        _rewrite(part, lambda f: f[pd.to_datetime(f["month"]) != pd.Timestamp("2024-05-31")])
+    result = run("features", "--warehouse", str(bank), "--cutoffs", "2024-09-30",
+                 "--out", str(tmp_path / "f.parquet"))  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "2024-05-31" in result.stderr and "no rows" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_features_validate_the_warehouse_first(faulty_bank, tmp_path):
+    result = run("features", "--warehouse", str(faulty_bank), "--cutoffs", "2024-09-30",
+                 "--out", str(tmp_path / "f.parquet"))  # fmt: skip
+    assert result.returncode == 1
+    assert "violation" in result.stderr and "unique key" in result.stderr
+    assert not (tmp_path / "f.parquet").exists()
+
+
+def test_unknown_task_and_missing_files_are_one_line_errors(tmp_path):
+    for args, word in [
+        (("train", "--features", str(tmp_path / "nope.parquet"), "--task", "loyalty"), "--task"),
+        (("train", "--features", str(tmp_path / "nope.parquet")), "does not exist"),
+        (("backtest", "--features", str(tmp_path / "nope.parquet")), "does not exist"),
+        (("score", "--warehouse", str(tmp_path / "nope"), "--cutoff", "2024-12-31"), "not exist"),
+    ]:
+        result = run(*args)
+        assert result.returncode in (1, 2), args
+        assert word in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr + result.stdout, args

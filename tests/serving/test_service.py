@@ -55,8 +55,10 @@ def call(api, method, path, token=None, **kwargs) -> httpx.Response:
 
 def records(api, ids) -> list[dict]:
     from features.catalog import feature_names
+    from training.dataset import products_in
 
-    rows = api["features"].set_index("customer_id").loc[ids, feature_names()]
+    names = feature_names(products_in(api["features"]))
+    rows = api["features"].set_index("customer_id").loc[ids, names]
     out = []
     for cid, row in rows.iterrows():
         out.append({"customer_id": int(cid), **{k: (None if pd.isna(v) else
