@@ -28,14 +28,15 @@ def chain(tmp_path_factory):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"}
     (root / "mlruns").mkdir()
     steps = {}
+    config, warehouse = ["--config", str(CONFIG)], str(root / "warehouse")
+    features = str(root / "features.parquet")
     for name, args in [
-        ("synth", ["synth", "--config", str(CONFIG), "--customers", "3000", "--seed", "4",
-                   "--out", str(root / "warehouse")]),
-        ("validate", ["validate", "--config", str(CONFIG), "--warehouse", str(root / "warehouse")]),
-        ("features", ["features", "--config", str(CONFIG), "--warehouse", str(root / "warehouse"),
-                      "--cutoffs", "2023-04-30:2024-12-31", "--out", str(root / "features.parquet")]),
-        ("train", ["train", "--config", str(CONFIG), "--features", str(root / "features.parquet"),
-                   "--task", "all", "--json", str(root / "train.json")]),
+        ("synth", ["synth", *config, "--customers", "3000", "--seed", "4", "--out", warehouse]),
+        ("validate", ["validate", *config, "--warehouse", warehouse]),
+        ("features", ["features", *config, "--warehouse", warehouse,
+                      "--cutoffs", "2023-04-30:2024-12-31", "--out", features]),
+        ("train", ["train", *config, "--features", features, "--task", "all",
+                   "--json", str(root / "train.json")]),
     ]:  # fmt: skip
         result = run_retain(args, env, timeout=900)
         assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}{result.stdout[-2000:]}"
