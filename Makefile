@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
+# LightGBM's OpenMP threads sleep while they wait instead of spinning (2 busy cores)
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test bench serve ui lint install pg
 

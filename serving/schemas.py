@@ -41,7 +41,7 @@ class ScoreRequest(Strict):
     """Either ``customers`` (feature records, each with its ``customer_id``) or
     ``customer_ids`` (looked up in the scored snapshot), not both."""
 
-    customers: list[dict[str, Scalar]] | None = Field(
+    customers: list[dict[str, Scalar | StrictStr]] | None = Field(
         default=None, description="Feature records; at most 10,000."
     )
     customer_ids: list[RequestId] | None = Field(default=None, description="At most 10,000 ids.")
@@ -181,6 +181,8 @@ def check_records(
                 if name not in nullable:
                     problems.append(Problem(row=row, field=name, problem=(
                         "required: the model does not treat this feature as missing")))  # fmt: skip
+            elif isinstance(value, str):
+                problems.append(Problem(row=row, field=name, problem="must be a number"))
             elif isinstance(value, float) and not math.isfinite(value):
                 problems.append(Problem(row=row, field=name, problem="must be a finite number"))
     return problems

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+
+# before LightGBM loads: waiting OpenMP threads sleep instead of spinning (see retain/cli.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import subprocess
 import sys
 from dataclasses import dataclass
