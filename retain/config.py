@@ -51,5 +51,8 @@ def parse_config(payload: dict, where: str = "configuration") -> BankConfig:
 
 
 def config_payload(config: BankConfig) -> dict:
-    """The resolved configuration as plain data (``retain config show``)."""
-    return config.model_dump(mode="json", exclude={"products"})
+    """The resolved configuration as plain data in the file's own shape (``retain config
+    show``): parsing it again gives the same configuration."""
+    payload = config.model_dump(mode="json", exclude={"products"})
+    payload["tiers"] = payload["tiers"]["tiers"]
+    return payload

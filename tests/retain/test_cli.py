@@ -155,7 +155,10 @@ def test_config_show_prints_the_resolved_configuration(tmp_path):
     assert shown.returncode == 0, shown.stderr
     payload = json.loads(shown.stdout[shown.stdout.index("\n{") :])
     assert payload["churn"]["horizon_months"] == 3
-    assert [t["name"] for t in payload["tiers"]["tiers"]][:2] == ["non_core", "core"]
+    assert [t["name"] for t in payload["tiers"]][:2] == ["non_core", "core"]
+    from retain.config import load_config, parse_config
+
+    assert parse_config(payload) == load_config(None)  # what it shows reads back the same
     other = run("config", "show", "--config", "docs/other_bank.toml", "--json", "-")
     assert '"silver"' in other.stdout or "silver" in other.stdout
 
