@@ -20,6 +20,7 @@ from ibis import _
 from features.config import BankConfig
 
 MATURING_DAYS = 30
+MATURING_LATER_DAYS = 90  # a horizon's worth: money that comes up for renewal within it
 
 
 def month_number(date: ir.DateValue) -> ir.IntegerValue:
@@ -112,6 +113,11 @@ def _balances_monthly(wh: Warehouse, config: BankConfig) -> ir.Table:
         "products_held": is_open.cast("int64").sum(),
         "contribution_month": contribution.sum(),
         "maturing": ibis.ifelse(maturing, b.avg_daily_balance, 0.0).sum(),
+        "maturing_later": ibis.ifelse(
+            is_open & days_to_maturity.between(MATURING_DAYS + 1, MATURING_LATER_DAYS),
+            b.avg_daily_balance,
+            0.0,
+        ).sum(),
         "has_balances": b.customer_id.count(),
     }
     for product in config.product_codes:
