@@ -18,11 +18,6 @@ from features.config import Product
 RESOLVE_COMPLAINT = "resolve_complaint_first"
 OFFER_RENEWAL = "offer_renewal"
 RETENTION_CALL = "retention_call"
-ACTIONS = {
-    RESOLVE_COMPLAINT: ("先处理投诉", "Resolve the complaint first"),
-    OFFER_RENEWAL: ("到期续作", "Offer renewal"),
-    RETENTION_CALL: ("挽留回访", "Retention call"),
-}
 LIST_COLUMNS = (
     "rank", "customer_id", "customer_name", "tier", "pyramid_level", "p_churn",
     "contribution_12m", "expected_loss", "reason_1", "reason_2", "reason_3",

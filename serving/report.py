@@ -19,23 +19,7 @@ from matplotlib.figure import Figure
 
 from features.catalog import catalog
 from serving.explain import TOP_K
-
-TEXT = {
-    "title": ("客户流失风险组合报告", "Portfolio churn-risk report"),
-    "cutoff": ("数据截至", "Data as of"),
-    "scored": ("评分客户数", "Customers scored"),
-    "high": ("高风险客户", "High-risk customers"),
-    "loss": ("预期损失合计(元)", "Total expected loss (CNY)"),
-    "lists": ("名单数", "Lists"),
-    "listed": ("名单客户数", "Customers on lists"),
-    "pareto": ("贡献度帕累托曲线", "Pareto curve of contribution"),
-    "tier": ("各等级风险", "Risk by tier"),
-    "branch": ("各分行风险与预期损失", "Risk and expected loss by branch"),
-    "reasons": ("全行最常见流失原因(名单客户)", "Most common reasons bank-wide (listed customers)"),
-    "reason": ("原因", "Reason"),
-    "count": ("客户数", "Customers"),
-    "models": ("模型版本", "Model versions"),
-}
+from serving.texts import REPORT, text
 
 
 def write_report(
@@ -46,10 +30,9 @@ def write_report(
     versions: dict[str, str],
     lang: str,
 ) -> None:
-    i = 0 if lang == "zh" else 1
 
     def t(key: str) -> str:
-        return html.escape(TEXT[key][i])
+        return html.escape(text(REPORT, key, lang))
 
     eligible = scored[scored["eligible_churn"].fillna(False).astype(bool)]
     top20 = pareto_point(scored["contribution_12m"].to_numpy())

@@ -10,24 +10,9 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from features.config import BankConfig
-from serving.lists import ACTIONS, LIST_COLUMNS
+from serving.lists import LIST_COLUMNS
+from serving.texts import ACTIONS, HEADERS, text
 
-HEADERS = {
-    "rank": ("排名", "Rank"),
-    "customer_id": ("客户号", "Customer ID"),
-    "customer_name": ("客户姓名", "Customer"),
-    "tier": ("客户等级", "Tier"),
-    "pyramid_level": ("金字塔层级", "Pyramid level"),
-    "p_churn": ("流失概率", "Churn probability"),
-    "contribution_12m": ("年贡献度(元)", "Annual contribution (CNY)"),
-    "expected_loss": ("预期损失(元)", "Expected loss (CNY)"),
-    "reason_1": ("原因一", "Reason 1"),
-    "reason_2": ("原因二", "Reason 2"),
-    "reason_3": ("原因三", "Reason 3"),
-    "next_best_offer": ("推荐产品", "Next best offer"),
-    "offer_propensity": ("购买意向", "Offer propensity"),
-    "action": ("建议行动", "Suggested action"),
-}
 PERCENT = {"p_churn", "offer_propensity"}
 MONEY = {"contribution_12m", "expected_loss"}
 WIDTHS = {"reason_1": 42, "reason_2": 42, "reason_3": 42, "customer_name": 14, "action": 22,
@@ -50,11 +35,10 @@ def write_list_files(folder: Path, lists: pd.DataFrame, lang: str, config: BankC
 def _write_xlsx(
     path: Path, rows: pd.DataFrame, lang: str, list_id: str, config: BankConfig
 ) -> None:
-    index = 0 if lang == "zh" else 1
     book = Workbook()
     sheet = book.active
     sheet.title = list_id[:31]
-    sheet.append([HEADERS[c][index] for c in LIST_COLUMNS])
+    sheet.append([text(HEADERS, c, lang) for c in LIST_COLUMNS])
     for cell in sheet[1]:
         cell.font = Font(bold=True, color="FFFFFF")
         cell.fill = HEADER_FILL
@@ -67,7 +51,7 @@ def _write_xlsx(
             elif column == "tier":
                 value = config.tiers.label(value, lang) if isinstance(value, str) else ""
             elif column == "action":
-                value = ACTIONS[value][index]
+                value = text(ACTIONS, value, lang)
             elif pd.isna(value):
                 value = None
             values.append(value.item() if hasattr(value, "item") else value)
