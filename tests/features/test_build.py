@@ -52,7 +52,7 @@ def test_feature_file_has_ids_catalog_features_labels_and_truth(features_20k):
     assert len([c for c in labels if c.startswith("label_cross_sell_")]) == len(CONFIG.products)
     assert "truth_p_churn_3m" in features_20k
     assert not features_20k.duplicated(["customer_id", "cutoff"]).any()
-    assert features_20k["cutoff"].nunique() == 12
+    assert features_20k["cutoff"].nunique() == 21
 
 
 def test_catalog_dtypes_match_the_file(features_20k):
@@ -81,7 +81,7 @@ def test_churn_labels_agree_with_the_true_probability_at_every_cutoff(features_2
         truth=("truth_p_churn_3m", "mean"),
         rows=("label_churn", "size"),
     )
-    assert len(by_cutoff) == 9
+    assert len(by_cutoff) == 18
     relative = (by_cutoff["label"] - by_cutoff["truth"]).abs() / by_cutoff["truth"]
     # ~350 churners per cutoff: the realised rate has a relative standard error of about 5%,
     # and neighbouring cutoffs share exits, so one lucky quarter can push three cutoffs past

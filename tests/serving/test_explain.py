@@ -71,7 +71,8 @@ def test_reasons_only_push_risk_up_and_come_in_order(model):
 def test_a_row_where_everything_lowers_risk_gets_no_reason():
     groups = ReasonGroups.for_features(FEATURES)
     contrib = -np.abs(np.random.default_rng(2).normal(size=(2, len(FEATURES))))
-    for name in ("complaints_12m", "days_to_resolve_avg"):
+    complaint = [f for f in FEATURES if catalog()[f].reason_group == "complaint"]
+    for name in complaint:
         contrib[0, FEATURES.index(name)] = 0.0
     contrib[0, FEATURES.index("open_complaints")] = 0.4
     reasons = top_reasons(contrib, np.ones_like(contrib), groups)
