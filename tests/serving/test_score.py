@@ -136,10 +136,11 @@ def test_the_report_is_self_contained(scored):
 
 def test_reasons_find_the_true_driver_of_top_decile_churners(scored):
     s = scored.summary
-    # a 6k bank has ~60 driven churners in the top decile at one cutoff: a binomial standard
-    # error of ~0.05 around the ~0.85 measured on 20k, hence the 0.7 bar (target 0.8 at 20k)
+    # the target (DESIGN §9): the true driver among the top-3 reasons of 85% of the true
+    # churners in the top decile. A 6k bank has ~60 of them at one cutoff; measured 0.95-1.0
+    # here and 0.97 on the 20k demo, so the binomial standard error (~0.03) leaves room
     assert s["fidelity_churners"] >= 30
-    assert s["reason_fidelity"] >= 0.7
+    assert s["reason_fidelity"] >= 0.85
 
 
 def test_a_missing_model_fails_cleanly_and_keeps_the_previous_outputs(scored, tmp_path):
