@@ -38,8 +38,20 @@ def _terminate(signum: int, _frame) -> None:
 app.add_typer(config_app, name="config")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"retain {version('retain')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
     """retain — churn and cross-sell propensity for a bank's relationship managers."""
     signal.signal(signal.SIGTERM, _terminate)
     # a command's own progress bars and tables are the output; MLflow's download bars are noise
@@ -640,6 +652,7 @@ def serve(
     keys: KeysOption = DEFAULT_KEYS,
     audit: Annotated[Path | None, typer.Option(help="Audit log (JSON lines).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    config: ConfigOption = None,
 ) -> None:
     """Run the scoring API (BentoML) with the champion models from the registry."""
     import shutil
@@ -648,6 +661,7 @@ def serve(
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(),
+           "RETAIN_BANK_CONFIG": bank_config(config).model_dump_json(),
            "RETAIN_KEYS": str(keys.resolve()), "RETAIN_WORKERS": str(workers),
            "RETAIN_AUDIT_LOG": str((audit or keys.parent / "audit.log").resolve())}  # fmt: skip
     if scores is not None and scores.exists():

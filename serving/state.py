@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.config import BankConfig
 from features.products import products_from_json
 from models.registry import tracking_uri, use_store
 from serving.auth import AuditLog, KeyRing
@@ -26,6 +27,8 @@ from serving.schemas import nullable_features
 log = logging.getLogger("retain.service")
 
 ENV_SCORES, ENV_KEYS, ENV_AUDIT = "RETAIN_SCORES", "RETAIN_KEYS", "RETAIN_AUDIT_LOG"
+# the resolved configuration as JSON, set by `retain serve` (the front door loads the file)
+ENV_CONFIG = "RETAIN_BANK_CONFIG"
 DEFAULT_KEYS = Path("data/keys.json")
 
 
@@ -86,6 +89,7 @@ class ServingState:
     snapshot: Snapshot | None = None
     keys: KeyRing | None = None
     audit: AuditLog | None = None
+    config: BankConfig = field(default_factory=BankConfig)
 
     @classmethod
     def load(cls) -> ServingState:
@@ -93,6 +97,8 @@ class ServingState:
         audit = Path(os.environ.get(ENV_AUDIT, keys_path.parent / "audit.log"))
         state = cls(keys=KeyRing(keys_path), audit=AuditLog(audit))
         try:
+            if payload := os.environ.get(ENV_CONFIG):
+                state.config = BankConfig.model_validate_json(payload)
             use_store()
             state.models = load_champions()
             state.features = _feature_union(state.models)
@@ -126,7 +132,7 @@ class ServingState:
     def score(self, frame: pd.DataFrame, explain_rows: bool) -> list[dict]:
         """Scores (and reasons) for feature rows with a ``customer_id`` column."""
         frame = frame.reset_index(drop=True)
-        scores = score_frame(self.models, frame)
+        scores = score_frame(self.models, frame, self.config.lists.risk_bands)
         reasons = None
         if explain_rows:
             churn = self.models.churn
