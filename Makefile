@@ -9,7 +9,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 # LightGBM's OpenMP threads sleep while they wait instead of spinning (2 busy cores)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test bench serve ui lint install pg
+.PHONY: demo test bench serve ui lint install pg chromium
 
 install: $(STAMP)
 
@@ -27,7 +27,12 @@ demo: $(STAMP)
 pg:
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql)
 
-test: $(STAMP) pg
+# The RM page's browser tests drive Debian's chromium through Playwright (never `playwright
+# install`, which downloads a browser); install it if it is missing.
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
+
+test: $(STAMP) pg chromium
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

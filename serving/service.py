@@ -20,7 +20,7 @@ from fastapi import FastAPI, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving import routes
+from serving import routes, ui
 from serving.guard import BodyGuard, JsonErrors
 from serving.schemas import (
     ID_PATTERN,
@@ -56,6 +56,7 @@ Auth = Header(default=None, description="Bearer <api key>")
     traffic={"timeout": 30, "max_concurrency": 32},
 )
 @bentoml.asgi_app(app, path="/")
+@bentoml.asgi_app(ui.app, path="/")  # the RM page (/ui/...), outside the JSON-only guard
 class Retain:
     def __init__(self) -> None:
         self.state = ServingState.load()

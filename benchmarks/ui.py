@@ -1,0 +1,171 @@
+"""The RM page on loopback: my-list page server time, and outcome writes per second on SQLite.
+
+Starts `retain serve` (2 workers) on the project's MLflow store and a scored snapshot (default
+`data/scores`; run `make demo` first), logs in with a throw-away admin key, then:
+
+- my list: the retention list of the RMs with the longest lists (up to 400 rows) requested
+  ``--runs`` times one after another; the page's own ``Server-Timing`` header gives the server
+  time (routing, list building, rendering), the client measures the round trip;
+- outcome writes: ``OutcomeStore.record`` on a fresh SQLite file (WAL), one write per
+  transaction, as the page and the API write them; and the page's form post end to end.
+
+Usage: python benchmarks/ui.py [--runs 60] [--writes 1000] [--scores data/scores]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+from common import ROOT, report
+
+sys.path.insert(0, str(ROOT))
+
+TARGET_MS = 200
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log_in(client: httpx.Client, key: str) -> None:
+    page = client.get("/ui/login").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    answer = client.post("/ui/login", data={"key": key, "csrf": csrf})
+    if answer.status_code != 303:
+        raise SystemExit(f"login failed: {answer.status_code}")
+
+
+def server_ms(response: httpx.Response) -> float:
+    return float(re.search(r"dur=([\d.]+)", response.headers["server-timing"]).group(1))
+
+
+def page_times(client: httpx.Client, rm_id: str, runs: int) -> tuple[list[float], list[float], int]:
+    server, round_trip, rows = [], [], 0
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get("/ui/list", params={"rm_id": rm_id, "lang": "zh"})
+        round_trip.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+        server.append(server_ms(response))
+        rows = response.text.count("data-customer-id=")
+    return server, round_trip, rows
+
+
+def store_writes(count: int) -> float:
+    from serving.outcomes import OutcomeStore
+
+    store = OutcomeStore(Path(tempfile.mkdtemp(prefix="retain-outcomes-")) / "outcomes.db")
+    store.record(request_id="warm", customer_id=0, rm_id="RM0", channel="call", reached=True,
+                 result="stays", recorded_by="bench")  # fmt: skip
+    started = time.perf_counter()
+    for i in range(count):
+        store.record(request_id=f"r{i}", customer_id=i, rm_id="RM0", channel="call",
+                     reached=True, result="stays", recorded_by="bench")  # fmt: skip
+    return count / (time.perf_counter() - started)
+
+
+def form_writes(client: httpx.Client, customer_id, count: int) -> float:
+    page = client.get(f"/ui/customers/{customer_id}").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    started = time.perf_counter()
+    for i in range(count):
+        answer = client.post(f"/ui/customers/{customer_id}/outcomes",
+                             data={"csrf": csrf, "request_id": f"bench-{i}", "channel": "call",
+                                   "reached": "yes", "result": "stays"})  # fmt: skip
+        if answer.status_code != 303:
+            raise SystemExit(f"outcome post failed: {answer.status_code}")
+    return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=60, help="requests per list")
+    parser.add_argument("--writes", type=int, default=1000, help="outcomes written to SQLite")
+    parser.add_argument("--form-writes", type=int, default=100)
+    parser.add_argument("--scores", type=Path, default=ROOT / "data" / "scores")
+    args = parser.parse_args()
+    if not (args.scores / "scores.parquet").exists():
+        raise SystemExit(f"{args.scores} has no scored snapshot: run `make demo` first")
+    folder = Path(tempfile.mkdtemp(prefix="retain-ui-bench-"))
+    keys = folder / "keys.json"
+    retain = [sys.executable, "-m", "retain"]
+    add = [*retain, "keys", "add", "--keys", str(keys), "--role", "admin", "--name", "bench"]
+    added = subprocess.run(add, capture_output=True, text=True, cwd=ROOT, check=True)
+    key = added.stdout.strip().splitlines()[-1]
+    port = free_port()
+    log = open(folder / "service.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen([*retain, "serve", "--port", str(port), "--keys", str(keys),
+                               "--scores", str(args.scores), "--audit", str(folder / "audit"),
+                               "--outcomes", str(folder / "outcomes.db")],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"service not ready; see {folder / 'service.log'}")
+        scores = pd.read_parquet(args.scores / "scores.parquet")
+        longest = scores["rm_id"].dropna().astype(str).value_counts().index[:3].tolist()
+        rows, payload = [], {"target_ms": TARGET_MS, "lists": {}}
+        with httpx.Client(base_url=url, timeout=60) as client:
+            log_in(client, key)
+            for rm_id in longest:
+                page_times(client, rm_id, 3)  # warm up both workers' caches
+                server, round_trip, count = page_times(client, rm_id, args.runs)
+                p50, p95 = np.percentile(server, 50), np.percentile(server, 95)
+                rt95 = np.percentile(round_trip, 95)
+                rows.append([f"my list {rm_id}", count, f"{p50:.0f}", f"{p95:.0f}",
+                             f"{rt95:.0f}", "yes" if p95 <= TARGET_MS else "NO"])  # fmt: skip
+                payload["lists"][rm_id] = {
+                    "rows": count,
+                    "server_p50_ms": p50,
+                    "server_p95_ms": p95,
+                    "round_trip_p95_ms": rt95,
+                }
+            customer = scores.loc[scores["rm_id"] == longest[0], "customer_id"].iloc[0]
+            payload["form_writes_per_s"] = form_writes(client, customer, args.form_writes)
+        payload["sqlite_writes_per_s"] = store_writes(args.writes)
+        rows.append(["outcome writes, SQLite store", args.writes, "", "", "",
+                     f"{payload['sqlite_writes_per_s']:,.0f}/s"])  # fmt: skip
+        rows.append(["outcome writes, page form", args.form_writes, "", "", "",
+                     f"{payload['form_writes_per_s']:,.0f}/s"])  # fmt: skip
+        report(
+            "ui",
+            [
+                "scenario",
+                "rows",
+                "server p50 ms",
+                "server p95 ms",
+                "round trip p95 ms",
+                f"p95 ≤ {TARGET_MS} ms / rate",
+            ],
+            rows,
+            payload,
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # retain serve and its bentoml workers
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

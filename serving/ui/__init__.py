@@ -1,0 +1,14 @@
+"""The RM page at ``/ui`` (DESIGN §12): server-rendered, no external assets, key login.
+
+:data:`app` is mounted on the BentoML service beside the API (``serving/service.py``); it is a
+separate ASGI app so that its HTML forms are not held to the API's JSON-only body guard.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from serving.ui.pages import router
+
+app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+app.include_router(router)

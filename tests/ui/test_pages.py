@@ -1,0 +1,169 @@
+"""The RM page as an RM meets it: a real `retain serve`, driven by a headless chromium."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import openpyxl
+
+from serving.outcomes import OutcomeStore
+from tests.ui.conftest import log_in
+
+
+def api_list(site, rm: str, lang: str) -> dict:
+    response = httpx.post(site["url"] + "/retention_list", json={"rm_id": rm, "lang": lang},
+                          headers={"Authorization": f"Bearer {site['tokens'][rm]}"},
+                          timeout=60)  # fmt: skip
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def shown_ids(page) -> list[str]:
+    rows = page.locator("#list tbody tr")
+    return [rows.nth(i).get_attribute("data-customer-id") for i in range(rows.count())]
+
+
+def test_no_session_is_sent_to_the_login_page(site, context):
+    page = context.new_page()
+    for path in ("/ui", "/ui/list", f"/ui/customers/{site['scores']['customer_id'].iloc[0]}"):
+        page.goto(site["url"] + path)
+        assert page.url.endswith("/ui/login"), path
+        assert page.locator("#key").is_visible()
+    page.fill("#key", "rk_not-a-key")
+    page.click("#login")
+    assert page.locator("#login-error").is_visible()
+
+
+def test_my_list_shows_the_rows_of_the_api_in_its_order(site, context):
+    rm = site["books"][0]
+    page = context.new_page()
+    log_in(page, site, rm)
+    page.goto(site["url"] + "/ui/list?lang=en")
+    expected = [str(e["customer_id"]) for e in api_list(site, rm, "en")["entries"]]
+    assert expected and shown_ids(page) == expected
+    cookie = next(c for c in context.cookies() if c["name"] == "retain_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    audit = [json.loads(line) for line in (site["folder"] / "audit.log").read_text().splitlines()]
+    assert any(a["endpoint"] == "/ui/list" and a["list_rm"] == rm and a["customers"] == len(
+        expected) and a["key"] == f"rm-{rm}" for a in audit)  # fmt: skip
+
+
+def test_sorting_and_filters_keep_to_the_list(site, context):
+    rm = site["books"][0]
+    page = context.new_page()
+    log_in(page, site, rm)
+    entries = api_list(site, rm, "en")["entries"]
+    page.goto(site["url"] + "/ui/list?lang=en&sort=p_churn&order=asc")
+    by_risk = sorted(entries, key=lambda e: e["p_churn"])  # stable, as the page sorts
+    assert shown_ids(page) == [str(e["customer_id"]) for e in by_risk]
+    action = entries[0]["action"]
+    page.goto(site["url"] + f"/ui/list?lang=en&action={action}")
+    assert shown_ids(page) == [str(e["customer_id"]) for e in entries if e["action"] == action]
+
+
+def test_the_language_switch_translates_the_labels(site, context):
+    page = context.new_page()
+    log_in(page, site, site["books"][0])
+    page.goto(site["url"] + "/ui/list?lang=en")
+    assert "My lists" in page.inner_text("h1") and page.inner_text("#lang-switch") == "中文"
+    headers_en = page.inner_text("#list thead")
+    page.click("#lang-switch")
+    assert "我的名单" in page.inner_text("h1")
+    headers_zh = page.inner_text("#list thead")
+    assert "排名" in headers_zh and "Rank" in headers_en and "Rank" not in headers_zh
+    page.goto(site["url"] + "/ui/list")  # the choice is remembered
+    assert "我的名单" in page.inner_text("h1")
+
+
+def test_the_customer_page_shows_scores_and_reasons(site, context):
+    rm = site["books"][0]
+    first = api_list(site, rm, "en")["entries"][0]
+    page = context.new_page()
+    log_in(page, site, rm)
+    page.goto(site["url"] + "/ui/list?lang=en")
+    page.click(f"#list tbody tr[data-customer-id='{first['customer_id']}'] a")
+    page.wait_for_url(f"**/ui/customers/{first['customer_id']}**")
+    api = httpx.get(site["url"] + f"/customers/{first['customer_id']}", timeout=60,
+                    headers={"Authorization": f"Bearer {site['tokens'][rm]}"}).json()  # fmt: skip
+    result = api["result"]
+    assert page.inner_text("#p-churn") == f"{result['churn_probability'] * 100:.1f}%"
+    reasons = page.locator("#reasons ol li").all_inner_texts()
+    assert [r.removesuffix(" (context)") for r in reasons] == [
+        r["text_en"] for r in result["reasons"]
+    ]
+    assert page.locator("#history svg.chart").count() == 2
+
+
+def test_an_outcome_is_recorded_once_and_shown(site, context):
+    rm = site["books"][0]
+    customer = api_list(site, rm, "en")["entries"][1]["customer_id"]
+    page = context.new_page()
+    log_in(page, site, rm)
+    page.goto(site["url"] + f"/ui/customers/{customer}?lang=en")
+    page.select_option("#o-channel", "visit")
+    page.select_option("#o-result", "stays")
+    page.fill("#o-next", "call back in May")
+    page.fill("#o-note", "renewing the deposit")
+    fields = {name: page.input_value(f"#outcome-form [name={name}]")
+              for name in ("csrf", "request_id", "channel", "reached", "result", "next_step",
+                           "note")}  # fmt: skip
+    page.click("#o-save")
+    assert page.locator("#saved").is_visible()
+    assert "renewing the deposit" in page.inner_text("#contact-table")
+    # the same form sent twice (a double click, a reload) is stored once
+    again = page.request.post(site["url"] + f"/ui/customers/{customer}/outcomes", form=fields)
+    assert again.status == 200
+    stored = OutcomeStore(site["outcomes"]).for_customer(customer)
+    assert [(o.channel, o.result, o.note, o.recorded_by) for o in stored] == [
+        ("visit", "stays", "renewing the deposit", f"rm-{rm}")
+    ]
+
+
+def test_the_xlsx_download_opens(site, context, tmp_path):
+    page = context.new_page()
+    log_in(page, site, site["books"][0])
+    with page.expect_download() as download:
+        page.click("#dl-xlsx")
+    path = tmp_path / "list.xlsx"
+    download.value.save_as(path)
+    sheet = openpyxl.load_workbook(path).worksheets[0]
+    assert sheet.max_row - 1 == len(api_list(site, site["books"][0], "en")["entries"])
+
+
+def test_another_rms_customer_and_list_are_refused(site, context):
+    mine, theirs = site["books"]
+    scores = site["scores"]
+    other = scores.loc[scores["rm_id"] == theirs, "customer_id"].iloc[0]
+    page = context.new_page()
+    log_in(page, site, mine)
+    for path in (f"/ui/customers/{other}", f"/ui/list?rm_id={theirs}", f"/ui/lists/{theirs}.csv"):
+        response = page.goto(site["url"] + path)
+        assert response.status == 403, path
+        assert page.locator("#error-title").is_visible()
+    log_in(page, site, "admin")  # an admin opens any RM's list
+    assert page.goto(site["url"] + f"/ui/list?rm_id={theirs}").status == 200
+    assert shown_ids(page)
+
+
+def test_a_form_without_its_csrf_token_is_refused(site, context):
+    rm = site["books"][0]
+    customer = api_list(site, rm, "en")["entries"][0]["customer_id"]
+    page = context.new_page()
+    log_in(page, site, rm)
+    url = site["url"] + f"/ui/customers/{customer}/outcomes"
+    form = {"channel": "call", "reached": "yes", "result": "stays", "note": "forged"}
+    assert page.request.post(url, form=form).status == 403
+    assert page.request.post(url, form={**form, "csrf": "guess"}).status == 403
+    assert page.request.post(site["url"] + "/ui/logout", form={}).status == 403
+    stored = OutcomeStore(site["outcomes"]).for_customer(customer)
+    assert not any(o.note == "forged" for o in stored)
+
+
+def test_the_page_fits_a_phone(site, browser):
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = phone.new_page()
+    log_in(page, site, site["books"][0])
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390
+    phone.close()
