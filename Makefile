@@ -9,7 +9,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 # LightGBM's OpenMP threads sleep while they wait instead of spinning (2 busy cores)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test bench serve ui lint install pg chromium
+.PHONY: demo test bench serve ui lint install pg chromium fonts
 
 install: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) fonts
 	$(BIN)/retain demo
 
 # The PostgreSQL warehouse tests start a server of their own (any version; 15 on Debian 12);
@@ -27,12 +27,16 @@ demo: $(STAMP)
 pg:
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql)
 
+# Chinese charts in the report need a CJK font; a bare machine has none.
+fonts:
+	ls /usr/share/fonts/opentype/noto/NotoSansCJK* >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-noto-cjk)
+
 # The RM page's browser tests drive Debian's chromium through Playwright (never `playwright
 # install`, which downloads a browser); install it if it is missing.
 chromium:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
 
-test: $(STAMP) pg chromium
+test: $(STAMP) pg fonts chromium
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -9,6 +9,7 @@ training and serving never need the warehouse to name a product.
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pandas as pd
@@ -55,19 +56,18 @@ def products_from_json(payload: list[dict]) -> tuple[Product, ...]:
 
 
 def products_metadata(products: tuple[Product, ...]) -> dict[str, str]:
-    """Parquet key-value metadata that carries the catalogue with a feature file.
-
-    Plain ASCII JSON with no apostrophe, so it can go into a SQL literal (DuckDB's
-    ``KV_METADATA``) as well as into pyarrow's schema metadata."""
-    text = json.dumps(products_to_json(products), ensure_ascii=True).replace("'", "\\u0027")
-    return {METADATA_KEY.decode(): text}
+    """Parquet key-value metadata that carries the catalogue with a feature file: the JSON,
+    base64-encoded, so it survives any writer's quoting (DuckDB's ``KV_METADATA`` takes a SQL
+    literal) with Chinese names and apostrophes intact."""
+    payload = json.dumps(products_to_json(products), ensure_ascii=False).encode()
+    return {METADATA_KEY.decode(): base64.b64encode(payload).decode("ascii")}
 
 
 def read_products_metadata(path) -> tuple[Product, ...]:
     """The catalogue a feature file was built with; empty for a file without it."""
     metadata = pq.read_schema(path).metadata or {}
     payload = metadata.get(METADATA_KEY)
-    return products_from_json(json.loads(payload)) if payload else ()
+    return products_from_json(json.loads(base64.b64decode(payload))) if payload else ()
 
 
 def open_products(location) -> tuple[Product, ...]:

@@ -32,7 +32,9 @@ from features.sources.tables import read_location_table
 from models.artifact import VerifiedModel, load_verified
 from models.registry import CHAMPION, RegistryError
 from serving.explain import TOP_K, Reasons, explain, inputs, reason_columns
-from serving.lists import actions, build_lists, mask_name, next_best_offer, product_values
+from serving.lists import build_growth_lists, build_lists, list_groups, mask_name
+from serving.offers import UPGRADE as TIER_UPGRADE
+from serving.offers import growth_offers, product_values, retention_offers
 from serving.report import write_report
 from serving.sheets import write_list_files
 
@@ -111,12 +113,37 @@ def score_frame(
 def explain_churn(
     models: ModelSet, features: pd.DataFrame, scores: pd.DataFrame, above: float
 ) -> Reasons:
-    """Top-3 churn reasons for eligible customers with ``p_churn >= above``."""
+    """Top-3 actionable churn reasons for eligible customers with ``p_churn >= above`` and for
+    customers already leaving (the list candidates)."""
     eligible = features["eligible_churn"].fillna(False).to_numpy(dtype=bool)
-    rows = np.flatnonzero(eligible & (scores["p_churn"].to_numpy() >= above))
+    leaving = features["leaving_now"].fillna(False).to_numpy(dtype=bool)
+    rows = np.flatnonzero((eligible & (scores["p_churn"].to_numpy() >= above)) | leaving)
     churn = models.churn
     products = products_from_json(churn.metadata.get("products", []))
-    return explain(churn.booster, features, churn.metadata["features"], rows, TOP_K, products)
+    return explain(churn.booster, features, churn.metadata["features"], rows, TOP_K, products,
+                   actionable=True)  # fmt: skip
+
+
+def explain_growth(
+    models: ModelSet, features: pd.DataFrame, offers: pd.Series, langs
+) -> dict[str, np.ndarray]:
+    """Reasons for growth offers from the offered model itself (the upgrade model for a tier
+    upgrade, the product's cross-sell model for a product): ``growth_reason_k_text_<lang>``."""
+    n = len(features)
+    columns = {f"growth_reason_{r}_text_{lang}": np.full(n, None, dtype=object)
+               for r in range(1, TOP_K + 1) for lang in langs}  # fmt: skip
+    by_model = {TIER_UPGRADE: models.upgrade, **models.cross_sell}
+    for offer, model in by_model.items():
+        rows = np.flatnonzero(offers.to_numpy(dtype=object) == offer)
+        if not len(rows):
+            continue
+        products = products_from_json(model.metadata.get("products", []))
+        reasons = explain(model.booster, features, model.metadata["features"], rows, TOP_K,
+                          products)  # fmt: skip
+        for rank in range(TOP_K):
+            for lang in langs:
+                columns[f"growth_reason_{rank + 1}_text_{lang}"][rows] = reasons.texts(rank, lang)
+    return columns
 
 
 def holdings(features: pd.DataFrame, products: list[str]) -> pd.DataFrame:
@@ -178,20 +205,28 @@ def score_warehouse(
         reasons = explain_churn(models, features, scores, explain_above)
         timings["reasons"] = time.perf_counter() - tick
         step("offers and lists")
-        scored = _assemble(warehouse, cutoff, config, models, features, scores, reasons, lang)
+        scored = _assemble(warehouse, cutoff, config, models, features, scores, reasons)
+        scored = with_language(scored, lang)
         rms = read_location_table(warehouse, "rms", ["rm_id", "capacity"])
-        lists = build_lists(scored, rms, k)
+        lists = build_lists(scored, rms, config.lists, k)
+        growth = build_growth_lists(scored, rms, config.lists, lists)
         rms.to_parquet(staging / "rms.parquet", index=False)  # the API builds lists from it
         _write_scores(staging, scored, models)
-        write_list_files(staging / "lists", lists, lang, config)
+        lists.to_parquet(staging / "lists.parquet", index=False)
+        growth.to_parquet(staging / "growth.parquet", index=False)
+        write_list_files(staging / "lists", lists, growth, lang, config)
         step("report")
-        write_report(staging / "report.html", scored, lists, cutoff, models.versions, lang)
+        write_report(staging / "report.html", scored, lists, growth, cutoff, models.versions,
+                     lang, config)  # fmt: skip
         summary = {
             "cutoff": cutoff.isoformat(),
             "customers_scored": len(scores),
             "customers_explained": len(reasons.rows),
             "lists": int(lists["list_id"].nunique()),
             "listed_customers": len(lists),
+            "leaving_now_listed": int(lists["leaving_now"].sum()),
+            "growth_listed": len(growth),
+            "control_customers": int((scored["list_group"] == "control").sum()),
             "models": models.versions,
             "seconds": round(time.perf_counter() - started, 2),
             "timings": {name: round(s, 2) for name, s in timings.items()},
@@ -202,31 +237,46 @@ def score_warehouse(
     return summary
 
 
-def _assemble(warehouse, cutoff, config, models, features, scores, reasons, lang) -> pd.DataFrame:
-    """One frame with ids, scores, reasons, offer and action for every customer."""
+def _assemble(warehouse, cutoff, config, models, features, scores, reasons) -> pd.DataFrame:
+    """One frame with ids, scores, reasons, offers, actions and list groups for every customer."""
     keep = ["rm_id", "outlet_id", "branch_id", "sub_branch_id", "tier", "pyramid_level",
             "do_not_contact", "eligible_churn", "leaving_now", "contribution_12m",
             "open_complaints", "maturing_30d", "maturing_product", "maturing_date"]  # fmt: skip
     scored = pd.concat([scores, features[keep].reset_index(drop=True)], axis=1)
     scored["expected_loss"] = scored["p_churn"] * scored["contribution_12m"].clip(lower=0)
-    scored = scored.assign(**reason_columns(reasons, len(scored)))
-    for rank in range(1, TOP_K + 1):
-        scored[f"reason_{rank}"] = scored[f"reason_{rank}_text_{lang}"]
+    scored = scored.assign(**reason_columns(reasons, len(scored), config.languages))
     products = [p for p in config.products if p.product in models.cross_sell]
     held = holdings(features, [p.product for p in products]).set_axis(scored.index)
     values = product_values(tuple(products), features)
-    offer, propensity = next_best_offer(scored, held, values)
-    scored["next_best_offer"], scored["offer_propensity"] = offer, propensity
-    scored["next_best_offer_label"] = [config.product_label(p, lang) if p else None for p in offer]
-    scored["action"] = actions(scored)
+    scored = scored.join(retention_offers(scored, held, values, config))
+    growth = growth_offers(scored, held, values, config)
+    scored = scored.join(
+        growth.add_prefix("growth_").rename(
+            columns={"growth_growth_offer": "growth_offer", "growth_value_added": "value_added"}
+        )
+    )
+    scored = scored.assign(**explain_growth(models, features, scored["growth_offer"],
+                                            config.languages))  # fmt: skip
+    scored["list_group"] = list_groups(scored, config.lists, cutoff.isoformat())
     names = read_location_table(warehouse, "customers", ["customer_id", "name"])
     masked = names.set_index("customer_id")["name"].map(mask_name)
     scored["customer_name"] = scored["customer_id"].map(masked).fillna("***")
     return scored
 
 
+def with_language(scored: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """The display columns lists read (``reason_k``, and for growth rows their own reasons) in
+    ``lang``; the stored scores keep both languages."""
+    out = scored.copy()
+    for rank in range(1, TOP_K + 1):
+        out[f"reason_{rank}"] = out[f"reason_{rank}_text_{lang}"]
+        out[f"growth_reason_{rank}"] = out[f"growth_reason_{rank}_text_{lang}"]
+    return out
+
+
 def _write_scores(folder: Path, scored: pd.DataFrame, models: ModelSet) -> None:
-    frame = scored.drop(columns=[f"reason_{r}" for r in range(1, TOP_K + 1)])
+    shown = [f"{kind}reason_{r}" for kind in ("", "growth_") for r in range(1, TOP_K + 1)]
+    frame = scored.drop(columns=shown)
     for name, version in models.versions.items():
         frame[f"model_version_{name}"] = version
     frame.to_parquet(folder / "scores.parquet", index=False)

@@ -2,10 +2,16 @@
 
 Pure functions over arrays. Contributions come from LightGBM's own TreeSHAP
 (``pred_contrib=True``), in log-odds. Features that express one cause share a
-``reason_group`` in the catalog and become one reason: their contributions are summed, and the
-member that pushed hardest speaks for the group ("AUM down 35% over the last 3 months", not
-three separate lines about AUM). Only groups that push the score *up* become reasons, and a
-sensitive feature (age, city tier) never does.
+``reason_group`` in the catalog and become one reason: their contributions are summed, and a
+member speaks for the group ("AUM down 35% over the last 3 months", not three separate lines
+about AUM). Only groups that push the score *up* become reasons, and a sensitive feature
+(age, city tier) never does.
+
+For churn (``actionable=True``, DESIGN §12) a group is a reason only when one of its members is
+something an RM can act on (catalog ``actionable``) *and* its value points the risky way
+("AUM up 27%" is never a reason to leave): the strongest such member speaks. A customer with
+no such reason gets the strongest other cause, marked as context. For growth models every
+non-sensitive cause that pushes the score up may speak.
 """
 
 from __future__ import annotations
@@ -68,23 +74,32 @@ class Reasons:
     value: np.ndarray  # (n, k) the speaking feature's value
     contribution: np.ndarray  # (n, k) summed log-odds contribution of the group
     groups: ReasonGroups
+    context: np.ndarray | None = None  # (n, k) True where a reason is context, not actionable
+
+    def is_context(self, rank: int) -> np.ndarray:
+        n = self.feature.shape[0]
+        return self.context[:, rank] if self.context is not None else np.zeros(n, dtype=bool)
 
     def feature_names(self, rank: int) -> list[str | None]:
         return [self.groups.features[i] if i >= 0 else None for i in self.feature[:, rank]]
 
     def drivers(self) -> list[set[str]]:
-        """The truth driver groups each row's reasons evidence."""
+        """The truth drivers each row's actionable reasons evidence (context is not counted)."""
+        context = self.context if self.context is not None else np.zeros(self.group.shape, bool)
         return [
-            {self.groups.drivers[g] for g in row if g >= 0 and self.groups.drivers[g]}
-            for row in self.group
-        ]
+            {self.groups.drivers[g] for g, c in zip(row, marks, strict=True)
+             if g >= 0 and not c and self.groups.drivers[g]}
+            for row, marks in zip(self.group, context, strict=True)
+        ]  # fmt: skip
 
     def texts(self, rank: int, lang: str) -> list[str | None]:
         """Rendered reason text at ``rank`` (0-based) for every explained row."""
         entries = self.groups.entries
         return [
-            render(entries[self.groups.features[f]], v, lang) if f >= 0 else None
-            for f, v in zip(self.feature[:, rank], self.value[:, rank], strict=True)
+            render(entries[self.groups.features[f]], v, lang, context) if f >= 0 else None
+            for f, v, context in zip(
+                self.feature[:, rank], self.value[:, rank], self.is_context(rank), strict=True
+            )
         ]
 
     def records(self, position: int) -> list[dict]:
@@ -101,16 +116,37 @@ class Reasons:
                 "group": self.groups.names[self.group[position, rank]],
                 "value": None if np.isnan(value) else float(value),
                 "contribution": float(self.contribution[position, rank]),
-                "text_zh": render(entry, value, "zh"),
-                "text_en": render(entry, value, "en"),
+                "context": bool(self.is_context(rank)[position]),
+                "text_zh": render(entry, value, "zh", self.is_context(rank)[position]),
+                "text_en": render(entry, value, "en", self.is_context(rank)[position]),
             })  # fmt: skip
         return out
 
 
-def render(entry: Feature, value: float, lang: str) -> str:
-    if entry.dtype == "bool" and not np.isnan(value):
-        return entry.reason(bool(value), lang)
-    return entry.reason(value, lang)
+CONTEXT_MARK = {"zh": "（背景）", "en": "(context) "}
+
+
+def render(entry: Feature, value: float, lang: str, context: bool = False) -> str:
+    text = entry.reason(bool(value) if entry.dtype == "bool" and not np.isnan(value) else value,
+                        lang)  # fmt: skip
+    return CONTEXT_MARK[lang] + text if context else text
+
+
+def risky_side(entries: list[Feature | None], values: np.ndarray) -> np.ndarray:
+    """(rows × features) True where a feature is actionable and its value points the way that
+    raises churn risk: a fall for changes read as "down", the risky side of a yes/no."""
+    ok = np.zeros(values.shape, dtype=bool)
+    for i, entry in enumerate(entries):
+        if entry is None or not entry.actionable or entry.sensitive:
+            continue
+        v = values[:, i]
+        if entry.dtype == "bool":
+            ok[:, i] = (v == 1) if entry.direction > 0 else (v == 0)
+        elif entry.reason_value == "negate":
+            ok[:, i] = v < 0
+        else:
+            ok[:, i] = ~np.isnan(v) if entry.direction != 0 else False
+    return ok
 
 
 def inputs(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
@@ -129,35 +165,57 @@ def top_reasons(
     groups: ReasonGroups,
     k: int = TOP_K,
     rows: np.ndarray | None = None,
+    actionable: bool = False,
 ) -> Reasons:
     """The ``k`` groups that push each row's score up the most.
 
     ``contrib`` and ``values`` are (rows × features) in the order of ``groups.features``;
     ``rows`` says which rows of the scored frame these are (default: all of them, in order).
+    With ``actionable``, only groups with an actionable member on its risky side, and the
+    strongest other cause as context for a row that has none.
     """
     n = contrib.shape[0]
     n_groups = len(groups.names)
+    entries = [groups.entries.get(f) if groups.member[i] >= 0 else None
+               for i, f in enumerate(groups.features)]  # fmt: skip
+    may_speak = risky_side(entries, values) if actionable else np.ones(values.shape, bool)
     summed = np.full((n, n_groups), -np.inf)
     speaker = np.full((n, n_groups), -1, dtype=np.int64)
+    fallback = np.full((n, n_groups), -1, dtype=np.int64)
     for j in range(n_groups):
         cols = np.flatnonzero(groups.member == j)
         part = contrib[:, cols]
         summed[:, j] = part.sum(axis=1)
-        speaker[:, j] = cols[np.argmax(part, axis=1)]
+        fallback[:, j] = cols[np.argmax(part, axis=1)]
+        allowed = np.where(may_speak[:, cols], part, -np.inf)
+        speaker[:, j] = np.where(np.isfinite(allowed).any(axis=1),
+                                 cols[np.argmax(allowed, axis=1)], -1)  # fmt: skip
     k = min(k, n_groups)
-    order = np.argsort(-summed, axis=1, kind="stable")[:, :k]
-    top = np.take_along_axis(summed, order, axis=1)
-    shown = top > 0
+    eligible = np.where((speaker >= 0) & (summed > 0), summed, -np.inf)
+    order = np.argsort(-eligible, axis=1, kind="stable")[:, :k]
+    shown = np.isfinite(np.take_along_axis(eligible, order, axis=1))
     feature = np.where(shown, np.take_along_axis(speaker, order, axis=1), -1)
+    group = np.where(shown, order, -1)
+    top = np.where(shown, np.take_along_axis(summed, order, axis=1), np.nan)
+    context = np.zeros((n, k), dtype=bool)
+    if actionable:  # nothing actionable: the strongest other cause, marked as context
+        none = ~shown[:, 0]
+        strongest = np.argmax(summed, axis=1)
+        has = none & (summed[np.arange(n), strongest] > 0)
+        feature[has, 0] = fallback[has, strongest[has]]
+        group[has, 0] = strongest[has]
+        top[has, 0] = summed[has, strongest[has]]
+        context[has, 0] = True
     safe = np.where(feature >= 0, feature, 0)
-    value = np.where(shown, np.take_along_axis(values, safe, axis=1), np.nan)
+    value = np.where(feature >= 0, np.take_along_axis(values, safe, axis=1), np.nan)
     return Reasons(
         rows=np.arange(n) if rows is None else np.asarray(rows),
         feature=feature,
-        group=np.where(shown, order, -1),
+        group=group,
         value=value,
-        contribution=np.where(shown, top, np.nan),
+        contribution=top,
         groups=groups,
+        context=context,
     )
 
 
@@ -168,13 +226,15 @@ def explain(
     rows: np.ndarray | None = None,
     k: int = TOP_K,
     products: tuple[Product, ...] = (),
+    actionable: bool = False,
 ) -> Reasons:
     """Top-k reasons for ``rows`` (positions in ``frame``; default all) of a booster's score."""
     part = frame if rows is None else frame.iloc[np.asarray(rows)]
     rows = np.arange(len(frame)) if rows is None else np.asarray(rows)
     values = inputs(part, features)
     contrib = booster.predict(values, pred_contrib=True)[:, :-1] if len(part) else values * 0.0
-    return top_reasons(contrib, values, ReasonGroups.for_features(features, products), k, rows)
+    groups = ReasonGroups.for_features(features, products)
+    return top_reasons(contrib, values, groups, k, rows, actionable)
 
 
 def reason_columns(reasons: Reasons, n_rows: int, langs: tuple[str, ...] = LANGUAGES) -> dict:
@@ -188,8 +248,11 @@ def reason_columns(reasons: Reasons, n_rows: int, langs: tuple[str, ...] = LANGU
         value[reasons.rows] = reasons.value[:, rank]
         contribution = np.full(n_rows, np.nan)
         contribution[reasons.rows] = reasons.contribution[:, rank]
+        context = np.zeros(n_rows, dtype=bool)
+        context[reasons.rows] = reasons.is_context(rank)
         columns |= {f"{prefix}_feature": feature, f"{prefix}_value": value,
-                    f"{prefix}_contribution": contribution}  # fmt: skip
+                    f"{prefix}_contribution": contribution,
+                    f"{prefix}_context": context}  # fmt: skip
         for lang in langs:
             text = np.full(n_rows, None, dtype=object)
             text[reasons.rows] = reasons.texts(rank, lang)

@@ -1,30 +1,44 @@
-"""Ranked retention lists, one per RM as of the cutoff (DESIGN §5, §8).
+"""Ranked lists, one per RM as of the cutoff: retention and growth (DESIGN §5, §12).
 
-Pure pandas over the scored frame. Each list holds the RM's eligible customers, never a
-``do_not_contact`` one, ranked by ``expected_loss = p_churn × contribution_12m`` and cut at
-the RM's capacity. Customers without an RM go to their outlet's list (``outlet_<id>``), cut at
-the median RM capacity of the bank. The next best offer is the product not held at the cutoff
-with the highest ``propensity × product value``; the action comes from a small rule table, and
-a customer with an open complaint gets no offer at all.
+Pure pandas over the scored frame (``scores.parquet``), so ``retain score`` and the API build
+the same lists.
+
+- **Retention**: customers already leaving (AUM this month below half the three months
+  before: p_churn = 1 by rule, so expected loss = contribution) and eligible customers at or
+  above the list policy's minimum risk; never a ``do_not_contact`` customer, never one held
+  back in the control group; those already leaving first (they are called today), then by
+  ``expected_loss = p_churn × contribution_12m``; cut at the RM's capacity. A list is shorter
+  than capacity when fewer customers qualify.
+- **Growth**: customers on no retention list and not at risk, ranked by the value an RM can
+  add (``value_added`` from :mod:`serving.offers`), cut at the policy's growth capacity.
+- **Control group**: within each list, a reproducible share of the listable (not already
+  leaving) customers, chosen by a hash of cutoff and customer id, is held back and marked
+  ``list_group = "control"`` in the scores; everyone else listable is ``"treated"``.
+
+Customers without an RM go to their outlet's lists (``outlet_<id>``).
 """
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
-from features.config import Product
+from features.config import ListPolicy
 
-RESOLVE_COMPLAINT = "resolve_complaint_first"
-OFFER_RENEWAL = "offer_renewal"
-RETENTION_CALL = "retention_call"
 LIST_COLUMNS = (
-    "rank", "customer_id", "customer_name", "tier", "pyramid_level", "p_churn",
-    "contribution_12m", "expected_loss", "reason_1", "reason_2", "reason_3",
-    "next_best_offer", "offer_propensity", "action",
+    "rank", "customer_id", "customer_name", "tier", "pyramid_level", "risk_band", "leaving_now",
+    "p_churn", "contribution_12m", "expected_loss", "reason_1", "reason_2", "reason_3",
+    "next_best_offer", "offer_amount", "offer_date", "offer_propensity", "action",
+)  # fmt: skip
+GROWTH_COLUMNS = (
+    "rank", "customer_id", "customer_name", "tier", "pyramid_level", "p_churn", "growth_offer",
+    "offer_propensity", "value_added", "reason_1", "reason_2", "reason_3", "action",
 )  # fmt: skip
 OUTLET_PREFIX = "outlet_"
 DEFAULT_CAPACITY = 200  # for outlet lists when the bank has no RM capacities at all
+TREATED, CONTROL = "treated", "control"
 
 
 def mask_name(name: object) -> str:
@@ -34,87 +48,111 @@ def mask_name(name: object) -> str:
     return " ".join(w[0] + "*" * max(len(w) - 1, 1) for w in name.split())
 
 
-def product_values(products: tuple[Product, ...], features: pd.DataFrame) -> dict[str, float]:
-    """What one holder of each product brings a year: its fee plus its margin on the median
-    balance of the customers who hold it at the cutoff (``holds_<product>``)."""
-    values = {}
-    for p in products:
-        column, holds = f"balance_{p.product}", f"holds_{p.product}"
-        held = (
-            features.loc[features[holds].fillna(False).astype(bool), column]
-            if column in features and holds in features
-            else pd.Series([], dtype="float64")
-        )
-        typical = float(held.median()) if len(held) else 0.0
-        values[p.product] = p.fee_per_year + p.margin_rate * typical
-    return values
-
-
-def next_best_offer(
-    frame: pd.DataFrame, held: pd.DataFrame, values: dict[str, float]
-) -> tuple[pd.Series, pd.Series]:
-    """The offer with the highest propensity × value among products not held, and its propensity.
-
-    ``frame`` has ``propensity_<product>`` columns; ``held`` is a boolean frame (same index,
-    one column per product). Customers with an open complaint, or with nothing to offer, get
-    None.
-    """
-    products = [p for p in values if f"propensity_{p}" in frame and p in held]
-    if not products:
-        return pd.Series(None, index=frame.index, dtype=object), pd.Series(np.nan, frame.index)
-    propensity = frame[[f"propensity_{p}" for p in products]].to_numpy(dtype=np.float64)
-    worth = propensity * np.array([values[p] for p in products])
-    offerable = ~held[products].to_numpy(dtype=bool) & np.isfinite(worth) & (worth > 0)
-    offerable &= ~(frame["open_complaints"].fillna(0).to_numpy() > 0)[:, None]
-    worth = np.where(offerable, worth, -np.inf)
-    best = np.argmax(worth, axis=1)
-    has = offerable.any(axis=1)
-    names = np.where(has, np.array(products, dtype=object)[best], None)
-    chosen = np.where(has, propensity[np.arange(len(frame)), best], np.nan)
-    return pd.Series(names, index=frame.index, dtype=object), pd.Series(chosen, frame.index)
-
-
-def actions(frame: pd.DataFrame) -> pd.Series:
-    """Open complaint first; then money maturing within 30 days (any product); else a call."""
-    complaint = frame["open_complaints"].fillna(0) > 0
-    maturing = frame["maturing_30d"].fillna(0) > 0
-    otherwise = np.where(maturing, OFFER_RENEWAL, RETENTION_CALL)
-    action = np.where(complaint, RESOLVE_COMPLAINT, otherwise)
-    return pd.Series(action, index=frame.index, dtype=object)
-
-
 def list_owner(frame: pd.DataFrame) -> pd.Series:
     """The RM as of the cutoff, or ``outlet_<id>`` for customers nobody looks after."""
     outlet = OUTLET_PREFIX + frame["outlet_id"].astype("string")
     return frame["rm_id"].astype("string").fillna(outlet).astype(object)
 
 
-def capacities(rms: pd.DataFrame, owners: pd.Series, k: int | None) -> dict[str, int]:
-    """Capacity per list owner: ``k`` if given, else the RM's capacity; outlets get the median."""
+def capacities(
+    rms: pd.DataFrame, owners: pd.Series, k: int | None, policy: ListPolicy
+) -> dict[str, int]:
+    """Capacity per list owner: ``k`` if given, else the RM's capacity; outlets get the
+    policy's outlet capacity, else the median RM's."""
     by_rm = dict(zip(rms["rm_id"].astype(str), rms["capacity"].astype(int), strict=True))
-    outlet_capacity = int(np.median(list(by_rm.values()))) if by_rm else DEFAULT_CAPACITY
+    median = int(np.median(list(by_rm.values()))) if by_rm else DEFAULT_CAPACITY
+    outlet_capacity = policy.outlet_capacity or median
     return {
         owner: k if k is not None else by_rm.get(owner, outlet_capacity)
         for owner in owners.unique()
     }
 
 
-def build_lists(scored: pd.DataFrame, rms: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
-    """Every list in one frame: ``list_id`` plus :data:`LIST_COLUMNS` (reasons as already
-    rendered in ``reason_1..3``), ranked within each list.
+def listable(frame: pd.DataFrame, policy: ListPolicy) -> pd.Series:
+    """Who may be on a retention list: contactable, and leaving now or eligible at or above
+    the minimum risk."""
+    contactable = ~frame["do_not_contact"].fillna(True).astype(bool)
+    leaving = frame["leaving_now"].fillna(False).astype(bool)
+    eligible = frame["eligible_churn"].fillna(False).astype(bool)
+    at_risk = eligible & (frame["p_churn"] >= policy.min_risk)
+    return contactable & (leaving | at_risk)
 
-    ``scored`` needs customer_id, rm_id, outlet_id, eligible_churn, do_not_contact, p_churn,
-    contribution_12m, customer_name, tier, pyramid_level, reason_1..3, next_best_offer,
-    offer_propensity and action.
-    """
-    frame = scored[scored["eligible_churn"].fillna(False).astype(bool)]
-    frame = frame[~frame["do_not_contact"].fillna(True).astype(bool)].copy()
-    frame["expected_loss"] = frame["p_churn"] * frame["contribution_12m"].clip(lower=0)
-    frame["list_id"] = list_owner(frame)
-    frame = frame.sort_values(
-        ["list_id", "expected_loss", "customer_id"], ascending=[True, False, True]
+
+def list_groups(frame: pd.DataFrame, policy: ListPolicy, cutoff: str) -> pd.Series:
+    """``treated`` / ``control`` for listable customers (None for the rest): in each list,
+    the ``control_share`` of the listable, not-already-leaving customers with the smallest
+    hash of (cutoff, customer id) — the same customers for the same cutoff, every run."""
+    group = pd.Series(None, index=frame.index, dtype=object)
+    can = listable(frame, policy)
+    group[can] = TREATED
+    drawable = can & ~frame["leaving_now"].fillna(False).astype(bool)
+    if policy.control_share <= 0 or not drawable.any():
+        return group
+    part = frame[drawable]
+    draw = part["customer_id"].map(lambda cid: _uniform(f"{cutoff}|{cid}"))
+    owners = list_owner(part)
+    for _, members in draw.groupby(owners):
+        held_back = int(round(policy.control_share * len(members)))
+        group[members.sort_values().index[:held_back]] = CONTROL
+    return group
+
+
+def _uniform(text: str) -> float:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+
+
+def leaving_adjusted(frame: pd.DataFrame) -> pd.DataFrame:
+    """p_churn = 1 for customers already leaving; expected loss = p_churn × contribution."""
+    out = frame.copy()
+    leaving = out["leaving_now"].fillna(False).astype(bool)
+    out["p_churn"] = out["p_churn"].where(~leaving, 1.0)
+    out["expected_loss"] = out["p_churn"] * out["contribution_12m"].clip(lower=0)
+    return out
+
+
+def build_lists(
+    scored: pd.DataFrame, rms: pd.DataFrame, policy: ListPolicy, k: int | None = None
+) -> pd.DataFrame:
+    """Every retention list in one frame: ``list_id`` plus :data:`LIST_COLUMNS`, ranked.
+
+    ``scored`` is the scores frame: ids, ``rm_id``, ``outlet_id``, ``eligible_churn``,
+    ``leaving_now``, ``do_not_contact``, ``p_churn``, ``contribution_12m``, ``list_group``,
+    names, tiers, rendered reasons and the retention offer columns."""
+    frame = scored[listable(scored, policy)]
+    if "list_group" in frame:
+        frame = frame[frame["list_group"] != CONTROL]
+    frame = leaving_adjusted(frame)
+    return _ranked(frame, rms, policy, k, "expected_loss", LIST_COLUMNS, first="leaving_now")
+
+
+def build_growth_lists(
+    scored: pd.DataFrame, rms: pd.DataFrame, policy: ListPolicy, retention: pd.DataFrame
+) -> pd.DataFrame:
+    """Every growth list: customers not at risk and on no retention list (nor held back),
+    with something to offer, ranked by ``value_added``, cut at the growth capacity."""
+    contactable = ~scored["do_not_contact"].fillna(True).astype(bool)
+    calm = ~scored["leaving_now"].fillna(False).astype(bool) & (scored["p_churn"] < policy.min_risk)
+    frame = scored[contactable & calm & ~scored["customer_id"].isin(retention["customer_id"])]
+    if "list_group" in frame:
+        frame = frame[frame["list_group"] != CONTROL]
+    frame = frame[frame["growth_offer"].notna() & (frame["value_added"] > 0)]
+    frame = frame.assign(  # a growth row shows the offered model's reasons, not churn's
+        offer_propensity=frame["growth_offer_propensity"],
+        action=frame["growth_action"],
+        **{f"reason_{r}": frame[f"growth_reason_{r}"] for r in (1, 2, 3)},
     )
+    return _ranked(frame, rms, policy, policy.growth_capacity, "value_added", GROWTH_COLUMNS)
+
+
+def _ranked(frame, rms, policy, k, by: str, columns, first: str | None = None) -> pd.DataFrame:
+    """Rank within each list by ``by`` (descending), rows flagged ``first`` ahead of the rest,
+    and cut at capacity."""
+    frame = frame.copy()
+    frame["list_id"] = list_owner(frame)
+    keys = ["list_id", *([first] if first else []), by, "customer_id"]
+    order = [True, *([False] if first else []), False, True]
+    frame = frame.sort_values(keys, ascending=order)
     frame["rank"] = frame.groupby("list_id", sort=False).cumcount() + 1
-    cap = capacities(rms, frame["list_id"], k)
+    cap = capacities(rms, frame["list_id"], k, policy)
     frame = frame[frame["rank"] <= frame["list_id"].map(cap)]
-    return frame[["list_id", *LIST_COLUMNS]].reset_index(drop=True)
+    return frame[["list_id", *columns]].reset_index(drop=True)

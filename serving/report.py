@@ -1,7 +1,10 @@
 """The portfolio report: one self-contained HTML file (plots inlined as PNG data, no CDN).
 
-Plots carry English labels (the machine has no CJK font, and a chart full of boxes helps no
-one); the words around them, and the reasons table, are in the chosen language.
+Every word is in the report's language, charts included: Chinese charts use a CJK font when the
+machine has one (`make demo` / `make test` install Noto Sans CJK; elsewhere the charts fall back
+to English labels rather than boxes). Besides the headline and the charts: the commonest
+reasons on the lists (as an RM reads them) and a table per RM — listed, high-risk, leaving now,
+growth, expected loss — linking to each list's files.
 """
 
 from __future__ import annotations
@@ -10,62 +13,89 @@ import base64
 import html
 import io
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from features.catalog import catalog
-from serving.explain import TOP_K
+from features.config import BankConfig
 from serving.texts import REPORT, text
+
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "Source Han Sans SC")
+
+
+@lru_cache(maxsize=1)
+def cjk_font() -> str | None:
+    """A font family that has Chinese glyphs, registering Noto CJK files if matplotlib's cache
+    predates them; None when the machine has none."""
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    if not any(name in known for name in CJK_FONTS):
+        for folder in (Path("/usr/share/fonts"), Path("/usr/local/share/fonts")):
+            for path in folder.rglob("*CJK*") if folder.is_dir() else ():
+                if path.suffix.lower() in (".ttc", ".otf", ".ttf"):
+                    font_manager.fontManager.addfont(str(path))
+        known = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in known), None)
+
+
+def chart_language(lang: str) -> str:
+    return lang if lang != "zh" or cjk_font() else "en"
 
 
 def write_report(
     path: Path,
     scored: pd.DataFrame,
     lists: pd.DataFrame,
+    growth: pd.DataFrame,
     cutoff: date,
     versions: dict[str, str],
     lang: str,
+    config: BankConfig,
 ) -> None:
+    def t(key: str, **values) -> str:
+        return html.escape(text(REPORT, key, lang).format(**values))
 
-    def t(key: str) -> str:
-        return html.escape(text(REPORT, key, lang))
-
+    charts = chart_language(lang)
     eligible = scored[scored["eligible_churn"].fillna(False).astype(bool)]
     top20 = pareto_point(scored["contribution_12m"].to_numpy())
     headline = [
         (t("cutoff"), cutoff.isoformat()),
         (t("scored"), f"{len(scored):,}"),
         (t("high"), f"{int((eligible['risk_band'] == 'high').sum()):,}"),
-        (t("loss"), f"{eligible['expected_loss'].sum():,.0f}"),
+        (t("leaving"), f"{int(lists['leaving_now'].sum()):,}"),
+        (t("loss"), f"{lists['expected_loss'].sum():,.0f}"),
         (t("lists"), f"{lists['list_id'].nunique():,}"),
         (t("listed"), f"{len(lists):,}"),
+        (t("growth"), f"{len(growth):,}"),
+        (t("control"), f"{int((scored['list_group'] == 'control').sum()):,}"),
     ]
+    tier_frame = eligible.assign(tier=eligible["tier"].map(lambda v: config.tiers.label(v, charts)))
     sections = [
-        (t("pareto"), _img(_pareto_plot(scored["contribution_12m"].to_numpy()))),
-        (t("tier"), _img(_tier_plot(eligible))),
-        (t("branch"), _img(_branch_plot(eligible))),
-        (t("reasons"), _reason_table(lists, scored, lang, t("reason"), t("count"))),
+        (t("per_rm"), _per_rm_table(lists, growth, lang)),
+        (t("pareto"), _img(_pareto_plot(scored["contribution_12m"].to_numpy(), charts))),
+        (t("tier"), _img(_tier_plot(tier_frame, charts))),
+        (t("branch"), _img(_branch_plot(eligible, charts))),
+        (t("reasons"), _reason_table(lists, t("reason"), t("count"))),
     ]
     body = "".join(f"<h2>{title}</h2>{content}" for title, content in sections)
     cards = "".join(f"<div class='card'><b>{v}</b><span>{k}</span></div>" for k, v in headline)
     model_rows = "".join(
         f"<tr><td>{html.escape(n)}</td><td>{html.escape(v)}</td></tr>" for n, v in versions.items()
     )
-    note = f"top 20% of customers: {top20:.0%} of contribution"
     page = f"""<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
 <title>{t("title")} {cutoff.isoformat()}</title><style>
-body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#1f2933}}
-.cards{{display:flex;flex-wrap:wrap;gap:12px}}
+body{{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:2em auto;max-width:1000px;
+color:#1f2933}} .cards{{display:flex;flex-wrap:wrap;gap:12px}}
 .card{{background:#f0f4f8;padding:10px 16px;border-radius:6px;display:flex;flex-direction:column}}
 .card b{{font-size:1.4em}} img{{max-width:100%}} table{{border-collapse:collapse}}
 td,th{{padding:3px 10px;border-bottom:1px solid #d9e2ec;text-align:left}}
-.bar{{background:#3e7cb1;height:10px}}</style></head><body>
-<h1>{t("title")}</h1><div class="cards">{cards}</div><p>{html.escape(note)}</p>{body}
-<h2>{t("models")}</h2><table>{model_rows}</table></body></html>"""
+td.n{{text-align:right}} .bar{{background:#3e7cb1;height:10px}}</style></head><body>
+<h1>{t("title")}</h1><div class="cards">{cards}</div><p>{t("pareto_note", share=top20)}</p>
+{body}<h2>{t("models")}</h2><table>{model_rows}</table></body></html>"""
     path.write_text(page, encoding="utf-8")
 
 
@@ -78,6 +108,28 @@ def pareto_point(contribution: np.ndarray, share: float = 0.2) -> float:
     return float(values[: max(1, int(round(len(values) * share)))].sum() / total)
 
 
+def _per_rm_table(lists: pd.DataFrame, growth: pd.DataFrame, lang: str) -> str:
+    by = lists.groupby("list_id").agg(
+        listed=("customer_id", "size"),
+        high=("risk_band", lambda b: int((b == "high").sum())),
+        leaving=("leaving_now", "sum"),
+        loss=("expected_loss", "sum"),
+    )
+    by["growth"] = growth.groupby("list_id").size().reindex(by.index).fillna(0).astype(int)
+    by = by.sort_values("loss", ascending=False)
+    head = [text(REPORT, k, lang) for k in ("list", "listed", "high", "leaving", "growth", "loss",
+                                            "files")]  # fmt: skip
+    rows = "".join(
+        f"<tr><td>{html.escape(str(i))}</td><td class=n>{r.listed:,}</td><td class=n>{r.high:,}"
+        f"</td><td class=n>{int(r.leaving):,}</td><td class=n>{r.growth:,}</td>"
+        f"<td class=n>{r.loss:,.0f}</td><td><a href='lists/{html.escape(str(i))}.xlsx'>xlsx</a> "
+        f"<a href='lists/{html.escape(str(i))}.csv'>csv</a></td></tr>"
+        for i, r in by.iterrows()
+    )
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    return f"<table><tr>{header}</tr>{rows}</table>"
+
+
 def _img(fig: Figure) -> str:
     buffer = io.BytesIO()
     FigureCanvasAgg(fig)
@@ -86,7 +138,23 @@ def _img(fig: Figure) -> str:
     return f"<img alt='' src='data:image/png;base64,{data}'>"
 
 
-def _pareto_plot(contribution: np.ndarray) -> Figure:
+def _font(lang: str) -> dict:
+    """Text properties for chart words in ``lang`` (a CJK family for Chinese)."""
+    font = cjk_font() if lang == "zh" else None
+    return {"fontfamily": font} if font else {}
+
+
+def _label(ax, lang: str, title: str, xlabel: str, ylabel: str | None = None) -> None:
+    font = _font(lang)
+    ax.set_title(title, **font)
+    ax.set_xlabel(xlabel, **font)
+    if ylabel:
+        ax.set_ylabel(ylabel, **font)
+    for tick in ax.get_yticklabels() if font else ():
+        tick.set_fontfamily(font["fontfamily"])
+
+
+def _pareto_plot(contribution: np.ndarray, lang: str) -> Figure:
     values = np.sort(np.clip(np.nan_to_num(contribution), 0, None))[::-1]
     cumulative = np.cumsum(values) / max(values.sum(), 1e-9)
     x = np.arange(1, len(values) + 1) / max(len(values), 1)
@@ -97,53 +165,50 @@ def _pareto_plot(contribution: np.ndarray) -> Figure:
     y20 = pareto_point(contribution)
     ax.axvline(0.2, color="#d64545", lw=1)
     ax.scatter([0.2], [y20], color="#d64545", zorder=3)
-    ax.annotate(f"top 20% → {y20:.0%}", (0.2, y20), xytext=(0.3, y20 - 0.15), color="#d64545")
-    ax.set(xlabel="share of customers (by contribution)", ylabel="share of contribution",
-           xlim=(0, 1), ylim=(0, 1.02), title="Pareto curve of annual contribution")  # fmt: skip
+    ax.annotate(text(REPORT, "top20", lang).format(share=y20), (0.2, y20),
+                xytext=(0.3, y20 - 0.15), color="#d64545", **_font(lang))  # fmt: skip
+    ax.set(xlim=(0, 1), ylim=(0, 1.02))
+    _label(ax, lang, text(REPORT, "pareto_chart", lang), text(REPORT, "share_customers", lang),
+           text(REPORT, "share_contribution", lang))  # fmt: skip
     return fig
 
 
-def _tier_plot(eligible: pd.DataFrame) -> Figure:
-    by = (
-        eligible.groupby("tier", observed=True)
-        .agg(
-            p=("p_churn", "mean"), loss=("expected_loss", "sum"), aum=("contribution_12m", "median")
-        )
-        .sort_values("aum")
-    )
-    fig = Figure(figsize=(9, 3.6))
+def _two_bars(by: pd.DataFrame, labels: list[str], lang: str, height: float) -> Figure:
+    fig = Figure(figsize=(9, height))
     left, right = fig.subplots(1, 2)
-    left.barh(by.index.astype(str), by["p"], color="#3e7cb1")
-    left.set(title="mean 3-month churn probability", xlabel="probability")
-    right.barh(by.index.astype(str), by["loss"], color="#d64545")
-    right.set(title="expected loss (CNY)", xlabel="CNY")
+    left.barh(labels, by["p"], color="#3e7cb1")
+    _label(left, lang, text(REPORT, "mean_p", lang), text(REPORT, "probability", lang))
+    right.barh(labels, by["loss"], color="#d64545")
+    _label(right, lang, text(REPORT, "loss_chart", lang), text(REPORT, "cny", lang))
     fig.tight_layout()
     return fig
 
 
-def _branch_plot(eligible: pd.DataFrame) -> Figure:
+def _tier_plot(eligible: pd.DataFrame, lang: str) -> Figure:
+    by = (
+        eligible.groupby("tier", observed=True)
+        .agg(p=("p_churn", "mean"), loss=("expected_loss", "sum"),
+             value=("contribution_12m", "median"))
+        .sort_values("value")
+    )  # fmt: skip
+    return _two_bars(by, [str(i) for i in by.index], lang, 3.6)
+
+
+def _branch_plot(eligible: pd.DataFrame, lang: str) -> Figure:
     by = (
         eligible.groupby("branch_id")
         .agg(p=("p_churn", "mean"), loss=("expected_loss", "sum"))
         .sort_values("loss")
     )
-    fig = Figure(figsize=(9, max(3.0, 0.3 * len(by) + 1)))
-    left, right = fig.subplots(1, 2)
-    labels = [f"branch {b}" for b in by.index]
-    left.barh(labels, by["p"], color="#3e7cb1")
-    left.set(title="mean 3-month churn probability", xlabel="probability")
-    right.barh(labels, by["loss"], color="#d64545")
-    right.set(title="expected loss (CNY)", xlabel="CNY")
-    fig.tight_layout()
-    return fig
+    labels = [text(REPORT, "branch_label", lang).format(id=b) for b in by.index]
+    return _two_bars(by, labels, lang, max(3.0, 0.3 * len(by) + 1))
 
 
-def _reason_table(lists: pd.DataFrame, scored: pd.DataFrame, lang: str, head_reason, head_count):
-    listed = scored[scored["customer_id"].isin(lists["customer_id"])]
-    names = pd.concat([listed[f"reason_{r}_feature"] for r in range(1, TOP_K + 1)]).dropna()
-    entries = catalog()
-    counts = names.map(lambda n: entries[n].label(lang) if n in entries else n).value_counts()
-    counts = counts.head(10)
+def _reason_table(lists: pd.DataFrame, head_reason: str, head_count: str) -> str:
+    """The commonest reasons on the lists, as the RM reads them (the number in a text such as
+    "AUM down 35%" varies, so reasons are counted by their text up to the first digit)."""
+    shown = pd.concat([lists[f"reason_{r}"] for r in (1, 2, 3)]).dropna()
+    counts = shown.map(_reason_kind).value_counts().head(10)
     if counts.empty:
         return "<p>—</p>"
     top = counts.iloc[0]
@@ -153,3 +218,8 @@ def _reason_table(lists: pd.DataFrame, scored: pd.DataFrame, lang: str, head_rea
         for label, n in counts.items()
     )
     return f"<table><tr><th>{head_reason}</th><th>{head_count}</th><th></th></tr>{rows}</table>"
+
+
+def _reason_kind(reason: str) -> str:
+    cut = next((i for i, ch in enumerate(reason) if ch.isdigit() or ch in "¥"), len(reason))
+    return (reason[:cut].strip(" :：,，") or reason) + ("…" if cut < len(reason) else "")

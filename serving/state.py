@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.config import BankConfig
+from features.config import BankConfig, ListPolicy
 from features.products import products_from_json
 from models.registry import tracking_uri, use_store
 from serving.auth import AuditLog, KeyRing
-from serving.batch import ModelSet, load_champions, score_frame
+from serving.batch import ModelSet, load_champions, score_frame, with_language
 from serving.explain import explain
-from serving.lists import build_lists
+from serving.lists import build_growth_lists, build_lists, list_owner
 from serving.schemas import nullable_features
 
 log = logging.getLogger("retain.service")
@@ -41,6 +41,7 @@ class Snapshot:
     scores: pd.DataFrame
     rms: pd.DataFrame
     versions: dict[str, str]
+    policy: ListPolicy = field(default_factory=ListPolicy)
 
     @classmethod
     def load(cls, folder: Path) -> Snapshot:
@@ -72,11 +73,19 @@ class Snapshot:
     def owner(self, customer_ids: list) -> pd.Series:
         return self.scores["rm_id"].astype("string").reindex(customer_ids)
 
+    def _book_rows(self, rm_id: str, lang: str) -> pd.DataFrame:
+        rows = self.scores[list_owner(self.scores.reset_index()).to_numpy() == rm_id]
+        return with_language(rows.reset_index(), lang)
+
     def retention_list(self, rm_id: str, k: int | None, lang: str) -> pd.DataFrame:
-        rows = self.scores[self.scores["rm_id"].astype("string") == rm_id].reset_index()
-        for rank in (1, 2, 3):
-            rows[f"reason_{rank}"] = rows[f"reason_{rank}_text_{lang}"]
-        return build_lists(rows, self.rms, k)
+        """The RM's retention list, exactly as ``retain score`` ranks it (list policy of the
+        served configuration)."""
+        return build_lists(self._book_rows(rm_id, lang), self.rms, self.policy, k)
+
+    def growth_list(self, rm_id: str, lang: str) -> pd.DataFrame:
+        rows = self._book_rows(rm_id, lang)
+        retention = build_lists(rows, self.rms, self.policy)
+        return build_growth_lists(rows, self.rms, self.policy, retention)
 
 
 @dataclass
@@ -111,6 +120,7 @@ class ServingState:
             )
             if scores := os.environ.get(ENV_SCORES):
                 state.snapshot = Snapshot.load(Path(scores))
+                state.snapshot.policy = state.config.lists
             state.warm_up()
         except Exception as exc:  # any failure means: not ready, and say why
             state.problem = f"{type(exc).__name__}: {exc} (model registry {tracking_uri()})"
@@ -137,7 +147,8 @@ class ServingState:
         if explain_rows:
             churn = self.models.churn
             products = products_from_json(churn.metadata.get("products", []))
-            reasons = explain(churn.booster, frame, churn.metadata["features"], products=products)
+            reasons = explain(churn.booster, frame, churn.metadata["features"], products=products,
+                              actionable=True)  # fmt: skip
         products = list(self.models.cross_sell)
         results = []
         for i, row in enumerate(scores.itertuples(index=False)):
