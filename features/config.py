@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 KINDS = ("asset", "liability", "service")
 LANGUAGES = ("zh", "en")
@@ -20,6 +20,19 @@ LANGUAGES = ("zh", "en")
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def config_problems(error: ValidationError, prefix: tuple[str, ...] = ()) -> list[str]:
+    """Each problem of a configuration as ``key.path: what is wrong`` (unknown keys named)."""
+    problems = []
+    for item in error.errors():
+        key = ".".join([*prefix, *(str(part) for part in item["loc"])]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{key}: {message}")
+    return problems
 
 
 class Names(Frozen):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from features.config import BankConfig
+from features.config import BankConfig, config_problems
 
 DEFAULT_CONFIG = Path("retain.toml")
 
@@ -42,12 +42,7 @@ def parse_config(payload: dict, where: str = "configuration") -> BankConfig:
     try:
         return BankConfig.model_validate(payload)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-            problems.append(f"{key}: {message}")
-        raise ConfigError(f"{where}: " + "; ".join(problems)) from exc
+        raise ConfigError(f"{where}: " + "; ".join(config_problems(exc))) from exc
 
 
 def config_payload(config: BankConfig) -> dict:

@@ -18,7 +18,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from features.config import Frozen, Names, Product
+from features.config import Frozen, Names, Product, config_problems
 
 
 @dataclass(frozen=True)
@@ -276,15 +276,7 @@ def synth_config(payload: dict, where: str = "synthetic") -> SynthConfig:
     try:
         return SynthConfig.model_validate(payload)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join([where, *(str(part) for part in error["loc"])])
-            if error["type"] == "extra_forbidden":
-                message = "unknown key"
-            else:
-                message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{key}: {message}")
-        raise SynthConfigError("; ".join(problems)) from exc
+        raise SynthConfigError("; ".join(config_problems(exc, (where,)))) from exc
 
 
 def synth_config_from_toml(payload: dict, overrides: dict | None = None) -> SynthConfig:

@@ -3,6 +3,8 @@ tiers and products from the bank's configuration)."""
 
 from __future__ import annotations
 
+from serving.texts import text
+
 WORDS = {
     "title": ("客户经理工作台", "RM workbench"),
     "login": ("登录", "Log in"),
@@ -95,5 +97,5 @@ RESULTS = {
 
 
 def word(table: dict[str, tuple[str, str]], key, lang: str) -> str:
-    zh, en = table.get(key, (str(key), str(key)))
-    return zh if lang == "zh" else en
+    """``table[key]`` in ``lang``; an unknown key shows as itself (:func:`serving.texts.text`)."""
+    return text(table, key, lang) if key in table else str(key)
