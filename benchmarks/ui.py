@@ -9,7 +9,10 @@ Starts `retain serve` (2 workers) on the project's MLflow store and a scored sna
 - outcome writes: ``OutcomeStore.record`` on a fresh SQLite file (WAL), one write per
   transaction, as the page and the API write them; and the page's form post end to end.
 
-Usage: python benchmarks/ui.py [--runs 60] [--writes 1000] [--scores data/scores]
+Usage: python benchmarks/ui.py [--runs 60] [--writes 1000] [--scores data/scores] [--config F]
+
+Lists on the demo bank hold at most ~30 rows (nobody below the minimum risk is listed); to
+measure 400-row pages, score with `[lists] min_risk = 0` and `--k 400` and pass that config.
 """
 
 from __future__ import annotations
@@ -97,6 +100,8 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=1000, help="outcomes written to SQLite")
     parser.add_argument("--form-writes", type=int, default=100)
     parser.add_argument("--scores", type=Path, default=ROOT / "data" / "scores")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="the configuration the snapshot was scored with (its list policy)")
     args = parser.parse_args()
     if not (args.scores / "scores.parquet").exists():
         raise SystemExit(f"{args.scores} has no scored snapshot: run `make demo` first")
@@ -110,7 +115,8 @@ def main() -> None:
     log = open(folder / "service.log", "wb")  # noqa: SIM115
     server = subprocess.Popen([*retain, "serve", "--port", str(port), "--keys", str(keys),
                                "--scores", str(args.scores), "--audit", str(folder / "audit"),
-                               "--outcomes", str(folder / "outcomes.db")],
+                               "--outcomes", str(folder / "outcomes.db"),
+                               *(["--config", str(args.config)] if args.config else [])],
                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
