@@ -20,6 +20,7 @@ from retain.options import (
     synthetic_bank,
     warehouse_location,
 )
+from retain.outcomes_commands import outcomes_app
 from retain.output import JsonOption, console, errors, progress_bar, save_json, table
 
 app = typer.Typer(
@@ -581,6 +582,7 @@ def _print_score(summary: dict) -> None:
 
 keys_app = typer.Typer(help="API keys of the scoring service (hashed).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(outcomes_app, name="outcomes")
 DEFAULT_KEYS = Path("data/keys.json")
 KeysOption = Annotated[Path, typer.Option("--keys", help="Keys file.")]
 
@@ -653,6 +655,13 @@ def serve(
     audit: Annotated[Path | None, typer.Option(help="Audit log (JSON lines).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     config: ConfigOption = None,
+    outcomes: Annotated[
+        str | None,
+        typer.Option(
+            help="Outcome store: a SQLite file or a postgres:// URL.",
+            show_default="data/outcomes.db",
+        ),
+    ] = None,
 ) -> None:
     """Run the scoring API (BentoML) with the champion models from the registry."""
     import shutil
@@ -664,6 +673,9 @@ def serve(
            "RETAIN_BANK_CONFIG": bank_config(config).model_dump_json(),
            "RETAIN_KEYS": str(keys.resolve()), "RETAIN_WORKERS": str(workers),
            "RETAIN_AUDIT_LOG": str((audit or keys.parent / "audit.log").resolve())}  # fmt: skip
+    if outcomes is not None:
+        is_url = outcomes.startswith(("postgres://", "postgresql://"))
+        env["RETAIN_OUTCOMES"] = outcomes if is_url else str(Path(outcomes).resolve())
     if scores is not None and scores.exists():
         env["RETAIN_SCORES"] = str(scores.resolve())
     else:

@@ -2,13 +2,17 @@
 
 A body that is not ``application/json`` (a pickle, a multipart form, anything) is refused with
 415 before a byte of it is read; a body over ``MAX_BODY_BYTES`` (declared or streamed) gets
-413. Nothing here parses the body, so nothing here can execute it.
+413. Nothing here parses the body, so nothing here can execute it. Only a request some route
+serves (path and method) is gated: any other is left to the router, whose 404 or 405 (with
+``Allow``) is the truer answer.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+
+from starlette.routing import Match
 
 MAX_BODY_BYTES = 32 * 2**20  # 10,000 feature records of ~60 numbers fit with room to spare
 
@@ -18,7 +22,11 @@ class BodyGuard:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if (
+            scope["type"] != "http"
+            or scope["method"] in ("GET", "HEAD", "OPTIONS")
+            or not (_served(scope))
+        ):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -59,12 +67,21 @@ class BodyGuard:
         await self.app(scope, counted, guarded_send)
 
 
-async def _refuse(send, status: int, message: str) -> None:
+def _served(scope) -> bool:
+    """Whether a route of the app (set in the scope by Starlette) serves this path and method."""
+    app = scope.get("app")
+    routes = getattr(getattr(app, "router", None), "routes", None)
+    if routes is None:  # not behind a Starlette app: gate everything
+        return True
+    return any(route.matches(scope)[0] == Match.FULL for route in routes)
+
+
+async def _refuse(send, status: int, message: str, headers=()) -> None:
     body = json.dumps({"error": {"status": status, "message": message, "problems": [],
                                  "request_id": uuid.uuid4().hex}}).encode()  # fmt: skip
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+                            (b"content-length", str(len(body)).encode()), *headers]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})
 
 
@@ -87,11 +104,14 @@ class JsonErrors:
                 media = headers.get(b"content-type", b"").decode("latin-1")
                 if message["status"] >= 400 and media.startswith("text/plain"):
                     replaced["status"] = message["status"]
+                    replaced["headers"] = [(k, v) for k, v in message.get("headers", [])
+                                           if k.lower() == b"allow"]  # fmt: skip
                     return
             elif message["type"] == "http.response.body" and replaced:
                 if not message.get("more_body", False):
-                    text = "not found" if replaced["status"] == 404 else "request refused"
-                    await _refuse(send, replaced["status"], text)
+                    text = {404: "not found", 405: "method not allowed"}.get(
+                        replaced["status"], "request refused")  # fmt: skip
+                    await _refuse(send, replaced["status"], text, replaced["headers"])
                 return
             await send(message)
 

@@ -1,36 +1,60 @@
 """The data routes' logic: authenticate, check, authorise, score, audit — in that order.
 
 Status codes: 401 no or unknown key; 403 a role or RM book that does not cover the request
-(the body names no customer); 413 more than 10,000 customers or a body over the cap; 415 a
-body that is not JSON; 422 every invalid field with its row index; 503 not ready.
+(the body names no customer); 404 no such customer or RM; 405 a method the path does not serve
+(with ``Allow``); 413 more than 10,000 customers or a body over the cap; 415 a body that is not
+JSON; 422 every invalid field with its row index; 429 too many requests at once; 503 not ready,
+or the outcome store unreachable.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 
 import numpy as np
 import pandas as pd
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from serving.auth import ApiKey
+from serving.outcomes import OutcomeStore
 from serving.schemas import (
     MAX_CUSTOMERS,
     ErrorResponse,
+    OutcomeRequest,
     Problem,
     RetentionListRequest,
     ScoreRequest,
+    as_id,
     check_records,
+    feature_record_schema,
 )
 from serving.state import ServingState, plain_id
 
 log = logging.getLogger("retain.service")
 
-ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 404, 413, 415, 422, 503)}
+Credentials = HTTPAuthorizationCredentials | None
+_WHY = {
+    401: "No or unknown API key.",
+    403: "The key's role or RM book does not cover this.",
+    404: "No such customer or RM in the scored snapshot.",
+    405: "The path does not serve this method; `Allow` lists those it does.",
+    413: "More than 10,000 customers, or a body over 32 MB.",
+    415: "The body is not application/json.",
+    422: "Invalid request: every problem with its field and row.",
+    429: "Too many requests at once; retry later.",
+    503: "Not ready (models not loaded and verified), or the outcome store unreachable.",
+}
+ALLOW = {"Allow": {"description": "The methods this path serves.", "schema": {"type": "string"}}}
+ERRORS = {code: {"model": ErrorResponse, "description": why, **({"headers": ALLOW}
+                                                               if code == 405 else {})}
+          for code, why in _WHY.items()}  # fmt: skip
 
 
 class ApiError(Exception):
@@ -45,11 +69,12 @@ def request_id(request: Request) -> str:
     return request.state.request_id
 
 
-def error_response(request: Request, status: int, message: str, problems=()) -> JSONResponse:
+def error_response(request: Request, status: int, message: str, problems=(),
+                   headers=None) -> JSONResponse:  # fmt: skip
     body = {"error": {"status": status, "message": message,
                       "problems": [p.model_dump() for p in problems],
                       "request_id": request_id(request)}}  # fmt: skip
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -74,7 +99,23 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
     if exc.status_code == 400:
         problem = Problem(row=None, field="body", problem="not valid JSON (UTF-8)")
         return error_response(request, 422, "invalid request", [problem])
-    return error_response(request, exc.status_code, str(exc.detail))
+    headers = exc.headers
+    if exc.status_code == 405:  # Starlette names only the first route of the path
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return error_response(request, exc.status_code, str(exc.detail), headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path."""
+    methods: set[str] = set()
+    routes = list(request.app.router.routes)
+    while routes:
+        route = routes.pop()
+        if inner := getattr(route, "original_router", None):  # an included router's routes
+            routes += inner.routes
+        elif route.matches(request.scope)[0] != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -83,12 +124,30 @@ async def unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, 500, "internal error")
 
 
+def describe_feature_records(app, state: ServingState) -> None:
+    """Let the app's spec describe ``/score``'s feature records exactly, once the served
+    models (and so their features) are known; before that they stay generic objects."""
+    generic = app.openapi
+
+    def openapi() -> dict:
+        spec = generic()
+        schemas = spec["components"]["schemas"]
+        if state.features and "FeatureRecord" not in schemas:
+            schemas["FeatureRecord"] = feature_record_schema(state.features, state.nullable)
+            customers = schemas["ScoreRequest"]["properties"]["customers"]
+            customers["items"] = {"$ref": "#/components/schemas/FeatureRecord"}
+        return spec
+
+    app.openapi = openapi
+
+
 async def openapi_spec(request: Request) -> JSONResponse:
     return JSONResponse(request.app.openapi())
 
 
-def _authenticate(state: ServingState, authorization: str | None) -> ApiKey:
-    key = state.keys.identify(authorization) if state.keys else None
+def _authenticate(state: ServingState, credentials: Credentials) -> ApiKey:
+    token = credentials.credentials if credentials else None
+    key = state.keys.identify(f"Bearer {token}") if state.keys and token else None
     if key is None:
         raise ApiError(401, "missing or unknown API key (send Authorization: Bearer <key>)")
     if not state.ready:
@@ -108,8 +167,9 @@ def _deny(state, key: ApiKey, request: Request, endpoint: str, count: int, why: 
     raise ApiError(403, why)
 
 
-def score(state: ServingState, body: ScoreRequest, request: Request, authorization) -> dict:
-    key = _authenticate(state, authorization)
+def score(state: ServingState, body: ScoreRequest, request: Request,
+          credentials: Credentials) -> dict:  # fmt: skip
+    key = _authenticate(state, credentials)
     if (body.customers is None) == (body.customer_ids is None):
         raise ApiError(
             422,
@@ -130,6 +190,8 @@ def score(state: ServingState, body: ScoreRequest, request: Request, authorizati
         problems = check_records(body.customers, state.features, state.nullable)
         if problems:
             raise ApiError(422, f"{len(problems)} invalid field(s)", problems)
+        for record in body.customers:
+            record["customer_id"] = as_id(record["customer_id"])
         ids = [r["customer_id"] for r in body.customers]
     else:
         ids = list(body.customer_ids)
@@ -144,17 +206,21 @@ def score(state: ServingState, body: ScoreRequest, request: Request, authorizati
                 len(ids),
                 "an RM key may only score customers in its own book",
             )
+    unknown: list[dict] = []
     if body.customers is not None:
         frame = pd.DataFrame.from_records(body.customers, columns=["customer_id", *state.features])
     else:
-        frame = _snapshot_rows(state, ids)
-    results = state.score(frame, body.explain)
+        frame, unknown = _snapshot_rows(state, ids)
+    results = state.score(frame, body.explain) if len(frame) else []
     versions = state.models.versions
-    _audit(state, key, request, "/score", len(results), versions)
-    return {"results": results, "models": versions, "request_id": request_id(request)}
+    _audit(state, key, request, "/score", len(results), versions, unknown=len(unknown))
+    return {"results": results, "unknown": unknown, "models": versions,
+            "request_id": request_id(request)}  # fmt: skip
 
 
-def _snapshot_rows(state: ServingState, ids: list[int]) -> pd.DataFrame:
+def _snapshot_rows(state: ServingState, ids: list) -> tuple[pd.DataFrame, list[dict]]:
+    """The snapshot's feature rows of the known ``ids`` (answered as asked), and the unknown
+    ones as ``{"row", "customer_id", "problem"}``."""
     if state.snapshot is None:
         raise ApiError(
             422,
@@ -165,31 +231,27 @@ def _snapshot_rows(state: ServingState, ids: list[int]) -> pd.DataFrame:
     known = snapshot.features.index
     keys = [snapshot.key(cid) for cid in ids]
     kind = "integers" if snapshot.integer_ids else "strings"
-    problems = [Problem(row=i, field="customer_ids",
-                        problem=f"unknown customer id (this bank's ids are {kind})")
-                for i, key in enumerate(keys) if key is None or key not in known]  # fmt: skip
-    if problems:
-        raise ApiError(422, f"{len(problems)} unknown customer id(s)", problems)
-    rows = snapshot.features.loc[keys, state.features].reset_index()
-    rows["customer_id"] = ids  # answered as asked
-    return rows.astype({c: "float64" for c in state.features})
+    found = [key is not None and key in known for key in keys]
+    unknown = [{"row": i, "customer_id": cid,
+                "problem": f"not in the scored snapshot (this bank's ids are {kind})"}
+               for i, (cid, ok) in enumerate(zip(ids, found, strict=True)) if not ok]  # fmt: skip
+    wanted = [k for k, ok in zip(keys, found, strict=True) if ok]
+    rows = snapshot.features.loc[wanted, state.features].reset_index()
+    rows["customer_id"] = [c for c, ok in zip(ids, found, strict=True) if ok]  # as asked
+    return rows.astype({c: "float64" for c in state.features}), unknown
 
 
 def retention_list(state: ServingState, body: RetentionListRequest, request: Request,
-                   authorization) -> dict:  # fmt: skip
-    key = _authenticate(state, authorization)
-    if key.role == "crm" or (key.role == "rm" and key.rm_id != body.rm_id):
-        _deny(
-            state,
-            key,
-            request,
-            "/retention_list",
-            0,
-            "retention lists are for the RM who owns the book (or an admin)",
-        )
+                   credentials: Credentials) -> dict:  # fmt: skip
+    """An RM's list: an rm key its own only; crm (delivering lists to RM workbenches) and admin
+    any RM's."""
+    key = _authenticate(state, credentials)
+    if key.role == "rm" and key.rm_id != body.rm_id:
+        _deny(state, key, request, "/retention_list", 0,
+              "an RM key may only pull its own retention list")  # fmt: skip
     snapshot = _require_snapshot(state)
     rows = snapshot.retention_list(body.rm_id, body.k, body.lang)
-    if rows.empty and len(snapshot.book(body.rm_id)) == 0 and key.role == "admin":
+    if rows.empty and len(snapshot.book(body.rm_id)) == 0 and key.role != "rm":
         raise ApiError(404, f"no RM {body.rm_id!r} with customers in the snapshot")
     entries = [
         {"rank": int(r.rank), "customer_id": plain_id(r.customer_id),
@@ -206,8 +268,9 @@ def retention_list(state: ServingState, body: RetentionListRequest, request: Req
             "models": snapshot.versions, "request_id": request_id(request)}  # fmt: skip
 
 
-def customer(state: ServingState, customer_id: str, request: Request, authorization) -> dict:
-    key = _authenticate(state, authorization)
+def customer(state: ServingState, customer_id: str, request: Request,
+             credentials: Credentials) -> dict:  # fmt: skip
+    key = _authenticate(state, credentials)
     snapshot = _require_snapshot(state)
     wanted = snapshot.key(customer_id)
     owner = snapshot.owner([wanted]).iloc[0] if wanted is not None else None
@@ -216,7 +279,7 @@ def customer(state: ServingState, customer_id: str, request: Request, authorizat
     if wanted is None or wanted not in snapshot.features.index:
         raise ApiError(404, "no such customer in the scored snapshot")
     customer_id = wanted
-    frame = _snapshot_rows(state, [customer_id])
+    frame, _ = _snapshot_rows(state, [customer_id])
     result = state.score(frame, explain_rows=True)[0]
     info = snapshot.scores.loc[customer_id]
     features = {name: _scalar(v) for name, v in frame.iloc[0].items() if name != "customer_id"}
@@ -226,6 +289,68 @@ def customer(state: ServingState, customer_id: str, request: Request, authorizat
             "rm_id": None if pd.isna(owner) else str(owner),
             "customer_name": str(info["customer_name"]), "result": result,
             "features": features, "models": versions,
+            "request_id": request_id(request)}  # fmt: skip
+
+
+def _book_customer(state: ServingState, key: ApiKey, request: Request, endpoint: str,
+                   customer_id):  # fmt: skip
+    """The snapshot's id of a customer the key may act for, and its RM: 403 outside an rm
+    key's book, 404 for an id the snapshot does not hold."""
+    snapshot = _require_snapshot(state)
+    wanted = snapshot.key(customer_id)
+    owner = snapshot.owner([wanted]).iloc[0] if wanted is not None else None
+    if key.role == "rm" and (owner is None or pd.isna(owner) or owner != key.rm_id):
+        _deny(state, key, request, endpoint, 1, "not a customer in this RM's book")
+    if wanted is None or wanted not in snapshot.features.index:
+        raise ApiError(404, "no such customer in the scored snapshot")
+    return plain_id(wanted), (None if pd.isna(owner) else str(owner))
+
+
+def _store_errors():
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    try:
+        import psycopg
+
+        errors += (psycopg.Error,)
+    except ImportError:  # PostgreSQL support not installed: SQLite only
+        pass
+    return errors
+
+
+def record_outcome(state: ServingState, store: OutcomeStore, body: OutcomeRequest,
+                   request: Request, response: Response,
+                   credentials: Credentials) -> dict:  # fmt: skip
+    """Store what a contact achieved (201), or answer a repeated ``request_id`` with the outcome
+    stored the first time (200). Every write is audited."""
+    key = _authenticate(state, credentials)
+    customer_id, owner = _book_customer(state, key, request, "/outcomes", body.customer_id)
+    try:
+        outcome, created = store.record(
+            request_id=body.request_id, customer_id=customer_id, rm_id=owner,
+            channel=body.channel, reached=body.reached, result=body.result,
+            next_step=body.next_step, note=body.note, recorded_by=key.name)  # fmt: skip
+    except _store_errors() as exc:
+        log.error("outcome store failed: %s", type(exc).__name__)
+        why = "the outcome store is unreachable; retry with the same request_id"
+        raise ApiError(503, why) from exc
+    response.status_code = 201 if created else 200
+    _audit(state, key, request, "/outcomes", 1, None, response.status_code,
+           customer_id=customer_id, outcome_id=outcome.outcome_id, created=created)  # fmt: skip
+    return {"outcome": outcome.public(), "request_id": request_id(request)}
+
+
+def customer_outcomes(state: ServingState, store: OutcomeStore, customer_id: str,
+                      request: Request, credentials: Credentials) -> dict:  # fmt: skip
+    """A customer's outcomes, newest first (same rights as recording one)."""
+    key = _authenticate(state, credentials)
+    customer_id, _ = _book_customer(state, key, request, "/outcomes", customer_id)
+    try:
+        outcomes = store.for_customer(customer_id)
+    except _store_errors() as exc:
+        log.error("outcome store failed: %s", type(exc).__name__)
+        raise ApiError(503, "the outcome store is unreachable") from exc
+    _audit(state, key, request, "/outcomes", 1, None, customer_id=customer_id, read=True)
+    return {"customer_id": customer_id, "outcomes": [o.public() for o in outcomes],
             "request_id": request_id(request)}  # fmt: skip
 
 

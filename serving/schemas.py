@@ -12,21 +12,43 @@ import re
 from typing import Annotated, Literal
 
 import lightgbm as lgb
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 MAX_CUSTOMERS = 10_000
-MAX_ID = 2**62
+# JSON's safe integers: a larger number loses digits in JavaScript clients and in validators
+# that compare as doubles (a spec could not say where it ends); send a larger id as a string
+MAX_ID = 2**53 - 1
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 # Ids are the bank's own, integer or string, and come back exactly as sent: "0001234" stays a
 # string with its zeros (never the number 1234), 1234 stays a number.
 CustomerId = Annotated[
     StrictInt | StrictStr,
     Field(
-        description="The bank's customer id, as the bank has it: an integer (0..2^62) or a "
+        description="The bank's customer id, as the bank has it: an integer (0..2^53-1) or a "
         "string of letters, digits and _.:- (at most 64), leading zeros kept."
     ),
 ]
-IntegerId = Annotated[StrictInt, Field(ge=0, le=MAX_ID)]
+
+
+def as_id(value):
+    """An integral JSON number as the integer it is (``1234.0`` is 1234, as JSON Schema reads
+    it); anything else unchanged."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# JSON has one number type: 5.0 is the integer 5, "5" and true are not numbers
+IntegerId = Annotated[StrictInt, Field(ge=0, le=MAX_ID), BeforeValidator(as_id)]
 StringId = Annotated[StrictStr, Field(pattern=ID_PATTERN)]
 RequestId = IntegerId | StringId
 Lang = Literal["zh", "en"]
@@ -41,17 +63,40 @@ class ScoreRequest(Strict):
     """Either ``customers`` (feature records, each with its ``customer_id``) or
     ``customer_ids`` (looked up in the scored snapshot), not both."""
 
+    # at most MAX_CUSTOMERS each: declared as maxItems in the spec, answered 413 by the route
     customers: list[dict[str, Scalar | StrictStr]] | None = Field(
         default=None, description="Feature records; at most 10,000."
     )
     customer_ids: list[RequestId] | None = Field(default=None, description="At most 10,000 ids.")
-    explain: bool = Field(default=True, description="Add the top-3 churn reasons.")
+    explain: StrictBool = Field(default=True, description="Add the top-3 churn reasons.")
     lang: Lang = "zh"
+
+    @field_validator("customers", "customer_ids", mode="before")
+    @classmethod
+    def _a_list_when_given(cls, value):
+        if value is None:  # absent is fine, null is not (the spec offers only a list)
+            raise ValueError("must be a list when given, not null")
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        # the either-or, as integrators' tools read it: exactly one of the two lists
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        schema["oneOf"] = [
+            {"required": ["customers"], "not": {"required": ["customer_ids"]}},
+            {"required": ["customer_ids"], "not": {"required": ["customers"]}},
+        ]
+        for name in ("customers", "customer_ids"):  # one list, never null
+            prop = schema["properties"][name]
+            listed = next(s for s in prop.pop("anyOf") if s.get("type") == "array")
+            prop.update(listed, minItems=1, maxItems=MAX_CUSTOMERS)
+            prop.pop("default", None)
+        return schema
 
 
 class RetentionListRequest(Strict):
     rm_id: str = Field(min_length=1, max_length=64)
-    k: int | None = Field(default=None, ge=1, le=MAX_CUSTOMERS)
+    k: Annotated[StrictInt, Field(ge=1, le=MAX_CUSTOMERS), BeforeValidator(as_id)] | None = None
     lang: Lang = "zh"
 
 
@@ -72,8 +117,17 @@ class ScoreResult(BaseModel):
     reasons: list[Reason] | None
 
 
+class UnknownId(BaseModel):
+    row: int = Field(description="Index of the id in ``customer_ids``.")
+    customer_id: CustomerId
+    problem: str
+
+
 class ScoreResponse(BaseModel):
     results: list[ScoreResult]
+    unknown: list[UnknownId] = Field(
+        default=[], description="Ids of ``customer_ids`` not in the scored snapshot; not scored."
+    )
     models: dict[str, str]
     request_id: str
 
@@ -112,6 +166,50 @@ class CustomerResponse(BaseModel):
     request_id: str
 
 
+Channel = Literal["call", "visit", "message", "event"]
+Result = Literal["stays", "will_move_money", "not_interested", "complaint", "unreachable"]
+
+
+class OutcomeRequest(Strict):
+    """What a contact achieved, for one customer; ``request_id`` makes a retry safe."""
+
+    request_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN,
+                            description="The client's own id of this submission: a repeat "
+                            "with the same id is stored once and answered with the stored "
+                            "outcome (200 instead of 201).")  # fmt: skip
+    customer_id: RequestId
+    channel: Channel
+    reached: StrictBool
+    result: Result
+    next_step: str = Field(default="", max_length=200)
+    note: str = Field(default="", max_length=500)
+
+
+class OutcomeRecord(BaseModel):
+    outcome_id: int
+    request_id: str
+    customer_id: CustomerId
+    rm_id: str | None
+    channel: Channel
+    reached: bool
+    result: Result
+    next_step: str
+    note: str
+    recorded_at: str = Field(description="ISO 8601, UTC.")
+    recorded_by: str = Field(description="Name of the key (or page user) that recorded it.")
+
+
+class OutcomeResponse(BaseModel):
+    outcome: OutcomeRecord
+    request_id: str
+
+
+class OutcomeList(BaseModel):
+    customer_id: CustomerId
+    outcomes: list[OutcomeRecord] = Field(description="Newest first.")
+    request_id: str
+
+
 class Problem(BaseModel):
     row: int | None = Field(description="Index of the record in the request, when it has one.")
     field: str
@@ -127,6 +225,20 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+def feature_record_schema(features: list[str], nullable: set[str]) -> dict:
+    """The JSON schema of one ``/score`` feature record for the served models: the id, every
+    feature (numbers; booleans for flags), null only where the models treat it as missing."""
+    value = {"type": ["number", "boolean"]}
+    ids = [{"type": "integer", "minimum": 0, "maximum": MAX_ID},
+           {"type": "string", "pattern": ID_PATTERN}]  # fmt: skip
+    properties = {"customer_id": {"anyOf": ids}}
+    for name in features:
+        properties[name] = {"type": ["number", "boolean", "null"]} if name in nullable else value
+    required = ["customer_id", *(n for n in features if n not in nullable)]
+    return {"title": "FeatureRecord", "type": "object", "properties": properties,
+            "required": required, "additionalProperties": False}  # fmt: skip
 
 
 def nullable_features(booster: lgb.Booster) -> set[str]:
@@ -151,6 +263,7 @@ def nullable_features(booster: lgb.Booster) -> set[str]:
 
 
 def valid_id(value) -> bool:
+    value = as_id(value)
     if isinstance(value, bool):
         return False
     if isinstance(value, int):

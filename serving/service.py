@@ -16,15 +16,20 @@ from __future__ import annotations
 import os
 
 import bentoml
-from fastapi import FastAPI, Header, Path, Request
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import routes, ui
 from serving.guard import BodyGuard, JsonErrors
+from serving.outcomes import OutcomeStore
 from serving.schemas import (
     ID_PATTERN,
     CustomerResponse,
+    OutcomeList,
+    OutcomeRequest,
+    OutcomeResponse,
     RetentionListRequest,
     RetentionListResponse,
     ScoreRequest,
@@ -47,7 +52,12 @@ app.add_exception_handler(StarletteHTTPException, routes.http_error)
 app.add_exception_handler(Exception, routes.unexpected)
 app.add_api_route("/docs", routes.openapi_spec, methods=["GET"], include_in_schema=False)
 
-Auth = Header(default=None, description="Bearer <api key>")
+# declared as the bearerAuth scheme; a missing key is answered 401 in our envelope by the route
+Auth = Depends(HTTPBearer(auto_error=False, scheme_name="bearerAuth",
+                          description="An API key from `retain keys add`."))  # fmt: skip
+CustomerId = Path(pattern=ID_PATTERN, description="The bank's customer id.")
+# the first paths, kept for existing callers; integrators use /v1
+OLD = {"deprecated": True, "responses": routes.ERRORS}
 
 
 @bentoml.service(
@@ -60,32 +70,48 @@ Auth = Header(default=None, description="Bearer <api key>")
 class Retain:
     def __init__(self) -> None:
         self.state = ServingState.load()
+        self.outcomes = OutcomeStore.from_env()  # the table is made on first use
+        routes.describe_feature_records(app, self.state)
 
     def __is_ready__(self) -> bool:
         return self.state.ready
 
-    @app.post("/score", response_model=ScoreResponse, responses=routes.ERRORS)
-    def score(self, body: ScoreRequest, request: Request, authorization: str | None = Auth):
+    @app.post("/v1/score", response_model=ScoreResponse, responses=routes.ERRORS)
+    @app.post("/score", response_model=ScoreResponse, **OLD)
+    def score(self, body: ScoreRequest, request: Request, authorization=Auth):
         """Scores, propensities and reasons for feature records or snapshot customer ids."""
         return routes.score(self.state, body, request, authorization)
 
-    @app.post("/retention_list", response_model=RetentionListResponse, responses=routes.ERRORS)
-    def retention_list(
-        self, body: RetentionListRequest, request: Request, authorization: str | None = Auth
-    ):
+    @app.post("/v1/retention_list", response_model=RetentionListResponse,
+              responses=routes.ERRORS)  # fmt: skip
+    @app.post("/retention_list", response_model=RetentionListResponse, **OLD)
+    def retention_list(self, body: RetentionListRequest, request: Request, authorization=Auth):
         """An RM's ranked retention list from the scored snapshot."""
         return routes.retention_list(self.state, body, request, authorization)
 
-    @app.get("/customers/{customer_id}", response_model=CustomerResponse,
+    @app.get("/v1/customers/{customer_id}", response_model=CustomerResponse,
              responses=routes.ERRORS)  # fmt: skip
-    def customer(
-        self,
-        request: Request,
-        customer_id: str = Path(pattern=ID_PATTERN, description="The bank's customer id."),
-        authorization: str | None = Auth,
-    ):
+    @app.get("/customers/{customer_id}", response_model=CustomerResponse, **OLD)
+    def customer(self, request: Request, customer_id: str = CustomerId, authorization=Auth):
         """Latest scores, reasons and features of one customer."""
         return routes.customer(self.state, customer_id, request, authorization)
+
+    @app.post("/v1/outcomes", response_model=OutcomeResponse, status_code=201,
+              responses={200: {"model": OutcomeResponse, "description": "A repeated "
+                               "request_id: the outcome stored the first time."},
+                         **routes.ERRORS})  # fmt: skip
+    def record_outcome(self, body: OutcomeRequest, request: Request, response: Response,
+                       authorization=Auth):  # fmt: skip
+        """Record what a contact achieved for a customer in the caller's book."""
+        return routes.record_outcome(self.state, self.outcomes, body, request, response,
+                                     authorization)  # fmt: skip
+
+    @app.get("/v1/outcomes", response_model=OutcomeList, responses=routes.ERRORS)
+    def outcomes(self, request: Request, authorization=Auth,
+                 customer_id: str = Query(pattern=ID_PATTERN)):  # fmt: skip
+        """A customer's recorded outcomes, newest first."""
+        return routes.customer_outcomes(self.state, self.outcomes, customer_id, request,
+                                        authorization)  # fmt: skip
 
 
 Retain.add_asgi_middleware(JsonErrors)

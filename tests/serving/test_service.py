@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -190,7 +193,8 @@ def test_rm_keys_see_only_their_own_book(api):
     )
     other_list = call(api, "POST", "/retention_list", rm, json={"rm_id": api["books"][1]})
     assert other_list.status_code == 403
-    assert call(api, "POST", "/retention_list", "crm", json={"rm_id": rm}).status_code == 403
+    # a CRM system delivers lists to RM workbenches (DESIGN §8)
+    assert call(api, "POST", "/retention_list", "crm", json={"rm_id": rm}).status_code == 200
 
 
 def test_isolation_property_no_rm_key_ever_receives_another_book(api):
@@ -263,46 +267,37 @@ def test_the_audit_log_records_every_pull_without_personal_data(api):
     assert not any(n in text for n in names if len(n) > 3)
 
 
-def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(api):
-    import schemathesis
-    from schemathesis import GenerationMode
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import (
-        content_type_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
+# 413 is this API's documented answer to more than maxItems rows; schemathesis' default list of
+# rejections omits it (and allows 5xx, which we never do)
+SCHEMATHESIS_CONFIG = """
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "429"]
+"""
 
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
-              response_schema_conformance]  # fmt: skip
 
-    schema = schemathesis.openapi.from_url(api["url"] + "/openapi.json")
-    headers = {"Authorization": f"Bearer {api['tokens']['admin']}"}
+def run_schemathesis(url: str, token: str, paths: str, folder: Path) -> None:
+    """`schemathesis run --checks all` on the operations whose path matches ``paths``.
 
-    def run(operation, mode) -> int:
-        counter = {"n": 0}
+    100 cases per operation and mode (positive and negative) plus the coverage phase's cases
+    (unsupported methods, missing auth, boundaries) keep a run to a few seconds."""
+    config = folder / "schemathesis.toml"
+    config.write_text(SCHEMATHESIS_CONFIG)
+    args = [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config),
+            "run", url + "/openapi.json", "--checks", "all",
+            "--header", f"Authorization: Bearer {token}", "--include-path-regex", paths,
+            "--phases", "examples,coverage,fuzzing", "--max-examples", "100", "--seed", "7",
+            "--suppress-health-check", "all", "--no-shrink", "--workers", "2",
+            "--report", "junit", "--report-dir", str(folder)]  # fmt: skip
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
 
-        @settings(max_examples=250, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
-        @given(case=operation.as_strategy(generation_mode=mode))
-        def fuzz(case):
-            response = case.call(base_url=api["url"], headers=headers)
-            assert response.status_code < 500, (case.body, response.text)
-            case.validate_response(response, checks=checks, headers=headers)
-            counter["n"] += 1
 
-        fuzz()
-        return counter["n"]
-
-    counts = {}
-    for path, method in [("/score", "POST"), ("/retention_list", "POST"),
-                         ("/customers/{customer_id}", "GET")]:  # fmt: skip
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            counts[(path, mode)] = run(schema[path][method], mode)
-    per_endpoint = {}
-    for (path, _), n in counts.items():
-        per_endpoint[path] = per_endpoint.get(path, 0) + n
-    assert all(n >= 500 for n in per_endpoint.values()), per_endpoint
+@pytest.mark.parametrize("role", ["crm", "rm"])
+def test_schemathesis_with_every_check_finds_no_failure(api, role, tmp_path):
+    """The /v1 data routes as a CRM system and as an RM. Outcomes are fuzzed where the service
+    has a store of its own (test_api_contract)."""
+    token = api["tokens"]["crm" if role == "crm" else api["books"][0]]
+    run_schemathesis(api["url"], token, "^/v1/(score|retention_list|customers)", tmp_path)
 
 
 def test_odd_ids_from_an_rm_key_are_refused_not_crashed_on(api):

@@ -1,0 +1,44 @@
+"""`retain outcomes export`: recorded outcomes into the warehouse as `interactions` rows, so the
+next feature build and monitoring see them (DESIGN §12)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from retain.output import JsonOption, console, errors, save_json
+
+outcomes_app = typer.Typer(help="Outcomes RMs recorded (API and page).", no_args_is_help=True)
+
+
+@outcomes_app.command("export")
+def export(
+    warehouse: Annotated[
+        Path, typer.Option(help="Warehouse directory; a new part goes to interactions/.")
+    ],
+    store: Annotated[
+        str, typer.Option(help="Outcome store: a SQLite file or a postgres:// URL.")
+    ] = "data/outcomes.db",
+    json_path: JsonOption = None,
+) -> None:
+    """Append the outcomes not exported yet as interactions/part-outcomes-<time>.parquet.
+
+    Each outcome is exported once: a second run adds nothing until new outcomes arrive."""
+    from serving.outcomes import OutcomeError, OutcomeStore, export_to_warehouse
+
+    is_url = store.startswith(("postgres://", "postgresql://"))
+    if not is_url and not Path(store).exists():
+        errors.print(f"[red]error:[/] no outcome store at {store} (retain serve --outcomes)")
+        raise typer.Exit(2)
+    try:
+        part, count = export_to_warehouse(OutcomeStore(store), warehouse)
+    except OutcomeError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    if part is None:
+        console.print("no new outcomes to export")
+    else:
+        console.print(f"{count:,} outcome(s) appended to {part}")
+    save_json(json_path, {"part": str(part) if part else None, "exported": count})
