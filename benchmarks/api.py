@@ -46,8 +46,12 @@ def records(features: pd.DataFrame, names: list[str]) -> list[dict]:
     out = []
     for row in features[["customer_id", *names]].itertuples(index=False):
         values = dict(zip(["customer_id", *names], row, strict=True))
-        out.append({k: (None if pd.isna(v) else (int(v) if k == "customer_id" else float(v)))
-                    for k, v in values.items()})  # fmt: skip
+        out.append(
+            {
+                k: (None if pd.isna(v) else (int(v) if k == "customer_id" else float(v)))
+                for k, v in values.items()
+            }
+        )
     return out
 
 
@@ -76,9 +80,15 @@ async def open_loop(url: str, headers: dict, bodies: list[dict], rate: float, se
         await asyncio.gather(*(one(i) for i in range(total)))
         wall = time.perf_counter() - start
     ms = np.array(latencies) * 1000
-    return {"requests": total, "errors": errors, "throughput_rps": total / wall,
-            "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}  # fmt: skip
+    return {
+        "requests": total,
+        "errors": errors,
+        "throughput_rps": total / wall,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+    }
 
 
 def main() -> None:
@@ -102,10 +112,24 @@ def main() -> None:
     headers = {"Authorization": f"Bearer {added.stdout.strip().splitlines()[-1]}"}
     port = free_port()
     log = open(folder / "service.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen([*retain, "serve", "--port", str(port), "--keys", str(keys),
-                               "--scores", str(args.scores), "--audit", str(folder / "audit")],
-                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)  # fmt: skip
+    server = subprocess.Popen(
+        [
+            *retain,
+            "serve",
+            "--port",
+            str(port),
+            "--keys",
+            str(keys),
+            "--scores",
+            str(args.scores),
+            "--audit",
+            str(folder / "audit"),
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -122,23 +146,40 @@ def main() -> None:
         eligible = features[features["eligible_churn"].fillna(False).astype(bool)]
         sample = eligible.sample(min(len(eligible), 2_000), random_state=0)
         singles = [{"customers": [r], "explain": True} for r in records(sample, names)]
-        batches = [{"customers": records(sample.iloc[i:i + 1000], names), "explain": False}
-                   for i in (0, 1000)]  # fmt: skip
+        batches = [
+            {"customers": records(sample.iloc[i : i + 1000], names), "explain": False}
+            for i in (0, 1000)
+        ]
         asyncio.run(open_loop(url, headers, singles, 20, 3))  # warm the workers up
         results = {}
-        for name, bodies, rate in (("single + reasons", singles, args.rate),
-                                   ("batch of 1,000", batches, args.batch_rate)):  # fmt: skip
+        for name, bodies, rate in (
+            ("single + reasons", singles, args.rate),
+            ("batch of 1,000", batches, args.batch_rate),
+        ):
             results[name] = asyncio.run(open_loop(url, headers, bodies, rate, args.seconds))
             results[name]["rate"] = rate
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    rows = [[name, f"{r['rate']:g}/s × {args.seconds:.0f}s", r["requests"], r["errors"],
-             f"{r['throughput_rps']:.1f}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}",
-             f"{r['p99_ms']:.1f}"] for name, r in results.items()]  # fmt: skip
-    report("api", ["scenario", "load", "requests", "errors", "req/s", "p50 ms", "p95 ms",
-                   "p99 ms"], rows, {"rate": args.rate, "seconds": args.seconds,
-                                     "results": results})  # fmt: skip
+    rows = [
+        [
+            name,
+            f"{r['rate']:g}/s × {args.seconds:.0f}s",
+            r["requests"],
+            r["errors"],
+            f"{r['throughput_rps']:.1f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p95_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+        ]
+        for name, r in results.items()
+    ]
+    report(
+        "api",
+        ["scenario", "load", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"],
+        rows,
+        {"rate": args.rate, "seconds": args.seconds, "results": results},
+    )
     print("target: single customers p99 ≤ 50 ms with 0 errors")
 
 

@@ -76,8 +76,9 @@ def library_defaults(ds) -> np.ndarray:
     params = {"objective": "binary", "metric": "auc", "verbosity": -1, "seed": 0}
     train = lgb.Dataset(ds.train.x, ds.train.y)
     valid = lgb.Dataset(ds.valid.x, ds.valid.y, reference=train)
-    booster = lgb.train(params, train, 2000, valid_sets=[valid],
-                        callbacks=[lgb.early_stopping(100, verbose=False)])  # fmt: skip
+    booster = lgb.train(
+        params, train, 2000, valid_sets=[valid], callbacks=[lgb.early_stopping(100, verbose=False)]
+    )
     return booster.predict(ds.test.x)
 
 
@@ -97,8 +98,9 @@ def evaluate_bank(path: Path) -> dict:
     booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, TrainConfig())
     calibrator, _ = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y)
     p = calibrator.apply(booster.predict(ds.test.x))
-    old = dataset_at(frame, "label_churn", [c for c in cutoffs if c < cutoffs[-2]],
-                     cutoffs[-2], cutoffs[-1])  # fmt: skip
+    old = dataset_at(
+        frame, "label_churn", [c for c in cutoffs if c < cutoffs[-2]], cutoffs[-2], cutoffs[-1]
+    )
     old_booster = fit_booster(old.train.x, old.train.y, old.valid.x, old.valid.y, TrainConfig())
     old_auc = roc_auc_score(old.test.y, old_booster.predict(old.test.x))
     return {
@@ -122,15 +124,23 @@ def main() -> None:
         measured = evaluate_bank(path)
         payload["banks"][name] = measured
         for candidate, ratios in measured["auc_to_oracle"].items():
-            rows.append([name, candidate, *(f"{r:.4f}" for r in ratios),
-                         f"{np.mean(ratios):.4f}"])  # fmt: skip
-        rows.append([name, "ECE of the default (last cutoff)", "", "", "",
-                     f"{measured['ece_default']:.4f}"])  # fmt: skip
-        rows.append([name, "test AUC: with / without embargo", "", "", "",
-                     f"{measured['test_auc_default']:.4f} / "
-                     f"{measured['test_auc_without_embargo']:.4f}"])  # fmt: skip
-    report("churn_defaults", ["bank", "candidate", "test 1", "test 2", "test 3", "mean"], rows,
-           payload)  # fmt: skip
+            rows.append([name, candidate, *(f"{r:.4f}" for r in ratios), f"{np.mean(ratios):.4f}"])
+        rows.append(
+            [name, "ECE of the default (last cutoff)", "", "", "", f"{measured['ece_default']:.4f}"]
+        )
+        rows.append(
+            [
+                name,
+                "test AUC: with / without embargo",
+                "",
+                "",
+                "",
+                f"{measured['test_auc_default']:.4f} / {measured['test_auc_without_embargo']:.4f}",
+            ]
+        )
+    report(
+        "churn_defaults", ["bank", "candidate", "test 1", "test 2", "test 3", "mean"], rows, payload
+    )
 
 
 if __name__ == "__main__":

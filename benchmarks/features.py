@@ -26,8 +26,10 @@ HERE = Path(__file__).resolve().parent
 def command(engine: str, bank: Path, out: Path) -> str:
     if engine == "pandas":
         args = [str(bank), *CUTOFFS, str(out)]
-        return (f"import sys; sys.path.append({str(HERE)!r}); import pandas_baseline; "
-                f"pandas_baseline.main(*{args!r})")  # fmt: skip
+        return (
+            f"import sys; sys.path.append({str(HERE)!r}); import pandas_baseline; "
+            f"pandas_baseline.main(*{args!r})"
+        )
     return (
         "from retain.cli import app; "
         f"app(['features', '--warehouse', {str(bank)!r}, '--cutoffs', '{CUTOFFS[0]}:{CUTOFFS[1]}',"
@@ -39,8 +41,10 @@ def ensure_bank(banks: Path, size: int) -> Path:
     bank = banks / f"bank_{size}"
     if not (bank / "_meta.json").exists():
         config = f"SynthConfig(customers={size}, months=24, seed=0)"
-        code = ("from synthetic.bank import write_bank; from synthetic.config import SynthConfig; "
-                f"write_bank({config}, {str(bank)!r})")  # fmt: skip
+        code = (
+            "from synthetic.bank import write_bank; from synthetic.config import SynthConfig; "
+            f"write_bank({config}, {str(bank)!r})"
+        )
         run_measured(code)
     return bank
 
@@ -61,8 +65,10 @@ def main() -> None:
             out = args.banks / f"features_{size}_{engine}.parquet"
             repeats = 1 if size >= 1_000_000 else args.repeats
             try:
-                runs = [run_measured(command(engine, bank, out), timeout=args.timeout)
-                        for _ in range(repeats)]  # fmt: skip
+                runs = [
+                    run_measured(command(engine, bank, out), timeout=args.timeout)
+                    for _ in range(repeats)
+                ]
             except (RuntimeError, TimeoutError) as exc:
                 rows.append([f"{size:,}", engine, repeats, "-", "-", "-", "-", str(exc)])
                 payload[f"{size}/{engine}"] = {"error": str(exc)}
@@ -76,12 +82,34 @@ def main() -> None:
             if engine == "duckdb" and size >= 1_000_000:
                 ok = result["seconds"] <= TARGET_SECONDS and result["peak_rss_mb"] <= TARGET_RSS_MB
                 note = "meets target" if ok else "MISSES target"
-            rows.append([f"{size:,}", engine, repeats, f"{result['seconds']:.1f}",
-                         f"{result['peak_rss_mb']:.0f}", f"{n_rows:,}",
-                         f"{result['rows_per_second']:,.0f}", note])  # fmt: skip
+            rows.append(
+                [
+                    f"{size:,}",
+                    engine,
+                    repeats,
+                    f"{result['seconds']:.1f}",
+                    f"{result['peak_rss_mb']:.0f}",
+                    f"{n_rows:,}",
+                    f"{result['rows_per_second']:,.0f}",
+                    note,
+                ]
+            )
             payload[f"{size}/{engine}"] = {**result, "runs": repeats}
-    report("features", ["customers", "engine", "runs", "seconds (median)", "peak RSS MB",
-                        "rows", "rows/s", "note"], rows, payload)  # fmt: skip
+    report(
+        "features",
+        [
+            "customers",
+            "engine",
+            "runs",
+            "seconds (median)",
+            "peak RSS MB",
+            "rows",
+            "rows/s",
+            "note",
+        ],
+        rows,
+        payload,
+    )
 
 
 if __name__ == "__main__":

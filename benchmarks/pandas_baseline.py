@@ -14,8 +14,9 @@ from features.sources.files import read_table
 
 
 def main(warehouse: str, first: str, last: str, out: str) -> None:
-    balances = read_table(warehouse, "balances", ["customer_id", "month", "product",
-                                                  "avg_daily_balance"])  # fmt: skip
+    balances = read_table(
+        warehouse, "balances", ["customer_id", "month", "product", "avg_daily_balance"]
+    )
     products = read_table(warehouse, "products")
     assets = set(products.loc[products["kind"] == "asset", "product"])
     balances = balances[balances["product"].isin(assets)]
@@ -35,8 +36,9 @@ def main(warehouse: str, first: str, last: str, out: str) -> None:
         recent = txns[(txns["ts"] >= end - pd.DateOffset(months=3)) & (txns["ts"] < end)]
         count = recent.groupby("customer_id").size().rename("txn_count_3m")
         out_3m = recent[recent["direction"] == "out"].groupby("customer_id")["amount"].sum()
-        year = complaints[(complaints["ts"] >= end - pd.DateOffset(months=12))
-                          & (complaints["ts"] < end)]  # fmt: skip
+        year = complaints[
+            (complaints["ts"] >= end - pd.DateOffset(months=12)) & (complaints["ts"] < end)
+        ]
         n_complaints = year.groupby("customer_id").size().rename("complaints_12m")
         frame = pd.concat(
             [row, change, count, out_3m.rename("txn_amount_out_3m"), n_complaints], axis=1

@@ -54,8 +54,11 @@ def train_models(path: Path) -> dict:
     ids = pq.read_table(path, columns=["customer_id"]).column(0).to_numpy()
     keep = np.random.default_rng(0).choice(np.unique(ids), TRAIN_CUSTOMERS, replace=False)
     frame = pd.read_parquet(path, filters=[("customer_id", "in", keep.tolist())])
-    labels = ["label_churn", *sorted(c for c in frame if c.startswith("label_cross_sell_")),
-              "label_upgrade"]  # fmt: skip
+    labels = [
+        "label_churn",
+        *sorted(c for c in frame if c.startswith("label_cross_sell_")),
+        "label_upgrade",
+    ]
     models = {}
     for label in labels:
         try:
@@ -64,8 +67,11 @@ def train_models(path: Path) -> dict:
             continue
         booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, TrainConfig())
         calibrator, _ = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y)
-        models[label] = {"booster": booster, "calibration": calibrator.to_json(),
-                         "features": list(ds.inputs)}  # fmt: skip
+        models[label] = {
+            "booster": booster,
+            "calibration": calibrator.to_json(),
+            "features": list(ds.inputs),
+        }
     return models
 
 
@@ -94,8 +100,10 @@ def main() -> None:
     last = last.as_py()
     n = len(rows)
     trees = churn["booster"].num_trees()
-    print(f"{len(models)} models trained in {train_seconds:.0f}s; churn: {trees} trees; "
-          f"{n:,} customers at {last}")  # fmt: skip
+    print(
+        f"{len(models)} models trained in {train_seconds:.0f}s; churn: {trees} trees; "
+        f"{n:,} customers at {last}"
+    )
 
     # the path `retain score` and the API take: one input matrix, every model
     verified = {
@@ -104,9 +112,12 @@ def main() -> None:
     model_set = ModelSet(
         churn=verified["label_churn"],
         upgrade=verified["label_upgrade"],
-        cross_sell={k.removeprefix("label_cross_sell_"): v for k, v in verified.items()
-                    if k.startswith("label_cross_sell_")},
-    )  # fmt: skip
+        cross_sell={
+            k.removeprefix("label_cross_sell_"): v
+            for k, v in verified.items()
+            if k.startswith("label_cross_sell_")
+        },
+    )
 
     def score_all():
         return score_frame(model_set, rows)
@@ -114,12 +125,14 @@ def main() -> None:
     score_s, _ = timed(score_all, args.repeats)
     explained = rows.sample(min(n, args.reason_rows), random_state=1)
     r = len(explained)
-    reason_s, reasons = timed(lambda: explain(churn["booster"], explained, churn["features"]),
-                              args.repeats)  # fmt: skip
+    reason_s, reasons = timed(
+        lambda: explain(churn["booster"], explained, churn["features"]), args.repeats
+    )
     text_s, _ = timed(lambda: [reasons.texts(k, "zh") for k in range(3)], 1)
     sample = rows.sample(min(args.shap_rows, n), random_state=0)
-    contrib_s, ours = timed(lambda: contributions(churn["booster"], sample, churn["features"]),
-                            args.repeats)  # fmt: skip
+    contrib_s, ours = timed(
+        lambda: contributions(churn["booster"], sample, churn["features"]), args.repeats
+    )
     explainer = shap.TreeExplainer(churn["booster"])
     x = sample[churn["features"]].astype("float64")
     shap_s, theirs = timed(lambda: explainer.shap_values(x), args.repeats)
@@ -151,10 +164,12 @@ def main() -> None:
         ["contributions, pred_contrib", f"{m:,}", f"{m / contrib_s:,.0f}", ""],
         ["contributions, shap.TreeExplainer", f"{m:,}", f"{m / shap_s:,.0f}", ""],
     ]
-    print(f"{len(models)} models, churn {trees} trees; pred_contrib is "
-          f"{shap_s / contrib_s:.1f}× shap.TreeExplainer (max |Δ| "
-          f"{figures['max_abs_difference']:.1e}, same top-3 {figures['same_top3_share']:.1%}); "
-          f"peak RSS {peak_gb:.1f} GB")  # fmt: skip
+    print(
+        f"{len(models)} models, churn {trees} trees; pred_contrib is "
+        f"{shap_s / contrib_s:.1f}× shap.TreeExplainer (max |Δ| "
+        f"{figures['max_abs_difference']:.1e}, same top-3 {figures['same_top3_share']:.1%}); "
+        f"peak RSS {peak_gb:.1f} GB"
+    )
     report("scoring", ["step", "customers", "customers/s (median)", "target"], table, figures)
 
 

@@ -36,12 +36,32 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
         ok = result["seconds"] <= TARGET_SECONDS and result["peak_rss_mb"] <= TARGET_RSS_MB
         verdict = "yes" if ok else ("NO" if size >= 1_000_000 else "-")
-        rows.append([f"{size:,}", repeats, f"{result['seconds']:.1f}",
-                     f"{result['peak_rss_mb']:.0f}", f"{size_mb:.0f}",
-                     f"{size / result['seconds']:,.0f}", verdict])  # fmt: skip
+        rows.append(
+            [
+                f"{size:,}",
+                repeats,
+                f"{result['seconds']:.1f}",
+                f"{result['peak_rss_mb']:.0f}",
+                f"{size_mb:.0f}",
+                f"{size / result['seconds']:,.0f}",
+                verdict,
+            ]
+        )
         payload[str(size)] = {**result, "runs": repeats, "warehouse_mb": size_mb}
-    report("synth", ["customers", "runs", "seconds (median)", "peak RSS MB", "parquet MB",
-                     "customers/s", "meets 1M target"], rows, payload)  # fmt: skip
+    report(
+        "synth",
+        [
+            "customers",
+            "runs",
+            "seconds (median)",
+            "peak RSS MB",
+            "parquet MB",
+            "customers/s",
+            "meets 1M target",
+        ],
+        rows,
+        payload,
+    )
 
 
 if __name__ == "__main__":

@@ -57,11 +57,23 @@ def main() -> None:
             result = median_of([run_measured(code) for _ in range(repeats)])
             base = base or result["seconds"]
             seconds, rss = result["seconds"], result["peak_rss_mb"]
-            rows.append([f"{n:,}", model, repeats, f"{seconds:.1f}", f"{rss:.0f}",
-                         f"{seconds / base:.2f}"])  # fmt: skip
+            rows.append(
+                [f"{n:,}", model, repeats, f"{seconds:.1f}", f"{rss:.0f}", f"{seconds / base:.2f}"]
+            )
             payload[f"{n}/{model}"] = {**result, "runs": repeats}
-    report("train", ["training rows (approx.)", "model", "runs", "seconds (median)",
-                     "peak RSS MB", "× lightgbm"], rows, payload)  # fmt: skip
+    report(
+        "train",
+        [
+            "training rows (approx.)",
+            "model",
+            "runs",
+            "seconds (median)",
+            "peak RSS MB",
+            "× lightgbm",
+        ],
+        rows,
+        payload,
+    )
 
 
 if __name__ == "__main__":

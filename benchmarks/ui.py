@@ -72,12 +72,26 @@ def store_writes(count: int) -> float:
     from serving.outcomes import OutcomeStore
 
     store = OutcomeStore(Path(tempfile.mkdtemp(prefix="retain-outcomes-")) / "outcomes.db")
-    store.record(request_id="warm", customer_id=0, rm_id="RM0", channel="call", reached=True,
-                 result="stays", recorded_by="bench")  # fmt: skip
+    store.record(
+        request_id="warm",
+        customer_id=0,
+        rm_id="RM0",
+        channel="call",
+        reached=True,
+        result="stays",
+        recorded_by="bench",
+    )
     started = time.perf_counter()
     for i in range(count):
-        store.record(request_id=f"r{i}", customer_id=i, rm_id="RM0", channel="call",
-                     reached=True, result="stays", recorded_by="bench")  # fmt: skip
+        store.record(
+            request_id=f"r{i}",
+            customer_id=i,
+            rm_id="RM0",
+            channel="call",
+            reached=True,
+            result="stays",
+            recorded_by="bench",
+        )
     return count / (time.perf_counter() - started)
 
 
@@ -86,9 +100,16 @@ def form_writes(client: httpx.Client, customer_id, count: int) -> float:
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     started = time.perf_counter()
     for i in range(count):
-        answer = client.post(f"/ui/customers/{customer_id}/outcomes",
-                             data={"csrf": csrf, "request_id": f"bench-{i}", "channel": "call",
-                                   "reached": "yes", "result": "stays"})  # fmt: skip
+        answer = client.post(
+            f"/ui/customers/{customer_id}/outcomes",
+            data={
+                "csrf": csrf,
+                "request_id": f"bench-{i}",
+                "channel": "call",
+                "reached": "yes",
+                "result": "stays",
+            },
+        )
         if answer.status_code != 303:
             raise SystemExit(f"outcome post failed: {answer.status_code}")
     return count / (time.perf_counter() - started)
@@ -100,8 +121,12 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=1000, help="outcomes written to SQLite")
     parser.add_argument("--form-writes", type=int, default=100)
     parser.add_argument("--scores", type=Path, default=ROOT / "data" / "scores")
-    parser.add_argument("--config", type=Path, default=None,
-                        help="the configuration the snapshot was scored with (its list policy)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="the configuration the snapshot was scored with (its list policy)",
+    )
     args = parser.parse_args()
     if not (args.scores / "scores.parquet").exists():
         raise SystemExit(f"{args.scores} has no scored snapshot: run `make demo` first")
@@ -113,12 +138,27 @@ def main() -> None:
     key = added.stdout.strip().splitlines()[-1]
     port = free_port()
     log = open(folder / "service.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen([*retain, "serve", "--port", str(port), "--keys", str(keys),
-                               "--scores", str(args.scores), "--audit", str(folder / "audit"),
-                               "--outcomes", str(folder / "outcomes.db"),
-                               *(["--config", str(args.config)] if args.config else [])],
-                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)  # fmt: skip
+    server = subprocess.Popen(
+        [
+            *retain,
+            "serve",
+            "--port",
+            str(port),
+            "--keys",
+            str(keys),
+            "--scores",
+            str(args.scores),
+            "--audit",
+            str(folder / "audit"),
+            "--outcomes",
+            str(folder / "outcomes.db"),
+            *(["--config", str(args.config)] if args.config else []),
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -140,8 +180,16 @@ def main() -> None:
                 timings, round_trip, count = page_times(client, rm_id, args.runs)
                 p50, p95 = np.percentile(timings, 50), np.percentile(timings, 95)
                 rt95 = np.percentile(round_trip, 95)
-                rows.append([f"my list {rm_id}", count, f"{p50:.0f}", f"{p95:.0f}",
-                             f"{rt95:.0f}", "yes" if p95 <= TARGET_MS else "NO"])  # fmt: skip
+                rows.append(
+                    [
+                        f"my list {rm_id}",
+                        count,
+                        f"{p50:.0f}",
+                        f"{p95:.0f}",
+                        f"{rt95:.0f}",
+                        "yes" if p95 <= TARGET_MS else "NO",
+                    ]
+                )
                 payload["lists"][rm_id] = {
                     "rows": count,
                     "server_p50_ms": p50,
@@ -151,10 +199,26 @@ def main() -> None:
             customer = scores.loc[scores["rm_id"] == longest[0], "customer_id"].iloc[0]
             payload["form_writes_per_s"] = form_writes(client, customer, args.form_writes)
         payload["sqlite_writes_per_s"] = store_writes(args.writes)
-        rows.append(["outcome writes, SQLite store", args.writes, "", "", "",
-                     f"{payload['sqlite_writes_per_s']:,.0f}/s"])  # fmt: skip
-        rows.append(["outcome writes, page form", args.form_writes, "", "", "",
-                     f"{payload['form_writes_per_s']:,.0f}/s"])  # fmt: skip
+        rows.append(
+            [
+                "outcome writes, SQLite store",
+                args.writes,
+                "",
+                "",
+                "",
+                f"{payload['sqlite_writes_per_s']:,.0f}/s",
+            ]
+        )
+        rows.append(
+            [
+                "outcome writes, page form",
+                args.form_writes,
+                "",
+                "",
+                "",
+                f"{payload['form_writes_per_s']:,.0f}/s",
+            ]
+        )
         report(
             "ui",
             [

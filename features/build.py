@@ -37,8 +37,18 @@ from features.tiers import (
     tier_name,
 )
 
-ID_COLUMNS = ("customer_id", "cutoff", "outlet_id", "sub_branch_id", "branch_id", "rm_id",
-              "tier", "do_not_contact", "eligible_churn", "leaving_now")  # fmt: skip
+ID_COLUMNS = (
+    "customer_id",
+    "cutoff",
+    "outlet_id",
+    "sub_branch_id",
+    "branch_id",
+    "rm_id",
+    "tier",
+    "do_not_contact",
+    "eligible_churn",
+    "leaving_now",
+)
 # what lists and offers need besides the model inputs: never a model input
 CONTEXT_COLUMNS = ("maturing_product", "maturing_date")
 HOLDS_PREFIX = "holds_"

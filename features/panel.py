@@ -84,8 +84,15 @@ class Warehouse:
         A range (not a hash) lets the parquet reader skip row groups by their statistics when
         the tables are laid out by customer, as the synthetic bank's are.
         """
-        per_customer = ("customers", "rm_assignments", "balances", "transactions",
-                        "interactions", "complaints", "truth")  # fmt: skip
+        per_customer = (
+            "customers",
+            "rm_assignments",
+            "balances",
+            "transactions",
+            "interactions",
+            "complaints",
+            "truth",
+        )
         changes = {
             name: table.filter(table.customer_id.between(first_id, last_id))
             for name in per_customer
@@ -203,9 +210,15 @@ def build_panel(wh: Warehouse, config: BankConfig) -> ir.Table:
     months = wh.balances.select(month=wh.balances.month).distinct()
     months = months.mutate(month_number=month_number(months.month))
     customers = wh.customers.join(wh.org, "outlet_id").select(
-        "customer_id", "outlet_id", "sub_branch_id", "branch_id", "city_tier", "birth_date",
-        "do_not_contact", open_number=month_number(_.open_date),
-    )  # fmt: skip
+        "customer_id",
+        "outlet_id",
+        "sub_branch_id",
+        "branch_id",
+        "city_tier",
+        "birth_date",
+        "do_not_contact",
+        open_number=month_number(_.open_date),
+    )
     grid = customers.cross_join(months).filter(_.month_number >= _.open_number)
     panel = grid
     for part in (

@@ -93,9 +93,12 @@ def profile_bank(location, config: BankConfig | None = None) -> BankProfile:
         truth = wh.truth.select("customer_id", "month", truth_p_churn_3m="p_churn_3m")
         eligible = eligible.left_join(truth, ["customer_id", "month"])
     rows = eligible.select(
-        "month", "churned", "churned_1m", "aum_change_3m",
+        "month",
+        "churned",
+        "churned_1m",
+        "aum_change_3m",
         *(["truth_p_churn_3m"] if wh.truth is not None else []),
-    ).to_pandas()  # fmt: skip
+    ).to_pandas()
     rows["churned"] = rows["churned"].astype(bool)
     by_month = rows.groupby("month")
     churn_by_cutoff = pd.DataFrame(

@@ -165,8 +165,14 @@ def foreign_key_checks() -> Iterator[Check]:
     for table, column, parent, parent_column in FOREIGN_KEYS:
         shown = _with_key(table, column)
 
-        def orphans(tables: Tables, table=table, column=column, parent=parent,
-                    parent_column=parent_column, shown=shown) -> ir.Table:  # fmt: skip
+        def orphans(
+            tables: Tables,
+            table=table,
+            column=column,
+            parent=parent,
+            parent_column=parent_column,
+            shown=shown,
+        ) -> ir.Table:
             rows, referenced = tables[table], tables[parent]
             _require_same_kind(rows[column], referenced[parent_column], f"{parent}.{parent_column}")
             known = referenced.select(reference=referenced[parent_column])
@@ -235,9 +241,14 @@ def date_range_checks(as_of: date | None) -> Iterator[Check]:
                     column,
                     f"not after as_of {as_of}",
                     needs,
-                    _dated(table, column, shown, lambda values, day: values >= day,
-                           as_of + timedelta(days=first_day_after)),
-                )  # fmt: skip
+                    _dated(
+                        table,
+                        column,
+                        shown,
+                        lambda values, day: values >= day,
+                        as_of + timedelta(days=first_day_after),
+                    ),
+                )
 
 
 def _dated(table: str, column: str, shown: tuple[str, ...], breaks, day: date):

@@ -56,8 +56,13 @@ def pyramid_level(rows: ir.Table) -> ir.Table:
         window = ibis.window(
             group_by=group, order_by=[ibis.desc("contribution_12m"), "customer_id"]
         )
-        in_top = (ibis.row_number().over(window) < PYRAMID_SHARE * rows.customer_id.count().over(
-            ibis.window(group_by=group)
-        )) & (rows.pyramid_level == level - 1) & (rows.contribution_12m > 0)  # fmt: skip
+        in_top = (
+            (
+                ibis.row_number().over(window)
+                < PYRAMID_SHARE * rows.customer_id.count().over(ibis.window(group_by=group))
+            )
+            & (rows.pyramid_level == level - 1)
+            & (rows.contribution_12m > 0)
+        )
         rows = rows.mutate(pyramid_level=ibis.ifelse(in_top, level, rows.pyramid_level))
     return rows

@@ -69,8 +69,10 @@ def sha256_file(path: Path) -> str:
 
 def artifact_sha256(folder: Path) -> str:
     """One hash over booster, calibration and feature list (each file's hash, in order)."""
-    parts = [f"{name}:{sha256_file(Path(folder) / name)}"
-             for name in (BOOSTER_FILE, CALIBRATION_FILE, FEATURES_FILE)]  # fmt: skip
+    parts = [
+        f"{name}:{sha256_file(Path(folder) / name)}"
+        for name in (BOOSTER_FILE, CALIBRATION_FILE, FEATURES_FILE)
+    ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -141,10 +143,13 @@ def save_model(
         # integer columns of a real feature frame; retain_pyfunc converts and names what is
         # missing itself
         _save_example(mlflow_model, input_example, str(path))
-    mlflow_model.metadata = {**artifact.metadata, SHA_TAG: sha, ARTIFACT_SHA_TAG:
-                             artifact_sha256(path), "calibration":
-                             artifact.calibrator.method if artifact.calibrator else None,
-                             "n_features": len(artifact.features)}  # fmt: skip
+    mlflow_model.metadata = {
+        **artifact.metadata,
+        SHA_TAG: sha,
+        ARTIFACT_SHA_TAG: artifact_sha256(path),
+        "calibration": artifact.calibrator.method if artifact.calibrator else None,
+        "n_features": len(artifact.features),
+    }
     pyfunc.add_to_model(
         mlflow_model,
         loader_module=LOADER_MODULE,
@@ -161,8 +166,11 @@ def save_model(
     )
     mlflow_model.save(str(path / MLMODEL_FILE_NAME))
     # stated, not inferred: inference would import the model in a subprocess (~10 s a model)
-    requirements = [f"lightgbm=={lgb.__version__}", f"numpy=={np.__version__}",
-                    f"pandas=={pd.__version__}"]  # fmt: skip
+    requirements = [
+        f"lightgbm=={lgb.__version__}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pd.__version__}",
+    ]
     conda_env, pip_requirements, constraints = _process_pip_requirements(requirements)
     with open(path / _CONDA_ENV_FILE_NAME, "w") as handle:
         yaml.safe_dump(conda_env, stream=handle, default_flow_style=False)
@@ -227,8 +235,9 @@ class VerifiedModel:
     def artifact(self) -> ModelArtifact:
         calibration = self.metadata.get("calibration")
         calibrator = Calibrator.from_json(calibration) if calibration else None
-        return ModelArtifact(self.booster, calibrator, list(self.metadata["features"]),
-                             self.metadata)  # fmt: skip
+        return ModelArtifact(
+            self.booster, calibrator, list(self.metadata["features"]), self.metadata
+        )
 
     @property
     def features(self) -> list[str]:
@@ -242,8 +251,9 @@ class VerifiedModel:
         return self.artifact.predict_inputs(inputs)
 
 
-def check_model_dir(folder: Path, label: str, expected_sha: str | None,
-                    expected_whole: str | None) -> Model:  # fmt: skip
+def check_model_dir(
+    folder: Path, label: str, expected_sha: str | None, expected_whole: str | None
+) -> Model:
     """Refuse a model directory that is not retain's: a flavour other than lightgbm (with
     python_function), a pickle anywhere, a booster or artifact hash unlike the training tags."""
     model = Model.load(str(folder / MLMODEL_FILE_NAME))
@@ -274,17 +284,22 @@ def load_verified(name: str, alias: str | None = None, version: str | None = Non
     """Resolve ``models:/name@alias`` (or ``name`` version ``version``), check it and load it."""
     client = MlflowClient()
     try:
-        found = (client.get_model_version(name, str(version)) if version is not None
-                 else client.get_model_version_by_alias(name, alias))  # fmt: skip
+        found = (
+            client.get_model_version(name, str(version))
+            if version is not None
+            else client.get_model_version_by_alias(name, alias)
+        )
     except mlflow.exceptions.MlflowException as exc:
         which = f"version {version}" if version is not None else f"@{alias}"
         raise RegistryError(f"no model {name} {which} in the registry ({tracking_uri()})") from exc
     label = f"{name}@{alias} (version {found.version})" if alias else f"{name} v{found.version}"
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{found.version}",
-                                                         dst_path=tmp))  # fmt: skip
-        model = check_model_dir(local, label, found.tags.get(SHA_TAG),
-                                found.tags.get(ARTIFACT_SHA_TAG))  # fmt: skip
+        local = Path(
+            mlflow.artifacts.download_artifacts(f"models:/{name}/{found.version}", dst_path=tmp)
+        )
+        model = check_model_dir(
+            local, label, found.tags.get(SHA_TAG), found.tags.get(ARTIFACT_SHA_TAG)
+        )
         metadata = dict(model.metadata or {})
         if (local / CALIBRATION_FILE).is_file():
             loaded = ModelArtifact.load(local)

@@ -70,8 +70,13 @@ def set_champion(name: str, version: str, reason: str = "") -> dict:
         previous = str(client.get_model_version_by_alias(name, CHAMPION).version)
     except mlflow.exceptions.MlflowException:
         previous = None
-    change = {"version": str(version), "previous": previous, "by": who(),
-              "at": datetime.now(UTC).isoformat(timespec="seconds"), "reason": reason}  # fmt: skip
+    change = {
+        "version": str(version),
+        "previous": previous,
+        "by": who(),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "reason": reason,
+    }
     client.set_registered_model_alias(name, CHAMPION, str(version))
     for key in ("by", "at", "reason"):
         client.set_model_version_tag(name, str(version), f"champion_{key}", change[key])
@@ -90,16 +95,18 @@ def registered_models() -> list[dict]:
             by_version.setdefault(str(version), []).append(alias)
         for version in client.search_model_versions(f"name='{model.name}'"):
             metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
-            rows.append({
-                "name": model.name,
-                "version": str(version.version),
-                "aliases": sorted(by_version.get(str(version.version), [])),
-                "test_auc": metrics.get("test_auc"),
-                "ece": metrics.get("ece"),
-                "auc_to_oracle": metrics.get("auc_to_oracle"),
-                "champion_by": version.tags.get("champion_by"),
-                "champion_at": version.tags.get("champion_at"),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "name": model.name,
+                    "version": str(version.version),
+                    "aliases": sorted(by_version.get(str(version.version), [])),
+                    "test_auc": metrics.get("test_auc"),
+                    "ece": metrics.get("ece"),
+                    "auc_to_oracle": metrics.get("auc_to_oracle"),
+                    "champion_by": version.tags.get("champion_by"),
+                    "champion_at": version.tags.get("champion_at"),
+                }
+            )
     return sorted(rows, key=lambda r: (r["name"], -int(r["version"])))
 
 
@@ -134,5 +141,3 @@ def list_runs(experiment: str = EXPERIMENT, model: str | None = None, last: int 
             row[f"{part}_cutoffs"] = next((params[k] for k in keys if k in params), None)
         rows.append(row)
     return rows
-
-

@@ -146,8 +146,14 @@ def validate(
     location = warehouse_location(warehouse, bank_config(config))
     with console.status("validating…"):
         violations = validate_warehouse(location)
-    save_json(json_path, {"warehouse": location, "valid": not violations,
-                          "violations": [v.__dict__ for v in violations]})  # fmt: skip
+    save_json(
+        json_path,
+        {
+            "warehouse": location,
+            "valid": not violations,
+            "violations": [v.__dict__ for v in violations],
+        },
+    )
     if not violations:
         console.print(f"[green]✓[/] {location}: every table passes every check")
         return
@@ -248,9 +254,14 @@ def features(
         require_valid(location)
         with console.status("features") as status:
             summary = write_features(
-                location, months, out, bank, engine, spark_master or bank.warehouse.spark_master,
+                location,
+                months,
+                out,
+                bank,
+                engine,
+                spark_master or bank.warehouse.spark_master,
                 step=lambda text: status.update(f"features: {text}…"),
-            )  # fmt: skip
+            )
     except (CutoffError, EngineError, WarehouseError) as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -259,10 +270,18 @@ def features(
         table(
             f"features written to {out}",
             ["engine", "cutoffs", "rows", "features", "labels", "seconds"],
-            [(engine, len(months), f"{summary['rows']:,}", summary["features"],
-              len(summary["labels"]), summary["seconds"])],
+            [
+                (
+                    engine,
+                    len(months),
+                    f"{summary['rows']:,}",
+                    summary["features"],
+                    len(summary["labels"]),
+                    summary["seconds"],
+                )
+            ],
         )
-    )  # fmt: skip
+    )
     save_json(json_path, summary)
 
 
@@ -315,27 +334,70 @@ def train(
     use_store(experiment=experiment)
     try:
         with progress_bar(f"training {task}: models") as update:
-            summary = train_task(features_path, task, TrainConfig(), _warn, trials, update,
-                                 bank=bank_config(config), run_name=run_name,
-                                 tags=run_tags)  # fmt: skip
+            summary = train_task(
+                features_path,
+                task,
+                TrainConfig(),
+                _warn,
+                trials,
+                update,
+                bank=bank_config(config),
+                run_name=run_name,
+                tags=run_tags,
+            )
     except DatasetError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     rows = [
-        (model, summary["models"][model], *(_fmt(m.get(k)) for k in ("test_auc",
-         "lightgbm_defaults_test_auc", "oracle_auc", "auc_to_oracle", "ece", "lift_at_10")),
-         m.get("test_cutoff", ""))
+        (
+            model,
+            summary["models"][model],
+            *(
+                _fmt(m.get(k))
+                for k in (
+                    "test_auc",
+                    "lightgbm_defaults_test_auc",
+                    "oracle_auc",
+                    "auc_to_oracle",
+                    "ece",
+                    "lift_at_10",
+                )
+            ),
+            m.get("test_cutoff", ""),
+        )
         for model, m in summary["per_model"].items()
-    ]  # fmt: skip
-    console.print(table(f"trained {task} (run {summary['run_id']}); new versions are challengers",
-                        ["model", "version", "test AUC", "LightGBM defaults", "oracle AUC",
-                         "AUC / oracle", "ECE", "lift@10%", "test cutoff"], rows))  # fmt: skip
+    ]
+    console.print(
+        table(
+            f"trained {task} (run {summary['run_id']}); new versions are challengers",
+            [
+                "model",
+                "version",
+                "test AUC",
+                "LightGBM defaults",
+                "oracle AUC",
+                "AUC / oracle",
+                "ECE",
+                "lift@10%",
+                "test cutoff",
+            ],
+            rows,
+        )
+    )
     save_json(json_path, summary)
 
 
 # keys retain itself writes on training runs: a --tag may not overwrite them
-RESERVED_TAGS = ("model", "label", "task", "git_sha", "source", "booster_sha256",
-                 "artifact_sha256", "tuned_trials")  # fmt: skip
+RESERVED_TAGS = (
+    "model",
+    "label",
+    "task",
+    "git_sha",
+    "source",
+    "booster_sha256",
+    "artifact_sha256",
+    "tuned_trials",
+)
 
 
 def _run_tags(pairs: list[str]) -> dict[str, str]:
@@ -408,8 +470,18 @@ def backtest(
     except DatasetError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
-    rows = [(r["cutoff"], r["valid_cutoff"], r["train_cutoffs"], f"{r['rows']:,}", r["positives"],
-             _fmt(r["auc"]), _fmt(r["ece"])) for r in summary["cutoffs"]]  # fmt: skip
+    rows = [
+        (
+            r["cutoff"],
+            r["valid_cutoff"],
+            r["train_cutoffs"],
+            f"{r['rows']:,}",
+            r["positives"],
+            _fmt(r["auc"]),
+            _fmt(r["ece"]),
+        )
+        for r in summary["cutoffs"]
+    ]
     console.print(
         table(
             f"backtest {task} (run {summary['run_id']})",
@@ -447,11 +519,15 @@ def promote(
         raise typer.Exit(1) from exc
     comparison = decision.get("comparison", {})
     console.print(
-        table(f"{model}: {'promoted' if decision['promoted'] else 'kept'} — {decision['reason']}",
-              ["role", "version", "AUC", "ECE"],
-              [(role, m["version"], _fmt(m["auc"]), _fmt(m["ece"]))
-               for role, m in comparison.items()])
-    )  # fmt: skip
+        table(
+            f"{model}: {'promoted' if decision['promoted'] else 'kept'} — {decision['reason']}",
+            ["role", "version", "AUC", "ECE"],
+            [
+                (role, m["version"], _fmt(m["auc"]), _fmt(m["ece"]))
+                for role, m in comparison.items()
+            ],
+        )
+    )
     save_json(json_path, decision)
 
 
@@ -471,10 +547,16 @@ def models(
     else:
         columns = ["name", "version", "aliases", "test AUC", "ECE", "AUC / oracle"]
         lines = [
-            (r["name"], r["version"], ", ".join(r["aliases"]), _fmt(r["test_auc"]),
-             _fmt(r["ece"]), _fmt(r["auc_to_oracle"]))
+            (
+                r["name"],
+                r["version"],
+                ", ".join(r["aliases"]),
+                _fmt(r["test_auc"]),
+                _fmt(r["ece"]),
+                _fmt(r["auc_to_oracle"]),
+            )
             for r in rows
-        ]  # fmt: skip
+        ]
         console.print(table("registered models", columns, lines))
     save_json(json_path, {"models": rows})
 
@@ -495,16 +577,36 @@ def runs(
     except RegistryError as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
-    columns = ["run id", "name", "start", "status", "model", "test AUC", "AUC / oracle", "ECE",
-               "lift@10%", "train cutoffs", "valid cutoffs", "test cutoffs"]  # fmt: skip
+    columns = [
+        "run id",
+        "name",
+        "start",
+        "status",
+        "model",
+        "test AUC",
+        "AUC / oracle",
+        "ECE",
+        "lift@10%",
+        "train cutoffs",
+        "valid cutoffs",
+        "test cutoffs",
+    ]
     lines = [
-        (r["run_id"], r["name"], r["start"], r["status"], r["model"] or "-", _fmt(r["test_auc"]),
-         _fmt(r["auc_to_oracle"]), _fmt(r["ece"]), _fmt(r["lift_at_10"]),
-         *(r[f"{part}_cutoffs"] or "-" for part in ("train", "valid", "test")))
+        (
+            r["run_id"],
+            r["name"],
+            r["start"],
+            r["status"],
+            r["model"] or "-",
+            _fmt(r["test_auc"]),
+            _fmt(r["auc_to_oracle"]),
+            _fmt(r["ece"]),
+            _fmt(r["lift_at_10"]),
+            *(r[f"{part}_cutoffs"] or "-" for part in ("train", "valid", "test")),
+        )
         for r in rows
-    ]  # fmt: skip
-    console.print(table(f"runs of {experiment}" + (f" ({model})" if model else ""), columns,
-                        lines))  # fmt: skip
+    ]
+    console.print(table(f"runs of {experiment}" + (f" ({model})" if model else ""), columns, lines))
     save_json(json_path, {"experiment": experiment, "runs": rows})
 
 
@@ -548,17 +650,24 @@ def _score(warehouse, cutoff: date, out: Path, bank, lang, k, explain_above) -> 
 
     lang = lang or bank.language
     if lang not in bank.languages:
-        errors.print(f"[red]error:[/] --lang must be one of {', '.join(bank.languages)}, "
-                     f"not {lang!r}")  # fmt: skip
+        errors.print(
+            f"[red]error:[/] --lang must be one of {', '.join(bank.languages)}, not {lang!r}"
+        )
         raise typer.Exit(2)
     explain_above = bank.lists.explain_above if explain_above is None else explain_above
     use_store()
     try:
         with console.status("scoring") as status:
             return score_warehouse(
-                warehouse, cutoff, out, bank, lang, k, explain_above,
+                warehouse,
+                cutoff,
+                out,
+                bank,
+                lang,
+                k,
+                explain_above,
                 step=lambda text: status.update(f"scoring: {text}…"),
-            )  # fmt: skip
+            )
     except (RegistryError, CutoffError, WarehouseError) as exc:
         errors.print(f"[red]error:[/] {exc}")
         errors.print(f"nothing written: the previous contents of {out} are untouched")
@@ -602,9 +711,11 @@ def keys_add(
     except KeyError_ as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
-    console.print(f"key [bold]{record.name}[/] ({record.role}"
-                  f"{', rm ' + record.rm_id if record.rm_id else ''}) added to {keys}; "
-                  "it is shown once, below:")  # fmt: skip
+    console.print(
+        f"key [bold]{record.name}[/] ({record.role}"
+        f"{', rm ' + record.rm_id if record.rm_id else ''}) added to {keys}; "
+        "it is shown once, below:"
+    )
     print(plain)
 
 
@@ -620,12 +731,24 @@ def keys_list(keys: KeysOption = DEFAULT_KEYS, json_path: JsonOption = None) -> 
     except KeyError_ as exc:
         errors.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
-    rows = [(k.name, k.role, k.rm_id or "", k.prefix + "…", k.created,
-             "revoked" if k.revoked else "live") for k in records]  # fmt: skip
-    console.print(table(f"API keys in {keys}", ["name", "role", "rm", "key", "created", "state"],
-                        rows))  # fmt: skip
-    save_json(json_path, {"keys": [{k: v for k, v in asdict(r).items() if k != "sha256"}
-                                   for r in records]})  # fmt: skip
+    rows = [
+        (
+            k.name,
+            k.role,
+            k.rm_id or "",
+            k.prefix + "…",
+            k.created,
+            "revoked" if k.revoked else "live",
+        )
+        for k in records
+    ]
+    console.print(
+        table(f"API keys in {keys}", ["name", "role", "rm", "key", "created", "state"], rows)
+    )
+    save_json(
+        json_path,
+        {"keys": [{k: v for k, v in asdict(r).items() if k != "sha256"} for r in records]},
+    )
 
 
 @keys_app.command("revoke")
@@ -669,10 +792,14 @@ def serve(
     from models.registry import tracking_uri
 
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(),
-           "RETAIN_BANK_CONFIG": bank_config(config).model_dump_json(),
-           "RETAIN_KEYS": str(keys.resolve()), "RETAIN_WORKERS": str(workers),
-           "RETAIN_AUDIT_LOG": str((audit or keys.parent / "audit.log").resolve())}  # fmt: skip
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri(),
+        "RETAIN_BANK_CONFIG": bank_config(config).model_dump_json(),
+        "RETAIN_KEYS": str(keys.resolve()),
+        "RETAIN_WORKERS": str(workers),
+        "RETAIN_AUDIT_LOG": str((audit or keys.parent / "audit.log").resolve()),
+    }
     if outcomes is not None:
         is_url = outcomes.startswith(("postgres://", "postgresql://"))
         env["RETAIN_OUTCOMES"] = outcomes if is_url else str(Path(outcomes).resolve())
@@ -680,11 +807,22 @@ def serve(
         env["RETAIN_SCORES"] = str(scores.resolve())
     else:
         env.pop("RETAIN_SCORES", None)
-        errors.print(f"[yellow]note:[/] no scored snapshot at {scores}: id lookups and lists "
-                     "are off until you run `retain score`")  # fmt: skip
+        errors.print(
+            f"[yellow]note:[/] no scored snapshot at {scores}: id lookups and lists "
+            "are off until you run `retain score`"
+        )
     bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
-    args = [bentoml, "serve", "serving.service:Retain", "--port", str(port), "--host", host,
-            "--working-dir", str(root)]  # fmt: skip
+    args = [
+        bentoml,
+        "serve",
+        "serving.service:Retain",
+        "--port",
+        str(port),
+        "--host",
+        host,
+        "--working-dir",
+        str(root),
+    ]
     console.print(f"serving on http://{host}:{port} (spec at /docs, readiness at /readyz)")
     os.execve(bentoml, args, env)
 
@@ -724,8 +862,13 @@ def demo(
     # labels yet, the ones before train, validate and test the models
     cutoffs = parse_cutoffs(f"{_months_before(last, synth.months - 4)}:{last.isoformat()}")
     with console.status("2/5 features") as status:
-        write_features(warehouse, cutoffs, features_path, bank,
-                       step=lambda text: status.update(f"2/5 features: {text}…"))  # fmt: skip
+        write_features(
+            warehouse,
+            cutoffs,
+            features_path,
+            bank,
+            step=lambda text: status.update(f"2/5 features: {text}…"),
+        )
     use_store()
     with progress_bar("3/5 training churn, cross-sell and upgrade models") as update:
         trained = train_task(features_path, "all", TrainConfig(), _warn, 0, update, bank=bank)
@@ -739,16 +882,29 @@ def demo(
     console.print(
         table(
             "4/5 models (promoted to champion when no worse)",
-            ["model", "version", "champion", "test AUC", "LightGBM defaults", "AUC / oracle",
-             "ECE"],
             [
-                (d["model"], d["challenger"], d["champion"],
-                 *(_fmt(trained["per_model"][d["model"]].get(k)) for k in
-                   ("test_auc", "lightgbm_defaults_test_auc", "auc_to_oracle", "ece")))
+                "model",
+                "version",
+                "champion",
+                "test AUC",
+                "LightGBM defaults",
+                "AUC / oracle",
+                "ECE",
+            ],
+            [
+                (
+                    d["model"],
+                    d["challenger"],
+                    d["champion"],
+                    *(
+                        _fmt(trained["per_model"][d["model"]].get(k))
+                        for k in ("test_auc", "lightgbm_defaults_test_auc", "auc_to_oracle", "ece")
+                    ),
+                )
                 for d in decisions
             ],
         )
-    )  # fmt: skip
+    )
     console.print("5/5 scoring the latest month")
     scored = _score(warehouse, last, out / "scores", bank, lang, None, None)
     _print_score(scored)
@@ -757,9 +913,17 @@ def demo(
         f"lists in [bold]{out / 'scores' / 'lists'}[/], report "
         f"[bold]{out / 'scores' / 'report.html'}[/] ({seconds:.0f}s in all)"
     )
-    save_json(json_path, {"warehouse": str(warehouse), "features": str(features_path),
-                          "training": trained, "promotions": decisions, "scoring": scored,
-                          "seconds": round(seconds, 1)})  # fmt: skip
+    save_json(
+        json_path,
+        {
+            "warehouse": str(warehouse),
+            "features": str(features_path),
+            "training": trained,
+            "promotions": decisions,
+            "scoring": scored,
+            "seconds": round(seconds, 1),
+        },
+    )
 
 
 def _months_before(month_end: date, months: int) -> str:

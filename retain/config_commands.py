@@ -38,8 +38,15 @@ def check(
     rows = [(v.table, v.column, v.rule, f"{v.count:,}", "; ".join(v.examples)) for v in violations]
     rows += [("configuration", key, problem, "", "") for key, problem in problems]
     found = [{"key": key, "problem": problem} for key, problem in problems]
-    save_json(json_path, {"warehouse": location, "valid": not rows, "configuration": found,
-                          "violations": [v.__dict__ for v in violations]})  # fmt: skip
+    save_json(
+        json_path,
+        {
+            "warehouse": location,
+            "valid": not rows,
+            "configuration": found,
+            "violations": [v.__dict__ for v in violations],
+        },
+    )
     if not rows:
         console.print(f"[green]✓[/] {location} agrees with the configuration")
         return

@@ -32,22 +32,27 @@ def has_cjk_font() -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:3000")
-    parser.add_argument("--key", default=os.environ.get("RETAIN_UI_KEY"),
-                        help="an RM's API key (or RETAIN_UI_KEY)")  # fmt: skip
+    parser.add_argument(
+        "--key", default=os.environ.get("RETAIN_UI_KEY"), help="an RM's API key (or RETAIN_UI_KEY)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     args = parser.parse_args()
     if not args.key:
         sys.exit("give an RM's key: --key rk_... (retain keys add --role rm --rm-id ...)")
     if not has_cjk_font():
-        print("warning: no CJK font (apt-get install -y fonts-noto-cjk); Chinese renders as "
-              "boxes", file=sys.stderr)  # fmt: skip
+        print(
+            "warning: no CJK font (apt-get install -y fonts-noto-cjk); Chinese renders as boxes",
+            file=sys.stderr,
+        )
     from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        for name, viewport in (("", {"width": 1280, "height": 900}),
-                               ("_phone", {"width": 390, "height": 844})):  # fmt: skip
+        for name, viewport in (
+            ("", {"width": 1280, "height": 900}),
+            ("_phone", {"width": 390, "height": 844}),
+        ):
             context = browser.new_context(viewport=viewport, device_scale_factor=1)
             page = context.new_page()
             page.goto(f"{args.url}/ui/login")

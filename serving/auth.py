@@ -126,8 +126,11 @@ class AuditLog:
         self._lock = threading.Lock()
 
     def write(self, **entry) -> None:
-        line = json.dumps({"time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                           **entry}, ensure_ascii=False, sort_keys=True)  # fmt: skip
+        line = json.dumps(
+            {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), **entry},
+            ensure_ascii=False,
+            sort_keys=True,
+        )
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:

@@ -69,8 +69,11 @@ def load_champions(alias: str = CHAMPION) -> ModelSet:
             f"no registered model {', '.join(missing)} in the registry: train it "
             f"(retain train --task all) and promote it first"
         )
-    cross = {n.removeprefix(CROSS_SELL): load_verified(n, alias) for n in names
-             if n.startswith(CROSS_SELL)}  # fmt: skip
+    cross = {
+        n.removeprefix(CROSS_SELL): load_verified(n, alias)
+        for n in names
+        if n.startswith(CROSS_SELL)
+    }
     return ModelSet(load_verified(CHURN, alias), load_verified(UPGRADE, alias), cross)
 
 
@@ -102,8 +105,11 @@ def score_frame(
         return model.predict_inputs(x if index == list(range(len(names))) else x[:, index])
 
     p_churn = predict(models.churn)
-    out = {"customer_id": features["customer_id"].to_numpy(), "p_churn": p_churn,
-           "risk_band": risk_band(p_churn, bands)}  # fmt: skip
+    out = {
+        "customer_id": features["customer_id"].to_numpy(),
+        "p_churn": p_churn,
+        "risk_band": risk_band(p_churn, bands),
+    }
     for product, model in models.cross_sell.items():
         out[f"propensity_{product}"] = predict(model)
     out["p_upgrade"] = predict(models.upgrade)
@@ -120,8 +126,9 @@ def explain_churn(
     rows = np.flatnonzero((eligible & (scores["p_churn"].to_numpy() >= above)) | leaving)
     churn = models.churn
     products = products_from_json(churn.metadata.get("products", []))
-    return explain(churn.booster, features, churn.metadata["features"], rows, TOP_K, products,
-                   actionable=True)  # fmt: skip
+    return explain(
+        churn.booster, features, churn.metadata["features"], rows, TOP_K, products, actionable=True
+    )
 
 
 def explain_growth(
@@ -130,16 +137,20 @@ def explain_growth(
     """Reasons for growth offers from the offered model itself (the upgrade model for a tier
     upgrade, the product's cross-sell model for a product): ``growth_reason_k_text_<lang>``."""
     n = len(features)
-    columns = {f"growth_reason_{r}_text_{lang}": np.full(n, None, dtype=object)
-               for r in range(1, TOP_K + 1) for lang in langs}  # fmt: skip
+    columns = {
+        f"growth_reason_{r}_text_{lang}": np.full(n, None, dtype=object)
+        for r in range(1, TOP_K + 1)
+        for lang in langs
+    }
     by_model = {TIER_UPGRADE: models.upgrade, **models.cross_sell}
     for offer, model in by_model.items():
         rows = np.flatnonzero(offers.to_numpy(dtype=object) == offer)
         if not len(rows):
             continue
         products = products_from_json(model.metadata.get("products", []))
-        reasons = explain(model.booster, features, model.metadata["features"], rows, TOP_K,
-                          products)  # fmt: skip
+        reasons = explain(
+            model.booster, features, model.metadata["features"], rows, TOP_K, products
+        )
         for rank in range(TOP_K):
             for lang in langs:
                 columns[f"growth_reason_{rank + 1}_text_{lang}"][rows] = reasons.texts(rank, lang)
@@ -216,8 +227,9 @@ def score_warehouse(
         growth.to_parquet(staging / "growth.parquet", index=False)
         write_list_files(staging / "lists", lists, growth, lang, config)
         step("report")
-        write_report(staging / "report.html", scored, lists, growth, cutoff, models.versions,
-                     lang, config)  # fmt: skip
+        write_report(
+            staging / "report.html", scored, lists, growth, cutoff, models.versions, lang, config
+        )
         summary = {
             "cutoff": cutoff.isoformat(),
             "customers_scored": len(scores),
@@ -232,16 +244,29 @@ def score_warehouse(
             "timings": {name: round(s, 2) for name, s in timings.items()},
             **(reason_fidelity(features, scores, reasons) or {}),
             "out": str(out),
-        }  # fmt: skip
+        }
         write_json(staging / "summary.json", summary)
     return summary
 
 
 def _assemble(warehouse, cutoff, config, models, features, scores, reasons) -> pd.DataFrame:
     """One frame with ids, scores, reasons, offers, actions and list groups for every customer."""
-    keep = ["rm_id", "outlet_id", "branch_id", "sub_branch_id", "tier", "pyramid_level",
-            "do_not_contact", "eligible_churn", "leaving_now", "contribution_12m",
-            "open_complaints", "maturing_30d", "maturing_product", "maturing_date"]  # fmt: skip
+    keep = [
+        "rm_id",
+        "outlet_id",
+        "branch_id",
+        "sub_branch_id",
+        "tier",
+        "pyramid_level",
+        "do_not_contact",
+        "eligible_churn",
+        "leaving_now",
+        "contribution_12m",
+        "open_complaints",
+        "maturing_30d",
+        "maturing_product",
+        "maturing_date",
+    ]
     scored = pd.concat([scores, features[keep].reset_index(drop=True)], axis=1)
     scored["expected_loss"] = scored["p_churn"] * scored["contribution_12m"].clip(lower=0)
     scored = scored.assign(**reason_columns(reasons, len(scored), config.languages))
@@ -255,8 +280,9 @@ def _assemble(warehouse, cutoff, config, models, features, scores, reasons) -> p
             columns={"growth_growth_offer": "growth_offer", "growth_value_added": "value_added"}
         )
     )
-    scored = scored.assign(**explain_growth(models, features, scored["growth_offer"],
-                                            config.languages))  # fmt: skip
+    scored = scored.assign(
+        **explain_growth(models, features, scored["growth_offer"], config.languages)
+    )
     scored["list_group"] = list_groups(scored, config.lists, cutoff.isoformat())
     names = read_location_table(warehouse, "customers", ["customer_id", "name"])
     masked = names.set_index("customer_id")["name"].map(mask_name)

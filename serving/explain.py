@@ -87,10 +87,13 @@ class Reasons:
         """The truth drivers each row's actionable reasons evidence (context is not counted)."""
         context = self.context if self.context is not None else np.zeros(self.group.shape, bool)
         return [
-            {self.groups.drivers[g] for g, c in zip(row, marks, strict=True)
-             if g >= 0 and not c and self.groups.drivers[g]}
+            {
+                self.groups.drivers[g]
+                for g, c in zip(row, marks, strict=True)
+                if g >= 0 and not c and self.groups.drivers[g]
+            }
             for row, marks in zip(self.group, context, strict=True)
-        ]  # fmt: skip
+        ]
 
     def texts(self, rank: int, lang: str) -> list[str | None]:
         """Rendered reason text at ``rank`` (0-based) for every explained row."""
@@ -111,15 +114,17 @@ class Reasons:
             if f < 0:
                 break
             entry, value = entries[self.groups.features[f]], self.value[position, rank]
-            out.append({
-                "feature": entry.name,
-                "group": self.groups.names[self.group[position, rank]],
-                "value": None if np.isnan(value) else float(value),
-                "contribution": float(self.contribution[position, rank]),
-                "context": bool(self.is_context(rank)[position]),
-                "text_zh": render(entry, value, "zh", self.is_context(rank)[position]),
-                "text_en": render(entry, value, "en", self.is_context(rank)[position]),
-            })  # fmt: skip
+            out.append(
+                {
+                    "feature": entry.name,
+                    "group": self.groups.names[self.group[position, rank]],
+                    "value": None if np.isnan(value) else float(value),
+                    "contribution": float(self.contribution[position, rank]),
+                    "context": bool(self.is_context(rank)[position]),
+                    "text_zh": render(entry, value, "zh", self.is_context(rank)[position]),
+                    "text_en": render(entry, value, "en", self.is_context(rank)[position]),
+                }
+            )
         return out
 
 
@@ -127,8 +132,9 @@ CONTEXT_MARK = {"zh": "（背景）", "en": "(context) "}
 
 
 def render(entry: Feature, value: float, lang: str, context: bool = False) -> str:
-    text = entry.reason(bool(value) if entry.dtype == "bool" and not np.isnan(value) else value,
-                        lang)  # fmt: skip
+    text = entry.reason(
+        bool(value) if entry.dtype == "bool" and not np.isnan(value) else value, lang
+    )
     return CONTEXT_MARK[lang] + text if context else text
 
 
@@ -176,8 +182,10 @@ def top_reasons(
     """
     n = contrib.shape[0]
     n_groups = len(groups.names)
-    entries = [groups.entries.get(f) if groups.member[i] >= 0 else None
-               for i, f in enumerate(groups.features)]  # fmt: skip
+    entries = [
+        groups.entries.get(f) if groups.member[i] >= 0 else None
+        for i, f in enumerate(groups.features)
+    ]
     may_speak = risky_side(entries, values) if actionable else np.ones(values.shape, bool)
     summed = np.full((n, n_groups), -np.inf)
     speaker = np.full((n, n_groups), -1, dtype=np.int64)
@@ -188,8 +196,9 @@ def top_reasons(
         summed[:, j] = part.sum(axis=1)
         fallback[:, j] = cols[np.argmax(part, axis=1)]
         allowed = np.where(may_speak[:, cols], part, -np.inf)
-        speaker[:, j] = np.where(np.isfinite(allowed).any(axis=1),
-                                 cols[np.argmax(allowed, axis=1)], -1)  # fmt: skip
+        speaker[:, j] = np.where(
+            np.isfinite(allowed).any(axis=1), cols[np.argmax(allowed, axis=1)], -1
+        )
     k = min(k, n_groups)
     eligible = np.where((speaker >= 0) & (summed > 0), summed, -np.inf)
     order = np.argsort(-eligible, axis=1, kind="stable")[:, :k]
@@ -250,9 +259,12 @@ def reason_columns(reasons: Reasons, n_rows: int, langs: tuple[str, ...] = LANGU
         contribution[reasons.rows] = reasons.contribution[:, rank]
         context = np.zeros(n_rows, dtype=bool)
         context[reasons.rows] = reasons.is_context(rank)
-        columns |= {f"{prefix}_feature": feature, f"{prefix}_value": value,
-                    f"{prefix}_contribution": contribution,
-                    f"{prefix}_context": context}  # fmt: skip
+        columns |= {
+            f"{prefix}_feature": feature,
+            f"{prefix}_value": value,
+            f"{prefix}_contribution": contribution,
+            f"{prefix}_context": context,
+        }
         for lang in langs:
             text = np.full(n_rows, None, dtype=object)
             text[reasons.rows] = reasons.texts(rank, lang)

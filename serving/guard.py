@@ -77,11 +77,27 @@ def _served(scope) -> bool:
 
 
 async def _refuse(send, status: int, message: str, headers=()) -> None:
-    body = json.dumps({"error": {"status": status, "message": message, "problems": [],
-                                 "request_id": uuid.uuid4().hex}}).encode()  # fmt: skip
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), *headers]})  # fmt: skip
+    body = json.dumps(
+        {
+            "error": {
+                "status": status,
+                "message": message,
+                "problems": [],
+                "request_id": uuid.uuid4().hex,
+            }
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -104,13 +120,15 @@ class JsonErrors:
                 media = headers.get(b"content-type", b"").decode("latin-1")
                 if message["status"] >= 400 and media.startswith("text/plain"):
                     replaced["status"] = message["status"]
-                    replaced["headers"] = [(k, v) for k, v in message.get("headers", [])
-                                           if k.lower() == b"allow"]  # fmt: skip
+                    replaced["headers"] = [
+                        (k, v) for k, v in message.get("headers", []) if k.lower() == b"allow"
+                    ]
                     return
             elif message["type"] == "http.response.body" and replaced:
                 if not message.get("more_body", False):
                     text = {404: "not found", 405: "method not allowed"}.get(
-                        replaced["status"], "request refused")  # fmt: skip
+                        replaced["status"], "request refused"
+                    )
                     await _refuse(send, replaced["status"], text, replaced["headers"])
                 return
             await send(message)

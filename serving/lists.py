@@ -28,14 +28,40 @@ import pandas as pd
 from features.config import ListPolicy
 
 LIST_COLUMNS = (
-    "rank", "customer_id", "customer_name", "tier", "pyramid_level", "risk_band", "leaving_now",
-    "p_churn", "contribution_12m", "expected_loss", "reason_1", "reason_2", "reason_3",
-    "next_best_offer", "offer_amount", "offer_date", "offer_propensity", "action",
-)  # fmt: skip
+    "rank",
+    "customer_id",
+    "customer_name",
+    "tier",
+    "pyramid_level",
+    "risk_band",
+    "leaving_now",
+    "p_churn",
+    "contribution_12m",
+    "expected_loss",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "next_best_offer",
+    "offer_amount",
+    "offer_date",
+    "offer_propensity",
+    "action",
+)
 GROWTH_COLUMNS = (
-    "rank", "customer_id", "customer_name", "tier", "pyramid_level", "p_churn", "growth_offer",
-    "offer_propensity", "value_added", "reason_1", "reason_2", "reason_3", "action",
-)  # fmt: skip
+    "rank",
+    "customer_id",
+    "customer_name",
+    "tier",
+    "pyramid_level",
+    "p_churn",
+    "growth_offer",
+    "offer_propensity",
+    "value_added",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "action",
+)
 OUTLET_PREFIX = "outlet_"
 DEFAULT_CAPACITY = 200  # for outlet lists when the bank has no RM capacities at all
 TREATED, CONTROL = "treated", "control"

@@ -33,9 +33,21 @@ RESULTS = ("stays", "will_move_money", "not_interested", "complaint", "unreachab
 # interaction ids (counted up from small numbers) never reach, so they cannot clash
 EXPORT_ID_BASE = 2**62 + 1
 
-_COLUMNS = ("outcome_id", "request_id", "customer_id", "customer_id_int", "rm_id", "channel",
-            "reached", "result", "next_step", "note", "recorded_at", "recorded_by",
-            "exported_at")  # fmt: skip
+_COLUMNS = (
+    "outcome_id",
+    "request_id",
+    "customer_id",
+    "customer_id_int",
+    "rm_id",
+    "channel",
+    "reached",
+    "result",
+    "next_step",
+    "note",
+    "recorded_at",
+    "recorded_by",
+    "exported_at",
+)
 _TABLE = """
 CREATE TABLE IF NOT EXISTS outcomes (
     outcome_id {serial} PRIMARY KEY,
@@ -123,10 +135,20 @@ class OutcomeStore:
         con.execute(_TABLE.format(serial=serial))
         self._ready = True
 
-    def record(self, *, request_id: str, customer_id: int | str, rm_id: str | None,
-               channel: str, reached: bool, result: str, recorded_by: str,
-               next_step: str = "", note: str = "",
-               recorded_at: datetime | None = None) -> tuple[Outcome, bool]:  # fmt: skip
+    def record(
+        self,
+        *,
+        request_id: str,
+        customer_id: int | str,
+        rm_id: str | None,
+        channel: str,
+        reached: bool,
+        result: str,
+        recorded_by: str,
+        next_step: str = "",
+        note: str = "",
+        recorded_at: datetime | None = None,
+    ) -> tuple[Outcome, bool]:
         """Store one outcome; return it and whether it is new.
 
         A repeat of (``recorded_by``, ``request_id``) stores nothing and returns the outcome
@@ -145,25 +167,43 @@ class OutcomeStore:
         if len(note) > 500 or len(next_step) > 200:
             raise OutcomeError("a note has at most 500 characters, a next step at most 200")
         when = (recorded_at or datetime.now(UTC)).astimezone(UTC)
-        row = (request_id, str(customer_id), isinstance(customer_id, int), rm_id, channel,
-               bool(reached), result, next_step, note, when.isoformat(timespec="seconds"),
-               recorded_by)  # fmt: skip
+        row = (
+            request_id,
+            str(customer_id),
+            isinstance(customer_id, int),
+            rm_id,
+            channel,
+            bool(reached),
+            result,
+            next_step,
+            note,
+            when.isoformat(timespec="seconds"),
+            recorded_by,
+        )
         with self._connect() as con:
             self._ensure(con)
-            inserted = self._execute(con, f"""
+            inserted = self._execute(
+                con,
+                f"""
                 INSERT INTO outcomes ({", ".join(_COLUMNS[1:12])})
                 VALUES ({", ".join("?" * 11)})
-                ON CONFLICT (recorded_by, request_id) DO NOTHING""", row).rowcount  # fmt: skip
-            stored = self._execute(con, f"SELECT {', '.join(_COLUMNS)} FROM outcomes "
-                                   "WHERE recorded_by = ? AND request_id = ?",
-                                   (recorded_by, request_id)).fetchone()  # fmt: skip
+                ON CONFLICT (recorded_by, request_id) DO NOTHING""",
+                row,
+            ).rowcount
+            stored = self._execute(
+                con,
+                f"SELECT {', '.join(_COLUMNS)} FROM outcomes "
+                "WHERE recorded_by = ? AND request_id = ?",
+                (recorded_by, request_id),
+            ).fetchone()
         return _outcome(stored), inserted == 1
 
     def for_customer(self, customer_id: int | str) -> list[Outcome]:
         """Every outcome recorded for ``customer_id``, newest first."""
-        return self._select("customer_id = ? AND customer_id_int = ? "
-                            "ORDER BY recorded_at DESC, outcome_id DESC",
-                            (str(customer_id), isinstance(customer_id, int)))  # fmt: skip
+        return self._select(
+            "customer_id = ? AND customer_id_int = ? ORDER BY recorded_at DESC, outcome_id DESC",
+            (str(customer_id), isinstance(customer_id, int)),
+        )
 
     def pending_export(self) -> list[Outcome]:
         """Outcomes not yet exported to a warehouse, oldest first."""
@@ -181,9 +221,12 @@ class OutcomeStore:
             self._ensure(con)
             for start in range(0, len(outcome_ids), 500):
                 chunk = outcome_ids[start : start + 500]
-                self._execute(con, "UPDATE outcomes SET exported_at = ? WHERE outcome_id IN "
-                              f"({', '.join('?' * len(chunk))})",
-                              (at.isoformat(timespec="seconds"), *chunk))  # fmt: skip
+                self._execute(
+                    con,
+                    "UPDATE outcomes SET exported_at = ? WHERE outcome_id IN "
+                    f"({', '.join('?' * len(chunk))})",
+                    (at.isoformat(timespec="seconds"), *chunk),
+                )
 
 
 def _outcome(row) -> Outcome:
@@ -194,8 +237,9 @@ def _outcome(row) -> Outcome:
     return Outcome(**values)
 
 
-def interaction_rows(outcomes: list[Outcome], interactions: pd.DataFrame,
-                     customers: pd.DataFrame, rms: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+def interaction_rows(
+    outcomes: list[Outcome], interactions: pd.DataFrame, customers: pd.DataFrame, rms: pd.DataFrame
+) -> pd.DataFrame:
     """Outcomes as rows of the warehouse's ``interactions`` table, typed like its columns.
 
     ``interaction_id`` keeps the table's id type: ``EXPORT_ID_BASE + outcome_id`` for integer
@@ -207,20 +251,24 @@ def interaction_rows(outcomes: list[Outcome], interactions: pd.DataFrame,
             return pd.array([int(v) for v in values], dtype=column.dtype)
         return pd.array([str(v) for v in values], dtype=column.dtype)
 
-    ids = ([EXPORT_ID_BASE + o.outcome_id for o in outcomes]
-           if pd.api.types.is_integer_dtype(interactions["interaction_id"])
-           else [f"OUT-{o.outcome_id}" for o in outcomes])  # fmt: skip
+    ids = (
+        [EXPORT_ID_BASE + o.outcome_id for o in outcomes]
+        if pd.api.types.is_integer_dtype(interactions["interaction_id"])
+        else [f"OUT-{o.outcome_id}" for o in outcomes]
+    )
     ts_dtype = interactions["ts"].dtype
     stamps = pd.to_datetime([o.recorded_at for o in outcomes], utc=True)
     stamps = stamps.tz_convert(None) if getattr(ts_dtype, "tz", None) is None else stamps
-    frame = pd.DataFrame({
-        "interaction_id": like(ids, interactions["interaction_id"]),
-        "customer_id": like([o.customer_id for o in outcomes], customers["customer_id"]),
-        "rm_id": like([o.rm_id for o in outcomes], rms["rm_id"]),
-        "ts": pd.Series(stamps).astype(ts_dtype),
-        "kind": pd.array([o.channel for o in outcomes], dtype=interactions["kind"].dtype),
-        "outcome": pd.array([o.result for o in outcomes], dtype=interactions["outcome"].dtype),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "interaction_id": like(ids, interactions["interaction_id"]),
+            "customer_id": like([o.customer_id for o in outcomes], customers["customer_id"]),
+            "rm_id": like([o.rm_id for o in outcomes], rms["rm_id"]),
+            "ts": pd.Series(stamps).astype(ts_dtype),
+            "kind": pd.array([o.channel for o in outcomes], dtype=interactions["kind"].dtype),
+            "outcome": pd.array([o.result for o in outcomes], dtype=interactions["outcome"].dtype),
+        }
+    )
     return frame[list(interactions.columns)]
 
 
@@ -236,8 +284,10 @@ def export_to_warehouse(store: OutcomeStore, warehouse: Path) -> tuple[Path | No
 
     folder = Path(warehouse) / "interactions"
     if not folder.is_dir():
-        raise OutcomeError(f"{folder} is not a directory of parquet parts: is {warehouse} a "
-                           "warehouse directory (retain synth / the bank's export)?")  # fmt: skip
+        raise OutcomeError(
+            f"{folder} is not a directory of parquet parts: is {warehouse} a "
+            "warehouse directory (retain synth / the bank's export)?"
+        )
     pending = [o for o in store.pending_export() if o.rm_id is not None]
     if not pending:
         return None, 0

@@ -117,8 +117,10 @@ def _per_rm_table(lists: pd.DataFrame, growth: pd.DataFrame, lang: str) -> str:
     )
     by["growth"] = growth.groupby("list_id").size().reindex(by.index).fillna(0).astype(int)
     by = by.sort_values("loss", ascending=False)
-    head = [text(REPORT, k, lang) for k in ("list", "listed", "high", "leaving", "growth", "loss",
-                                            "files")]  # fmt: skip
+    head = [
+        text(REPORT, k, lang)
+        for k in ("list", "listed", "high", "leaving", "growth", "loss", "files")
+    ]
     rows = "".join(
         f"<tr><td>{html.escape(str(i))}</td><td class=n>{r.listed:,}</td><td class=n>{r.high:,}"
         f"</td><td class=n>{int(r.leaving):,}</td><td class=n>{r.growth:,}</td>"
@@ -165,11 +167,21 @@ def _pareto_plot(contribution: np.ndarray, lang: str) -> Figure:
     y20 = pareto_point(contribution)
     ax.axvline(0.2, color="#d64545", lw=1)
     ax.scatter([0.2], [y20], color="#d64545", zorder=3)
-    ax.annotate(text(REPORT, "top20", lang).format(share=y20), (0.2, y20),
-                xytext=(0.3, y20 - 0.15), color="#d64545", **_font(lang))  # fmt: skip
+    ax.annotate(
+        text(REPORT, "top20", lang).format(share=y20),
+        (0.2, y20),
+        xytext=(0.3, y20 - 0.15),
+        color="#d64545",
+        **_font(lang),
+    )
     ax.set(xlim=(0, 1), ylim=(0, 1.02))
-    _label(ax, lang, text(REPORT, "pareto_chart", lang), text(REPORT, "share_customers", lang),
-           text(REPORT, "share_contribution", lang))  # fmt: skip
+    _label(
+        ax,
+        lang,
+        text(REPORT, "pareto_chart", lang),
+        text(REPORT, "share_customers", lang),
+        text(REPORT, "share_contribution", lang),
+    )
     return fig
 
 
@@ -187,10 +199,13 @@ def _two_bars(by: pd.DataFrame, labels: list[str], lang: str, height: float) -> 
 def _tier_plot(eligible: pd.DataFrame, lang: str) -> Figure:
     by = (
         eligible.groupby("tier", observed=True)
-        .agg(p=("p_churn", "mean"), loss=("expected_loss", "sum"),
-             value=("contribution_12m", "median"))
+        .agg(
+            p=("p_churn", "mean"),
+            loss=("expected_loss", "sum"),
+            value=("contribution_12m", "median"),
+        )
         .sort_values("value")
-    )  # fmt: skip
+    )
     return _two_bars(by, [str(i) for i in by.index], lang, 3.6)
 
 

@@ -52,9 +52,14 @@ _WHY = {
     503: "Not ready (models not loaded and verified), or the outcome store unreachable.",
 }
 ALLOW = {"Allow": {"description": "The methods this path serves.", "schema": {"type": "string"}}}
-ERRORS = {code: {"model": ErrorResponse, "description": why, **({"headers": ALLOW}
-                                                               if code == 405 else {})}
-          for code, why in _WHY.items()}  # fmt: skip
+ERRORS = {
+    code: {
+        "model": ErrorResponse,
+        "description": why,
+        **({"headers": ALLOW} if code == 405 else {}),
+    }
+    for code, why in _WHY.items()
+}
 
 
 class ApiError(Exception):
@@ -69,11 +74,17 @@ def request_id(request: Request) -> str:
     return request.state.request_id
 
 
-def error_response(request: Request, status: int, message: str, problems=(),
-                   headers=None) -> JSONResponse:  # fmt: skip
-    body = {"error": {"status": status, "message": message,
-                      "problems": [p.model_dump() for p in problems],
-                      "request_id": request_id(request)}}  # fmt: skip
+def error_response(
+    request: Request, status: int, message: str, problems=(), headers=None
+) -> JSONResponse:
+    body = {
+        "error": {
+            "status": status,
+            "message": message,
+            "problems": [p.model_dump() for p in problems],
+            "request_id": request_id(request),
+        }
+    }
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -89,8 +100,9 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
         loc = [p for p in error.get("loc", ()) if p != "body"]
         row = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
         name = str(loc[2]) if row is not None and len(loc) > 2 else str(loc[0]) if loc else "body"
-        problems.setdefault((row, name), Problem(row=row, field=name,
-                                                 problem=error.get("msg", "invalid")))  # fmt: skip
+        problems.setdefault(
+            (row, name), Problem(row=row, field=name, problem=error.get("msg", "invalid"))
+        )
     return error_response(request, 422, "invalid request", list(problems.values()))
 
 
@@ -155,11 +167,20 @@ def _authenticate(state: ServingState, credentials: Credentials) -> ApiKey:
     return key
 
 
-def _audit(state, key: ApiKey, request: Request, endpoint: str, count: int, models, status=200,
-           **extra):  # fmt: skip
-    state.audit.write(key=key.name, role=key.role, endpoint=endpoint, rm_book=key.rm_id,
-                      customers=count, models=models, request_id=request_id(request),
-                      status=status, **extra)  # fmt: skip
+def _audit(
+    state, key: ApiKey, request: Request, endpoint: str, count: int, models, status=200, **extra
+):
+    state.audit.write(
+        key=key.name,
+        role=key.role,
+        endpoint=endpoint,
+        rm_book=key.rm_id,
+        customers=count,
+        models=models,
+        request_id=request_id(request),
+        status=status,
+        **extra,
+    )
 
 
 def _deny(state, key: ApiKey, request: Request, endpoint: str, count: int, why: str):
@@ -167,8 +188,9 @@ def _deny(state, key: ApiKey, request: Request, endpoint: str, count: int, why: 
     raise ApiError(403, why)
 
 
-def score(state: ServingState, body: ScoreRequest, request: Request,
-          credentials: Credentials) -> dict:  # fmt: skip
+def score(
+    state: ServingState, body: ScoreRequest, request: Request, credentials: Credentials
+) -> dict:
     key = _authenticate(state, credentials)
     if (body.customers is None) == (body.customer_ids is None):
         raise ApiError(
@@ -184,8 +206,9 @@ def score(state: ServingState, body: ScoreRequest, request: Request,
     if len(wanted) > MAX_CUSTOMERS:
         raise ApiError(413, f"{len(wanted):,} customers in one request; at most {MAX_CUSTOMERS:,}")
     if not wanted:
-        raise ApiError(422, "no customers", [Problem(row=None, field="customers",
-                                                     problem="at least one")])  # fmt: skip
+        raise ApiError(
+            422, "no customers", [Problem(row=None, field="customers", problem="at least one")]
+        )
     if body.customers is not None:
         problems = check_records(body.customers, state.features, state.nullable)
         if problems:
@@ -214,8 +237,12 @@ def score(state: ServingState, body: ScoreRequest, request: Request,
     results = state.score(frame, body.explain) if len(frame) else []
     versions = state.models.versions
     _audit(state, key, request, "/score", len(results), versions, unknown=len(unknown))
-    return {"results": results, "unknown": unknown, "models": versions,
-            "request_id": request_id(request)}  # fmt: skip
+    return {
+        "results": results,
+        "unknown": unknown,
+        "models": versions,
+        "request_id": request_id(request),
+    }
 
 
 def _snapshot_rows(state: ServingState, ids: list) -> tuple[pd.DataFrame, list[dict]]:
@@ -232,44 +259,70 @@ def _snapshot_rows(state: ServingState, ids: list) -> tuple[pd.DataFrame, list[d
     keys = [snapshot.key(cid) for cid in ids]
     kind = "integers" if snapshot.integer_ids else "strings"
     found = [key is not None and key in known for key in keys]
-    unknown = [{"row": i, "customer_id": cid,
-                "problem": f"not in the scored snapshot (this bank's ids are {kind})"}
-               for i, (cid, ok) in enumerate(zip(ids, found, strict=True)) if not ok]  # fmt: skip
+    unknown = [
+        {
+            "row": i,
+            "customer_id": cid,
+            "problem": f"not in the scored snapshot (this bank's ids are {kind})",
+        }
+        for i, (cid, ok) in enumerate(zip(ids, found, strict=True))
+        if not ok
+    ]
     wanted = [k for k, ok in zip(keys, found, strict=True) if ok]
     rows = snapshot.features.loc[wanted, state.features].reset_index()
     rows["customer_id"] = [c for c, ok in zip(ids, found, strict=True) if ok]  # as asked
     return rows.astype({c: "float64" for c in state.features}), unknown
 
 
-def retention_list(state: ServingState, body: RetentionListRequest, request: Request,
-                   credentials: Credentials) -> dict:  # fmt: skip
+def retention_list(
+    state: ServingState, body: RetentionListRequest, request: Request, credentials: Credentials
+) -> dict:
     """An RM's list: an rm key its own only; crm (delivering lists to RM workbenches) and admin
     any RM's."""
     key = _authenticate(state, credentials)
     if key.role == "rm" and key.rm_id != body.rm_id:
-        _deny(state, key, request, "/retention_list", 0,
-              "an RM key may only pull its own retention list")  # fmt: skip
+        _deny(
+            state,
+            key,
+            request,
+            "/retention_list",
+            0,
+            "an RM key may only pull its own retention list",
+        )
     snapshot = _require_snapshot(state)
     rows = snapshot.retention_list(body.rm_id, body.k, body.lang)
     if rows.empty and len(snapshot.book(body.rm_id)) == 0 and key.role != "rm":
         raise ApiError(404, f"no RM {body.rm_id!r} with customers in the snapshot")
     entries = [
-        {"rank": int(r.rank), "customer_id": plain_id(r.customer_id),
-         "customer_name": str(r.customer_name), "tier": _opt(r.tier, str),
-         "pyramid_level": _opt(r.pyramid_level, int), "p_churn": float(r.p_churn),
-         "contribution_12m": float(r.contribution_12m), "expected_loss": float(r.expected_loss),
-         "reasons": [t for t in (r.reason_1, r.reason_2, r.reason_3) if isinstance(t, str)],
-         "next_best_offer": _opt(r.next_best_offer, str),
-         "offer_propensity": _opt(r.offer_propensity, float), "action": str(r.action)}
+        {
+            "rank": int(r.rank),
+            "customer_id": plain_id(r.customer_id),
+            "customer_name": str(r.customer_name),
+            "tier": _opt(r.tier, str),
+            "pyramid_level": _opt(r.pyramid_level, int),
+            "p_churn": float(r.p_churn),
+            "contribution_12m": float(r.contribution_12m),
+            "expected_loss": float(r.expected_loss),
+            "reasons": [t for t in (r.reason_1, r.reason_2, r.reason_3) if isinstance(t, str)],
+            "next_best_offer": _opt(r.next_best_offer, str),
+            "offer_propensity": _opt(r.offer_propensity, float),
+            "action": str(r.action),
+        }
         for r in rows.itertuples(index=False)
-    ]  # fmt: skip
+    ]
     _audit(state, key, request, "/retention_list", len(entries), snapshot.versions)
-    return {"rm_id": body.rm_id, "cutoff": snapshot.cutoff, "entries": entries,
-            "models": snapshot.versions, "request_id": request_id(request)}  # fmt: skip
+    return {
+        "rm_id": body.rm_id,
+        "cutoff": snapshot.cutoff,
+        "entries": entries,
+        "models": snapshot.versions,
+        "request_id": request_id(request),
+    }
 
 
-def customer(state: ServingState, customer_id: str, request: Request,
-             credentials: Credentials) -> dict:  # fmt: skip
+def customer(
+    state: ServingState, customer_id: str, request: Request, credentials: Credentials
+) -> dict:
     key = _authenticate(state, credentials)
     snapshot = _require_snapshot(state)
     wanted = snapshot.key(customer_id)
@@ -285,15 +338,19 @@ def customer(state: ServingState, customer_id: str, request: Request,
     features = {name: _scalar(v) for name, v in frame.iloc[0].items() if name != "customer_id"}
     versions = state.models.versions
     _audit(state, key, request, "/customers", 1, versions, customer_id=plain_id(customer_id))
-    return {"customer_id": customer_id, "cutoff": snapshot.cutoff,
-            "rm_id": None if pd.isna(owner) else str(owner),
-            "customer_name": str(info["customer_name"]), "result": result,
-            "features": features, "models": versions,
-            "request_id": request_id(request)}  # fmt: skip
+    return {
+        "customer_id": customer_id,
+        "cutoff": snapshot.cutoff,
+        "rm_id": None if pd.isna(owner) else str(owner),
+        "customer_name": str(info["customer_name"]),
+        "result": result,
+        "features": features,
+        "models": versions,
+        "request_id": request_id(request),
+    }
 
 
-def _book_customer(state: ServingState, key: ApiKey, request: Request, endpoint: str,
-                   customer_id):  # fmt: skip
+def _book_customer(state: ServingState, key: ApiKey, request: Request, endpoint: str, customer_id):
     """The snapshot's id of a customer the key may act for, and its RM: 403 outside an rm
     key's book, 404 for an id the snapshot does not hold."""
     snapshot = _require_snapshot(state)
@@ -317,30 +374,57 @@ def _store_errors():
     return errors
 
 
-def record_outcome(state: ServingState, store: OutcomeStore, body: OutcomeRequest,
-                   request: Request, response: Response,
-                   credentials: Credentials) -> dict:  # fmt: skip
+def record_outcome(
+    state: ServingState,
+    store: OutcomeStore,
+    body: OutcomeRequest,
+    request: Request,
+    response: Response,
+    credentials: Credentials,
+) -> dict:
     """Store what a contact achieved (201), or answer a repeated ``request_id`` with the outcome
     stored the first time (200). Every write is audited."""
     key = _authenticate(state, credentials)
     customer_id, owner = _book_customer(state, key, request, "/outcomes", body.customer_id)
     try:
         outcome, created = store.record(
-            request_id=body.request_id, customer_id=customer_id, rm_id=owner,
-            channel=body.channel, reached=body.reached, result=body.result,
-            next_step=body.next_step, note=body.note, recorded_by=key.name)  # fmt: skip
+            request_id=body.request_id,
+            customer_id=customer_id,
+            rm_id=owner,
+            channel=body.channel,
+            reached=body.reached,
+            result=body.result,
+            next_step=body.next_step,
+            note=body.note,
+            recorded_by=key.name,
+        )
     except _store_errors() as exc:
         log.error("outcome store failed: %s", type(exc).__name__)
         why = "the outcome store is unreachable; retry with the same request_id"
         raise ApiError(503, why) from exc
     response.status_code = 201 if created else 200
-    _audit(state, key, request, "/outcomes", 1, None, response.status_code,
-           customer_id=customer_id, outcome_id=outcome.outcome_id, created=created)  # fmt: skip
+    _audit(
+        state,
+        key,
+        request,
+        "/outcomes",
+        1,
+        None,
+        response.status_code,
+        customer_id=customer_id,
+        outcome_id=outcome.outcome_id,
+        created=created,
+    )
     return {"outcome": outcome.public(), "request_id": request_id(request)}
 
 
-def customer_outcomes(state: ServingState, store: OutcomeStore, customer_id: str,
-                      request: Request, credentials: Credentials) -> dict:  # fmt: skip
+def customer_outcomes(
+    state: ServingState,
+    store: OutcomeStore,
+    customer_id: str,
+    request: Request,
+    credentials: Credentials,
+) -> dict:
     """A customer's outcomes, newest first (same rights as recording one)."""
     key = _authenticate(state, credentials)
     customer_id, _ = _book_customer(state, key, request, "/outcomes", customer_id)
@@ -350,8 +434,11 @@ def customer_outcomes(state: ServingState, store: OutcomeStore, customer_id: str
         log.error("outcome store failed: %s", type(exc).__name__)
         raise ApiError(503, "the outcome store is unreachable") from exc
     _audit(state, key, request, "/outcomes", 1, None, customer_id=customer_id, read=True)
-    return {"customer_id": customer_id, "outcomes": [o.public() for o in outcomes],
-            "request_id": request_id(request)}  # fmt: skip
+    return {
+        "customer_id": customer_id,
+        "outcomes": [o.public() for o in outcomes],
+        "request_id": request_id(request),
+    }
 
 
 def _require_snapshot(state: ServingState):

@@ -173,10 +173,14 @@ Result = Literal["stays", "will_move_money", "not_interested", "complaint", "unr
 class OutcomeRequest(Strict):
     """What a contact achieved, for one customer; ``request_id`` makes a retry safe."""
 
-    request_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN,
-                            description="The client's own id of this submission: a repeat "
-                            "with the same id is stored once and answered with the stored "
-                            "outcome (200 instead of 201).")  # fmt: skip
+    request_id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=ID_PATTERN,
+        description="The client's own id of this submission: a repeat "
+        "with the same id is stored once and answered with the stored "
+        "outcome (200 instead of 201).",
+    )
     customer_id: RequestId
     channel: Channel
     reached: StrictBool
@@ -231,14 +235,21 @@ def feature_record_schema(features: list[str], nullable: set[str]) -> dict:
     """The JSON schema of one ``/score`` feature record for the served models: the id, every
     feature (numbers; booleans for flags), null only where the models treat it as missing."""
     value = {"type": ["number", "boolean"]}
-    ids = [{"type": "integer", "minimum": 0, "maximum": MAX_ID},
-           {"type": "string", "pattern": ID_PATTERN}]  # fmt: skip
+    ids = [
+        {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+        {"type": "string", "pattern": ID_PATTERN},
+    ]
     properties = {"customer_id": {"anyOf": ids}}
     for name in features:
         properties[name] = {"type": ["number", "boolean", "null"]} if name in nullable else value
     required = ["customer_id", *(n for n in features if n not in nullable)]
-    return {"title": "FeatureRecord", "type": "object", "properties": properties,
-            "required": required, "additionalProperties": False}  # fmt: skip
+    return {
+        "title": "FeatureRecord",
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
 
 
 def nullable_features(booster: lgb.Booster) -> set[str]:
@@ -283,17 +294,29 @@ def check_records(
         if cid is None:
             problems.append(Problem(row=row, field="customer_id", problem="required"))
         elif not valid_id(cid):
-            problems.append(Problem(row=row, field="customer_id", problem=(
-                f"must be an integer in 0..{MAX_ID} or a string of letters, digits and _.:- "
-                "(at most 64)")))  # fmt: skip
+            problems.append(
+                Problem(
+                    row=row,
+                    field="customer_id",
+                    problem=(
+                        f"must be an integer in 0..{MAX_ID} or a string of letters, digits "
+                        "and _.:- (at most 64)"
+                    ),
+                )
+            )
         for name in sorted(set(record) - known - {"customer_id"}):
             problems.append(Problem(row=row, field=name, problem="unknown feature"))
         for name in features:
             value = record.get(name)
             if value is None:
                 if name not in nullable:
-                    problems.append(Problem(row=row, field=name, problem=(
-                        "required: the model does not treat this feature as missing")))  # fmt: skip
+                    problems.append(
+                        Problem(
+                            row=row,
+                            field=name,
+                            problem=("required: the model does not treat this feature as missing"),
+                        )
+                    )
             elif isinstance(value, str):
                 problems.append(Problem(row=row, field=name, problem="must be a number"))
             elif isinstance(value, float) and not math.isfinite(value):

@@ -53,8 +53,11 @@ app.add_exception_handler(Exception, routes.unexpected)
 app.add_api_route("/docs", routes.openapi_spec, methods=["GET"], include_in_schema=False)
 
 # declared as the bearerAuth scheme; a missing key is answered 401 in our envelope by the route
-Auth = Depends(HTTPBearer(auto_error=False, scheme_name="bearerAuth",
-                          description="An API key from `retain keys add`."))  # fmt: skip
+Auth = Depends(
+    HTTPBearer(
+        auto_error=False, scheme_name="bearerAuth", description="An API key from `retain keys add`."
+    )
+)
 CustomerId = Path(pattern=ID_PATTERN, description="The bank's customer id.")
 # the first paths, kept for existing callers; integrators use /v1
 OLD = {"deprecated": True, "responses": routes.ERRORS}
@@ -82,36 +85,48 @@ class Retain:
         """Scores, propensities and reasons for feature records or snapshot customer ids."""
         return routes.score(self.state, body, request, authorization)
 
-    @app.post("/v1/retention_list", response_model=RetentionListResponse,
-              responses=routes.ERRORS)  # fmt: skip
+    @app.post("/v1/retention_list", response_model=RetentionListResponse, responses=routes.ERRORS)
     @app.post("/retention_list", response_model=RetentionListResponse, **OLD)
     def retention_list(self, body: RetentionListRequest, request: Request, authorization=Auth):
         """An RM's ranked retention list from the scored snapshot."""
         return routes.retention_list(self.state, body, request, authorization)
 
-    @app.get("/v1/customers/{customer_id}", response_model=CustomerResponse,
-             responses=routes.ERRORS)  # fmt: skip
+    @app.get(
+        "/v1/customers/{customer_id}", response_model=CustomerResponse, responses=routes.ERRORS
+    )
     @app.get("/customers/{customer_id}", response_model=CustomerResponse, **OLD)
     def customer(self, request: Request, customer_id: str = CustomerId, authorization=Auth):
         """Latest scores, reasons and features of one customer."""
         return routes.customer(self.state, customer_id, request, authorization)
 
-    @app.post("/v1/outcomes", response_model=OutcomeResponse, status_code=201,
-              responses={200: {"model": OutcomeResponse, "description": "A repeated "
-                               "request_id: the outcome stored the first time."},
-                         **routes.ERRORS})  # fmt: skip
-    def record_outcome(self, body: OutcomeRequest, request: Request, response: Response,
-                       authorization=Auth):  # fmt: skip
+    @app.post(
+        "/v1/outcomes",
+        response_model=OutcomeResponse,
+        status_code=201,
+        responses={
+            200: {
+                "model": OutcomeResponse,
+                "description": "A repeated request_id: the outcome stored the first time.",
+            },
+            **routes.ERRORS,
+        },
+    )
+    def record_outcome(
+        self, body: OutcomeRequest, request: Request, response: Response, authorization=Auth
+    ):
         """Record what a contact achieved for a customer in the caller's book."""
-        return routes.record_outcome(self.state, self.outcomes, body, request, response,
-                                     authorization)  # fmt: skip
+        return routes.record_outcome(
+            self.state, self.outcomes, body, request, response, authorization
+        )
 
     @app.get("/v1/outcomes", response_model=OutcomeList, responses=routes.ERRORS)
-    def outcomes(self, request: Request, authorization=Auth,
-                 customer_id: str = Query(pattern=ID_PATTERN)):  # fmt: skip
+    def outcomes(
+        self, request: Request, authorization=Auth, customer_id: str = Query(pattern=ID_PATTERN)
+    ):
         """A customer's recorded outcomes, newest first."""
-        return routes.customer_outcomes(self.state, self.outcomes, customer_id, request,
-                                        authorization)  # fmt: skip
+        return routes.customer_outcomes(
+            self.state, self.outcomes, customer_id, request, authorization
+        )
 
 
 Retain.add_asgi_middleware(JsonErrors)

@@ -22,8 +22,15 @@ from serving.texts import ACTIONS, BANDS, HEADERS, LEGEND, OFFERS, YES_NO, text
 
 PERCENT = {"p_churn", "offer_propensity"}
 MONEY = {"contribution_12m", "expected_loss", "offer_amount", "value_added"}
-WIDTHS = {"reason_1": 42, "reason_2": 42, "reason_3": 42, "customer_name": 14, "action": 26,
-          "next_best_offer": 18, "growth_offer": 18}  # fmt: skip
+WIDTHS = {
+    "reason_1": 42,
+    "reason_2": 42,
+    "reason_3": 42,
+    "customer_name": 14,
+    "action": 26,
+    "next_best_offer": 18,
+    "growth_offer": 18,
+}
 HEADER_FILL = PatternFill("solid", fgColor="1F3B57")
 GROWTH_SUFFIX = "_growth"
 
@@ -34,8 +41,10 @@ def write_list_files(
     """Write ``<list_id>.csv`` / ``.xlsx`` (retention) and ``<list_id>_growth.csv`` / ``.xlsx``
     for every list; return the retention list ids."""
     folder.mkdir(parents=True, exist_ok=True)
-    for frame, columns, suffix in ((lists, LIST_COLUMNS, ""), (growth, GROWTH_COLUMNS,
-                                                               GROWTH_SUFFIX)):  # fmt: skip
+    for frame, columns, suffix in (
+        (lists, LIST_COLUMNS, ""),
+        (growth, GROWTH_COLUMNS, GROWTH_SUFFIX),
+    ):
         for list_id, rows in frame.groupby("list_id", sort=True):
             shown = for_people(rows[list(columns)], lang, config)
             name = f"{list_id}{suffix}"
@@ -56,8 +65,9 @@ def for_people(rows: pd.DataFrame, lang: str, config: BankConfig) -> pd.DataFram
         elif column in MONEY:
             out[column] = values.astype("float64").round(0).astype("Int64")
         elif column == "tier":
-            out[column] = values.map(lambda v: config.tiers.label(v, lang) if isinstance(v, str)
-                                     else "")  # fmt: skip
+            out[column] = values.map(
+                lambda v: config.tiers.label(v, lang) if isinstance(v, str) else ""
+            )
         elif column == "risk_band":
             out[column] = values.map(lambda v: text(BANDS, v, lang))
         elif column == "leaving_now":
@@ -88,10 +98,11 @@ def _write_xlsx(path: Path, rows: pd.DataFrame, lang: str, name: str, config: Ba
         cell.fill = HEADER_FILL
         cell.alignment = Alignment(vertical="center", wrap_text=True)
     for record in rows.itertuples(index=False):
-        values = [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
-                  for v in record]  # fmt: skip
-        values = [v / 100 if c in PERCENT and v is not None else v
-                  for c, v in zip(columns, values, strict=True)]  # fmt: skip
+        values = [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in record]
+        values = [
+            v / 100 if c in PERCENT and v is not None else v
+            for c, v in zip(columns, values, strict=True)
+        ]
         sheet.append(values)
     for i, column in enumerate(columns, start=1):
         letter = get_column_letter(i)
@@ -110,7 +121,8 @@ def _write_xlsx(path: Path, rows: pd.DataFrame, lang: str, name: str, config: Ba
     bands = config.lists.risk_bands
     for key in ("retention", "growth", "expected_loss", "bands", "leaving", "context"):
         line = text(LEGEND, key, lang)
-        legend.append([line.format(high=bands.high, medium=bands.medium) if key == "bands"
-                       else line])  # fmt: skip
+        legend.append(
+            [line.format(high=bands.high, medium=bands.medium) if key == "bands" else line]
+        )
     legend.column_dimensions["A"].width = 100
     book.save(path)

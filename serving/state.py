@@ -48,8 +48,11 @@ class Snapshot:
         features = pd.read_parquet(folder / "features.parquet").set_index("customer_id")
         scores = pd.read_parquet(folder / "scores.parquet").set_index("customer_id")
         rms = pd.read_parquet(folder / "rms.parquet")
-        versions = {c.removeprefix("model_version_"): str(scores[c].iloc[0])
-                    for c in scores.columns if c.startswith("model_version_")}  # fmt: skip
+        versions = {
+            c.removeprefix("model_version_"): str(scores[c].iloc[0])
+            for c in scores.columns
+            if c.startswith("model_version_")
+        }
         cutoff = pd.Timestamp(features["cutoff"].iloc[0]).date().isoformat()
         return cls(cutoff, features, scores, rms, versions)
 
@@ -127,8 +130,11 @@ class ServingState:
             log.error("retain service NOT READY — %s", state.problem)
             return state
         state.ready = True
-        log.info("retain service ready: models %s; snapshot %s", state.models.versions,
-                 state.snapshot.cutoff if state.snapshot else "none")  # fmt: skip
+        log.info(
+            "retain service ready: models %s; snapshot %s",
+            state.models.versions,
+            state.snapshot.cutoff if state.snapshot else "none",
+        )
         return state
 
     def all_models(self):
@@ -147,19 +153,22 @@ class ServingState:
         if explain_rows:
             churn = self.models.churn
             products = products_from_json(churn.metadata.get("products", []))
-            reasons = explain(churn.booster, frame, churn.metadata["features"], products=products,
-                              actionable=True)  # fmt: skip
+            reasons = explain(
+                churn.booster, frame, churn.metadata["features"], products=products, actionable=True
+            )
         products = list(self.models.cross_sell)
         results = []
         for i, row in enumerate(scores.itertuples(index=False)):
-            results.append({
-                "customer_id": plain_id(row.customer_id),
-                "churn_probability": float(row.p_churn),
-                "risk_band": row.risk_band,
-                "propensities": {p: float(getattr(row, f"propensity_{p}")) for p in products},
-                "upgrade_probability": float(row.p_upgrade),
-                "reasons": reasons.records(i) if reasons is not None else None,
-            })  # fmt: skip
+            results.append(
+                {
+                    "customer_id": plain_id(row.customer_id),
+                    "churn_probability": float(row.p_churn),
+                    "risk_band": row.risk_band,
+                    "propensities": {p: float(getattr(row, f"propensity_{p}")) for p in products},
+                    "upgrade_probability": float(row.p_upgrade),
+                    "reasons": reasons.records(i) if reasons is not None else None,
+                }
+            )
         return results
 
 

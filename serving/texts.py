@@ -94,18 +94,30 @@ def text(table: dict[str, tuple[str, str]], key: str, lang: str) -> str:
 # the legend sheet of every workbook
 LEGEND = {
     "title": ("说明", "Legend"),
-    "retention": ("挽留名单：已在流失或流失概率不低于最低风险的客户，按预期损失排序",
-                  "Retention list: customers already leaving or at or above the minimum risk, "
-                  "ranked by expected loss"),
-    "growth": ("提升名单：无流失风险的客户，按可增加的贡献排序",
-               "Growth list: customers not at risk, ranked by the value an RM can add"),
-    "expected_loss": ("预期损失 = 流失概率 × 年贡献度", "Expected loss = churn probability × "
-                      "annual contribution"),
-    "bands": ("风险等级：高 ≥ {high:.0%}，中 ≥ {medium:.0%}", "Risk bands: high ≥ {high:.0%}, "
-              "medium ≥ {medium:.0%}"),
-    "leaving": ("资产正在流失：本月资产不足前3个月均值的一半，流失概率按100%计",
-                "Leaving now: AUM this month below half the 3 months before; counted as a "
-                "100% churn probability"),
-    "context": ("（背景）标记的原因不是可采取行动的原因，仅供参考",
-                "Reasons marked (context) are not something to act on, only background"),
-}  # fmt: skip
+    "retention": (
+        "挽留名单：已在流失或流失概率不低于最低风险的客户，按预期损失排序",
+        "Retention list: customers already leaving or at or above the minimum risk, "
+        "ranked by expected loss",
+    ),
+    "growth": (
+        "提升名单：无流失风险的客户，按可增加的贡献排序",
+        "Growth list: customers not at risk, ranked by the value an RM can add",
+    ),
+    "expected_loss": (
+        "预期损失 = 流失概率 × 年贡献度",
+        "Expected loss = churn probability × annual contribution",
+    ),
+    "bands": (
+        "风险等级：高 ≥ {high:.0%}，中 ≥ {medium:.0%}",
+        "Risk bands: high ≥ {high:.0%}, medium ≥ {medium:.0%}",
+    ),
+    "leaving": (
+        "资产正在流失：本月资产不足前3个月均值的一半，流失概率按100%计",
+        "Leaving now: AUM this month below half the 3 months before; counted as a "
+        "100% churn probability",
+    ),
+    "context": (
+        "（背景）标记的原因不是可采取行动的原因，仅供参考",
+        "Reasons marked (context) are not something to act on, only background",
+    ),
+}

@@ -39,11 +39,22 @@ from synthetic.truth import truth_rows
 GENERATOR_VERSION = "2"
 CHUNK_SIZE = 25_000
 ID_BLOCK = 10**10  # event ids of chunk k start at k * ID_BLOCK
-CHUNKED_TABLES = ("customers", "rm_assignments", "balances", "transactions", "interactions",
-                  "complaints", "truth")  # fmt: skip
+CHUNKED_TABLES = (
+    "customers",
+    "rm_assignments",
+    "balances",
+    "transactions",
+    "interactions",
+    "complaints",
+    "truth",
+)
 # ids="string": column → (prefix, digits); zero padding keeps the integer order
-STRING_IDS = {"customer_id": ("C", 10), "txn_id": ("T", 15), "interaction_id": ("I", 15),
-              "complaint_id": ("K", 15)}  # fmt: skip
+STRING_IDS = {
+    "customer_id": ("C", 10),
+    "txn_id": ("T", 15),
+    "interaction_id": ("I", 15),
+    "complaint_id": ("K", 15),
+}
 
 DATE_COLUMNS = frozenset(
     {"birth_date", "open_date", "valid_from", "valid_to", "month", "maturity_date", "exit_month"}
@@ -148,7 +159,7 @@ def write_bank(
                 "rms": len(org.rms),
                 "sub_branches": int(org.org["sub_branch_id"].nunique()),
                 "branches": int(org.org["branch_id"].nunique()),
-            },  # fmt: skip
+            },
             "hidden_share_of_logit_variance": round(
                 float((s2 / n - (s1 / n) ** 2) / (l2 / n - (l1 / n) ** 2)), 4
             ),

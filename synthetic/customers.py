@@ -13,8 +13,14 @@ import pandas as pd
 
 from synthetic.org import Org, random_names
 
-OCCUPATIONS = ("salaried", "civil_servant", "professional", "self_employed", "business_owner",
-               "other")  # fmt: skip
+OCCUPATIONS = (
+    "salaried",
+    "civil_servant",
+    "professional",
+    "self_employed",
+    "business_owner",
+    "other",
+)
 OCCUPATION_P = (0.48, 0.10, 0.15, 0.13, 0.08, 0.06)
 SALARIED = frozenset({"salaried", "civil_servant", "professional"})
 EDUCATION = ("high_school", "associate", "bachelor", "master", "doctorate")
@@ -91,8 +97,7 @@ def draw_customers(
     open_date = (open_date.astype("datetime64[M]") + open_month.astype("timedelta64[M]")).astype(
         "datetime64[D]"
     ) + rng.integers(0, 28, n).astype("timedelta64[D]")
-    birth = (end.to_numpy().astype("datetime64[D]")
-             - (age * 365.25).astype("timedelta64[D]"))  # fmt: skip
+    birth = end.to_numpy().astype("datetime64[D]") - (age * 365.25).astype("timedelta64[D]")
     open_date = np.maximum(open_date, birth + np.timedelta64(18 * 365, "D"))
 
     log10w = np.log10(wealth)

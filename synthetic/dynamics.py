@@ -33,8 +33,14 @@ import numpy as np
 from synthetic.customers import CustomerChunk, sigmoid
 from synthetic.products import PURCHASE_OFFSET, Catalogue
 
-DRIVERS = ("balance_decline", "outflow_other_bank", "salary_loss", "complaint", "rm_neglect",
-           "maturity")  # fmt: skip
+DRIVERS = (
+    "balance_decline",
+    "outflow_other_bank",
+    "salary_loss",
+    "complaint",
+    "rm_neglect",
+    "maturity",
+)
 DECLINE, OUTFLOW, SALARY, COMPLAINT, NEGLECT, MATURITY = range(6)
 BASE_LOGIT = -6.1
 DRIVER_WEIGHT = np.array([3.6, 3.6, 3.0, 3.0, 2.8, 2.2])
@@ -173,17 +179,22 @@ def simulate(
         # drivers: episodes that start and end at random, visible in the data while on
         young = tenure < 24
         _episode(
-            rng, drivers_on, drivers_months, DECLINE, is_open,
-            np.where(young, 0.024, 0.016), 0.0, EPISODE_MONTHS)  # fmt: skip
+            rng,
+            drivers_on,
+            drivers_months,
+            DECLINE,
+            is_open,
+            np.where(young, 0.024, 0.016),
+            0.0,
+            EPISODE_MONTHS,
+        )
         _episode(rng, drivers_on, drivers_months, OUTFLOW, is_open, 0.014, 0.0, EPISODE_MONTHS)
-        _episode(
-            rng, drivers_on, drivers_months, SALARY, is_open & cust.salaried,
-            0.007, 0.04)  # fmt: skip
+        _episode(rng, drivers_on, drivers_months, SALARY, is_open & cust.salaried, 0.007, 0.04)
         other = drivers_on[:, [DECLINE, OUTFLOW, SALARY, NEGLECT]].any(axis=1)
         was_open_complaint = drivers_on[:, COMPLAINT].copy()
         _episode(
-            rng, drivers_on, drivers_months, COMPLAINT, is_open,
-            np.where(other, 0.018, 0.008), 0.45)  # fmt: skip
+            rng, drivers_on, drivers_months, COMPLAINT, is_open, np.where(other, 0.018, 0.008), 0.45
+        )
         complaint_opened = drivers_on[:, COMPLAINT] & ~was_open_complaint
         complaint_resolved = was_open_complaint & ~drivers_on[:, COMPLAINT]
         since_resolved = np.where(complaint_resolved, 0, since_resolved + 1)
@@ -193,9 +204,7 @@ def simulate(
             if len(choices) > 1:
                 rm[i] = rng.choice(choices[choices != rm[i]])
         neglect_start = np.where(reassigned, 0.3, 0.013)
-        _episode(
-            rng, drivers_on, drivers_months, NEGLECT, is_open & (rm >= 0),
-            neglect_start, 0.10)  # fmt: skip
+        _episode(rng, drivers_on, drivers_months, NEGLECT, is_open & (rm >= 0), neglect_start, 0.10)
 
         # AUM: trend + noise + rare windfalls, minus what drivers take out
         # each driver takes money out in its first DRIFT_MONTHS months only, and never more
@@ -212,8 +221,9 @@ def simulate(
         # a big purchase (a flat, a car, school fees): money leaves, the customer stays
         spend = np.where(rng.random(n) < BIG_SPEND_RATE, np.log(rng.uniform(0.5, 0.8, n)), 0)
         if t > -warmup:
-            log_aum = (log_aum + cust.growth + GROWTH_SIGMA * rng.standard_normal(n) + jump
-                       + drift + spend)  # fmt: skip
+            log_aum = (
+                log_aum + cust.growth + GROWTH_SIGMA * rng.standard_normal(n) + jump + drift + spend
+            )
         if t >= 0:
             sim.driver_drift[:, t] = drift + spend
             sim.log_aum[:, t] = log_aum
@@ -302,20 +312,30 @@ def simulate(
         if 0 <= t < n_window:
             sim.months.append(
                 MonthState(
-                    month=t, open=is_open, alive=alive, exit_now=exit_now,
-                    closed_out=(exit_month < t) & closure, aum=data_aum, aum_prev=prev_aum,
-                    shares=shares, held=held.copy(), closed=closed, maturity=maturity.copy(),
+                    month=t,
+                    open=is_open,
+                    alive=alive,
+                    exit_now=exit_now,
+                    closed_out=(exit_month < t) & closure,
+                    aum=data_aum,
+                    aum_prev=prev_aum,
+                    shares=shares,
+                    held=held.copy(),
+                    closed=closed,
+                    maturity=maturity.copy(),
                     liabilities=liabilities.copy(),
                     drift_loss=np.where(alive, shadow_aum * (1 - np.exp(drift)), 0),
                     big_spend=np.where(alive, shadow_aum * (np.exp(-spend) - 1), 0),
                     outflow=drivers_on[:, OUTFLOW].copy(),
                     salary_paid=alive & cust.salaried & ~drivers_on[:, SALARY],
-                    contacts=contacts, rm=rm.copy(), reassigned=reassigned,
+                    contacts=contacts,
+                    rm=rm.copy(),
+                    reassigned=reassigned,
                     complaint_opened=complaint_opened & alive,
                     complaint_resolved=complaint_resolved & open_complaint_seen,
                     any_driver=drivers_on.any(axis=1),
                 )
-            )  # fmt: skip
+            )
 
         # outcomes for next month: exits first, then purchases among those who stay
         leaving = alive & (rng.random(n) < hazard)

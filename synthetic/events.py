@@ -145,23 +145,47 @@ def transactions_table(rng, cust, months: list[MonthState], cal: Calendar, first
         idx = _repeat(rng.poisson(cust.activity * factor))
         mobile = rng.random(idx.size) < cust.mobile_share[idx]
         channel = np.where(mobile, MOBILE, np.where(rng.random(idx.size) < 0.6, ONLINE, COUNTER))
-        buf.add(idx, cal.moment(rng, t, idx.size), rng.lognormal(np.log(250), 1.0, idx.size),
-                OUT, channel, MERCHANT)  # fmt: skip
+        buf.add(
+            idx,
+            cal.moment(rng, t, idx.size),
+            rng.lognormal(np.log(250), 1.0, idx.size),
+            OUT,
+            channel,
+            MERCHANT,
+        )
 
         idx = _repeat(rng.poisson(0.6 * (1 - cust.mobile_share) * factor))
         channel = np.where(rng.random(idx.size) < 0.8, ATM, COUNTER)
-        buf.add(idx, cal.moment(rng, t, idx.size), rng.uniform(500, 3000, idx.size).round(-2),
-                OUT, channel, OWN)  # fmt: skip
+        buf.add(
+            idx,
+            cal.moment(rng, t, idx.size),
+            rng.uniform(500, 3000, idx.size).round(-2),
+            OUT,
+            channel,
+            OWN,
+        )
 
         idx = _repeat(rng.poisson(0.15 * factor))
         amount = rng.lognormal(np.log(0.02 * s.aum[idx] + 300), 0.6)
         buf.add(idx, cal.moment(rng, t, idx.size), amount, OUT, MOBILE, OTHER_BANK)
         idx = _repeat(rng.poisson(0.2 * factor))
-        buf.add(idx, cal.moment(rng, t, idx.size), rng.lognormal(np.log(2000), 1.0, idx.size),
-                IN, ONLINE, OTHER_BANK)  # fmt: skip
+        buf.add(
+            idx,
+            cal.moment(rng, t, idx.size),
+            rng.lognormal(np.log(2000), 1.0, idx.size),
+            IN,
+            ONLINE,
+            OTHER_BANK,
+        )
         idx = _repeat(rng.poisson(0.3 * factor))
-        buf.add(idx, cal.moment(rng, t, idx.size), rng.lognormal(np.log(3000), 1.0, idx.size),
-                IN, MOBILE, OWN)  # fmt: skip
+        buf.add(
+            idx,
+            cal.moment(rng, t, idx.size),
+            rng.lognormal(np.log(3000), 1.0, idx.size),
+            IN,
+            MOBILE,
+            OWN,
+        )
 
         # money the drivers take out: to other banks during an outflow episode, else to the
         # customer's own accounts elsewhere (securities, family)
@@ -169,9 +193,14 @@ def transactions_table(rng, cust, months: list[MonthState], cal: Calendar, first
         counts = np.where(losing, 1 + rng.poisson(1.5, len(losing)), 0)
         idx = _repeat(counts)
         amount = s.drift_loss[idx] / counts[idx] * rng.uniform(0.8, 1.2, idx.size)
-        buf.add(idx, cal.moment(rng, t, idx.size), amount, OUT,
-                np.where(rng.random(idx.size) < 0.7, MOBILE, ONLINE),
-                np.where(s.outflow[idx], OTHER_BANK, OWN))  # fmt: skip
+        buf.add(
+            idx,
+            cal.moment(rng, t, idx.size),
+            amount,
+            OUT,
+            np.where(rng.random(idx.size) < 0.7, MOBILE, ONLINE),
+            np.where(s.outflow[idx], OTHER_BANK, OWN),
+        )
 
         # big purchases: one large payment, at the counter or online
         idx = np.flatnonzero(s.big_spend > 0)
@@ -227,8 +256,14 @@ def complaints_rows(rng, cust, months: list[MonthState], cal: Calendar, first_id
         for i, moment, category in zip(opened, ts, categories, strict=True):
             open_ts[i] = moment
             pending[i] = len(rows)
-            rows.append({"customer_id": cust.customer_id[i], "ts": moment, "category": category,
-                         "resolved_ts": np.datetime64("NaT", "s")})  # fmt: skip
+            rows.append(
+                {
+                    "customer_id": cust.customer_id[i],
+                    "ts": moment,
+                    "category": category,
+                    "resolved_ts": np.datetime64("NaT", "s"),
+                }
+            )
     out = pd.DataFrame(rows, columns=["customer_id", "ts", "category", "resolved_ts"])
     out["customer_id"] = out["customer_id"].astype(np.int64)
     out["ts"] = out["ts"].astype("datetime64[s]")

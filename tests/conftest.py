@@ -42,11 +42,24 @@ def bank_20k(tmp_path_factory) -> Path:
 def features_20k(bank_20k, tmp_path_factory) -> pd.DataFrame:
     out = tmp_path_factory.mktemp("features") / "features.parquet"
     result = subprocess.run(
-        [sys.executable, "-m", "retain", "features", "--warehouse", str(bank_20k),
-         "--cutoffs", "2023-04-30:2024-12-31", "--out", str(out),
-         "--json", str(out.with_suffix(".json"))],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "retain",
+            "features",
+            "--warehouse",
+            str(bank_20k),
+            "--cutoffs",
+            "2023-04-30:2024-12-31",
+            "--out",
+            str(out),
+            "--json",
+            str(out.with_suffix(".json")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     return pd.read_parquet(out)
 
@@ -64,8 +77,13 @@ class Scored:
 
 
 def run_retain(args: list[str], env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "retain", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "retain", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -74,8 +92,21 @@ def demo(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"}
     (root / "mlruns").mkdir()
-    result = run_retain(["demo", "--customers", "6000", "--seed", "5", "--out", str(root),
-                         "--json", str(root / "demo.json")], env, timeout=900)  # fmt: skip
+    result = run_retain(
+        [
+            "demo",
+            "--customers",
+            "6000",
+            "--seed",
+            "5",
+            "--out",
+            str(root),
+            "--json",
+            str(root / "demo.json"),
+        ],
+        env,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     return root, json.loads((root / "demo.json").read_text())
 

@@ -26,8 +26,12 @@ def test_the_grep_finds_a_planted_name(tmp_path) -> None:
 
 
 def test_no_product_name_outside_the_generator() -> None:
-    files = [path for package in PACKAGES for path in (ROOT / package).rglob("*") if
-             path.suffix in (".py", ".html", ".j2", ".sql") and path.is_file()]  # fmt: skip
+    files = [
+        path
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*")
+        if path.suffix in (".py", ".html", ".j2", ".sql") and path.is_file()
+    ]
     assert len(files) > 30
     found = literals_in(files, product_codes())
     assert not found, "product names written into the code: " + "; ".join(

@@ -33,11 +33,33 @@ def chain(tmp_path_factory):
     for name, args in [
         ("synth", ["synth", *config, "--customers", "3000", "--seed", "4", "--out", warehouse]),
         ("validate", ["validate", *config, "--warehouse", warehouse]),
-        ("features", ["features", *config, "--warehouse", warehouse,
-                      "--cutoffs", "2023-04-30:2024-12-31", "--out", features]),
-        ("train", ["train", *config, "--features", features, "--task", "all",
-                   "--json", str(root / "train.json")]),
-    ]:  # fmt: skip
+        (
+            "features",
+            [
+                "features",
+                *config,
+                "--warehouse",
+                warehouse,
+                "--cutoffs",
+                "2023-04-30:2024-12-31",
+                "--out",
+                features,
+            ],
+        ),
+        (
+            "train",
+            [
+                "train",
+                *config,
+                "--features",
+                features,
+                "--task",
+                "all",
+                "--json",
+                str(root / "train.json"),
+            ],
+        ),
+    ]:
         result = run_retain(args, env, timeout=900)
         assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}{result.stdout[-2000:]}"
         steps[name] = result
@@ -45,9 +67,22 @@ def chain(tmp_path_factory):
     for model in trained["models"]:
         result = run_retain(["promote", "--model", model], env)
         assert result.returncode == 0, result.stderr[-2000:]
-    result = run_retain(["score", "--config", str(CONFIG), "--warehouse", str(root / "warehouse"),
-                         "--cutoff", "2024-12-31", "--out", str(root / "scores"), "--lang", "en"],
-                        env)  # fmt: skip
+    result = run_retain(
+        [
+            "score",
+            "--config",
+            str(CONFIG),
+            "--warehouse",
+            str(root / "warehouse"),
+            "--cutoff",
+            "2024-12-31",
+            "--out",
+            str(root / "scores"),
+            "--lang",
+            "en",
+        ],
+        env,
+    )
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
     return {"root": root, "env": env, "trained": trained}
 
@@ -90,23 +125,31 @@ def test_the_api_answers_in_the_banks_ids(chain):
     try:
         service.wait_ready()
         headers = {"Authorization": f"Bearer {token}"}
-        answer = httpx.post(f"{service.url}/score", json={"customer_ids": ids}, headers=headers,
-                            timeout=60)  # fmt: skip
+        answer = httpx.post(
+            f"{service.url}/score", json={"customer_ids": ids}, headers=headers, timeout=60
+        )
         assert answer.status_code == 200, answer.text
         assert [r["customer_id"] for r in answer.json()["results"]] == ids
         one = httpx.get(f"{service.url}/customers/{ids[0]}", headers=headers, timeout=60)
         assert one.status_code == 200 and one.json()["customer_id"] == ids[0]
         # the number 123 is not the string "C0000000123": refused, never converted
         number = int(ids[0].lstrip("C0") or 0)
-        wrong = httpx.post(f"{service.url}/score", json={"customer_ids": [number]},
-                           headers=headers, timeout=60)  # fmt: skip
+        wrong = httpx.post(
+            f"{service.url}/score", json={"customer_ids": [number]}, headers=headers, timeout=60
+        )
         assert wrong.status_code == 422
         assert "strings" in wrong.json()["error"]["problems"][0]["problem"]
         features = pd.read_parquet(root / "scores" / "features.parquet")
         names = [n for n in feature_names(sorted(PRODUCTS)) if n in features]
         record = features.loc[features["customer_id"] == ids[0], names].iloc[0]
-        body = {"customers": [{"customer_id": ids[0], **{
-            k: (None if pd.isna(v) else float(v)) for k, v in record.items()}}]}  # fmt: skip
+        body = {
+            "customers": [
+                {
+                    "customer_id": ids[0],
+                    **{k: (None if pd.isna(v) else float(v)) for k, v in record.items()},
+                }
+            ]
+        }
         by_record = httpx.post(f"{service.url}/score", json=body, headers=headers, timeout=60)
         assert by_record.status_code == 200, by_record.text
         assert by_record.json()["results"][0]["customer_id"] == ids[0]

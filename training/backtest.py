@@ -71,8 +71,9 @@ def run_backtest(features_path: Path, label: str, config: TrainConfig, horizon: 
         for step, r in enumerate(results):
             mlflow.log_metrics({"backtest_auc": r["auc"], "backtest_ece": r["ece"]}, step=step)
         aucs = np.array([r["auc"] for r in results])
-        mlflow.log_metrics({"backtest_auc_mean": float(aucs.mean()),
-                            "backtest_auc_min": float(aucs.min())})  # fmt: skip
+        mlflow.log_metrics(
+            {"backtest_auc_mean": float(aucs.mean()), "backtest_auc_min": float(aucs.min())}
+        )
         mlflow.log_dict({"cutoffs": results}, "backtest.json")
         with tempfile.TemporaryDirectory() as tmp:
             plot = plot_backtest(
@@ -82,6 +83,14 @@ def run_backtest(features_path: Path, label: str, config: TrainConfig, horizon: 
                 Path(tmp) / "backtest.png",
             )
             mlflow.log_artifact(str(plot), "plots")
-    return {"task": "backtest", "label": label, "run_id": run.info.run_id, "cutoffs": results,
-            "metrics": {"auc_mean": float(aucs.mean()), "auc_min": float(aucs.min()),
-                        "ece_max": float(max(r["ece"] for r in results))}}  # fmt: skip
+    return {
+        "task": "backtest",
+        "label": label,
+        "run_id": run.info.run_id,
+        "cutoffs": results,
+        "metrics": {
+            "auc_mean": float(aucs.mean()),
+            "auc_min": float(aucs.min()),
+            "ece_max": float(max(r["ece"] for r in results)),
+        },
+    }

@@ -20,8 +20,14 @@ LIBRARY_DEFAULTS_MAX_ROUNDS = 2_000
 def lightgbm_defaults(ds: Dataset, config: TrainConfig) -> np.ndarray:
     """LightGBM as it comes (31 leaves, no depth limit, rate 0.1), stopped early on the same
     validation cutoff: what a data scientist gets in an hour without our defaults."""
-    params = {"objective": "binary", "metric": "auc", "verbosity": -1, "seed": config.seed,
-              "deterministic": True, "num_threads": config.num_threads}  # fmt: skip
+    params = {
+        "objective": "binary",
+        "metric": "auc",
+        "verbosity": -1,
+        "seed": config.seed,
+        "deterministic": True,
+        "num_threads": config.num_threads,
+    }
     train = lgb.Dataset(ds.train.x, label=ds.train.y)
     valid = lgb.Dataset(ds.valid.x, label=ds.valid.y, reference=train)
     booster = lgb.train(

@@ -214,8 +214,9 @@ def _results(info: ModelCardInfo) -> str:
         row += [_format_metric(name, info.baseline_metrics[b].get(name)) for b in baselines]
         if oracle_auc is not None:
             row.append(_format_metric(name, oracle_auc) if name in AUC_KEYS else "—")
-        row += [_difference(name, model_value, info.baseline_metrics[b].get(name))
-                for b in baselines]  # fmt: skip
+        row += [
+            _difference(name, model_value, info.baseline_metrics[b].get(name)) for b in baselines
+        ]
         rows.append(row)
     scope = "Out-of-fold (cross-validation)" if info.task == "flat" else "Out-of-time test set"
     lines = ["## Results", "", f"{scope}; ↓ marks metrics where lower is better."]

@@ -67,7 +67,7 @@ class Dataset:
                 "train": list(self.train.cutoffs),
                 "valid": list(self.valid.cutoffs),
                 "test": list(self.test.cutoffs),
-            },  # fmt: skip
+            },
             "hash": f"{digest:016x}",
         }
 
@@ -161,8 +161,11 @@ def dataset_at(frame: pd.DataFrame, label: str, train: list, valid, test) -> Dat
         valid=_split(rows, label, inputs, [valid]),
         test=_split(rows, label, inputs, [test]),
     )
-    for name, part in (("train", dataset.train), ("validation", dataset.valid),
-                       ("test", dataset.test)):  # fmt: skip
+    for name, part in (
+        ("train", dataset.train),
+        ("validation", dataset.valid),
+        ("test", dataset.test),
+    ):
         if len(np.unique(part.y)) < 2:
             raise DatasetError(f"{label}: the {name} cutoffs {part.cutoffs} hold a single class")
         if int(part.y.sum()) < MIN_POSITIVES:

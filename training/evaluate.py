@@ -54,8 +54,9 @@ def value_captured(
     )
 
 
-def evaluate(y: np.ndarray, p: np.ndarray, value: np.ndarray | None = None,
-             truth: np.ndarray | None = None) -> dict[str, float]:  # fmt: skip
+def evaluate(
+    y: np.ndarray, p: np.ndarray, value: np.ndarray | None = None, truth: np.ndarray | None = None
+) -> dict[str, float]:
     """Test metrics; with ``truth`` also the oracle AUC on the same rows and the ratio to it."""
     metrics = {
         "test_auc": float(roc_auc_score(y, p)),

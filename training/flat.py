@@ -30,11 +30,14 @@ def cross_validate(table: FlatTable, config: TrainConfig, folds: int = FOLDS) ->
     aucs, rounds = [], []
     for fit_rows, held_out in splitter.split(x, y):
         train_rows, stop_rows = train_test_split(
-            fit_rows, test_size=EARLY_STOPPING_SHARE, stratify=y[fit_rows],
+            fit_rows,
+            test_size=EARLY_STOPPING_SHARE,
+            stratify=y[fit_rows],
             random_state=config.seed,
-        )  # fmt: skip
-        booster = fit_booster(x.iloc[train_rows], y[train_rows], x.iloc[stop_rows],
-                              y[stop_rows], config)  # fmt: skip
+        )
+        booster = fit_booster(
+            x.iloc[train_rows], y[train_rows], x.iloc[stop_rows], y[stop_rows], config
+        )
         aucs.append(float(roc_auc_score(y[held_out], booster.predict(x.iloc[held_out]))))
         rounds.append(booster.best_iteration)
     return {
@@ -65,21 +68,53 @@ def train_flat(
     with mlflow.start_run(run_name=f"flat {Path(path).name}") as run:
         mlflow.set_tags({"task": "flat", "table": str(path), "git_sha": git_sha()})
         cv = cross_validate(table, config)
-        mlflow.log_params({"target": target, "positive": positive, "rows": len(y),
-                           "features": x.shape[1], "folds": FOLDS, **config.__dict__})  # fmt: skip
-        mlflow.log_metrics({"cv_auc": cv["cv_auc"], "cv_auc_std": cv["cv_auc_std"],
-                            "positive_rate": float(y.mean())})  # fmt: skip
-        mlflow.log_dict({"dropped": table.dropped, "warnings": table.warnings,
-                         "features": list(x.columns), **cv}, "flat_summary.json")  # fmt: skip
-        summary = {"task": "flat", "run_id": run.info.run_id, "table": str(path),
-                   "rows": len(y), "features": list(x.columns), "dropped": table.dropped,
-                   "metrics": {"cv_auc": cv["cv_auc"], "cv_auc_std": cv["cv_auc_std"]},
-                   "fold_auc": cv["fold_auc"], "models": {}}  # fmt: skip
+        mlflow.log_params(
+            {
+                "target": target,
+                "positive": positive,
+                "rows": len(y),
+                "features": x.shape[1],
+                "folds": FOLDS,
+                **config.__dict__,
+            }
+        )
+        mlflow.log_metrics(
+            {
+                "cv_auc": cv["cv_auc"],
+                "cv_auc_std": cv["cv_auc_std"],
+                "positive_rate": float(y.mean()),
+            }
+        )
+        mlflow.log_dict(
+            {
+                "dropped": table.dropped,
+                "warnings": table.warnings,
+                "features": list(x.columns),
+                **cv,
+            },
+            "flat_summary.json",
+        )
+        summary = {
+            "task": "flat",
+            "run_id": run.info.run_id,
+            "table": str(path),
+            "rows": len(y),
+            "features": list(x.columns),
+            "dropped": table.dropped,
+            "metrics": {"cv_auc": cv["cv_auc"], "cv_auc_std": cv["cv_auc_std"]},
+            "fold_auc": cv["fold_auc"],
+            "models": {},
+        }
         if register:
             rounds = max(1, int(np.median(cv["best_iterations"])))
             booster = fit_fixed_rounds(x, y, config, rounds)
-            metadata = {"features": list(x.columns), "target": target, "positive": positive,
-                        "calibration": None, "label": target}  # fmt: skip
+            metadata = {
+                "features": list(x.columns),
+                "target": target,
+                "positive": positive,
+                "calibration": None,
+                "label": target,
+            }
             logged = log_booster(booster, register, x.head(5), metadata)
             summary["models"] = {register: logged.version}
     return summary

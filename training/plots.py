@@ -147,15 +147,18 @@ def plot_calibration(
     reliability_ax, count_ax = fig.subplots(
         2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.2]}
     )
-    reliability_ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1,
-                        label="perfectly calibrated")  # fmt: skip
-    reliability_ax.plot(mean_p[filled], observed[filled], marker="o", color="#1f77b4",
-                        linewidth=2, label="model")  # fmt: skip
+    reliability_ax.plot(
+        [0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="perfectly calibrated"
+    )
+    reliability_ax.plot(
+        mean_p[filled], observed[filled], marker="o", color="#1f77b4", linewidth=2, label="model"
+    )
     reliability_ax.set_xlim(0, 1)
     reliability_ax.set_ylim(0, 1.01)
     reliability_ax.set_ylabel("observed positive rate", fontsize=LABEL_SIZE)
-    reliability_ax.set_title(f"{title}\nECE {error:.4f} ({bins} equal-width bins)",
-                             fontsize=TITLE_SIZE)  # fmt: skip
+    reliability_ax.set_title(
+        f"{title}\nECE {error:.4f} ({bins} equal-width bins)", fontsize=TITLE_SIZE
+    )
     reliability_ax.grid(alpha=0.3)
     reliability_ax.legend(loc="upper left", fontsize=9)
 
@@ -283,8 +286,14 @@ def plot_backtest(
     auc_ax, ece_ax = fig.subplots(2, 1, sharex=True)
     auc_ax.plot(x, auc, marker="o", color="#1f77b4", linewidth=2)
     for xi, value in zip(x, auc, strict=True):
-        auc_ax.annotate(f"{value:.4f}", (xi, value), textcoords="offset points", xytext=(0, 6),
-                        ha="center", fontsize=8)  # fmt: skip
+        auc_ax.annotate(
+            f"{value:.4f}",
+            (xi, value),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            fontsize=8,
+        )
     auc_ax.set_ylabel("ROC AUC", fontsize=LABEL_SIZE)
     auc_ax.set_title(title, fontsize=TITLE_SIZE)
     auc_ax.grid(alpha=0.3)
@@ -293,8 +302,9 @@ def plot_backtest(
 
     ece_ax.plot(x, ece, marker="s", color="#d62728", linewidth=2, label="ECE")
     if ece_limit is not None:
-        ece_ax.axhline(ece_limit, color="#555555", linestyle="--", linewidth=1,
-                       label=f"limit {ece_limit:.3f}")  # fmt: skip
+        ece_ax.axhline(
+            ece_limit, color="#555555", linestyle="--", linewidth=1, label=f"limit {ece_limit:.3f}"
+        )
         ece_ax.legend(loc="upper left", fontsize=9)
     ece_ax.set_ylabel("ECE (lower is better)", fontsize=LABEL_SIZE)
     ece_ax.set_ylim(0, max(np.nanmax(ece), ece_limit or 0.0) * 1.25 + 1e-3)
@@ -333,8 +343,11 @@ def _line_style(name: str, rank: int) -> dict[str, object]:
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
     if "oracle" in name.lower() or "truth" in name.lower():
         return {"color": "#000000", "linestyle": ":", "linewidth": 1.6}
-    return {"color": palette[rank % len(palette)], "linestyle": "-",
-            "linewidth": 2.4 if rank == 0 else 1.4}  # fmt: skip
+    return {
+        "color": palette[rank % len(palette)],
+        "linestyle": "-",
+        "linewidth": 2.4 if rank == 0 else 1.4,
+    }
 
 
 def _binary_labels(y_true: np.ndarray, need_both: bool = True) -> np.ndarray:

@@ -81,16 +81,26 @@ def promote(name: str, force: bool = False) -> dict:
     measured = {role: measure(model, rows, label) for role, model in roles.items()}
     passes, auc_change, ece_change = no_worse(measured["challenger"], measured["champion"])
     promoted = passes or force
-    reason = "no worse than the champion" if passes else (
-        f"worse than the champion (AUC {auc_change:+.4f}, ECE {ece_change:+.4f})"
-        + (" — promoted anyway (--force)" if force else ""))  # fmt: skip
+    reason = (
+        "no worse than the champion"
+        if passes
+        else (
+            f"worse than the champion (AUC {auc_change:+.4f}, ECE {ece_change:+.4f})"
+            + (" — promoted anyway (--force)" if force else "")
+        )
+    )
     if promoted:
         set_champion(name, challenger.version, reason)
     cutoffs = sorted(str(c) for c in rows["cutoff"].unique()) if "cutoff" in rows else []
-    return {**decision, "champion": challenger.version if promoted else champion.version,
-            "promoted": promoted, "reason": reason, "rows": len(rows),
-            "test_cutoff": cutoffs[-1] if cutoffs else None,
-            "comparison": measured}  # fmt: skip
+    return {
+        **decision,
+        "champion": challenger.version if promoted else champion.version,
+        "promoted": promoted,
+        "reason": reason,
+        "rows": len(rows),
+        "test_cutoff": cutoffs[-1] if cutoffs else None,
+        "comparison": measured,
+    }
 
 
 def rollback(name: str, version: str) -> dict:
@@ -102,6 +112,12 @@ def rollback(name: str, version: str) -> dict:
     except RegistryError:
         before = None
     change = set_champion(name, target.version, f"set to version {target.version} (--version)")
-    return {"model": name, "champion": target.version, "previous": before, "promoted": True,
-            "reason": f"champion set to version {target.version} (was {before or 'none'})",
-            "by": change["by"], "at": change["at"]}  # fmt: skip
+    return {
+        "model": name,
+        "champion": target.version,
+        "previous": before,
+        "promoted": True,
+        "reason": f"champion set to version {target.version} (was {before or 'none'})",
+        "by": change["by"],
+        "at": change["at"],
+    }

@@ -32,10 +32,23 @@ from models.registry import (
 )
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "EXPERIMENT", "SHA_TAG", "LoggedModel", "RegistryError",
-    "VerifiedModel", "git_sha", "load_verified", "log_booster", "register_model",
-    "registered_models", "set_champion", "sha256_file", "tracking_uri", "use_store",
-]  # fmt: skip
+    "CHALLENGER",
+    "CHAMPION",
+    "EXPERIMENT",
+    "SHA_TAG",
+    "LoggedModel",
+    "RegistryError",
+    "VerifiedModel",
+    "git_sha",
+    "load_verified",
+    "log_booster",
+    "register_model",
+    "registered_models",
+    "set_champion",
+    "sha256_file",
+    "tracking_uri",
+    "use_store",
+]
 
 EVALUATION_ROWS = "evaluation/test_rows.parquet"
 EVALUATION_CAP = 200_000  # rows kept for promotion; more is a seeded sample
@@ -84,9 +97,14 @@ def register_model(
             path = Path(tmp) / Path(EVALUATION_ROWS).name
             rows.to_parquet(path, index=False)
             mlflow.log_artifact(str(path), str(Path(EVALUATION_ROWS).parent))
-        mlflow.log_params({"evaluation_rows": len(rows), "evaluation_rows_of": len(test_rows),
-                           "evaluation_rows_cap": cap,
-                           "evaluation_rows_seed": EVALUATION_SEED})  # fmt: skip
+        mlflow.log_params(
+            {
+                "evaluation_rows": len(rows),
+                "evaluation_rows_of": len(test_rows),
+                "evaluation_rows_cap": cap,
+                "evaluation_rows_seed": EVALUATION_SEED,
+            }
+        )
     return log_model(artifact, name, example)
 
 
@@ -97,6 +115,10 @@ def log_booster(
     logged as a model artifact — for callers that hold the parts, not a ``ModelArtifact``."""
     rest = {k: v for k, v in metadata.items() if k not in ("features", "calibration")}
     calibration = metadata.get("calibration")
-    artifact = ModelArtifact(booster, Calibrator.from_json(calibration) if calibration else None,
-                             list(metadata["features"]), rest)  # fmt: skip
+    artifact = ModelArtifact(
+        booster,
+        Calibrator.from_json(calibration) if calibration else None,
+        list(metadata["features"]),
+        rest,
+    )
     return log_model(artifact, name, example)

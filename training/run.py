@@ -42,8 +42,16 @@ from training.train import TrainConfig, fit_booster
 from training.tune import tune
 
 TASKS = ("churn", "cross_sell", "upgrade", "all")
-SUMMARY_METRICS = ("test_auc", "lightgbm_defaults_test_auc", "logistic_regression_test_auc",
-                   "oracle_auc", "auc_to_oracle", "ece", "brier", "lift_at_10")  # fmt: skip
+SUMMARY_METRICS = (
+    "test_auc",
+    "lightgbm_defaults_test_auc",
+    "logistic_regression_test_auc",
+    "oracle_auc",
+    "auc_to_oracle",
+    "ece",
+    "brier",
+    "lift_at_10",
+)
 SHAP_ROWS = 5_000
 
 
@@ -113,8 +121,9 @@ def train_label(
     name = label.removeprefix("label_")
     ds = split_out_of_time(frame, label, bank.churn.horizon_months)
     with mlflow.start_run(run_name=name, nested=True) as run:
-        mlflow.set_tags({**(tags or {}), "label": label, "model": name, "git_sha": git_sha(),
-                         "source": source})  # fmt: skip
+        mlflow.set_tags(
+            {**(tags or {}), "label": label, "model": name, "git_sha": git_sha(), "source": source}
+        )
         refuse_perfect_predictors(ds.train.x, ds.train.y)
         if trials:
             config, study = tune(ds, config, trials)
@@ -136,30 +145,62 @@ def train_label(
                 metrics[f"lift_at_10_over_{b}"] = metrics["lift_at_10"] / m["lift_at_10"]
             metrics[f"{b}_test_auc"] = m["test_auc"]
         fingerprint = ds.fingerprint()
-        mlflow.log_params({**asdict(config), "label": label, "inputs": len(ds.inputs),
-                           "calibration": calibrator.method,
-                           "best_iteration": booster.best_iteration,
-                           "features_path": source, **split_params(ds, bank)})  # fmt: skip
+        mlflow.log_params(
+            {
+                **asdict(config),
+                "label": label,
+                "inputs": len(ds.inputs),
+                "calibration": calibrator.method,
+                "best_iteration": booster.best_iteration,
+                "features_path": source,
+                **split_params(ds, bank),
+            }
+        )
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         mlflow.log_dict(fingerprint, "data/fingerprint.json")
-        mlflow.log_dict({"catalog_version": CATALOG_VERSION, "features": list(ds.inputs)},
-                        "data/features.json")  # fmt: skip
+        mlflow.log_dict(
+            {"catalog_version": CATALOG_VERSION, "features": list(ds.inputs)}, "data/features.json"
+        )
         mlflow.log_dict(calibrator.to_json(), "model_extras/calibration.json")
         mlflow.log_dict(brier_by_method, "model_extras/calibration_brier_cv.json")
         with tempfile.TemporaryDirectory() as tmp:
             _plots(Path(tmp), ds, booster, p, scores, truth)
             mlflow.log_artifacts(tmp, "plots")
-        card = model_card(_card_info(name, ds, config, calibrator.method, metrics, baselines,
-                                     fingerprint, run.info.run_id, source, bank))  # fmt: skip
+        card = model_card(
+            _card_info(
+                name,
+                ds,
+                config,
+                calibrator.method,
+                metrics,
+                baselines,
+                fingerprint,
+                run.info.run_id,
+                source,
+                bank,
+            )
+        )
         mlflow.log_text(card, "model_card.md")
-        artifact = ModelArtifact(booster, calibrator, list(ds.inputs), metadata={
-            "catalog_version": CATALOG_VERSION, "label": label,
-            "test_cutoff": ds.test.cutoffs[-1],
-            "products": products_to_json(products)})  # fmt: skip
+        artifact = ModelArtifact(
+            booster,
+            calibrator,
+            list(ds.inputs),
+            metadata={
+                "catalog_version": CATALOG_VERSION,
+                "label": label,
+                "test_cutoff": ds.test.cutoffs[-1],
+                "products": products_to_json(products),
+            },
+        )
         logged = register_model(artifact, name, ds.test.x.head(5), test_rows=ds.test.rows)
-    return {"model": name, "version": logged.version, "run_id": run.info.run_id,
-            "sha256": logged.sha256, "metrics": metrics,
-            "splits": split_params(ds, bank)}  # fmt: skip
+    return {
+        "model": name,
+        "version": logged.version,
+        "run_id": run.info.run_id,
+        "sha256": logged.sha256,
+        "metrics": metrics,
+        "splits": split_params(ds, bank),
+    }
 
 
 def split_params(ds: Dataset, bank: BankConfig) -> dict[str, str]:
@@ -228,8 +269,9 @@ def train_task(
         for done, label in enumerate(labels, start=1):
             try:
                 results.append(
-                    train_label(frame, label, config, str(features_path), trials, bank, products,
-                                tags)  # fmt: skip
+                    train_label(
+                        frame, label, config, str(features_path), trials, bank, products, tags
+                    )
                 )
             except LeakageError:
                 raise

@@ -47,8 +47,14 @@ class TrainConfig:
         params = asdict(self)
         for key in ("num_boost_round", "early_stopping_rounds"):
             params.pop(key)
-        return {**params, "objective": "binary", "metric": "auc", "verbosity": -1,
-                "deterministic": True, "force_col_wise": True}  # fmt: skip
+        return {
+            **params,
+            "objective": "binary",
+            "metric": "auc",
+            "verbosity": -1,
+            "deterministic": True,
+            "force_col_wise": True,
+        }
 
 
 def fit_booster(

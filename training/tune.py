@@ -42,8 +42,14 @@ def tune(ds: Dataset, base: TrainConfig, trials: int) -> tuple[TrainConfig, dict
 
     def objective(trial: optuna.Trial) -> float:
         config = suggest(trial, base)
-        booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, config,
-                              extra_callbacks=[_pruning_callback(trial)])  # fmt: skip
+        booster = fit_booster(
+            ds.train.x,
+            ds.train.y,
+            ds.valid.x,
+            ds.valid.y,
+            config,
+            extra_callbacks=[_pruning_callback(trial)],
+        )
         return booster.best_score["valid_0"]["auc"]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -55,6 +61,10 @@ def tune(ds: Dataset, base: TrainConfig, trials: int) -> tuple[TrainConfig, dict
     study.optimize(objective, n_trials=trials)
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     best = study.best_trial
-    summary = {"trials": trials, "pruned": pruned, "best_valid_auc": best.value,
-               "best_params": best.params}  # fmt: skip
+    summary = {
+        "trials": trials,
+        "pruned": pruned,
+        "best_valid_auc": best.value,
+        "best_params": best.params,
+    }
     return suggest(best, base), summary

@@ -24,7 +24,8 @@ def bar_chart(bars: list[tuple[str, float | None]], unit: str, title: str) -> st
             continue
         length = max(1.0, BAR_AREA * abs(value) / top)
         parts.append(f'<rect x="0" y="{y + 14}" width="{length:.1f}" height="14" class="b"/>')
-        parts.append(f'<text x="{length + 6:.1f}" y="{y + 26}" class="v">'
-                     f"{value:,.0f} {escape(unit)}</text>")  # fmt: skip
+        parts.append(
+            f'<text x="{length + 6:.1f}" y="{y + 26}" class="v">{value:,.0f} {escape(unit)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)

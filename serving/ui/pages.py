@@ -40,8 +40,16 @@ from serving.ui.words import CHANNELS, RESULTS, WORDS, word
 
 GROWTH_SUFFIX = "_growth"
 LANGS = ("zh", "en")
-SORTABLE = {"rank", "p_churn", "contribution_12m", "expected_loss", "value_added",
-            "offer_propensity", "tier", "risk_band"}  # fmt: skip
+SORTABLE = {
+    "rank",
+    "p_churn",
+    "contribution_12m",
+    "expected_loss",
+    "value_added",
+    "offer_propensity",
+    "tier",
+    "risk_band",
+}
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -76,8 +84,14 @@ def language(request: Request, state: ServingState) -> str:
     return asked if asked in LANGS else state.config.language
 
 
-def render(request: Request, state: ServingState, name: str, status: int = 200,
-           session: Session | None = None, **context) -> HTMLResponse:  # fmt: skip
+def render(
+    request: Request,
+    state: ServingState,
+    name: str,
+    status: int = 200,
+    session: Session | None = None,
+    **context,
+) -> HTMLResponse:
     lang = language(request, state)
     response = templates.TemplateResponse(
         request,
@@ -104,13 +118,22 @@ def refuse(request, state, session, status: int, title: str, body: str) -> HTMLR
     return render(request, state, "error.html", status, session, title=title, message=body)
 
 
-def audit(state, session: Session, request: Request, endpoint: str, count: int, status=200,
-          **extra) -> None:  # fmt: skip
+def audit(
+    state, session: Session, request: Request, endpoint: str, count: int, status=200, **extra
+) -> None:
     key = session.key
     models = state.snapshot.versions if state.snapshot and status == 200 else None
-    state.audit.write(key=key.name, role=key.role, endpoint=endpoint, rm_book=key.rm_id,
-                      customers=count, models=models, request_id=request_id(request),
-                      status=status, **extra)  # fmt: skip
+    state.audit.write(
+        key=key.name,
+        role=key.role,
+        endpoint=endpoint,
+        rm_book=key.rm_id,
+        customers=count,
+        models=models,
+        request_id=request_id(request),
+        status=status,
+        **extra,
+    )
 
 
 def current(request: Request, state: ServingState) -> Session | None:
@@ -143,10 +166,12 @@ def home(request: Request, state: ServingState = State):
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, state: ServingState = State, failed=False):
     cookie, nonce = sessions(state).login_nonce()
-    response = render(request, state, "login.html", 401 if failed else 200, csrf=nonce,
-                      failed=failed)  # fmt: skip
-    response.set_cookie(LOGIN_COOKIE, cookie, max_age=3600, httponly=True, samesite="strict",
-                        path="/ui")  # fmt: skip
+    response = render(
+        request, state, "login.html", 401 if failed else 200, csrf=nonce, failed=failed
+    )
+    response.set_cookie(
+        LOGIN_COOKIE, cookie, max_age=3600, httponly=True, samesite="strict", path="/ui"
+    )
     return response
 
 
@@ -155,14 +180,26 @@ async def login(request: Request, state: ServingState = State):
     form = await request.form()
     store = sessions(state)
     if not store.login_nonce_matches(request.cookies.get(LOGIN_COOKIE), form.get("csrf")):
-        return refuse(request, state, None, 403, word(WORDS, "forbidden", language(request, state)),
-                      word(WORDS, "csrf_text", language(request, state)))  # fmt: skip
+        return refuse(
+            request,
+            state,
+            None,
+            403,
+            word(WORDS, "forbidden", language(request, state)),
+            word(WORDS, "csrf_text", language(request, state)),
+        )
     key = state.keys.identify(f"Bearer {str(form.get('key', '')).strip()}")
     if key is None:
         return login_page(request, state, failed=True)
     response = RedirectResponse("/ui/list", status_code=303)
-    response.set_cookie(SESSION_COOKIE, store.start(key), max_age=SESSION_HOURS * 3600,
-                        httponly=True, samesite="strict", path="/ui")  # fmt: skip
+    response.set_cookie(
+        SESSION_COOKIE,
+        store.start(key),
+        max_age=SESSION_HOURS * 3600,
+        httponly=True,
+        samesite="strict",
+        path="/ui",
+    )
     response.delete_cookie(LOGIN_COOKIE, path="/ui")
     return response
 
@@ -182,28 +219,47 @@ async def logout(request: Request, state: ServingState = State):
 
 def csrf_refused(request, state, session) -> HTMLResponse:
     lang = language(request, state)
-    return refuse(request, state, session, 403, word(WORDS, "forbidden", lang),
-                  word(WORDS, "csrf_text", lang))  # fmt: skip
+    return refuse(
+        request, state, session, 403, word(WORDS, "forbidden", lang), word(WORDS, "csrf_text", lang)
+    )
 
 
 def forbidden(request, state, session) -> HTMLResponse:
     lang = language(request, state)
-    return refuse(request, state, session, 403, word(WORDS, "forbidden", lang),
-                  word(WORDS, "forbidden_text", lang))  # fmt: skip
+    return refuse(
+        request,
+        state,
+        session,
+        403,
+        word(WORDS, "forbidden", lang),
+        word(WORDS, "forbidden_text", lang),
+    )
 
 
 def not_found(request, state, session) -> HTMLResponse:
     lang = language(request, state)
-    return refuse(request, state, session, 404, word(WORDS, "not_found", lang),
-                  word(WORDS, "not_found_text", lang))  # fmt: skip
+    return refuse(
+        request,
+        state,
+        session,
+        404,
+        word(WORDS, "not_found", lang),
+        word(WORDS, "not_found_text", lang),
+    )
 
 
 def unready(request, state, session) -> HTMLResponse | None:
     if state.ready and state.snapshot is not None:
         return None
     lang = language(request, state)
-    return refuse(request, state, session, 503, word(WORDS, "not_ready", lang),
-                  state.problem or word(WORDS, "not_found_text", lang))  # fmt: skip
+    return refuse(
+        request,
+        state,
+        session,
+        503,
+        word(WORDS, "not_ready", lang),
+        state.problem or word(WORDS, "not_found_text", lang),
+    )
 
 
 # ---------------------------------------------------------------- my lists
@@ -240,32 +296,46 @@ def shown_rows(rows: pd.DataFrame, state: ServingState, lang: str) -> list[dict]
     out = []
     for r in rows.to_dict("records"):
         offer = r.get("next_best_offer", r.get("growth_offer"))
-        out.append({
-            "rank": int(r["rank"]), "customer_id": plain_id(r["customer_id"]),
-            "customer_name": str(r.get("customer_name", "")),
-            "tier": bank.tiers.label(r["tier"], lang) if isinstance(r.get("tier"), str) else "",
-            "risk_band": word(WORDS, r["risk_band"], lang) if isinstance(r.get("risk_band"), str)
-            else None,
-            "band_code": r.get("risk_band"),
-            "leaving_now": bool(r["leaving_now"]) if pd.notna(r.get("leaving_now")) else None,
-            "p_churn": _pct(r.get("p_churn")),
-            "contribution_12m": _money(r.get("contribution_12m")),
-            "expected_loss": _money(r.get("expected_loss")),
-            "value_added": _money(r.get("value_added")),
-            "offer": _offer_label(offer, bank, lang),
-            "offer_propensity": _pct(r.get("offer_propensity")),
-            "reasons": [t for t in (r.get("reason_1"), r.get("reason_2"), r.get("reason_3"))
-                        if isinstance(t, str)],
-            "action": text(ACTIONS, str(r.get("action", "")), lang),
-        })  # fmt: skip
+        out.append(
+            {
+                "rank": int(r["rank"]),
+                "customer_id": plain_id(r["customer_id"]),
+                "customer_name": str(r.get("customer_name", "")),
+                "tier": bank.tiers.label(r["tier"], lang) if isinstance(r.get("tier"), str) else "",
+                "risk_band": word(WORDS, r["risk_band"], lang)
+                if isinstance(r.get("risk_band"), str)
+                else None,
+                "band_code": r.get("risk_band"),
+                "leaving_now": bool(r["leaving_now"]) if pd.notna(r.get("leaving_now")) else None,
+                "p_churn": _pct(r.get("p_churn")),
+                "contribution_12m": _money(r.get("contribution_12m")),
+                "expected_loss": _money(r.get("expected_loss")),
+                "value_added": _money(r.get("value_added")),
+                "offer": _offer_label(offer, bank, lang),
+                "offer_propensity": _pct(r.get("offer_propensity")),
+                "reasons": [
+                    t
+                    for t in (r.get("reason_1"), r.get("reason_2"), r.get("reason_3"))
+                    if isinstance(t, str)
+                ],
+                "action": text(ACTIONS, str(r.get("action", "")), lang),
+            }
+        )
     return out
 
 
 @router.get("/list", response_class=HTMLResponse)
-def my_list(request: Request, state: ServingState = State,
-            rm_id: str | None = None, kind: Literal["retention", "growth"] = "retention",
-            band: str = "", leaving: str = "", action: str = "", sort: str = "rank",
-            order: Literal["asc", "desc"] = "asc"):  # fmt: skip
+def my_list(
+    request: Request,
+    state: ServingState = State,
+    rm_id: str | None = None,
+    kind: Literal["retention", "growth"] = "retention",
+    band: str = "",
+    leaving: str = "",
+    action: str = "",
+    sort: str = "rank",
+    order: Literal["asc", "desc"] = "asc",
+):
     session = current(request, state)
     if session is None:
         return to_login()
@@ -279,20 +349,38 @@ def my_list(request: Request, state: ServingState = State,
     snapshot = state.snapshot
     choices = sorted(snapshot.rms["rm_id"].astype(str)) if session.key.role != "rm" else []
     rows = list_rows(state, owner, kind, lang) if owner else None
-    context = {"owner": owner, "choices": choices, "kind": kind, "band": band,
-               "leaving": leaving, "action": action, "sort": sort, "order": order,
-               "cutoff": snapshot.cutoff, "rows": [], "columns": [], "bands": [],
-               "actions": [], "has_list": rows is not None, "total": 0}  # fmt: skip
+    context = {
+        "owner": owner,
+        "choices": choices,
+        "kind": kind,
+        "band": band,
+        "leaving": leaving,
+        "action": action,
+        "sort": sort,
+        "order": order,
+        "cutoff": snapshot.cutoff,
+        "rows": [],
+        "columns": [],
+        "bands": [],
+        "actions": [],
+        "has_list": rows is not None,
+        "total": 0,
+    }
     if rows is not None:
-        context["bands"] = [b for b in ("high", "medium", "low")
-                            if "risk_band" in rows and (rows["risk_band"] == b).any()]  # fmt: skip
-        context["actions"] = [(a, text(ACTIONS, a, lang))
-                              for a in sorted(rows["action"].dropna().unique())]  # fmt: skip
+        context["bands"] = [
+            b
+            for b in ("high", "medium", "low")
+            if "risk_band" in rows and (rows["risk_band"] == b).any()
+        ]
+        context["actions"] = [
+            (a, text(ACTIONS, a, lang)) for a in sorted(rows["action"].dropna().unique())
+        ]
         context["has_leaving"] = "leaving_now" in rows
         chosen = filtered(rows, band, leaving, action)
         if sort in SORTABLE and sort in chosen:
-            chosen = chosen.sort_values(sort, ascending=order == "asc", kind="stable",
-                                        na_position="last")  # fmt: skip
+            chosen = chosen.sort_values(
+                sort, ascending=order == "asc", kind="stable", na_position="last"
+            )
         context["rows"] = shown_rows(chosen, state, lang)
         context["total"] = len(rows)
         context["columns"] = list_columns(rows, kind, lang)
@@ -307,14 +395,26 @@ def list_columns(rows: pd.DataFrame, kind: str, lang: str) -> list[tuple[str, st
     if kind == "growth":
         keys += ["p_churn", "value_added", "offer", "offer_propensity", "reasons", "action"]
     else:
-        keys += ["p_churn", "contribution_12m", "expected_loss", "reasons", "offer",
-                 "offer_propensity", "action"]  # fmt: skip
-    headers = {"offer": "growth_offer" if kind == "growth" else "next_best_offer",
-               "reasons": "reason_1"}  # fmt: skip
+        keys += [
+            "p_churn",
+            "contribution_12m",
+            "expected_loss",
+            "reasons",
+            "offer",
+            "offer_propensity",
+            "action",
+        ]
+    headers = {
+        "offer": "growth_offer" if kind == "growth" else "next_best_offer",
+        "reasons": "reason_1",
+    }
     out = []
     for key in keys:
-        label = word(WORDS, "reasons", lang) if key == "reasons" else text(
-            HEADERS, headers.get(key, key), lang)  # fmt: skip
+        label = (
+            word(WORDS, "reasons", lang)
+            if key == "reasons"
+            else text(HEADERS, headers.get(key, key), lang)
+        )
         out.append((key, label, key in SORTABLE and key in rows))
     return out
 
@@ -333,8 +433,7 @@ def customer_in_reach(state, session, customer_id: str):
 
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
-def customer(request: Request, customer_id: str, state: ServingState = State,
-             saved: bool = False):  # fmt: skip
+def customer(request: Request, customer_id: str, state: ServingState = State, saved: bool = False):
     session = current(request, state)
     if session is None:
         return to_login()
@@ -365,24 +464,34 @@ def customer_context(state: ServingState, key, lang: str) -> dict:
     result = state.score(frame, explain_rows=True)[0]
     info = snapshot.scores.loc[key]
     row = snapshot.features.loc[key]
-    held = [bank.product_label(c.removeprefix("holds_"), lang) for c in row.index
-            if c.startswith("holds_") and pd.notna(row[c]) and bool(row[c])]  # fmt: skip
-    maturing = {name: row.get(name, info.get(name)) for name in
-                ("maturing_product", "maturing_date", "maturing_30d")}  # fmt: skip
+    held = [
+        bank.product_label(c.removeprefix("holds_"), lang)
+        for c in row.index
+        if c.startswith("holds_") and pd.notna(row[c]) and bool(row[c])
+    ]
+    maturing = {
+        name: row.get(name, info.get(name))
+        for name in ("maturing_product", "maturing_date", "maturing_30d")
+    }
     product = maturing["maturing_product"]
-    history = [(word(WORDS, name, lang), _number(row.get(name)))
-               for name in ("aum_avg_12m", "aum_avg_3m", "aum_avg_1m")]  # fmt: skip
+    history = [
+        (word(WORDS, name, lang), _number(row.get(name)))
+        for name in ("aum_avg_12m", "aum_avg_3m", "aum_avg_1m")
+    ]
     contribution = [(word(WORDS, "contribution_12m", lang), _number(row.get("contribution_12m")))]
     unit = word(WORDS, "cny", lang)
     return {
-        "customer_id": plain_id(key), "customer_name": str(info.get("customer_name", "")),
+        "customer_id": plain_id(key),
+        "customer_name": str(info.get("customer_name", "")),
         "owner": str(info["rm_id"]) if pd.notna(info.get("rm_id")) else None,
         "tier": bank.tiers.label(info["tier"], lang) if isinstance(info.get("tier"), str) else "",
         "p_churn": _pct(result["churn_probability"]),
         "band": word(WORDS, result["risk_band"], lang),
         "p_upgrade": _pct(result["upgrade_probability"]),
-        "propensities": [(bank.product_label(p, lang), _pct(v)) for p, v in
-                         sorted(result["propensities"].items(), key=lambda item: -item[1])],
+        "propensities": [
+            (bank.product_label(p, lang), _pct(v))
+            for p, v in sorted(result["propensities"].items(), key=lambda item: -item[1])
+        ],
         "reasons": [(r[f"text_{lang}"], bool(r.get("context"))) for r in result["reasons"] or []],
         "held": held,
         "maturing_product": bank.product_label(product, lang) if isinstance(product, str) else None,
@@ -394,22 +503,27 @@ def customer_context(state: ServingState, key, lang: str) -> dict:
         "channels": [(c, word(CHANNELS, c, lang)) for c in CHANNELS],
         "results": [(c, word(RESULTS, c, lang)) for c in RESULTS],
         "cutoff": snapshot.cutoff,
-    }  # fmt: skip
+    }
 
 
 def contacts(store, customer_id, lang: str) -> list[dict]:
     """Past contacts, newest first, as the page prints them."""
-    return [{"time": o.recorded_at[:16].replace("T", " "),
-             "channel": word(CHANNELS, o.channel, lang),
-             "reached": word(WORDS, "yes" if o.reached else "no", lang),
-             "result": word(RESULTS, o.result, lang), "next_step": o.next_step,
-             "note": o.note, "by": o.recorded_by}
-            for o in store.for_customer(customer_id)]  # fmt: skip
+    return [
+        {
+            "time": o.recorded_at[:16].replace("T", " "),
+            "channel": word(CHANNELS, o.channel, lang),
+            "reached": word(WORDS, "yes" if o.reached else "no", lang),
+            "result": word(RESULTS, o.result, lang),
+            "next_step": o.next_step,
+            "note": o.note,
+            "by": o.recorded_by,
+        }
+        for o in store.for_customer(customer_id)
+    ]
 
 
 @router.post("/customers/{customer_id}/outcomes", response_class=HTMLResponse)
-async def record_outcome(request: Request, customer_id: str,
-                         state: ServingState = State):  # fmt: skip
+async def record_outcome(request: Request, customer_id: str, state: ServingState = State):
     session = current(request, state)
     if session is None:
         return to_login()
@@ -427,8 +541,14 @@ async def record_outcome(request: Request, customer_id: str,
     store = outcome_store()
     lang = language(request, state)
     if store is None:
-        return refuse(request, state, session, 503, word(WORDS, "record", lang),
-                      word(WORDS, "outcomes_off", lang))  # fmt: skip
+        return refuse(
+            request,
+            state,
+            session,
+            503,
+            word(WORDS, "record", lang),
+            word(WORDS, "outcomes_off", lang),
+        )
     channel, result = str(form.get("channel", "")), str(form.get("result", ""))
     if channel not in CHANNELS or result not in RESULTS:
         return refuse(
@@ -462,9 +582,13 @@ async def record_outcome(request: Request, customer_id: str,
 
 
 @router.get("/lists/{list_id}.{fmt}")
-def download(request: Request, list_id: str, fmt: Literal["csv", "xlsx"],
-             state: ServingState = State,
-             kind: Literal["retention", "growth"] = "retention") -> Response:  # fmt: skip
+def download(
+    request: Request,
+    list_id: str,
+    fmt: Literal["csv", "xlsx"],
+    state: ServingState = State,
+    kind: Literal["retention", "growth"] = "retention",
+) -> Response:
     session = current(request, state)
     if session is None:
         return to_login()
@@ -479,8 +603,11 @@ def download(request: Request, list_id: str, fmt: Literal["csv", "xlsx"],
         return not_found(request, state, session)
     rows = max(0, sum(1 for _ in path.open("rb")) - 1) if fmt == "csv" else None
     audit(state, session, request, "/ui/lists", rows or 0, list_rm=owner, file=name)
-    media = ("text/csv; charset=utf-8" if fmt == "csv" else
-             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
+    media = (
+        "text/csv; charset=utf-8"
+        if fmt == "csv"
+        else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
     return FileResponse(path, media_type=media, filename=name)
 
 

@@ -10,8 +10,10 @@ WORDS = {
     "login": ("登录", "Log in"),
     "logout": ("退出", "Log out"),
     "api_key": ("API 密钥", "API key"),
-    "login_help": ("请输入您的 API 密钥（与接口使用的密钥相同）。",
-                   "Enter your API key (the same key the API takes)."),
+    "login_help": (
+        "请输入您的 API 密钥（与接口使用的密钥相同）。",
+        "Enter your API key (the same key the API takes).",
+    ),
     "bad_key": ("密钥无效或已撤销。", "Unknown or revoked key."),
     "my_lists": ("我的名单", "My lists"),
     "retention": ("挽留名单", "Retention list"),
@@ -62,10 +64,14 @@ WORDS = {
     "by": ("记录人", "By"),
     "outcomes_off": ("此服务未配置联系结果存储。", "This service has no outcome store."),
     "forbidden": ("无权访问", "Not allowed"),
-    "forbidden_text": ("此客户或名单不在您的管辖范围内。",
-                       "This customer or list is not in your book."),
-    "csrf_text": ("表单已过期或无效，请重新打开页面后再提交。",
-                  "The form is stale or not from this page; open the page again and resubmit."),
+    "forbidden_text": (
+        "此客户或名单不在您的管辖范围内。",
+        "This customer or list is not in your book.",
+    ),
+    "csrf_text": (
+        "表单已过期或无效，请重新打开页面后再提交。",
+        "The form is stale or not from this page; open the page again and resubmit.",
+    ),
     "not_found": ("未找到", "Not found"),
     "not_found_text": ("快照中没有此客户或名单。", "No such customer or list in the snapshot."),
     "not_ready": ("服务尚未就绪。", "The service is not ready."),
@@ -78,7 +84,7 @@ WORDS = {
     "context": ("背景", "context"),
     "language": ("English", "中文"),
     "sort": ("排序", "Sort"),
-}  # fmt: skip
+}
 
 # the codes of serving.outcomes (the warehouse's interaction kinds and the results it takes)
 CHANNELS = {

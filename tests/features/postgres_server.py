@@ -76,18 +76,36 @@ class PostgresServer:
             entry = pwd.getpwnam(self._user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         self._run(
-            self.bindir / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust",
-            "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
-        )  # fmt: skip
+            self.bindir / "initdb",
+            "-D",
+            self.data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        )
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c jit=off "
             "-c work_mem=64MB"
         )
-        self._run(self.bindir / "pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w",
-                  "start")  # fmt: skip
-        self._run(self.bindir / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U",
-                  "postgres", DATABASE)  # fmt: skip
+        self._run(
+            self.bindir / "pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w", "start"
+        )
+        self._run(
+            self.bindir / "createdb",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            DATABASE,
+        )
         return self
 
     def stop(self) -> None:

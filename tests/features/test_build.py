@@ -37,8 +37,10 @@ def test_every_produced_feature_has_a_catalog_entry_and_vice_versa(small_bank):
         *satisfaction_features(panel),
         *lifecycle_features(panel),
         *tier_history_features(panel.mutate(tier_level=0, tier_changed=0, tier_dropped=0)),
-        "tier_level", "months_in_tier", *CUTOFF_FEATURES,
-    }  # fmt: skip
+        "tier_level",
+        "months_in_tier",
+        *CUTOFF_FEATURES,
+    }
     produced.discard("tier_run")  # a step towards months_in_tier, not a feature
     assert produced == set(feature_names(CONFIG.products))
 
@@ -107,18 +109,32 @@ def test_every_churn_label_is_an_exit_the_generator_made_and_vice_versa(features
 
 def test_cutoff_ranges_parse_to_month_ends():
     assert parse_cutoffs("2024-01-31:2024-06-30", every=2) == [
-        date(2024, 1, 31), date(2024, 3, 31), date(2024, 5, 31)
-    ]  # fmt: skip
+        date(2024, 1, 31),
+        date(2024, 3, 31),
+        date(2024, 5, 31),
+    ]
     with pytest.raises(ValueError, match="month-end"):
         parse_cutoffs("2024-01-15:2024-06-30")
 
 
 def test_features_cli_refuses_cutoffs_outside_the_data(small_bank, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "retain", "features", "--warehouse", str(small_bank),
-         "--cutoffs", "2030-01-31:2030-03-31", "--out", str(tmp_path / "f.parquet")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "retain",
+            "features",
+            "--warehouse",
+            str(small_bank),
+            "--cutoffs",
+            "2030-01-31:2030-03-31",
+            "--out",
+            str(tmp_path / "f.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert "outside the warehouse" in result.stderr
     assert "Traceback" not in result.stderr

@@ -16,8 +16,22 @@ from synthetic.dynamics import DRIVERS as SYNTH_DRIVERS
 
 PRODUCTS = as_products(DEFAULT_CATALOGUE)
 FEATURES = list(catalog(PRODUCTS).values())
-NUMERIC_VALUES = [0, 0.0, -0.35, -1, 1, 2, 0.5, 0.004, 3.7, 12_000.0, 1_234_567.89, 9e9,
-                  np.float64(-0.2), np.int64(3)]  # fmt: skip
+NUMERIC_VALUES = [
+    0,
+    0.0,
+    -0.35,
+    -1,
+    1,
+    2,
+    0.5,
+    0.004,
+    3.7,
+    12_000.0,
+    1_234_567.89,
+    9e9,
+    np.float64(-0.2),
+    np.int64(3),
+]
 BOOL_VALUES = [True, False, np.True_, np.False_, 0, 1]
 
 
@@ -202,9 +216,16 @@ def test_directions_and_flags() -> None:
 
 def test_entries_are_checked() -> None:
     good = dict(
-        name="x", domain="loyalty", dtype="int64", label_zh="x", label_en="x",
-        reason_zh="{value:.0f}", reason_en="{value:.0f}", direction=1, actionable=True,
-    )  # fmt: skip
+        name="x",
+        domain="loyalty",
+        dtype="int64",
+        label_zh="x",
+        label_en="x",
+        reason_zh="{value:.0f}",
+        reason_en="{value:.0f}",
+        direction=1,
+        actionable=True,
+    )
     assert Feature(**good).reason_group == "x"
     for change, message in [
         ({"domain": "wealth"}, "domain"),

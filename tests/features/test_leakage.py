@@ -70,8 +70,14 @@ def assert_same(left: pd.DataFrame, right: pd.DataFrame, columns: list[str]) -> 
     for column in columns:
         a, b = left[column], right[column]
         if pd.api.types.is_float_dtype(a) or pd.api.types.is_float_dtype(b):
-            np.testing.assert_allclose(a.astype(float), b.astype(float), rtol=1e-9, atol=1e-9,
-                                       equal_nan=True, err_msg=column)  # fmt: skip
+            np.testing.assert_allclose(
+                a.astype(float),
+                b.astype(float),
+                rtol=1e-9,
+                atol=1e-9,
+                equal_nan=True,
+                err_msg=column,
+            )
         else:
             assert a.astype(str).tolist() == b.astype(str).tolist(), column
 

@@ -18,10 +18,24 @@ pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark need
 
 def build(engine: str, warehouse, out) -> pd.DataFrame:
     result = subprocess.run(
-        [sys.executable, "-m", "retain", "features", "--warehouse", str(warehouse),
-         "--cutoffs", "2024-01-31:2024-12-31", "--engine", engine, "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "retain",
+            "features",
+            "--warehouse",
+            str(warehouse),
+            "--cutoffs",
+            "2024-01-31:2024-12-31",
+            "--engine",
+            engine,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return pd.read_parquet(out).sort_values(["cutoff", "customer_id"], ignore_index=True)
 
@@ -39,8 +53,12 @@ def test_spark_and_duckdb_agree_on_a_2k_customer_bank(tmp_path):
         assert a.isna().equals(b.isna()), column
         if pd.api.types.is_float_dtype(a) or pd.api.types.is_float_dtype(b):
             np.testing.assert_allclose(
-                a.astype(float), b.astype(float), rtol=1e-9, atol=1e-9, equal_nan=True,
+                a.astype(float),
+                b.astype(float),
+                rtol=1e-9,
+                atol=1e-9,
+                equal_nan=True,
                 err_msg=column,
-            )  # fmt: skip
+            )
         else:
             assert a[a.notna()].astype(str).equals(b[b.notna()].astype(str)), column

@@ -29,13 +29,15 @@ FEATURES = ["aum_change_3m", "tenure_months", "has_salary", "complaints_12m"]
 
 def random_frame(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "customer_id": np.arange(n),
-        "aum_change_3m": rng.normal(size=n),
-        "tenure_months": rng.integers(1, 200, size=n).astype("float64"),
-        "has_salary": rng.random(n) < 0.6,
-        "complaints_12m": rng.poisson(0.3, size=n).astype("float64"),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.arange(n),
+            "aum_change_3m": rng.normal(size=n),
+            "tenure_months": rng.integers(1, 200, size=n).astype("float64"),
+            "has_salary": rng.random(n) < 0.6,
+            "complaints_12m": rng.poisson(0.3, size=n).astype("float64"),
+        }
+    )
     frame.loc[rng.random(n) < 0.05, "aum_change_3m"] = np.nan  # missing at scoring time
     risk = -frame["aum_change_3m"].fillna(0) + 0.8 * frame["complaints_12m"] - frame["has_salary"]
     frame["label_churn"] = (risk + rng.normal(size=n) > 0.5).astype(int)
@@ -45,8 +47,11 @@ def random_frame(n: int, seed: int) -> pd.DataFrame:
 def tiny_artifact(calibrator: Calibrator | None, seed: int = 0) -> ModelArtifact:
     frame = random_frame(600, seed)
     x = frame[FEATURES].astype("float64")
-    booster = lgb.train({"objective": "binary", "num_leaves": 4, "verbose": -1, "seed": seed},
-                        lgb.Dataset(x, frame["label_churn"]), num_boost_round=15)  # fmt: skip
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 4, "verbose": -1, "seed": seed},
+        lgb.Dataset(x, frame["label_churn"]),
+        num_boost_round=15,
+    )
     return ModelArtifact(booster, calibrator, FEATURES, {"label": "label_churn"})
 
 
@@ -161,8 +166,11 @@ def test_a_missing_model_is_named():
 
 def test_the_shipped_loader_imports_nothing_of_retain():
     source = (Path(__file__).resolve().parents[2] / "models" / "retain_pyfunc.py").read_text()
-    imports = {line.split()[1].split(".")[0] for line in source.splitlines()
-               if line.startswith(("import ", "from "))}  # fmt: skip
+    imports = {
+        line.split()[1].split(".")[0]
+        for line in source.splitlines()
+        if line.startswith(("import ", "from "))
+    }
     assert imports <= {"__future__", "json", "pathlib", "lightgbm", "numpy", "pandas"}
     assert "pickle" not in source.replace("never unpickles", "")
     assert "retain_pyfunc" not in sys.builtin_module_names

@@ -23,16 +23,29 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_subcommand_with_one_line():
     result = run("--help")
     assert result.returncode == 0
-    commands = ("synth", "validate", "profile", "features", "train", "backtest", "promote",
-                "models", "score", "keys", "serve", "demo")  # fmt: skip
+    commands = (
+        "synth",
+        "validate",
+        "profile",
+        "features",
+        "train",
+        "backtest",
+        "promote",
+        "models",
+        "score",
+        "keys",
+        "serve",
+        "demo",
+    )
     for command in commands:
         assert command in result.stdout
 
 
 def test_keys_are_printed_once_stored_hashed_and_revocable(tmp_path):
     keys = tmp_path / "keys.json"
-    added = run("keys", "add", "--keys", str(keys), "--role", "rm", "--rm-id", "RM7",
-                "--name", "anna")  # fmt: skip
+    added = run(
+        "keys", "add", "--keys", str(keys), "--role", "rm", "--rm-id", "RM7", "--name", "anna"
+    )
     assert added.returncode == 0, added.stderr
     key = added.stdout.strip().splitlines()[-1]
     assert key.startswith("rk_") and len(key) > 40 and key not in keys.read_text()
@@ -49,8 +62,19 @@ def test_keys_are_printed_once_stored_hashed_and_revocable(tmp_path):
 
 def test_synth_writes_a_valid_warehouse_and_a_json_summary(tmp_path):
     out, summary = tmp_path / "wh", tmp_path / "synth.json"
-    result = run("synth", "--customers", "800", "--months", "8", "--seed", "5",
-                 "--out", str(out), "--json", str(summary))  # fmt: skip
+    result = run(
+        "synth",
+        "--customers",
+        "800",
+        "--months",
+        "8",
+        "--seed",
+        "5",
+        "--out",
+        str(out),
+        "--json",
+        str(summary),
+    )
     assert result.returncode == 0, result.stderr
     payload = json.loads(summary.read_text())
     assert payload["rows"]["customers"] == 800
@@ -138,8 +162,9 @@ def test_a_killed_run_leaves_the_previous_output_and_no_scratch(tmp_path):
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     child = subprocess.Popen(
         [*RETAIN, "synth", "--customers", "200000", "--seed", "9", "--out", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while not any(p.name.startswith(".wh.") for p in tmp_path.iterdir()):
         assert time.monotonic() < deadline, "generation never started"
@@ -178,17 +203,36 @@ def test_config_check_finds_names_for_products_the_bank_does_not_have(small_bank
     assert good.returncode == 0, good.stdout + good.stderr
     config = tmp_path / "retain.toml"
     config.write_text('[product_labels.gold_account]\nzh = "积存金"\n')
-    result = run("config", "check", "--config", str(config), "--warehouse", str(small_bank),
-                 "--json", str(tmp_path / "c.json"))  # fmt: skip
+    result = run(
+        "config",
+        "check",
+        "--config",
+        str(config),
+        "--warehouse",
+        str(small_bank),
+        "--json",
+        str(tmp_path / "c.json"),
+    )
     assert result.returncode == 1
     found = json.loads((tmp_path / "c.json").read_text())["configuration"]
-    assert found == [{"key": "product_labels.gold_account",
-                      "problem": "names a product the products table does not have"}]  # fmt: skip
+    assert found == [
+        {
+            "key": "product_labels.gold_account",
+            "problem": "names a product the products table does not have",
+        }
+    ]
 
 
 def test_score_refuses_a_cutoff_that_is_not_a_month_end(small_bank, tmp_path):
-    result = run("score", "--warehouse", str(small_bank), "--cutoff", "2024-12-15",
-                 "--out", str(tmp_path / "s"))  # fmt: skip
+    result = run(
+        "score",
+        "--warehouse",
+        str(small_bank),
+        "--cutoff",
+        "2024-12-15",
+        "--out",
+        str(tmp_path / "s"),
+    )
     assert result.returncode == 2
     assert "not a month-end" in result.stderr and "Traceback" not in result.stderr
 
@@ -198,16 +242,30 @@ def test_a_month_missing_from_balances_is_named(small_bank, tmp_path):
     shutil.copytree(small_bank, bank)
     for part in (bank / "balances").glob("*.parquet"):
         _rewrite(part, lambda f: f[pd.to_datetime(f["month"]) != pd.Timestamp("2024-05-31")])
-    result = run("features", "--warehouse", str(bank), "--cutoffs", "2024-09-30",
-                 "--out", str(tmp_path / "f.parquet"))  # fmt: skip
+    result = run(
+        "features",
+        "--warehouse",
+        str(bank),
+        "--cutoffs",
+        "2024-09-30",
+        "--out",
+        str(tmp_path / "f.parquet"),
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "2024-05-31" in result.stderr and "no rows" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_features_validate_the_warehouse_first(faulty_bank, tmp_path):
-    result = run("features", "--warehouse", str(faulty_bank), "--cutoffs", "2024-09-30",
-                 "--out", str(tmp_path / "f.parquet"))  # fmt: skip
+    result = run(
+        "features",
+        "--warehouse",
+        str(faulty_bank),
+        "--cutoffs",
+        "2024-09-30",
+        "--out",
+        str(tmp_path / "f.parquet"),
+    )
     assert result.returncode == 1
     assert "violation" in result.stderr and "unique key" in result.stderr
     assert not (tmp_path / "f.parquet").exists()

@@ -70,10 +70,24 @@ class Service:
 def start_service(env: dict, folder: Path, scores: Path | None, keys: Path, workers: int = 2):
     port = free_port()
     log = folder / f"service-{port}.log"
-    args = [sys.executable, "-m", "retain", "serve", "--port", str(port), "--keys", str(keys),
-            "--workers", str(workers), "--audit", str(folder / "audit.log"),
-            "--scores", str(scores) if scores else str(folder / "no-snapshot")]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "retain",
+        "serve",
+        "--port",
+        str(port),
+        "--keys",
+        str(keys),
+        "--workers",
+        str(workers),
+        "--audit",
+        str(folder / "audit.log"),
+        "--scores",
+        str(scores) if scores else str(folder / "no-snapshot"),
+    ]
     with open(log, "wb") as out:
-        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     return Service(f"http://127.0.0.1:{port}", process, log)

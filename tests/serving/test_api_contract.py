@@ -25,9 +25,11 @@ def start_with_outcomes(scored, folder: Path, outcomes: str | None = None):
     tokens = {
         "crm": add_key(keys, scored.env, "--role", "crm", "--name", "crm-system"),
         "admin": add_key(keys, scored.env, "--role", "admin", "--name", "ops"),
-        **{rm: add_key(keys, scored.env, "--role", "rm", "--rm-id", rm, "--name", f"rm-{rm}")
-           for rm in books},
-    }  # fmt: skip
+        **{
+            rm: add_key(keys, scored.env, "--role", "rm", "--rm-id", rm, "--name", f"rm-{rm}")
+            for rm in books
+        },
+    }
     env = {**scored.env, "RETAIN_OUTCOMES": outcomes or str(folder / "outcomes.db")}
     service = start_service(env, folder, scored.out, keys)
     return service, tokens, books, scores
@@ -40,8 +42,14 @@ def contract(scored, tmp_path_factory):
     try:
         service.wait_ready()
         spec = httpx.get(service.url + "/openapi.json").json()
-        yield {"url": service.url, "tokens": tokens, "books": books, "scores": scores,
-               "spec": spec, "folder": folder}  # fmt: skip
+        yield {
+            "url": service.url,
+            "tokens": tokens,
+            "books": books,
+            "scores": scores,
+            "spec": spec,
+            "folder": folder,
+        }
     finally:
         service.stop()
 
@@ -64,8 +72,9 @@ def test_the_spec_declares_bearer_auth_v1_paths_limits_and_every_status(contract
     for path in V1:
         for method, operation in spec["paths"][path].items():
             assert operation["security"] == [{"bearerAuth": []}], (path, method)
-            assert not any(p["name"].lower() == "authorization"
-                           for p in operation.get("parameters", [])), (path, method)  # fmt: skip
+            assert not any(
+                p["name"].lower() == "authorization" for p in operation.get("parameters", [])
+            ), (path, method)
             assert ERROR_STATUSES <= set(operation["responses"]), (path, method)
             error = operation["responses"]["422"]["content"]["application/json"]["schema"]
             assert error == {"$ref": "#/components/schemas/ErrorResponse"}
@@ -96,8 +105,9 @@ def test_the_either_or_is_schema_invalid_when_empty_and_answered_422(contract):
 def test_a_missing_key_is_401_in_the_envelope(contract):
     for scheme in (None, "Basic abc", "Bearer rk_unknown"):
         headers = {"Authorization": scheme} if scheme else {}
-        response = httpx.post(contract["url"] + "/v1/score", json={"customer_ids": [1]},
-                              headers=headers)  # fmt: skip
+        response = httpx.post(
+            contract["url"] + "/v1/score", json={"customer_ids": [1]}, headers=headers
+        )
         assert response.status_code == 401
         assert set(response.json()["error"]) == {"status", "message", "problems", "request_id"}
 
@@ -115,10 +125,12 @@ def test_crm_pulls_any_rms_list_and_an_rm_only_its_own(contract):
     crm = call(contract, "POST", "/v1/retention_list", "crm", json={"rm_id": other})
     assert crm.status_code == 200 and crm.json()["entries"]
     assert {e["customer_id"] for e in crm.json()["entries"]} <= set(book(contract, other))
-    assert call(contract, "POST", "/v1/retention_list", mine, json={"rm_id": other}).status_code \
-        == 403  # fmt: skip
-    assert call(contract, "POST", "/v1/retention_list", mine, json={"rm_id": mine}).status_code \
-        == 200  # fmt: skip
+    assert (
+        call(contract, "POST", "/v1/retention_list", mine, json={"rm_id": other}).status_code == 403
+    )
+    assert (
+        call(contract, "POST", "/v1/retention_list", mine, json={"rm_id": mine}).status_code == 200
+    )
     nobody = call(contract, "POST", "/v1/retention_list", "crm", json={"rm_id": "RM-nobody"})
     assert nobody.status_code == 404
 
@@ -141,13 +153,17 @@ def test_unknown_ids_in_a_batch_are_reported_and_the_rest_scored(contract):
 
 @pytest.mark.parametrize("method", ["TRACE", "PUT", "DELETE", "PATCH"])
 def test_a_method_a_path_does_not_serve_is_405_with_allow(contract, method):
-    for path, allowed in (("/v1/score", {"POST"}), ("/v1/customers/1", {"GET"}),
-                          ("/v1/outcomes", {"GET", "POST"}),
-                          ("/score", {"POST"})):  # fmt: skip
+    for path, allowed in (
+        ("/v1/score", {"POST"}),
+        ("/v1/customers/1", {"GET"}),
+        ("/v1/outcomes", {"GET", "POST"}),
+        ("/score", {"POST"}),
+    ):
         for content in (None, b"\x80\x04 not json"):
             headers = {"Content-Type": "application/octet-stream"}
-            response = httpx.request(method, contract["url"] + path, content=content,
-                                     headers=headers)  # fmt: skip
+            response = httpx.request(
+                method, contract["url"] + path, content=content, headers=headers
+            )
             assert response.status_code == 405, (method, path, response.text)
             assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
             assert response.json()["error"]["status"] == 405

@@ -22,11 +22,23 @@ def model() -> tuple[lgb.Booster, pd.DataFrame]:
     frame = pd.DataFrame(rng.normal(size=(n, len(FEATURES))), columns=FEATURES)
     frame["open_complaints"] = rng.poisson(0.3, n)
     frame["salary_credit_lost"] = rng.random(n) < 0.1
-    logit = (-2 * frame["aum_change_3m"] + 1.5 * frame["open_complaints"] + 1.2 * frame["age"]
-             + 1.0 * frame["salary_credit_lost"] - 1.0)  # fmt: skip
+    logit = (
+        -2 * frame["aum_change_3m"]
+        + 1.5 * frame["open_complaints"]
+        + 1.2 * frame["age"]
+        + 1.0 * frame["salary_credit_lost"]
+        - 1.0
+    )
     y = rng.random(n) < 1 / (1 + np.exp(-logit))
-    params = {"objective": "binary", "num_leaves": 15, "max_depth": 6, "verbosity": -1,
-              "seed": 0, "deterministic": True, "num_threads": 2}  # fmt: skip
+    params = {
+        "objective": "binary",
+        "num_leaves": 15,
+        "max_depth": 6,
+        "verbosity": -1,
+        "seed": 0,
+        "deterministic": True,
+        "num_threads": 2,
+    }
     booster = lgb.train(params, lgb.Dataset(frame.astype("float64"), label=y), 80)
     return booster, frame
 
@@ -86,8 +98,13 @@ def test_a_row_where_everything_lowers_risk_gets_no_reason():
 def test_related_features_make_one_reason():
     groups = ReasonGroups.for_features(FEATURES)
     contrib = np.zeros((1, len(FEATURES)))
-    for name, value in [("aum_avg_1m", 0.2), ("aum_avg_3m", 0.2), ("aum_change_3m", 0.5),
-                        ("aum_slope_6m", 0.1), ("open_complaints", 0.6)]:  # fmt: skip
+    for name, value in [
+        ("aum_avg_1m", 0.2),
+        ("aum_avg_3m", 0.2),
+        ("aum_change_3m", 0.5),
+        ("aum_slope_6m", 0.1),
+        ("open_complaints", 0.6),
+    ]:
         contrib[0, FEATURES.index(name)] = value
     values = np.zeros((1, len(FEATURES)))
     values[0, FEATURES.index("aum_change_3m")] = -0.35

@@ -31,26 +31,61 @@ def postgres_url():
 
 
 def round_trip(store: OutcomeStore) -> None:
-    first, created = store.record(request_id="r-1", customer_id=42, rm_id="RM1", channel="call",
-                                  reached=True, result="stays", next_step="call back in May",
-                                  note="renewing the deposit", recorded_by="rm-RM1",
-                                  recorded_at=datetime(2024, 3, 1, 9, tzinfo=UTC))  # fmt: skip
+    first, created = store.record(
+        request_id="r-1",
+        customer_id=42,
+        rm_id="RM1",
+        channel="call",
+        reached=True,
+        result="stays",
+        next_step="call back in May",
+        note="renewing the deposit",
+        recorded_by="rm-RM1",
+        recorded_at=datetime(2024, 3, 1, 9, tzinfo=UTC),
+    )
     assert created and first.customer_id == 42 and first.reached is True
-    again, created = store.record(request_id="r-1", customer_id=42, rm_id="RM1",
-                                  channel="visit", reached=False, result="complaint",
-                                  recorded_by="rm-RM1")  # fmt: skip
+    again, created = store.record(
+        request_id="r-1",
+        customer_id=42,
+        rm_id="RM1",
+        channel="visit",
+        reached=False,
+        result="complaint",
+        recorded_by="rm-RM1",
+    )
     assert not created and again == first  # stored once, answered with the stored record
-    later, _ = store.record(request_id="r-2", customer_id=42, rm_id="RM1", channel="message",
-                            reached=False, result="unreachable", recorded_by="rm-RM1",
-                            recorded_at=datetime(2024, 3, 2, tzinfo=UTC))  # fmt: skip
-    store.record(request_id="r-1", customer_id="0042", rm_id="RM1", channel="call",
-                 reached=True, result="stays", recorded_by="crm-system")  # fmt: skip
+    later, _ = store.record(
+        request_id="r-2",
+        customer_id=42,
+        rm_id="RM1",
+        channel="message",
+        reached=False,
+        result="unreachable",
+        recorded_by="rm-RM1",
+        recorded_at=datetime(2024, 3, 2, tzinfo=UTC),
+    )
+    store.record(
+        request_id="r-1",
+        customer_id="0042",
+        rm_id="RM1",
+        channel="call",
+        reached=True,
+        result="stays",
+        recorded_by="crm-system",
+    )
     assert [o.outcome_id for o in store.for_customer(42)] == [later.outcome_id, first.outcome_id]
     assert [o.customer_id for o in store.for_customer("0042")] == ["0042"]  # ids kept as given
     assert store.for_customer(7) == []
     with pytest.raises(OutcomeError, match="channel must be one of"):
-        store.record(request_id="r-3", customer_id=1, rm_id=None, channel="fax", reached=True,
-                     result="stays", recorded_by="x")  # fmt: skip
+        store.record(
+            request_id="r-3",
+            customer_id=1,
+            rm_id=None,
+            channel="fax",
+            reached=True,
+            result="stays",
+            recorded_by="x",
+        )
     assert len(store.pending_export()) == 3
 
 
@@ -71,15 +106,25 @@ def outcomes_api(scored, tmp_path_factory):
     service, tokens, books, scores = start_with_outcomes(scored, folder)
     try:
         service.wait_ready()
-        yield {"url": service.url, "tokens": tokens, "books": books, "scores": scores,
-               "store": folder / "outcomes.db", "audit": folder / "audit.log"}  # fmt: skip
+        yield {
+            "url": service.url,
+            "tokens": tokens,
+            "books": books,
+            "scores": scores,
+            "store": folder / "outcomes.db",
+            "audit": folder / "audit.log",
+        }
     finally:
         service.stop()
 
 
 def post(api, token, **body) -> httpx.Response:
-    return httpx.post(api["url"] + "/v1/outcomes", json=body, timeout=60,
-                      headers={"Authorization": f"Bearer {api['tokens'][token]}"})  # fmt: skip
+    return httpx.post(
+        api["url"] + "/v1/outcomes",
+        json=body,
+        timeout=60,
+        headers={"Authorization": f"Bearer {api['tokens'][token]}"},
+    )
 
 
 def test_outcomes_through_the_service(outcomes_api):
@@ -88,8 +133,14 @@ def test_outcomes_through_the_service(outcomes_api):
     scores = api["scores"]
     own = scores.loc[scores["rm_id"].astype(str) == mine, "customer_id"].iloc[0]
     theirs = scores.loc[scores["rm_id"].astype(str) == other, "customer_id"].iloc[0]
-    body = {"customer_id": int(own), "channel": "call", "reached": True, "result": "stays",
-            "next_step": "send the renewal terms", "note": "happy with the rate"}  # fmt: skip
+    body = {
+        "customer_id": int(own),
+        "channel": "call",
+        "reached": True,
+        "result": "stays",
+        "next_step": "send the renewal terms",
+        "note": "happy with the rate",
+    }
     first = post(api, mine, request_id="page-1", **body)
     assert first.status_code == 201, first.text
     repeat = post(api, mine, request_id="page-1", **{**body, "result": "complaint"})
@@ -98,20 +149,31 @@ def test_outcomes_through_the_service(outcomes_api):
     assert outside.status_code == 403 and set(outside.json()) == {"error"}
     by_crm = post(api, "crm", request_id="crm-1", **{**body, "customer_id": int(theirs)})
     assert by_crm.status_code == 201 and by_crm.json()["outcome"]["rm_id"] == other
-    assert post(api, "crm", request_id="crm-2", **{**body, "customer_id": 999_999_999}) \
-        .status_code == 404  # fmt: skip
+    assert (
+        post(api, "crm", request_id="crm-2", **{**body, "customer_id": 999_999_999}).status_code
+        == 404
+    )
     too_long = post(api, mine, request_id="page-3", **{**body, "note": "x" * 501})
     assert too_long.status_code == 422
-    listed = httpx.get(api["url"] + "/v1/outcomes", params={"customer_id": str(own)},
-                       headers={"Authorization": f"Bearer {api['tokens'][mine]}"})  # fmt: skip
+    listed = httpx.get(
+        api["url"] + "/v1/outcomes",
+        params={"customer_id": str(own)},
+        headers={"Authorization": f"Bearer {api['tokens'][mine]}"},
+    )
     assert listed.status_code == 200
     assert [o["request_id"] for o in listed.json()["outcomes"]] == ["page-1"]
-    denied = httpx.get(api["url"] + "/v1/outcomes", params={"customer_id": str(theirs)},
-                       headers={"Authorization": f"Bearer {api['tokens'][mine]}"})  # fmt: skip
+    denied = httpx.get(
+        api["url"] + "/v1/outcomes",
+        params={"customer_id": str(theirs)},
+        headers={"Authorization": f"Bearer {api['tokens'][mine]}"},
+    )
     assert denied.status_code == 403
     assert len(OutcomeStore(api["store"]).pending_export()) == 2
-    writes = [json.loads(x) for x in api["audit"].read_text().splitlines()
-              if '"/outcomes"' in x and '"read"' not in x]  # fmt: skip
+    writes = [
+        json.loads(x)
+        for x in api["audit"].read_text().splitlines()
+        if '"/outcomes"' in x and '"read"' not in x
+    ]
     # two writes, a repeat, the write and the read outside the book refused
     assert sorted(w["status"] for w in writes) == [200, 201, 201, 403, 403]
 
@@ -125,14 +187,27 @@ def test_export_appends_an_interactions_part_once(scored, tmp_path):
     customers = pd.read_parquet(warehouse / "customers", columns=["customer_id"])
     rms = pd.read_parquet(warehouse / "rms.parquet")
     store = OutcomeStore(tmp_path / "outcomes.db")
-    for n, (customer, rm) in enumerate(zip(customers["customer_id"][:3], rms["rm_id"][:3],
-                                           strict=True)):  # fmt: skip
-        store.record(request_id=f"r-{n}", customer_id=int(customer), rm_id=str(rm),
-                     channel=("call", "visit", "message")[n], reached=n != 2,
-                     result=("stays", "will_move_money", "unreachable")[n], recorded_by="ops",
-                     recorded_at=datetime(2024, 6, 1 + n, 10, tzinfo=UTC))  # fmt: skip
-    args = ["outcomes", "export", "--store", str(tmp_path / "outcomes.db"),
-            "--warehouse", str(warehouse)]  # fmt: skip
+    for n, (customer, rm) in enumerate(
+        zip(customers["customer_id"][:3], rms["rm_id"][:3], strict=True)
+    ):
+        store.record(
+            request_id=f"r-{n}",
+            customer_id=int(customer),
+            rm_id=str(rm),
+            channel=("call", "visit", "message")[n],
+            reached=n != 2,
+            result=("stays", "will_move_money", "unreachable")[n],
+            recorded_by="ops",
+            recorded_at=datetime(2024, 6, 1 + n, 10, tzinfo=UTC),
+        )
+    args = [
+        "outcomes",
+        "export",
+        "--store",
+        str(tmp_path / "outcomes.db"),
+        "--warehouse",
+        str(warehouse),
+    ]
     first = run_retain(args, scored.env)
     assert first.returncode == 0, first.stderr
     parts = sorted((warehouse / "interactions").glob("part-outcomes-*.parquet"))

@@ -56,8 +56,11 @@ def test_the_summary_counts_what_was_written(scored, scores, lists):
 def test_scores_have_every_model_and_structured_reasons(scores, scored):
     for name in scored.summary["models"]:
         assert scores[f"model_version_{name}"].eq(scored.summary["models"][name]).all()
-    products = [n.removeprefix("cross_sell_") for n in scored.summary["models"]
-                if n.startswith("cross_sell_")]  # fmt: skip
+    products = [
+        n.removeprefix("cross_sell_")
+        for n in scored.summary["models"]
+        if n.startswith("cross_sell_")
+    ]
     for column in ["p_churn", "p_upgrade", *(f"propensity_{p}" for p in products)]:
         assert scores[column].between(0, 1).all(), column
     assert set(scores["risk_band"]) <= {"low", "medium", "high"}
@@ -109,12 +112,13 @@ def test_retention_offers_keep_money_and_renewals_name_what_matures(lists, score
     at_cutoff = b[(pd.to_datetime(b["month"]) == CUTOFF) & (b["status"] == "open")]
     due = pd.to_datetime(at_cutoff["maturity_date"])
     maturing = set(zip(at_cutoff["customer_id"], at_cutoff["product"], strict=True)) & set(
-        zip(at_cutoff.loc[(due > CUTOFF) & (due <= CUTOFF + pd.Timedelta(days=30)),
-                          "customer_id"],
+        zip(
+            at_cutoff.loc[(due > CUTOFF) & (due <= CUTOFF + pd.Timedelta(days=30)), "customer_id"],
             at_cutoff.loc[(due > CUTOFF) & (due <= CUTOFF + pd.Timedelta(days=30)), "product"],
-            strict=True))  # fmt: skip
-    for customer, product in zip(renewals["customer_id"], renewals["next_best_offer"],
-                                 strict=True):  # fmt: skip
+            strict=True,
+        )
+    )
+    for customer, product in zip(renewals["customer_id"], renewals["next_best_offer"], strict=True):
         assert (customer, product) in maturing
 
 
@@ -158,8 +162,11 @@ def test_growth_lists_are_apart_ranked_by_value_and_offer_what_is_not_held(growt
     held = b[(pd.to_datetime(b["month"]) == CUTOFF) & (b["status"] == "open")]
     held = set(zip(held["customer_id"], held["product"], strict=True))
     products = growth[growth["growth_offer"] != "tier_upgrade"]
-    assert not [(c, p) for c, p in zip(products["customer_id"], products["growth_offer"],
-                                       strict=True) if (c, p) in held]  # fmt: skip
+    assert not [
+        (c, p)
+        for c, p in zip(products["customer_id"], products["growth_offer"], strict=True)
+        if (c, p) in held
+    ]
     assert set(growth["growth_offer"]) - {"tier_upgrade"}  # products are offered too
 
 
@@ -170,8 +177,9 @@ def test_lists_hold_only_the_rms_own_customers_as_of_the_cutoff(lists, scored):
         ids = rows["customer_id"]
         if list_id.startswith(OUTLET_PREFIX):
             assert not ids.isin(owner.index).any()
-            assert (customers.loc[ids, "outlet_id"].astype(str) == list_id.removeprefix(
-                OUTLET_PREFIX)).all()  # fmt: skip
+            assert (
+                customers.loc[ids, "outlet_id"].astype(str) == list_id.removeprefix(OUTLET_PREFIX)
+            ).all()
         else:
             assert (owner.reindex(ids) == list_id).all(), list_id
     # both kinds exist in this bank, so both branches above ran
@@ -194,20 +202,34 @@ def test_offers_are_never_held_products_nor_made_during_an_open_complaint(lists,
     # a renewal (an amount and date) offers the product that matures, held by definition;
     # every other offer is a product the customer does not hold
     offered = offered[offered["offer_amount"].isna()]
-    clash = [(c, p) for c, p in zip(offered["customer_id"], offered["next_best_offer"],
-                                    strict=True) if (c, p) in held]  # fmt: skip
+    clash = [
+        (c, p)
+        for c, p in zip(offered["customer_id"], offered["next_best_offer"], strict=True)
+        if (c, p) in held
+    ]
     assert not clash
     c = read_table(scored.bank, "complaints")
     ts, resolved = pd.to_datetime(c["ts"]), pd.to_datetime(c["resolved_ts"])
-    open_at_cutoff = set(c.loc[(ts <= CUTOFF + pd.Timedelta(days=1) - pd.Timedelta(
-        microseconds=1)) & (resolved.isna() | (resolved > CUTOFF + pd.Timedelta(days=1)
-        - pd.Timedelta(microseconds=1))), "customer_id"])  # fmt: skip
+    open_at_cutoff = set(
+        c.loc[
+            (ts <= CUTOFF + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1))
+            & (
+                resolved.isna()
+                | (resolved > CUTOFF + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1))
+            ),
+            "customer_id",
+        ]
+    )
     complaining = lists[lists["customer_id"].isin(open_at_cutoff)]
     assert len(complaining) > 0
     assert complaining["next_best_offer"].isna().all()
     assert (complaining["action"] == "resolve_complaint_first").all()
-    assert set(lists["action"]) <= {"resolve_complaint_first", "offer_renewal", "retention_call",
-                                    "assets_leaving_call_today"}  # fmt: skip
+    assert set(lists["action"]) <= {
+        "resolve_complaint_first",
+        "offer_renewal",
+        "retention_call",
+        "assets_leaving_call_today",
+    }
 
 
 def test_list_files_are_for_people_in_the_lists_language(scored, lists):
@@ -220,8 +242,18 @@ def test_list_files_are_for_people_in_the_lists_language(scored, lists):
     p = people["Churn probability (%)"]
     assert p.between(0, 100).all() and (p.round(1) == p).all()  # percentages, one decimal
     assert (people["Expected loss (CNY)"] % 1 == 0).all()  # whole yuan
-    assert people["Suggested action"].isin(["Retention call", "Offer renewal",
-        "Resolve the complaint first", "Assets already leaving — call today"]).all()  # fmt: skip
+    assert (
+        people["Suggested action"]
+        .isin(
+            [
+                "Retention call",
+                "Offer renewal",
+                "Resolve the complaint first",
+                "Assets already leaving — call today",
+            ]
+        )
+        .all()
+    )
     assert tuple(lists.columns[1:]) == LIST_COLUMNS
     assert lists["customer_name"].str.contains(r"\*").all()
     book = load_workbook(one.with_suffix(".xlsx"))
@@ -257,8 +289,10 @@ def test_a_missing_model_fails_cleanly_and_keeps_the_previous_outputs(scored, tm
     shutil.copytree(scored.out, out)
     before = _digest(out)
     env = {**scored.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty.db'}"}
-    result = run_retain(["score", "--warehouse", str(scored.bank), "--cutoff", SCORED_CUTOFF,
-                         "--out", str(out)], env)  # fmt: skip
+    result = run_retain(
+        ["score", "--warehouse", str(scored.bank), "--cutoff", SCORED_CUTOFF, "--out", str(out)],
+        env,
+    )
     assert result.returncode == 1
     assert "no registered model churn, upgrade" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -273,8 +307,18 @@ def test_a_tampered_booster_fails_cleanly_and_keeps_the_previous_outputs(scored,
     before = _digest(out)
     try:
         booster.write_bytes(original[:100] + bytes([original[100] ^ 1]) + original[101:])
-        result = run_retain(["score", "--warehouse", str(scored.bank), "--cutoff",
-                             SCORED_CUTOFF, "--out", str(out)], scored.env)  # fmt: skip
+        result = run_retain(
+            [
+                "score",
+                "--warehouse",
+                str(scored.bank),
+                "--cutoff",
+                SCORED_CUTOFF,
+                "--out",
+                str(out),
+            ],
+            scored.env,
+        )
     finally:
         booster.write_bytes(original)
     assert result.returncode == 1
@@ -284,8 +328,18 @@ def test_a_tampered_booster_fails_cleanly_and_keeps_the_previous_outputs(scored,
 
 
 def test_a_date_outside_the_warehouse_is_a_clear_error(scored, tmp_path):
-    result = run_retain(["score", "--warehouse", str(scored.bank), "--cutoff", "2030-01-31",
-                         "--out", str(tmp_path / "x")], scored.env)  # fmt: skip
+    result = run_retain(
+        [
+            "score",
+            "--warehouse",
+            str(scored.bank),
+            "--cutoff",
+            "2030-01-31",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        scored.env,
+    )
     assert result.returncode == 1 and "outside the warehouse" in result.stderr
     assert not (tmp_path / "x").exists()
 
@@ -334,8 +388,20 @@ def test_the_demo_runs_the_whole_chain_to_lists(demo):
 
 def test_chinese_outputs_are_chinese_throughout(scored, tmp_path):
     out = tmp_path / "zh"
-    result = run_retain(["score", "--warehouse", str(scored.bank), "--cutoff", SCORED_CUTOFF,
-                         "--out", str(out), "--lang", "zh"], scored.env)  # fmt: skip
+    result = run_retain(
+        [
+            "score",
+            "--warehouse",
+            str(scored.bank),
+            "--cutoff",
+            SCORED_CUTOFF,
+            "--out",
+            str(out),
+            "--lang",
+            "zh",
+        ],
+        scored.env,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     one = sorted((out / "lists").glob("RM*.csv"))[0]
     people = pd.read_csv(one, encoding="utf-8-sig", dtype=str)

@@ -18,9 +18,17 @@ from hypothesis import strategies as st
 from tests.conftest import run_retain
 from tests.serving.service_process import start_service
 
-ROUTES = [("POST", "/score"), ("POST", "/retention_list"), ("GET", "/customers/1"),
-          ("GET", "/healthz"), ("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"),
-          ("GET", "/docs"), ("POST", "/")]  # fmt: skip
+ROUTES = [
+    ("POST", "/score"),
+    ("POST", "/retention_list"),
+    ("GET", "/customers/1"),
+    ("GET", "/healthz"),
+    ("GET", "/livez"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/docs"),
+    ("POST", "/"),
+]
 
 
 def add_key(keys, env, *args) -> str:
@@ -38,15 +46,24 @@ def api(scored, tmp_path_factory):
     tokens = {
         "crm": add_key(keys, scored.env, "--role", "crm", "--name", "crm-system"),
         "admin": add_key(keys, scored.env, "--role", "admin", "--name", "ops"),
-        **{rm: add_key(keys, scored.env, "--role", "rm", "--rm-id", rm, "--name", f"rm-{rm}")
-           for rm in books},
-    }  # fmt: skip
+        **{
+            rm: add_key(keys, scored.env, "--role", "rm", "--rm-id", rm, "--name", f"rm-{rm}")
+            for rm in books
+        },
+    }
     service = start_service(scored.env, folder, scored.out, keys)
     try:
         service.wait_ready()
-        yield {"url": service.url, "tokens": tokens, "books": books, "scores": scores,
-               "keys": keys, "folder": folder, "service": service,
-               "features": pd.read_parquet(scored.out / "features.parquet")}  # fmt: skip
+        yield {
+            "url": service.url,
+            "tokens": tokens,
+            "books": books,
+            "scores": scores,
+            "keys": keys,
+            "folder": folder,
+            "service": service,
+            "features": pd.read_parquet(scored.out / "features.parquet"),
+        }
     finally:
         service.stop()
 
@@ -64,9 +81,19 @@ def records(api, ids) -> list[dict]:
     rows = api["features"].set_index("customer_id").loc[ids, names]
     out = []
     for cid, row in rows.iterrows():
-        out.append({"customer_id": int(cid), **{k: (None if pd.isna(v) else
-                    (bool(v) if isinstance(v, (bool, np.bool_)) else float(v)))
-                    for k, v in row.items()}})  # fmt: skip
+        out.append(
+            {
+                "customer_id": int(cid),
+                **{
+                    k: (
+                        None
+                        if pd.isna(v)
+                        else (bool(v) if isinstance(v, (bool, np.bool_)) else float(v))
+                    )
+                    for k, v in row.items()
+                },
+            }
+        )
     return out
 
 
@@ -90,8 +117,11 @@ def test_infrastructure_endpoints_answer(api):
 
 def test_keys_are_required_and_stored_hashed(api):
     assert call(api, "POST", "/score", json={"customer_ids": [1]}).status_code == 401
-    bad = httpx.post(api["url"] + "/score", json={"customer_ids": [1]},
-                     headers={"Authorization": "Bearer rk_not-a-key"})  # fmt: skip
+    bad = httpx.post(
+        api["url"] + "/score",
+        json={"customer_ids": [1]},
+        headers={"Authorization": "Bearer rk_not-a-key"},
+    )
     assert bad.status_code == 401 and "customer" not in bad.json()["error"]["message"].lower()
     stored = api["keys"].read_text()
     assert all(token not in stored for token in api["tokens"].values())
@@ -109,8 +139,11 @@ def test_scores_for_feature_records_equal_the_offline_scores(api):
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["models"] == {c.removeprefix("model_version_"): str(scores[c].iloc[0])
-                              for c in scores if c.startswith("model_version_")}  # fmt: skip
+    assert body["models"] == {
+        c.removeprefix("model_version_"): str(scores[c].iloc[0])
+        for c in scores
+        if c.startswith("model_version_")
+    }
     offline = sample.set_index("customer_id")
     for result in body["results"]:
         row = offline.loc[result["customer_id"]]
@@ -205,11 +238,15 @@ def test_isolation_property_no_rm_key_ever_receives_another_book(api):
     client = httpx.Client(base_url=api["url"], timeout=60)
     seen = {"cases": 0, "allowed": 0}
 
-    @settings(max_examples=1_000, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))  # fmt: skip
-    @given(rm=st.sampled_from(rms), customers=st.lists(st.sampled_from(ids), min_size=1,
-           max_size=4), endpoint=st.sampled_from(["score", "customer", "list"]),
-           list_rm=st.sampled_from(rms))  # fmt: skip
+    @settings(
+        max_examples=1_000, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(
+        rm=st.sampled_from(rms),
+        customers=st.lists(st.sampled_from(ids), min_size=1, max_size=4),
+        endpoint=st.sampled_from(["score", "customer", "list"]),
+        list_rm=st.sampled_from(rms),
+    )
     def check(rm, customers, endpoint, list_rm):
         headers = {"Authorization": f"Bearer {api['tokens'][rm]}"}
         if endpoint == "score":
@@ -260,8 +297,9 @@ def test_a_pickle_payload_is_refused_on_every_route_and_never_runs(api, tmp_path
 def test_the_audit_log_records_every_pull_without_personal_data(api):
     lines = [json.loads(x) for x in (api["folder"] / "audit.log").read_text().splitlines()]
     pulls = [x for x in lines if x["endpoint"] == "/retention_list" and x["status"] == 200]
-    assert pulls and {"time", "key", "role", "rm_book", "customers", "models",
-                      "request_id"} <= set(pulls[0])  # fmt: skip
+    assert pulls and {"time", "key", "role", "rm_book", "customers", "models", "request_id"} <= set(
+        pulls[0]
+    )
     names = api["scores"]["customer_name"].head(50)
     text = (api["folder"] / "audit.log").read_text()
     assert not any(n in text for n in names if len(n) > 3)
@@ -282,12 +320,34 @@ def run_schemathesis(url: str, token: str, paths: str, folder: Path) -> None:
     (unsupported methods, missing auth, boundaries) keep a run to a few seconds."""
     config = folder / "schemathesis.toml"
     config.write_text(SCHEMATHESIS_CONFIG)
-    args = [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(config),
-            "run", url + "/openapi.json", "--checks", "all",
-            "--header", f"Authorization: Bearer {token}", "--include-path-regex", paths,
-            "--phases", "examples,coverage,fuzzing", "--max-examples", "100", "--seed", "7",
-            "--suppress-health-check", "all", "--no-shrink", "--workers", "2",
-            "--report", "junit", "--report-dir", str(folder)]  # fmt: skip
+    args = [
+        str(Path(sys.executable).parent / "schemathesis"),
+        "--config-file",
+        str(config),
+        "run",
+        url + "/openapi.json",
+        "--checks",
+        "all",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--include-path-regex",
+        paths,
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--max-examples",
+        "100",
+        "--seed",
+        "7",
+        "--suppress-health-check",
+        "all",
+        "--no-shrink",
+        "--workers",
+        "2",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(folder),
+    ]
     result = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
 

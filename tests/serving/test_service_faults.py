@@ -17,8 +17,9 @@ from tests.serving.test_score import booster_file
 @pytest.fixture(scope="module")
 def admin(scored, tmp_path_factory):
     keys = tmp_path_factory.mktemp("fault-keys") / "keys.json"
-    result = run_retain(["keys", "add", "--keys", str(keys), "--role", "admin", "--name", "ops"],
-                        scored.env)  # fmt: skip
+    result = run_retain(
+        ["keys", "add", "--keys", str(keys), "--role", "admin", "--name", "ops"], scored.env
+    )
     return keys, result.stdout.strip().splitlines()[-1]
 
 
@@ -40,8 +41,11 @@ def test_a_booster_with_one_byte_changed_is_never_served(scored, admin, tmp_path
     service = start_service(scored.env, tmp_path, scored.out, keys, workers=1)
     try:
         assert stays_unready(service)
-        response = httpx.post(service.url + "/score", json={"customer_ids": [1]},
-                              headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        response = httpx.post(
+            service.url + "/score",
+            json={"customer_ids": [1]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
         assert response.status_code == 503 and "results" not in response.text
         assert "does not match the training tag" in service.tail()
     finally:
@@ -56,8 +60,9 @@ def test_a_missing_registry_is_named_and_nothing_is_served(scored, admin, tmp_pa
     service = start_service(env, tmp_path, scored.out, keys, workers=1)
     try:
         assert stays_unready(service)
-        response = httpx.get(service.url + "/customers/1",
-                             headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        response = httpx.get(
+            service.url + "/customers/1", headers={"Authorization": f"Bearer {key}"}
+        )
         assert response.status_code == 503
         assert "NOT READY" in service.tail() and str(missing) in service.tail()
     finally:
@@ -74,8 +79,11 @@ def test_a_worker_killed_under_load_is_replaced(scored, admin, tmp_path):
         with httpx.Client(timeout=10) as client:
             while not stop.is_set():
                 try:
-                    r = client.post(service.url + "/score", json={"customer_ids": [1, 2, 3]},
-                                    headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+                    r = client.post(
+                        service.url + "/score",
+                        json={"customer_ids": [1, 2, 3]},
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
                     outcomes.append(r.status_code)
                 except httpx.HTTPError:
                     outcomes.append(-1)
@@ -98,8 +106,11 @@ def test_a_worker_killed_under_load_is_replaced(scored, admin, tmp_path):
         service.wait_ready(60)
         replaced = _workers(service)
         assert len(replaced) == 2 and workers[0].pid not in {w.pid for w in replaced}
-        after = httpx.post(service.url + "/score", json={"customer_ids": [1]},
-                           headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        after = httpx.post(
+            service.url + "/score",
+            json={"customer_ids": [1]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
         assert after.status_code == 200
         assert outcomes[-20:].count(200) == 20  # the tail of the load ran clean again
     finally:
@@ -109,5 +120,6 @@ def test_a_worker_killed_under_load_is_replaced(scored, admin, tmp_path):
 
 def _workers(service) -> list[psutil.Process]:
     root = psutil.Process(service.process.pid)
-    return [p for p in root.children(recursive=True)
-            if any("worker" in part for part in p.cmdline())]  # fmt: skip
+    return [
+        p for p in root.children(recursive=True) if any("worker" in part for part in p.cmdline())
+    ]

@@ -48,9 +48,16 @@ def _digest(folder: Path) -> dict[str, str]:
 def test_default_catalogue_is_the_nine_products_of_the_default_bank():
     by_code = {p.product: p for p in DEFAULT_CATALOGUE}
     assert list(by_code) == [
-        "demand_deposit", "time_deposit", "wealth_management", "mutual_fund", "insurance",
-        "credit_card", "consumer_loan", "mortgage", "private_banking_service",
-    ]  # fmt: skip
+        "demand_deposit",
+        "time_deposit",
+        "wealth_management",
+        "mutual_fund",
+        "insurance",
+        "credit_card",
+        "consumer_loan",
+        "mortgage",
+        "private_banking_service",
+    ]
     assert [p.kind for p in DEFAULT_CATALOGUE].count("asset") == 5
     assert by_code["credit_card"].kind == "service"
     assert (by_code["credit_card"].margin_rate, by_code["credit_card"].fee_per_year) == (0.06, 300)
@@ -77,20 +84,39 @@ def test_a_behaviour_used_once_keeps_its_shape_and_shared_ones_differ():
 
 def test_catalogue_problems_are_named():
     with pytest.raises(SynthConfigError, match="exactly one product must have behaviour 'demand'"):
-        synth_config_from_toml({"synthetic": {"products": [
-            {"product": "a", "behaviour": "demand"}, {"product": "b", "behaviour": "demand"},
-        ]}})  # fmt: skip
+        synth_config_from_toml(
+            {
+                "synthetic": {
+                    "products": [
+                        {"product": "a", "behaviour": "demand"},
+                        {"product": "b", "behaviour": "demand"},
+                    ]
+                }
+            }
+        )
     with pytest.raises(SynthConfigError, match=r"synthetic\.products\.0\.colour: unknown key"):
-        synth_config_from_toml({"synthetic": {"products": [
-            {"product": "a", "behaviour": "demand", "colour": "red"},
-        ]}})  # fmt: skip
+        synth_config_from_toml(
+            {
+                "synthetic": {
+                    "products": [
+                        {"product": "a", "behaviour": "demand", "colour": "red"},
+                    ]
+                }
+            }
+        )
     with pytest.raises(SynthConfigError, match="unknown behaviour 'warp'"):
         synth_config_from_toml({"synthetic": {"products": [{"product": "a", "behaviour": "warp"}]}})
     with pytest.raises(SynthConfigError, match="does not fit behaviour 'mortgage'"):
-        synth_config_from_toml({"synthetic": {"products": [
-            {"product": "a", "behaviour": "demand"},
-            {"product": "b", "behaviour": "mortgage", "kind": "asset"},
-        ]}})  # fmt: skip
+        synth_config_from_toml(
+            {
+                "synthetic": {
+                    "products": [
+                        {"product": "a", "behaviour": "demand"},
+                        {"product": "b", "behaviour": "mortgage", "kind": "asset"},
+                    ]
+                }
+            }
+        )
     with pytest.raises(SynthConfigError, match=r"synthetic\.custmers: unknown key"):
         synth_config_from_toml({"synthetic": {"custmers": 10}})
     with pytest.raises(SynthConfigError, match="month-end"):
@@ -116,8 +142,13 @@ def other_bank(tmp_path_factory) -> Path:
 def test_the_other_bank_lists_its_eleven_products_with_names(other_bank):
     products = read_table(other_bank, "products")
     assert list(products.columns) == [
-        "product", "kind", "margin_rate", "fee_per_year", "name_zh", "name_en",
-    ]  # fmt: skip
+        "product",
+        "kind",
+        "margin_rate",
+        "fee_per_year",
+        "name_zh",
+        "name_en",
+    ]
     assert len(products) == 11
     assert products.set_index("product").loc["gold_account", "name_en"] == "Gold account"
     meta = read_meta(other_bank)
@@ -132,9 +163,11 @@ def test_the_other_bank_has_string_ids_with_leading_zeros(other_bank):
     assert customers.map(type).eq(str).all()
     assert customers.str.fullmatch(r"C0\d{9}").all()
     assert customers.is_unique
-    for table, column, prefix in [("transactions", "txn_id", "T"),
-                                  ("interactions", "interaction_id", "I"),
-                                  ("complaints", "complaint_id", "K")]:  # fmt: skip
+    for table, column, prefix in [
+        ("transactions", "txn_id", "T"),
+        ("interactions", "interaction_id", "I"),
+        ("complaints", "complaint_id", "K"),
+    ]:
         ids = read_table(other_bank, table, [column, "customer_id"])
         assert ids[column].str.fullmatch(prefix + r"\d{15}").all(), table
         assert ids[column].is_unique, table
@@ -171,10 +204,25 @@ def test_the_other_bank_is_deterministic(tmp_path):
 def test_retain_synth_reads_the_bank_from_a_configuration_file(tmp_path):
     out, summary = tmp_path / "wh", tmp_path / "synth.json"
     result = subprocess.run(
-        [sys.executable, "-m", "retain", "synth", "--config", str(OTHER_BANK),
-         "--customers", "2000", "--out", str(out), "--json", str(summary)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "retain",
+            "synth",
+            "--config",
+            str(OTHER_BANK),
+            "--customers",
+            "2000",
+            "--out",
+            str(out),
+            "--json",
+            str(summary),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     payload = json.loads(summary.read_text())
     assert payload["rows"]["customers"] == 2000  # the option wins over the file's 20,000

@@ -87,8 +87,14 @@ def test_metrics_table_compares_model_baselines_and_oracle(info: ModelCardInfo) 
     assert "oracle (true probabilities)" in header
     assert [f"model − {name}" for name in BASELINES] == header[-2:]
     assert table_row(card, "ROC AUC") == [
-        "ROC AUC", "**0.8123**", "0.7601", "0.6502", "0.8300", "+0.0522", "+0.1621",
-    ]  # fmt: skip
+        "ROC AUC",
+        "**0.8123**",
+        "0.7601",
+        "0.6502",
+        "0.8300",
+        "+0.0522",
+        "+0.1621",
+    ]
     assert table_row(card, "positives captured in top 10%")[1:3] == ["**34.2%**", "25.0%"]
     assert table_row(card, "positives captured in top 10%")[-2:] == ["+9.2 pp", "—"]
     assert table_row(card, "lift in top 10%")[1] == "**3.41×**"

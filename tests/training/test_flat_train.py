@@ -16,15 +16,32 @@ pytestmark = pytest.mark.skipif(not DATASETS.is_dir(), reason="shared datasets n
 
 def train(tmp_path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    return subprocess.run([sys.executable, "-m", "retain", "train", *args], capture_output=True,
-                          text=True, timeout=600, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "retain", "train", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
 
 
 def test_churn_modelling_with_defaults_reaches_a_hand_made_lightgbm(tmp_path):
     out = tmp_path / "summary.json"
-    result = train(tmp_path, "--table", str(DATASETS / "Churn_Modelling.csv"), "--target",
-                   "Exited", "--id", "CustomerId", "--drop", "RowNumber,Surname",
-                   "--register", "flat_churn", "--json", str(out))  # fmt: skip
+    result = train(
+        tmp_path,
+        "--table",
+        str(DATASETS / "Churn_Modelling.csv"),
+        "--target",
+        "Exited",
+        "--id",
+        "CustomerId",
+        "--drop",
+        "RowNumber,Surname",
+        "--register",
+        "flat_churn",
+        "--json",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(out.read_text())
     assert summary["metrics"]["cv_auc"] >= 0.868  # a hand-made LightGBM reaches 0.868
@@ -35,16 +52,26 @@ def test_churn_modelling_with_defaults_reaches_a_hand_made_lightgbm(tmp_path):
 
 def test_bank_marketing_without_duration(tmp_path):
     out = tmp_path / "summary.json"
-    result = train(tmp_path, "--table", str(DATASETS / "bank-full.csv"), "--target", "y",
-                   "--drop", "duration", "--json", str(out))  # fmt: skip
+    result = train(
+        tmp_path,
+        "--table",
+        str(DATASETS / "bank-full.csv"),
+        "--target",
+        "y",
+        "--drop",
+        "duration",
+        "--json",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(out.read_text())["metrics"]["cv_auc"] >= 0.80
 
 
 def test_bad_target_cells_are_named_without_a_traceback(tmp_path):
     table = tmp_path / "dirty.csv"
-    rows = ["age;balance;left"] + [f"{30 + i % 40};{1000 * i};{'yes' if i % 3 else 'no'}"
-                                   for i in range(60)]  # fmt: skip
+    rows = ["age;balance;left"] + [
+        f"{30 + i % 40};{1000 * i};{'yes' if i % 3 else 'no'}" for i in range(60)
+    ]
     rows[7] = "41;5000;?"
     table.write_text("\r\n".join(rows) + "\r\n")
     result = train(tmp_path, "--table", str(table), "--target", "left")

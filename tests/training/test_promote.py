@@ -31,15 +31,17 @@ CUTOFFS = ["2024-06-30", "2024-07-31", "2024-08-31"]  # train, valid, test
 def bank_rows(n_per_cutoff: int = 1_500, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     n = n_per_cutoff * len(CUTOFFS)
-    frame = pd.DataFrame({
-        "customer_id": np.tile(np.arange(n_per_cutoff), len(CUTOFFS)),
-        "cutoff": np.repeat(pd.to_datetime(CUTOFFS).date, n_per_cutoff),
-        "aum_change_3m": rng.normal(size=n),
-        "tenure_months": rng.integers(1, 200, size=n).astype("float64"),
-        "has_salary": rng.random(n) < 0.6,
-        "complaints_12m": rng.poisson(0.3, size=n).astype("float64"),
-        "not_a_feature": rng.normal(size=n),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.tile(np.arange(n_per_cutoff), len(CUTOFFS)),
+            "cutoff": np.repeat(pd.to_datetime(CUTOFFS).date, n_per_cutoff),
+            "aum_change_3m": rng.normal(size=n),
+            "tenure_months": rng.integers(1, 200, size=n).astype("float64"),
+            "has_salary": rng.random(n) < 0.6,
+            "complaints_12m": rng.poisson(0.3, size=n).astype("float64"),
+            "not_a_feature": rng.normal(size=n),
+        }
+    )
     risk = -1.5 * frame["aum_change_3m"] + frame["complaints_12m"] - frame["has_salary"]
     frame["label_churn"] = (risk + rng.normal(size=n) > 1.0).astype(int)
     return frame
@@ -49,11 +51,17 @@ def train(frame: pd.DataFrame, rounds: int = 40, leaves: int = 8, calibrated: bo
     part = {c: frame[frame["cutoff"].astype(str) == c] for c in CUTOFFS}
     x = {c: p[FEATURES].astype("float64") for c, p in part.items()}
     train_, valid, _ = CUTOFFS
-    booster = lgb.train({"objective": "binary", "num_leaves": leaves, "verbose": -1, "seed": 1},
-                        lgb.Dataset(x[train_], part[train_]["label_churn"]), rounds)  # fmt: skip
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": leaves, "verbose": -1, "seed": 1},
+        lgb.Dataset(x[train_], part[train_]["label_churn"]),
+        rounds,
+    )
     y_valid = part[valid]["label_churn"].to_numpy()
-    calibrator = (fit_calibrator(booster.predict(x[valid]), y_valid)[0] if calibrated
-                  else Calibrator("platt", {"a": 1.0, "b": 2.0}))  # fmt: skip
+    calibrator = (
+        fit_calibrator(booster.predict(x[valid]), y_valid)[0]
+        if calibrated
+        else Calibrator("platt", {"a": 1.0, "b": 2.0})
+    )
     metadata = {"label": "label_churn", "test_cutoff": CUTOFFS[-1]}
     return ModelArtifact(booster, calibrator, FEATURES, metadata), part[CUTOFFS[-1]]
 
@@ -62,8 +70,9 @@ def register(frame: pd.DataFrame, cap: int = 200_000, **kwargs) -> str:
     artifact, test_rows = train(frame, **kwargs)
     with mlflow.start_run(run_name="churn"):
         mlflow.set_tags({"model": "churn", "label": "label_churn"})
-        mlflow.log_params({"train_cutoffs": CUTOFFS[0], "valid_cutoff": CUTOFFS[1],
-                           "test_cutoff": CUTOFFS[2]})  # fmt: skip
+        mlflow.log_params(
+            {"train_cutoffs": CUTOFFS[0], "valid_cutoff": CUTOFFS[1], "test_cutoff": CUTOFFS[2]}
+        )
         mlflow.log_metrics({"test_auc": 0.8, "ece": 0.01})
         example = test_rows[FEATURES].head(5).astype("float64")
         return register_model(artifact, "churn", example, test_rows=test_rows, cap=cap).version
@@ -140,8 +149,14 @@ def test_rollback_sets_any_version_champion_and_records_who_and_when(store, monk
 def retain(args: list[str], store: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "RETAIN_USER": "cli-test"}
     root = Path(__file__).resolve().parents[2]
-    return subprocess.run([sys.executable, "-m", "retain", *args], capture_output=True,
-                          text=True, timeout=300, env=env, cwd=root)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "retain", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=root,
+    )
 
 
 def test_the_commands_roll_back_and_list_runs(store):

@@ -153,9 +153,14 @@ def test_a_worse_challenger_stays_out_and_a_better_one_gets_in(churn, feature_fi
 
 @pytest.mark.parametrize(
     ("auc_change", "ece_change", "passes"),
-    [(+0.05, -0.005, True), (-0.002, +0.01, True), (-0.0021, 0.0, False),
-     (0.0, +0.0101, False), (+0.08, +0.015, False)],
-)  # fmt: skip
+    [
+        (+0.05, -0.005, True),
+        (-0.002, +0.01, True),
+        (-0.0021, 0.0, False),
+        (0.0, +0.0101, False),
+        (+0.08, +0.015, False),
+    ],
+)
 def test_the_gate_lets_in_only_a_challenger_that_is_no_worse(auc_change, ece_change, passes):
     from training.promote import no_worse
 
@@ -173,8 +178,9 @@ def test_a_better_challenger_becomes_champion(churn, feature_file):
     rows = split_out_of_time(pd.read_parquet(feature_file), "label_churn", horizon).test.rows
     example = as_inputs(rows.head(5), good.features)
     # the same trees with a calibration that overstates every risk: same ranking, poor ECE
-    skewed = ModelArtifact(good.booster, Calibrator("platt", {"a": 1.0, "b": 2.0}), good.features,
-                           good.metadata)  # fmt: skip
+    skewed = ModelArtifact(
+        good.booster, Calibrator("platt", {"a": 1.0, "b": 2.0}), good.features, good.metadata
+    )
     with mlflow.start_run(run_name="miscalibrated champion"):
         bad = register_model(skewed, "churn", example, test_rows=rows)
     promote("churn", force=True)
@@ -195,9 +201,11 @@ def test_a_copied_label_fails_the_run_with_a_clear_message(feature_file, store, 
     before = len(MlflowClient().search_model_versions("name='churn'"))
     result = subprocess.run(
         [sys.executable, "-m", "retain", "train", "--features", str(leaky), "--task", "churn"],
-        capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
-                                                           "MLFLOW_TRACKING_URI": store},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "MLFLOW_TRACKING_URI": store},
+    )
     assert result.returncode == 1
     assert "leakage" in result.stderr and "days_since_rm_contact" in result.stderr
     assert "Traceback" not in result.stderr

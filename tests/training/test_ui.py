@@ -21,11 +21,21 @@ def test_the_mlflow_ui_lists_the_training_runs_and_models(demo):
     make = subprocess.run(["make", "-n", "ui"], cwd=ROOT, capture_output=True, text=True)
     assert "mlflow ui --backend-store-uri" in make.stdout  # the command `make ui` runs
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", store,
-         "--default-artifact-root", str(root / "mlruns" / "artifacts"), "--port", str(port),
-         "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "ui",
+            "--backend-store-uri",
+            store,
+            "--default-artifact-root",
+            str(root / "mlruns" / "artifacts"),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -35,8 +45,9 @@ def test_the_mlflow_ui_lists_the_training_runs_and_models(demo):
             except httpx.HTTPError:
                 time.sleep(0.5)
         assert httpx.get(url + "/", timeout=10).status_code == 200
-        experiments = httpx.get(url + "/api/2.0/mlflow/experiments/search",
-                                params={"max_results": 10}, timeout=10).json()  # fmt: skip
+        experiments = httpx.get(
+            url + "/api/2.0/mlflow/experiments/search", params={"max_results": 10}, timeout=10
+        ).json()
         ids = [e["experiment_id"] for e in experiments["experiments"] if e["name"] == "retain"]
         runs = httpx.post(
             url + "/api/2.0/mlflow/runs/search",

@@ -11,8 +11,13 @@ from tests.conftest import run_retain
 from tests.serving.service_process import start_service
 
 CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking",
-               "--disable-gpu", "--no-first-run"]  # fmt: skip
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--no-first-run",
+]
 
 
 def add_key(keys, env, *args) -> str:
@@ -31,15 +36,23 @@ def site(scored, tmp_path_factory):
     tokens = {
         "crm": add_key(keys, scored.env, "--role", "crm", "--name", "crm-system"),
         "admin": add_key(keys, scored.env, "--role", "admin", "--name", "ops"),
-        **{rm: add_key(keys, scored.env, "--role", "rm", "--rm-id", rm, "--name", f"rm-{rm}")
-           for rm in books},
-    }  # fmt: skip
+        **{
+            rm: add_key(keys, scored.env, "--role", "rm", "--rm-id", rm, "--name", f"rm-{rm}")
+            for rm in books
+        },
+    }
     env = {**scored.env, "RETAIN_OUTCOMES": str(folder / "outcomes.db")}
     service = start_service(env, folder, scored.out, keys)
     try:
         service.wait_ready()
-        yield {"url": service.url, "tokens": tokens, "books": books, "scores": scores,
-               "folder": folder, "outcomes": folder / "outcomes.db"}  # fmt: skip
+        yield {
+            "url": service.url,
+            "tokens": tokens,
+            "books": books,
+            "scores": scores,
+            "folder": folder,
+            "outcomes": folder / "outcomes.db",
+        }
     finally:
         service.stop()
 

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import httpx
 import openpyxl
+import pandas as pd
 
 from serving.outcomes import OutcomeStore
+from tests.conftest import run_retain
 from tests.ui.conftest import log_in
 
 
 def api_list(site, rm: str, lang: str) -> dict:
-    response = httpx.post(site["url"] + "/retention_list", json={"rm_id": rm, "lang": lang},
-                          headers={"Authorization": f"Bearer {site['tokens'][rm]}"},
-                          timeout=60)  # fmt: skip
+    response = httpx.post(
+        site["url"] + "/retention_list",
+        json={"rm_id": rm, "lang": lang},
+        headers={"Authorization": f"Bearer {site['tokens'][rm]}"},
+        timeout=60,
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -45,8 +51,13 @@ def test_my_list_shows_the_rows_of_the_api_in_its_order(site, context):
     cookie = next(c for c in context.cookies() if c["name"] == "retain_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     audit = [json.loads(line) for line in (site["folder"] / "audit.log").read_text().splitlines()]
-    assert any(a["endpoint"] == "/ui/list" and a["list_rm"] == rm and a["customers"] == len(
-        expected) and a["key"] == f"rm-{rm}" for a in audit)  # fmt: skip
+    assert any(
+        a["endpoint"] == "/ui/list"
+        and a["list_rm"] == rm
+        and a["customers"] == len(expected)
+        and a["key"] == f"rm-{rm}"
+        for a in audit
+    )
 
 
 def test_sorting_and_filters_keep_to_the_list(site, context):
@@ -84,8 +95,11 @@ def test_the_customer_page_shows_scores_and_reasons(site, context):
     page.goto(site["url"] + "/ui/list?lang=en")
     page.click(f"#list tbody tr[data-customer-id='{first['customer_id']}'] a")
     page.wait_for_url(f"**/ui/customers/{first['customer_id']}**")
-    api = httpx.get(site["url"] + f"/customers/{first['customer_id']}", timeout=60,
-                    headers={"Authorization": f"Bearer {site['tokens'][rm]}"}).json()  # fmt: skip
+    api = httpx.get(
+        site["url"] + f"/customers/{first['customer_id']}",
+        timeout=60,
+        headers={"Authorization": f"Bearer {site['tokens'][rm]}"},
+    ).json()
     result = api["result"]
     assert page.inner_text("#p-churn") == f"{result['churn_probability'] * 100:.1f}%"
     reasons = page.locator("#reasons ol li").all_inner_texts()
@@ -95,7 +109,7 @@ def test_the_customer_page_shows_scores_and_reasons(site, context):
     assert page.locator("#history svg.chart").count() == 2
 
 
-def test_an_outcome_is_recorded_once_and_shown(site, context):
+def test_an_outcome_is_recorded_once_shown_and_exported(site, context, scored, tmp_path):
     rm = site["books"][0]
     customer = api_list(site, rm, "en")["entries"][1]["customer_id"]
     page = context.new_page()
@@ -105,9 +119,10 @@ def test_an_outcome_is_recorded_once_and_shown(site, context):
     page.select_option("#o-result", "stays")
     page.fill("#o-next", "call back in May")
     page.fill("#o-note", "renewing the deposit")
-    fields = {name: page.input_value(f"#outcome-form [name={name}]")
-              for name in ("csrf", "request_id", "channel", "reached", "result", "next_step",
-                           "note")}  # fmt: skip
+    fields = {
+        name: page.input_value(f"#outcome-form [name={name}]")
+        for name in ("csrf", "request_id", "channel", "reached", "result", "next_step", "note")
+    }
     page.click("#o-save")
     assert page.locator("#saved").is_visible()
     assert "renewing the deposit" in page.inner_text("#contact-table")
@@ -118,6 +133,19 @@ def test_an_outcome_is_recorded_once_and_shown(site, context):
     assert [(o.channel, o.result, o.note, o.recorded_by) for o in stored] == [
         ("visit", "stays", "renewing the deposit", f"rm-{rm}")
     ]
+    # and in the export: an interactions part of (a copy of) the warehouse
+    warehouse = tmp_path / "warehouse"
+    shutil.copytree(scored.bank, warehouse)
+    result = run_retain(
+        ["outcomes", "export", "--store", str(site["outcomes"]), "--warehouse", str(warehouse)],
+        scored.env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    parts = list((warehouse / "interactions").glob("part-outcomes-*.parquet"))
+    assert len(parts) == 1
+    exported = pd.read_parquet(parts[0])
+    mine = exported[exported["customer_id"] == customer]
+    assert mine["outcome"].tolist() == ["stays"] and mine["kind"].tolist() == ["visit"]
 
 
 def test_the_xlsx_download_opens(site, context, tmp_path):
