@@ -103,8 +103,8 @@ def test_ids_stay_strings_with_their_zeros(chain):
     assert scores["customer_id"].str.match(r"^C0\d{9}$").all()
     lists = list((chain["root"] / "scores" / "lists").glob("*.csv"))
     assert lists
-    rows = pd.read_csv(lists[0], dtype=str)
-    assert rows["customer_id"].str.startswith("C0").all()
+    rows = pd.read_csv(lists[0], dtype=str, encoding="utf-8-sig")
+    assert rows["Customer ID"].str.startswith("C0").all()
 
 
 def test_tiers_and_offers_are_the_banks_own(chain):
@@ -132,13 +132,14 @@ def test_the_api_answers_in_the_banks_ids(chain):
         assert [r["customer_id"] for r in answer.json()["results"]] == ids
         one = httpx.get(f"{service.url}/customers/{ids[0]}", headers=headers, timeout=60)
         assert one.status_code == 200 and one.json()["customer_id"] == ids[0]
-        # the number 123 is not the string "C0000000123": refused, never converted
+        # the number 123 is not the string "C0000000123": reported unknown, never converted
         number = int(ids[0].lstrip("C0") or 0)
         wrong = httpx.post(
-            f"{service.url}/score", json={"customer_ids": [number]}, headers=headers, timeout=60
+            f"{service.url}/v1/score", json={"customer_ids": [number]}, headers=headers, timeout=60
         )
-        assert wrong.status_code == 422
-        assert "strings" in wrong.json()["error"]["problems"][0]["problem"]
+        assert wrong.status_code == 200 and wrong.json()["results"] == []
+        (unknown,) = wrong.json()["unknown"]
+        assert unknown["customer_id"] == number and "strings" in unknown["problem"]
         features = pd.read_parquet(root / "scores" / "features.parquet")
         names = [n for n in feature_names(sorted(PRODUCTS)) if n in features]
         record = features.loc[features["customer_id"] == ids[0], names].iloc[0]
