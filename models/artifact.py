@@ -56,7 +56,7 @@ from models.retain_pyfunc import BOOSTER_FILE, CALIBRATION_FILE, FEATURES_FILE
 ARTIFACT_SHA_TAG = "artifact_sha256"
 LOADER_MODULE = retain_pyfunc.__name__.rsplit(".", 1)[-1]  # "retain_pyfunc", as shipped
 FLAVOURS = {"lightgbm", "python_function"}
-PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".cloudpickle")
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")  # refused in a model directory
 
 
 def sha256_file(path: Path) -> str:
