@@ -102,26 +102,13 @@ def synth(
     json_path: JsonOption = None,
 ) -> None:
     """Generate a synthetic bank (warehouse tables plus the `truth` table)."""
-    import tomllib
-
-    from retain.config import DEFAULT_CONFIG, ConfigError, load_config
     from synthetic.bank import write_bank
-    from synthetic.config import synth_config_from_toml
 
     given = {"customers": customers, "months": months, "seed": seed}
     if end is not None:
         given["end"] = _month_end(end)
-    if config_path is None and DEFAULT_CONFIG.is_file():
-        config_path = DEFAULT_CONFIG
-    try:
-        ladder = load_config(config_path).tiers
-        payload = tomllib.loads(config_path.read_text(encoding="utf-8")) if config_path else {}
-        config = synth_config_from_toml(
-            payload, overrides={k: v for k, v in given.items() if v is not None}
-        )
-    except (ConfigError, ValueError) as exc:
-        errors.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+    config, bank = synthetic_bank(config_path, given)
+    ladder = bank.tiers
     started = time.perf_counter()
     with progress_bar(f"synthetic bank, {config.customers:,} customers") as update:
         meta = write_bank(config, out, ladder=ladder, on_chunk=update)
