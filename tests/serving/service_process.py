@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import run_retain
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -91,3 +93,10 @@ def start_service(env: dict, folder: Path, scores: Path | None, keys: Path, work
             args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     return Service(f"http://127.0.0.1:{port}", process, log)
+
+
+def add_key(keys: Path, env: dict, *args: str) -> str:
+    """A new API key in ``keys`` (``retain keys add`` args), returned in plain text."""
+    result = run_retain(["keys", "add", "--keys", str(keys), *args], env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]

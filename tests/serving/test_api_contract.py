@@ -9,8 +9,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.serving.service_process import start_service
-from tests.serving.test_service import add_key, run_schemathesis
+from tests.serving.service_process import add_key, start_service
+from tests.serving.test_service import run_schemathesis
 
 V1 = ("/v1/score", "/v1/retention_list", "/v1/customers/{customer_id}", "/v1/outcomes")
 ERROR_STATUSES = {"401", "403", "404", "405", "413", "415", "422", "429", "503"}

@@ -15,8 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import run_retain
-from tests.serving.service_process import start_service
+from tests.serving.service_process import add_key, start_service
 
 ROUTES = [
     ("POST", "/score"),
@@ -29,12 +28,6 @@ ROUTES = [
     ("GET", "/docs"),
     ("POST", "/"),
 ]
-
-
-def add_key(keys, env, *args) -> str:
-    result = run_retain(["keys", "add", "--keys", str(keys), *args], env)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import run_retain
-from tests.serving.service_process import start_service
+from tests.serving.service_process import add_key, start_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -18,12 +17,6 @@ LAUNCH_ARGS = [
     "--disable-gpu",
     "--no-first-run",
 ]
-
-
-def add_key(keys, env, *args) -> str:
-    result = run_retain(["keys", "add", "--keys", str(keys), *args], env)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="session")
