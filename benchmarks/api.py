@@ -18,28 +18,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
-from common import ROOT, report
+from common import ROOT, report, served
 
 # the project's packages, not benchmarks/features.py next to this file
 sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def records(features: pd.DataFrame, names: list[str]) -> list[dict]:
@@ -101,46 +90,13 @@ def main() -> None:
     if not (args.scores / "features.parquet").exists():
         raise SystemExit(f"{args.scores} has no scored snapshot: run `make demo` first")
     from features.catalog import feature_names
+    from training.dataset import products_in
 
     features = pd.read_parquet(args.scores / "features.parquet")
-    names = feature_names()
-    folder = Path(tempfile.mkdtemp(prefix="retain-api-bench-"))
-    keys = folder / "keys.json"
-    retain = [sys.executable, "-m", "retain"]
-    add = [*retain, "keys", "add", "--keys", str(keys), "--role", "admin", "--name", "bench"]
-    added = subprocess.run(add, capture_output=True, text=True, cwd=ROOT)
-    headers = {"Authorization": f"Bearer {added.stdout.strip().splitlines()[-1]}"}
-    port = free_port()
-    log = open(folder / "service.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen(
-        [
-            *retain,
-            "serve",
-            "--port",
-            str(port),
-            "--keys",
-            str(keys),
-            "--scores",
-            str(args.scores),
-            "--audit",
-            str(folder / "audit"),
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise SystemExit(f"service not ready; see {folder / 'service.log'}")
+    names = feature_names(products_in(features))
+    with served(args.scores, prefix="retain-api-bench-") as service:
+        url = service["url"]
+        headers = {"Authorization": f"Bearer {service['key']}"}
         # customers the churn model is for (eligible at the cutoff): the others may lack
         # inputs the models need, which the API rightly refuses with 422
         eligible = features[features["eligible_churn"].fillna(False).astype(bool)]
@@ -158,9 +114,6 @@ def main() -> None:
         ):
             results[name] = asyncio.run(open_loop(url, headers, bodies, rate, args.seconds))
             results[name]["rate"] = rate
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
     rows = [
         [
             name,

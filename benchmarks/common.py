@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psutil
 from rich.console import Console
 from rich.table import Table
@@ -61,3 +68,53 @@ def report(name: str, columns: list[str], rows: list[list], payload: dict) -> No
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     Console().print(f"written to {path}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served(scores: Path, *options: str, prefix: str = "retain-bench-") -> Iterator[dict]:
+    """`retain serve` on a free loopback port over the snapshot ``scores`` (2 workers, the
+    project's MLflow store, a throw-away admin key), ready; yields url, key and its folder,
+    and stops the service and its workers afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    keys = folder / "keys.json"
+    retain = [sys.executable, "-m", "retain"]
+    add = [*retain, "keys", "add", "--keys", str(keys), "--role", "admin", "--name", "bench"]
+    added = subprocess.run(add, capture_output=True, text=True, cwd=ROOT, check=True)
+    port = free_port()
+    log = open(folder / "service.log", "wb")  # noqa: SIM115
+    args = [
+        "serve",
+        "--port",
+        str(port),
+        "--keys",
+        str(keys),
+        "--scores",
+        str(scores),
+        "--audit",
+        str(folder / "audit"),
+        *options,
+    ]
+    server = subprocess.Popen(
+        [*retain, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"service not ready; see {folder / 'service.log'}")
+        yield {"url": url, "key": added.stdout.strip().splitlines()[-1], "folder": folder}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # retain serve and its bentoml workers
+        server.wait(timeout=30)

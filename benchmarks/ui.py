@@ -18,11 +18,7 @@ measure 400-row pages, score with `[lists] min_risk = 0` and `--k 400` and pass 
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,17 +27,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
-from common import ROOT, report
+from common import ROOT, report, served
 
 sys.path.insert(0, str(ROOT))
 
 TARGET_MS = 200
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def log_in(client: httpx.Client, key: str) -> None:
@@ -130,46 +120,14 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.scores / "scores.parquet").exists():
         raise SystemExit(f"{args.scores} has no scored snapshot: run `make demo` first")
-    folder = Path(tempfile.mkdtemp(prefix="retain-ui-bench-"))
-    keys = folder / "keys.json"
-    retain = [sys.executable, "-m", "retain"]
-    add = [*retain, "keys", "add", "--keys", str(keys), "--role", "admin", "--name", "bench"]
-    added = subprocess.run(add, capture_output=True, text=True, cwd=ROOT, check=True)
-    key = added.stdout.strip().splitlines()[-1]
-    port = free_port()
-    log = open(folder / "service.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen(
-        [
-            *retain,
-            "serve",
-            "--port",
-            str(port),
-            "--keys",
-            str(keys),
-            "--scores",
-            str(args.scores),
-            "--audit",
-            str(folder / "audit"),
-            "--outcomes",
-            str(folder / "outcomes.db"),
-            *(["--config", str(args.config)] if args.config else []),
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise SystemExit(f"service not ready; see {folder / 'service.log'}")
+    with served(
+        args.scores,
+        "--outcomes",
+        str(Path(tempfile.mkdtemp(prefix="retain-ui-outcomes-")) / "outcomes.db"),
+        *(["--config", str(args.config)] if args.config else []),
+        prefix="retain-ui-bench-",
+    ) as service:
+        url, key = service["url"], service["key"]
         scores = pd.read_parquet(args.scores / "scores.parquet")
         longest = scores["rm_id"].dropna().astype(str).value_counts().index[:3].tolist()
         rows, payload = [], {"target_ms": TARGET_MS, "lists": {}}
@@ -232,9 +190,6 @@ def main() -> None:
             rows,
             payload,
         )
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # retain serve and its bentoml workers
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":
