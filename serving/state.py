@@ -47,6 +47,8 @@ class Snapshot:
     def load(cls, folder: Path) -> Snapshot:
         features = pd.read_parquet(folder / "features.parquet").set_index("customer_id")
         scores = pd.read_parquet(folder / "scores.parquet").set_index("customer_id")
+        # whose list each customer is on, once: every list request filters by it
+        scores["list_id"] = list_owner(scores).to_numpy()
         rms = pd.read_parquet(folder / "rms.parquet")
         versions = {
             c.removeprefix("model_version_"): str(scores[c].iloc[0])
@@ -77,7 +79,7 @@ class Snapshot:
         return self.scores["rm_id"].astype("string").reindex(customer_ids)
 
     def _book_rows(self, rm_id: str, lang: str) -> pd.DataFrame:
-        rows = self.scores[list_owner(self.scores.reset_index()).to_numpy() == rm_id]
+        rows = self.scores[self.scores["list_id"] == rm_id]
         return with_language(rows.reset_index(), lang)
 
     def retention_list(self, rm_id: str, k: int | None, lang: str) -> pd.DataFrame:
