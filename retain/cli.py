@@ -99,6 +99,22 @@ def synth(
             "its tiers the ladder; options given here win. Default: ./retain.toml if present.",
         ),
     ] = None,
+    shift_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Regime change: first month-end it affects (see docs/synthetic_regime.md)."
+        ),
+    ] = None,
+    outflow_factor: Annotated[
+        float | None,
+        typer.Option(
+            help="Regime change: payments to other banks multiplied by this.", show_default="1"
+        ),
+    ] = None,
+    withdraw: Annotated[
+        list[str] | None,
+        typer.Option(help="Regime change: a product code withdrawn (repeat for more)."),
+    ] = None,
     json_path: JsonOption = None,
 ) -> None:
     """Generate a synthetic bank (warehouse tables plus the `truth` table)."""
@@ -107,6 +123,8 @@ def synth(
     given = {"customers": customers, "months": months, "seed": seed}
     if end is not None:
         given["end"] = _month_end(end)
+    regime = {"start": shift_from, "outflow_factor": outflow_factor, "withdrawn": withdraw}
+    given["regime"] = {key: value for key, value in regime.items() if value is not None}
     config, bank = synthetic_bank(config_path, given)
     ladder = bank.tiers
     started = time.perf_counter()
@@ -120,7 +138,13 @@ def synth(
             [(name, f"{rows:,}") for name, rows in meta["rows"].items()],
         )
     )
-    save_json(json_path, {**meta, "out": str(out), "seconds": round(seconds, 2)})
+    regime = config.regime.model_dump(mode="json") if config.regime else None
+    if regime:
+        console.print(
+            f"regime change from {regime['start']}: payments to other banks ×"
+            f"{regime['outflow_factor']:g}, withdrawn: {', '.join(regime['withdrawn']) or 'none'}"
+        )
+    save_json(json_path, {**meta, "regime": regime, "out": str(out), "seconds": round(seconds, 2)})
 
 
 @app.command()

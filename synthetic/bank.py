@@ -110,6 +110,11 @@ def write_bank(
     string_ids = config.ids == "string"
     org = build_org(config.customers, np.random.default_rng([config.seed, 0]))
     rm_ids = org.rms["rm_id"].to_numpy(dtype=object)
+    other_bank_factor = None
+    if config.regime is not None:
+        other_bank_factor = np.where(
+            np.arange(len(months)) >= config.regime_month, config.regime.outflow_factor, 1.0
+        )
     n_chunks = -(-config.customers // CHUNK_SIZE)
     counts = dict.fromkeys(CHUNKED_TABLES, 0)
     hidden = np.zeros(5)
@@ -130,7 +135,9 @@ def write_bank(
                 "customers": cust.table,
                 "rm_assignments": assignment_rows(rng, cust, sim.months, cal, rm_ids),
                 "balances": balances_rows(rng, cust, sim.months, cal, catalogue),
-                "transactions": transactions_table(rng, cust, sim.months, cal, k * ID_BLOCK),
+                "transactions": transactions_table(
+                    rng, cust, sim.months, cal, k * ID_BLOCK, other_bank_factor
+                ),
                 "interactions": interactions_rows(rng, cust, sim.months, cal, rm_ids, k * ID_BLOCK),
                 "complaints": complaints_rows(rng, cust, sim.months, cal, k * ID_BLOCK),
                 "truth": truth_rows(cust, sim, months, ladder, catalogue.codes),
@@ -150,7 +157,10 @@ def write_bank(
         meta = {
             "generator": "retain.synthetic",
             "generator_version": GENERATOR_VERSION,
-            "config": config.model_dump(mode="json", exclude={"products"}),
+            # without a regime the metadata is what it was before regimes existed
+            "config": config.model_dump(
+                mode="json", exclude={"products"} | ({"regime"} if config.regime is None else set())
+            ),
             "as_of": config.end.isoformat(),
             "months": [m.date().isoformat() for m in months],
             "rows": counts,

@@ -229,9 +229,59 @@ DEFAULT_CATALOGUE: tuple[SynthProduct, ...] = (
 )
 
 
+class RegimeChange(Frozen):
+    """A change of regime from the month-end ``start`` on, so monitoring can be proven on a
+    shifted bank (``synthetic.dynamics`` and ``synthetic.events`` apply it).
+
+    - ``outflow_factor``: every payment or transfer *to another bank* (the counterparty
+      ``other_bank``, direction ``out``) is that many times larger from ``start`` on. Only the
+      transactions change: balances, exits and the truth do not — the money is not backed by a
+      fall in AUM (think of a payments scheme that makes paying other banks routine). So the
+      outflow features and the churn score shift while who leaves does not: P(churn | features)
+      changes, the model over-states risk after ``start`` — drift that a monitor must catch and
+      that an estimate from calibrated probabilities (CBPE) cannot see.
+    - ``withdrawn``: product codes withdrawn from ``start``: nobody opens one from then on;
+      holdings run off by kind — a maturing product is not rolled over (it closes at its next
+      maturity and the money moves to the other products, demand deposits first), a loan is
+      repaid on its schedule (it is owed), any other product is closed by
+      ``WITHDRAWN_MONTHLY_CLOSE`` of its holders a month (funds redeemed, cards and services
+      cancelled). The churn hazard's formula is unchanged; holdings change what it and the
+      purchases see (products held, deposits maturing), so the later months are a new draw.
+
+    Rows of the warehouse dated before ``start`` are identical to the bank without the regime
+    (same seed), ids included; ``truth`` rows look three months ahead, so they are identical
+    up to ``start`` − 3 months.
+    """
+
+    start: date
+    outflow_factor: float = Field(default=1.0, gt=0)
+    withdrawn: tuple[str, ...] = ()
+
+    @field_validator("start")
+    @classmethod
+    def _start_month_end(cls, value: date) -> date:
+        if pd.Timestamp(value) != pd.Timestamp(value) + pd.offsets.MonthEnd(0):
+            raise ValueError(
+                f"start must be a month-end date (the first month affected), got {value}"
+            )
+        return value
+
+    @field_validator("withdrawn")
+    @classmethod
+    def _once_each(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({c for c in value if value.count(c) > 1})
+        if repeated:
+            raise ValueError(f"withdrawn: codes given twice: {', '.join(repeated)}")
+        return value
+
+
+WITHDRAWN_MONTHLY_CLOSE = 0.15  # share of a withdrawn product's holders that close it a month
+
+
 class SynthConfig(Frozen):
     """What to generate. ``hidden_sigma`` is the s.d. of the per-customer hidden churn term;
-    ``ids="string"`` writes customer and event ids as zero-padded strings (``C0000000123``)."""
+    ``ids="string"`` writes customer and event ids as zero-padded strings (``C0000000123``);
+    ``regime`` shifts the bank from a month on (:class:`RegimeChange`)."""
 
     customers: int = Field(default=20_000, ge=1)
     months: int = Field(default=24, ge=4, description="at least 3 months of history")
@@ -240,6 +290,7 @@ class SynthConfig(Frozen):
     hidden_sigma: float = Field(default=0.25, ge=0)
     ids: Literal["integer", "string"] = "integer"
     products: tuple[SynthProduct, ...] = DEFAULT_CATALOGUE
+    regime: RegimeChange | None = None
 
     @field_validator("end")
     @classmethod
@@ -261,6 +312,38 @@ class SynthConfig(Frozen):
                 f"everyone holds), got {len(demand)}: {demand}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _regime_fits(self) -> SynthConfig:
+        if self.regime is None:
+            return self
+        months = self.month_ends
+        if pd.Timestamp(self.regime.start) not in months:
+            raise ValueError(
+                f"regime.start {self.regime.start} is outside the window "
+                f"{months[0].date()}..{months[-1].date()}"
+            )
+        codes = {p.product: p for p in self.products}
+        unknown = [c for c in self.regime.withdrawn if c not in codes]
+        if unknown:
+            raise ValueError(
+                f"regime.withdrawn: unknown product code(s) {', '.join(unknown)}; "
+                f"the catalogue has {', '.join(codes)}"
+            )
+        demand = [c for c in self.regime.withdrawn if codes[c].behaviour == DEMAND]
+        if demand:
+            raise ValueError(
+                f"regime.withdrawn: {demand[0]} is the account everyone holds (behaviour "
+                "'demand') and cannot be withdrawn"
+            )
+        return self
+
+    @property
+    def regime_month(self) -> int | None:
+        """Window index of the regime's first month, ``None`` without a regime."""
+        if self.regime is None:
+            return None
+        return int(self.month_ends.get_loc(pd.Timestamp(self.regime.start)))
 
     @property
     def month_ends(self) -> pd.DatetimeIndex:
@@ -286,7 +369,15 @@ def synth_config_from_toml(payload: dict, overrides: dict | None = None) -> Synt
     section = payload.get("synthetic", {})
     if not isinstance(section, dict):
         raise SynthConfigError("synthetic: expected a table ([synthetic])")
-    return synth_config({**section, **(overrides or {})})
+    overrides = dict(overrides or {})
+    regime = overrides.pop("regime", None)
+    merged = {**section, **overrides}
+    if regime:  # options given for the regime win key by key over [synthetic.regime]
+        table = section.get("regime", {})
+        if not isinstance(table, dict):
+            raise SynthConfigError("synthetic.regime: expected a table ([synthetic.regime])")
+        merged["regime"] = {**table, **regime}
+    return synth_config(merged)
 
 
 def as_products(catalogue: tuple[SynthProduct, ...]) -> tuple[Product, ...]:

@@ -130,10 +130,21 @@ def _repeat(counts: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(counts)), counts)
 
 
-def transactions_table(rng, cust, months: list[MonthState], cal: Calendar, first_txn_id: int):
+def transactions_table(
+    rng,
+    cust,
+    months: list[MonthState],
+    cal: Calendar,
+    first_txn_id: int,
+    other_bank_factor: np.ndarray | None = None,
+):
+    """Transactions of a chunk; ``other_bank_factor[t]`` multiplies every payment or transfer
+    to another bank in window month t (a regime change; scaling draws no random numbers, so the
+    rest of the table is unchanged)."""
     buf = _TxnBuffer()
     for s in months:
         t = s.month
+        to_other_bank = 1.0 if other_bank_factor is None else float(other_bank_factor[t])
         account = s.open & ~s.closed_out
         factor = np.where(s.alive, 1.0, np.where(s.exit_now, 0.5, 0.1)) * account
         factor = factor * np.where(s.any_driver, 0.7, 1.0)
@@ -167,7 +178,8 @@ def transactions_table(rng, cust, months: list[MonthState], cal: Calendar, first
 
         idx = _repeat(rng.poisson(0.15 * factor))
         amount = rng.lognormal(np.log(0.02 * s.aum[idx] + 300), 0.6)
-        buf.add(idx, cal.moment(rng, t, idx.size), amount, OUT, MOBILE, OTHER_BANK)
+        moment = cal.moment(rng, t, idx.size)
+        buf.add(idx, moment, amount * to_other_bank, OUT, MOBILE, OTHER_BANK)
         idx = _repeat(rng.poisson(0.2 * factor))
         buf.add(
             idx,
@@ -193,6 +205,7 @@ def transactions_table(rng, cust, months: list[MonthState], cal: Calendar, first
         counts = np.where(losing, 1 + rng.poisson(1.5, len(losing)), 0)
         idx = _repeat(counts)
         amount = s.drift_loss[idx] / counts[idx] * rng.uniform(0.8, 1.2, idx.size)
+        amount = np.where(s.outflow[idx], amount * to_other_bank, amount)
         buf.add(
             idx,
             cal.moment(rng, t, idx.size),
@@ -211,7 +224,7 @@ def transactions_table(rng, cust, months: list[MonthState], cal: Calendar, first
         leaving = s.exit_now & (s.aum_prev > s.aum)
         counts = np.where(leaving, rng.integers(1, 4, len(leaving)), 0)
         idx = _repeat(counts)
-        amount = (s.aum_prev[idx] - s.aum[idx]) / counts[idx]
+        amount = (s.aum_prev[idx] - s.aum[idx]) / counts[idx] * to_other_bank
         buf.add(idx, cal.moment(rng, t, idx.size, 0, 5), amount, OUT, MOBILE, OTHER_BANK)
     return buf.table(cust, first_txn_id)
 
