@@ -39,6 +39,7 @@ from synthetic.truth import truth_rows
 GENERATOR_VERSION = "2"
 CHUNK_SIZE = 25_000
 ID_BLOCK = 10**10  # event ids of chunk k start at k * ID_BLOCK
+REGIME_ID_OFFSET = ID_BLOCK // 2  # events from a regime month on (see _Chunk.with_regime)
 CHUNKED_TABLES = (
     "customers",
     "rm_assignments",
@@ -93,6 +94,95 @@ def products_table(config: SynthConfig) -> pa.Table:
     )
 
 
+class _Chunk:
+    """One chunk of customers turned into its tables, with or without a regime change."""
+
+    STAGES = ("simulate", *CHUNKED_TABLES[1:-1])  # the stages that draw random numbers
+
+    def __init__(self, k, cust, months, catalogue, org, ladder, other_bank_factor):
+        self.k, self.cust, self.months, self.catalogue = k, cust, months, catalogue
+        self.cal = Calendar(months)
+        self.org, self.ladder, self.other_bank_factor = org, ladder, other_bank_factor
+        self.rm_ids = org.rms["rm_id"].to_numpy(dtype=object)
+
+    def frames(self, rng, withdrawn=None, regime_month=0, replay=None) -> tuple[dict, object]:
+        """The chunk's tables and simulation. Each stage starts from ``replay[stage]`` when
+        given (a regime's second pass); the states each stage started from are kept in
+        ``self.states``."""
+        self.states = {}
+
+        def start(stage: str) -> None:
+            if replay is not None:
+                rng.bit_generator.state = replay[stage]
+            self.states[stage] = rng.bit_generator.state
+
+        cust, cal, catalogue, rm_ids, first_id = (
+            self.cust, self.cal, self.catalogue, self.rm_ids, self.k * ID_BLOCK
+        )  # fmt: skip
+        start("simulate")
+        sim = simulate(
+            rng, cust, len(self.months), self.org.rms_by_outlet, catalogue,
+            withdrawn=withdrawn, regime_month=regime_month,
+        )  # fmt: skip
+        frames = {"customers": cust.table}
+        start("rm_assignments")
+        frames["rm_assignments"] = assignment_rows(rng, cust, sim.months, cal, rm_ids)
+        start("balances")
+        frames["balances"] = balances_rows(rng, cust, sim.months, cal, catalogue)
+        start("transactions")
+        frames["transactions"] = transactions_table(
+            rng, cust, sim.months, cal, first_id, self.other_bank_factor
+        )
+        start("interactions")
+        frames["interactions"] = interactions_rows(rng, cust, sim.months, cal, rm_ids, first_id)
+        start("complaints")
+        frames["complaints"] = complaints_rows(rng, cust, sim.months, cal, first_id)
+        frames["truth"] = truth_rows(cust, sim, self.months, self.ladder, catalogue.codes)
+        return frames, sim
+
+    def with_regime(self, rng, withdrawn: np.ndarray, regime_month: int) -> tuple[dict, object]:
+        """Tables of a bank whose products ``withdrawn`` go from window month ``regime_month``.
+
+        Withdrawal changes what customers hold, so the random streams of the later months
+        differ from the unchanged bank's. To keep every row before ``regime_month`` identical,
+        the chunk is generated twice: unchanged (to learn the stream's state at the start of
+        each stage and the event ids before the regime), then with the regime, each stage
+        restarted from the unchanged state. Events from the regime month on get ids from
+        ``REGIME_ID_OFFSET`` within the chunk's block, so ids never collide. Twice the work,
+        for regime banks only.
+        """
+        unchanged, _ = self.frames(rng)
+        replay = self.states
+        frames, sim = self.frames(rng, withdrawn, regime_month, replay)
+        cutoff = self.cal.month_start[regime_month].astype("datetime64[s]")
+        regime_first_id = self.k * ID_BLOCK + REGIME_ID_OFFSET
+        for table, column in (
+            ("transactions", "txn_id"),
+            ("interactions", "interaction_id"),
+            ("complaints", "complaint_id"),
+        ):
+            frames[table] = _keep_ids_before(
+                unchanged[table], frames[table], column, cutoff, regime_first_id
+            )
+        return frames, sim
+
+
+def _keep_ids_before(unchanged, shifted, column: str, cutoff, first_id: int):
+    """``shifted`` with the ids of ``unchanged`` on its events before ``cutoff`` (the same
+    events, in the same order) and fresh ids from ``first_id`` on the others."""
+    as_arrow = isinstance(shifted, pa.Table)
+    ts_before = np.asarray(unchanged["ts"]).astype("datetime64[s]") < cutoff
+    ts_after = np.asarray(shifted["ts"]).astype("datetime64[s]") >= cutoff
+    if ts_before.sum() != (~ts_after).sum():  # a broken invariant of the generator, not input
+        raise RuntimeError(f"regime change: {column} rows before the regime month differ")
+    ids = np.empty(len(ts_after), dtype=np.int64)
+    ids[~ts_after] = np.asarray(unchanged[column])[ts_before]
+    ids[ts_after] = first_id + np.arange(ts_after.sum(), dtype=np.int64)
+    if as_arrow:
+        return shifted.set_column(shifted.column_names.index(column), column, pa.array(ids))
+    return shifted.assign(**{column: ids})
+
+
 def write_bank(
     config: SynthConfig,
     out: Path,
@@ -105,16 +195,17 @@ def write_bank(
     is called after each chunk of customers (for progress bars).
     """
     months = config.month_ends
-    cal = Calendar(months)
     catalogue = Catalogue.of(config.products)
     string_ids = config.ids == "string"
     org = build_org(config.customers, np.random.default_rng([config.seed, 0]))
-    rm_ids = org.rms["rm_id"].to_numpy(dtype=object)
     other_bank_factor = None
     if config.regime is not None:
         other_bank_factor = np.where(
             np.arange(len(months)) >= config.regime_month, config.regime.outflow_factor, 1.0
         )
+    withdrawn = np.zeros(len(catalogue), dtype=bool)
+    if config.regime is not None:
+        withdrawn = np.isin(catalogue.codes, config.regime.withdrawn)
     n_chunks = -(-config.customers // CHUNK_SIZE)
     counts = dict.fromkeys(CHUNKED_TABLES, 0)
     hidden = np.zeros(5)
@@ -130,18 +221,11 @@ def write_bank(
             first = k * CHUNK_SIZE
             size = min(CHUNK_SIZE, config.customers - first)
             cust = draw_customers(rng, first + 1, size, org, months, config.hidden_sigma)
-            sim = simulate(rng, cust, len(months), org.rms_by_outlet, catalogue)
-            frames = {
-                "customers": cust.table,
-                "rm_assignments": assignment_rows(rng, cust, sim.months, cal, rm_ids),
-                "balances": balances_rows(rng, cust, sim.months, cal, catalogue),
-                "transactions": transactions_table(
-                    rng, cust, sim.months, cal, k * ID_BLOCK, other_bank_factor
-                ),
-                "interactions": interactions_rows(rng, cust, sim.months, cal, rm_ids, k * ID_BLOCK),
-                "complaints": complaints_rows(rng, cust, sim.months, cal, k * ID_BLOCK),
-                "truth": truth_rows(cust, sim, months, ladder, catalogue.codes),
-            }
+            chunk = _Chunk(k, cust, months, catalogue, org, ladder, other_bank_factor)
+            if withdrawn.any():
+                frames, sim = chunk.with_regime(rng, withdrawn, config.regime_month)
+            else:
+                frames, sim = chunk.frames(rng)
             for table, frame in frames.items():
                 _write(frame, staging / table / f"part-{k:05d}.parquet", string_ids)
                 counts[table] += len(frame)

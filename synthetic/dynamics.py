@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from synthetic.config import WITHDRAWN_MONTHLY_CLOSE
 from synthetic.customers import CustomerChunk, sigmoid
-from synthetic.products import PURCHASE_OFFSET, Catalogue
+from synthetic.products import OUT_OF_REACH, PURCHASE_OFFSET, Catalogue
 
 DRIVERS = (
     "balance_decline",
@@ -124,9 +125,21 @@ def simulate(
     rms_by_outlet: tuple[np.ndarray, ...],
     catalogue: Catalogue,
     warmup: int = WARMUP_MONTHS,
+    withdrawn: np.ndarray | None = None,
+    regime_month: int = 0,
 ) -> Simulation:
+    """Simulate a chunk; ``withdrawn`` (a mask over the catalogue) are products withdrawn from
+    window month ``regime_month`` on (``synthetic.config.RegimeChange``): nobody buys one from
+    then, a maturing one is not rolled over, a loan runs its course, any other is closed by
+    ``WITHDRAWN_MONTHLY_CLOSE`` of its holders a month. The number of random draws does not
+    depend on the regime, so every month before ``regime_month`` is the unchanged bank's."""
     n = len(cust.customer_id)
     n_products = len(catalogue)
+    if withdrawn is None:
+        withdrawn = np.zeros(n_products, dtype=bool)
+    runs_off = withdrawn & ~catalogue.amortises
+    for p in catalogue.maturing:
+        runs_off[p] = False  # closes at its next maturity instead
     demand, maturing = catalogue.demand, catalogue.maturing
     total = n_window + 3
     log10w0 = np.log10(cust.wealth)
@@ -171,6 +184,12 @@ def simulate(
             drivers_on[:, COMPLAINT] = False
             drivers_months[:, COMPLAINT] = 0
             since_resolved[:] = 99
+        # withdrawn products: no rollover or run-off from the regime month; no purchase decided
+        # from the month before (a purchase decided at t is held from t + 1)
+        withdrawn_now = withdrawn & (t >= regime_month)
+        not_sold = withdrawn & (t >= regime_month - 1)
+        if withdrawn_now.any():  # a customer who joins from the regime month cannot get one
+            held[:, withdrawn_now] &= (cust.open_month < regime_month)[:, None]
         is_open = cust.open_month <= t
         alive = is_open & (exit_month > t)
         exit_now = exit_month == t
@@ -233,12 +252,17 @@ def simulate(
         closed = np.zeros((n, n_products), dtype=bool)
         for p in maturing:
             due = alive & held[:, p] & (maturity[:, p] == t)
-            roll = due & (rng.random(n) < 0.85)
+            roll = due & (rng.random(n) < 0.85) & ~withdrawn_now[p]
             maturity[:, p] = np.where(roll, t + term_of[p], maturity[:, p])
             stop = due & ~roll
             closed[:, p] |= stop
         # ordinary product closures
-        stop = alive[:, None] & held & (rng.random((n, n_products)) < catalogue.monthly_close)
+        monthly_close = np.where(
+            runs_off & withdrawn_now,
+            np.maximum(catalogue.monthly_close, WITHDRAWN_MONTHLY_CLOSE),
+            catalogue.monthly_close,
+        )
+        stop = alive[:, None] & held & (rng.random((n, n_products)) < monthly_close)
         closed |= stop
 
         # exit month: money leaves early in the month; closures shut every asset account
@@ -306,6 +330,7 @@ def simulate(
         )
         buy_logit += catalogue.purchase_boost  # a premium service: crossing the threshold
         buy_logit[:, demand] = -30
+        buy_logit[:, not_sold] = OUT_OF_REACH
         if t >= 0:
             sim.purchase[:, t] = np.where(is_open[:, None], sigmoid(buy_logit), 0.0)
 
@@ -344,6 +369,7 @@ def simulate(
         exit_driver[leaving] = np.where(contrib[leaving].max(axis=1) > 0.3, top, -1)
         buy_hazard = np.where(is_open[:, None], sigmoid(buy_logit), 0.0)
         buys = (alive & ~leaving)[:, None] & ~held & (rng.random((n, n_products)) < buy_hazard)
+        buys[:, not_sold] = False
         held = (held & ~closed) | buys
         for p in maturing:
             maturity[:, p] = np.where(buys[:, p], t + 1 + term_of[p], maturity[:, p])

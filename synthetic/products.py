@@ -38,6 +38,7 @@ class Catalogue:
     terms: dict[int, tuple[np.ndarray, np.ndarray]]  # index → (terms in months, probabilities)
     balance_ranges: dict[int, tuple[float, float]]  # loan / card balances at the start
     balance_factors: dict[int, float | None]  # monthly factor; None = drawn afresh each month
+    amortises: np.ndarray  # a loan balance repaid month by month (owed: it cannot be closed)
     intercept: np.ndarray  # propensity coefficients, offsets included
     wealth: np.ndarray
     age: np.ndarray
@@ -84,6 +85,7 @@ class Catalogue:
                 for i, r in enumerate(rules)
                 if r.balance_range is not None
             },
+            amortises=np.array([r.balance_monthly_factor is not None for r in rules]),
             intercept=intercept,
             wealth=wealth,
             age=np.array([r.propensity.age for r in rules]),
