@@ -115,6 +115,14 @@ def synth(
         list[str] | None,
         typer.Option(help="Regime change: a product code withdrawn (repeat for more)."),
     ] = None,
+    outflow_start_factor: Annotated[
+        float | None,
+        typer.Option(
+            help="Regime change: customers start moving savings to other banks this many times "
+            "as often.",
+            show_default="1",
+        ),
+    ] = None,
     json_path: JsonOption = None,
 ) -> None:
     """Generate a synthetic bank (warehouse tables plus the `truth` table)."""
@@ -123,7 +131,12 @@ def synth(
     given = {"customers": customers, "months": months, "seed": seed}
     if end is not None:
         given["end"] = _month_end(end)
-    regime = {"start": shift_from, "outflow_factor": outflow_factor, "withdrawn": withdraw}
+    regime = {
+        "start": shift_from,
+        "outflow_factor": outflow_factor,
+        "withdrawn": withdraw,
+        "outflow_start_factor": outflow_start_factor,
+    }
     given["regime"] = {key: value for key, value in regime.items() if value is not None}
     config, bank = synthetic_bank(config_path, given)
     ladder = bank.tiers
@@ -141,8 +154,9 @@ def synth(
     regime = config.regime.model_dump(mode="json") if config.regime else None
     if regime:
         console.print(
-            f"regime change from {regime['start']}: payments to other banks ×"
-            f"{regime['outflow_factor']:g}, withdrawn: {', '.join(regime['withdrawn']) or 'none'}"
+            f"regime change from {regime['start']}: payments to other banks "
+            f"×{regime['outflow_factor']:g}, savings moved out ×{regime['outflow_start_factor']:g}"
+            f", withdrawn: {', '.join(regime['withdrawn']) or 'none'}"
         )
     save_json(json_path, {**meta, "regime": regime, "out": str(out), "seconds": round(seconds, 2)})
 

@@ -23,7 +23,7 @@ from features.config import TierLadder
 from features.sources.files import META_FILE
 from synthetic.config import SynthConfig
 from synthetic.customers import draw_customers
-from synthetic.dynamics import DRIVERS, simulate
+from synthetic.dynamics import DRIVERS, Shift, simulate
 from synthetic.events import (
     Calendar,
     assignment_rows,
@@ -105,10 +105,10 @@ class _Chunk:
         self.org, self.ladder, self.other_bank_factor = org, ladder, other_bank_factor
         self.rm_ids = org.rms["rm_id"].to_numpy(dtype=object)
 
-    def frames(self, rng, withdrawn=None, regime_month=0, replay=None) -> tuple[dict, object]:
-        """The chunk's tables and simulation. Each stage starts from ``replay[stage]`` when
-        given (a regime's second pass); the states each stage started from are kept in
-        ``self.states``."""
+    def frames(self, rng, shift: Shift | None = None, replay=None) -> tuple[dict, object]:
+        """The chunk's tables and simulation (under ``shift``, a regime change, when given).
+        Each stage starts from ``replay[stage]`` when given (a regime's second pass); the
+        states each stage started from are kept in ``self.states``."""
         self.states = {}
 
         def start(stage: str) -> None:
@@ -120,10 +120,7 @@ class _Chunk:
             self.cust, self.cal, self.catalogue, self.rm_ids, self.k * ID_BLOCK
         )  # fmt: skip
         start("simulate")
-        sim = simulate(
-            rng, cust, len(self.months), self.org.rms_by_outlet, catalogue,
-            withdrawn=withdrawn, regime_month=regime_month,
-        )  # fmt: skip
+        sim = simulate(rng, cust, len(self.months), self.org.rms_by_outlet, catalogue, shift=shift)
         frames = {"customers": cust.table}
         start("rm_assignments")
         frames["rm_assignments"] = assignment_rows(rng, cust, sim.months, cal, rm_ids)
@@ -140,20 +137,21 @@ class _Chunk:
         frames["truth"] = truth_rows(cust, sim, self.months, self.ladder, catalogue.codes)
         return frames, sim
 
-    def with_regime(self, rng, withdrawn: np.ndarray, regime_month: int) -> tuple[dict, object]:
-        """Tables of a bank whose products ``withdrawn`` go from window month ``regime_month``.
+    def with_regime(self, rng, shift: Shift) -> tuple[dict, object]:
+        """Tables of the chunk under ``shift``, a regime change that alters the simulation.
 
-        Withdrawal changes what customers hold, so the random streams of the later months
-        differ from the unchanged bank's. To keep every row before ``regime_month`` identical,
-        the chunk is generated twice: unchanged (to learn the stream's state at the start of
-        each stage and the event ids before the regime), then with the regime, each stage
-        restarted from the unchanged state. Events from the regime month on get ids from
+        Customers' lives change from the regime month on, so the random streams of the later
+        months differ from the unchanged bank's. To keep every row before the regime month
+        identical, the chunk is generated twice: unchanged (to learn the stream's state at the
+        start of each stage and the event ids before the regime), then with the regime, each
+        stage restarted from the unchanged state. Events from the regime month on get ids from
         ``REGIME_ID_OFFSET`` within the chunk's block, so ids never collide. Twice the work,
-        for regime banks only.
+        for such regime banks only.
         """
         unchanged, _ = self.frames(rng)
         replay = self.states
-        frames, sim = self.frames(rng, withdrawn, regime_month, replay)
+        frames, sim = self.frames(rng, shift, replay)
+        regime_month = shift.month
         cutoff = self.cal.month_start[regime_month].astype("datetime64[s]")
         regime_first_id = self.k * ID_BLOCK + REGIME_ID_OFFSET
         for table, column in (
@@ -203,9 +201,15 @@ def write_bank(
         other_bank_factor = np.where(
             np.arange(len(months)) >= config.regime_month, config.regime.outflow_factor, 1.0
         )
-    withdrawn = np.zeros(len(catalogue), dtype=bool)
-    if config.regime is not None:
-        withdrawn = np.isin(catalogue.codes, config.regime.withdrawn)
+    shift = None  # a regime that changes customers' lives, not only what transactions show
+    if config.regime is not None and (
+        config.regime.withdrawn or config.regime.outflow_start_factor != 1
+    ):
+        shift = Shift(
+            np.isin(catalogue.codes, config.regime.withdrawn),
+            config.regime_month,
+            config.regime.outflow_start_factor,
+        )
     n_chunks = -(-config.customers // CHUNK_SIZE)
     counts = dict.fromkeys(CHUNKED_TABLES, 0)
     hidden = np.zeros(5)
@@ -222,8 +226,8 @@ def write_bank(
             size = min(CHUNK_SIZE, config.customers - first)
             cust = draw_customers(rng, first + 1, size, org, months, config.hidden_sigma)
             chunk = _Chunk(k, cust, months, catalogue, org, ladder, other_bank_factor)
-            if withdrawn.any():
-                frames, sim = chunk.with_regime(rng, withdrawn, config.regime_month)
+            if shift is not None:
+                frames, sim = chunk.with_regime(rng, shift)
             else:
                 frames, sim = chunk.frames(rng)
             for table, frame in frames.items():

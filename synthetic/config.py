@@ -237,25 +237,35 @@ class RegimeChange(Frozen):
       ``other_bank``, direction ``out``) is that many times larger from ``start`` on. Only the
       transactions change: balances, exits and the truth do not — the money is not backed by a
       fall in AUM (think of a payments scheme that makes paying other banks routine). So the
-      outflow features and the churn score shift while who leaves does not: P(churn | features)
-      changes, the model over-states risk after ``start`` — drift that a monitor must catch and
-      that an estimate from calibrated probabilities (CBPE) cannot see.
+      outflow features shift while who leaves does not: P(churn | features) changes (a concept
+      shift, which an estimate from calibrated probabilities — CBPE — cannot see). The churn
+      score moves little: a model learns that savings *draining* to other banks, not routine
+      payments, announce an exit (docs/synthetic_regime.md has the measured figures).
+    - ``outflow_start_factor``: customers start moving their savings to other banks (the
+      ``outflow_other_bank`` driver: 10–22% of AUM a month to other banks for three months,
+      then a higher hazard) that many times as often. Here the mechanism is unchanged and only
+      how many customers are in it changes: a covariate shift in the sense CBPE assumes —
+      P(churn | features) holds, so a calibrated model stays calibrated while the outflow
+      features, the churn score and the realised churn rate all rise together.
     - ``withdrawn``: product codes withdrawn from ``start``: nobody opens one from then on;
       holdings run off by kind — a maturing product is not rolled over (it closes at its next
-      maturity and the money moves to the other products, demand deposits first), a loan is
+      maturity, its money spread over the customer's other assets), a loan is
       repaid on its schedule (it is owed), any other product is closed by
       ``WITHDRAWN_MONTHLY_CLOSE`` of its holders a month (funds redeemed, cards and services
       cancelled). The churn hazard's formula is unchanged; holdings change what it and the
       purchases see (products held, deposits maturing), so the later months are a new draw.
 
     Rows of the warehouse dated before ``start`` are identical to the bank without the regime
-    (same seed), ids included; ``truth`` rows look three months ahead, so they are identical
-    up to ``start`` − 3 months.
+    (same seed), ids included, except dates that lie after ``start`` (a complaint's
+    resolution, an RM assignment's end); ``truth`` rows look three months ahead, so they are
+    identical up to ``start`` − 3 months, but for the exit date of customers leaving after
+    ``start``.
     """
 
     start: date
     outflow_factor: float = Field(default=1.0, gt=0)
     withdrawn: tuple[str, ...] = ()
+    outflow_start_factor: float = Field(default=1.0, gt=0)
 
     @field_validator("start")
     @classmethod

@@ -52,6 +52,7 @@ BIG_SPEND_RATE = 0.015
 EPISODE_MONTHS = 6  # money-moving episodes: 3 months of outflow, hazard in months 3–6
 WARMUP_MONTHS = 12  # simulated before the window so drivers start from their steady state
 DRIFT_MONTHS = 3
+OUTFLOW_START = 0.014  # monthly chance that a customer starts moving savings to other banks
 MAX_MONTHLY_DRIFT = np.log(0.78)
 
 
@@ -97,6 +98,19 @@ class Simulation:
     hidden_var_sums: np.ndarray = field(default_factory=lambda: np.zeros(5))
 
 
+@dataclass(frozen=True, eq=False)
+class Shift:
+    """A regime change as the simulation applies it (``synthetic.config.RegimeChange``), from
+    window month ``month`` on: ``withdrawn`` (a mask over the catalogue) are sold no more — a
+    maturing one is not rolled over, a loan runs its course, any other is closed by
+    ``WITHDRAWN_MONTHLY_CLOSE`` of its holders a month; outflow episodes (savings moved to
+    other banks) start ``outflow_start_factor`` times as often."""
+
+    withdrawn: np.ndarray
+    month: int = 0
+    outflow_start_factor: float = 1.0
+
+
 def _ramp(months_on: np.ndarray) -> np.ndarray:
     """Weight of a driver by months on: nothing for two months, full for months 3–6, 0.4 after.
 
@@ -125,18 +139,15 @@ def simulate(
     rms_by_outlet: tuple[np.ndarray, ...],
     catalogue: Catalogue,
     warmup: int = WARMUP_MONTHS,
-    withdrawn: np.ndarray | None = None,
-    regime_month: int = 0,
+    shift: Shift | None = None,
 ) -> Simulation:
-    """Simulate a chunk; ``withdrawn`` (a mask over the catalogue) are products withdrawn from
-    window month ``regime_month`` on (``synthetic.config.RegimeChange``): nobody buys one from
-    then, a maturing one is not rolled over, a loan runs its course, any other is closed by
-    ``WITHDRAWN_MONTHLY_CLOSE`` of its holders a month. The number of random draws does not
-    depend on the regime, so every month before ``regime_month`` is the unchanged bank's."""
+    """Simulate a chunk, under a regime change from ``shift.month`` on when given. The number
+    of random draws does not depend on the regime, so every month before it is the unchanged
+    bank's."""
     n = len(cust.customer_id)
     n_products = len(catalogue)
-    if withdrawn is None:
-        withdrawn = np.zeros(n_products, dtype=bool)
+    shift = shift or Shift(np.zeros(n_products, dtype=bool))
+    withdrawn, regime_month = shift.withdrawn, shift.month
     runs_off = withdrawn & ~catalogue.amortises
     for p in catalogue.maturing:
         runs_off[p] = False  # closes at its next maturity instead
@@ -207,7 +218,11 @@ def simulate(
             0.0,
             EPISODE_MONTHS,
         )
-        _episode(rng, drivers_on, drivers_months, OUTFLOW, is_open, 0.014, 0.0, EPISODE_MONTHS)
+        outflow_start = OUTFLOW_START * (shift.outflow_start_factor if t >= regime_month else 1)
+        _episode(
+            rng, drivers_on, drivers_months, OUTFLOW, is_open, min(outflow_start, 1.0), 0.0,
+            EPISODE_MONTHS,
+        )  # fmt: skip
         _episode(rng, drivers_on, drivers_months, SALARY, is_open & cust.salaried, 0.007, 0.04)
         other = drivers_on[:, [DECLINE, OUTFLOW, SALARY, NEGLECT]].any(axis=1)
         was_open_complaint = drivers_on[:, COMPLAINT].copy()
