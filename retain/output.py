@@ -22,9 +22,20 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
+def _json_target(value: Path | None) -> Path | None:
+    """With ``--json -`` stdout carries the JSON alone: tables and progress go to stderr."""
+    if value is not None and str(value) == "-":
+        console.file = sys.stderr
+    return value
+
+
 JsonOption = Annotated[
     Path | None,
-    typer.Option("--json", help="Also write a machine-readable summary to PATH (- for stdout)."),
+    typer.Option(
+        "--json",
+        help="Also write a machine-readable summary to PATH (- for stdout).",
+        callback=_json_target,
+    ),
 ]
 
 

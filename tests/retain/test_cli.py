@@ -178,7 +178,7 @@ def test_a_killed_run_leaves_the_previous_output_and_no_scratch(tmp_path):
 def test_config_show_prints_the_resolved_configuration(tmp_path):
     shown = run("config", "show", "--json", "-")
     assert shown.returncode == 0, shown.stderr
-    payload = json.loads(shown.stdout[shown.stdout.index("\n{") :])
+    payload = json.loads(shown.stdout)  # with --json - stdout is the JSON alone
     assert payload["churn"]["horizon_months"] == 3
     assert [t["name"] for t in payload["tiers"]][:2] == ["non_core", "core"]
     from retain.config import load_config, parse_config
