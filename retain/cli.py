@@ -22,6 +22,7 @@ from retain.options import (
 )
 from retain.outcomes_commands import outcomes_app
 from retain.output import JsonOption, console, errors, progress_bar, save_json, table
+from retain.run_commands import run as run_command
 
 app = typer.Typer(
     help="retain — churn and cross-sell propensity for a bank's relationship managers.",
@@ -717,6 +718,7 @@ def _print_score(summary: dict) -> None:
 keys_app = typer.Typer(help="API keys of the scoring service (hashed).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(outcomes_app, name="outcomes")
+app.command("run")(run_command)
 DEFAULT_KEYS = Path("data/keys.json")
 KeysOption = Annotated[Path, typer.Option("--keys", help="Keys file.")]
 

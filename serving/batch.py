@@ -13,6 +13,8 @@ The output directory (replaced only when everything succeeded):
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from mlflow.tracking import MlflowClient
 
 from features.atomic import atomic_dir, write_json
-from features.build import HOLDS_PREFIX
+from features.build import HOLDS_PREFIX, CutoffError
 from features.config import BankConfig, RiskBands
 from features.materialize import write_features
 from features.products import products_from_json, read_products_metadata
@@ -193,15 +196,22 @@ def score_warehouse(
     k: int | None = None,
     explain_above: float = 0.0,
     step: Callable[[str], None] = lambda _: None,
+    features_path: Path | None = None,
 ) -> dict:
-    """Score ``warehouse`` at ``cutoff`` into ``out``; return the summary."""
+    """Score ``warehouse`` at ``cutoff`` into ``out``; return the summary.
+
+    ``features_path``: features at ``cutoff`` built already (by ``retain run``), used instead
+    of building them again."""
     started = time.perf_counter()
     step("loading champion models")
     models = load_champions()
     timings = {}
     with atomic_dir(out) as staging:
         tick = time.perf_counter()
-        write_features(warehouse, [cutoff], staging / "features.parquet", config, step=step)
+        if features_path is None:
+            write_features(warehouse, [cutoff], staging / "features.parquet", config, step=step)
+        else:
+            _reuse_features(Path(features_path), staging / "features.parquet", cutoff)
         features = pd.read_parquet(staging / "features.parquet")
         config = config.with_products(read_products_metadata(staging / "features.parquet"))
         timings["features"] = time.perf_counter() - tick
@@ -247,6 +257,18 @@ def score_warehouse(
         }
         write_json(staging / "summary.json", summary)
     return summary
+
+
+def _reuse_features(source: Path, target: Path, cutoff: date) -> None:
+    """Link (else copy) a features file built for ``cutoff``; files are replaced, never
+    rewritten in place, so a hard link is safe."""
+    cutoffs = pq.read_table(source, columns=["cutoff"]).column("cutoff").unique().to_pylist()
+    if cutoffs and cutoffs != [cutoff]:
+        raise CutoffError(f"{source} holds cutoffs {cutoffs[:3]}, not {cutoff}")
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _assemble(warehouse, cutoff, config, models, features, scores, reasons) -> pd.DataFrame:

@@ -1,0 +1,504 @@
+"""`retain run`: the monthly job in one command — validate → features → score → monitor.
+
+Everything for a cutoff goes to ``<runs-dir>/<cutoff>/``:
+
+- ``validate.json``: the warehouse's violations (none, or the run stops here);
+- ``features.parquet``: features at the cutoff (the score step reuses this file);
+- ``scores/``: what ``retain score --out`` writes (scores, features, lists, report, summary);
+- ``monitor/``: ``monitor.json`` and ``monitor.html`` against the reference;
+- ``run.json``: per step its status, seconds, peak RSS and output; the run's status.
+
+Each output is written atomically. A step whose inputs have not changed since it last finished
+(its *fingerprint*: the warehouse files' sizes and times, the configuration, the features file,
+the champion models' versions) is skipped on the next run, so a run that failed resumes where
+it stopped; ``--force`` redoes every step. The run never trains: retraining is ``retain train``
+and ``retain promote``. Exit codes: 0 done, 1 a step failed, 2 monitoring raised an act-level
+alert (everything is written first), so a scheduler can page someone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import psutil
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from features.atomic import write_json
+from features.config import BankConfig
+from retain.options import ConfigOption, WarehouseOption, bank_config, warehouse_location
+from retain.output import JsonOption, console, errors, save_json, table
+
+STEPS = ("validate", "features", "score", "monitor")
+DONE, SKIPPED, FAILED, NOT_RUN, NOT_AVAILABLE = (
+    "done",
+    "skipped (done)",
+    "failed",
+    "not run",
+    "not available",
+)
+EXIT_FAILED, EXIT_ACT = 1, 2
+RUN_FILE = "run.json"
+
+
+class StepFailed(Exception):
+    """A step that cannot finish, with the one line a user needs."""
+
+
+@dataclass
+class StepRecord:
+    """What ``run.json`` keeps of one step."""
+
+    name: str
+    status: str = NOT_RUN
+    seconds: float | None = None
+    peak_rss_mb: float | None = None
+    output: str | None = None
+    fingerprint: str | None = None
+    error: str | None = None
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class Step:
+    """A step of the monthly run: its output, its fingerprint (None: never skipped) and what
+    it does (``work(update)`` returns details kept in ``run.json``)."""
+
+    name: str
+    output: Path
+    fingerprint: Callable[[], str | None]
+    work: Callable[[Callable[[str], None]], dict]
+
+
+# ---------------------------------------------------------------- fingerprints
+
+
+def _digest(payload: object) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def warehouse_fingerprint(location: str) -> str | None:
+    """Sizes and modification times of a directory warehouse's files; None for a database
+    (no cheap way to see that its tables changed: those steps always run)."""
+    if "://" in location:
+        return None
+    root = Path(location)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return _digest(
+        [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    )
+
+
+def file_fingerprint(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    stat = path.stat()
+    return _digest([str(path), stat.st_size, stat.st_mtime_ns])
+
+
+def config_fingerprint(config: BankConfig) -> str:
+    return _digest(config.model_dump(mode="json"))
+
+
+def champion_versions() -> dict[str, str]:
+    """``{model: version}`` of every registered model's champion (no download)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from models.registry import CHAMPION
+
+    client = MlflowClient()
+    versions = {}
+    for model in client.search_registered_models():
+        try:
+            versions[model.name] = client.get_model_version_by_alias(model.name, CHAMPION).version
+        except mlflow.exceptions.MlflowException:  # registered, never promoted
+            continue
+    return versions
+
+
+# ---------------------------------------------------------------- peak RSS of a step
+
+
+class PeakMemory:
+    """Samples this process's resident memory (and its children's) while a step runs."""
+
+    def __init__(self, every: float = 0.05):
+        self.every, self.peak = every, 0
+        self._stop = threading.Event()
+        self._process = psutil.Process(os.getpid())
+
+    def _sample(self) -> None:
+        try:
+            rss = self._process.memory_info().rss
+            rss += sum(c.memory_info().rss for c in self._process.children(recursive=True))
+        except psutil.Error:
+            return
+        self.peak = max(self.peak, rss)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def __enter__(self) -> PeakMemory:
+        self._sample()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def mb(self) -> float:
+        return round(self.peak / 2**20, 1)
+
+
+# ---------------------------------------------------------------- the steps
+
+
+def _validate(location: str, out: Path) -> Callable:
+    def work(update) -> dict:
+        from features.schema import validate_warehouse
+
+        update("checking every table")
+        violations = validate_warehouse(location)
+        payload = {
+            "warehouse": location,
+            "valid": not violations,
+            "violations": [v.__dict__ for v in violations],
+        }
+        write_json(out, payload)
+        if violations:
+            first = violations[0]
+            raise StepFailed(
+                f"{len(violations)} violation(s) in {location}, e.g. {first.table}.{first.column}:"
+                f" {first.rule} ({first.count:,} rows); all in {out} (retain validate lists them)"
+            )
+        return {"violations": 0}
+
+    return work
+
+
+def _features(location: str, cutoff: date, out: Path, bank: BankConfig) -> Callable:
+    def work(update) -> dict:
+        from features.materialize import write_features
+
+        summary = write_features(
+            location,
+            [cutoff],
+            out,
+            bank,
+            bank.warehouse.engine,
+            bank.warehouse.spark_master,
+            step=update,
+        )
+        if not summary["rows"]:
+            raise StepFailed(f"no customers at cutoff {cutoff} in {location}")
+        return {"rows": summary["rows"], "engine": summary["engine"]}
+
+    return work
+
+
+def _score(location, cutoff, features_path, out, bank, lang) -> Callable:
+    def work(update) -> dict:
+        from serving.batch import score_warehouse
+
+        summary = score_warehouse(
+            location,
+            cutoff,
+            out,
+            bank,
+            lang,
+            None,
+            bank.lists.explain_above,
+            step=update,
+            features_path=features_path,
+        )
+        keep = ("customers_scored", "customers_explained", "lists", "listed_customers", "models")
+        return {k: summary[k] for k in keep}
+
+    return work
+
+
+def monitor_function() -> Callable | None:
+    """``monitoring.job.run_monitor`` once that package is installed, else None."""
+    try:
+        from monitoring.job import run_monitor
+    except ImportError:
+        return None
+    return run_monitor
+
+
+def _monitor(folder, reference, runs_dir, location, bank) -> Callable:
+    def work(update) -> dict:
+        run_monitor = monitor_function()
+        result = run_monitor(
+            current=folder / "scores",
+            reference=reference,
+            runs_dir=runs_dir,
+            warehouse=location,
+            config=bank,
+            out=folder / "monitor",
+            step=update,
+        )
+        return {"alert": result.get("alert"), "reference": str(reference)}
+
+    return work
+
+
+def default_reference(runs_dir: Path, cutoff: date) -> str | None:
+    """The latest earlier cutoff in ``runs_dir`` that was scored, else the champion churn
+    model's training run id (None without one)."""
+    earlier = []
+    for folder in runs_dir.glob("????-??-??"):
+        try:
+            day = date.fromisoformat(folder.name)
+        except ValueError:
+            continue
+        if day < cutoff and (folder / "scores" / "summary.json").is_file():
+            earlier.append(folder.name)
+    if earlier:
+        return max(earlier)
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from models.registry import CHAMPION
+
+    try:
+        return MlflowClient().get_model_version_by_alias("churn", CHAMPION).run_id
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+# ---------------------------------------------------------------- the run
+
+
+def previous_records(path: Path) -> dict[str, dict]:
+    try:
+        return {s["name"]: s for s in json.loads(path.read_text())["steps"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def run_steps(
+    steps: list[Step],
+    folder: Path,
+    force: bool,
+    on_start: Callable[[str], None],
+    on_update: Callable[[str, str], None],
+    on_end: Callable[[StepRecord], None],
+    header: dict,
+) -> tuple[list[StepRecord], dict]:
+    """Run (or skip) ``steps`` in order, writing ``run.json`` after each; stop at a failure."""
+    before = {} if force else previous_records(folder / RUN_FILE)
+    records = [StepRecord(s.name, output=str(s.output)) for s in steps]
+    payload = {**header, "status": "running", "steps": []}
+
+    def save() -> None:
+        payload["steps"] = [asdict(r) for r in records]
+        write_json(folder / RUN_FILE, payload)
+
+    failed = False
+    for step, record in zip(steps, records, strict=True):
+        if failed:
+            on_end(record)
+            continue
+        on_start(step.name)
+        started = time.perf_counter()
+        with PeakMemory() as memory:
+            try:
+                record.fingerprint = step.fingerprint()
+                last = before.get(step.name, {})
+                if (
+                    record.fingerprint is not None
+                    and last.get("status") in (DONE, SKIPPED)
+                    and last.get("fingerprint") == record.fingerprint
+                    and step.output.exists()
+                ):
+                    record.status, record.detail = SKIPPED, last.get("detail", {})
+                else:
+                    record.detail = step.work(lambda text, n=step.name: on_update(n, text))
+                    record.status = record.detail.pop("status", DONE)
+            except Exception as exc:  # recorded in run.json and shown as one line
+                record.status, record.error = FAILED, _one_line(exc)
+                failed = True
+        record.seconds = round(time.perf_counter() - started, 2)
+        record.peak_rss_mb = memory.mb
+        on_end(record)
+        save()
+    alert = next((r.detail.get("alert") for r in records if r.name == "monitor"), None)
+    payload["alert"] = alert
+    payload["status"] = "failed" if failed else ("alert" if alert == "act" else "ok")
+    save()
+    return records, payload
+
+
+def _one_line(exc: Exception) -> str:
+    from features.build import CutoffError
+    from features.engine import EngineError
+    from features.sources.files import WarehouseError
+    from models.registry import RegistryError
+
+    known = (StepFailed, RegistryError, CutoffError, WarehouseError, EngineError)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if isinstance(exc, known) else f"{type(exc).__name__}: {text}"
+
+
+def run(
+    cutoff: Annotated[str, typer.Option(help="Month-end date of the run, e.g. 2024-12-31.")],
+    runs_dir: Annotated[
+        Path, typer.Option(help="Where each cutoff's folder goes: <runs-dir>/<cutoff>/.")
+    ] = Path("data/runs"),
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="Monitoring reference: an earlier cutoff in --runs-dir or an MLflow run id "
+            "(default: the latest earlier cutoff, else the champion churn model's training run)."
+        ),
+    ] = None,
+    lang: Annotated[
+        str | None, typer.Option(help="Language of reasons and sheets (default: configuration).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo every step.")] = False,
+    json_path: JsonOption = None,
+) -> None:
+    """The monthly job: validate → features → score (lists, report) → monitor, into
+    <runs-dir>/<cutoff>/; resumes after a failure; exit 1 on a failure, 2 on an act alert."""
+    from models.registry import use_store
+    from retain.cli import _month_end
+
+    bank = bank_config(config)
+    location = warehouse_location(warehouse, bank)
+    day = _month_end(cutoff)
+    lang = lang or bank.language
+    if lang not in bank.languages:
+        errors.print(f"[red]error:[/] --lang must be one of {', '.join(bank.languages)}")
+        raise typer.Exit(2)
+    use_store()
+    folder = runs_dir / day.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    features_path, scores = folder / "features.parquet", folder / "scores"
+    warehouse_print = warehouse_fingerprint(location)
+    settings = config_fingerprint(bank)
+    monitor = monitor_function()
+    if monitor is not None and reference is None:
+        reference = default_reference(runs_dir, day)
+
+    def unchanged(*parts) -> Callable[[], str | None]:
+        return lambda: None if any(p is None for p in parts) else _digest(parts)
+
+    steps = [
+        Step(
+            "validate",
+            folder / "validate.json",
+            unchanged(warehouse_print),
+            _validate(location, folder / "validate.json"),
+        ),
+        Step(
+            "features",
+            features_path,
+            unchanged(warehouse_print, settings, day.isoformat(), _catalog_version()),
+            _features(location, day, features_path, bank),
+        ),
+        Step(
+            "score",
+            scores,
+            lambda: unchanged(
+                file_fingerprint(features_path), settings, lang, champion_versions()
+            )(),
+            _score(location, day, features_path, scores, bank, lang),
+        ),
+        Step(
+            "monitor",
+            folder / "monitor",
+            lambda: unchanged(
+                file_fingerprint(scores / "summary.json"), settings, str(reference)
+            )(),
+            _monitor(folder, reference, runs_dir, location, bank)
+            if monitor is not None
+            else (lambda update: {"status": NOT_AVAILABLE}),
+        ),
+    ]
+    header = {
+        "cutoff": day.isoformat(),
+        "warehouse": location,
+        "folder": str(folder),
+        "reference": reference,
+        "forced": force,
+    }
+    records, payload = _run_with_progress(steps, folder, force, header)
+    _print_summary(records, payload)
+    save_json(json_path, payload)
+    failed = next((r for r in records if r.status == FAILED), None)
+    if failed is not None:
+        errors.print(f"[red]error:[/] step {failed.name} failed: {failed.error}")
+        errors.print(f"earlier outputs are kept; fix it and run again to resume ({folder})")
+        raise typer.Exit(EXIT_FAILED)
+    if payload["alert"] == "act":
+        errors.print(f"[red]act-level alert[/]: see {folder / 'monitor' / 'monitor.html'}")
+        raise typer.Exit(EXIT_ACT)
+
+
+def _catalog_version() -> str:
+    from features.catalog import CATALOG_VERSION
+
+    return str(CATALOG_VERSION)
+
+
+def _run_with_progress(steps, folder, force, header):
+    columns = (
+        SpinnerColumn(finished_text="·"),
+        TextColumn("{task.fields[step]:<9}"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=errors, transient=False) as progress:
+        tasks = {
+            s.name: progress.add_task("waiting", step=s.name, total=1, start=False) for s in steps
+        }
+
+        def start(name: str) -> None:
+            progress.start_task(tasks[name])
+            progress.update(tasks[name], description="running")
+
+        def update(name: str, text: str) -> None:
+            progress.update(tasks[name], description=text)
+
+        def end(record: StepRecord) -> None:
+            text = record.status + (f": {record.error}" if record.error else "")
+            progress.update(tasks[record.name], description=text, completed=1)
+            progress.stop_task(tasks[record.name])
+
+        return run_steps(steps, folder, force, start, update, end, header)
+
+
+def _print_summary(records: list[StepRecord], payload: dict) -> None:
+    rows = [
+        (
+            r.name,
+            r.status,
+            "-" if r.seconds is None else f"{r.seconds:.1f}",
+            "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:,.0f}",
+            r.output,
+        )
+        for r in records
+    ]
+    title = f"retain run {payload['cutoff']}: {payload['status']}"
+    if payload.get("alert"):
+        title += f" (monitoring: {payload['alert']})"
+    console.print(table(title, ["step", "status", "seconds", "peak RSS MB", "output"], rows))
