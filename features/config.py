@@ -183,6 +183,7 @@ class WarehouseConfig(Frozen):
     location: str = "data/warehouse"
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark_master: str = "local[2]"
+    spark_memory: str = "4g"  # Spark heap: the driver's in local mode, each executor's else
 
 
 class BankConfig(Frozen):

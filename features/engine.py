@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import ibis
@@ -24,37 +25,79 @@ class EngineError(Exception):
     """The requested engine cannot be started (e.g. Spark without Java or the extra)."""
 
 
-def connect(engine: str = "duckdb", spark_master: str = "local[2]"):
+SPARK_MEMORY = "4g"  # the JVM heap: with Python and the JVM's own overhead, ~6 GB in all
+SHUFFLE_PARTITIONS = 200  # an upper bound: adaptive execution merges them to ~64 MB each
+SPARK_SETTINGS = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    # the (customer, month) panel of 1M customers is 24M wide rows: 8 shuffle partitions made
+    # 3M-row sorts per task; many partitions, merged by adaptive execution where small
+    "spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS),
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    "spark.sql.adaptive.advisoryPartitionSizeInBytes": "64m",
+    # broadcast only small tables (org, products, the months): never a customer-sized one
+    "spark.sql.autoBroadcastJoinThreshold": "10m",
+    "spark.sql.adaptive.autoBroadcastJoinThreshold": "10m",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.parquet.compression.codec": "zstd",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # pandas UDF batches of at most this many rows (scoring and explaining in the workers)
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "20000",
+}
+
+
+def spark_session(spark_master: str = "local[2]", spark_memory: str | None = None):
+    """The Spark session (created once per process): the settings above, ``spark_memory``
+    for the driver heap (in local mode the driver is also the executor) and the executors."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise EngineError(
+            "the Spark engine needs the 'spark' extra: pip install -e '.[spark]'"
+        ) from exc
+    memory = spark_memory or SPARK_MEMORY
+    builder = SparkSession.builder.master(spark_master).appName("retain")
+    if spark_master.startswith("local"):  # local mode talks to itself over loopback only
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # the workers run this interpreter (its venv has the project and the pinned deps)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.driver.host", "127.0.0.1").config(
+            "spark.driver.bindAddress", "127.0.0.1"
+        )
+    else:  # a cluster: the executors get the same heap; the driver only plans and assembles
+        builder = builder.config("spark.executor.memory", memory)
+    for key, value in SPARK_SETTINGS.items():
+        builder = builder.config(key, value)
+    try:
+        session = builder.config("spark.driver.memory", memory).getOrCreate()
+    except Exception as exc:  # no Java, a master that does not answer, …
+        raise EngineError(f"Spark did not start at {spark_master}: {_first_line(exc)}") from exc
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def connect(
+    engine: str = "duckdb", spark_master: str = "local[2]", spark_memory: str | None = None
+):
     if engine == "duckdb":
         return ibis.duckdb.connect()
     if engine == "spark":
-        try:
-            from pyspark.sql import SparkSession
-        except ImportError as exc:
-            raise EngineError(
-                "the Spark engine needs the 'spark' extra: pip install -e '.[spark]'"
-            ) from exc
-        # local mode talks to itself over loopback only
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        session = (
-            SparkSession.builder.master(spark_master)
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .appName("retain-features")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.shuffle.partitions", "8")
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.driver.memory", "4g")
-            .getOrCreate()
-        )
-        session.sparkContext.setLogLevel("ERROR")
-        return ibis.pyspark.connect(session)
+        return ibis.pyspark.connect(spark_session(spark_master, spark_memory))
     raise EngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def open_warehouse(
-    location: str | Path, engine: str = "duckdb", spark_master: str = "local[2]"
+    location: str | Path,
+    engine: str = "duckdb",
+    spark_master: str = "local[2]",
+    spark_memory: str | None = None,
 ) -> tuple[object, Warehouse]:
     """Connect to where ``location`` is computed and return ``(connection, Warehouse)``.
 
@@ -73,9 +116,9 @@ def open_warehouse(
     elif spark_database(location) is not None:
         if engine != "spark":
             raise EngineError(f"{location} is a Spark catalog database: use --engine spark")
-        con = connect(engine, spark_master)
+        con = connect(engine, spark_master, spark_memory)
     else:
-        con = connect(engine, spark_master)
+        con = connect(engine, spark_master, spark_memory)
     return con, load_warehouse(con, location)
 
 

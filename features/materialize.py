@@ -4,6 +4,12 @@ On DuckDB, large banks are built in customer batches: each batch's per-customer 
 parquet part in a scratch folder next to the output, then the cross-customer step (outlet
 share, pyramid, RM, truth) runs over the parts. Memory then grows with the batch, not the
 bank. The scratch folder (also DuckDB's spill folder) is removed whatever happens.
+
+On Spark, Spark writes the customer rows and then the finished, sorted table with its own
+parquet writer into the scratch folder (storage the executors share with the driver); the
+driver then streams those parts, row group by row group, into the one output file. Nothing is
+collected: pulling 12M rows × ~120 columns through the driver (``to_pyarrow`` is ``toPandas``)
+was the OutOfMemoryError at 1M customers.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.atomic import atomic_file
@@ -46,23 +53,25 @@ def write_features(
     spark_master: str = "local[2]",
     step: Callable[[str], None] = lambda _: None,
     batch_customers: int = BATCH_CUSTOMERS,
+    spark_memory: str | None = None,
 ) -> dict:
     """Build features for ``cutoffs`` on ``engine`` and write ``out``; return a summary.
 
     ``warehouse`` is a directory of parquet files or a ``postgres://`` URL, whose features are
-    computed in PostgreSQL (``engine`` is then ``postgres``).
+    computed in PostgreSQL (``engine`` is then ``postgres``). ``spark_memory``: the Spark heap
+    (default ``features.engine.SPARK_MEMORY``).
     """
     if is_database_url(warehouse) and engine == "duckdb":  # computed in the database itself
         engine = "postgres"
     step(f"connecting to {engine}")
-    con, wh = open_warehouse(warehouse, engine, spark_master)
+    con, wh = open_warehouse(warehouse, engine, spark_master, spark_memory)
     check_cutoffs(wh, cutoffs)
     config = resolve_products(wh.products, config)
     names = feature_names(config.products)
     metadata = products_metadata(config.products)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if engine != "duckdb":  # Spark or a database: one expression, no customer batches
+    if engine not in ("duckdb", "spark"):  # a database: one expression, no customer batches
         step("building features")
         expr = select_output(build_features(wh, cutoffs, config), names)
         table = expr.to_pyarrow()
@@ -72,9 +81,12 @@ def write_features(
     else:
         scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.scratch.", dir=out.parent))
         try:
-            _build_in_batches(
-                con, wh, cutoffs, config, out, scratch, batch_customers, step, metadata
-            )
+            if engine == "spark":
+                _build_on_spark(con, wh, cutoffs, config, out, scratch, step, metadata)
+            else:
+                _build_in_batches(
+                    con, wh, cutoffs, config, out, scratch, batch_customers, step, metadata
+                )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     meta = pq.read_metadata(out)
@@ -112,6 +124,41 @@ def _build_in_batches(
     step("writing parquet")
     with atomic_file(out) as tmp:
         con.to_parquet(expr, tmp, compression="zstd", kv_metadata=metadata)
+
+
+def _build_on_spark(con, wh, cutoffs, config, out: Path, scratch: Path, step, metadata):
+    """Two Spark jobs, each written by Spark's parquet writer into ``scratch``: the
+    per-customer rows (the panel and its windows), then the cross-customer step over those
+    parts, sorted by cutoff and customer. The driver concatenates the sorted parts' row groups
+    into ``out``.
+
+    Writing the customer rows first is what keeps the plan single: ``cutoff_rows`` joins the
+    rows with a ranking of themselves, and as one Spark plan that computed the whole 24-month
+    panel — every scan, aggregate and window — twice."""
+    step("customer rows on Spark")
+    con.to_parquet_dir(customer_rows(wh, cutoffs, config), scratch / "rows")
+    step("outlet shares, pyramid, RMs")
+    rows = con.read_parquet(str(scratch / "rows"), table_name="customer_rows")
+    expr = select_output(cutoff_rows(rows, wh), feature_names(config.products))
+    con.to_parquet_dir(expr, scratch / "parts")
+    step("writing parquet")
+    parts = sorted((scratch / "parts").glob("part-*.parquet"))
+    write_parts(parts, out, expr.schema().to_pyarrow(), metadata)
+
+
+def write_parts(parts: list[Path], out: Path, schema: pa.Schema, metadata: dict) -> int:
+    """Stream the row groups of ``parts`` (in order) into one zstd parquet file ``out``,
+    atomically, cast to ``schema`` and carrying ``metadata``; the number of rows written."""
+    schema = schema.with_metadata({**(schema.metadata or {}), **metadata})
+    rows = 0
+    with atomic_file(out) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for part in parts:
+            source = pq.ParquetFile(part)
+            for group in range(source.num_row_groups):
+                table = source.read_row_group(group).select(schema.names)
+                writer.write_table(table.cast(schema))
+                rows += table.num_rows
+    return rows
 
 
 def _plain(value):

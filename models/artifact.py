@@ -230,6 +230,23 @@ class VerifiedModel:
     version: str
     booster: lgb.Booster
     metadata: dict
+    # the booster as verified: its native text and that text's SHA-256 (what Spark ships)
+    booster_text: str = field(default="", repr=False, compare=False)
+    booster_sha256: str = ""
+
+    @classmethod
+    def from_text(
+        cls, name: str, version: str, text: str, sha256: str, metadata: dict
+    ) -> VerifiedModel:
+        """Rebuild a verified model from its native booster text, refusing text whose SHA-256
+        is not ``sha256`` (e.g. in a Spark worker: models travel as text, never pickled)."""
+        actual = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if actual != sha256:
+            raise RegistryError(
+                f"{name} v{version}: booster SHA-256 {actual[:12]}… does not match "
+                f"{sha256[:12]}… — refusing to load it"
+            )
+        return cls(name, version, lgb.Booster(model_str=text), dict(metadata), text, sha256)
 
     @cached_property
     def artifact(self) -> ModelArtifact:
@@ -301,6 +318,9 @@ def load_verified(name: str, alias: str | None = None, version: str | None = Non
             local, label, found.tags.get(SHA_TAG), found.tags.get(ARTIFACT_SHA_TAG)
         )
         metadata = dict(model.metadata or {})
+        raw = (local / BOOSTER_FILE).read_bytes()
+        if hashlib.sha256(raw).hexdigest() != found.tags.get(SHA_TAG):  # changed since checked
+            raise RegistryError(f"{label}: booster changed while loading — refusing it")
         if (local / CALIBRATION_FILE).is_file():
             loaded = ModelArtifact.load(local)
             booster, features = loaded.booster, loaded.features
@@ -309,4 +329,5 @@ def load_verified(name: str, alias: str | None = None, version: str | None = Non
             booster = lgb.Booster(model_file=str(local / BOOSTER_FILE))
             features, calibration = metadata["features"], metadata.get("calibration")
     metadata.update(features=list(features), calibration=calibration)
-    return VerifiedModel(name, str(found.version), booster, metadata)
+    text, sha = raw.decode("utf-8"), found.tags[SHA_TAG]
+    return VerifiedModel(name, str(found.version), booster, metadata, text, sha)

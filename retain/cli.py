@@ -244,6 +244,12 @@ def _print_profile(summary: dict) -> None:
     )
 
 
+SparkMemoryOption = Annotated[
+    str | None,
+    typer.Option(help="Spark heap, e.g. 4g: the driver's in local mode, else each executor's."),
+]
+
+
 @app.command()
 def features(
     cutoffs: Annotated[
@@ -258,6 +264,7 @@ def features(
     spark_master: Annotated[
         str | None, typer.Option(help="Spark master URL (default: configuration).")
     ] = None,
+    spark_memory: SparkMemoryOption = None,
     out: Annotated[Path, typer.Option(help="Feature file to write.")] = Path(
         "data/features.parquet"
     ),
@@ -287,6 +294,7 @@ def features(
                 engine,
                 spark_master or bank.warehouse.spark_master,
                 step=lambda text: status.update(f"features: {text}…"),
+                spark_memory=spark_memory or bank.warehouse.spark_memory,
             )
     except (CutoffError, EngineError, WarehouseError) as exc:
         errors.print(f"[red]error:[/] {exc}")
@@ -653,6 +661,14 @@ def score(
     explain_above: Annotated[
         float | None, typer.Option(help="Only explain customers with p_churn at least this.")
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="duckdb, or spark: features, scores and reasons in Spark."),
+    ] = None,
+    spark_master: Annotated[
+        str | None, typer.Option(help="Spark master URL (default: configuration).")
+    ] = None,
+    spark_memory: SparkMemoryOption = None,
     json_path: JsonOption = None,
 ) -> None:
     """Validate the warehouse, score every customer with the champion models, and write
@@ -663,13 +679,19 @@ def score(
     location = warehouse_location(warehouse, bank)
     day = _month_end(cutoff)
     require_valid(location)
-    summary = _score(location, day, out, bank, lang, k, explain_above)
+    spark = {
+        "engine": engine or bank.warehouse.engine,
+        "spark_master": spark_master or bank.warehouse.spark_master,
+        "spark_memory": spark_memory or bank.warehouse.spark_memory,
+    }
+    summary = _score(location, day, out, bank, lang, k, explain_above, **spark)
     _print_score(summary)
     save_json(json_path, summary)
 
 
-def _score(warehouse, cutoff: date, out: Path, bank, lang, k, explain_above) -> dict:
+def _score(warehouse, cutoff: date, out: Path, bank, lang, k, explain_above, **spark) -> dict:
     from features.build import CutoffError
+    from features.engine import ENGINES, EngineError
     from features.sources.files import WarehouseError
     from models.registry import RegistryError, use_store
     from serving.batch import score_warehouse
@@ -681,6 +703,9 @@ def _score(warehouse, cutoff: date, out: Path, bank, lang, k, explain_above) -> 
         )
         raise typer.Exit(2)
     explain_above = bank.lists.explain_above if explain_above is None else explain_above
+    if spark.get("engine", "duckdb") not in ENGINES:
+        errors.print(f"[red]error:[/] --engine must be one of {', '.join(ENGINES)}")
+        raise typer.Exit(2)
     use_store()
     try:
         with console.status("scoring") as status:
@@ -693,8 +718,9 @@ def _score(warehouse, cutoff: date, out: Path, bank, lang, k, explain_above) -> 
                 k,
                 explain_above,
                 step=lambda text: status.update(f"scoring: {text}…"),
+                **spark,
             )
-    except (RegistryError, CutoffError, WarehouseError) as exc:
+    except (RegistryError, CutoffError, WarehouseError, EngineError) as exc:
         errors.print(f"[red]error:[/] {exc}")
         errors.print(f"nothing written: the previous contents of {out} are untouched")
         raise typer.Exit(1) from exc

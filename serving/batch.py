@@ -197,11 +197,15 @@ def score_warehouse(
     explain_above: float = 0.0,
     step: Callable[[str], None] = lambda _: None,
     features_path: Path | None = None,
+    engine: str = "duckdb",
+    spark_master: str = "local[2]",
+    spark_memory: str | None = None,
 ) -> dict:
     """Score ``warehouse`` at ``cutoff`` into ``out``; return the summary.
 
     ``features_path``: features at ``cutoff`` built already (by ``retain run``), used instead
-    of building them again."""
+    of building them again. With ``engine="spark"`` the features are built, scored and
+    explained in Spark (``serving.spark_scoring``) by the same functions; the rest is the same."""
     started = time.perf_counter()
     step("loading champion models")
     models = load_champions()
@@ -209,7 +213,16 @@ def score_warehouse(
     with atomic_dir(out) as staging:
         tick = time.perf_counter()
         if features_path is None:
-            write_features(warehouse, [cutoff], staging / "features.parquet", config, step=step)
+            write_features(
+                warehouse,
+                [cutoff],
+                staging / "features.parquet",
+                config,
+                engine,
+                spark_master,
+                step,
+                spark_memory=spark_memory,
+            )
         else:
             _reuse_features(Path(features_path), staging / "features.parquet", cutoff)
         features = pd.read_parquet(staging / "features.parquet")
@@ -219,14 +232,30 @@ def score_warehouse(
             raise RegistryError(f"no customers at cutoff {cutoff} in {warehouse}")
         step("scoring")
         tick = time.perf_counter()
-        scores = score_frame(models, features, config.lists.risk_bands)
-        timings["scoring"] = time.perf_counter() - tick
-        step("reasons")
-        tick = time.perf_counter()
-        reasons = explain_churn(models, features, scores, explain_above)
-        timings["reasons"] = time.perf_counter() - tick
+        growth_reasons, spark = explain_growth, None
+        if engine == "spark":
+            from serving.spark_scoring import SparkScorer
+
+            path = staging / "features.parquet"
+            spark = SparkScorer(models, path, features, spark_master, spark_memory)
+            scores, reasons = spark.score_and_explain(config.lists.risk_bands, explain_above)
+            growth_reasons = spark.explain_growth
+            timings["scoring_and_reasons"] = time.perf_counter() - tick
+        else:
+            scores = score_frame(models, features, config.lists.risk_bands)
+            timings["scoring"] = time.perf_counter() - tick
+            step("reasons")
+            tick = time.perf_counter()
+            reasons = explain_churn(models, features, scores, explain_above)
+            timings["reasons"] = time.perf_counter() - tick
         step("offers and lists")
-        scored = _assemble(warehouse, cutoff, config, models, features, scores, reasons)
+        try:
+            scored = _assemble(
+                warehouse, cutoff, config, models, features, scores, reasons, growth_reasons
+            )
+        finally:
+            if spark is not None:
+                spark.close()
         scored = with_language(scored, lang)
         rms = read_location_table(warehouse, "rms", ["rm_id", "capacity"])
         lists = build_lists(scored, rms, config.lists, k)
@@ -271,7 +300,9 @@ def _reuse_features(source: Path, target: Path, cutoff: date) -> None:
         shutil.copyfile(source, target)
 
 
-def _assemble(warehouse, cutoff, config, models, features, scores, reasons) -> pd.DataFrame:
+def _assemble(
+    warehouse, cutoff, config, models, features, scores, reasons, growth_reasons=explain_growth
+) -> pd.DataFrame:
     """One frame with ids, scores, reasons, offers, actions and list groups for every customer."""
     keep = [
         "rm_id",
@@ -303,7 +334,7 @@ def _assemble(warehouse, cutoff, config, models, features, scores, reasons) -> p
         )
     )
     scored = scored.assign(
-        **explain_growth(models, features, scored["growth_offer"], config.languages)
+        **growth_reasons(models, features, scored["growth_offer"], config.languages)
     )
     scored["list_group"] = list_groups(scored, config.lists, cutoff.isoformat())
     names = read_location_table(warehouse, "customers", ["customer_id", "name"])
