@@ -79,8 +79,8 @@ def free_port() -> int:
 @contextmanager
 def served(scores: Path, *options: str, prefix: str = "retain-bench-") -> Iterator[dict]:
     """`retain serve` on a free loopback port over the snapshot ``scores`` (2 workers, the
-    project's MLflow store, a throw-away admin key), ready; yields url, key and its folder,
-    and stops the service and its workers afterwards."""
+    project's MLflow store, a throw-away admin key), ready; yields url, key, its folder and
+    the service's pid, and stops the service and its workers afterwards."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     keys = folder / "keys.json"
     retain = [sys.executable, "-m", "retain"]
@@ -114,7 +114,8 @@ def served(scores: Path, *options: str, prefix: str = "retain-bench-") -> Iterat
             time.sleep(0.5)
         else:
             raise SystemExit(f"service not ready; see {folder / 'service.log'}")
-        yield {"url": url, "key": added.stdout.strip().splitlines()[-1], "folder": folder}
+        key = added.stdout.strip().splitlines()[-1]
+        yield {"url": url, "key": key, "folder": folder, "pid": server.pid}
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # retain serve and its bentoml workers
         server.wait(timeout=30)

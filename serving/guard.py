@@ -32,11 +32,11 @@ class BodyGuard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/json":
-            await _refuse(send, 415, f"request bodies must be application/json, not {media!r}")
+            await refuse(send, 415, f"request bodies must be application/json, not {media!r}")
             return
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            await _refuse(send, 413, f"request body over {MAX_BODY_BYTES // 2**20} MB")
+            await refuse(send, 413, f"request body over {MAX_BODY_BYTES // 2**20} MB")
             return
         seen = 0
         too_big = False
@@ -57,7 +57,7 @@ class BodyGuard:
             nonlocal started
             if too_big and not started:
                 started = True
-                await _refuse(send, 413, f"request body over {MAX_BODY_BYTES // 2**20} MB")
+                await refuse(send, 413, f"request body over {MAX_BODY_BYTES // 2**20} MB")
                 return
             if too_big:
                 return
@@ -76,7 +76,7 @@ def _served(scope) -> bool:
     return any(route.matches(scope)[0] == Match.FULL for route in routes)
 
 
-async def _refuse(send, status: int, message: str, headers=()) -> None:
+async def refuse(send, status: int, message: str, headers=()) -> None:
     body = json.dumps(
         {
             "error": {
@@ -129,7 +129,7 @@ class JsonErrors:
                     text = {404: "not found", 405: "method not allowed"}.get(
                         replaced["status"], "request refused"
                     )
-                    await _refuse(send, replaced["status"], text, replaced["headers"])
+                    await refuse(send, replaced["status"], text, replaced["headers"])
                 return
             await send(message)
 

@@ -3,8 +3,9 @@
 Status codes: 401 no or unknown key; 403 a role or RM book that does not cover the request
 (the body names no customer); 404 no such customer or RM; 405 a method the path does not serve
 (with ``Allow``); 413 more than 10,000 customers or a body over the cap; 415 a body that is not
-JSON; 422 every invalid field with its row index; 429 too many requests at once; 503 not ready,
-or the outcome store unreachable.
+JSON; 422 every invalid field with its row index; 429 too many requests at once (BentoML's own
+cap, a backstop); 503 not ready, the outcome store unreachable, or the worker at capacity
+(serving.shedding, with Retry-After).
 """
 
 from __future__ import annotations
@@ -49,14 +50,21 @@ _WHY = {
     415: "The body is not application/json.",
     422: "Invalid request: every problem with its field and row.",
     429: "Too many requests at once; retry later.",
-    503: "Not ready (models not loaded and verified), or the outcome store unreachable.",
+    503: "Not ready (models not loaded and verified), the outcome store unreachable, or the "
+    "worker at capacity (then with Retry-After).",
 }
 ALLOW = {"Allow": {"description": "The methods this path serves.", "schema": {"type": "string"}}}
+RETRY = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying (when the worker is at capacity).",
+        "schema": {"type": "integer"},
+    }
+}
 ERRORS = {
     code: {
         "model": ErrorResponse,
         "description": why,
-        **({"headers": ALLOW} if code == 405 else {}),
+        **({"headers": ALLOW} if code == 405 else {"headers": RETRY} if code == 503 else {}),
     }
     for code, why in _WHY.items()
 }

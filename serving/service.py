@@ -8,7 +8,9 @@ Pydantic models, status codes are ours and nothing is ever unpickled: there is n
 is served at ``/docs`` (and ``/openapi.json``).
 
 Run it with ``retain serve``; configuration comes from the environment it sets
-(RETAIN_SCORES, RETAIN_KEYS, RETAIN_AUDIT_LOG, MLFLOW_TRACKING_URI).
+(RETAIN_SCORES, RETAIN_KEYS, RETAIN_AUDIT_LOG, MLFLOW_TRACKING_URI) and the admission limits
+of :mod:`serving.shedding` (RETAIN_MAX_IN_FLIGHT, RETAIN_MAX_QUEUE, RETAIN_QUEUE_MS,
+RETAIN_RETRY_AFTER): past them a request is answered 503 with Retry-After at once.
 """
 
 from __future__ import annotations
@@ -35,7 +37,11 @@ from serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
+from serving.shedding import Admission, Limits
 from serving.state import ServingState
+
+WORKERS = int(os.environ.get("RETAIN_WORKERS", "2"))
+LIMITS = Limits.from_env()
 
 app = FastAPI(
     title="retain scoring API",
@@ -46,6 +52,7 @@ app = FastAPI(
     openapi_url="/openapi.json",
 )
 app.add_middleware(BodyGuard)
+app.add_middleware(Admission, limits=LIMITS)  # outermost: a rejection costs no body read
 app.add_exception_handler(RequestValidationError, routes.invalid_request)
 app.add_exception_handler(routes.ApiError, routes.api_error)
 app.add_exception_handler(StarletteHTTPException, routes.http_error)
@@ -65,8 +72,9 @@ OLD = {"deprecated": True, "responses": routes.ERRORS}
 
 @bentoml.service(
     name="retain",
-    workers=int(os.environ.get("RETAIN_WORKERS", "2")),
-    traffic={"timeout": 30, "max_concurrency": 32},
+    workers=WORKERS,
+    # BentoML's own cap (429, its own body) is only a backstop, above what Admission holds
+    traffic={"timeout": 30, "max_concurrency": WORKERS * max(16, 2 * LIMITS.most_at_once)},
 )
 @bentoml.asgi_app(app, path="/")
 @bentoml.asgi_app(ui.app, path="/")  # the RM page (/ui/...), outside the JSON-only guard
