@@ -839,11 +839,20 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the scoring API (BentoML) with the champion models from the registry."""
+    """Run the scoring API (BentoML) with the champion models from the registry.
+
+    Past its admission limits (environment: RETAIN_MAX_IN_FLIGHT, RETAIN_MAX_QUEUE,
+    RETAIN_QUEUE_MS, RETAIN_RETRY_AFTER; docs/api.md, "Overload") a worker answers 503 at once."""
     import shutil
 
     from models.registry import tracking_uri
+    from serving.shedding import Limits
 
+    try:
+        Limits.from_env()  # the workers read them; a bad one is named here, not in a traceback
+    except ValueError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
     root = Path(__file__).resolve().parents[1]
     env = {
         **os.environ,
