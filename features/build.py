@@ -22,10 +22,10 @@ from features.contribution import (
     contribution_features,
     contribution_share_outlet,
 )
-from features.labels import already_leaving, churn_eligible, label_features
+from features.labels import already_leaving, churn_eligible, label_features, no_labels
 from features.lifecycle import lifecycle_features
 from features.loyalty import loyalty_features
-from features.panel import Warehouse, build_panel, month_number
+from features.panel import UNBOUNDED, Warehouse, build_panel, month_number, window_reach
 from features.products import resolve_products
 from features.satisfaction import satisfaction_features
 from features.tiers import (
@@ -65,9 +65,18 @@ def _month_numbers(cutoffs: list[date]) -> list[int]:
     return [c.year * 12 + c.month - 1 for c in cutoffs]
 
 
-def build_features(wh: Warehouse, cutoffs: list[date], config: BankConfig) -> ir.Table:
-    """The feature table expression for ``cutoffs`` (month-end dates)."""
-    return cutoff_rows(customer_rows(wh, cutoffs, with_catalogue(wh, config)), wh)
+def build_features(
+    wh: Warehouse,
+    cutoffs: list[date],
+    config: BankConfig,
+    last_month: date | None = None,
+    trim: bool = False,
+    first_month: date | None = None,
+) -> ir.Table:
+    """The feature table expression for ``cutoffs`` (month-end dates); ``last_month``,
+    ``trim`` and ``first_month`` as in ``customer_rows``."""
+    rows = customer_rows(wh, cutoffs, with_catalogue(wh, config), last_month, trim, first_month)
+    return cutoff_rows(rows, wh)
 
 
 def with_catalogue(wh: Warehouse, config: BankConfig) -> BankConfig:
@@ -75,36 +84,84 @@ def with_catalogue(wh: Warehouse, config: BankConfig) -> BankConfig:
     return config if config.products else resolve_products(wh.products, config)
 
 
-def customer_rows(wh: Warehouse, cutoffs: list[date], config: BankConfig) -> ir.Table:
+def customer_rows(
+    wh: Warehouse,
+    cutoffs: list[date],
+    config: BankConfig,
+    last_month: date | None = None,
+    trim: bool = False,
+    first_month: date | None = None,
+) -> ir.Table:
     """Everything that depends on one customer's own history, at each cutoff.
 
     Customers are independent here, so the warehouse may be cut into customer batches
     (``Warehouse.batch``) and the results stacked: that is how large banks fit in memory.
     A batch must hold enough customers to have balances in every month of the warehouse.
+
+    ``last_month``: the warehouse's last month (``check_cutoffs`` returns it), else read from
+    the balances. Known, it lets the build skip labels no cutoff can complete yet.
+
+    ``trim``: compute the windowed features only over the months they read — from the longest
+    lookback before the first cutoff to the label horizon after the last, as the expressions
+    themselves say (``window_reach``) — and the few features that look back over the whole
+    history (last contact, open complaints, months in tier…) in a narrow pass of their own
+    over every month. Same values, far fewer rows through the windows. With ``first_month``
+    (the warehouse's first), nothing is split when the windows would read every month anyway.
     """
     config = with_catalogue(wh, config)
+    months = _month_numbers(cutoffs)
+    if last_month is None:
+        last = month_number(wh.balances.month.max()).as_scalar()
+        labelled = True
+    else:
+        last = _month_numbers([last_month])[0]
+        labelled = min(months) + config.churn.horizon_months <= last
     panel = build_panel(wh, config)
-    panel = panel.mutate(aum_dropped=aum_dropped(panel))
+    full = feature_panel(panel, config, last, labelled)
+    if trim:
+        reach = window_reach(full)
+        whole = [c for c, (back, _) in reach.items() if back == UNBOUNDED]
+        back = max(b for b, _ in reach.values() if b != UNBOUNDED)
+        ahead = max(a for _, a in reach.values())
+        first = _month_numbers([first_month])[0] if first_month else None
+        if first is None or min(months) - back > first:  # else the windows read every month
+            window = panel.filter(
+                panel.month_number.between(min(months) - back, max(months) + ahead)
+            )
+            keys = ["customer_id", "month_number"]
+            history = full.filter(full.month_number.isin(months)).select(*keys, *whole)
+            windowed = feature_panel(window, config, last, labelled).drop(*whole)
+            full = windowed.join(history, keys)
+    rows = full.filter(full.month_number.isin(months), full.has_balances > 0)
+    return rows.mutate(cutoff=rows.month, tier=tier_name(rows.tier_level, config.tiers))
+
+
+def feature_panel(
+    panel: ir.Table, config: BankConfig, last_month: int | ir.IntegerValue, labelled: bool
+) -> ir.Table:
+    """Every per-customer feature and label on every row of ``panel``, in two passes of
+    windows (windows don't nest): month-on-month moves (AUM drop, tier changes) first, then
+    everything that reads them or the panel. Each pass sorts the wide panel once."""
+    level = tier_level(panel.aum, config.tiers)
     panel = panel.mutate(
+        aum_dropped=aum_dropped(panel), tier_level=level, **tier_change_flags(level)
+    )
+    eligible = churn_eligible(panel, config)
+    labels = label_features(panel, config, last_month, eligible) if labelled else no_labels(config)
+    return panel.mutate(
         **aum_drop_features(panel),
         **contribution_features(panel, config),
         **loyalty_features(panel),
         **activity_features(panel),
         **satisfaction_features(panel),
         **lifecycle_features(panel),
-        tier_level=tier_level(panel.aum, config.tiers),
-        eligible_churn=churn_eligible(panel, config),
+        eligible_churn=eligible,
         leaving_now=already_leaving(panel, config),
         **{f"{HOLDS_PREFIX}{p}": panel[f"held_{p}"] > 0 for p in config.product_codes},
+        **tier_history_features(panel),
+        months_in_tier=months_in_tier(panel),
+        **labels,
     )
-    panel = panel.mutate(**tier_change_flags(panel))
-    panel = panel.mutate(**tier_history_features(panel))
-    panel = panel.mutate(months_in_tier=months_in_tier(panel))
-    last_month = month_number(wh.balances.month.max()).as_scalar()
-    panel = panel.mutate(**label_features(panel, config, last_month))
-
-    rows = panel.filter(panel.month_number.isin(_month_numbers(cutoffs)), panel.has_balances > 0)
-    return rows.mutate(cutoff=rows.month, tier=tier_name(rows.tier_level, config.tiers))
 
 
 def cutoff_rows(rows: ir.Table, wh: Warehouse) -> ir.Table:
@@ -171,10 +228,10 @@ def parse_cutoffs(spec: str, every: int = 1) -> list[date]:
     return [d.date() for d in pd.date_range(start, end, freq="ME")[::every]]
 
 
-def check_cutoffs(wh: Warehouse, cutoffs: list[date]) -> None:
+def check_cutoffs(wh: Warehouse, cutoffs: list[date]) -> tuple[date, date]:
     """Every cutoff must be a month the warehouse has balances for, and no month between the
     first and the last may be missing: windows count months, so a missing month would
-    silently stretch every window over it."""
+    silently stretch every window over it. Returns the warehouse's first and last months."""
     months = wh.balances.select(month=wh.balances.month).distinct().to_pandas()["month"]
     if months.empty:
         raise CutoffError("the balances table is empty: no month to build features for")
@@ -194,3 +251,4 @@ def check_cutoffs(wh: Warehouse, cutoffs: list[date]) -> None:
             f"{len(outside)} cutoff(s) outside the warehouse's months {first}..{last}, "
             f"e.g. {outside[0]}"
         )
+    return first, last

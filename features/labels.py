@@ -58,16 +58,29 @@ def churned(panel: ir.Table, config: BankConfig) -> ir.BooleanValue:
     return lead(panel.aum, horizon) < config.churn.attrition_ratio * rolling_mean(panel.aum, 3)
 
 
-def label_features(panel: ir.Table, config: BankConfig, last_month: int) -> dict[str, ir.Value]:
-    """Needs ``eligible_churn`` and ``tier_level`` on the panel; ``last_month`` is the last
+def label_names(config: BankConfig) -> list[str]:
+    return [
+        f"{LABEL_PREFIX}churn",
+        f"{LABEL_PREFIX}upgrade",
+        *(f"{LABEL_PREFIX}cross_sell_{p}" for p in config.product_codes),
+    ]
+
+
+def label_features(
+    panel: ir.Table,
+    config: BankConfig,
+    last_month: int | ir.IntegerValue,
+    eligible: ir.BooleanValue | None = None,
+) -> dict[str, ir.Value]:
+    """Needs ``tier_level`` on the panel, and ``eligible_churn`` unless ``eligible`` (its
+    expression, so labels are computed in the same pass) is given; ``last_month`` is the last
     month number with data (the horizon must end on or before it)."""
     h = config.churn.horizon_months
     complete = panel.month_number + h <= last_month
+    eligible = panel.eligible_churn if eligible is None else eligible
     null = ibis.null("int64")
     labels = {
-        "label_churn": ibis.ifelse(
-            complete & panel.eligible_churn, churned(panel, config).cast("int64"), null
-        ),
+        "label_churn": ibis.ifelse(complete & eligible, churned(panel, config).cast("int64"), null),
         "label_upgrade": ibis.ifelse(
             complete & (panel.tier_level < len(config.tiers.bounds)),
             (lead(panel.tier_level, h) > panel.tier_level).cast("int64"),
@@ -76,8 +89,15 @@ def label_features(panel: ir.Table, config: BankConfig, last_month: int) -> dict
     }
     for product in config.product_codes:
         held = panel[f"held_{product}"]
-        bought = ibis.greatest(*[ibis.coalesce(lead(held, k), 0) for k in range(1, h + 1)])
+        # held (open) in any month of the horizon: one frame, not one lead per month
+        bought = ibis.coalesce(held.max().over(by_customer(rows=(1, h))), 0)
         labels[f"{LABEL_PREFIX}cross_sell_{product}"] = ibis.ifelse(
             complete & (held == 0), bought, null
         )
     return labels
+
+
+def no_labels(config: BankConfig) -> dict[str, ir.Value]:
+    """The label columns, all null: for cutoffs none of whose horizons is complete yet (the
+    monthly scoring run), where computing them would only confirm they are null."""
+    return {name: ibis.null("int64") for name in label_names(config)}

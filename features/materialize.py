@@ -3,7 +3,8 @@
 On DuckDB, large banks are built in customer batches: each batch's per-customer rows go to a
 parquet part in a scratch folder next to the output, then the cross-customer step (outlet
 share, pyramid, RM, truth) runs over the parts. Memory then grows with the batch, not the
-bank. The scratch folder (also DuckDB's spill folder) is removed whatever happens.
+bank. The scratch folder (also DuckDB's spill folder) is removed whatever happens. Each batch
+computes its windows only over the months they read (``customer_rows(..., trim=True)``).
 
 On Spark, Spark writes the customer rows and then the finished, sorted table with its own
 parquet writer into the scratch folder (storage the executors share with the driver); the
@@ -65,7 +66,7 @@ def write_features(
         engine = "postgres"
     step(f"connecting to {engine}")
     con, wh = open_warehouse(warehouse, engine, spark_master, spark_memory)
-    check_cutoffs(wh, cutoffs)
+    months = check_cutoffs(wh, cutoffs)
     config = resolve_products(wh.products, config)
     names = feature_names(config.products)
     metadata = products_metadata(config.products)
@@ -85,7 +86,16 @@ def write_features(
                 _build_on_spark(con, wh, cutoffs, config, out, scratch, step, metadata)
             else:
                 _build_in_batches(
-                    con, wh, cutoffs, config, out, scratch, batch_customers, step, metadata
+                    con,
+                    wh,
+                    cutoffs,
+                    config,
+                    out,
+                    scratch,
+                    batch_customers,
+                    step,
+                    metadata,
+                    months,
                 )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -103,8 +113,9 @@ def write_features(
 
 
 def _build_in_batches(
-    con, wh, cutoffs, config, out: Path, scratch: Path, batch_customers, step, metadata
+    con, wh, cutoffs, config, out: Path, scratch: Path, batch_customers, step, metadata, months
 ):
+    first_month, last_month = months
     con.raw_sql(f"SET temp_directory = '{scratch / 'spill'}'")
     con.raw_sql(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
     con.raw_sql("SET preserve_insertion_order = false")
@@ -116,7 +127,8 @@ def _build_in_batches(
     batches = np.array_split(ids, max(1, math.ceil(len(ids) / batch_customers)))
     for k, batch in enumerate(batches):
         step(f"customer batch {k + 1}/{len(batches)}")
-        part = customer_rows(wh.batch(_plain(batch[0]), _plain(batch[-1])), cutoffs, config)
+        batch_wh = wh.batch(_plain(batch[0]), _plain(batch[-1]))
+        part = customer_rows(batch_wh, cutoffs, config, last_month, True, first_month)
         con.to_parquet(part, scratch / f"part-{k:05d}.parquet")
     step("outlet shares, pyramid, RMs")
     rows = con.read_parquet(str(scratch / "part-*.parquet"), table_name="customer_rows")

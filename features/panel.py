@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 from ibis import _
 
@@ -233,3 +234,74 @@ def build_panel(wh: Warehouse, config: BankConfig) -> ir.Table:
     sparse = ("last_", "maturing_product", "maturing_date")
     counts = [c for c in panel.columns if c not in grid.columns and not c.startswith(sparse)]
     return panel.mutate(**{c: ibis.coalesce(panel[c], 0) for c in counts})
+
+
+UNBOUNDED = float("inf")
+
+
+def window_reach(table: ir.Table) -> dict[str, tuple[float, float]]:
+    """For every column of ``table``: how many months before and after its own row it reads,
+    through every window, lag and lead it depends on, however deeply nested (a 6-month sum of
+    a month-on-month drop reads 6 + 1 months back). ``UNBOUNDED`` for windows that start at
+    the beginning of the customer's history (``latest``, running sums, row numbers).
+
+    Read from the expressions themselves, so a new feature with a longer window moves the
+    months a build must read without anyone updating a constant."""
+    memo: dict = {}
+
+    def reach(node) -> tuple[float, float]:
+        if node in memo:
+            return memo[node]
+        if isinstance(node, ops.Field):
+            rel = node.rel
+            while isinstance(rel, ops.Filter | ops.Sort):
+                rel = rel.parent
+            found = reach(rel.values[node.name]) if isinstance(rel, ops.Project) else (0, 0)
+        elif isinstance(node, ops.WindowFunction):
+            back, ahead = _frame(node)
+            inner = [reach(arg) for arg in _children(node.func)]
+            found = (
+                back + max((b for b, _ in inner), default=0),
+                ahead + max((a for _, a in inner), default=0),
+            )
+        else:
+            inner = [reach(arg) for arg in _children(node)]
+            found = (max((b for b, _ in inner), default=0), max((a for _, a in inner), default=0))
+        memo[node] = found
+        return found
+
+    values = table.op().values if isinstance(table.op(), ops.Project) else {}
+    return {name: reach(table[name].op()) for name in table.columns if name in values} | {
+        name: (0, 0) for name in table.columns if name not in values
+    }
+
+
+def _frame(window: ops.WindowFunction) -> tuple[float, float]:
+    """Months before and after the row that one window function reads."""
+    func = window.func
+    if isinstance(func, ops.Lag | ops.Lead):
+        offset = func.offset.value if func.offset is not None else 1
+        return (offset, 0) if isinstance(func, ops.Lag) else (0, offset)
+    if isinstance(func, ops.RowNumber):  # counts the rows before it, whatever the frame
+        return UNBOUNDED, 0
+    if window.start is None:
+        return UNBOUNDED, _bound(window.end, following=True)
+    return _bound(window.start, following=False), _bound(window.end, following=True)
+
+
+def _bound(boundary, following: bool) -> float:
+    """Distance of a frame boundary in the given direction (0 if it lies the other way)."""
+    if boundary is None:
+        return UNBOUNDED
+    value = boundary.value.value
+    if boundary.preceding:
+        return 0 if following else value
+    return value if following else 0
+
+
+def _children(node) -> list:
+    out = []
+    for arg in node.__args__:
+        items = arg if isinstance(arg, tuple) else (arg,)
+        out.extend(item for item in items if isinstance(item, ops.Value))
+    return out

@@ -11,7 +11,7 @@ import ibis
 import ibis.expr.types as ir
 
 from features.config import TierLadder
-from features.panel import by_customer, lag
+from features.panel import by_customer, lag, latest
 
 PYRAMID_SCOPES = ("outlet_id", "sub_branch_id", "branch_id", None)
 PYRAMID_SHARE = 0.2
@@ -26,26 +26,27 @@ def tier_name(level: ir.IntegerValue, ladder: TierLadder) -> ir.StringValue:
     return level.cases(*[(i, name) for i, name in enumerate(ladder.names)])
 
 
-def tier_change_flags(panel: ir.Table) -> dict[str, ir.Value]:
-    """Month-on-month tier moves; needs ``tier_level`` (a separate step: windows don't nest)."""
-    previous = lag(panel.tier_level, 1)
+def tier_change_flags(level: ir.IntegerValue) -> dict[str, ir.Value]:
+    """Month-on-month tier moves of ``level`` (the tier level expression, so the flags are
+    computed in the same pass as the level)."""
+    previous = lag(level, 1)
     return {
-        "tier_changed": ibis.coalesce((panel.tier_level != previous).cast("int64"), 1),
-        "tier_dropped": ibis.coalesce((panel.tier_level < previous).cast("int64"), 0),
+        "tier_changed": ibis.coalesce((level != previous).cast("int64"), 1),
+        "tier_dropped": ibis.coalesce((level < previous).cast("int64"), 0),
     }
 
 
 def tier_history_features(panel: ir.Table) -> dict[str, ir.Value]:
-    """Needs the change flags; ``tier_run`` counts tier changes so far (one run per tier spell)."""
-    return {
-        "tier_run": panel.tier_changed.sum().over(by_customer(preceding=None, following=0)),
-        "tier_downgrades_12m": panel.tier_dropped.sum().over(by_customer(preceding=11)),
-    }
+    """Needs the change flags on the panel (a separate step: windows don't nest)."""
+    return {"tier_downgrades_12m": panel.tier_dropped.sum().over(by_customer(preceding=11))}
 
 
 def months_in_tier(panel: ir.Table) -> ir.IntegerValue:
-    run = ibis.window(group_by=["customer_id", "tier_run"], order_by="month_number")
-    return ibis.row_number().over(run) + 1
+    """Months in the current tier, this one included: since the last tier change (the first
+    month counts as one). The panel has a row for every month from opening, so months are
+    rows. Needs the change flags on the panel."""
+    last_change = latest(ibis.ifelse(panel.tier_changed == 1, panel.month_number, None))
+    return (panel.month_number - last_change + 1).cast("int64")
 
 
 def pyramid_level(rows: ir.Table) -> ir.Table:
