@@ -177,6 +177,38 @@ class OfferPolicy(Frozen):
     )
 
 
+class MonitoringPolicy(Frozen):
+    """How ``retain monitor`` bins, compares and alarms (DESIGN §13).
+
+    PSI uses ``bins`` quantile bins of the reference, merged until each holds at least
+    ``min_bin_count`` reference rows; a PSI of ``watch`` or more is a watch, ``act`` or more an
+    act-level alert. Segments (columns such as tier and branch) with fewer than
+    ``min_group_size`` customers on either side are reported as too small, never alarmed. An
+    AUC (estimated or realised) below the model's test AUC by ``auc_drop_watch`` /
+    ``auc_drop_act`` or more, and by more than its sampling error, is a watch / act.
+    """
+
+    bins: int = Field(default=10, ge=2, le=100)
+    min_bin_count: int = Field(default=20, ge=1)
+    min_group_size: int = Field(default=500, ge=1)
+    watch: float = Field(default=0.1, gt=0)
+    act: float = Field(default=0.25, gt=0)
+    segments: tuple[str, ...] = ("tier", "branch_id")
+    auc_drop_watch: float = Field(default=0.03, gt=0, lt=1)
+    auc_drop_act: float = Field(default=0.05, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringPolicy:
+        if self.watch >= self.act:
+            raise ValueError(f"monitoring: watch ({self.watch}) must be below act ({self.act})")
+        if self.auc_drop_watch >= self.auc_drop_act:
+            raise ValueError(
+                f"monitoring: auc_drop_watch ({self.auc_drop_watch}) must be below "
+                f"auc_drop_act ({self.auc_drop_act})"
+            )
+        return self
+
+
 class WarehouseConfig(Frozen):
     """Where the tables live: a directory of parquet files, or a database URL."""
 
@@ -198,6 +230,7 @@ class BankConfig(Frozen):
     lists: ListPolicy = ListPolicy()
     offers: OfferPolicy = OfferPolicy()
     warehouse: WarehouseConfig = WarehouseConfig()
+    monitoring: MonitoringPolicy = MonitoringPolicy()
     product_labels: dict[str, Names] = Field(default_factory=dict)
     products: tuple[Product, ...] = ()
 

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from retain.config_commands import config_app
+from retain.monitor_commands import monitor
 from retain.options import (
     ConfigOption,
     WarehouseOption,
@@ -744,6 +745,7 @@ def _print_score(summary: dict) -> None:
 keys_app = typer.Typer(help="API keys of the scoring service (hashed).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(outcomes_app, name="outcomes")
+app.command()(monitor)
 app.command("run")(run_command)
 DEFAULT_KEYS = Path("data/keys.json")
 KeysOption = Annotated[Path, typer.Option("--keys", help="Keys file.")]
