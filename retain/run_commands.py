@@ -94,9 +94,8 @@ def warehouse_fingerprint(location: str) -> str | None:
         return None
     root = Path(location)
     files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-    return _digest(
-        [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    )
+    stats = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return _digest([str(root.resolve()), stats])
 
 
 def file_fingerprint(path: Path) -> str | None:
