@@ -39,13 +39,7 @@ from retain.options import ConfigOption, WarehouseOption, bank_config, warehouse
 from retain.output import JsonOption, console, errors, save_json, table
 
 STEPS = ("validate", "features", "score", "monitor")
-DONE, SKIPPED, FAILED, NOT_RUN, NOT_AVAILABLE = (
-    "done",
-    "skipped (done)",
-    "failed",
-    "not run",
-    "not available",
-)
+DONE, SKIPPED, FAILED, NOT_RUN = "done", "skipped (done)", "failed", "not run"
 EXIT_FAILED, EXIT_ACT = 1, 2
 RUN_FILE = "run.json"
 
@@ -232,18 +226,15 @@ def _score(location, cutoff, features_path, out, bank, lang) -> Callable:
     return work
 
 
-def monitor_function() -> Callable | None:
-    """``monitoring.job.run_monitor`` once that package is installed, else None."""
-    try:
-        from monitoring.job import run_monitor
-    except ImportError:
-        return None
-    return run_monitor
-
-
 def _monitor(folder, reference, runs_dir, location, bank) -> Callable:
     def work(update) -> dict:
-        run_monitor = monitor_function()
+        from monitoring.job import run_monitor
+
+        if reference is None:
+            raise StepFailed(
+                "no reference to monitor against: no earlier cutoff in the runs folder and no "
+                "champion churn model; pass --reference"
+            )
         result = run_monitor(
             current=folder / "scores",
             reference=reference,
@@ -330,7 +321,7 @@ def run_steps(
                     record.status, record.detail = SKIPPED, last.get("detail", {})
                 else:
                     record.detail = step.work(lambda text, n=step.name: on_update(n, text))
-                    record.status = record.detail.pop("status", DONE)
+                    record.status = DONE
             except Exception as exc:  # recorded in run.json and shown as one line
                 record.status, record.error = FAILED, _one_line(exc)
                 failed = True
@@ -394,8 +385,7 @@ def run(
     features_path, scores = folder / "features.parquet", folder / "scores"
     warehouse_print = warehouse_fingerprint(location)
     settings = config_fingerprint(bank)
-    monitor = monitor_function()
-    if monitor is not None and reference is None:
+    if reference is None:
         reference = default_reference(runs_dir, day)
 
     def unchanged(*parts) -> Callable[[], str | None]:
@@ -428,9 +418,7 @@ def run(
             lambda: unchanged(
                 file_fingerprint(scores / "summary.json"), settings, str(reference)
             )(),
-            _monitor(folder, reference, runs_dir, location, bank)
-            if monitor is not None
-            else (lambda update: {"status": NOT_AVAILABLE}),
+            _monitor(folder, reference, runs_dir, location, bank),
         ),
     ]
     header = {

@@ -53,7 +53,10 @@ def test_a_run_that_failed_late_resumes_skipping_finished_steps_and_equals_retai
     steps = {s["name"]: s for s in summary["steps"]}
     assert steps["validate"]["status"] == steps["features"]["status"] == "skipped (done)"
     assert steps["score"]["status"] == "done"
-    assert steps["monitor"]["status"] in ("done", "not available")
+    assert steps["monitor"]["status"] == "done"
+    assert steps["monitor"]["detail"]["alert"] in ("ok", "watch", "act")
+    assert (folder / "monitor" / "monitor.json").is_file()
+    assert (folder / "monitor" / "monitor.html").is_file()
     assert all(s["seconds"] >= 0 and s["peak_rss_mb"] > 0 for s in summary["steps"])
     assert (folder / "features.parquet").stat().st_mtime_ns == built  # not rebuilt
     for line in ("validate", "features", "score", "monitor", "skipped (done)", "peak RSS MB"):
