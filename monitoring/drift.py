@@ -190,16 +190,18 @@ def drift_table(
     columns: dict[str, str],
     policy: MonitoringPolicy,
     segments: list[str] | None = None,
+    codes: dict[str, tuple] | None = None,
 ) -> pd.DataFrame:
     """PSI of every column in ``columns`` (name → kind, "feature" or "score") for the whole
     bank and for every value of each segment column present on both sides.
 
     One row per (column, segment): ``what``, ``kind``, ``segment`` ("all" or "tier=gold"),
     ``n_reference``, ``n_current``, ``bins`` (non-empty bins), ``psi``, ``floor`` and ``band``
-    (ok / watch / act / too small).
+    (ok / watch / act / too small). ``codes`` are the segments' codes when already computed
+    (:func:`segment_codes`, cut to these rows).
     """
-    segments = [s for s in (segments or []) if s in reference and s in current]
-    seg_codes = {s: _segment_codes(reference[s], current[s]) for s in segments}
+    seg_codes = codes if codes is not None else segment_codes(reference, current, segments)
+    segments = list(seg_codes)
     rows = []
     for name, kind in columns.items():
         binning = fit_binning(reference[name], policy.bins, policy.min_bin_count)
@@ -236,14 +238,21 @@ def drift_table(
     return pd.DataFrame(rows)
 
 
-def _segment_codes(reference: pd.Series, current: pd.Series) -> tuple:
-    """Integer codes of a segment column on both sides over the union of its values (missing
-    → −1, left out of every segment)."""
-    values = sorted(set(reference.dropna().astype(str)) | set(current.dropna().astype(str)))
-    index = pd.Index(values, dtype="string")
-    ref = index.get_indexer(reference.astype("string")).astype(np.int64)
-    cur = index.get_indexer(current.astype("string")).astype(np.int64)
-    return ref, cur, values
+def segment_codes(
+    reference: pd.DataFrame, current: pd.DataFrame, segments: list[str] | None
+) -> dict[str, tuple]:
+    """For each segment column present on both sides: integer codes of its values on each
+    side, over the union of its values (missing → −1, left out of every segment), and the
+    values themselves."""
+    out = {}
+    for name in segments or []:
+        if name not in reference or name not in current:
+            continue
+        both = pd.concat([reference[name], current[name]], ignore_index=True)
+        codes, values = pd.factorize(both, sort=True)
+        codes = codes.astype(np.int64)
+        out[name] = (codes[: len(reference)], codes[len(reference) :], [str(v) for v in values])
+    return out
 
 
 def _counts(codes: np.ndarray, segment: np.ndarray | None, groups: int, bins: int) -> np.ndarray:
