@@ -15,6 +15,7 @@ RETAIN_RETRY_AFTER): past them a request is answered 503 with Retry-After at onc
 
 from __future__ import annotations
 
+import gc
 import os
 
 import bentoml
@@ -83,6 +84,10 @@ class Retain:
         self.state = ServingState.load()
         self.outcomes = OutcomeStore.from_env()  # the table is made on first use
         routes.describe_feature_records(app, self.state)
+        # what is loaded now lives as long as the worker: out of the collector's sight, so a
+        # full collection no longer walks its ~500k objects (190 ms on the demo snapshot, a
+        # stall that every waiting request, accepted or about to be turned away, sits through)
+        gc.freeze()
 
     def __is_ready__(self) -> bool:
         return self.state.ready
