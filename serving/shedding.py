@@ -11,7 +11,7 @@ collapse at twice its capacity: with 16 requests at once per worker sharing one 
 each took 16 times as long, and the backlog grew in the sockets faster than it was served).
 
 Settings (environment of `retain serve`, per worker): ``RETAIN_MAX_IN_FLIGHT`` (default 2),
-``RETAIN_MAX_QUEUE`` (4), ``RETAIN_QUEUE_MS`` (50), ``RETAIN_RETRY_AFTER`` seconds (1).
+``RETAIN_MAX_QUEUE`` (4), ``RETAIN_QUEUE_MS`` (25), ``RETAIN_RETRY_AFTER`` seconds (1).
 Health, readiness and metrics are BentoML's routes, outside this gate: they are never shed.
 """
 
@@ -45,9 +45,9 @@ class Limits:
     """Per worker: requests served at once, requests waiting, how long one may wait (ms), and
     the seconds a rejected caller is told to wait before retrying."""
 
-    in_flight: int = 2
+    in_flight: int = 2  # two: one request's parsing overlaps the other's scoring
     queue: int = 4
-    queue_ms: int = 50
+    queue_ms: int = 25  # a request turned away after waiting waited this long: keep it short
     retry_after: int = 1
 
     @classmethod
