@@ -5,7 +5,8 @@ outputs: features.parquet + scores.parquet) with replacement, seeded, under new 
 real feature and score distributions at 1M rows each, without featurising and scoring a
 1M-customer bank first (the monthly benchmark does that). Resampling repeats rows, so
 quantile edges see ties; every feature and score column is kept, and the segments are the
-configuration's (tier, branch).
+configuration's (tier, branch). Repeated customers are not new evidence, so the alerts such
+inputs raise mean nothing: only time and memory are measured.
 
 Each run is ``monitoring.job.run_monitor`` in a child process (drift overall and by segment,
 the CBPE estimate with its interval, the HTML report, monitor.json, and an MLflow run in a
