@@ -83,7 +83,7 @@ def write_features(
         scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.scratch.", dir=out.parent))
         try:
             if engine == "spark":
-                _build_on_spark(con, wh, cutoffs, config, out, scratch, step, metadata)
+                _build_on_spark(con, wh, cutoffs, config, out, scratch, step, metadata, months)
             else:
                 _build_in_batches(
                     con,
@@ -138,7 +138,7 @@ def _build_in_batches(
         con.to_parquet(expr, tmp, compression="zstd", kv_metadata=metadata)
 
 
-def _build_on_spark(con, wh, cutoffs, config, out: Path, scratch: Path, step, metadata):
+def _build_on_spark(con, wh, cutoffs, config, out: Path, scratch: Path, step, metadata, months):
     """Two Spark jobs, each written by Spark's parquet writer into ``scratch``: the
     per-customer rows (the panel and its windows), then the cross-customer step over those
     parts, sorted by cutoff and customer. The driver concatenates the sorted parts' row groups
@@ -147,8 +147,10 @@ def _build_on_spark(con, wh, cutoffs, config, out: Path, scratch: Path, step, me
     Writing the customer rows first is what keeps the plan single: ``cutoff_rows`` joins the
     rows with a ranking of themselves, and as one Spark plan that computed the whole 24-month
     panel — every scan, aggregate and window — twice."""
+    first_month, last_month = months
     step("customer rows on Spark")
-    con.to_parquet_dir(customer_rows(wh, cutoffs, config), scratch / "rows")
+    rows = customer_rows(wh, cutoffs, config, last_month, first_month=first_month)
+    con.to_parquet_dir(rows, scratch / "rows")
     step("outlet shares, pyramid, RMs")
     rows = con.read_parquet(str(scratch / "rows"), table_name="customer_rows")
     expr = select_output(cutoff_rows(rows, wh), feature_names(config.products))
