@@ -370,6 +370,13 @@ def _monitor(reference, current, current_dir, runs_dir, warehouse, config, out, 
             "drift_top": overall.head(10).to_dict(orient="records"),
             "psi_max_feature": _max_psi(overall, "feature"),
             "psi_max_score": _max_psi(overall, "score"),
+            "psi_scores": dict(
+                zip(
+                    overall.loc[overall["kind"] == "score", "what"],
+                    overall.loc[overall["kind"] == "score", "psi"],
+                    strict=True,
+                )
+            ),
             "estimate": result.get("estimate"),
             "test_figures": result["test_figures"],
             "history": result["history"],
@@ -394,9 +401,8 @@ def _metrics(summary: dict) -> dict[str, float]:
     for key in ("psi_max_feature", "psi_max_score"):
         if summary.get(key) is not None:
             metrics[key] = summary[key]
-    for row in summary["drift_top"]:
-        if row["kind"] == "score":
-            metrics[f"psi_{row['what']}"] = row["psi"]
+    for score, value in summary["psi_scores"].items():
+        metrics[f"psi_{score}"] = value
     for key, value in (summary.get("estimate") or {}).items():
         if isinstance(value, float):
             metrics[key] = value
