@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -195,6 +196,7 @@ def main() -> None:
     parser.add_argument("--ramp-seconds", type=float, default=6)
     parser.add_argument("--batch-rate", type=float, default=5, help="1,000-customer batches/s")
     parser.add_argument("--scores", type=Path, default=ROOT / "data" / "scores")
+    parser.add_argument("--name", default="api", help="results/<name>.json")
     args = parser.parse_args()
     if not (args.scores / "features.parquet").exists():
         raise SystemExit(f"{args.scores} has no scored snapshot: run `make demo` first")
@@ -224,6 +226,7 @@ def main() -> None:
         )
     )
     limits = Limits.from_env()
+    load_before = os.getloadavg()
     with served(args.scores, prefix="retain-api-bench-") as service:
         before = worker_pids(service["pid"])
         offer(service, singles, 20, 3)  # warm the workers up
@@ -289,7 +292,7 @@ def main() -> None:
         )
     died = sorted(before - after)
     report(
-        "api",
+        args.name,
         [
             "offered req/s",
             "goodput req/s",
@@ -315,6 +318,8 @@ def main() -> None:
             "workers_after": sorted(after),
             "workers_died": died,
             "health_after": health,
+            # other work on the machine during the run (1-minute load average, 2 cores)
+            "loadavg_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
         },
     )
     print(
