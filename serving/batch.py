@@ -35,7 +35,13 @@ from features.sources.tables import read_location_table
 from models.artifact import VerifiedModel, load_verified
 from models.registry import CHAMPION, RegistryError
 from serving.explain import TOP_K, Reasons, explain, inputs, reason_columns
-from serving.lists import build_growth_lists, build_lists, list_groups, mask_name
+from serving.lists import (
+    build_growth_lists,
+    build_lists,
+    growth_listed,
+    list_groups,
+    mask_name,
+)
 from serving.offers import UPGRADE as TIER_UPGRADE
 from serving.offers import growth_offers, product_values, retention_offers
 from serving.report import write_report
@@ -333,10 +339,13 @@ def _assemble(
             columns={"growth_growth_offer": "growth_offer", "growth_value_added": "value_added"}
         )
     )
-    scored = scored.assign(
-        **growth_reasons(models, features, scored["growth_offer"], config.languages)
-    )
-    scored["list_group"] = list_groups(scored, config.lists, cutoff.isoformat())
+    groups = list_groups(scored, config.lists, cutoff.isoformat())
+    # growth reasons only for the customers on a growth list (200k customers: 58k listed of
+    # 197k with an offer; lists do not grow with the bank): the API reads them for those only
+    listed = growth_listed(scored.assign(list_group=groups), config.lists)
+    offers = scored["growth_offer"].where(listed)
+    scored = scored.assign(**growth_reasons(models, features, offers, config.languages))
+    scored["list_group"] = groups
     names = read_location_table(warehouse, "customers", ["customer_id", "name"])
     masked = names.set_index("customer_id")["name"].map(mask_name)
     scored["customer_name"] = scored["customer_id"].map(masked).fillna("***")

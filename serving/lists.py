@@ -156,18 +156,43 @@ def build_growth_lists(
 ) -> pd.DataFrame:
     """Every growth list: customers not at risk and on no retention list (nor held back),
     with something to offer, ranked by ``value_added``, cut at the growth capacity."""
-    contactable = ~scored["do_not_contact"].fillna(True).astype(bool)
-    calm = ~scored["leaving_now"].fillna(False).astype(bool) & (scored["p_churn"] < policy.min_risk)
-    frame = scored[contactable & calm & ~scored["customer_id"].isin(retention["customer_id"])]
-    if "list_group" in frame:
-        frame = frame[frame["list_group"] != CONTROL]
-    frame = frame[frame["growth_offer"].notna() & (frame["value_added"] > 0)]
+    frame = scored[_growth_pool(scored, policy, retention["customer_id"])]
     frame = frame.assign(  # a growth row shows the offered model's reasons, not churn's
         offer_propensity=frame["growth_offer_propensity"],
         action=frame["growth_action"],
         **{f"reason_{r}": frame[f"growth_reason_{r}"] for r in (1, 2, 3)},
     )
     return _ranked(frame, rms, policy, policy.growth_capacity, "value_added", GROWTH_COLUMNS)
+
+
+def _growth_pool(scored: pd.DataFrame, policy: ListPolicy, retained=()) -> pd.Series:
+    """Who may be on a growth list: contactable, not at risk, on no retention list (nor held
+    back), with something worth offering."""
+    contactable = ~scored["do_not_contact"].fillna(True).astype(bool)
+    calm = ~scored["leaving_now"].fillna(False).astype(bool) & (scored["p_churn"] < policy.min_risk)
+    pool = contactable & calm & ~scored["customer_id"].isin(retained)
+    if "list_group" in scored:
+        pool &= (scored["list_group"] != CONTROL).to_numpy()
+    return pool & scored["growth_offer"].notna() & (scored["value_added"] > 0)
+
+
+def growth_listed(scored: pd.DataFrame, policy: ListPolicy) -> np.ndarray:
+    """Rows of ``scored`` on a growth list under ``policy`` (the first ``growth_capacity`` of
+    each list by value added), without their reasons: reasons are explained for these only.
+
+    Retention lists need not be known: a growth customer is not at risk (p_churn below the
+    minimum risk, not leaving), so never on a retention list nor in its control group — the
+    same rows whatever the retention capacities, here and in the API."""
+    pool = _growth_pool(scored, policy)
+    frame = scored.loc[pool, ["customer_id", "value_added", "outlet_id", "rm_id"]]
+    frame = frame.assign(list_id=list_owner(frame), row=np.flatnonzero(pool.to_numpy()))
+    frame = frame.sort_values(
+        ["list_id", "value_added", "customer_id"], ascending=[True, False, True]
+    )
+    rank = frame.groupby("list_id", sort=False).cumcount()
+    listed = np.zeros(len(scored), dtype=bool)
+    listed[frame["row"].to_numpy()[(rank < policy.growth_capacity).to_numpy()]] = True
+    return listed
 
 
 def _ranked(frame, rms, policy, k, by: str, columns, first: str | None = None) -> pd.DataFrame:

@@ -170,6 +170,13 @@ def test_growth_lists_are_apart_ranked_by_value_and_offer_what_is_not_held(growt
     assert set(growth["growth_offer"]) - {"tier_upgrade"}  # products are offered too
 
 
+def test_every_growth_row_has_its_reasons_and_only_listed_ones_are_explained(growth, scores):
+    assert growth["reason_1"].notna().all()  # the offered model's own reasons
+    explained = set(scores.loc[scores["growth_reason_1_text_en"].notna(), "customer_id"])
+    assert explained == set(growth["customer_id"])  # not every customer with an offer
+    assert scores["growth_offer"].notna().sum() > len(explained)
+
+
 def test_lists_hold_only_the_rms_own_customers_as_of_the_cutoff(lists, scored):
     owner = rm_as_of_cutoff(scored.bank)
     customers = read_table(scored.bank, "customers").set_index("customer_id")
