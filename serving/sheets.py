@@ -10,6 +10,7 @@ machines.
 from __future__ import annotations
 
 import math
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -55,13 +56,33 @@ def write_list_files(
         shown = for_people(frame[list(columns)], lang, config)
         headers = [text(HEADERS, c, lang) for c in columns]
         legend = _legend(lang, config)
+        lines = _csv_lines(shown)
+        header = pd.DataFrame(columns=headers).to_csv(index=False)
         for list_id, rows in shown.groupby(frame["list_id"].to_numpy(), sort=True):
             name = f"{list_id}{suffix}"
-            rows.set_axis(headers, axis=1).to_csv(
-                folder / f"{name}.csv", index=False, encoding="utf-8-sig"
-            )
+            if lines is None:
+                rows.set_axis(headers, axis=1).to_csv(
+                    folder / f"{name}.csv", index=False, encoding="utf-8-sig"
+                )
+            else:
+                at = shown.index.get_indexer(rows.index)
+                with open(folder / f"{name}.csv", "w", encoding="utf-8-sig", newline="") as f:
+                    f.write(header + "".join(lines[i] for i in at))
             _write_xlsx(folder / f"{name}.xlsx", rows, lang, name, config, legend)
     return sorted(str(i) for i in lists["list_id"].unique())
+
+
+def _csv_lines(shown: pd.DataFrame) -> list[str] | None:
+    """Every row as the CSV line ``to_csv`` writes for it, rendered once for all lists (None
+    when a value holds a line break: then a row is not one line)."""
+    if not shown.index.is_unique:
+        return None
+    for column in shown.columns:
+        values = shown[column]
+        if values.dtype.kind not in "biuf" and values.astype(str).str.contains("[\r\n]").any():
+            return None
+    text_ = shown.to_csv(index=False, header=False)
+    return [line + os.linesep for line in text_.split(os.linesep)[: len(shown)]]
 
 
 def for_people(rows: pd.DataFrame, lang: str, config: BankConfig) -> pd.DataFrame:
