@@ -56,20 +56,27 @@ def write_list_files(
         shown = for_people(frame[list(columns)], lang, config)
         headers = [text(HEADERS, c, lang) for c in columns]
         legend = _legend(lang, config)
-        lines = _csv_lines(shown)
+        lines, records = _csv_lines(shown), _records(shown)
         header = pd.DataFrame(columns=headers).to_csv(index=False)
         for list_id, rows in shown.groupby(frame["list_id"].to_numpy(), sort=True):
             name = f"{list_id}{suffix}"
+            at = shown.index.get_indexer(rows.index)
             if lines is None:
                 rows.set_axis(headers, axis=1).to_csv(
                     folder / f"{name}.csv", index=False, encoding="utf-8-sig"
                 )
             else:
-                at = shown.index.get_indexer(rows.index)
                 with open(folder / f"{name}.csv", "w", encoding="utf-8-sig", newline="") as f:
                     f.write(header + "".join(lines[i] for i in at))
-            _write_xlsx(folder / f"{name}.xlsx", rows, lang, name, config, legend)
+            _write_xlsx(
+                folder / f"{name}.xlsx", rows, lang, name, config, legend, [records[i] for i in at]
+            )
     return sorted(str(i) for i in lists["list_id"].unique())
+
+
+def _records(rows: pd.DataFrame) -> list[tuple]:
+    """The rows' values as tuples of Python objects (one pass per column, not per list)."""
+    return list(zip(*(rows[c].to_numpy(dtype=object) for c in rows.columns), strict=True))
 
 
 def _csv_lines(shown: pd.DataFrame) -> list[str] | None:
@@ -176,6 +183,12 @@ _STYLES = (
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
     "</styleSheet>"
 )
+_FIXED_PARTS = (
+    ("[Content_Types].xml", _CONTENT_TYPES),
+    ("_rels/.rels", _ROOT_RELS),
+    ("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS),
+    ("xl/styles.xml", _STYLES),
+)
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")  # not allowed in XML 1.0
 
 
@@ -239,9 +252,11 @@ def _write_xlsx(
     name: str,
     config: BankConfig,
     legend: list[str] | None = None,
+    records: list[tuple] | None = None,
 ) -> None:
     """One list as a workbook: a bold, filled, frozen and filtered header row, percentages,
-    whole yuan and ids as text, column widths, and a legend sheet."""
+    whole yuan and ids as text, column widths, and a legend sheet. ``records``: the rows'
+    values as tuples, when taken out of the frame once for many lists."""
     columns = list(rows.columns)
     letters = [get_column_letter(i) for i in range(1, len(columns) + 1)]
     styles = [
@@ -261,7 +276,9 @@ def _write_xlsx(
             for x, c in zip(letters, columns, strict=True)
         ]
     ]
-    for n, record in enumerate(rows.itertuples(index=False, name=None), start=2):
+    if records is None:
+        records = _records(rows)
+    for n, record in enumerate(records, start=2):
         cells.append(
             [
                 (
@@ -289,10 +306,8 @@ def _write_xlsx(
         "</definedNames></workbook>"
     )
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as book:
-        book.writestr("[Content_Types].xml", _CONTENT_TYPES)
-        book.writestr("_rels/.rels", _ROOT_RELS)
+        for part, content in _FIXED_PARTS:  # the same in every workbook: stored, not deflated
+            book.writestr(part, content, compress_type=zipfile.ZIP_STORED)
         book.writestr("xl/workbook.xml", workbook)
-        book.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
-        book.writestr("xl/styles.xml", _STYLES)
         book.writestr("xl/worksheets/sheet1.xml", _sheet(cells, widths, last))
         book.writestr("xl/worksheets/sheet2.xml", _sheet(legend_rows, [100], None))
