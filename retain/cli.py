@@ -529,7 +529,13 @@ def backtest(
 
 @app.command()
 def promote(
-    model: Annotated[str, typer.Option(help="Registered model name, e.g. churn.")],
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="Registered model name, e.g. churn (repeat for several)."),
+    ] = None,
+    all_models: Annotated[
+        bool, typer.Option("--all", help="Every registered model (after train --task all).")
+    ] = False,
     force: Annotated[bool, typer.Option(help="Promote even if worse.")] = False,
     version: Annotated[
         int | None,
@@ -539,31 +545,48 @@ def promote(
 ) -> None:
     """Make the challenger champion if it is no worse on its logged test rows; or, with
     --version N, put version N back as champion (recorded with who and when)."""
+    from mlflow.tracking import MlflowClient
+
     from models.registry import RegistryError, use_store
     from training.promote import promote as promote_model
     from training.promote import rollback
 
     use_store()
-    try:
-        if version is not None:
-            decision = rollback(model, str(version))
-        else:
-            decision = promote_model(model, force=force)
-    except RegistryError as exc:
-        errors.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
-    comparison = decision.get("comparison", {})
-    console.print(
-        table(
-            f"{model}: {'promoted' if decision['promoted'] else 'kept'} — {decision['reason']}",
-            ["role", "version", "AUC", "ECE"],
-            [
-                (role, m["version"], _fmt(m["auc"]), _fmt(m["ece"]))
-                for role, m in comparison.items()
-            ],
+    names = list(model or [])
+    if all_models:
+        names = sorted(m.name for m in MlflowClient().search_registered_models())
+    if not names or (version is not None and len(names) != 1):
+        errors.print("[red]error:[/] name one --model (or several, or --all; --version takes one)")
+        raise typer.Exit(2)
+    decisions, failed = [], False
+    for name in names:
+        try:
+            if version is not None:
+                decision = rollback(name, str(version))
+            else:
+                decision = promote_model(name, force=force)
+        except RegistryError as exc:
+            errors.print(f"[red]error:[/] {exc}")
+            failed = True
+            continue
+        decisions.append({"model": name, **decision})
+        comparison = decision.get("comparison", {})
+        console.print(
+            table(
+                f"{name}: {'promoted' if decision['promoted'] else 'kept'} — {decision['reason']}",
+                ["role", "version", "AUC", "ECE"],
+                [
+                    (role, m["version"], _fmt(m["auc"]), _fmt(m["ece"]))
+                    for role, m in comparison.items()
+                ],
+            )
         )
-    )
-    save_json(json_path, decision)
+    if len(names) == 1 and decisions:
+        save_json(json_path, decisions[0])
+    elif decisions:
+        save_json(json_path, {"decisions": decisions})
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

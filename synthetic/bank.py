@@ -116,9 +116,8 @@ class _Chunk:
                 rng.bit_generator.state = replay[stage]
             self.states[stage] = rng.bit_generator.state
 
-        cust, cal, catalogue, rm_ids, first_id = (
-            self.cust, self.cal, self.catalogue, self.rm_ids, self.k * ID_BLOCK
-        )  # fmt: skip
+        cust, cal, catalogue, rm_ids = self.cust, self.cal, self.catalogue, self.rm_ids
+        first_id = self.k * ID_BLOCK
         start("simulate")
         sim = simulate(rng, cust, len(self.months), self.org.rms_by_outlet, catalogue, shift=shift)
         frames = {"customers": cust.table}

@@ -219,10 +219,8 @@ def simulate(
             EPISODE_MONTHS,
         )
         outflow_start = OUTFLOW_START * (shift.outflow_start_factor if t >= regime_month else 1)
-        _episode(
-            rng, drivers_on, drivers_months, OUTFLOW, is_open, min(outflow_start, 1.0), 0.0,
-            EPISODE_MONTHS,
-        )  # fmt: skip
+        start_rate = min(outflow_start, 1.0)
+        _episode(rng, drivers_on, drivers_months, OUTFLOW, is_open, start_rate, 0.0, EPISODE_MONTHS)
         _episode(rng, drivers_on, drivers_months, SALARY, is_open & cust.salaried, 0.007, 0.04)
         other = drivers_on[:, [DECLINE, OUTFLOW, SALARY, NEGLECT]].any(axis=1)
         was_open_complaint = drivers_on[:, COMPLAINT].copy()

@@ -64,9 +64,10 @@ def chain(tmp_path_factory):
         assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}{result.stdout[-2000:]}"
         steps[name] = result
     trained = json.loads((root / "train.json").read_text())
-    for model in trained["models"]:
-        result = run_retain(["promote", "--model", model], env)
-        assert result.returncode == 0, result.stderr[-2000:]
+    promoted = run_retain(["promote", "--all", "--json", str(root / "promote.json")], env)
+    assert promoted.returncode == 0, promoted.stderr[-2000:]
+    decisions = json.loads((root / "promote.json").read_text())["decisions"]
+    assert sorted(d["model"] for d in decisions) == sorted(trained["models"])
     result = run_retain(
         [
             "score",

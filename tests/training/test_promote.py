@@ -175,6 +175,8 @@ def test_the_commands_roll_back_and_list_runs(store):
     missing = retain(["promote", "--model", "churn", "--version", "99"], store)
     assert missing.returncode == 1 and "no model churn version 99" in missing.stderr
     assert "Traceback" not in missing.stderr
+    unnamed = retain(["promote"], store)
+    assert unnamed.returncode == 2 and "name one --model" in unnamed.stderr
 
     listed = retain(["runs", "--model", "churn", "--last", "1", "--json", "-"], store)
     assert listed.returncode == 0, listed.stderr
