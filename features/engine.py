@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path
 
+import duckdb
 import ibis
 
 from features.panel import Warehouse
@@ -78,11 +79,21 @@ def spark_session(spark_master: str = "local[2]", spark_memory: str | None = Non
     return session
 
 
+def duckdb_connection():
+    """An embedded DuckDB connection that draws no progress bars (the CLI shows its own)."""
+    con = ibis.duckdb.connect()
+    try:
+        con.raw_sql("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:  # in Jupyter without ipywidgets: already off
+        pass
+    return con
+
+
 def connect(
     engine: str = "duckdb", spark_master: str = "local[2]", spark_memory: str | None = None
 ):
     if engine == "duckdb":
-        return ibis.duckdb.connect()
+        return duckdb_connection()
     if engine == "spark":
         return ibis.pyspark.connect(spark_session(spark_master, spark_memory))
     raise EngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -119,10 +118,6 @@ def _build_in_batches(
     con.raw_sql(f"SET temp_directory = '{scratch / 'spill'}'")
     con.raw_sql(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
     con.raw_sql("SET preserve_insertion_order = false")
-    try:
-        con.raw_sql("SET enable_progress_bar = false")
-    except duckdb.InvalidInputException:  # in Jupyter without ipywidgets: already off
-        pass
     ids = np.sort(wh.customers.customer_id.to_pyarrow().to_numpy(zero_copy_only=False))
     batches = np.array_split(ids, max(1, math.ceil(len(ids) / batch_customers)))
     for k, batch in enumerate(batches):

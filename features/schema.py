@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
-import ibis
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as arrow
@@ -216,7 +215,9 @@ def validate_warehouse(warehouse: Path | str, as_of: date | None = None) -> list
             return _validate(DatabaseTables(con), as_of)
         finally:
             con.disconnect()
-    con = ibis.duckdb.connect()
+    from features.engine import duckdb_connection  # engine reads tables this module checks
+
+    con = duckdb_connection()
     try:
         return _validate(ParquetTables(con, location), as_of)
     finally:
