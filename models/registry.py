@@ -141,3 +141,15 @@ def list_runs(experiment: str = EXPERIMENT, model: str | None = None, last: int 
             row[f"{part}_cutoffs"] = next((params[k] for k in keys if k in params), None)
         rows.append(row)
     return rows
+
+
+def champion_versions() -> dict[str, str]:
+    """``{model: version}`` of every registered model's champion (no download)."""
+    client = MlflowClient()
+    versions = {}
+    for model in client.search_registered_models():
+        try:
+            versions[model.name] = client.get_model_version_by_alias(model.name, CHAMPION).version
+        except mlflow.exceptions.MlflowException:  # registered, never promoted
+            continue
+    return versions

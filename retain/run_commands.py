@@ -103,23 +103,6 @@ def config_fingerprint(config: BankConfig) -> str:
     return _digest(config.model_dump(mode="json"))
 
 
-def champion_versions() -> dict[str, str]:
-    """``{model: version}`` of every registered model's champion (no download)."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    from models.registry import CHAMPION
-
-    client = MlflowClient()
-    versions = {}
-    for model in client.search_registered_models():
-        try:
-            versions[model.name] = client.get_model_version_by_alias(model.name, CHAMPION).version
-        except mlflow.exceptions.MlflowException:  # registered, never promoted
-            continue
-    return versions
-
-
 # ---------------------------------------------------------------- peak RSS of a step
 
 
@@ -369,7 +352,7 @@ def run(
 ) -> None:
     """The monthly job: validate → features → score (lists, report) → monitor, into
     <runs-dir>/<cutoff>/; resumes after a failure; exit 1 on a failure, 2 on an act alert."""
-    from models.registry import use_store
+    from models.registry import champion_versions, use_store
     from retain.cli import _month_end
 
     bank = bank_config(config)
