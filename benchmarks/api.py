@@ -201,7 +201,7 @@ def main() -> None:
     if not (args.scores / "features.parquet").exists():
         raise SystemExit(f"{args.scores} has no scored snapshot: run `make demo` first")
     from features.catalog import feature_names
-    from serving.shedding import Limits
+    from serving.api.shedding import Limits
     from training.dataset import products_in
 
     features = pd.read_parquet(args.scores / "features.parquet")

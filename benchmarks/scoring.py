@@ -86,7 +86,8 @@ def main() -> None:
         raise SystemExit(f"{args.features} is missing: run benchmarks/features.py first")
     import shap
 
-    from serving.batch import ModelSet, score_frame
+    from serving.champions import ModelSet
+    from serving.score import score_frame
     from serving.explain import ReasonGroups, contributions, explain, top_reasons
     from training.register import VerifiedModel
 

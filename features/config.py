@@ -10,6 +10,7 @@ Products are not configured here: they come from the warehouse's ``products`` ta
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -218,6 +219,21 @@ class WarehouseConfig(Frozen):
     spark_memory: str = "4g"  # Spark heap: the driver's in local mode, each executor's else
 
 
+class ServiceConfig(Frozen):
+    """What `retain serve` serves from: the scored snapshot, the keys, the audit log, the
+    outcome store (a SQLite file or a ``postgres://`` URL) — and how many workers."""
+
+    scores: str | None = "data/scores"
+    keys: str = "data/keys.json"
+    audit_log: str | None = None  # default: audit.log beside the keys file
+    outcomes: str = "data/outcomes.db"
+    workers: int = Field(default=2, ge=1, le=64)
+
+    @property
+    def audit_path(self) -> str:
+        return self.audit_log or str(Path(self.keys).parent / "audit.log")
+
+
 class BankConfig(Frozen):
     """Definitions shared by features, labels, training, lists and the API."""
 
@@ -231,6 +247,7 @@ class BankConfig(Frozen):
     offers: OfferPolicy = OfferPolicy()
     warehouse: WarehouseConfig = WarehouseConfig()
     monitoring: MonitoringPolicy = MonitoringPolicy()
+    service: ServiceConfig = ServiceConfig()
     product_labels: dict[str, Names] = Field(default_factory=dict)
     products: tuple[Product, ...] = ()
 
@@ -245,6 +262,21 @@ class BankConfig(Frozen):
         if self.language not in self.languages:
             raise ValueError(f"language {self.language!r} is not one of languages {self.languages}")
         return self
+
+    def with_overrides(self, **sections: dict | object) -> BankConfig:
+        """This configuration with a command's options applied, validated like the file:
+        ``with_overrides(warehouse={"engine": "spark"}, language="en")``; None values are
+        options not given. Raises ``ValidationError`` naming the key."""
+        data = self.model_dump()
+        for section, value in sections.items():
+            if isinstance(value, dict):
+                data[section] = {
+                    **data[section],
+                    **{k: v for k, v in value.items() if v is not None},
+                }
+            elif value is not None:
+                data[section] = value
+        return BankConfig.model_validate(data)
 
     def with_products(self, products: tuple[Product, ...] | list[Product]) -> BankConfig:
         """This configuration with the warehouse's catalogue; configured names win over the

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import ibis
 
+from features.config import WarehouseConfig
 from features.panel import Warehouse
 from features.sources import database
 from features.sources.database import as_location, is_database_url
@@ -26,7 +27,6 @@ class EngineError(Exception):
     """The requested engine cannot be started (e.g. Spark without Java or the extra)."""
 
 
-SPARK_MEMORY = "4g"  # the JVM heap: with Python and the JVM's own overhead, ~6 GB in all
 SHUFFLE_PARTITIONS = 200  # an upper bound: adaptive execution merges them to ~64 MB each
 SPARK_SETTINGS = {
     "spark.sql.session.timeZone": "UTC",
@@ -49,16 +49,17 @@ SPARK_SETTINGS = {
 }
 
 
-def spark_session(spark_master: str = "local[2]", spark_memory: str | None = None):
-    """The Spark session (created once per process): the settings above, ``spark_memory``
-    for the driver heap (in local mode the driver is also the executor) and the executors."""
+def spark_session(settings: WarehouseConfig = WarehouseConfig()):  # noqa: B008 - frozen
+    """The Spark session (created once per process) at ``settings.spark_master``: the settings
+    above, ``settings.spark_memory`` for the driver heap (in local mode the driver is also the
+    executor) and the executors."""
+    spark_master, memory = settings.spark_master, settings.spark_memory
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise EngineError(
             "the Spark engine needs the 'spark' extra: pip install -e '.[spark]'"
         ) from exc
-    memory = spark_memory or SPARK_MEMORY
     builder = SparkSession.builder.master(spark_master).appName("retain")
     if spark_master.startswith("local"):  # local mode talks to itself over loopback only
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -89,14 +90,13 @@ def duckdb_connection():
     return con
 
 
-def connect(
-    engine: str = "duckdb", spark_master: str = "local[2]", spark_memory: str | None = None
-):
-    if engine == "duckdb":
+def connect(settings: WarehouseConfig = WarehouseConfig()):  # noqa: B008 - frozen
+    """An Ibis connection to ``settings.engine``."""
+    if settings.engine == "duckdb":
         return duckdb_connection()
-    if engine == "spark":
-        return ibis.pyspark.connect(spark_session(spark_master, spark_memory))
-    raise EngineError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if settings.engine == "spark":
+        return ibis.pyspark.connect(spark_session(settings))
+    raise EngineError(f"unknown engine {settings.engine!r}; choose one of {', '.join(ENGINES)}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -106,30 +106,26 @@ def _first_line(exc: BaseException) -> str:
 
 def open_warehouse(
     location: str | Path,
-    engine: str = "duckdb",
-    spark_master: str = "local[2]",
-    spark_memory: str | None = None,
+    settings: WarehouseConfig = WarehouseConfig(),  # noqa: B008 - frozen, one shared default
 ) -> tuple[object, Warehouse]:
     """Connect to where ``location`` is computed and return ``(connection, Warehouse)``.
 
-    ``location`` is a directory of parquet files (read by ``engine``: DuckDB or Spark), a
-    PostgreSQL URL (``postgres://user@host:port/db``; the connection is the database itself,
-    so features are computed in PostgreSQL), or ``spark://DATABASE``, a database of the Spark
-    catalog (with ``engine="spark"``).
+    ``location`` is a directory of parquet files (read by ``settings.engine``: DuckDB or
+    Spark), a PostgreSQL URL (``postgres://user@host:port/db``; the connection is the database
+    itself, so features are computed in PostgreSQL), or ``spark://DATABASE``, a database of the
+    Spark catalog (with ``engine="spark"``).
     """
-    location = as_location(location)
+    location, engine = as_location(location), settings.engine
     if is_database_url(location):
-        if engine not in ("duckdb", "postgres"):
+        if engine != "duckdb":
             raise EngineError(
                 f"{_safe(location)} is computed in PostgreSQL itself; drop --engine {engine}"
             )
         con = database.connect(location)
-    elif spark_database(location) is not None:
-        if engine != "spark":
-            raise EngineError(f"{location} is a Spark catalog database: use --engine spark")
-        con = connect(engine, spark_master, spark_memory)
     else:
-        con = connect(engine, spark_master, spark_memory)
+        if spark_database(location) is not None and engine != "spark":
+            raise EngineError(f"{location} is a Spark catalog database: use --engine spark")
+        con = connect(settings)
     return con, load_warehouse(con, location)
 
 

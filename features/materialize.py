@@ -49,22 +49,20 @@ def write_features(
     cutoffs: list[date],
     out: Path,
     config: BankConfig,
-    engine: str = "duckdb",
-    spark_master: str = "local[2]",
     step: Callable[[str], None] = lambda _: None,
     batch_customers: int = BATCH_CUSTOMERS,
-    spark_memory: str | None = None,
 ) -> dict:
-    """Build features for ``cutoffs`` on ``engine`` and write ``out``; return a summary.
+    """Build features for ``cutoffs`` and write ``out``; return a summary.
 
-    ``warehouse`` is a directory of parquet files or a ``postgres://`` URL, whose features are
-    computed in PostgreSQL (``engine`` is then ``postgres``). ``spark_memory``: the Spark heap
-    (default ``features.engine.SPARK_MEMORY``).
+    ``warehouse`` is a directory of parquet files (read by ``config.warehouse.engine``:
+    DuckDB or Spark, with its master and memory) or a ``postgres://`` URL, whose features are
+    computed in PostgreSQL (the engine is then ``postgres``).
     """
+    engine = config.warehouse.engine
     if is_database_url(warehouse) and engine == "duckdb":  # computed in the database itself
         engine = "postgres"
     step(f"connecting to {engine}")
-    con, wh = open_warehouse(warehouse, engine, spark_master, spark_memory)
+    con, wh = open_warehouse(warehouse, config.warehouse)
     months = check_cutoffs(wh, cutoffs)
     config = resolve_products(wh.products, config)
     names = feature_names(config.products)

@@ -782,7 +782,7 @@ def keys_add(
     keys: KeysOption = DEFAULT_KEYS,
 ) -> None:
     """Create a key; it is printed once, alone on the last line, and stored only as a hash."""
-    from serving.auth import KeyError_, add_key
+    from serving.api.auth import KeyError_, add_key
 
     try:
         record, plain = add_key(keys, name, role, rm_id)
@@ -802,7 +802,7 @@ def keys_list(keys: KeysOption = DEFAULT_KEYS, json_path: JsonOption = None) -> 
     """List keys (name, role, RM, prefix, created, revoked) — never the keys themselves."""
     from dataclasses import asdict
 
-    from serving.auth import KeyError_, load_keys
+    from serving.api.auth import KeyError_, load_keys
 
     try:
         records = load_keys(keys)
@@ -835,7 +835,7 @@ def keys_revoke(
     keys: KeysOption = DEFAULT_KEYS,
 ) -> None:
     """Revoke a key; a running service stops accepting it at once."""
-    from serving.auth import KeyError_, revoke_key
+    from serving.api.auth import KeyError_, revoke_key
 
     try:
         revoke_key(keys, name)
@@ -871,7 +871,7 @@ def serve(
     import shutil
 
     from models.registry import tracking_uri
-    from serving.shedding import Limits
+    from serving.api.shedding import Limits
 
     try:
         Limits.from_env()  # the workers read them; a bad one is named here, not in a traceback
@@ -902,7 +902,7 @@ def serve(
     args = [
         bentoml,
         "serve",
-        "serving.service:Retain",
+        "serving.api.service:Retain",
         "--port",
         str(port),
         "--host",

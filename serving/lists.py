@@ -65,6 +65,10 @@ GROWTH_COLUMNS = (
 OUTLET_PREFIX = "outlet_"
 DEFAULT_CAPACITY = 200  # for outlet lists when the bank has no RM capacities at all
 TREATED, CONTROL = "treated", "control"
+RETENTION, GROWTH = "retention", "growth"
+GROWTH_SUFFIX = "_growth"
+# what scores.parquet says of each customer's place on this month's lists
+MEMBERSHIP = ("list_id", "list_kind", "list_rank")
 
 
 def mask_name(name: object) -> str:
@@ -128,10 +132,14 @@ def _uniform(text: str) -> float:
 
 
 def leaving_adjusted(frame: pd.DataFrame) -> pd.DataFrame:
-    """p_churn = 1 for customers already leaving; expected loss = p_churn × contribution."""
+    """The already-leaving rule (DESIGN §5) and expected loss, the one place both are made:
+    p_churn = 1 and band "high" for customers already leaving; expected loss = p_churn ×
+    contribution (a negative contribution counts as none). Applying it twice changes nothing."""
     out = frame.copy()
     leaving = out["leaving_now"].fillna(False).astype(bool)
     out["p_churn"] = out["p_churn"].where(~leaving, 1.0)
+    if "risk_band" in out:
+        out["risk_band"] = out["risk_band"].where(~leaving, "high")
     out["expected_loss"] = out["p_churn"] * out["contribution_12m"].clip(lower=0)
     return out
 
@@ -156,12 +164,8 @@ def build_growth_lists(
 ) -> pd.DataFrame:
     """Every growth list: customers not at risk and on no retention list (nor held back),
     with something to offer, ranked by ``value_added``, cut at the growth capacity."""
-    frame = scored[_growth_pool(scored, policy, retention["customer_id"])]
-    frame = frame.assign(  # a growth row shows the offered model's reasons, not churn's
-        offer_propensity=frame["growth_offer_propensity"],
-        action=frame["growth_action"],
-        **{f"reason_{r}": frame[f"growth_reason_{r}"] for r in (1, 2, 3)},
-    )
+    # a growth row shows the offered model's reasons, not churn's
+    frame = as_growth_rows(scored[_growth_pool(scored, policy, retention["customer_id"])])
     return _ranked(frame, rms, policy, policy.growth_capacity, "value_added", GROWTH_COLUMNS)
 
 
@@ -207,3 +211,56 @@ def _ranked(frame, rms, policy, k, by: str, columns, first: str | None = None) -
     cap = capacities(rms, frame["list_id"], k, policy)
     frame = frame[frame["rank"] <= frame["list_id"].map(cap)]
     return frame[["list_id", *columns]].reset_index(drop=True)
+
+
+def list_file(list_id: str, kind: str, fmt: str) -> str:
+    """The name of a list's file: ``<list_id>.csv`` for retention, ``<list_id>_growth.xlsx``…"""
+    return f"{list_id}{GROWTH_SUFFIX if kind == GROWTH else ''}.{fmt}"
+
+
+def with_membership(
+    scored: pd.DataFrame, retention: pd.DataFrame, growth: pd.DataFrame
+) -> pd.DataFrame:
+    """``scored`` with each customer's place on this month's lists (:data:`MEMBERSHIP`: the
+    list, retention or growth, and the rank; empty for customers on no list) — read back by
+    every surface instead of ranking again."""
+    out = scored.drop(columns=[c for c in MEMBERSHIP if c in scored])
+    placed = pd.concat(
+        [
+            frame[["customer_id", "list_id", "rank"]].assign(list_kind=kind)
+            for frame, kind in ((retention, RETENTION), (growth, GROWTH))
+        ],
+        ignore_index=True,
+    )
+    if placed["customer_id"].duplicated().any():
+        raise ValueError("a customer is on two lists: retention and growth lists must not overlap")
+    placed = placed.set_index("customer_id")
+    ids = out["customer_id"]
+    out["list_id"] = ids.map(placed["list_id"]).astype(object)
+    out["list_kind"] = ids.map(placed["list_kind"]).astype(object)
+    out["list_rank"] = ids.map(placed["rank"]).astype("Int64")
+    return out
+
+
+def stored_list(
+    scored: pd.DataFrame, list_id: str, kind: str, k: int | None = None
+) -> pd.DataFrame:
+    """A list as ``retain score`` cut it, read from the answer frame's membership: the same
+    columns :func:`build_lists` / :func:`build_growth_lists` return (display columns such as
+    ``reason_1`` must be in the frame, see ``serving.score.with_language``), at most ``k``."""
+    rows = scored[(scored["list_id"] == list_id) & (scored["list_kind"] == kind)]
+    rows = rows.sort_values("list_rank").rename(columns={"list_rank": "rank"})
+    if kind == GROWTH:
+        rows = as_growth_rows(rows)
+    columns = GROWTH_COLUMNS if kind == GROWTH else LIST_COLUMNS
+    rows = rows.assign(rank=rows["rank"].astype(int))[["list_id", *columns]]
+    return (rows if k is None else rows.head(k)).reset_index(drop=True)
+
+
+def as_growth_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows as a growth list shows them: the offered model's propensity, action and reasons."""
+    return frame.assign(
+        offer_propensity=frame["growth_offer_propensity"],
+        action=frame["growth_action"],
+        **{f"reason_{r}": frame[f"growth_reason_{r}"] for r in (1, 2, 3)},
+    )

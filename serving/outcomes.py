@@ -15,7 +15,6 @@ as a parquet part of the warehouse's ``interactions`` table and marks them expor
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +24,6 @@ from pathlib import Path
 
 import pandas as pd
 
-ENV_OUTCOMES = "RETAIN_OUTCOMES"
-DEFAULT_STORE = Path("data/outcomes.db")
 CHANNELS = ("call", "visit", "message", "event")  # the warehouse's interaction kinds
 RESULTS = ("stays", "will_move_money", "not_interested", "complaint", "unreachable")
 # exported interaction ids for an integer warehouse: from 2^62 on, a range a bank's own
@@ -94,15 +91,10 @@ class Outcome:
 class OutcomeStore:
     """Outcomes in SQLite (a file path, WAL mode) or PostgreSQL (a ``postgres://`` URL)."""
 
-    def __init__(self, location: str | Path = DEFAULT_STORE) -> None:
+    def __init__(self, location: str | Path) -> None:
         self.location = str(location)
         self.postgres = self.location.startswith(("postgres://", "postgresql://"))
         self._ready = False
-
-    @classmethod
-    def from_env(cls) -> OutcomeStore:
-        """The store ``retain serve --outcomes`` names (``RETAIN_OUTCOMES``), else the default."""
-        return cls(os.environ.get(ENV_OUTCOMES) or DEFAULT_STORE)
 
     @contextmanager
     def _connect(self) -> Iterator:

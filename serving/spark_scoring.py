@@ -23,12 +23,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.config import RiskBands
+from features.config import RiskBands, WarehouseConfig
 from features.engine import spark_session
 from features.products import products_from_json
+from features.targets import ELIGIBLE_CHURN, UPGRADE
 from models.artifact import VerifiedModel
-from serving.batch import ModelSet, explain_churn, explain_growth, score_frame
+from serving.champions import ModelSet
 from serving.explain import TOP_K, ReasonGroups, Reasons
+from serving.score import explain_churn, explain_growth, growth_reason_columns, score_frame
 
 EXPLAINED = "explained"
 # the reason arrays of the churn explanation, one column per rank: Reasons field → type
@@ -65,9 +67,7 @@ def unship(shipped: list[tuple[str, str, str, str, str]]) -> ModelSet:
             VerifiedModel.from_text(name, version, text, sha, json.loads(metadata))
             for name, version, text, sha, metadata in shipped
         ]
-        churn, *cross, upgrade = models
-        cross_sell = {m.name.removeprefix("cross_sell_"): m for m in cross}
-        _MODELS[key] = ModelSet(churn, upgrade, cross_sell)
+        _MODELS[key] = ModelSet.of(models)
     return _MODELS[key]
 
 
@@ -124,13 +124,12 @@ class SparkScorer:
         models: ModelSet,
         features_path: Path,
         features: pd.DataFrame,
-        spark_master: str = "local[2]",
-        spark_memory: str | None = None,
+        settings: WarehouseConfig,
     ):
         self.models = models
         self.features_path = Path(features_path)
         self.ids = features["customer_id"]
-        self.spark = spark_session(spark_master, spark_memory)
+        self.spark = spark_session(settings)
         self.shipped = self.spark.sparkContext.broadcast(ship(models))
         where = self.features_path.parent.parent
         self.scratch = Path(tempfile.mkdtemp(prefix=".spark-scoring.", dir=where))
@@ -155,12 +154,13 @@ class SparkScorer:
     def score_and_explain(self, bands: RiskBands, above: float) -> tuple[pd.DataFrame, Reasons]:
         """What ``score_frame`` and ``explain_churn`` return, computed in the workers."""
         models, ranks = self.models, reason_count(self.models)
-        table = self._table(models.all(), "eligible_churn", "leaving_now")
+        table = self._table(models.all(), ELIGIBLE_CHURN, "leaving_now")
         key = table.schema["customer_id"].dataType.simpleString()
-        names = ["p_churn", "risk_band", *[f"propensity_{p}" for p in models.cross_sell]]
-        types = ["double", "string", *["double"] * len(models.cross_sell)]
+        names = [t.score for t, _ in models.targets() if t != UPGRADE]
+        names.insert(1, "risk_band")  # score_frame's order: p_churn, risk_band, propensities
+        types = ["string" if n == "risk_band" else "double" for n in names]
         columns = [("customer_id", key), *zip(names, types, strict=True)]
-        columns += [("p_upgrade", "double"), (EXPLAINED, "boolean")]
+        columns += [(UPGRADE.score, "double"), (EXPLAINED, "boolean")]
         columns += [
             (f"{name}_{rank}", kind)
             for name, kind in REASON_FIELDS.items()
@@ -176,7 +176,7 @@ class SparkScorer:
         )
         table.mapInPandas(run, schema).write.parquet(str(self.scratch / "scores"))
         frame = self._read("scores")
-        kept = [*names, "p_upgrade"]
+        kept = [*names, UPGRADE.score]
         ids = {"customer_id": self.ids.to_numpy()}
         scores = pd.DataFrame(ids | {c: frame[c].to_numpy() for c in kept})
         rows = np.flatnonzero(frame[EXPLAINED].to_numpy(dtype=bool))
@@ -203,12 +203,7 @@ class SparkScorer:
         self, models: ModelSet, features: pd.DataFrame, offers: pd.Series, langs
     ) -> dict[str, np.ndarray]:
         """What ``explain_growth`` returns, computed in the workers for rows with an offer."""
-        n = len(features)
-        columns = {
-            f"growth_reason_{r}_text_{lang}": np.full(n, None, dtype=object)
-            for r in range(1, TOP_K + 1)
-            for lang in langs
-        }
+        columns = growth_reason_columns(len(features), langs)
         offered = pd.DataFrame(
             {"customer_id": self.ids.to_numpy(), "growth_offer": offers.to_numpy(dtype=object)}
         ).dropna(subset=["growth_offer"])

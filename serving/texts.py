@@ -14,6 +14,11 @@ ACTIONS = {
     "retention_call": ("挽留回访", "Retention call"),
     "offer_product": ("推荐产品", "Offer the product"),
     "upgrade_conversation": ("等级提升沟通", "Talk about moving up a tier"),
+    "do_not_contact": ("不可联系（客户未同意营销联系）", "Do not contact (no consent)"),
+    "control_no_call": (
+        "本月暂不联系（对照组，用于衡量名单效果）",
+        "No call this month (control group, to measure the lists' effect)",
+    ),
 }
 
 # risk bands and yes/no

@@ -146,3 +146,16 @@ def scored(champions, tmp_path_factory) -> Scored:
     )
     assert result.returncode == 0, result.stderr + result.stdout
     return Scored(bank, store, env, out, json.loads(summary_path.read_text()))
+
+
+@pytest.fixture(scope="session")
+def site(scored, tmp_path_factory):
+    """One real `retain serve` (2 workers) over the scored month for the API, contract, page
+    and agreement tests: crm, admin and four rm keys (tests/serving/service_process.py)."""
+    from tests.serving.service_process import start_site
+
+    started = start_site(scored, tmp_path_factory.mktemp("site"))
+    try:
+        yield started
+    finally:
+        started.service.stop()

@@ -7,7 +7,6 @@ customer or list is a 403 page (audited too); no session sends the browser to th
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from functools import cache
@@ -21,11 +20,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from features.products import products_from_json
-from serving.auth import KeyRing
-from serving.routes import request_id
-from serving.state import ENV_SCORES, ServingState, plain_id
-from serving.texts import ACTIONS, HEADERS, text
+from features.targets import held_products, holds_column
+from serving.answer import shown_reasons
+from serving.api.access import audit as write_audit
+from serving.api.access import may_pull_list, reach
+from serving.api.auth import KeyRing
+from serving.api.routes import request_id
+from serving.api.state import ServingState, plain_id
+from serving.lists import GROWTH, RETENTION, list_file
+from serving.texts import ACTIONS, HEADERS, OFFERS, text
 from serving.ui.chart import bar_chart
 from serving.ui.session import (
     LANG_COOKIE,
@@ -38,7 +41,6 @@ from serving.ui.session import (
 )
 from serving.ui.words import CHANNELS, RESULTS, WORDS, word
 
-GROWTH_SUFFIX = "_growth"
 LANGS = ("zh", "en")
 SORTABLE = {
     "rank",
@@ -121,17 +123,15 @@ def refuse(request, state, session, status: int, title: str, body: str) -> HTMLR
 def audit(
     state, session: Session, request: Request, endpoint: str, count: int, status=200, **extra
 ) -> None:
-    key = session.key
     models = state.snapshot.versions if state.snapshot and status == 200 else None
-    state.audit.write(
-        key=key.name,
-        role=key.role,
-        endpoint=endpoint,
-        rm_book=key.rm_id,
+    write_audit(
+        state.audit,
+        session.key,
+        endpoint,
+        request_id(request),
+        status,
         customers=count,
         models=models,
-        request_id=request_id(request),
-        status=status,
         **extra,
     )
 
@@ -145,13 +145,9 @@ def to_login() -> RedirectResponse:
     return RedirectResponse("/ui/login", status_code=303)
 
 
-def product_names(state: ServingState) -> dict[str, str]:
-    return {p.product: p for p in products_from_json(state.models.churn.metadata["products"])}
-
-
 def config(state: ServingState):
     """The served configuration with the models' product catalogue (for product names)."""
-    return state.config.with_products(list(product_names(state).values()))
+    return state.config.with_products(state.product_catalogue())
 
 
 # ---------------------------------------------------------------- login and logout
@@ -266,18 +262,17 @@ def unready(request, state, session) -> HTMLResponse | None:
 
 
 def list_owner_for(session: Session, asked: str | None) -> tuple[str | None, bool]:
-    """(whose list to show, allowed): an RM sees only its own; crm and admin choose."""
+    """(whose list to show, allowed): an RM its own (the default), crm and admin choose."""
     if session.key.role == "rm":
-        return session.key.rm_id, asked in (None, "", session.key.rm_id)
-    return (asked or None), True
+        return session.key.rm_id, may_pull_list(session.key, asked or session.key.rm_id)
+    return (asked or None), may_pull_list(session.key, asked)
 
 
-def list_rows(state: ServingState, rm_id: str, kind: str, lang: str) -> pd.DataFrame | None:
-    snapshot = state.snapshot
-    if kind == "growth":
-        growth = getattr(snapshot, "growth_list", None)
-        return growth(rm_id, lang) if growth else None
-    return snapshot.retention_list(rm_id, None, lang)  # exactly what /retention_list returns
+def list_rows(state: ServingState, rm_id: str, kind: str, lang: str) -> pd.DataFrame:
+    """The list as ``retain score`` cut it — what /v1/retention_list returns."""
+    if kind == GROWTH:
+        return state.snapshot.growth_list(rm_id, lang)
+    return state.snapshot.retention_list(rm_id, None, lang)
 
 
 def filtered(rows: pd.DataFrame, band: str, leaving: str, action: str) -> pd.DataFrame:
@@ -422,16 +417,6 @@ def list_columns(rows: pd.DataFrame, kind: str, lang: str) -> list[tuple[str, st
 # ---------------------------------------------------------------- one customer
 
 
-def customer_in_reach(state, session, customer_id: str):
-    """(snapshot key or None, allowed)."""
-    snapshot = state.snapshot
-    wanted = snapshot.key(customer_id)
-    owner = snapshot.owner([wanted]).iloc[0] if wanted is not None else None
-    if session.key.role == "rm" and (owner is None or pd.isna(owner) or owner != session.key.rm_id):
-        return wanted, False
-    return wanted, True
-
-
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
 def customer(request: Request, customer_id: str, state: ServingState = State, saved: bool = False):
     session = current(request, state)
@@ -439,41 +424,36 @@ def customer(request: Request, customer_id: str, state: ServingState = State, sa
         return to_login()
     if (problem := unready(request, state, session)) is not None:
         return problem
-    wanted, allowed = customer_in_reach(state, session, customer_id)
-    if not allowed:
+    found = reach(session.key, state.snapshot, customer_id)
+    if not found.allowed:
         audit(state, session, request, "/ui/customers", 1, 403)
         return forbidden(request, state, session)
-    snapshot = state.snapshot
-    if wanted is None or wanted not in snapshot.features.index:
+    if not found.exists:
         return not_found(request, state, session)
     lang = language(request, state)
-    context = customer_context(state, wanted, lang)
+    context = customer_context(state, found.customer, lang)
     store = outcome_store()
-    context["contacts"] = contacts(store, plain_id(wanted), lang) if store else None
+    context["contacts"] = contacts(store, plain_id(found.customer), lang) if store else None
     context["saved"] = saved
     context["form_id"] = uuid.uuid4().hex  # one submission of this form is stored once
-    audit(state, session, request, "/ui/customers", 1, customer_id=plain_id(wanted))
+    audit(state, session, request, "/ui/customers", 1, customer_id=plain_id(found.customer))
     return render(request, state, "customer.html", session=session, **context)
 
 
 def customer_context(state: ServingState, key, lang: str) -> dict:
+    """The customer page: the month's answer (what the lists and the API say) in ``lang``,
+    with the products held, maturities and history from the features behind it."""
     snapshot = state.snapshot
     bank = config(state)
-    frame = snapshot.features.loc[[key], state.features].reset_index()
-    frame = frame.astype({c: "float64" for c in state.features})
-    result = state.score(frame, explain_rows=True)[0]
+    said = snapshot.answers([key], [key], state.products)[0]
     info = snapshot.scores.loc[key]
     row = snapshot.features.loc[key]
     held = [
-        bank.product_label(c.removeprefix("holds_"), lang)
-        for c in row.index
-        if c.startswith("holds_") and pd.notna(row[c]) and bool(row[c])
+        bank.product_label(p, lang)
+        for p in held_products(row.index)
+        if pd.notna(row[holds_column(p)]) and bool(row[holds_column(p)])
     ]
-    maturing = {
-        name: row.get(name, info.get(name))
-        for name in ("maturing_product", "maturing_date", "maturing_30d")
-    }
-    product = maturing["maturing_product"]
+    product = info.get("maturing_product")
     history = [
         (word(WORDS, name, lang), _number(row.get(name)))
         for name in ("aum_avg_12m", "aum_avg_3m", "aum_avg_1m")
@@ -485,24 +465,51 @@ def customer_context(state: ServingState, key, lang: str) -> dict:
         "customer_name": str(info.get("customer_name", "")),
         "owner": str(info["rm_id"]) if pd.notna(info.get("rm_id")) else None,
         "tier": bank.tiers.label(info["tier"], lang) if isinstance(info.get("tier"), str) else "",
-        "p_churn": _pct(result["churn_probability"]),
-        "band": word(WORDS, result["risk_band"], lang),
-        "p_upgrade": _pct(result["upgrade_probability"]),
-        "propensities": [
-            (bank.product_label(p, lang), _pct(v))
-            for p, v in sorted(result["propensities"].items(), key=lambda item: -item[1])
-        ],
-        "reasons": [(r[f"text_{lang}"], bool(r.get("context"))) for r in result["reasons"] or []],
+        **answer_context(said, bank, lang),
         "held": held,
         "maturing_product": bank.product_label(product, lang) if isinstance(product, str) else None,
-        "maturing_date": _date(maturing["maturing_date"]),
-        "maturing_30d": _money(maturing["maturing_30d"]),
-        "action": text(ACTIONS, str(info.get("action", "")), lang),
+        "maturing_date": _date(info.get("maturing_date")),
+        "maturing_30d": _money(info.get("maturing_30d")),
         "chart_aum": bar_chart(history, unit, word(WORDS, "history", lang)),
         "chart_contribution": bar_chart(contribution, unit, word(WORDS, "contribution_12m", lang)),
         "channels": [(c, word(CHANNELS, c, lang)) for c in CHANNELS],
         "results": [(c, word(RESULTS, c, lang)) for c in RESULTS],
         "cutoff": snapshot.cutoff,
+    }
+
+
+def answer_context(said: dict, bank, lang: str) -> dict:
+    """The facts of an answer as the page prints them."""
+    offer, place = said["offer"], said["list"]
+    return {
+        "p_churn": _pct(said["churn_probability"]),
+        "band": word(WORDS, said["risk_band"], lang),
+        "leaving_now": said["leaving_now"],
+        "p_upgrade": _pct(said["upgrade_probability"]),
+        "propensities": [
+            (bank.product_label(p, lang), _pct(v))
+            for p, v in sorted(said["propensities"].items(), key=lambda item: -item[1])
+        ],
+        "reasons": shown_reasons(said, lang),
+        "action": text(ACTIONS, said["action"], lang) if said["action"] else None,
+        "offer": None
+        if offer is None
+        else {
+            "label": _offer_label(offer["product"], bank, lang),
+            "propensity": _pct(offer["propensity"]),
+            "amount": _money(offer["amount"]),
+            "date": offer["date"],
+        },
+        "do_not_contact": said["do_not_contact"],
+        "open_complaint": said["open_complaint"],
+        "place": None
+        if place is None
+        else {
+            "list": place["list_id"],
+            "kind": word(WORDS, place["kind"], lang) if place["kind"] else None,
+            "rank": place["rank"],
+            "control": place["group"] == "control",
+        },
     }
 
 
@@ -532,12 +539,13 @@ async def record_outcome(request: Request, customer_id: str, state: ServingState
         return csrf_refused(request, state, session)
     if (problem := unready(request, state, session)) is not None:
         return problem
-    wanted, allowed = customer_in_reach(state, session, customer_id)
-    if not allowed:
+    found = reach(session.key, state.snapshot, customer_id)
+    if not found.allowed:
         audit(state, session, request, "/ui/outcomes", 1, 403)
         return forbidden(request, state, session)
-    if wanted is None or wanted not in state.snapshot.features.index:
+    if not found.exists:
         return not_found(request, state, session)
+    wanted, owner = found.customer, found.owner
     store = outcome_store()
     lang = language(request, state)
     if store is None:
@@ -559,11 +567,10 @@ async def record_outcome(request: Request, customer_id: str, state: ServingState
             word(WORDS, "record", lang),
             f"{word(WORDS, 'channel', lang)} / {word(WORDS, 'result', lang)}",
         )
-    owner = state.snapshot.owner([wanted]).iloc[0]
     try:
         store.record(
             customer_id=plain_id(wanted),
-            rm_id=None if pd.isna(owner) else str(owner),
+            rm_id=owner,
             channel=channel,
             reached=form.get("reached") == "yes",
             result=result,
@@ -587,7 +594,7 @@ def download(
     list_id: str,
     fmt: Literal["csv", "xlsx"],
     state: ServingState = State,
-    kind: Literal["retention", "growth"] = "retention",
+    kind: Literal["retention", "growth"] = RETENTION,
 ) -> Response:
     session = current(request, state)
     if session is None:
@@ -596,9 +603,10 @@ def download(
     if not allowed:
         audit(state, session, request, "/ui/lists", 0, 403, list_rm=list_id)
         return forbidden(request, state, session)
-    folder = Path(os.environ.get(ENV_SCORES, "data/scores")) / "lists"
-    name = f"{owner}{GROWTH_SUFFIX if kind == 'growth' else ''}.{fmt}"
-    path = folder / name
+    if (problem := unready(request, state, session)) is not None:
+        return problem
+    name = list_file(owner, kind, fmt)
+    path = state.snapshot.folder / "lists" / name
     if "/" in owner or not path.is_file():
         return not_found(request, state, session)
     rows = max(0, sum(1 for _ in path.open("rb")) - 1) if fmt == "csv" else None
@@ -642,6 +650,4 @@ def _date(value) -> str | None:
 def _offer_label(offer, bank, lang: str) -> str | None:
     if not isinstance(offer, str):
         return None
-    if offer == "tier_upgrade":
-        return word({"tier_upgrade": ("提升客户等级", "Move up a tier")}, offer, lang)
-    return bank.product_label(offer, lang)
+    return text(OFFERS, offer, lang) if offer in OFFERS else bank.product_label(offer, lang)

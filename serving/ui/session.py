@@ -18,7 +18,7 @@ from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from serving.auth import ApiKey, KeyRing, load_keys
+from serving.api.auth import ApiKey, KeyRing, load_keys
 
 SESSION_COOKIE, LOGIN_COOKIE, LANG_COOKIE = "retain_session", "retain_login", "retain_lang"
 SESSION_HOURS = 8

@@ -84,6 +84,14 @@ WORDS = {
     "context": ("背景", "context"),
     "language": ("English", "中文"),
     "sort": ("排序", "Sort"),
+    "offer": ("推荐", "Offer"),
+    "place": ("名单", "List"),
+    "not_listed": ("本月不在名单上", "Not on a list this month"),
+    "rank": ("第{rank}位", "#{rank}"),
+    "held_back": ("对照组（本月不联系）", "Control group (no call this month)"),
+    "do_not_contact": ("不可联系", "Do not contact"),
+    "open_complaint": ("有未解决投诉", "Open complaint"),
+    "maturing_amount": ("到期金额", "maturing"),
 }
 
 # the codes of serving.outcomes (the warehouse's interaction kinds and the results it takes)

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.config import BankConfig
-from serving.batch import ModelSet, load_champions, score_frame
+from serving.champions import ModelSet, load_champions
+from serving.score import score_frame
 
 
 @dataclass(frozen=True)

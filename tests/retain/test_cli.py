@@ -55,7 +55,7 @@ def test_keys_are_printed_once_stored_hashed_and_revocable(tmp_path):
     assert run("keys", "add", "--keys", str(keys), "--role", "rm", "--name", "x").returncode == 2
     assert run("keys", "add", "--keys", str(keys), "--role", "boss", "--name", "y").returncode == 2
     assert run("keys", "revoke", "--keys", str(keys), "--name", "anna").returncode == 0
-    from serving.auth import KeyRing
+    from serving.api.auth import KeyRing
 
     assert KeyRing(keys).identify(f"Bearer {key}") is None
 

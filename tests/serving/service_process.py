@@ -1,4 +1,6 @@
-"""Start and stop a real `retain serve` (bentoml serve) subprocess on a free port."""
+"""Start and stop a real `retain serve` (bentoml serve) subprocess on a free port: the one way
+the tests start the service (``start_site``; the session's shared one is the ``site`` fixture of
+tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pandas as pd
 
 from tests.conftest import run_retain
 
@@ -69,7 +72,15 @@ class Service:
                 self.process.wait()
 
 
-def start_service(env: dict, folder: Path, scores: Path | None, keys: Path, workers: int = 2):
+def start_service(
+    env: dict,
+    folder: Path,
+    scores: Path | None,
+    keys: Path,
+    workers: int = 2,
+    outcomes: str | None = None,
+) -> Service:
+    """`retain serve` on a free port (not waited for), logging to ``folder``."""
     port = free_port()
     log = folder / f"service-{port}.log"
     args = [
@@ -87,12 +98,85 @@ def start_service(env: dict, folder: Path, scores: Path | None, keys: Path, work
         str(folder / "audit.log"),
         "--scores",
         str(scores) if scores else str(folder / "no-snapshot"),
+        "--outcomes",
+        outcomes or str(folder / "outcomes.db"),
     ]
     with open(log, "wb") as out:
         process = subprocess.Popen(
             args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     return Service(f"http://127.0.0.1:{port}", process, log)
+
+
+@dataclass
+class Site:
+    """A started service with its keys: crm, admin and one rm key per book in ``books``."""
+
+    service: Service
+    tokens: dict[str, str]
+    books: list[str]
+    folder: Path
+    keys: Path
+    scores_dir: Path
+    outcomes: str
+    env: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.service.url
+
+    @property
+    def audit(self) -> Path:
+        return self.folder / "audit.log"
+
+    def scores(self) -> pd.DataFrame:
+        return pd.read_parquet(self.scores_dir / "scores.parquet")
+
+    def features(self) -> list[str]:
+        """The served models' inputs, as the spec's feature record lists them."""
+        spec = httpx.get(self.url + "/openapi.json", timeout=30).json()
+        record = spec["components"]["schemas"]["FeatureRecord"]["properties"]
+        return [name for name in record if name != "customer_id"]
+
+    def call(self, method: str, path: str, who: str | None = None, **kwargs) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        headers |= kwargs.pop("headers", {})
+        return httpx.request(method, self.url + path, headers=headers, timeout=60, **kwargs)
+
+
+def start_site(
+    scored,
+    folder: Path,
+    books: int = 4,
+    workers: int = 2,
+    outcomes: str | None = None,
+    env: dict | None = None,
+    wait: bool = True,
+) -> Site:
+    """A service over ``scored``'s snapshot with crm, admin and ``books`` rm keys (the largest
+    books); waits until ready unless ``wait`` is False. Stop it with ``site.service.stop()``."""
+    keys = folder / "keys.json"
+    frame = pd.read_parquet(scored.out / "scores.parquet", columns=["rm_id"])
+    largest = frame["rm_id"].dropna().astype(str).value_counts().index[:books].tolist()
+    env = {**scored.env, **(env or {})}
+    tokens = {
+        "crm": add_key(keys, env, "--role", "crm", "--name", "crm-system"),
+        "admin": add_key(keys, env, "--role", "admin", "--name", "ops"),
+        **{
+            rm: add_key(keys, env, "--role", "rm", "--rm-id", rm, "--name", f"rm-{rm}")
+            for rm in largest
+        },
+    }
+    outcomes = outcomes or str(folder / "outcomes.db")
+    service = start_service(env, folder, scored.out, keys, workers, outcomes)
+    site = Site(service, tokens, largest, folder, keys, scored.out, outcomes, env)
+    if wait:
+        try:
+            service.wait_ready()
+        except Exception:
+            service.stop()
+            raise
+    return site
 
 
 def add_key(keys: Path, env: dict, *args: str) -> str:

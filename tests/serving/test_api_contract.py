@@ -3,55 +3,26 @@ auth, every limit and every status, and answers that keep to it — on a real `b
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
-import pandas as pd
 import pytest
 
-from tests.serving.service_process import add_key, start_service
 from tests.serving.test_service import run_schemathesis
 
 V1 = ("/v1/score", "/v1/retention_list", "/v1/customers/{customer_id}", "/v1/outcomes")
 ERROR_STATUSES = {"401", "403", "404", "405", "413", "415", "422", "429", "503"}
 
 
-def start_with_outcomes(scored, folder: Path, outcomes: str | None = None):
-    """A service with crm, admin and two rm keys, recording outcomes in ``outcomes`` (default:
-    a SQLite file in ``folder``): (service, tokens, the two RM books, scores)."""
-    keys = folder / "keys.json"
-    scores = pd.read_parquet(scored.out / "scores.parquet")
-    books = scores["rm_id"].dropna().astype(str).value_counts().index[:2].tolist()
-    tokens = {
-        "crm": add_key(keys, scored.env, "--role", "crm", "--name", "crm-system"),
-        "admin": add_key(keys, scored.env, "--role", "admin", "--name", "ops"),
-        **{
-            rm: add_key(keys, scored.env, "--role", "rm", "--rm-id", rm, "--name", f"rm-{rm}")
-            for rm in books
-        },
-    }
-    env = {**scored.env, "RETAIN_OUTCOMES": outcomes or str(folder / "outcomes.db")}
-    service = start_service(env, folder, scored.out, keys)
-    return service, tokens, books, scores
-
-
 @pytest.fixture(scope="module")
-def contract(scored, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("contract")
-    service, tokens, books, scores = start_with_outcomes(scored, folder)
-    try:
-        service.wait_ready()
-        spec = httpx.get(service.url + "/openapi.json").json()
-        yield {
-            "url": service.url,
-            "tokens": tokens,
-            "books": books,
-            "scores": scores,
-            "spec": spec,
-            "folder": folder,
-        }
-    finally:
-        service.stop()
+def contract(site):
+    """The session's service (tests/conftest.py ``site``) and its spec."""
+    return {
+        "url": site.url,
+        "tokens": site.tokens,
+        "books": site.books[:2],
+        "scores": site.scores(),
+        "spec": httpx.get(site.url + "/openapi.json").json(),
+        "folder": site.folder,
+    }
 
 
 def call(api, method, path, token=None, **kwargs) -> httpx.Response:

@@ -7,6 +7,7 @@ import json
 import shutil
 import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -15,7 +16,6 @@ import pytest
 from serving.outcomes import EXPORT_ID_BASE, OutcomeError, OutcomeStore
 from tests.conftest import run_retain
 from tests.features.postgres_server import PostgresServer, find_bindir
-from tests.serving.test_api_contract import start_with_outcomes
 
 
 @pytest.fixture(scope="module")
@@ -101,21 +101,16 @@ def test_postgres_store_round_trip(postgres_url):
 
 
 @pytest.fixture(scope="module")
-def outcomes_api(scored, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("outcomes")
-    service, tokens, books, scores = start_with_outcomes(scored, folder)
-    try:
-        service.wait_ready()
-        yield {
-            "url": service.url,
-            "tokens": tokens,
-            "books": books,
-            "scores": scores,
-            "store": folder / "outcomes.db",
-            "audit": folder / "audit.log",
-        }
-    finally:
-        service.stop()
+def outcomes_api(site):
+    """The session's service (tests/conftest.py ``site``) and its outcome store."""
+    return {
+        "url": site.url,
+        "tokens": site.tokens,
+        "books": site.books[:2],
+        "scores": site.scores(),
+        "store": Path(site.outcomes),
+        "audit": site.audit,
+    }
 
 
 def post(api, token, **body) -> httpx.Response:

@@ -11,7 +11,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from serving.shedding import Admission, Limits
+from serving.api.shedding import Admission, Limits
 from tests.serving.service_process import add_key, start_service
 
 BURST = 24

@@ -15,8 +15,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.serving.service_process import add_key, start_service
-
 ROUTES = [
     ("POST", "/score"),
     ("POST", "/retention_list"),
@@ -31,34 +29,18 @@ ROUTES = [
 
 
 @pytest.fixture(scope="module")
-def api(scored, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("service")
-    keys = folder / "keys.json"
-    scores = pd.read_parquet(scored.out / "scores.parquet")
-    books = scores["rm_id"].dropna().astype(str).value_counts().index[:4].tolist()
-    tokens = {
-        "crm": add_key(keys, scored.env, "--role", "crm", "--name", "crm-system"),
-        "admin": add_key(keys, scored.env, "--role", "admin", "--name", "ops"),
-        **{
-            rm: add_key(keys, scored.env, "--role", "rm", "--rm-id", rm, "--name", f"rm-{rm}")
-            for rm in books
-        },
+def api(site, scored):
+    """The session's service (tests/conftest.py ``site``) as these tests read it."""
+    return {
+        "url": site.url,
+        "tokens": site.tokens,
+        "books": site.books,
+        "scores": site.scores(),
+        "keys": site.keys,
+        "folder": site.folder,
+        "service": site.service,
+        "features": pd.read_parquet(scored.out / "features.parquet"),
     }
-    service = start_service(scored.env, folder, scored.out, keys)
-    try:
-        service.wait_ready()
-        yield {
-            "url": service.url,
-            "tokens": tokens,
-            "books": books,
-            "scores": scores,
-            "keys": keys,
-            "folder": folder,
-            "service": service,
-            "features": pd.read_parquet(scored.out / "features.parquet"),
-        }
-    finally:
-        service.stop()
 
 
 def call(api, method, path, token=None, **kwargs) -> httpx.Response:
@@ -187,7 +169,7 @@ def test_every_invalid_field_is_listed_with_its_row(api):
 
 
 def test_missing_features_only_where_the_model_treats_them_as_missing(api):
-    from serving.schemas import nullable_features  # noqa: F401  (documented rule under test)
+    from serving.api.schemas import nullable_features  # noqa: F401  (documented rule under test)
 
     row = records(api, api["scores"]["customer_id"].head(1).tolist())[0]
     required = []

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
-
-from tests.serving.service_process import add_key, start_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -20,34 +17,16 @@ LAUNCH_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def site(scored, tmp_path_factory):
-    """The service (2 workers, so a session must hold across processes), its keys and books."""
-    folder = tmp_path_factory.mktemp("ui")
-    keys = folder / "keys.json"
-    scores = pd.read_parquet(scored.out / "scores.parquet")
-    books = scores["rm_id"].dropna().astype(str).value_counts().index[:2].tolist()
-    tokens = {
-        "crm": add_key(keys, scored.env, "--role", "crm", "--name", "crm-system"),
-        "admin": add_key(keys, scored.env, "--role", "admin", "--name", "ops"),
-        **{
-            rm: add_key(keys, scored.env, "--role", "rm", "--rm-id", rm, "--name", f"rm-{rm}")
-            for rm in books
-        },
+def site(site):
+    """The session's service (tests/conftest.py ``site``), as the page tests read it."""
+    return {
+        "url": site.url,
+        "tokens": site.tokens,
+        "books": site.books[:2],
+        "scores": site.scores(),
+        "folder": site.folder,
+        "outcomes": Path(site.outcomes),
     }
-    env = {**scored.env, "RETAIN_OUTCOMES": str(folder / "outcomes.db")}
-    service = start_service(env, folder, scored.out, keys)
-    try:
-        service.wait_ready()
-        yield {
-            "url": service.url,
-            "tokens": tokens,
-            "books": books,
-            "scores": scores,
-            "folder": folder,
-            "outcomes": folder / "outcomes.db",
-        }
-    finally:
-        service.stop()
 
 
 @pytest.fixture(scope="session")

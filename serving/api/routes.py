@@ -5,7 +5,7 @@ Status codes: 401 no or unknown key; 403 a role or RM book that does not cover t
 (with ``Allow``); 413 more than 10,000 customers or a body over the cap; 415 a body that is not
 JSON; 422 every invalid field with its row index; 429 too many requests at once (BentoML's own
 cap, a backstop); 503 not ready, the outcome store unreachable, or the worker at capacity
-(serving.shedding, with Retry-After).
+(serving.api.shedding, with Retry-After).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import logging
 import sqlite3
 import uuid
 
-import numpy as np
 import pandas as pd
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -23,9 +22,10 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from serving.auth import ApiKey
-from serving.outcomes import OutcomeStore
-from serving.schemas import (
+from serving.answer import plain
+from serving.api.access import audit, may_pull_list, reach, reaches_all
+from serving.api.auth import ApiKey
+from serving.api.schemas import (
     MAX_CUSTOMERS,
     ErrorResponse,
     OutcomeRequest,
@@ -36,7 +36,8 @@ from serving.schemas import (
     check_records,
     feature_record_schema,
 )
-from serving.state import ServingState, plain_id
+from serving.api.state import ServingState, plain_id
+from serving.outcomes import OutcomeStore
 
 log = logging.getLogger("retain.service")
 
@@ -165,7 +166,7 @@ async def openapi_spec(request: Request) -> JSONResponse:
     return JSONResponse(request.app.openapi())
 
 
-def _authenticate(state: ServingState, credentials: Credentials) -> ApiKey:
+def authenticate(state: ServingState, credentials: Credentials) -> ApiKey:
     token = credentials.credentials if credentials else None
     key = state.keys.identify(f"Bearer {token}") if state.keys and token else None
     if key is None:
@@ -175,48 +176,21 @@ def _authenticate(state: ServingState, credentials: Credentials) -> ApiKey:
     return key
 
 
-def _audit(
-    state, key: ApiKey, request: Request, endpoint: str, count: int, models, status=200, **extra
-):
-    state.audit.write(
-        key=key.name,
-        role=key.role,
-        endpoint=endpoint,
-        rm_book=key.rm_id,
-        customers=count,
-        models=models,
-        request_id=request_id(request),
-        status=status,
-        **extra,
-    )
+def _audit(state, key: ApiKey, request: Request, endpoint: str, status=200, **extra) -> None:
+    audit(state.audit, key, endpoint, request_id(request), status, **extra)
 
 
-def _deny(state, key: ApiKey, request: Request, endpoint: str, count: int, why: str):
-    _audit(state, key, request, endpoint, count, None, 403)
+def _deny(state, key: ApiKey, request: Request, endpoint: str, count: int, why: str, **extra):
+    _audit(state, key, request, endpoint, 403, customers=count, **extra)
     raise ApiError(403, why)
 
 
 def score(
     state: ServingState, body: ScoreRequest, request: Request, credentials: Credentials
 ) -> dict:
-    key = _authenticate(state, credentials)
-    if (body.customers is None) == (body.customer_ids is None):
-        raise ApiError(
-            422,
-            "give either customers or customer_ids",
-            [
-                Problem(
-                    row=None, field="customers", problem="exactly one of customers, customer_ids"
-                )
-            ],
-        )
-    wanted = body.customers if body.customers is not None else body.customer_ids
-    if len(wanted) > MAX_CUSTOMERS:
-        raise ApiError(413, f"{len(wanted):,} customers in one request; at most {MAX_CUSTOMERS:,}")
-    if not wanted:
-        raise ApiError(
-            422, "no customers", [Problem(row=None, field="customers", problem="at least one")]
-        )
+    """Feature records are scored live; customer ids are answered from the scored month."""
+    key = authenticate(state, credentials)
+    wanted = _requested(body)
     if body.customers is not None:
         problems = check_records(body.customers, state.features, state.nullable)
         if problems:
@@ -225,26 +199,23 @@ def score(
             record["customer_id"] = as_id(record["customer_id"])
         ids = [r["customer_id"] for r in body.customers]
     else:
-        ids = list(body.customer_ids)
-    if key.role == "rm":
-        owners = state.snapshot.owner(ids) if state.snapshot else pd.Series([None] * len(ids))
-        if not (owners == key.rm_id).fillna(False).all():
-            _deny(
-                state,
-                key,
-                request,
-                "/score",
-                len(ids),
-                "an RM key may only score customers in its own book",
-            )
+        ids = list(wanted)
+    snapshot = state.snapshot
+    keys = [snapshot.key(c) for c in ids] if snapshot is not None else ids
+    if not reaches_all(key, snapshot, keys):
+        why = "an RM key may only score customers in its own book"
+        _deny(state, key, request, "/score", len(ids), why)
     unknown: list[dict] = []
     if body.customers is not None:
         frame = pd.DataFrame.from_records(body.customers, columns=["customer_id", *state.features])
+        results = state.score_live(frame, body.explain)
+        versions = state.models.versions
     else:
-        frame, unknown = _snapshot_rows(state, ids)
-    results = state.score(frame, body.explain) if len(frame) else []
-    versions = state.models.versions
-    _audit(state, key, request, "/score", len(results), versions, unknown=len(unknown))
+        results, unknown = _snapshot_answers(state, ids, body.explain)
+        versions = state.snapshot.versions
+    _audit(
+        state, key, request, "/score", customers=len(results), models=versions, unknown=len(unknown)
+    )
     return {
         "results": results,
         "unknown": unknown,
@@ -253,8 +224,24 @@ def score(
     }
 
 
-def _snapshot_rows(state: ServingState, ids: list) -> tuple[pd.DataFrame, list[dict]]:
-    """The snapshot's feature rows of the known ``ids`` (answered as asked), and the unknown
+def _requested(body: ScoreRequest) -> list:
+    """The records or ids of a score request: exactly one list, 1 to MAX_CUSTOMERS long."""
+    if (body.customers is None) == (body.customer_ids is None):
+        problem = Problem(
+            row=None, field="customers", problem="exactly one of customers, customer_ids"
+        )
+        raise ApiError(422, "give either customers or customer_ids", [problem])
+    wanted = body.customers if body.customers is not None else body.customer_ids
+    if len(wanted) > MAX_CUSTOMERS:
+        raise ApiError(413, f"{len(wanted):,} customers in one request; at most {MAX_CUSTOMERS:,}")
+    if not wanted:
+        problem = Problem(row=None, field="customers", problem="at least one")
+        raise ApiError(422, "no customers", [problem])
+    return wanted
+
+
+def _snapshot_answers(state: ServingState, ids: list, explain: bool) -> tuple[list, list]:
+    """The scored month's answers for the known ``ids`` (answered as asked), and the unknown
     ones as ``{"row", "customer_id", "problem"}``."""
     if state.snapshot is None:
         raise ApiError(
@@ -263,62 +250,49 @@ def _snapshot_rows(state: ServingState, ids: list) -> tuple[pd.DataFrame, list[d
             [Problem(row=None, field="customer_ids", problem="no snapshot")],
         )
     snapshot = state.snapshot
-    known = snapshot.features.index
+    known = snapshot.scores.index
     keys = [snapshot.key(cid) for cid in ids]
     kind = "integers" if snapshot.integer_ids else "strings"
     found = [key is not None and key in known for key in keys]
     unknown = [
-        {
-            "row": i,
-            "customer_id": cid,
-            "problem": f"not in the scored snapshot (this bank's ids are {kind})",
-        }
+        {"row": i, "customer_id": cid, "problem": _unknown_id(cid, snapshot, kind)}
         for i, (cid, ok) in enumerate(zip(ids, found, strict=True))
         if not ok
     ]
     wanted = [k for k, ok in zip(keys, found, strict=True) if ok]
-    rows = snapshot.features.loc[wanted, state.features].reset_index()
-    rows["customer_id"] = [c for c, ok in zip(ids, found, strict=True) if ok]  # as asked
-    return rows.astype({c: "float64" for c in state.features}), unknown
+    asked = [c for c, ok in zip(ids, found, strict=True) if ok]
+    return snapshot.answers(wanted, asked, state.products, explain), unknown
+
+
+def _unknown_id(customer_id, snapshot, kind: str) -> str:
+    if snapshot.key(customer_id) is None:
+        return f"not in the scored snapshot (this bank's ids are {kind})"
+    return f"not in the scored snapshot of {snapshot.cutoff}"
 
 
 def retention_list(
     state: ServingState, body: RetentionListRequest, request: Request, credentials: Credentials
 ) -> dict:
-    """An RM's list: an rm key its own only; crm (delivering lists to RM workbenches) and admin
-    any RM's."""
-    key = _authenticate(state, credentials)
-    if key.role == "rm" and key.rm_id != body.rm_id:
-        _deny(
-            state,
-            key,
-            request,
-            "/retention_list",
-            0,
-            "an RM key may only pull its own retention list",
-        )
+    """An RM's list as ``retain score`` cut it: an rm key its own only; crm (delivering lists
+    to RM workbenches) and admin any RM's."""
+    key = authenticate(state, credentials)
+    if not may_pull_list(key, body.rm_id):
+        why = "an RM key may only pull its own retention list"
+        _deny(state, key, request, "/retention_list", 0, why, list_rm=body.rm_id)
     snapshot = _require_snapshot(state)
     rows = snapshot.retention_list(body.rm_id, body.k, body.lang)
     if rows.empty and len(snapshot.book(body.rm_id)) == 0 and key.role != "rm":
         raise ApiError(404, f"no RM {body.rm_id!r} with customers in the snapshot")
-    entries = [
-        {
-            "rank": int(r.rank),
-            "customer_id": plain_id(r.customer_id),
-            "customer_name": str(r.customer_name),
-            "tier": _opt(r.tier, str),
-            "pyramid_level": _opt(r.pyramid_level, int),
-            "p_churn": float(r.p_churn),
-            "contribution_12m": float(r.contribution_12m),
-            "expected_loss": float(r.expected_loss),
-            "reasons": [t for t in (r.reason_1, r.reason_2, r.reason_3) if isinstance(t, str)],
-            "next_best_offer": _opt(r.next_best_offer, str),
-            "offer_propensity": _opt(r.offer_propensity, float),
-            "action": str(r.action),
-        }
-        for r in rows.itertuples(index=False)
-    ]
-    _audit(state, key, request, "/retention_list", len(entries), snapshot.versions)
+    entries = [list_entry(r) for r in rows.to_dict("records")]
+    _audit(
+        state,
+        key,
+        request,
+        "/retention_list",
+        customers=len(entries),
+        models=snapshot.versions,
+        list_rm=body.rm_id,
+    )
     return {
         "rm_id": body.rm_id,
         "cutoff": snapshot.cutoff,
@@ -328,47 +302,73 @@ def retention_list(
     }
 
 
+def list_entry(row: dict) -> dict:
+    """One list row as the API reports it."""
+    return {
+        "rank": int(row["rank"]),
+        "customer_id": plain_id(row["customer_id"]),
+        "customer_name": str(row["customer_name"]),
+        "tier": plain(row["tier"]),
+        "pyramid_level": None if plain(row["pyramid_level"]) is None else int(row["pyramid_level"]),
+        "p_churn": float(row["p_churn"]),
+        "risk_band": str(row["risk_band"]),
+        "leaving_now": bool(plain(row["leaving_now"]) or False),
+        "contribution_12m": float(row["contribution_12m"]),
+        "expected_loss": float(row["expected_loss"]),
+        "reasons": [row[f"reason_{r}"] for r in (1, 2, 3) if isinstance(row[f"reason_{r}"], str)],
+        "next_best_offer": plain(row["next_best_offer"]),
+        "offer_propensity": plain(row["offer_propensity"]),
+        "offer_amount": plain(row["offer_amount"]),
+        "offer_date": None
+        if plain(row["offer_date"]) is None
+        else str(pd.Timestamp(row["offer_date"]).date()),
+        "action": str(row["action"]),
+    }
+
+
 def customer(
     state: ServingState, customer_id: str, request: Request, credentials: Credentials
 ) -> dict:
-    key = _authenticate(state, credentials)
+    """The month's answer for one customer, with the features behind it."""
+    key = authenticate(state, credentials)
     snapshot = _require_snapshot(state)
-    wanted = snapshot.key(customer_id)
-    owner = snapshot.owner([wanted]).iloc[0] if wanted is not None else None
-    if key.role == "rm" and (owner is None or pd.isna(owner) or owner != key.rm_id):
-        _deny(state, key, request, "/customers", 1, "not a customer in this RM's book")
-    if wanted is None or wanted not in snapshot.features.index:
-        raise ApiError(404, "no such customer in the scored snapshot")
-    customer_id = wanted
-    frame, _ = _snapshot_rows(state, [customer_id])
-    result = state.score(frame, explain_rows=True)[0]
-    info = snapshot.scores.loc[customer_id]
-    features = {name: _scalar(v) for name, v in frame.iloc[0].items() if name != "customer_id"}
-    versions = state.models.versions
-    _audit(state, key, request, "/customers", 1, versions, customer_id=plain_id(customer_id))
+    found = _reach_or_refuse(state, key, request, "/customers", customer_id)
+    result = snapshot.answers([found.customer], [found.customer], state.products)[0]
+    row = snapshot.features.loc[found.customer]
+    features = {name: _scalar(row[name]) for name in state.features if name in row}
+    info = snapshot.scores.loc[found.customer]
+    _audit(
+        state,
+        key,
+        request,
+        "/customers",
+        customers=1,
+        models=snapshot.versions,
+        customer_id=plain_id(found.customer),
+    )
     return {
-        "customer_id": customer_id,
+        "customer_id": plain_id(found.customer),
         "cutoff": snapshot.cutoff,
-        "rm_id": None if pd.isna(owner) else str(owner),
+        "rm_id": found.owner,
         "customer_name": str(info["customer_name"]),
         "result": result,
         "features": features,
-        "models": versions,
+        "models": snapshot.versions,
         "request_id": request_id(request),
     }
 
 
-def _book_customer(state: ServingState, key: ApiKey, request: Request, endpoint: str, customer_id):
-    """The snapshot's id of a customer the key may act for, and its RM: 403 outside an rm
-    key's book, 404 for an id the snapshot does not hold."""
-    snapshot = _require_snapshot(state)
-    wanted = snapshot.key(customer_id)
-    owner = snapshot.owner([wanted]).iloc[0] if wanted is not None else None
-    if key.role == "rm" and (owner is None or pd.isna(owner) or owner != key.rm_id):
+def _reach_or_refuse(
+    state: ServingState, key: ApiKey, request: Request, endpoint: str, customer_id
+):
+    """The customer a key may act for: 403 outside an rm key's book (unknown ids included),
+    404 for an id the snapshot does not hold."""
+    found = reach(key, _require_snapshot(state), customer_id)
+    if not found.allowed:
         _deny(state, key, request, endpoint, 1, "not a customer in this RM's book")
-    if wanted is None or wanted not in snapshot.features.index:
+    if not found.exists:
         raise ApiError(404, "no such customer in the scored snapshot")
-    return plain_id(wanted), (None if pd.isna(owner) else str(owner))
+    return found
 
 
 def _store_errors():
@@ -392,8 +392,9 @@ def record_outcome(
 ) -> dict:
     """Store what a contact achieved (201), or answer a repeated ``request_id`` with the outcome
     stored the first time (200). Every write is audited."""
-    key = _authenticate(state, credentials)
-    customer_id, owner = _book_customer(state, key, request, "/outcomes", body.customer_id)
+    key = authenticate(state, credentials)
+    found = _reach_or_refuse(state, key, request, "/outcomes", body.customer_id)
+    customer_id, owner = plain_id(found.customer), found.owner
     try:
         outcome, created = store.record(
             request_id=body.request_id,
@@ -416,9 +417,8 @@ def record_outcome(
         key,
         request,
         "/outcomes",
-        1,
-        None,
         response.status_code,
+        customers=1,
         customer_id=customer_id,
         outcome_id=outcome.outcome_id,
         created=created,
@@ -434,14 +434,14 @@ def customer_outcomes(
     credentials: Credentials,
 ) -> dict:
     """A customer's outcomes, newest first (same rights as recording one)."""
-    key = _authenticate(state, credentials)
-    customer_id, _ = _book_customer(state, key, request, "/outcomes", customer_id)
+    key = authenticate(state, credentials)
+    customer_id = plain_id(_reach_or_refuse(state, key, request, "/outcomes", customer_id).customer)
     try:
         outcomes = store.for_customer(customer_id)
     except _store_errors() as exc:
         log.error("outcome store failed: %s", type(exc).__name__)
         raise ApiError(503, "the outcome store is unreachable") from exc
-    _audit(state, key, request, "/outcomes", 1, None, customer_id=customer_id, read=True)
+    _audit(state, key, request, "/outcomes", customers=1, customer_id=customer_id, read=True)
     return {
         "customer_id": customer_id,
         "outcomes": [o.public() for o in outcomes],
@@ -453,10 +453,6 @@ def _require_snapshot(state: ServingState):
     if state.snapshot is None:
         raise ApiError(404, "this service has no scored snapshot (retain serve --scores DIR)")
     return state.snapshot
-
-
-def _opt(value, kind):
-    return None if value is None or (isinstance(value, float) and np.isnan(value)) else kind(value)
 
 
 def _scalar(value):

@@ -25,7 +25,7 @@ from collections import deque
 from contextlib import suppress
 from dataclasses import dataclass
 
-from serving.guard import refuse
+from serving.api.guard import refuse
 
 log = logging.getLogger("retain.service")
 

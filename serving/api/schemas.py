@@ -103,18 +103,56 @@ class RetentionListRequest(Strict):
 class Reason(BaseModel):
     feature: str
     value: float | None
-    contribution: float
+    contribution: float = Field(description="Log-odds contribution of the reason's group.")
+    context: bool = Field(default=False, description="Background, not something an RM can act on.")
     text_zh: str
     text_en: str
 
 
+class OfferReasons(BaseModel):
+    zh: list[str] = []
+    en: list[str] = []
+
+
+class Offer(BaseModel):
+    product: str = Field(description="A product code, or tier_upgrade.")
+    kind: Literal["retention", "growth"]
+    propensity: float | None
+    amount: float | None = Field(description="A renewal's maturing amount (CNY).")
+    date: str | None = Field(description="A renewal's maturity date.")
+    value_added: float | None = Field(default=None, description="Growth: value an RM can add.")
+    reasons: OfferReasons = Field(description="Growth: why the offer fits.")
+
+
+class ListPlace(BaseModel):
+    list_id: str | None = Field(description="The RM (or outlet_<id>) whose list it is.")
+    kind: Literal["retention", "growth"] | None = Field(description="None: held back.")
+    rank: int | None
+    group: Literal["treated", "control"] | None = Field(
+        description="control: held back this month to measure the lists' effect."
+    )
+
+
 class ScoreResult(BaseModel):
     customer_id: CustomerId
-    churn_probability: float
+    source: Literal["snapshot", "live"] = Field(
+        description="snapshot: the scored month's answer (ids); live: a feature record scored "
+        "now (no month facts: leaving flag, list, action, offer are null)."
+    )
+    churn_probability: float = Field(description="1 for a customer whose assets are leaving.")
     risk_band: Literal["low", "medium", "high"]
+    leaving_now: bool | None
+    eligible: bool | None = Field(description="Eligible for the churn model this month.")
+    expected_loss: float | None
+    contribution_12m: float | None
     propensities: dict[str, float]
     upgrade_probability: float
     reasons: list[Reason] | None
+    action: str | None
+    offer: Offer | None
+    do_not_contact: bool | None
+    open_complaint: bool | None
+    list: ListPlace | None = Field(description="The customer's place on this month's lists.")
 
 
 class UnknownId(BaseModel):
@@ -139,11 +177,15 @@ class ListEntry(BaseModel):
     tier: str | None
     pyramid_level: int | None
     p_churn: float
+    risk_band: Literal["low", "medium", "high"]
+    leaving_now: bool
     contribution_12m: float
     expected_loss: float
     reasons: list[str]
     next_best_offer: str | None
     offer_propensity: float | None
+    offer_amount: float | None
+    offer_date: str | None
     action: str
 
 

@@ -1,15 +1,16 @@
 """The scoring API: a BentoML service with a FastAPI app mounted at the root (DESIGN §8).
 
 BentoML runs the workers, restarts dead ones and serves /healthz, /livez, /readyz (ready only
-after :class:`serving.state.ServingState` loaded and verified every model and passed a
+after :class:`serving.api.state.ServingState` loaded and verified every model and passed a
 warm-up) and /metrics. The data routes are FastAPI routes, so request and response bodies are
 Pydantic models, status codes are ours and nothing is ever unpickled: there is no
 ``@bentoml.api`` route, and every POST must be ``application/json``. The spec of these routes
 is served at ``/docs`` (and ``/openapi.json``).
 
-Run it with ``retain serve``; configuration comes from the environment it sets
-(RETAIN_SCORES, RETAIN_KEYS, RETAIN_AUDIT_LOG, MLFLOW_TRACKING_URI) and the admission limits
-of :mod:`serving.shedding` (RETAIN_MAX_IN_FLIGHT, RETAIN_MAX_QUEUE, RETAIN_QUEUE_MS,
+Run it with ``retain serve``; it resolves the configuration once and hands it to the workers
+(RETAIN_BANK_CONFIG: the bank and its ``[service]`` section — snapshot, keys, audit log,
+outcome store; RETAIN_WORKERS; MLFLOW_TRACKING_URI), with the admission limits
+of :mod:`serving.api.shedding` (RETAIN_MAX_IN_FLIGHT, RETAIN_MAX_QUEUE, RETAIN_QUEUE_MS,
 RETAIN_RETRY_AFTER): past them a request is answered 503 with Retry-After at once.
 """
 
@@ -24,10 +25,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving import routes, ui
-from serving.guard import BodyGuard, JsonErrors
-from serving.outcomes import OutcomeStore
-from serving.schemas import (
+from serving import ui
+from serving.api import routes
+from serving.api.guard import BodyGuard, JsonErrors
+from serving.api.schemas import (
     ID_PATTERN,
     CustomerResponse,
     OutcomeList,
@@ -38,8 +39,9 @@ from serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-from serving.shedding import Admission, Limits
-from serving.state import ServingState
+from serving.api.shedding import Admission, Limits
+from serving.api.state import ServingState
+from serving.outcomes import OutcomeStore
 
 WORKERS = int(os.environ.get("RETAIN_WORKERS", "2"))
 LIMITS = Limits.from_env()
@@ -82,7 +84,8 @@ OLD = {"deprecated": True, "responses": routes.ERRORS}
 class Retain:
     def __init__(self) -> None:
         self.state = ServingState.load()
-        self.outcomes = OutcomeStore.from_env()  # the table is made on first use
+        # the table is made on first use
+        self.outcomes = OutcomeStore(self.state.config.service.outcomes)
         routes.describe_feature_records(app, self.state)
         # what is loaded now lives as long as the worker: out of the collector's sight, so a
         # full collection no longer walks its ~500k objects (190 ms on the demo snapshot, a

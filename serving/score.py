@@ -1,0 +1,196 @@
+"""The scoring core: every model's score for every customer, the reasons, and the month's
+answer per customer — pure functions over frames, no files, no registry.
+
+``retain score`` (DuckDB or Spark workers) and the API call the same functions, so a number
+is computed one way. The answer frame (:func:`assemble`) is what ``scores.parquet`` stores and
+what every surface reads: scores, the already-leaving rule applied (p_churn = 1, band high,
+expected loss = contribution), reasons, offers, actions and list groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from features.config import BankConfig, RiskBands
+from features.products import products_from_json
+from features.targets import CHURN, ELIGIBLE_CHURN, TRUTH_PREFIX, holds_column
+from serving.champions import ModelSet
+from serving.explain import TOP_K, Reasons, explain, inputs, reason_columns
+from serving.lists import growth_listed, leaving_adjusted, list_groups
+from serving.offers import UPGRADE as TIER_UPGRADE
+from serving.offers import growth_offers, product_values, retention_offers
+
+DEFAULT_BANDS = RiskBands()
+# what the answer keeps of the feature row besides the scores (never a model input)
+CONTEXT = (
+    "rm_id",
+    "outlet_id",
+    "branch_id",
+    "sub_branch_id",
+    "tier",
+    "pyramid_level",
+    "do_not_contact",
+    ELIGIBLE_CHURN,
+    "leaving_now",
+    "contribution_12m",
+    "open_complaints",
+    "maturing_30d",
+    "maturing_product",
+    "maturing_date",
+)
+GrowthReasons = Callable[[ModelSet, pd.DataFrame, pd.Series, tuple], dict[str, np.ndarray]]
+
+
+def risk_band(p: np.ndarray, bands: RiskBands = DEFAULT_BANDS) -> np.ndarray:
+    """Calibrated churn probability → "high", "medium" or "low" by the list policy's bands."""
+    band = np.full(len(p), "low", dtype=object)
+    band[p >= bands.medium] = "medium"
+    band[p >= bands.high] = "high"
+    return band
+
+
+def score_frame(
+    models: ModelSet, features: pd.DataFrame, bands: RiskBands = DEFAULT_BANDS
+) -> pd.DataFrame:
+    """Calibrated scores of every model for every row, next to the ids.
+
+    The inputs become one float64 matrix once (booleans 0/1, missing NaN — what the model
+    artifact's own ``predict`` builds), and every model reads its columns from it: for a
+    single customer the conversions, not the trees, were most of the time."""
+    names = list(dict.fromkeys(f for m in models.all() for f in m.features))
+    x = inputs(features, names)
+    column = {name: i for i, name in enumerate(names)}
+
+    def predict(model) -> np.ndarray:
+        index = [column[f] for f in model.features]
+        return model.predict_inputs(x if index == list(range(len(names))) else x[:, index])
+
+    out = {"customer_id": features["customer_id"].to_numpy()}
+    for target, model in models.targets():
+        out[target.score] = predict(model)
+        if target == CHURN:
+            out["risk_band"] = risk_band(out[target.score], bands)
+    return pd.DataFrame(out)
+
+
+def explain_churn(
+    models: ModelSet, features: pd.DataFrame, scores: pd.DataFrame, above: float
+) -> Reasons:
+    """Top-3 actionable churn reasons for eligible customers with ``p_churn >= above`` and for
+    customers already leaving (the list candidates)."""
+    eligible = features[ELIGIBLE_CHURN].fillna(False).to_numpy(dtype=bool)
+    leaving = features["leaving_now"].fillna(False).to_numpy(dtype=bool)
+    rows = np.flatnonzero((eligible & (scores[CHURN.score].to_numpy() >= above)) | leaving)
+    churn = models.churn
+    products = products_from_json(churn.metadata.get("products", []))
+    return explain(
+        churn.booster, features, churn.metadata["features"], rows, TOP_K, products, actionable=True
+    )
+
+
+def growth_reason_columns(n: int, langs) -> dict[str, np.ndarray]:
+    """Empty ``growth_reason_<k>_text_<lang>`` columns for ``n`` rows."""
+    return {
+        f"growth_reason_{r}_text_{lang}": np.full(n, None, dtype=object)
+        for r in range(1, TOP_K + 1)
+        for lang in langs
+    }
+
+
+def explain_growth(
+    models: ModelSet, features: pd.DataFrame, offers: pd.Series, langs
+) -> dict[str, np.ndarray]:
+    """Reasons for growth offers from the offered model itself (the upgrade model for a tier
+    upgrade, the product's cross-sell model for a product): ``growth_reason_k_text_<lang>``."""
+    columns = growth_reason_columns(len(features), langs)
+    by_model = {TIER_UPGRADE: models.upgrade, **models.cross_sell}
+    for offer, model in by_model.items():
+        rows = np.flatnonzero(offers.to_numpy(dtype=object) == offer)
+        if not len(rows):
+            continue
+        products = products_from_json(model.metadata.get("products", []))
+        reasons = explain(
+            model.booster, features, model.metadata["features"], rows, TOP_K, products
+        )
+        for rank in range(TOP_K):
+            for lang in langs:
+                columns[f"growth_reason_{rank + 1}_text_{lang}"][rows] = reasons.texts(rank, lang)
+    return columns
+
+
+def holdings(features: pd.DataFrame, products: list[str]) -> pd.DataFrame:
+    """Which products each customer holds at the cutoff (the feature build's ``holds_``
+    columns: one definition of holding a product), one boolean column per product."""
+    columns = {p: features[holds_column(p)].fillna(False).astype(bool) for p in products}
+    return pd.DataFrame(columns, index=features.index)
+
+
+def reason_fidelity(features: pd.DataFrame, scores: pd.DataFrame, reasons: Reasons) -> dict | None:
+    """Among true churners in the top decile of p_churn (eligible customers), the share whose
+    true churn driver is evidenced by one of their top-3 reasons. Churners whose exit has no
+    driver (truth "none") have nothing to find and are left out; None without truth."""
+    driver_column = f"{TRUTH_PREFIX}churn_driver"
+    if driver_column not in features:
+        return None
+    eligible = features[ELIGIBLE_CHURN].fillna(False).to_numpy(dtype=bool)
+    p = scores[CHURN.score].to_numpy()
+    threshold = np.quantile(p[eligible], 0.9) if eligible.any() else np.inf
+    driver = features[driver_column].to_numpy(dtype=object)
+    explained = {row: shown for row, shown in zip(reasons.rows, reasons.drivers(), strict=True)}
+    hits = total = 0
+    for row in np.flatnonzero(eligible & (p >= threshold)):
+        if driver[row] is None or driver[row] in ("none",) or pd.isna(driver[row]):
+            continue
+        total += 1
+        hits += driver[row] in explained.get(row, set())
+    return {"reason_fidelity": hits / total if total else None, "fidelity_churners": total}
+
+
+def assemble(
+    models: ModelSet,
+    features: pd.DataFrame,
+    scores: pd.DataFrame,
+    reasons: Reasons,
+    config: BankConfig,
+    cutoff: str,
+    names: pd.Series,
+    growth_reasons: GrowthReasons = explain_growth,
+) -> pd.DataFrame:
+    """The month's answer for every customer: ids and context, scores with the already-leaving
+    rule applied, churn reasons, retention and growth offers with their actions, list groups,
+    growth reasons for the growth-listed, masked names (``names``: by customer id)."""
+    scored = pd.concat([scores, features[list(CONTEXT)].reset_index(drop=True)], axis=1)
+    scored = leaving_adjusted(scored)
+    scored = scored.assign(**reason_columns(reasons, len(scored), config.languages))
+    products = [p for p in config.products if p.product in models.cross_sell]
+    held = holdings(features, [p.product for p in products]).set_axis(scored.index)
+    values = product_values(tuple(products), features)
+    scored = scored.join(retention_offers(scored, held, values, config))
+    growth = growth_offers(scored, held, values, config)
+    scored = scored.join(
+        growth.add_prefix("growth_").rename(
+            columns={"growth_growth_offer": "growth_offer", "growth_value_added": "value_added"}
+        )
+    )
+    groups = list_groups(scored, config.lists, cutoff)
+    # growth reasons only for the customers on a growth list (200k customers: 58k listed of
+    # 197k with an offer; lists do not grow with the bank)
+    listed = growth_listed(scored.assign(list_group=groups), config.lists)
+    offers = scored["growth_offer"].where(listed)
+    scored = scored.assign(**growth_reasons(models, features, offers, config.languages))
+    scored["list_group"] = groups
+    scored["customer_name"] = scored["customer_id"].map(names).fillna("***")
+    return scored
+
+
+def with_language(scored: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """The display columns lists read (``reason_k``, and for growth rows their own reasons) in
+    ``lang``; the stored scores keep both languages."""
+    out = scored.copy()
+    for rank in range(1, TOP_K + 1):
+        out[f"reason_{rank}"] = out[f"reason_{rank}_text_{lang}"]
+        out[f"growth_reason_{rank}"] = out[f"growth_reason_{rank}_text_{lang}"]
+    return out
