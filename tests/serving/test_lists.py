@@ -377,6 +377,12 @@ def test_growth_capacity_cuts_every_growth_list():
         "R3": [2],
         "outlet_O7": [11],
     }
+    # room for all: still only those with an offer worth something
+    ten = POLICY.model_copy(update={"growth_capacity": 10})
+    assert listed(build_growth_lists(scored, RMS, ten, scored.iloc[:0])) == {
+        "R3": [2, 3, 4, 5, 1],
+        "outlet_O7": [11],
+    }
     none = POLICY.model_copy(update={"growth_capacity": 0})
     assert build_growth_lists(scored, RMS, none, scored.iloc[:0]).empty
     assert not growth_listed(scored, none).any()
