@@ -42,9 +42,8 @@ SERVING_LAYERS: Layers | None = None
 MAX_FUNCTION_LINES = 80
 LONG_FUNCTIONS_ALLOWED = {
     "features/catalog.py::_entries": "the feature catalog: a data table, one entry per feature",
-    "synthetic/dynamics.py::simulate": "the simulator's month loop: its state and the order of "
-    "its random draws are the synthetic bank; split, the same draws would be threaded through "
-    "helpers by two dozen arrays",
+    "synthetic/dynamics.py::simulate": "the simulator's month loop: two dozen arrays of state "
+    "change together each month, and the order of its random draws fixes the bank",
 }
 
 
