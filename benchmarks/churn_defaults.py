@@ -25,15 +25,15 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(ROOT))  # the project's packages, not benchmarks/features.py
 
-from features.build import parse_cutoffs  # noqa: E402
-from features.materialize import write_features  # noqa: E402
-from retain.config import load_config  # noqa: E402
-from synthetic.bank import write_bank  # noqa: E402
-from synthetic.config import SynthConfig, synth_config_from_toml  # noqa: E402
-from training.calibrate import fit_calibrator  # noqa: E402
-from training.dataset import dataset_at, embargoed_cutoffs, labelled_cutoffs  # noqa: E402
-from training.evaluate import ece  # noqa: E402
-from training.train import TrainConfig, fit_booster  # noqa: E402
+from features.build import parse_cutoffs
+from features.materialize import write_features
+from retain.config import load_config
+from synthetic.bank import write_bank
+from synthetic.config import SynthConfig, synth_config_from_toml
+from training.calibrate import fit_calibrator
+from training.dataset import dataset_at, embargoed_cutoffs, labelled_cutoffs
+from training.evaluate import ece
+from training.train import TrainConfig, fit_booster
 
 HORIZON = 3
 CANDIDATES = {

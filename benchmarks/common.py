@@ -87,7 +87,7 @@ def served(scores: Path, *options: str, prefix: str = "retain-bench-") -> Iterat
     add = [*retain, "keys", "add", "--keys", str(keys), "--role", "admin", "--name", "bench"]
     added = subprocess.run(add, capture_output=True, text=True, cwd=ROOT, check=True)
     port = free_port()
-    log = open(folder / "service.log", "wb")  # noqa: SIM115
+    log = open(folder / "service.log", "wb")
     args = [
         "serve",
         "--port",

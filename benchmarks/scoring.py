@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute  # loads the submodule behind pa.compute
 import pyarrow.parquet as pq
 from common import ROOT, report
 

@@ -38,7 +38,6 @@ from features.config import BankConfig
 from retain.options import ConfigOption, WarehouseOption, bank_config, warehouse_location
 from retain.output import JsonOption, console, errors, save_json, table
 
-STEPS = ("validate", "features", "score", "monitor")
 DONE, SKIPPED, FAILED, NOT_RUN = "done", "skipped (done)", "failed", "not run"
 EXIT_FAILED, EXIT_ACT = 1, 2
 RUN_FILE = "run.json"

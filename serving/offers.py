@@ -24,11 +24,9 @@ RESOLVE_COMPLAINT = "resolve_complaint_first"
 ASSETS_LEAVING = "assets_leaving_call_today"
 OFFER_RENEWAL = "offer_renewal"
 RETENTION_CALL = "retention_call"
-RETENTION_ACTIONS = (RESOLVE_COMPLAINT, ASSETS_LEAVING, OFFER_RENEWAL, RETENTION_CALL)
 UPGRADE = "tier_upgrade"
 OFFER_PRODUCT = "offer_product"
 TALK_UPGRADE = "upgrade_conversation"
-GROWTH_ACTIONS = (RESOLVE_COMPLAINT, OFFER_PRODUCT, TALK_UPGRADE)
 
 
 def product_values(products: tuple[Product, ...], features: pd.DataFrame) -> dict[str, float]:

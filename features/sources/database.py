@@ -69,11 +69,6 @@ def list_tables(con) -> list[str]:
     return sorted(con.list_tables())
 
 
-def table_columns(con, table: str) -> dict[str, str]:
-    """Column name → Ibis dtype (as text) of ``table``."""
-    return {name: str(dtype) for name, dtype in con.table(table).schema().items()}
-
-
 def read_chunks(
     con,
     table: str,

@@ -164,7 +164,7 @@ def test_every_invalid_field_is_listed_with_its_row(api):
         for p in call(api, "POST", "/score", "crm", json={"customers": rows}).json()["error"][
             "problems"
         ]
-    }  # noqa: E501
+    }
     assert problems == {(0, "not_a_feature"), (2, "customer_id")}
 
 
