@@ -32,12 +32,28 @@ ALLOWED = {
 }
 PACKAGE_LAYERS = Layers(groups={package: (package,) for package in ALLOWED}, allowed=ALLOWED)
 
-# TODO(lead): serving/ is being split into a scoring core (explain, lists, offers, scoring),
-# writers (sheets, report, batch) and the HTTP service (api/, ui/). When the split lands, set
-# this to its groups and their allowed imports, shaped like PLANTED_SERVING_LAYERS below, with
-# package="serving" so a new module must be placed. None means serving's inner layers go
-# unchecked.
-SERVING_LAYERS: Layers | None = None
+# serving/ (DESIGN §3): the scoring core — models, scores, reasons, lists, offers, the
+# customer's answer, words and charts — imports only itself; the writers of `retain score`'s
+# files import the core; the HTTP service (api/, ui/) imports the core, never the writers.
+SERVING_LAYERS: Layers | None = Layers(
+    groups={
+        "core": (
+            "serving.champions",
+            "serving.score",
+            "serving.explain",
+            "serving.lists",
+            "serving.offers",
+            "serving.answer",
+            "serving.texts",
+            "serving.charts",
+            "serving.outcomes",
+        ),
+        "writers": ("serving.batch", "serving.spark_scoring", "serving.sheets", "serving.report"),
+        "http": ("serving.api", "serving.ui"),
+    },
+    allowed={"core": {"core"}, "writers": {"core", "writers"}, "http": {"core", "http"}},
+    package="serving",
+)
 
 MAX_FUNCTION_LINES = 80
 LONG_FUNCTIONS_ALLOWED = {
