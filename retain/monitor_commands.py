@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from retain.options import ConfigOption, WarehouseOption
-from retain.output import JsonOption, console, errors, save_json, table
+from retain.output import JsonOption, console, fail, save_json, table
 
 ACT_EXIT = 2
 RunsOption = Annotated[
@@ -75,8 +75,7 @@ def monitor(
         WarehouseError,
         EngineError,
     ) as exc:
-        errors.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
+        fail(str(exc), 1)
     _print(summary)
     save_json(json_path, summary)
     if summary["alert"] == "act":

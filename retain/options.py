@@ -1,7 +1,9 @@
-"""Options every command shares: the configuration file and the warehouse location."""
+"""Options every command shares: the configuration file, the warehouse location, the Spark heap,
+and month-end dates."""
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +11,7 @@ import typer
 
 from features.config import BankConfig
 from retain.config import ConfigError, load_config
-from retain.output import errors
+from retain.output import fail
 
 ConfigOption = Annotated[
     Path | None,
@@ -25,6 +27,21 @@ WarehouseOption = Annotated[
         "(default: the configuration's warehouse.location).",
     ),
 ]
+SparkMemoryOption = Annotated[
+    str | None,
+    typer.Option(help="Spark heap, e.g. 4g: the driver's in local mode, else each executor's."),
+]
+
+
+def month_end(value: str) -> date:
+    """A month-end date, or a one-line usage error naming what was wrong."""
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}") from exc
+    if (day + timedelta(days=1)).day != 1:
+        raise typer.BadParameter(f"{value} is not a month-end date (months end on their last day)")
+    return day
 
 
 def bank_config(path: Path | None) -> BankConfig:
@@ -32,8 +49,7 @@ def bank_config(path: Path | None) -> BankConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        errors.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        fail(str(exc), 2)
 
 
 def warehouse_location(option: str | None, config: BankConfig) -> str:
@@ -41,8 +57,7 @@ def warehouse_location(option: str | None, config: BankConfig) -> str:
     one-line error."""
     location = option or config.warehouse.location
     if "://" not in location and not Path(location).is_dir():
-        errors.print(f"[red]error:[/] warehouse directory {location} does not exist")
-        raise typer.Exit(2)
+        fail(f"warehouse directory {location} does not exist", 2)
     return location
 
 
@@ -62,5 +77,4 @@ def synthetic_bank(path: Path | None, overrides: dict):
         given = {k: v for k, v in overrides.items() if v is not None}
         return synth_config_from_toml(payload, overrides=given), bank
     except ValueError as exc:
-        errors.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        fail(str(exc), 2)

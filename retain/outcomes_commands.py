@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from retain.output import JsonOption, console, errors, save_json
+from retain.output import JsonOption, console, fail, save_json
 
 outcomes_app = typer.Typer(help="Outcomes RMs recorded (API and page).", no_args_is_help=True)
 
@@ -30,13 +30,11 @@ def export(
 
     is_url = store.startswith(("postgres://", "postgresql://"))
     if not is_url and not Path(store).exists():
-        errors.print(f"[red]error:[/] no outcome store at {store} (retain serve --outcomes)")
-        raise typer.Exit(2)
+        fail(f"no outcome store at {store} (retain serve --outcomes)", 2)
     try:
         part, count = export_to_warehouse(OutcomeStore(store), warehouse)
     except OutcomeError as exc:
-        errors.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        fail(str(exc), 2)
     if part is None:
         console.print("no new outcomes to export")
     else:

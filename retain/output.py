@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -76,3 +76,27 @@ def progress_bar(description: str) -> Iterator:
             progress.update(task, completed=done, total=total)
 
         yield update
+
+
+def print_error(message: str) -> None:
+    """Print ``error: message`` to stderr: the one spelling of a command's error line."""
+    errors.print(f"[red]error:[/] {message}")
+
+
+def fail(message: str, code: int = 1, *notes: str) -> NoReturn:
+    """Print ``error: message`` and then each note on a line of its own to stderr, and exit
+    with ``code``."""
+    print_error(message)
+    for note in notes:
+        errors.print(note)
+    raise typer.Exit(code)
+
+
+def warn(text: str) -> None:
+    """A warning line among a command's output (training's data warnings)."""
+    console.print(f"[yellow]warning:[/] {text}")
+
+
+def fmt_metric(value: float | None) -> str:
+    """A metric to four decimals, ``-`` when there is none."""
+    return "-" if value is None else f"{value:.4f}"

@@ -35,8 +35,14 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from features.atomic import write_json
 from features.config import BankConfig
-from retain.options import ConfigOption, WarehouseOption, bank_config, warehouse_location
-from retain.output import JsonOption, console, errors, save_json, table
+from retain.options import (
+    ConfigOption,
+    WarehouseOption,
+    bank_config,
+    month_end,
+    warehouse_location,
+)
+from retain.output import JsonOption, console, errors, fail, save_json, table
 
 DONE, SKIPPED, FAILED, NOT_RUN = "done", "skipped (done)", "failed", "not run"
 EXIT_FAILED, EXIT_ACT = 1, 2
@@ -351,29 +357,62 @@ def run(
 ) -> None:
     """The monthly job: validate → features → score (lists, report) → monitor, into
     <runs-dir>/<cutoff>/; resumes after a failure; exit 1 on a failure, 2 on an act alert."""
-    from models.registry import champion_versions, use_store
-    from retain.cli import _month_end
+    from models.registry import use_store
 
     bank = bank_config(config)
     location = warehouse_location(warehouse, bank)
-    day = _month_end(cutoff)
+    day = month_end(cutoff)
     lang = lang or bank.language
     if lang not in bank.languages:
-        errors.print(f"[red]error:[/] --lang must be one of {', '.join(bank.languages)}")
-        raise typer.Exit(2)
+        fail(f"--lang must be one of {', '.join(bank.languages)}", 2)
     use_store()
     folder = runs_dir / day.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
+    if reference is None:
+        reference = default_reference(runs_dir, day)
+    steps = _monthly_steps(location, day, folder, runs_dir, bank, lang, reference)
+    header = {
+        "cutoff": day.isoformat(),
+        "warehouse": location,
+        "folder": str(folder),
+        "reference": reference,
+        "forced": force,
+    }
+    records, payload = _run_with_progress(steps, folder, force, header)
+    _print_summary(records, payload)
+    save_json(json_path, payload)
+    failed = next((r for r in records if r.status == FAILED), None)
+    if failed is not None:
+        fail(
+            f"step {failed.name} failed: {failed.error}",
+            EXIT_FAILED,
+            f"earlier outputs are kept; fix it and run again to resume ({folder})",
+        )
+    if payload["alert"] == "act":
+        errors.print(f"[red]act-level alert[/]: see {folder / 'monitor' / 'monitor.html'}")
+        raise typer.Exit(EXIT_ACT)
+
+
+def _monthly_steps(
+    location: str,
+    day: date,
+    folder: Path,
+    runs_dir: Path,
+    bank: BankConfig,
+    lang: str,
+    reference: str | None,
+) -> list[Step]:
+    """The four steps of a run into ``folder``, each skipped while its inputs are unchanged."""
+    from models.registry import champion_versions
+
     features_path, scores = folder / "features.parquet", folder / "scores"
     warehouse_print = warehouse_fingerprint(location)
     settings = config_fingerprint(bank)
-    if reference is None:
-        reference = default_reference(runs_dir, day)
 
     def unchanged(*parts) -> Callable[[], str | None]:
         return lambda: None if any(p is None for p in parts) else _digest(parts)
 
-    steps = [
+    return [
         Step(
             "validate",
             folder / "validate.json",
@@ -403,24 +442,6 @@ def run(
             _monitor(folder, reference, runs_dir, location, bank),
         ),
     ]
-    header = {
-        "cutoff": day.isoformat(),
-        "warehouse": location,
-        "folder": str(folder),
-        "reference": reference,
-        "forced": force,
-    }
-    records, payload = _run_with_progress(steps, folder, force, header)
-    _print_summary(records, payload)
-    save_json(json_path, payload)
-    failed = next((r for r in records if r.status == FAILED), None)
-    if failed is not None:
-        errors.print(f"[red]error:[/] step {failed.name} failed: {failed.error}")
-        errors.print(f"earlier outputs are kept; fix it and run again to resume ({folder})")
-        raise typer.Exit(EXIT_FAILED)
-    if payload["alert"] == "act":
-        errors.print(f"[red]act-level alert[/]: see {folder / 'monitor' / 'monitor.html'}")
-        raise typer.Exit(EXIT_ACT)
 
 
 def _catalog_version() -> str:

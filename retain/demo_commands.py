@@ -1,0 +1,155 @@
+"""`retain demo`: the whole chain on a fresh synthetic bank — warehouse → features → models →
+lists — in five numbered steps."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from features.config import BankConfig
+from retain.options import ConfigOption, synthetic_bank
+from retain.output import (
+    JsonOption,
+    console,
+    fail,
+    fmt_metric,
+    progress_bar,
+    save_json,
+    table,
+    warn,
+)
+from retain.score_commands import print_score, score_month
+
+if TYPE_CHECKING:
+    from synthetic.config import SynthConfig
+
+
+def demo(
+    customers: Annotated[
+        int | None, typer.Option(help="Customers in the synthetic bank.", show_default="20000")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.", show_default="0")] = None,
+    out: Annotated[Path, typer.Option(help="Where the demo writes.")] = Path("data"),
+    lang: Annotated[str, typer.Option(help="Language of reasons and sheets: zh or en.")] = "en",
+    config: ConfigOption = None,
+    json_path: JsonOption = None,
+) -> None:
+    """Run the whole chain on a fresh synthetic bank: warehouse → features → models → lists.
+
+    Writes ``<out>/warehouse``, ``<out>/features.parquet`` and ``<out>/scores`` (lists and
+    report); models go to the MLflow store and every new one is promoted if no worse. With
+    ``--config`` the bank is the configuration's (its ``[synthetic]`` section and tiers)."""
+    synth, bank = synthetic_bank(config, {"customers": customers, "seed": seed})
+    warehouse, features_path = out / "warehouse", out / "features.parquet"
+    last = synth.end
+    started = time.perf_counter()
+    _write_bank(synth, bank, warehouse)
+    _write_features(warehouse, features_path, bank, last, synth.months)
+    trained, decisions = _train_and_promote(features_path, bank)
+    _print_promotions(trained, decisions)
+    console.print("5/5 scoring the latest month")
+    scored = score_month(warehouse, last, out / "scores", bank, lang, None, None)
+    print_score(scored)
+    seconds = time.perf_counter() - started
+    console.print(
+        f"lists in [bold]{out / 'scores' / 'lists'}[/], report "
+        f"[bold]{out / 'scores' / 'report.html'}[/] ({seconds:.0f}s in all)"
+    )
+    save_json(
+        json_path,
+        {
+            "warehouse": str(warehouse),
+            "features": str(features_path),
+            "training": trained,
+            "promotions": decisions,
+            "scoring": scored,
+            "seconds": round(seconds, 1),
+        },
+    )
+
+
+def _write_bank(synth: SynthConfig, bank: BankConfig, warehouse: Path) -> None:
+    """Step 1: the synthetic bank's warehouse."""
+    from synthetic.bank import write_bank
+
+    title = f"1/5 synthetic bank, {synth.customers:,} customers × {synth.months} months"
+    with progress_bar(title) as update:
+        write_bank(synth, warehouse, ladder=bank.tiers, on_chunk=update)
+
+
+def _write_features(
+    warehouse: Path, features_path: Path, bank: BankConfig, last: date, months: int
+) -> None:
+    """Step 2: features at every month with 3 months of history before it: the last `horizon`
+    have no complete labels yet, the ones before train, validate and test the models."""
+    from features.build import parse_cutoffs
+    from features.materialize import write_features
+
+    cutoffs = parse_cutoffs(f"{_months_before(last, months - 4)}:{last.isoformat()}")
+    with console.status("2/5 features") as status:
+        write_features(
+            warehouse,
+            cutoffs,
+            features_path,
+            bank,
+            step=lambda text: status.update(f"2/5 features: {text}…"),
+        )
+
+
+def _train_and_promote(features_path: Path, bank: BankConfig) -> tuple[dict, list[dict]]:
+    """Step 3: every model trained; then each promoted to champion when no worse."""
+    from models.registry import RegistryError, use_store
+    from training.promote import promote as promote_model
+    from training.run import train_task
+    from training.train import TrainConfig
+
+    use_store()
+    with progress_bar("3/5 training churn, cross-sell and upgrade models") as update:
+        trained = train_task(features_path, "all", TrainConfig(), warn, 0, update, bank=bank)
+    decisions = []
+    try:
+        for name in trained["models"]:
+            decisions.append(promote_model(name))
+    except RegistryError as exc:
+        fail(str(exc), 1)
+    return trained, decisions
+
+
+def _print_promotions(trained: dict, decisions: list[dict]) -> None:
+    """Step 4: the models, their figures and who is champion."""
+    console.print(
+        table(
+            "4/5 models (promoted to champion when no worse)",
+            [
+                "model",
+                "version",
+                "champion",
+                "test AUC",
+                "LightGBM defaults",
+                "AUC / oracle",
+                "ECE",
+            ],
+            [
+                (
+                    d["model"],
+                    d["challenger"],
+                    d["champion"],
+                    *(
+                        fmt_metric(trained["per_model"][d["model"]].get(k))
+                        for k in ("test_auc", "lightgbm_defaults_test_auc", "auc_to_oracle", "ece")
+                    ),
+                )
+                for d in decisions
+            ],
+        )
+    )
+
+
+def _months_before(month_end: date, months: int) -> str:
+    import pandas as pd
+
+    return (pd.Timestamp(month_end) - pd.offsets.MonthEnd(months)).date().isoformat()

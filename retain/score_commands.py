@@ -1,0 +1,123 @@
+"""`retain score`: every customer scored with the champion models, and the scores, RM lists and
+report written; `score_month` and `print_score` are also the demo's last step."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from features.config import BankConfig
+from retain.options import (
+    ConfigOption,
+    SparkMemoryOption,
+    WarehouseOption,
+    bank_config,
+    month_end,
+    warehouse_location,
+)
+from retain.output import JsonOption, console, fail, save_json, table
+
+
+def score(
+    cutoff: Annotated[str, typer.Option(help="Month-end date to score at, e.g. 2024-12-31.")],
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+    out: Annotated[Path, typer.Option(help="Output directory (replaced atomically).")] = Path(
+        "data/scores"
+    ),
+    lang: Annotated[
+        str | None, typer.Option(help="Language of reasons and sheets: zh or en.")
+    ] = None,
+    k: Annotated[
+        int | None, typer.Option(help="List length (default: each RM's capacity).")
+    ] = None,
+    explain_above: Annotated[
+        float | None, typer.Option(help="Only explain customers with p_churn at least this.")
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="duckdb, or spark: features, scores and reasons in Spark."),
+    ] = None,
+    spark_master: Annotated[
+        str | None, typer.Option(help="Spark master URL (default: configuration).")
+    ] = None,
+    spark_memory: SparkMemoryOption = None,
+    json_path: JsonOption = None,
+) -> None:
+    """Validate the warehouse, score every customer with the champion models, and write
+    scores, RM lists and a report."""
+    from retain.warehouse import require_valid
+
+    bank = bank_config(config)
+    location = warehouse_location(warehouse, bank)
+    day = month_end(cutoff)
+    require_valid(location)
+    spark = {
+        "engine": engine or bank.warehouse.engine,
+        "spark_master": spark_master or bank.warehouse.spark_master,
+        "spark_memory": spark_memory or bank.warehouse.spark_memory,
+    }
+    summary = score_month(location, day, out, bank, lang, k, explain_above, **spark)
+    print_score(summary)
+    save_json(json_path, summary)
+
+
+def score_month(
+    warehouse: str,
+    cutoff: date,
+    out: Path,
+    bank: BankConfig,
+    lang: str | None,
+    k: int | None,
+    explain_above: float | None,
+    **spark: str | None,
+) -> dict:
+    """Score ``warehouse`` at ``cutoff`` into ``out`` (replaced atomically); a bad option or a
+    failure is a one-line error, and ``out`` keeps its previous contents."""
+    from features.build import CutoffError
+    from features.engine import ENGINES, EngineError
+    from features.sources.files import WarehouseError
+    from models.registry import RegistryError, use_store
+    from serving.batch import score_warehouse
+
+    lang = lang or bank.language
+    if lang not in bank.languages:
+        fail(f"--lang must be one of {', '.join(bank.languages)}, not {lang!r}", 2)
+    explain_above = bank.lists.explain_above if explain_above is None else explain_above
+    if spark.get("engine", "duckdb") not in ENGINES:
+        fail(f"--engine must be one of {', '.join(ENGINES)}", 2)
+    use_store()
+    try:
+        with console.status("scoring") as status:
+            return score_warehouse(
+                warehouse,
+                cutoff,
+                out,
+                bank,
+                lang,
+                k,
+                explain_above,
+                step=lambda text: status.update(f"scoring: {text}…"),
+                **spark,
+            )
+    except (RegistryError, CutoffError, WarehouseError, EngineError) as exc:
+        fail(str(exc), 1, f"nothing written: the previous contents of {out} are untouched")
+
+
+def print_score(summary: dict) -> None:
+    """The table of what a scoring wrote."""
+    rows = [
+        ("cutoff", summary["cutoff"]),
+        ("customers scored", f"{summary['customers_scored']:,}"),
+        ("customers explained", f"{summary['customers_explained']:,}"),
+        ("lists", f"{summary['lists']:,} ({summary['listed_customers']:,} customers)"),
+        ("models", ", ".join(f"{n} v{v}" for n, v in summary["models"].items())),
+        ("seconds", f"{summary['seconds']:.1f}"),
+    ]
+    if summary.get("reason_fidelity") is not None:
+        fidelity = f"{summary['reason_fidelity']:.3f} of {summary['fidelity_churners']} churners"
+        rows.append(("reason fidelity (truth)", fidelity))
+    console.print(table(f"scores, lists and report in {summary['out']}", ["", ""], rows))

@@ -1,0 +1,152 @@
+"""`retain serve` and `retain keys add|list|revoke`: the scoring service and its API keys."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from retain.options import ConfigOption, bank_config
+from retain.output import JsonOption, console, errors, fail, save_json, table
+
+keys_app = typer.Typer(help="API keys of the scoring service (hashed).", no_args_is_help=True)
+DEFAULT_KEYS = Path("data/keys.json")
+KeysOption = Annotated[Path, typer.Option("--keys", help="Keys file.")]
+
+
+@keys_app.command("add")
+def keys_add(
+    role: Annotated[str, typer.Option(help="crm, rm or admin.")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")],
+    rm_id: Annotated[str | None, typer.Option(help="For an rm key: whose book.")] = None,
+    keys: KeysOption = DEFAULT_KEYS,
+) -> None:
+    """Create a key; it is printed once, alone on the last line, and stored only as a hash."""
+    from serving.api.auth import KeyError_, add_key
+
+    try:
+        record, plain = add_key(keys, name, role, rm_id)
+    except KeyError_ as exc:
+        fail(str(exc), 2)
+    console.print(
+        f"key [bold]{record.name}[/] ({record.role}"
+        f"{', rm ' + record.rm_id if record.rm_id else ''}) added to {keys}; "
+        "it is shown once, below:"
+    )
+    print(plain)
+
+
+@keys_app.command("list")
+def keys_list(keys: KeysOption = DEFAULT_KEYS, json_path: JsonOption = None) -> None:
+    """List keys (name, role, RM, prefix, created, revoked) — never the keys themselves."""
+    from dataclasses import asdict
+
+    from serving.api.auth import KeyError_, load_keys
+
+    try:
+        records = load_keys(keys)
+    except KeyError_ as exc:
+        fail(str(exc), 2)
+    rows = [
+        (
+            k.name,
+            k.role,
+            k.rm_id or "",
+            k.prefix + "…",
+            k.created,
+            "revoked" if k.revoked else "live",
+        )
+        for k in records
+    ]
+    console.print(
+        table(f"API keys in {keys}", ["name", "role", "rm", "key", "created", "state"], rows)
+    )
+    save_json(
+        json_path,
+        {"keys": [{k: v for k, v in asdict(r).items() if k != "sha256"} for r in records]},
+    )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    name: Annotated[str, typer.Option(help="Name of the key to revoke.")],
+    keys: KeysOption = DEFAULT_KEYS,
+) -> None:
+    """Revoke a key; a running service stops accepting it at once."""
+    from serving.api.auth import KeyError_, revoke_key
+
+    try:
+        revoke_key(keys, name)
+    except KeyError_ as exc:
+        fail(str(exc), 2)
+    console.print(f"key {name} revoked")
+
+
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface (0.0.0.0 for all).")] = "127.0.0.1",
+    scores: Annotated[
+        Path | None, typer.Option(help="A `retain score` output directory for id lookups.")
+    ] = Path("data/scores"),
+    keys: KeysOption = DEFAULT_KEYS,
+    audit: Annotated[Path | None, typer.Option(help="Audit log (JSON lines).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    config: ConfigOption = None,
+    outcomes: Annotated[
+        str | None,
+        typer.Option(
+            help="Outcome store: a SQLite file or a postgres:// URL.",
+            show_default="data/outcomes.db",
+        ),
+    ] = None,
+) -> None:
+    """Run the scoring API (BentoML) with the champion models from the registry.
+
+    Past its admission limits (environment: RETAIN_MAX_IN_FLIGHT, RETAIN_MAX_QUEUE,
+    RETAIN_QUEUE_MS, RETAIN_RETRY_AFTER; docs/api.md, "Overload") a worker answers 503 at once."""
+    import shutil
+
+    from models.registry import tracking_uri
+    from serving.api.shedding import Limits
+
+    try:
+        Limits.from_env()  # the workers read them; a bad one is named here, not in a traceback
+    except ValueError as exc:
+        fail(str(exc), 2)
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri(),
+        "RETAIN_BANK_CONFIG": bank_config(config).model_dump_json(),
+        "RETAIN_KEYS": str(keys.resolve()),
+        "RETAIN_WORKERS": str(workers),
+        "RETAIN_AUDIT_LOG": str((audit or keys.parent / "audit.log").resolve()),
+    }
+    if outcomes is not None:
+        is_url = outcomes.startswith(("postgres://", "postgresql://"))
+        env["RETAIN_OUTCOMES"] = outcomes if is_url else str(Path(outcomes).resolve())
+    if scores is not None and scores.exists():
+        env["RETAIN_SCORES"] = str(scores.resolve())
+    else:
+        env.pop("RETAIN_SCORES", None)
+        errors.print(
+            f"[yellow]note:[/] no scored snapshot at {scores}: id lookups and lists "
+            "are off until you run `retain score`"
+        )
+    bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
+    args = [
+        bentoml,
+        "serve",
+        "serving.api.service:Retain",
+        "--port",
+        str(port),
+        "--host",
+        host,
+        "--working-dir",
+        str(root),
+    ]
+    console.print(f"serving on http://{host}:{port} (spec at /docs, readiness at /readyz)")
+    os.execve(bentoml, args, env)
