@@ -20,6 +20,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from features.targets import CHURN
+
 Z95 = 1.959964
 TREATED, CONTROL = "treated", "control"
 
@@ -49,7 +51,7 @@ def newcombe_difference(
     return difference, low, high
 
 
-def control_effect(scored: pd.DataFrame, label: str = "label_churn") -> dict | None:
+def control_effect(scored: pd.DataFrame, label: str = CHURN.label) -> dict | None:
     """Listed-and-treated against control for one cutoff; None without a control group.
 
     Without labels (not matured) only the group sizes are reported."""

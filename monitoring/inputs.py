@@ -10,12 +10,16 @@ The reference is one of:
   the data, not a change of model. Those rows are the customers the run's label is defined for
   (churn: eligible customers), so the current month is cut to the same population; they carry
   no branch, so there is no branch segment.
+
+Every target name (score, label, model, ``holds_`` column) and who each target is for come from
+``features.targets``.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,22 +33,32 @@ from mlflow.tracking import MlflowClient
 from features.catalog import feature_names
 from features.config import BankConfig
 from features.products import read_products_metadata
+from features.targets import (
+    CHURN,
+    ELIGIBLE_CHURN,
+    HOLDS_PREFIX,
+    MODEL_VERSION_PREFIX,
+    TIER_LEVEL,
+    Target,
+    from_label,
+    from_model,
+    from_score,
+    model_versions,
+)
+from features.targets import score_columns as score_names
 from models.artifact import load_verified
-from models.registry import RegistryError
-from monitoring.realised import LABEL
+from models.registry import EVALUATION_ROWS, RegistryError
 
 SCORES, FEATURES = "scores.parquet", "features.parquet"
-EVALUATION_ROWS = "evaluation/test_rows.parquet"
-SCORE_COLUMNS = re.compile(r"^(p_|propensity_)")
 # what drift, estimates and populations read of a month besides the catalogue's features
 FRAME_COLUMNS = (
     "customer_id",
     "cutoff",
-    "eligible_churn",
+    ELIGIBLE_CHURN,
     "tier",
-    "tier_level",
+    TIER_LEVEL,
     "contribution_12m",
-    LABEL,
+    CHURN.label,
 )
 
 
@@ -60,22 +74,15 @@ class Side:
     cutoff: str | None
     frame: pd.DataFrame
     versions: dict[str, str] = field(default_factory=dict)
-    population: str | None = None  # the label whose population the rows are (run references)
+    population: Target | None = None  # the target whose population the rows are (run references)
 
 
 # --- reading -----------------------------------------------------------------------------
 
 
 def score_columns(frame: pd.DataFrame) -> list[str]:
-    """The model scores: ``p_churn``, ``p_upgrade``, ``propensity_<product>``."""
-    return [c for c in frame.columns if SCORE_COLUMNS.match(c) and frame[c].dtype.kind == "f"]
-
-
-def model_of(score: str) -> str:
-    """The registered model behind a score column."""
-    if score.startswith("propensity_"):
-        return "cross_sell_" + score.removeprefix("propensity_")
-    return score.removeprefix("p_")
+    """The model scores of ``frame`` (``p_churn``, ``p_upgrade``, ``propensity_<product>``)."""
+    return [c for c in score_names(frame.columns) if frame[c].dtype.kind == "f"]
 
 
 def read_scored(folder: Path, segments: tuple[str, ...] = ()) -> Side:
@@ -92,26 +99,21 @@ def read_scored(folder: Path, segments: tuple[str, ...] = ()) -> Side:
     wanted = [
         c
         for c in names
-        if c == "customer_id"
-        or SCORE_COLUMNS.match(c)
-        or c.startswith("model_version_")
-        or c == "list_group"
+        if c in ("customer_id", "list_group")
+        or from_score(c) is not None
+        or c.startswith(MODEL_VERSION_PREFIX)
     ]
     scores = pd.read_parquet(folder / SCORES, columns=wanted)
     products = [p.product for p in read_products_metadata(folder / FEATURES)]
     needed = {*feature_names(products), *FRAME_COLUMNS, *segments}
     available = pq.read_schema(folder / FEATURES).names
-    columns = [c for c in available if c in needed or c.startswith("holds_")]
+    columns = [c for c in available if c in needed or c.startswith(HOLDS_PREFIX)]
     features = pd.read_parquet(folder / FEATURES, columns=columns)
     if len(scores) != len(features):
         raise MonitorError(
             f"{folder}: {SCORES} has {len(scores):,} rows but {FEATURES} {len(features):,}"
         )
-    versions = {
-        c.removeprefix("model_version_"): str(scores[c].iloc[0])
-        for c in scores.columns
-        if c.startswith("model_version_") and len(scores)
-    }
+    versions = model_versions(scores.columns, lambda c: scores[c].iloc[0]) if len(scores) else {}
     extra = [c for c in scores.columns if c not in features.columns]
     if np.array_equal(scores["customer_id"].to_numpy(), features["customer_id"].to_numpy()):
         frame = pd.concat([features, scores[extra]], axis=1)  # the same rows: no join needed
@@ -148,6 +150,7 @@ def read_run_reference(run_id: str, versions: dict[str, str], config: BankConfig
     except MlflowException as exc:
         raise MonitorError(f"no MLflow run {run_id} in the tracking store") from exc
     label = run.data.tags.get("label") or run.data.params.get("label")
+    target = from_label(label) if label else None
     with tempfile.TemporaryDirectory(prefix="retain-reference-") as tmp:
         try:
             path = mlflow.artifacts.download_artifacts(
@@ -163,44 +166,43 @@ def read_run_reference(run_id: str, versions: dict[str, str], config: BankConfig
         found = client.search_model_versions(f"run_id='{run_id}'")
         versions = {v.name: str(v.version) for v in found}
     for name, version in versions.items():
+        scored = from_model(name)
+        if scored is None:  # not a model retain makes: no score column of the month to compare
+            continue
         try:
             model = load_verified(name, version=version)
         except RegistryError as exc:
             raise MonitorError(str(exc)) from exc
-        score = _score_column(name)
-        rows[score] = model.predict(rows)
-    if "tier_level" in rows and "tier" not in rows:
+        rows[scored.score] = model.predict(rows)
+    if TIER_LEVEL in rows and "tier" not in rows:
         names = np.array(config.tiers.names, dtype=object)
-        level = rows["tier_level"].to_numpy(dtype="float64")
+        level = rows[TIER_LEVEL].to_numpy(dtype="float64")
         known = np.isfinite(level)
         tier = np.full(len(rows), None, dtype=object)
         tier[known] = names[np.clip(level[known].astype(int), 0, len(names) - 1)]
         rows["tier"] = tier
     cutoffs = rows["cutoff"].dropna().unique() if "cutoff" in rows else []
     cutoff = str(pd.Timestamp(cutoffs[0]).date()) if len(cutoffs) == 1 else None
-    return Side(f"run {run_id} ({label})", cutoff, rows, dict(versions), label)
+    return Side(f"run {run_id} ({label})", cutoff, rows, dict(versions), target)
 
 
-def score_label(score: str) -> str:
-    """The label a score column predicts (``p_churn`` → ``label_churn``)."""
-    return "label_" + model_of(score)
-
-
-def _score_column(model: str) -> str:
-    if model.startswith("cross_sell_"):
-        return "propensity_" + model.removeprefix("cross_sell_")
-    return f"p_{model}"
-
-
-def population(frame: pd.DataFrame, label: str | None, config: BankConfig) -> np.ndarray:
-    """Rows of ``frame`` in the population ``label`` is defined for (all rows without one)."""
-    if label is None:
+def population(frame: pd.DataFrame, target: Target | None, config: BankConfig) -> np.ndarray:
+    """Rows of ``frame`` in the population ``target`` is defined for: all rows without a target
+    or when ``frame`` lacks the columns that define it (a run's logged test rows carry no
+    ``eligible_churn`` or ``holds_`` column: they are already one model's population)."""
+    if target is None or not _defines(frame.columns, target, config):
         return np.ones(len(frame), dtype=bool)
-    if label == LABEL and "eligible_churn" in frame:
-        return frame["eligible_churn"].fillna(False).to_numpy(dtype=bool)
-    if label == "label_upgrade" and "tier_level" in frame:
-        return (frame["tier_level"] < len(config.tiers.bounds)).fillna(False).to_numpy(bool)
-    held = "holds_" + label.removeprefix("label_cross_sell_")
-    if label.startswith("label_cross_sell_") and held in frame:
-        return ~frame[held].fillna(True).to_numpy(dtype=bool)
-    return np.ones(len(frame), dtype=bool)
+    return target.population_mask(frame, len(config.tiers.names))
+
+
+def _defines(columns: Iterable[str], target: Target, config: BankConfig) -> bool:
+    """Whether ``columns`` hold every column ``target``'s population rule reads (the rule is
+    asked which, so it is not written a second time here)."""
+    read: list[str] = []
+
+    def column(name: str) -> np.ndarray:
+        read.append(name)
+        return np.zeros(1, dtype=bool)
+
+    target.population(column, len(config.tiers.names))
+    return set(read) <= set(columns)

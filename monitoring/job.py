@@ -23,6 +23,7 @@ from features.atomic import atomic_file, write_json
 from features.catalog import feature_names
 from features.config import BankConfig
 from features.products import read_products_metadata
+from features.targets import CHURN, ELIGIBLE_CHURN, from_score, held_products, version_column
 from models.registry import use_store
 from monitoring.control import control_effect
 from monitoring.drift import (
@@ -45,10 +46,8 @@ from monitoring.inputs import (
     read_scored,
     resolve_scores_dir,
     score_columns,
-    score_label,
 )
 from monitoring.realised import (
-    LABEL,
     LABELS_FILE,
     churn_labels,
     last_month,
@@ -65,7 +64,14 @@ RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 LEVELS = (OK, WATCH, ACT)
 TEST_FIGURES = ("test_auc", "ece", "lift_at_10", "value_captured_at_10")
 # what the realised history reads of every scored cutoff
-HISTORY_COLUMNS = ["customer_id", "p_churn", "eligible_churn", "contribution_12m", "list_group"]
+HISTORY_COLUMNS = [
+    "customer_id",
+    CHURN.score,
+    ELIGIBLE_CHURN,
+    "contribution_12m",
+    "list_group",
+    version_column(CHURN.model),
+]
 
 
 # --- computing ---------------------------------------------------------------------------
@@ -85,11 +91,11 @@ def test_figures(model: str, version: str | None) -> dict | None:
     return {"model": model, "version": str(version), "run_id": found.run_id, **figures}
 
 
-def eligible_estimate(frame: pd.DataFrame) -> dict:
+def eligible_estimate(frame: pd.DataFrame, config: BankConfig) -> dict:
     """CBPE estimate of the churn model on the customers it has labels for."""
-    rows = population(frame, LABEL, None)
+    rows = population(frame, CHURN, config)
     value = frame["contribution_12m"].to_numpy(dtype="float64")[rows]
-    return estimate(frame["p_churn"].to_numpy(dtype="float64")[rows], value)
+    return estimate(frame[CHURN.score].to_numpy(dtype="float64")[rows], value)
 
 
 def compare(reference: Side, current: Side, config: BankConfig) -> dict:
@@ -98,7 +104,7 @@ def compare(reference: Side, current: Side, config: BankConfig) -> dict:
     policy = config.monitoring
     ref = reference.frame
     cur = current.frame[population(current.frame, reference.population, config)]
-    products = [c.removeprefix("holds_") for c in cur.columns if c.startswith("holds_")]
+    products = held_products(cur.columns)
     features = [f for f in feature_names(products) if f in ref and f in cur]
     scores = [s for s in score_columns(cur) if s in ref]
     if not features and not scores:
@@ -106,8 +112,8 @@ def compare(reference: Side, current: Side, config: BankConfig) -> dict:
     codes = segment_codes(ref, cur, list(policy.segments))
     parts = [drift_table(ref, cur, dict.fromkeys(features, "feature"), policy, codes=codes)]
     for score in scores:  # each score on the customers its label is defined for
-        label = score_label(score)
-        ref_rows, cur_rows = population(ref, label, config), population(cur, label, config)
+        target = from_score(score)
+        ref_rows, cur_rows = population(ref, target, config), population(cur, target, config)
         parts.append(
             drift_table(
                 ref.loc[ref_rows, [score]],
@@ -127,19 +133,19 @@ def compare(reference: Side, current: Side, config: BankConfig) -> dict:
         "drift": drift,
         "score_distributions": {
             s: score_histograms(
-                ref.loc[population(ref, score_label(s), config), s],
-                cur.loc[population(cur, score_label(s), config), s],
+                ref.loc[population(ref, from_score(s), config), s],
+                cur.loc[population(cur, from_score(s), config), s],
             )
             for s in scores
         },
     }
-    if "p_churn" in cur:
-        result["estimate"] = eligible_estimate(cur)
+    if CHURN.score in cur:
+        result["estimate"] = eligible_estimate(cur, config)
         result["estimate"]["reference_mean_p"] = float(
-            ref.loc[population(ref, LABEL, config), "p_churn"].mean()
+            ref.loc[population(ref, CHURN, config), CHURN.score].mean()
         )
-        if LABEL in ref and ref[LABEL].notna().any():
-            result["estimate"]["reference_observed_churn_rate"] = float(ref[LABEL].mean())
+        if CHURN.label in ref and ref[CHURN.label].notna().any():
+            result["estimate"]["reference_observed_churn_rate"] = float(ref[CHURN.label].mean())
     return result
 
 
@@ -254,23 +260,24 @@ def history(
     else:
         last = last_month(warehouse)
     entries = []
+    churn_version = version_column(CHURN.model)
     for cutoff, folder in sorted(folders.items()):
         scored = pd.read_parquet(folder / SCORES, columns=_present(folder / SCORES))
-        version = scored["model_version_churn"].iloc[0] if "model_version_churn" in scored else None
+        version = scored[churn_version].iloc[0] if churn_version in scored else None
         entry = {"cutoff": cutoff, "source": str(folder)}
-        est = eligible_estimate(scored) if "eligible_churn" in scored else {}
+        est = eligible_estimate(scored, config) if ELIGIBLE_CHURN in scored else {}
         entry.update({k: est.get(k) for k in ("estimated_auc", "estimated_auc_low")})
         entry.update({k: est.get(k) for k in ("estimated_auc_high", "estimated_churn_rate")})
-        entry["test_figures"] = test_figures("churn", version)
+        entry["test_figures"] = test_figures(CHURN.model, version)
         day = date.fromisoformat(cutoff)
         if last is not None and matured(day, last, config):
             step(f"labels of {cutoff}")
             cache = folder.parent / LABELS_FILE if folder.parent.parent == Path(runs_dir) else None
             labelled = with_labels(scored, churn_labels(warehouse, day, config, cache))
-            known = labelled[LABEL].notna().to_numpy()
+            known = labelled[CHURN.label].notna().to_numpy()
             entry["realised"] = realised(
-                labelled[LABEL].to_numpy()[known].astype(int),
-                labelled["p_churn"].to_numpy(dtype="float64")[known],
+                labelled[CHURN.label].to_numpy()[known].astype(int),
+                labelled[CHURN.score].to_numpy(dtype="float64")[known],
                 labelled["contribution_12m"].to_numpy(dtype="float64")[known],
             )
             entry["control"] = control_effect(labelled)
@@ -283,7 +290,7 @@ def history(
 
 def _present(path: Path) -> list[str]:
     names = pq.read_schema(path).names
-    return [c for c in names if c in HISTORY_COLUMNS or c == "model_version_churn"]
+    return [c for c in names if c in HISTORY_COLUMNS]
 
 
 def _is_date(text: str) -> bool:
@@ -343,7 +350,7 @@ def run_monitor(
 def _monitor(reference, current, current_dir, runs_dir, warehouse, config, out, step) -> dict:
     step("drift")
     result = compare(reference, current, config)
-    result["test_figures"] = test_figures("churn", current.versions.get("churn"))
+    result["test_figures"] = test_figures(CHURN.model, current.versions.get(CHURN.model))
     step("realised performance")
     result["history"], result["history_note"] = history(
         runs_dir, current, current_dir, warehouse, config, step

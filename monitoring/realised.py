@@ -25,9 +25,10 @@ from features.atomic import atomic_file
 from features.config import BankConfig
 from features.engine import open_warehouse
 from features.materialize import write_features
+from features.targets import CHURN
 from training.evaluate import ece, lift_and_capture, value_captured
 
-LABEL = "label_churn"
+LABEL = CHURN.label
 LABELS_FILE = "labels.parquet"
 DEFINITION_KEY = b"retain.churn_definition"
 

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from features.config import BankConfig
 from monitoring.control import wilson
 from monitoring.texts import MONITOR
-from serving.report import _img, _label, chart_language, cjk_font
+from serving.charts import axis_label, chart_language, legend_font, png_img
 from serving.texts import text
 
 BAND_COLOURS = {"ok": "#3e7cb1", "watch": "#f0b429", "act": "#d64545", "too small": "#9aa5b1"}
@@ -56,7 +56,7 @@ def write_monitor_report(path: Path, result: dict, config: BankConfig) -> None:
             "<p>"
             + t("drift_note", watch=policy.watch, act=policy.act, min_group=policy.min_group_size)
             + "</p>"
-            + _img(psi_plot(drift, policy, charts))
+            + png_img(psi_plot(drift, policy, charts))
             + _drift_rows(sorted(drift, key=lambda r: -r["psi"])[:TOP], t),
         )
     )
@@ -70,7 +70,7 @@ def write_monitor_report(path: Path, result: dict, config: BankConfig) -> None:
         )
     )
     if result.get("score_distributions"):
-        sections.append((t("scores"), _img(score_plot(result["score_distributions"], charts))))
+        sections.append((t("scores"), png_img(score_plot(result["score_distributions"], charts))))
     if result.get("estimate"):
         sections.append(
             (t("estimate"), f"<p>{t('estimate_note')}</p>" + _estimate_table(result, t))
@@ -81,14 +81,14 @@ def write_monitor_report(path: Path, result: dict, config: BankConfig) -> None:
         if result.get("history_note"):
             body = f"<p>{html.escape(result['history_note'])}</p>" + body
         if any(e.get("estimated_auc") is not None for e in history):
-            body = _img(auc_plot(history, result.get("test_figures"), charts)) + body
+            body = png_img(auc_plot(history, result.get("test_figures"), charts)) + body
         sections.append((t("realised"), body))
         with_control = [e for e in history if (e.get("control") or {}).get("matured")]
         if with_control:
             sections.append(
                 (
                     t("control"),
-                    _img(control_plot(with_control, charts)) + _control_table(with_control, t),
+                    png_img(control_plot(with_control, charts)) + _control_table(with_control, t),
                 )
             )
     body = "".join(f"<h2>{title}</h2>{content}" for title, content in sections)
@@ -225,7 +225,7 @@ def psi_plot(drift: list[dict], policy, lang: str) -> Figure:
     ax.barh(labels, [r["psi"] for r in top], color=[BAND_COLOURS[r["band"]] for r in top])
     for value, colour in ((policy.watch, BAND_COLOURS["watch"]), (policy.act, BAND_COLOURS["act"])):
         ax.axvline(value, color=colour, ls="--", lw=1)
-    _label(ax, lang, text(MONITOR, "psi_chart", lang), text(MONITOR, "psi", lang))
+    axis_label(ax, lang, text(MONITOR, "psi_chart", lang), text(MONITOR, "psi", lang))
     fig.tight_layout()
     return fig
 
@@ -260,7 +260,7 @@ def score_plot(distributions: dict, lang: str) -> Figure:
         ax.set_yscale("log")
     for ax in axes[len(names) :]:
         ax.set_visible(False)
-    axes[0].legend(prop=_prop(lang))
+    axes[0].legend(prop=legend_font(lang))
     fig.tight_layout()
     return fig
 
@@ -301,8 +301,8 @@ def auc_plot(history: list[dict], test: dict | None, lang: str) -> Figure:
             test["test_auc"], color="#52606d", ls="--", lw=1, label=text(MONITOR, "test", lang)
         )
     ax.set_xticks(x, cutoffs, rotation=30, fontsize=8)
-    ax.legend(prop=_prop(lang))
-    _label(ax, lang, text(MONITOR, "auc_chart", lang), text(MONITOR, "cutoff", lang), "AUC")
+    ax.legend(prop=legend_font(lang))
+    axis_label(ax, lang, text(MONITOR, "auc_chart", lang), text(MONITOR, "cutoff", lang), "AUC")
     fig.tight_layout()
     return fig
 
@@ -332,8 +332,8 @@ def control_plot(history: list[dict], lang: str) -> Figure:
         )
     ax.set_xticks(x, [e["cutoff"] for e in history], fontsize=8)
     ax.set_xlim(-0.6, len(history) - 0.4)
-    ax.legend(prop=_prop(lang))
-    _label(
+    ax.legend(prop=legend_font(lang))
+    axis_label(
         ax,
         lang,
         text(MONITOR, "control", lang),
@@ -342,8 +342,3 @@ def control_plot(history: list[dict], lang: str) -> Figure:
     )
     fig.tight_layout()
     return fig
-
-
-def _prop(lang: str) -> dict:
-    font = cjk_font() if lang == "zh" else None
-    return {"size": 8, **({"family": font} if font else {})}

@@ -1,49 +1,25 @@
 """The portfolio report: one self-contained HTML file (plots inlined as PNG data, no CDN).
 
-Every word is in the report's language, charts included: Chinese charts use a CJK font when the
-machine has one (`make demo` / `make test` install Noto Sans CJK; elsewhere the charts fall back
-to English labels rather than boxes). Besides the headline and the charts: the commonest
-reasons on the lists (as an RM reads them) and a table per RM — listed, high-risk, leaving now,
-growth, expected loss — linking to each list's files.
+Every word is in the report's language, charts included (``serving.charts``: Chinese charts
+use a CJK font when the machine has one — `make demo` / `make test` install Noto Sans CJK —
+and fall back to English labels elsewhere rather than boxes). Besides the headline and the
+charts: the commonest reasons on the lists (as an RM reads them) and a table per RM — listed,
+high-risk, leaving now, growth, expected loss — linking to each list's files.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import font_manager
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from features.config import BankConfig
+from serving.charts import axis_label, chart_language, font_of, png_img
 from serving.texts import REPORT, text
-
-CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "Source Han Sans SC")
-
-
-@lru_cache(maxsize=1)
-def cjk_font() -> str | None:
-    """A font family that has Chinese glyphs, registering Noto CJK files if matplotlib's cache
-    predates them; None when the machine has none."""
-    known = {f.name for f in font_manager.fontManager.ttflist}
-    if not any(name in known for name in CJK_FONTS):
-        for folder in (Path("/usr/share/fonts"), Path("/usr/local/share/fonts")):
-            for path in folder.rglob("*CJK*") if folder.is_dir() else ():
-                if path.suffix.lower() in (".ttc", ".otf", ".ttf"):
-                    font_manager.fontManager.addfont(str(path))
-        known = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in known), None)
-
-
-def chart_language(lang: str) -> str:
-    return lang if lang != "zh" or cjk_font() else "en"
 
 
 def write_report(
@@ -76,9 +52,9 @@ def write_report(
     tier_frame = eligible.assign(tier=eligible["tier"].map(lambda v: config.tiers.label(v, charts)))
     sections = [
         (t("per_rm"), _per_rm_table(lists, growth, lang)),
-        (t("pareto"), _img(_pareto_plot(scored["contribution_12m"].to_numpy(), charts))),
-        (t("tier"), _img(_tier_plot(tier_frame, charts))),
-        (t("branch"), _img(_branch_plot(eligible, charts))),
+        (t("pareto"), png_img(_pareto_plot(scored["contribution_12m"].to_numpy(), charts))),
+        (t("tier"), png_img(_tier_plot(tier_frame, charts))),
+        (t("branch"), png_img(_branch_plot(eligible, charts))),
         (t("reasons"), _reason_table(lists, t("reason"), t("count"))),
     ]
     body = "".join(f"<h2>{title}</h2>{content}" for title, content in sections)
@@ -132,30 +108,6 @@ def _per_rm_table(lists: pd.DataFrame, growth: pd.DataFrame, lang: str) -> str:
     return f"<table><tr>{header}</tr>{rows}</table>"
 
 
-def _img(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    FigureCanvasAgg(fig)
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f"<img alt='' src='data:image/png;base64,{data}'>"
-
-
-def _font(lang: str) -> dict:
-    """Text properties for chart words in ``lang`` (a CJK family for Chinese)."""
-    font = cjk_font() if lang == "zh" else None
-    return {"fontfamily": font} if font else {}
-
-
-def _label(ax, lang: str, title: str, xlabel: str, ylabel: str | None = None) -> None:
-    font = _font(lang)
-    ax.set_title(title, **font)
-    ax.set_xlabel(xlabel, **font)
-    if ylabel:
-        ax.set_ylabel(ylabel, **font)
-    for tick in ax.get_yticklabels() if font else ():
-        tick.set_fontfamily(font["fontfamily"])
-
-
 def _pareto_plot(contribution: np.ndarray, lang: str) -> Figure:
     values = np.sort(np.clip(np.nan_to_num(contribution), 0, None))[::-1]
     cumulative = np.cumsum(values) / max(values.sum(), 1e-9)
@@ -172,10 +124,10 @@ def _pareto_plot(contribution: np.ndarray, lang: str) -> Figure:
         (0.2, y20),
         xytext=(0.3, y20 - 0.15),
         color="#d64545",
-        **_font(lang),
+        **font_of(lang),
     )
     ax.set(xlim=(0, 1), ylim=(0, 1.02))
-    _label(
+    axis_label(
         ax,
         lang,
         text(REPORT, "pareto_chart", lang),
@@ -189,9 +141,9 @@ def _two_bars(by: pd.DataFrame, labels: list[str], lang: str, height: float) -> 
     fig = Figure(figsize=(9, height))
     left, right = fig.subplots(1, 2)
     left.barh(labels, by["p"], color="#3e7cb1")
-    _label(left, lang, text(REPORT, "mean_p", lang), text(REPORT, "probability", lang))
+    axis_label(left, lang, text(REPORT, "mean_p", lang), text(REPORT, "probability", lang))
     right.barh(labels, by["loss"], color="#d64545")
-    _label(right, lang, text(REPORT, "loss_chart", lang), text(REPORT, "cny", lang))
+    axis_label(right, lang, text(REPORT, "loss_chart", lang), text(REPORT, "cny", lang))
     fig.tight_layout()
     return fig
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.config import BankConfig
+from features.targets import CHURN, version_column
 from serving.champions import ModelSet, load_champions
 from serving.score import score_frame
 
@@ -24,11 +27,9 @@ class Champions:
     test_figures: dict  # what the churn champion's training run logged
 
 
-@pytest.fixture(scope="session")
-def demo_models(champions) -> Champions:
-    """The demo store's champions, loaded in this process (the tracking URI is restored)."""
-    from monitoring.job import test_figures
-
+@contextmanager
+def demo_store(champions) -> Iterator[None]:
+    """MLflow pointed at the demo's store in this process; the tracking URI is restored."""
     _, _, env = champions
     uri, before = env["MLFLOW_TRACKING_URI"], os.environ.get("MLFLOW_TRACKING_URI")
     previous = mlflow.get_tracking_uri()
@@ -36,8 +37,7 @@ def demo_models(champions) -> Champions:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
-        models = load_champions()
-        figures = test_figures("churn", models.churn.version)
+        yield
     finally:
         if before is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -45,6 +45,16 @@ def demo_models(champions) -> Champions:
             os.environ["MLFLOW_TRACKING_URI"] = before
         mlflow.set_tracking_uri(previous)
         mlflow.set_registry_uri(previous)
+
+
+@pytest.fixture(scope="session")
+def demo_models(champions) -> Champions:
+    """The demo store's champions, loaded in this process."""
+    from monitoring.job import test_figures
+
+    with demo_store(champions):
+        models = load_champions()
+        figures = test_figures(CHURN.model, models.churn.version)
     return Champions(models, figures)
 
 
@@ -71,6 +81,6 @@ def write_scores_dir(
     keep = ["eligible_churn", "contribution_12m", "tier", "branch_id"]
     scores = pd.concat([scores, features[keep]], axis=1)
     for name, version in models.versions.items():
-        scores[f"model_version_{name}"] = version
+        scores[version_column(name)] = version
     scores.to_parquet(folder / "scores.parquet", index=False)
     return folder

@@ -9,15 +9,18 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from features.config import BankConfig
 from features.materialize import write_features
+from features.targets import CHURN, UPGRADE, score_columns
 from monitoring.drift import ACT
+from monitoring.inputs import read_run_reference, read_scored
 from monitoring.job import Side, alerts_of, compare, level_of
 from synthetic.bank import write_bank
 from synthetic.config import RegimeChange, SynthConfig
 from tests.conftest import run_retain
-from tests.monitoring.conftest import scored_frame, write_scores_dir
+from tests.monitoring.conftest import demo_store, scored_frame, write_scores_dir
 
 QUIET = (date(2024, 6, 30), date(2024, 9, 30))
 DRAWS = 20
@@ -161,3 +164,28 @@ def test_retain_monitor_pages_on_the_shifted_bank(shifted_runs, champions):
             "where e.name = 'monitoring' order by r.start_time desc limit 1"
         ).fetchone()
     assert status == ("FAILED",)
+
+
+def test_a_run_reference_is_the_runs_test_rows_scored_by_the_months_models(
+    shifted_runs, champions, demo_models
+):
+    """The first monthly run's reference: the churn champion's training run. Its logged test
+    rows (eligible customers, no eligible_churn or holds_ column) are scored by every model of
+    the current month and kept whole; the month is cut to eligible customers to match."""
+    config = BankConfig()
+    current = read_scored(shifted_runs / "runs" / BEFORE.isoformat() / "scores")
+    with demo_store(champions):
+        version = MlflowClient().get_model_version(CHURN.model, demo_models.models.churn.version)
+        reference = read_run_reference(version.run_id, current.versions, config)
+        result = compare(reference, current, config)
+    assert reference.population == CHURN
+    assert set(result["scores"]) == set(score_columns(current.frame.columns))
+    eligible = int(current.frame["eligible_churn"].fillna(False).sum())
+    assert result["current"]["rows"] == eligible < len(current.frame)
+    drift = result["drift"]
+    overall = drift[(drift["kind"] == "score") & (drift["segment"] == "all")].set_index("what")
+    not_top = int((reference.frame["tier_level"] < len(config.tiers.names) - 1).sum())
+    for score, row in overall.iterrows():
+        # every test row counts, except where the score's own rule can be read (upgrade: tier)
+        expected = not_top if score == UPGRADE.score else len(reference.frame)
+        assert row["n_reference"] == expected, score

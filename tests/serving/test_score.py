@@ -422,6 +422,6 @@ def test_chinese_outputs_are_chinese_throughout(scored, tmp_path):
     for words in ("客户流失风险组合报告", "各客户经理名单", "资产正在流失", "帕累托"):
         assert words in page
     assert "lists/" + one.stem + ".xlsx" in page  # the per-RM table links to each list
-    from serving.report import cjk_font
+    from serving.charts import cjk_font
 
     assert cjk_font(), "no CJK font: charts would fall back to English (make test installs one)"
