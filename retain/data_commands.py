@@ -11,12 +11,16 @@ import typer
 
 from retain.options import (
     ConfigOption,
+    EngineOption,
+    SparkMasterOption,
     SparkMemoryOption,
     WarehouseOption,
     bank_config,
+    engine_options,
     month_end,
     synthetic_bank,
     warehouse_location,
+    with_options,
 )
 from retain.output import JsonOption, console, fail, progress_bar, save_json, table
 
@@ -198,12 +202,8 @@ def features(
     warehouse: WarehouseOption = None,
     config: ConfigOption = None,
     every: Annotated[int, typer.Option(help="Take every N-th month.")] = 1,
-    engine: Annotated[
-        str | None, typer.Option(help="duckdb (embedded) or spark (default: configuration).")
-    ] = None,
-    spark_master: Annotated[
-        str | None, typer.Option(help="Spark master URL (default: configuration).")
-    ] = None,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
     spark_memory: SparkMemoryOption = None,
     out: Annotated[Path, typer.Option(help="Feature file to write.")] = Path(
         "data/features.parquet"
@@ -218,9 +218,10 @@ def features(
     from features.sources.files import WarehouseError
     from retain.warehouse import require_valid
 
-    bank = bank_config(config)
+    bank = with_options(
+        bank_config(config), warehouse=engine_options(engine, spark_master, spark_memory)
+    )
     location = warehouse_location(warehouse, bank)
-    engine = engine or bank.warehouse.engine
     started = time.perf_counter()
     try:
         months = parse_cutoffs(cutoffs, every)
@@ -231,10 +232,7 @@ def features(
                 months,
                 out,
                 bank,
-                engine,
-                spark_master or bank.warehouse.spark_master,
                 step=lambda text: status.update(f"features: {text}…"),
-                spark_memory=spark_memory or bank.warehouse.spark_memory,
             )
     except (CutoffError, EngineError, WarehouseError) as exc:
         fail(str(exc), 2)
@@ -245,7 +243,7 @@ def features(
             ["engine", "cutoffs", "rows", "features", "labels", "seconds"],
             [
                 (
-                    engine,
+                    summary["engine"],
                     len(months),
                     f"{summary['rows']:,}",
                     summary["features"],

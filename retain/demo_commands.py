@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from features.config import BankConfig
-from retain.options import ConfigOption, synthetic_bank
+from retain.options import ConfigOption, synthetic_bank, with_options
 from retain.output import (
     JsonOption,
     console,
@@ -52,7 +52,7 @@ def demo(
     trained, decisions = _train_and_promote(features_path, bank)
     _print_promotions(trained, decisions)
     console.print("5/5 scoring the latest month")
-    scored = score_month(warehouse, last, out / "scores", bank, lang, None, None)
+    scored = score_month(warehouse, last, out / "scores", with_options(bank, language=lang), None)
     print_score(scored)
     seconds = time.perf_counter() - started
     console.print(

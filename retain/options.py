@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from features.config import BankConfig
+from features.config import BankConfig, config_problems
 from retain.config import ConfigError, load_config
 from retain.output import fail
 
@@ -26,6 +27,15 @@ WarehouseOption = Annotated[
         help="Warehouse: a directory of parquet files or postgres://user@host/db "
         "(default: the configuration's warehouse.location).",
     ),
+]
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        help="duckdb (embedded) or spark (default: the configuration's warehouse.engine)."
+    ),
+]
+SparkMasterOption = Annotated[
+    str | None, typer.Option(help="Spark master URL (default: configuration).")
 ]
 SparkMemoryOption = Annotated[
     str | None,
@@ -50,6 +60,21 @@ def bank_config(path: Path | None) -> BankConfig:
         return load_config(path)
     except ConfigError as exc:
         fail(str(exc), 2)
+
+
+def with_options(bank: BankConfig, **sections) -> BankConfig:
+    """The configuration with a command's options applied — resolved once here, then passed
+    down whole (``with_options(bank, warehouse={"engine": engine})``; None: not given). A bad
+    value is a one-line error naming the key, exit code 2."""
+    try:
+        return bank.with_overrides(**sections)
+    except ValidationError as exc:
+        fail("; ".join(config_problems(exc)), 2)
+
+
+def engine_options(engine, spark_master, spark_memory) -> dict:
+    """The warehouse section a command's --engine, --spark-master, --spark-memory set."""
+    return {"engine": engine, "spark_master": spark_master, "spark_memory": spark_memory}
 
 
 def warehouse_location(option: str | None, config: BankConfig) -> str:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from retain.options import ConfigOption, bank_config
 from retain.output import JsonOption, console, fail, save_json
 
 outcomes_app = typer.Typer(help="Outcomes RMs recorded (API and page).", no_args_is_help=True)
@@ -19,8 +20,10 @@ def export(
         Path, typer.Option(help="Warehouse directory; a new part goes to interactions/.")
     ],
     store: Annotated[
-        str, typer.Option(help="Outcome store: a SQLite file or a postgres:// URL.")
-    ] = "data/outcomes.db",
+        str | None,
+        typer.Option(help="Outcome store: a SQLite file or a postgres:// URL (service.outcomes)."),
+    ] = None,
+    config: ConfigOption = None,
     json_path: JsonOption = None,
 ) -> None:
     """Append the outcomes not exported yet as interactions/part-outcomes-<time>.parquet.
@@ -28,6 +31,7 @@ def export(
     Each outcome is exported once: a second run adds nothing until new outcomes arrive."""
     from serving.outcomes import OutcomeError, OutcomeStore, export_to_warehouse
 
+    store = store or bank_config(config).service.outcomes
     is_url = store.startswith(("postgres://", "postgresql://"))
     if not is_url and not Path(store).exists():
         fail(f"no outcome store at {store} (retain serve --outcomes)", 2)

@@ -37,10 +37,15 @@ from features.atomic import write_json
 from features.config import BankConfig
 from retain.options import (
     ConfigOption,
+    EngineOption,
+    SparkMasterOption,
+    SparkMemoryOption,
     WarehouseOption,
     bank_config,
+    engine_options,
     month_end,
     warehouse_location,
+    with_options,
 )
 from retain.output import JsonOption, console, errors, fail, save_json, table
 
@@ -177,15 +182,7 @@ def _features(location: str, cutoff: date, out: Path, bank: BankConfig) -> Calla
     def work(update) -> dict:
         from features.materialize import write_features
 
-        summary = write_features(
-            location,
-            [cutoff],
-            out,
-            bank,
-            bank.warehouse.engine,
-            bank.warehouse.spark_master,
-            step=update,
-        )
+        summary = write_features(location, [cutoff], out, bank, step=update)
         if not summary["rows"]:
             raise StepFailed(f"no customers at cutoff {cutoff} in {location}")
         return {"rows": summary["rows"], "engine": summary["engine"]}
@@ -198,15 +195,7 @@ def _score(location, cutoff, features_path, out, bank, lang) -> Callable:
         from serving.batch import score_warehouse
 
         summary = score_warehouse(
-            location,
-            cutoff,
-            out,
-            bank,
-            lang,
-            None,
-            bank.lists.explain_above,
-            step=update,
-            features_path=features_path,
+            location, cutoff, out, bank, lang, step=update, features_path=features_path
         )
         keep = ("customers_scored", "customers_explained", "lists", "listed_customers", "models")
         return {k: summary[k] for k in keep}
@@ -352,6 +341,9 @@ def run(
     lang: Annotated[
         str | None, typer.Option(help="Language of reasons and sheets (default: configuration).")
     ] = None,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
+    spark_memory: SparkMemoryOption = None,
     force: Annotated[bool, typer.Option("--force", help="Redo every step.")] = False,
     json_path: JsonOption = None,
 ) -> None:
@@ -359,12 +351,14 @@ def run(
     <runs-dir>/<cutoff>/; resumes after a failure; exit 1 on a failure, 2 on an act alert."""
     from models.registry import use_store
 
-    bank = bank_config(config)
+    bank = with_options(
+        bank_config(config),
+        warehouse=engine_options(engine, spark_master, spark_memory),
+        language=lang,
+    )
     location = warehouse_location(warehouse, bank)
     day = month_end(cutoff)
-    lang = lang or bank.language
-    if lang not in bank.languages:
-        fail(f"--lang must be one of {', '.join(bank.languages)}", 2)
+    lang = bank.language
     use_store()
     folder = runs_dir / day.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
@@ -374,6 +368,8 @@ def run(
     header = {
         "cutoff": day.isoformat(),
         "warehouse": location,
+        "engine": bank.warehouse.engine,
+        "spark_master": bank.warehouse.spark_master if bank.warehouse.engine == "spark" else None,
         "folder": str(folder),
         "reference": reference,
         "forced": force,

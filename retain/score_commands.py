@@ -12,11 +12,14 @@ import typer
 from features.config import BankConfig
 from retain.options import (
     ConfigOption,
+    SparkMasterOption,
     SparkMemoryOption,
     WarehouseOption,
     bank_config,
+    engine_options,
     month_end,
     warehouse_location,
+    with_options,
 )
 from retain.output import JsonOption, console, fail, save_json, table
 
@@ -41,9 +44,7 @@ def score(
         str | None,
         typer.Option(help="duckdb, or spark: features, scores and reasons in Spark."),
     ] = None,
-    spark_master: Annotated[
-        str | None, typer.Option(help="Spark master URL (default: configuration).")
-    ] = None,
+    spark_master: SparkMasterOption = None,
     spark_memory: SparkMemoryOption = None,
     json_path: JsonOption = None,
 ) -> None:
@@ -51,44 +52,30 @@ def score(
     scores, RM lists and a report."""
     from retain.warehouse import require_valid
 
-    bank = bank_config(config)
+    bank = with_options(
+        bank_config(config),
+        warehouse=engine_options(engine, spark_master, spark_memory),
+        lists={"explain_above": explain_above},
+        language=lang,
+    )
     location = warehouse_location(warehouse, bank)
     day = month_end(cutoff)
     require_valid(location)
-    spark = {
-        "engine": engine or bank.warehouse.engine,
-        "spark_master": spark_master or bank.warehouse.spark_master,
-        "spark_memory": spark_memory or bank.warehouse.spark_memory,
-    }
-    summary = score_month(location, day, out, bank, lang, k, explain_above, **spark)
+    summary = score_month(location, day, out, bank, k)
     print_score(summary)
     save_json(json_path, summary)
 
 
-def score_month(
-    warehouse: str,
-    cutoff: date,
-    out: Path,
-    bank: BankConfig,
-    lang: str | None,
-    k: int | None,
-    explain_above: float | None,
-    **spark: str | None,
-) -> dict:
-    """Score ``warehouse`` at ``cutoff`` into ``out`` (replaced atomically); a bad option or a
-    failure is a one-line error, and ``out`` keeps its previous contents."""
+def score_month(warehouse: str, cutoff: date, out: Path, bank: BankConfig, k: int | None) -> dict:
+    """Score ``warehouse`` at ``cutoff`` into ``out`` (replaced atomically) with the resolved
+    configuration ``bank`` (its language, engine and list policy); a failure is a one-line
+    error, and ``out`` keeps its previous contents."""
     from features.build import CutoffError
-    from features.engine import ENGINES, EngineError
+    from features.engine import EngineError
     from features.sources.files import WarehouseError
     from models.registry import RegistryError, use_store
     from serving.batch import score_warehouse
 
-    lang = lang or bank.language
-    if lang not in bank.languages:
-        fail(f"--lang must be one of {', '.join(bank.languages)}, not {lang!r}", 2)
-    explain_above = bank.lists.explain_above if explain_above is None else explain_above
-    if spark.get("engine", "duckdb") not in ENGINES:
-        fail(f"--engine must be one of {', '.join(ENGINES)}", 2)
     use_store()
     try:
         with console.status("scoring") as status:
@@ -97,11 +84,9 @@ def score_month(
                 cutoff,
                 out,
                 bank,
-                lang,
+                bank.language,
                 k,
-                explain_above,
                 step=lambda text: status.update(f"scoring: {text}…"),
-                **spark,
             )
     except (RegistryError, CutoffError, WarehouseError, EngineError) as exc:
         fail(str(exc), 1, f"nothing written: the previous contents of {out} are untouched")

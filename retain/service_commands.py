@@ -9,12 +9,19 @@ from typing import Annotated
 
 import typer
 
-from retain.options import ConfigOption, bank_config
+from retain.options import ConfigOption, bank_config, with_options
 from retain.output import JsonOption, console, errors, fail, save_json, table
 
 keys_app = typer.Typer(help="API keys of the scoring service (hashed).", no_args_is_help=True)
-DEFAULT_KEYS = Path("data/keys.json")
-KeysOption = Annotated[Path, typer.Option("--keys", help="Keys file.")]
+KeysOption = Annotated[
+    Path | None,
+    typer.Option("--keys", help="Keys file (default: the configuration's service.keys)."),
+]
+
+
+def keys_file(option: Path | None, config: Path | None) -> Path:
+    """The keys file: the option, else the configuration's ``[service] keys``."""
+    return option if option is not None else Path(bank_config(config).service.keys)
 
 
 @keys_app.command("add")
@@ -22,11 +29,13 @@ def keys_add(
     role: Annotated[str, typer.Option(help="crm, rm or admin.")],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")],
     rm_id: Annotated[str | None, typer.Option(help="For an rm key: whose book.")] = None,
-    keys: KeysOption = DEFAULT_KEYS,
+    keys: KeysOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Create a key; it is printed once, alone on the last line, and stored only as a hash."""
     from serving.api.auth import KeyError_, add_key
 
+    keys = keys_file(keys, config)
     try:
         record, plain = add_key(keys, name, role, rm_id)
     except KeyError_ as exc:
@@ -40,12 +49,15 @@ def keys_add(
 
 
 @keys_app.command("list")
-def keys_list(keys: KeysOption = DEFAULT_KEYS, json_path: JsonOption = None) -> None:
+def keys_list(
+    keys: KeysOption = None, config: ConfigOption = None, json_path: JsonOption = None
+) -> None:
     """List keys (name, role, RM, prefix, created, revoked) — never the keys themselves."""
     from dataclasses import asdict
 
     from serving.api.auth import KeyError_, load_keys
 
+    keys = keys_file(keys, config)
     try:
         records = load_keys(keys)
     except KeyError_ as exc:
@@ -73,11 +85,13 @@ def keys_list(keys: KeysOption = DEFAULT_KEYS, json_path: JsonOption = None) -> 
 @keys_app.command("revoke")
 def keys_revoke(
     name: Annotated[str, typer.Option(help="Name of the key to revoke.")],
-    keys: KeysOption = DEFAULT_KEYS,
+    keys: KeysOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Revoke a key; a running service stops accepting it at once."""
     from serving.api.auth import KeyError_, revoke_key
 
+    keys = keys_file(keys, config)
     try:
         revoke_key(keys, name)
     except KeyError_ as exc:
@@ -89,18 +103,20 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
     host: Annotated[str, typer.Option(help="Interface (0.0.0.0 for all).")] = "127.0.0.1",
     scores: Annotated[
-        Path | None, typer.Option(help="A `retain score` output directory for id lookups.")
-    ] = Path("data/scores"),
-    keys: KeysOption = DEFAULT_KEYS,
-    audit: Annotated[Path | None, typer.Option(help="Audit log (JSON lines).")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+        Path | None,
+        typer.Option(help="A `retain score` output directory (default: service.scores)."),
+    ] = None,
+    keys: KeysOption = None,
+    audit: Annotated[
+        Path | None, typer.Option(help="Audit log, JSON lines (default: beside the keys).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: service.workers).")
+    ] = None,
     config: ConfigOption = None,
     outcomes: Annotated[
         str | None,
-        typer.Option(
-            help="Outcome store: a SQLite file or a postgres:// URL.",
-            show_default="data/outcomes.db",
-        ),
+        typer.Option(help="Outcome store: a SQLite file or a postgres:// URL (service.outcomes)."),
     ] = None,
 ) -> None:
     """Run the scoring API (BentoML) with the champion models from the registry.
@@ -116,26 +132,14 @@ def serve(
         Limits.from_env()  # the workers read them; a bad one is named here, not in a traceback
     except ValueError as exc:
         fail(str(exc), 2)
+    bank = served_config(bank_config(config), scores, keys, audit, workers, outcomes)
     root = Path(__file__).resolve().parents[1]
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": tracking_uri(),
-        "RETAIN_BANK_CONFIG": bank_config(config).model_dump_json(),
-        "RETAIN_KEYS": str(keys.resolve()),
-        "RETAIN_WORKERS": str(workers),
-        "RETAIN_AUDIT_LOG": str((audit or keys.parent / "audit.log").resolve()),
+        "RETAIN_BANK_CONFIG": bank.model_dump_json(),
+        "RETAIN_WORKERS": str(bank.service.workers),
     }
-    if outcomes is not None:
-        is_url = outcomes.startswith(("postgres://", "postgresql://"))
-        env["RETAIN_OUTCOMES"] = outcomes if is_url else str(Path(outcomes).resolve())
-    if scores is not None and scores.exists():
-        env["RETAIN_SCORES"] = str(scores.resolve())
-    else:
-        env.pop("RETAIN_SCORES", None)
-        errors.print(
-            f"[yellow]note:[/] no scored snapshot at {scores}: id lookups and lists "
-            "are off until you run `retain score`"
-        )
     bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
     args = [
         bentoml,
@@ -150,3 +154,34 @@ def serve(
     ]
     console.print(f"serving on http://{host}:{port} (spec at /docs, readiness at /readyz)")
     os.execve(bentoml, args, env)
+
+
+def served_config(bank, scores, keys, audit, workers, outcomes):
+    """The configuration the workers get: the options over ``[service]``, every path absolute
+    (the workers run in the project folder); no snapshot when its folder does not exist."""
+    service = with_options(
+        bank,
+        service={
+            "scores": str(scores) if scores else None,
+            "keys": str(keys) if keys else None,
+            "audit_log": str(audit) if audit else None,
+            "workers": workers,
+            "outcomes": outcomes,
+        },
+    ).service
+    snapshot = Path(service.scores) if service.scores else None
+    if snapshot is None or not snapshot.exists():
+        errors.print(
+            f"[yellow]note:[/] no scored snapshot at {snapshot}: id lookups and lists "
+            "are off until you run `retain score`"
+        )
+        snapshot = None
+    url = service.outcomes.startswith(("postgres://", "postgresql://"))
+    resolved = {
+        "scores": str(snapshot.resolve()) if snapshot else None,
+        "keys": str(Path(service.keys).resolve()),
+        "audit_log": str(Path(service.audit_path).resolve()),
+        "outcomes": service.outcomes if url else str(Path(service.outcomes).resolve()),
+        "workers": service.workers,
+    }
+    return bank.model_copy(update={"service": service.model_copy(update=resolved)})
