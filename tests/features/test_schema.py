@@ -379,6 +379,23 @@ def test_activity_before_opening_names_the_rows_and_the_open_date(tmp_path):
     ]
 
 
+def test_ids_of_another_kind_are_reported_once_by_the_foreign_keys(tmp_path):
+    bank = Bank()
+    for row in bank.rows["customers"]:
+        row["customer_id"] = f"C{row['customer_id']:03d}"
+    schema = bank.types["customers"]
+    index = schema.get_field_index("customer_id")
+    bank.types["customers"] = schema.set(index, arrow.field("customer_id", arrow.string()))
+
+    violations = validate_warehouse(bank.write(tmp_path))
+
+    rule = "could not check foreign key → customers.customer_id"
+    assert {(v.table, v.rule) for v in violations} == {
+        (table, rule)
+        for table in ("rm_assignments", "balances", "transactions", "interactions", "complaints")
+    }
+
+
 def test_as_of_comes_from_metadata_before_balances(tmp_path):
     warehouse = Bank().write(tmp_path)
     (warehouse / "_meta.json").write_text(json.dumps({"as_of": "2024-11-30"}))
