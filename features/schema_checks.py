@@ -1,4 +1,5 @@
-"""Checks that need a whole table at once: keys, foreign keys, overlaps and date ranges.
+"""Checks that need a whole table at once: keys, foreign keys, overlaps, date ranges and
+activity dated before the customer opened.
 
 Each check is an Ibis expression selecting the rows that break its rule, so one set of checks
 runs on whichever backend holds the warehouse: DuckDB views over the parquet parts of a
@@ -62,6 +63,14 @@ DATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "interactions": ("ts",),
     "complaints": ("ts", "resolved_ts"),
 }
+# (table, date column) of a customer's activity: none may come before the customer opened —
+# an event before ``customers.open_date``, a month of balances before the month it falls in.
+ACTIVITY_DATES: tuple[tuple[str, str], ...] = (
+    ("balances", "month"),
+    ("transactions", "ts"),
+    ("interactions", "ts"),
+    ("complaints", "ts"),
+)
 # A deposit may mature after the cutoff; an assignment that ran through as_of ends (exclusive)
 # on the day after it.
 MAY_FOLLOW_AS_OF = {("balances", "maturity_date")}
@@ -107,6 +116,7 @@ def relational_violations(
         *foreign_key_checks(),
         overlapping_assignments_check(),
         *date_range_checks(as_of),
+        *before_opening_checks(),
     ]
     violations = []
     for check in checks:
@@ -268,6 +278,56 @@ def _dated(table: str, column: str, shown: tuple[str, ...], breaks, day: date):
     return bad_rows
 
 
+def before_opening_checks() -> Iterator[Check]:
+    """No activity before the customer opened: an event from midnight of ``open_date`` on, a
+    month of balances from the month of ``open_date`` on (its month-end is on or after it).
+
+    A customer listed twice opened at the earlier date (the repeat is reported as a key); rows
+    whose customer is unknown, or whose ids differ in kind from customers', are the foreign
+    key check's to report.
+    """
+    for table, column in ACTIVITY_DATES:
+        key = _with_key(table, column)
+        own = key if "customer_id" in key else (*key, "customer_id")
+        monthly = column == "month"
+        yield Check(
+            table,
+            column,
+            "not before the month of customers.open_date"
+            if monthly
+            else "not before customers.open_date",
+            (*((table, c) for c in own), ("customers", "customer_id"), ("customers", "open_date")),
+            _before_opening(table, column, own, monthly),
+        )
+
+
+def _before_opening(table: str, column: str, own: tuple[str, ...], monthly: bool):
+    """Rows of ``table`` dated by ``column`` before their customer opened (``monthly``: the
+    opening month)."""
+
+    def bad_rows(tables: Tables) -> ir.Table:
+        rows, customers = tables[table].select(*own), tables["customers"]
+        if not _same_kind(rows.customer_id, customers.customer_id):
+            return rows.filter(ibis.literal(False)).select(example=ibis.literal(""))
+        opened = customers.group_by(opened_id=customers.customer_id).aggregate(
+            open_date=customers.open_date.min()
+        )
+        joined = rows.join(opened, rows.customer_id == opened.opened_id)
+        when, since = joined[column], joined.open_date
+        if monthly:
+            early = _month_number(when) < _month_number(since)
+        else:
+            early = when < since.cast("timestamp")
+        bad = joined.filter(early)
+        return bad.select(example=_example(bad, (*own, "open_date")))
+
+    return bad_rows
+
+
+def _month_number(day: ir.DateValue) -> ir.IntegerValue:
+    return day.year() * 12 + day.month()
+
+
 def _run(tables: Tables, check: Check) -> Violation | None:
     try:
         bad = check.bad_rows(tables)
@@ -287,12 +347,16 @@ def _run(tables: Tables, check: Check) -> Violation | None:
 
 def _require_same_kind(column: ir.Column, referenced: ir.Column, name: str) -> None:
     """Integer ids cannot reference string ids (nor the reverse): say so plainly."""
+    if not _same_kind(column, referenced):
+        raise IbisError(f"{column.get_name()} is {column.type()} but {name} is {referenced.type()}")
+
+
+def _same_kind(column: ir.Column, referenced: ir.Column) -> bool:
     kinds = {
         "integer" if c.type().is_integer() else "string" if c.type().is_string() else str(c.type())
         for c in (column, referenced)
     }
-    if len(kinds) > 1:
-        raise IbisError(f"{column.get_name()} is {column.type()} but {name} is {referenced.type()}")
+    return len(kinds) == 1
 
 
 def _first_line(error: Exception) -> str:

@@ -36,7 +36,7 @@ from synthetic.org import build_org
 from synthetic.products import Catalogue
 from synthetic.truth import truth_rows
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"  # 3: customers live from their open date on
 CHUNK_SIZE = 25_000
 ID_BLOCK = 10**10  # event ids of chunk k start at k * ID_BLOCK
 REGIME_ID_OFFSET = ID_BLOCK // 2  # events from a regime month on (see _Chunk.with_regime)
@@ -101,7 +101,7 @@ class _Chunk:
 
     def __init__(self, k, cust, months, catalogue, org, ladder, other_bank_factor):
         self.k, self.cust, self.months, self.catalogue = k, cust, months, catalogue
-        self.cal = Calendar(months)
+        self.cal = Calendar(months, cust)
         self.org, self.ladder, self.other_bank_factor = org, ladder, other_bank_factor
         self.rm_ids = org.rms["rm_id"].to_numpy(dtype=object)
 

@@ -48,7 +48,8 @@ class CustomerChunk:
     salaried: np.ndarray
     salary: np.ndarray
     open_month: np.ndarray  # window month index of opening; negative = before the window
-    wealth: np.ndarray  # AUM level at the start of the window (or at opening)
+    open_day: np.ndarray  # day of the opening month the account opened on, 0-based
+    wealth: np.ndarray  # AUM level at the start of the warm-up, or at opening if later
     growth: np.ndarray  # monthly log-growth trend
     activity: np.ndarray  # merchant transactions per month
     mobile_share: np.ndarray
@@ -99,6 +100,11 @@ def draw_customers(
     ) + rng.integers(0, 28, n).astype("timedelta64[D]")
     birth = end.to_numpy().astype("datetime64[D]") - (age * 365.25).astype("timedelta64[D]")
     open_date = np.maximum(open_date, birth + np.timedelta64(18 * 365, "D"))
+    # nobody opens before turning 18, so a young customer's opening moves later: the month the
+    # simulation starts them in must follow it, or they live (and bank) before they exist
+    opening_month = open_date.astype("datetime64[M]")
+    open_month = (opening_month - months[0].to_numpy().astype("datetime64[M]")).astype(int)
+    open_day = (open_date - opening_month.astype("datetime64[D]")).astype(int)
 
     log10w = np.log10(wealth)
     assigned = rng.random(n) < sigmoid(2.2 * (log10w - 4.7))
@@ -130,6 +136,7 @@ def draw_customers(
         salaried=salaried,
         salary=salary,
         open_month=open_month,
+        open_day=open_day,
         wealth=wealth,
         growth=rng.normal(0.008, 0.006, n),
         activity=rng.lognormal(np.log(3.0), 0.6, n),

@@ -21,7 +21,8 @@ truth ``p_churn_3m = 1 − Π(1 − λ)`` over the next three months is the exac
 leaving, given the path of drivers.
 
 The state is kept for every customer ("shadow" state) even after an exit, so the hazards a
-customer *would* have faced are known: that is what the truth needs.
+customer *would* have faced are known: that is what the truth needs. Before their opening month
+a customer does not exist: no AUM grows, no driver starts, no hazard, purchase or repayment.
 """
 
 from __future__ import annotations
@@ -159,9 +160,13 @@ def simulate(
     held[:, demand] = True
     weights = catalogue.share_weight * rng.lognormal(0, 0.3, (n, n_products))
     maturity = np.full((n, n_products), -1)
+    # deposits of a customer there before the warm-up were bought at any time; one who opens
+    # later buys them on opening, so they run their full term from it
+    opens_later = cust.open_month > -warmup
     for p in maturing:
         terms = catalogue.draw_terms(rng, p, n)
-        maturity[:, p] = np.where(held[:, p], rng.integers(0, terms) - warmup, -1)
+        first = np.where(opens_later, cust.open_month + terms, rng.integers(0, terms) - warmup)
+        maturity[:, p] = np.where(held[:, p], first, -1)
     term_of = {p: catalogue.draw_terms(rng, p, n) for p in maturing}
     liabilities = np.zeros((n, n_products))
     for p, (low, high) in catalogue.balance_ranges.items():
@@ -249,13 +254,14 @@ def simulate(
         drift += np.where(fresh[:, COMPLAINT], np.log(rng.uniform(0.84, 0.92, n)), 0)
         drift += np.where(fresh[:, NEGLECT], np.log(rng.uniform(0.87, 0.94, n)), 0)
         drift = np.maximum(drift, MAX_MONTHLY_DRIFT)
-        jump = np.where(rng.random(n) < JUMP_RATE, np.log(rng.uniform(1.5, 2.5, n)), 0)
+        jump = np.where(is_open & (rng.random(n) < JUMP_RATE), np.log(rng.uniform(1.5, 2.5, n)), 0)
         # a big purchase (a flat, a car, school fees): money leaves, the customer stays
-        spend = np.where(rng.random(n) < BIG_SPEND_RATE, np.log(rng.uniform(0.5, 0.8, n)), 0)
-        if t > -warmup:
-            log_aum = (
-                log_aum + cust.growth + GROWTH_SIGMA * rng.standard_normal(n) + jump + drift + spend
-            )
+        spend = np.where(
+            is_open & (rng.random(n) < BIG_SPEND_RATE), np.log(rng.uniform(0.5, 0.8, n)), 0
+        )
+        if t > -warmup:  # AUM moves from ``wealth`` only once the customer has opened
+            trend = np.where(is_open, cust.growth + GROWTH_SIGMA * rng.standard_normal(n), 0.0)
+            log_aum = log_aum + trend + jump + drift + spend
         if t >= 0:
             sim.driver_drift[:, t] = drift + spend
             sim.log_aum[:, t] = log_aum
@@ -390,8 +396,8 @@ def simulate(
         for p, factor in catalogue.balance_factors.items():
             if factor is None:
                 liabilities[:, p] = rng.uniform(*catalogue.balance_ranges[p], n)
-            else:
-                liabilities[:, p] *= factor
+            else:  # repaid from the opening month on
+                liabilities[:, p] *= np.where(is_open, factor, 1.0)
         contacted_last = contacts > 0
         prev_aum = np.where(alive, shadow_aum, data_aum)
         open_complaint_seen = np.where(complaint_opened, alive, open_complaint_seen)

@@ -27,17 +27,25 @@ SECONDS_PER_DAY = 86_400
 
 
 class Calendar:
-    """Month-ends of the window and helpers to draw a moment inside a month."""
+    """Month-ends of the window and helpers to draw a moment inside a month for a chunk's
+    customers, never before the day a customer opened."""
 
-    def __init__(self, months: pd.DatetimeIndex):
+    def __init__(self, months: pd.DatetimeIndex, cust: CustomerChunk):
         self.month_end = months.to_numpy().astype("datetime64[D]")
         self.month_start = months.to_numpy().astype("datetime64[M]").astype("datetime64[D]")
         self.days = (self.month_end - self.month_start).astype(int) + 1
+        self.open_month, self.open_day = cust.open_month, cust.open_day
 
-    def moment(self, rng, t: int, n: int, first_day=0, last_day=None) -> np.ndarray:
-        """Random timestamps (seconds) within days [first_day, last_day] of month t."""
+    def moment(self, rng, t: int, who: np.ndarray, first_day=0, last_day=None) -> np.ndarray:
+        """Random timestamps (seconds), one for each customer index in ``who``, within days
+        [first_day, last_day] (0-based) of month t. In a customer's opening month the days start
+        at the opening day, and run to the month's end when it falls after ``last_day``."""
         last = self.days[t] - 1 if last_day is None else min(last_day, self.days[t] - 1)
-        day = rng.integers(first_day, last + 1, n)
+        opening = self.open_month[who] == t
+        first = np.where(opening, np.maximum(first_day, self.open_day[who]), first_day)
+        last = np.where(first > last, self.days[t] - 1, last)
+        n = len(who)
+        day = rng.integers(first, last + 1, n)
         seconds = rng.integers(8 * 3600, 21 * 3600, n)
         start = self.month_start[t].astype("datetime64[s]")
         return start + (day * SECONDS_PER_DAY + seconds).astype("timedelta64[s]")
@@ -151,14 +159,14 @@ def transactions_table(
 
         idx = np.flatnonzero(s.salary_paid)
         salary = cust.salary[idx] * rng.uniform(0.97, 1.03, idx.size)
-        buf.add(idx, cal.moment(rng, t, idx.size, 4, 14), salary, IN, ONLINE, SALARY)
+        buf.add(idx, cal.moment(rng, t, idx, 4, 14), salary, IN, ONLINE, SALARY)
 
         idx = _repeat(rng.poisson(cust.activity * factor))
         mobile = rng.random(idx.size) < cust.mobile_share[idx]
         channel = np.where(mobile, MOBILE, np.where(rng.random(idx.size) < 0.6, ONLINE, COUNTER))
         buf.add(
             idx,
-            cal.moment(rng, t, idx.size),
+            cal.moment(rng, t, idx),
             rng.lognormal(np.log(250), 1.0, idx.size),
             OUT,
             channel,
@@ -169,7 +177,7 @@ def transactions_table(
         channel = np.where(rng.random(idx.size) < 0.8, ATM, COUNTER)
         buf.add(
             idx,
-            cal.moment(rng, t, idx.size),
+            cal.moment(rng, t, idx),
             rng.uniform(500, 3000, idx.size).round(-2),
             OUT,
             channel,
@@ -178,12 +186,12 @@ def transactions_table(
 
         idx = _repeat(rng.poisson(0.15 * factor))
         amount = rng.lognormal(np.log(0.02 * s.aum[idx] + 300), 0.6)
-        moment = cal.moment(rng, t, idx.size)
+        moment = cal.moment(rng, t, idx)
         buf.add(idx, moment, amount * to_other_bank, OUT, MOBILE, OTHER_BANK)
         idx = _repeat(rng.poisson(0.2 * factor))
         buf.add(
             idx,
-            cal.moment(rng, t, idx.size),
+            cal.moment(rng, t, idx),
             rng.lognormal(np.log(2000), 1.0, idx.size),
             IN,
             ONLINE,
@@ -192,7 +200,7 @@ def transactions_table(
         idx = _repeat(rng.poisson(0.3 * factor))
         buf.add(
             idx,
-            cal.moment(rng, t, idx.size),
+            cal.moment(rng, t, idx),
             rng.lognormal(np.log(3000), 1.0, idx.size),
             IN,
             MOBILE,
@@ -208,7 +216,7 @@ def transactions_table(
         amount = np.where(s.outflow[idx], amount * to_other_bank, amount)
         buf.add(
             idx,
-            cal.moment(rng, t, idx.size),
+            cal.moment(rng, t, idx),
             amount,
             OUT,
             np.where(rng.random(idx.size) < 0.7, MOBILE, ONLINE),
@@ -218,14 +226,14 @@ def transactions_table(
         # big purchases: one large payment, at the counter or online
         idx = np.flatnonzero(s.big_spend > 0)
         channel = np.where(rng.random(idx.size) < 0.5, COUNTER, ONLINE)
-        buf.add(idx, cal.moment(rng, t, idx.size), s.big_spend[idx], OUT, channel, MERCHANT)
+        buf.add(idx, cal.moment(rng, t, idx), s.big_spend[idx], OUT, channel, MERCHANT)
 
         # the exit itself: most of the money leaves for another bank in the first days
         leaving = s.exit_now & (s.aum_prev > s.aum)
         counts = np.where(leaving, rng.integers(1, 4, len(leaving)), 0)
         idx = _repeat(counts)
         amount = (s.aum_prev[idx] - s.aum[idx]) / counts[idx] * to_other_bank
-        buf.add(idx, cal.moment(rng, t, idx.size, 0, 5), amount, OUT, MOBILE, OTHER_BANK)
+        buf.add(idx, cal.moment(rng, t, idx, 0, 5), amount, OUT, MOBILE, OTHER_BANK)
     return buf.table(cust, first_txn_id)
 
 
@@ -240,7 +248,7 @@ def interactions_rows(rng, cust, months: list[MonthState], cal: Calendar, rm_ids
                 {
                     "customer_id": cust.customer_id[idx],
                     "rm_id": rm_ids[s.rm[idx]],
-                    "ts": cal.moment(rng, s.month, idx.size),
+                    "ts": cal.moment(rng, s.month, idx),
                     "kind": rng.choice(KINDS, idx.size, p=KIND_P),
                     "outcome": rng.choice(OUTCOMES, idx.size, p=OUTCOME_P),
                 }
@@ -259,12 +267,12 @@ def complaints_rows(rng, cust, months: list[MonthState], cal: Calendar, first_id
     for s in months:
         for i in np.flatnonzero(s.complaint_resolved):
             if i in pending:
-                resolved = cal.moment(rng, s.month, 1)[0]
+                resolved = cal.moment(rng, s.month, np.array([i]))[0]
                 rows[pending.pop(i)]["resolved_ts"] = max(
                     resolved, open_ts[i] + np.timedelta64(1, "h")
                 )
         opened = np.flatnonzero(s.complaint_opened)
-        ts = cal.moment(rng, s.month, opened.size)
+        ts = cal.moment(rng, s.month, opened)
         categories = rng.choice(CATEGORIES, opened.size)
         for i, moment, category in zip(opened, ts, categories, strict=True):
             open_ts[i] = moment
@@ -297,7 +305,7 @@ def assignment_rows(rng, cust, months: list[MonthState], cal: Calendar, rm_ids) 
         rows.append([cust.customer_id[i], rm_ids[cust.rm[i]], valid_from[i], np.datetime64("NaT")])
     for s in months:
         moved = np.flatnonzero(s.reassigned)
-        days = cal.moment(rng, s.month, moved.size).astype("datetime64[D]")
+        days = cal.moment(rng, s.month, moved).astype("datetime64[D]")
         for i, day in zip(moved, days, strict=True):
             previous = rows[current[i]]
             day = max(day, previous[2] + np.timedelta64(1, "D"))

@@ -80,18 +80,43 @@ def test_the_loaded_bank_is_valid(bank_url):
     assert validate_warehouse(bank_url) == []
 
 
+def _rewrite(broken: Path, table: str, change) -> None:
+    """Rewrite the one part of ``table`` (a 2,000-customer bank has one) as ``change`` makes it."""
+    (part,) = table_files(broken, table)
+    rows = pq.read_table(part)
+    frame = change(rows.to_pandas())
+    pq.write_table(arrow.Table.from_pandas(frame, schema=rows.schema, preserve_index=False), part)
+
+
 def _break(bank: Path, broken: Path) -> None:
-    """A copy of ``bank`` with a repeated balances row, a negative balance and an orphan."""
+    """A copy of ``bank`` with a repeated balances row, a negative balance, an orphan, and
+    balances and transactions of two customers moved before they opened."""
     shutil.copytree(bank, broken)
-    (part,) = table_files(broken, "balances")  # one part for a 2,000-customer bank
-    balances = pq.read_table(part)
-    frame = balances.to_pandas()
-    frame.loc[10, "end_balance"] = -50.0
-    frame.loc[20, "customer_id"] = 9_999_999
-    frame = pd.concat([frame, frame.iloc[[30]]], ignore_index=True)
-    pq.write_table(
-        arrow.Table.from_pandas(frame, schema=balances.schema, preserve_index=False), part
-    )
+    opened = read_table(broken, "customers").set_index("customer_id")["open_date"]
+    # customers who opened in 2024, but none of those whose rows 10, 20, 30 break otherwise
+    touched = read_table(broken, "balances", ["customer_id"]).iloc[:31]["customer_id"]
+    in_2024 = pd.to_datetime(opened) >= pd.Timestamp("2024-01-01")
+    late = opened.index[in_2024 & ~opened.index.isin(touched)][:2]
+
+    def balances(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[10, "end_balance"] = -50.0
+        frame.loc[20, "customer_id"] = 9_999_999
+        # each one's first month of balances a month earlier: before the month it opened
+        first = frame[frame["customer_id"].isin(late)].groupby("customer_id")["month"].idxmin()
+        frame.loc[first, "month"] = frame.loc[first, "month"].map(
+            lambda month: (pd.Timestamp(month) - pd.offsets.MonthEnd(1)).date()
+        )
+        return pd.concat([frame, frame.iloc[[30]]], ignore_index=True)
+
+    def transactions(frame: pd.DataFrame) -> pd.DataFrame:
+        # three of the first customer's transactions on the day before it opened
+        rows = frame.index[frame["customer_id"] == late[0]][:3]
+        day_before = pd.Timestamp(opened[late[0]]) - pd.Timedelta(days=1)
+        frame.loc[rows, "ts"] = day_before + pd.Timedelta(hours=10)
+        return frame
+
+    _rewrite(broken, "balances", balances)
+    _rewrite(broken, "transactions", transactions)
 
 
 def test_a_broken_bank_reports_the_same_violations_in_either_place(postgres_url, bank_2k, tmp_path):
@@ -107,6 +132,8 @@ def test_a_broken_bank_reports_the_same_violations_in_either_place(postgres_url,
         ("balances", "end_balance", ">= 0", 1),
         ("balances", "customer_id", "foreign key → customers.customer_id", 1),
         ("balances", "customer_id, month, product", "unique key (customer_id, month, product)", 1),
+        ("balances", "month", "not before the month of customers.open_date", 2),
+        ("transactions", "ts", "not before customers.open_date", 3),
     }
     assert from_postgres == from_parquet  # examples included
 

@@ -116,12 +116,15 @@ CLEAN_ROWS: dict[str, list[dict]] = {
         # a deposit may mature after as_of
         (2, date(2024, 12, 31), "time_deposit", 50000.0, 50000.0, "open", date(2025, 6, 30)),
         (3, date(2024, 12, 31), "credit_card", 0.0, 0.0, "closed", None),
+        # customer 3 opened on 2024-01-10: the month it opened in has its balances
+        (3, date(2024, 1, 31), "demand_deposit", 500.0, 500.0, "open", None),
     ),
     "transactions": _rows(
         "txn_id customer_id ts amount direction channel counterparty",
         (1, 1, datetime(2024, 12, 31, 23, 59, 59), 8000.0, "in", "mobile", "salary"),
         (2, 2, datetime(2024, 5, 3, 10, 0), 80.5, "out", "atm", "merchant"),
-        (3, 3, datetime(2024, 2, 1, 9, 30), 1500.0, "out", "online", "other_bank"),
+        # at midnight of customer 3's open date: the first moment it may bank
+        (3, 3, datetime(2024, 1, 10, 0, 0), 1500.0, "out", "online", "other_bank"),
     ),
     "interactions": _rows(
         "interaction_id customer_id rm_id ts kind outcome",
@@ -255,6 +258,18 @@ FAULTS: dict[str, tuple[Callable[[Bank], None], tuple[str, str, str, int]]] = {
         _amount_as_text,
         ("transactions", "amount", "dtype float64", 3),
     ),
+    "balance before opening": (
+        _append("balances", customer_id=3, month=date(2023, 12, 31)),  # opened 2024-01-10
+        ("balances", "month", "not before the month of customers.open_date", 1),
+    ),
+    "transaction before opening": (
+        _set("transactions", 0, ts=datetime(2015, 2, 28, 23, 59, 59)),  # opened 2015-03-01
+        ("transactions", "ts", "not before customers.open_date", 1),
+    ),
+    "complaint before opening": (
+        _set("complaints", 1, ts=datetime(2023, 12, 24, 9, 0)),  # customer 3
+        ("complaints", "ts", "not before customers.open_date", 1),
+    ),
     "unreadable parquet": (
         lambda bank: bank.unreadable.add("org"),
         ("org", "*", "readable parquet", 1),
@@ -313,6 +328,72 @@ def test_examples_name_the_offending_keys(tmp_path):
     assert examples["balances", "customer_id"] == [
         "customer_id=99, month=2024-12-31, product=demand_deposit"
     ]
+
+
+def test_activity_before_opening_names_the_rows_and_the_open_date(tmp_path):
+    bank = Bank()
+    early = {**CLEAN_ROWS["balances"][0], "customer_id": 3, "month": date(2023, 12, 31)}
+    bank.rows["balances"].append(early)
+    bank.rows["transactions"][2]["ts"] = datetime(2024, 1, 9, 23, 59, 59)
+    bank.rows["interactions"][1]["ts"] = datetime(2019, 7, 14, 10, 0)  # opened 2019-07-15
+    bank.rows["complaints"][1]["ts"] = datetime(2023, 11, 20, 16, 0)
+    # a customer listed twice opened at the earlier date; its rows are counted once
+    bank.rows["customers"].append({**CLEAN_ROWS["customers"][2], "open_date": date(2024, 3, 1)})
+
+    violations = validate_warehouse(bank.write(tmp_path))
+
+    month_rule, day_rule = (
+        "not before the month of customers.open_date",
+        "not before customers.open_date",
+    )
+    assert violations == [
+        Violation("customers", "customer_id", "unique key (customer_id)", 1, ["customer_id=3"]),
+        Violation(
+            "balances",
+            "month",
+            month_rule,
+            1,
+            ["customer_id=3, month=2023-12-31, product=demand_deposit, open_date=2024-01-10"],
+        ),
+        Violation(
+            "transactions",
+            "ts",
+            day_rule,
+            1,
+            ["txn_id=3, ts=2024-01-09 23:59:59, customer_id=3, open_date=2024-01-10"],
+        ),
+        Violation(
+            "interactions",
+            "ts",
+            day_rule,
+            1,
+            ["interaction_id=2, ts=2019-07-14 10:00:00, customer_id=2, open_date=2019-07-15"],
+        ),
+        Violation(
+            "complaints",
+            "ts",
+            day_rule,
+            1,
+            ["complaint_id=2, ts=2023-11-20 16:00:00, customer_id=3, open_date=2024-01-10"],
+        ),
+    ]
+
+
+def test_ids_of_another_kind_are_reported_once_by_the_foreign_keys(tmp_path):
+    bank = Bank()
+    for row in bank.rows["customers"]:
+        row["customer_id"] = f"C{row['customer_id']:03d}"
+    schema = bank.types["customers"]
+    index = schema.get_field_index("customer_id")
+    bank.types["customers"] = schema.set(index, arrow.field("customer_id", arrow.string()))
+
+    violations = validate_warehouse(bank.write(tmp_path))
+
+    rule = "could not check foreign key → customers.customer_id"
+    assert {(v.table, v.rule) for v in violations} == {
+        (table, rule)
+        for table in ("rm_assignments", "balances", "transactions", "interactions", "complaints")
+    }
 
 
 def test_as_of_comes_from_metadata_before_balances(tmp_path):

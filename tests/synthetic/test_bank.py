@@ -60,6 +60,49 @@ def test_bad_arguments_are_refused():
 
 
 @pytest.fixture(scope="module")
+def bank_3k(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("banks") / "bank3k"
+    write_bank(SynthConfig(customers=3_000, seed=5), out)
+    return out
+
+
+# table → the rows of it dated before the customer opened (a month: before the opening month)
+BEFORE_OPENING = {
+    "balances": "row.month < last_day(c.open_date)",
+    "truth": "row.month < last_day(c.open_date)",
+    "transactions": "row.ts < c.open_date",
+    "interactions": "row.ts < c.open_date",
+    "complaints": "row.ts < c.open_date",
+    "rm_assignments": "row.valid_from < c.open_date",
+}
+
+
+def test_nobody_banks_before_opening(bank_3k):
+    """Customers are simulated from their open date: on this bank, 148 young customers dated
+    at their 18th birthday once had balances from the window's first month on, and 399 in all
+    had rows dated before they opened (events early in the opening month)."""
+    customers = f"read_parquet('{table_glob(bank_3k, 'customers')}')"
+    early = {}
+    for table, before in BEFORE_OPENING.items():
+        rows = f"read_parquet('{table_glob(bank_3k, table)}') as row"
+        sql = (
+            f"select count(*) from {rows} join {customers} as c using (customer_id) where {before}"
+        )
+        early[table] = duckdb.sql(sql).fetchall()[0][0]
+    assert early == dict.fromkeys(BEFORE_OPENING, 0)
+    # and a customer who opens in the window is there from the opening month on
+    sql = f"""
+        select last_day(c.open_date) as opening, min(b.month) as first_month
+        from {customers} as c join read_parquet('{table_glob(bank_3k, "balances")}') as b
+          using (customer_id)
+        where c.open_date >= date '2023-01-01' group by c.customer_id, c.open_date
+    """
+    openers = duckdb.sql(sql).df()
+    assert len(openers) > 300
+    assert (openers["first_month"] == openers["opening"]).all()
+
+
+@pytest.fixture(scope="module")
 def profile(bank_20k):
     return profile_bank(bank_20k)
 
