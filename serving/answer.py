@@ -151,7 +151,7 @@ def answer(customer_id: Any, row: Mapping, products: list[str], explain: bool = 
         "offer": None if held_back else offer(row, which),
         "do_not_contact": bool(plain(row.get("do_not_contact")) or False),
         "open_complaint": (plain(row.get("open_complaints")) or 0) > 0,
-        "list": None
+        "membership": None
         if listed is None and not held_back
         else {
             "list_id": plain(row.get("list_id")),
@@ -183,14 +183,14 @@ def live_answer(
         "offer": None,
         "do_not_contact": None,
         "open_complaint": None,
-        "list": None,
+        "membership": None,
     }
 
 
 def shown_reasons(said: dict, lang: str) -> list[tuple[str, bool]]:
     """The reasons a list row of this customer shows, as (text, is context): a growth-listed
     customer's are why the offer fits; everyone else's are the churn reasons."""
-    offer, place = said.get("offer"), said.get("list") or {}
+    offer, place = said.get("offer"), said.get("membership") or {}
     if place.get("kind") == GROWTH and offer is not None:
         return [(t, False) for t in offer["reasons"][lang]]
     return [(r[f"text_{lang}"], bool(r["context"])) for r in said.get("reasons") or []]

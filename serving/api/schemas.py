@@ -152,7 +152,9 @@ class ScoreResult(BaseModel):
     offer: Offer | None
     do_not_contact: bool | None
     open_complaint: bool | None
-    list: ListPlace | None = Field(description="The customer's place on this month's lists.")
+    membership: ListPlace | None = Field(
+        description="The customer's place on this month's lists (or the control group)."
+    )
 
 
 class UnknownId(BaseModel):

@@ -480,7 +480,7 @@ def customer_context(state: ServingState, key, lang: str) -> dict:
 
 def answer_context(said: dict, bank, lang: str) -> dict:
     """The facts of an answer as the page prints them."""
-    offer, place = said["offer"], said["list"]
+    offer, place = said["offer"], said["membership"]
     return {
         "p_churn": _pct(said["churn_probability"]),
         "band": word(WORDS, said["risk_band"], lang),

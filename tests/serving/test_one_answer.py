@@ -114,7 +114,7 @@ def list_entries(month, list_id: str) -> dict:
 def check_list_row(row: pd.Series, said: dict, month) -> None:
     """A list row (lists.parquet / growth.parquet, what the CSV and XLSX show) against the
     answer."""
-    place = said["list"]
+    place = said["membership"]
     assert place is not None and place["kind"] == row["kind"]
     assert (place["list_id"], place["rank"]) == (row["list_id"], row["rank"])
     assert said["churn_probability"] == pytest.approx(row["p_churn"], abs=1e-12)
@@ -163,7 +163,7 @@ def check_page(html: str, said: dict) -> None:
         if offer["amount"] is not None:
             assert f"{offer['amount']:,.0f}" in page.text["offer"]
             assert offer["date"] in page.text["offer"]
-    place = said["list"]
+    place = said["membership"]
     shown = page.text["list-place"].strip()
     if place is None:
         assert shown == "Not on a list this month"
@@ -202,11 +202,11 @@ def test_a_list_row_the_page_and_both_api_answers_agree(month, data):
         assert said["action"] == "control_no_call" and said["offer"] is None
     if kind == "do_not_contact":
         assert said["action"] == "do_not_contact" and said["offer"] is None
-        assert said["list"] is None
+        assert said["membership"] is None
     if customer in month["lists"].index:
         check_list_row(month["lists"].loc[customer], said, month)
     else:
-        assert said["list"] is None or said["list"]["group"] == "control"
+        assert said["membership"] is None or said["membership"]["group"] == "control"
     check_page(client.get(f"/ui/customers/{customer}?lang=en").text, said)
 
 
@@ -228,7 +228,8 @@ def test_live_records_say_only_what_a_model_can(site, scored):
     assert response.status_code == 200, response.text
     for result in response.json()["results"]:
         assert result["source"] == "live"
-        assert result["leaving_now"] is None and result["list"] is None and result["offer"] is None
+        assert result["leaving_now"] is None and result["offer"] is None
+        assert result["membership"] is None
 
 
 def test_a_snapshot_scored_by_other_versions_is_not_served(scored, tmp_path, monkeypatch):
