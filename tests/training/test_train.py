@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 from features.build import parse_cutoffs
 from features.config import BankConfig
 from features.materialize import write_features
+from features.targets import CHURN
 from models.artifact import ModelArtifact, load_verified
 from models.registry import CHALLENGER, CHAMPION, use_store
 from synthetic.bank import write_bank
@@ -68,7 +69,7 @@ def test_churn_model_on_a_20k_bank_approaches_the_truth_and_beats_the_baselines(
     print(f"AUC/oracle {m['auc_to_oracle']:.4f}, ECE {m['ece']:.4f}, AUC {m['test_auc']:.4f}")
     assert m["auc_to_oracle"] >= 0.97
     assert m["ece"] <= 0.02
-    baselines = baseline_scores("label_churn", ds, BankConfig().tiers, config)
+    baselines = baseline_scores(CHURN, ds, BankConfig().tiers, config)
     defaults_auc = roc_auc_score(ds.test.y, baselines["lightgbm_defaults"])
     print(f"LightGBM library defaults AUC {defaults_auc:.4f}")
     assert m["test_auc"] >= defaults_auc
