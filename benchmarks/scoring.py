@@ -89,7 +89,7 @@ def main() -> None:
     from serving.champions import ModelSet
     from serving.score import score_frame
     from serving.explain import ReasonGroups, contributions, explain, top_reasons
-    from training.register import VerifiedModel
+    from models.artifact import VerifiedModel
 
     started = time.perf_counter()
     models = train_models(args.features)

@@ -19,6 +19,8 @@ from mlflow.tracking import MlflowClient
 EXPERIMENT = "retain"
 CHALLENGER, CHAMPION = "challenger", "champion"
 SHA_TAG = "booster_sha256"
+# the test rows logged with every trained model's run: promotion compares champion and
+# challenger on them, monitoring reads them back as the reference
 EVALUATION_ROWS = "evaluation/test_rows.parquet"
 # what `retain runs` shows, in this order; cutoffs only when a run logged them as params
 RUN_METRICS = ("test_auc", "auc_to_oracle", "ece", "lift_at_10")

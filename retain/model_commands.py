@@ -153,7 +153,7 @@ def _train_flat(path, target, positive, id_column, drop, register, json_path) ->
     from features.sources.flat import FlatTableError
     from training.dataset import DatasetError
     from training.flat import train_flat
-    from training.register import use_store
+    from models.registry import use_store
 
     if not target:
         fail("a flat table needs --target COLUMN", 2)
@@ -182,7 +182,7 @@ def backtest(
     """Rolling-origin backtest with the embargo: AUC and ECE per cutoff, trained on the past."""
     from training.backtest import run_backtest
     from training.dataset import DatasetError
-    from training.register import use_store
+    from models.registry import use_store
     from training.train import TrainConfig
 
     use_store()

@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from features.config import TierLadder
+from features.targets import Target
 from training.dataset import Dataset, Split
 from training.train import TrainConfig
 
@@ -49,29 +50,26 @@ def logistic_regression(train: Split, test: Split) -> np.ndarray:
     return model.predict_proba(test.x)[:, 1]
 
 
-def rule_of_thumb(label: str, train: Split, test: Split, tiers: TierLadder) -> np.ndarray:
+def rule_of_thumb(target: Target, train: Split, test: Split, tiers: TierLadder) -> np.ndarray:
     """Churn: the steepest 3-month AUM decline first. Cross-sell: the product's holding rate
     in the customer's tier (learned on train). Upgrade: closest to the next tier's bound."""
     rows = test.rows
-    if label == "label_churn":
+    if target.kind == "churn":
         return -rows["aum_change_3m"].fillna(0).to_numpy()
-    if label.startswith("label_cross_sell_"):
-        product = label.removeprefix("label_cross_sell_")
-        held = train.rows[f"holds_{product}"].fillna(False).astype(bool)
+    if target.kind == "cross_sell":
+        held = train.rows[target.holds].fillna(False).astype(bool)
         rate = held.groupby(train.rows["tier"]).mean()
         return rows["tier"].map(rate).fillna(held.mean()).to_numpy(dtype="float64")
-    if label == "label_upgrade":
-        bounds = np.array([*tiers.bounds, np.inf])
-        level = rows["tier_level"].to_numpy(dtype=int)
-        return rows["aum_avg_1m"].to_numpy() / bounds[np.minimum(level, len(bounds) - 1)]
-    raise ValueError(f"no rule of thumb for {label}")
+    bounds = np.array([*tiers.bounds, np.inf])
+    level = rows["tier_level"].to_numpy(dtype=int)
+    return rows["aum_avg_1m"].to_numpy() / bounds[np.minimum(level, len(bounds) - 1)]
 
 
 def baseline_scores(
-    label: str, ds: Dataset, tiers: TierLadder, config: TrainConfig
+    target: Target, ds: Dataset, tiers: TierLadder, config: TrainConfig
 ) -> dict[str, np.ndarray]:
     return {
         "lightgbm_defaults": lightgbm_defaults(ds, config),
         "logistic_regression": logistic_regression(ds.train, ds.test),
-        "rule_of_thumb": rule_of_thumb(label, ds.train, ds.test, tiers),
+        "rule_of_thumb": rule_of_thumb(target, ds.train, ds.test, tiers),
     }

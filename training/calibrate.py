@@ -11,8 +11,6 @@ from sklearn.model_selection import StratifiedKFold
 
 from models.calibration import Calibrator, logit
 
-__all__ = ["Calibrator", "fit_calibrator"]
-
 
 def _fit(method: str, raw: np.ndarray, y: np.ndarray) -> Calibrator:
     if method == "isotonic":

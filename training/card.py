@@ -9,8 +9,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-PLAIN_TASKS = ("churn", "upgrade", "flat")
-CROSS_SELL_PREFIX = "cross_sell_"
+from features.targets import CHURN, UPGRADE, Target, cross_sell, from_model
+
+FLAT = "flat"  # a model trained on a flat table (training/flat.py), not one of the targets
 MAX_CUTOFFS_LISTED = 4
 # Keys that describe the ceiling, not the model: shown on their own line, not as table rows.
 ORACLE_KEYS = ("oracle_auc", "auc_to_oracle")
@@ -76,13 +77,19 @@ class ModelCardInfo:
 
 
 def check_task(task: str) -> str:
-    """Return ``task`` if it is churn, upgrade, flat or cross_sell_<product>; else raise."""
-    if task in PLAIN_TASKS or (task.startswith(CROSS_SELL_PREFIX) and task != CROSS_SELL_PREFIX):
+    """Return ``task`` if it is flat or a target's model name (churn, upgrade,
+    cross_sell_<product>); else raise."""
+    if task == FLAT or from_model(task) is not None:
         return task
     raise ValueError(
-        f"unknown task {task!r}: use one of {', '.join(PLAIN_TASKS)} or "
-        f"{CROSS_SELL_PREFIX}<product> (e.g. {CROSS_SELL_PREFIX}fund)"
+        f"unknown task {task!r}: use one of {CHURN.model}, {UPGRADE.model}, {FLAT} or "
+        f"{cross_sell('<product>').model} (e.g. {cross_sell('fund').model})"
     )
+
+
+def _target(task: str) -> Target | None:
+    """The target a task is the model of (None for flat)."""
+    return from_model(check_task(task))
 
 
 def default_limits(task: str, synthetic: bool = True) -> list[str]:
@@ -101,7 +108,7 @@ def default_limits(task: str, synthetic: bool = True) -> list[str]:
             "works, not how the model will do on a real bank's customers. Retrain and re-validate "
             "on the bank's own data before any use."
         )
-    if task == "flat":
+    if task == FLAT:
         limits.append(
             "Trained on one flat snapshot table with cross-validation: there is no out-of-time "
             "test, so the metrics are optimistic if customers' behaviour drifts."
@@ -169,7 +176,7 @@ def _data(info: ModelCardInfo) -> str:
 def _definitions(info: ModelCardInfo) -> str:
     rows = (
         "Rows are customers of one snapshot table, as given."
-        if info.task == "flat"
+        if info.task == FLAT
         else "Rows are (customer, cutoff) pairs; features use only data dated on or before the "
         "cutoff, the label only the horizon after it."
     )
@@ -218,7 +225,7 @@ def _results(info: ModelCardInfo) -> str:
             _difference(name, model_value, info.baseline_metrics[b].get(name)) for b in baselines
         ]
         rows.append(row)
-    scope = "Out-of-fold (cross-validation)" if info.task == "flat" else "Out-of-time test set"
+    scope = "Out-of-fold (cross-validation)" if info.task == FLAT else "Out-of-time test set"
     lines = ["## Results", "", f"{scope}; ↓ marks metrics where lower is better."]
     lines += (
         ["", *_table(header, rows, numbers_from=1)]
@@ -258,32 +265,33 @@ def _provenance(info: ModelCardInfo) -> str:
 
 
 def _task_limits(task: str) -> list[str]:
-    if task == "churn":
+    target = _target(task)
+    if target == CHURN:
         return [
             "Customers whose assets are already leaving at the cutoff are not scored by the "
             "model: the lists flag them by rule. Churn includes silent attrition (assets fall "
             "below a share of their recent average); a changed definition needs retraining.",
         ]
-    if task == "upgrade":
+    if target == UPGRADE:
         return ["Tier moves follow the configured tier ladder; a changed ladder needs retraining."]
-    if task.startswith(CROSS_SELL_PREFIX):
-        product = task.removeprefix(CROSS_SELL_PREFIX)
+    if target is not None:
         return [
-            f"Predicts opening {product} among customers who do not hold it: a propensity, not a "
-            "suitability assessment — product suitability and appropriateness checks still apply.",
+            f"Predicts opening {target.product} among customers who do not hold it: a "
+            "propensity, not a suitability assessment — product suitability and appropriateness "
+            "checks still apply.",
         ]
     return []
 
 
 def _intended_use(task: str) -> str:
-    if task == "churn" or task == "flat":
+    target = _target(task)
+    if target is None or target == CHURN:  # a flat table is a churn table
         return (
             "rank eligible customers by risk of leaving so their relationship managers call first."
         )
-    if task == "upgrade":
+    if target == UPGRADE:
         return "find customers likely to move up a tier, for relationship managers to grow."
-    product = task.removeprefix(CROSS_SELL_PREFIX)
-    return f"rank customers who do not hold {product} by their propensity to open it."
+    return f"rank customers who do not hold {target.product} by their propensity to open it."
 
 
 def _oracle(info: ModelCardInfo) -> tuple[float | None, float | None]:

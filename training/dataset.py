@@ -18,8 +18,9 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from features.catalog import feature_names
+from features.targets import LABEL_PREFIX, TRUTH_PREFIX
 
-FORBIDDEN_PREFIXES = ("label_", "truth_")
+FORBIDDEN_PREFIXES = (LABEL_PREFIX, TRUTH_PREFIX)
 PERFECT_AUC = 0.999
 
 
@@ -131,7 +132,7 @@ def embargoed_cutoffs(cutoffs: list, test, horizon: int) -> tuple[list, object]:
 def split_out_of_time(frame: pd.DataFrame, label: str, horizon: int) -> Dataset:
     """Train / validation / test by cutoff with the embargo, on rows where ``label`` is known."""
     if label not in frame.columns:
-        labels = sorted(c for c in frame.columns if c.startswith("label_"))
+        labels = sorted(c for c in frame.columns if c.startswith(LABEL_PREFIX))
         raise DatasetError(f"no column {label!r} in the feature file; it has {labels}")
     cutoffs = labelled_cutoffs(frame, label)
     test = cutoffs[-1] if cutoffs else None

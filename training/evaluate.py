@@ -12,9 +12,15 @@ LIFT_SHARES = (0.05, 0.10, 0.20)
 ORACLE_TOLERANCE = 0.005
 
 
+def calibration_bin(p: np.ndarray, bins: int = 10) -> np.ndarray:
+    """The equal-width bin of each probability: ``[0, 1/bins), [1/bins, 2/bins), ...`` with
+    1.0 in the last one (the ECE and the calibration plot bin alike)."""
+    return np.minimum((np.asarray(p) * bins).astype(int), bins - 1)
+
+
 def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     """Expected calibration error over equal-width bins, weighted by bin size."""
-    index = np.minimum((np.asarray(p) * bins).astype(int), bins - 1)
+    index = calibration_bin(p, bins)
     total = 0.0
     for b in range(bins):
         in_bin = index == b
@@ -54,16 +60,27 @@ def value_captured(
     )
 
 
+def ranking_metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """How well ``scores`` rank the test rows — all a baseline's scores, which need not be
+    probabilities, are measured by."""
+    return {
+        "test_auc": float(roc_auc_score(y, scores)),
+        "pr_auc": float(average_precision_score(y, scores)),
+        **lift_and_capture(y, scores),
+    }
+
+
 def evaluate(
     y: np.ndarray, p: np.ndarray, value: np.ndarray | None = None, truth: np.ndarray | None = None
 ) -> dict[str, float]:
     """Test metrics; with ``truth`` also the oracle AUC on the same rows and the ratio to it."""
+    ranking = ranking_metrics(y, p)
     metrics = {
-        "test_auc": float(roc_auc_score(y, p)),
-        "pr_auc": float(average_precision_score(y, p)),
+        "test_auc": ranking.pop("test_auc"),
+        "pr_auc": ranking.pop("pr_auc"),
         "brier": float(np.mean((p - y) ** 2)),
         "ece": ece(y, p),
-        **lift_and_capture(y, p),
+        **ranking,
     }
     if value is not None:
         metrics["value_captured_at_10"] = value_captured(y, p, value)

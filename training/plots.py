@@ -18,6 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from training.evaluate import calibration_bin, ece
+
 DPI = 110
 CONTACT_SHARE = 0.10
 SHAP_SAMPLE_ROWS = 5_000
@@ -134,13 +136,13 @@ def plot_calibration(
 ) -> Path:
     """Reliability diagram over equal-width bins with the bin counts below; ECE in the title.
 
-    Bins are ``[0, 1/bins), [1/bins, 2/bins), ...`` with 1.0 in the last one, the same rule as
-    the ECE reported with the metrics.
+    Bins and ECE are ``training.evaluate``'s, so the title shows the ECE reported with the
+    metrics.
     """
     y = _binary_labels(y_true, need_both=False)
     p = _probabilities(p, len(y))
     counts, mean_p, observed = _calibration_bins(y, p, bins)
-    error = _ece(y, p, bins)
+    error = ece(y, p, bins)
     filled = counts > 0
 
     fig = _figure(6.4, 7.0)
@@ -413,23 +415,12 @@ def _calibration_bins(
     """Per equal-width bin: count, mean predicted probability, observed rate (NaN when empty)."""
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
-    index = np.minimum((p * bins).astype("int64"), bins - 1)
+    index = calibration_bin(p, bins)
     counts = np.bincount(index, minlength=bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_p = np.bincount(index, weights=p, minlength=bins) / counts
         observed = np.bincount(index, weights=y, minlength=bins) / counts
     return counts, mean_p, observed
-
-
-def _ece(y_true: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error: bin-count-weighted mean |observed rate - mean probability|
-    over equal-width bins on [0, 1]. Same binning as ``training.evaluate.ece``; kept private here
-    so the plots draw exactly the number the title shows."""
-    y = np.asarray(y_true, dtype="float64")
-    p = np.asarray(p, dtype="float64")
-    counts, mean_p, observed = _calibration_bins(y, p, bins)
-    filled = counts > 0
-    return float(np.sum(counts[filled] * np.abs(observed[filled] - mean_p[filled])) / len(y))
 
 
 def _numeric_for_colour(features: pd.DataFrame) -> np.ndarray:

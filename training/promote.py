@@ -16,9 +16,8 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from models.artifact import VerifiedModel, load_verified
-from models.registry import CHALLENGER, CHAMPION, RegistryError, set_champion
+from models.registry import CHALLENGER, CHAMPION, EVALUATION_ROWS, RegistryError, set_champion
 from training.evaluate import ece
-from training.register import EVALUATION_ROWS
 
 MAX_AUC_LOSS = 0.002
 MAX_ECE_GAIN = 0.01

@@ -1,8 +1,6 @@
 """Registering a trained model: the artifact (through ``models``) and the rows it was tested on,
-so that promotion needs nothing but the registry.
-
-The MLflow store helpers and the artifact itself live in ``models/``; the names below that come
-from there are re-exported for the commands that still import them from here.
+so that promotion needs nothing but the registry. The MLflow store and the artifact itself live
+in ``models/``.
 """
 
 from __future__ import annotations
@@ -16,41 +14,10 @@ import mlflow
 import pandas as pd
 
 from features.catalog import catalog
-from models.artifact import LoggedModel, ModelArtifact, VerifiedModel, load_verified, log_model
-from models.artifact import sha256_file as sha256_file
+from models.artifact import LoggedModel, ModelArtifact, log_model
 from models.calibration import Calibrator
-from models.registry import (
-    CHALLENGER,
-    CHAMPION,
-    EXPERIMENT,
-    SHA_TAG,
-    RegistryError,
-    registered_models,
-    set_champion,
-    tracking_uri,
-    use_store,
-)
+from models.registry import EVALUATION_ROWS
 
-__all__ = [
-    "CHALLENGER",
-    "CHAMPION",
-    "EXPERIMENT",
-    "SHA_TAG",
-    "LoggedModel",
-    "RegistryError",
-    "VerifiedModel",
-    "git_sha",
-    "load_verified",
-    "log_booster",
-    "register_model",
-    "registered_models",
-    "set_champion",
-    "sha256_file",
-    "tracking_uri",
-    "use_store",
-]
-
-EVALUATION_ROWS = "evaluation/test_rows.parquet"
 EVALUATION_CAP = 200_000  # rows kept for promotion; more is a seeded sample
 EVALUATION_SEED = 0
 ID_COLUMNS = ("customer_id", "cutoff")

@@ -1,23 +1,27 @@
-"""One training run: split out of time, fit, calibrate, evaluate against baselines and the
-truth, draw, write the card, and log and register everything in MLflow."""
+"""One training run, in two steps per target: :func:`fit_label` fits, calibrates and evaluates
+the model of an out-of-time split against the baselines and the truth, and writes nothing;
+:func:`log_fitted` draws the plots, writes the card and logs and registers it all in MLflow.
+:func:`train_task` runs both for every target of a task under one parent run."""
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from features.catalog import CATALOG_VERSION, catalog
 from features.config import BankConfig
 from features.products import products_to_json, read_products_metadata
-from models.artifact import ModelArtifact
+from features.targets import CHURN, UPGRADE, Target, all_targets, cross_sell, label_columns
+from models.artifact import LoggedModel, ModelArtifact
+from models.calibration import Calibrator
 from training.baselines import baseline_scores
 from training.calibrate import fit_calibrator
 from training.card import ModelCardInfo, SplitSummary, model_card
@@ -29,8 +33,9 @@ from training.dataset import (
     refuse_perfect_predictors,
     split_out_of_time,
 )
-from training.evaluate import evaluate, lift_and_capture, refuse_beating_the_oracle
+from training.evaluate import evaluate, ranking_metrics, refuse_beating_the_oracle
 from training.plots import (
+    SHAP_SAMPLE_ROWS,
     plot_calibration,
     plot_gains,
     plot_importance,
@@ -52,155 +57,150 @@ SUMMARY_METRICS = (
     "brier",
     "lift_at_10",
 )
-SHAP_ROWS = 5_000
 
 
-def label_text(label: str, bank: BankConfig) -> str:
-    """The label in words, from the configuration (model cards, run records)."""
-    h = bank.churn.horizon_months
-    if label == "label_churn":
-        return bank.churn.describe()
-    if label == "label_upgrade":
-        return f"tier {h} months after the cutoff higher than at the cutoff"
-    product = label.removeprefix("label_cross_sell_")
-    return f"{product}: not held at the cutoff, held (open) in any month of the next {h}"
+@dataclass(frozen=True)
+class FittedModel:
+    """One target's model and everything measured about it, before anything is logged."""
+
+    target: Target
+    ds: Dataset
+    config: TrainConfig  # the tuned configuration when trials were run
+    booster: lgb.Booster
+    calibrator: Calibrator
+    brier_by_method: dict[str, float]  # cross-validated Brier score of each calibration method
+    p: np.ndarray  # calibrated probabilities on the test rows
+    truth: np.ndarray | None  # the synthetic bank's true probabilities on the test rows
+    metrics: dict[str, float]  # the model's test metrics and its margins over the baselines
+    baselines: dict[str, dict[str, float]]  # each baseline's test metrics
+    scores: dict[str, np.ndarray]  # each baseline's scores on the test rows
+    study: dict | None = None  # the tuning summary, when trials were run
 
 
-def labels_for(task: str, frame: pd.DataFrame) -> list[str]:
-    cross_sell = sorted(c for c in frame.columns if c.startswith("label_cross_sell_"))
+def targets_for(task: str, frame: pd.DataFrame) -> list[Target]:
+    """The targets ``task`` trains, in order; cross-sell ones are those the frame has labels
+    for."""
+    products = sorted(t.product for t in label_columns(frame.columns) if t.kind == "cross_sell")
     return {
-        "churn": ["label_churn"],
-        "upgrade": ["label_upgrade"],
-        "cross_sell": cross_sell,
-        "all": ["label_churn", *cross_sell, "label_upgrade"],
+        "churn": [CHURN],
+        "upgrade": [UPGRADE],
+        "cross_sell": [cross_sell(p) for p in products],
+        "all": all_targets(products),
     }[task]
 
 
-def truth_column(label: str) -> str:
-    if label.startswith("label_cross_sell_"):
-        return "truth_p_buy_3m_" + label.removeprefix("label_cross_sell_")
-    return "truth_p_" + label.removeprefix("label_") + "_3m"
+def fit_label(
+    ds: Dataset, target: Target, config: TrainConfig, bank: BankConfig, trials: int = 0
+) -> FittedModel:
+    """Tune (``trials`` > 0), fit, calibrate on validation and evaluate on test against the
+    baselines and, where the frame has it, the truth. No MLflow, no files.
+
+    Raises :class:`LeakageError` when an input alone predicts the label or the model beats
+    the truth."""
+    refuse_perfect_predictors(ds.train.x, ds.train.y)
+    study = None
+    if trials:
+        config, study = tune(ds, config, trials)
+    booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, config)
+    calibrator, brier_by_method = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y)
+    p = calibrator.apply(booster.predict(ds.test.x))
+    # another horizon than the synthetic truth's has no truth column, hence no oracle
+    truth_name = target.truth(bank.churn.horizon_months)
+    rows = ds.test.rows
+    truth = rows[truth_name].to_numpy(dtype="float64") if truth_name in rows else None
+    value = rows["contribution_12m"].to_numpy(dtype="float64")
+    metrics = evaluate(ds.test.y, p, value=value, truth=truth)
+    refuse_beating_the_oracle(metrics, target.label)
+    scores = baseline_scores(target, ds, bank.tiers, config)
+    baselines = {b: ranking_metrics(ds.test.y, s) for b, s in scores.items()}
+    for b, m in baselines.items():
+        if m["lift_at_10"] > 0:  # a baseline that finds nobody in its top 10% has no ratio
+            metrics[f"lift_at_10_over_{b}"] = metrics["lift_at_10"] / m["lift_at_10"]
+        metrics[f"{b}_test_auc"] = m["test_auc"]
+    return FittedModel(
+        target=target,
+        ds=ds,
+        config=config,
+        booster=booster,
+        calibrator=calibrator,
+        brier_by_method=brier_by_method,
+        p=p,
+        truth=truth,
+        metrics=metrics,
+        baselines=baselines,
+        scores=scores,
+        study=study,
+    )
 
 
-def _baseline_metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    return {
-        "test_auc": float(roc_auc_score(y, scores)),
-        "pr_auc": float(average_precision_score(y, scores)),
-        **lift_and_capture(y, scores),
-    }
+def log_fitted(
+    fitted: FittedModel, run_id: str, source: str, bank: BankConfig, products: tuple = ()
+) -> LoggedModel:
+    """In the active run ``run_id``: the tuning study, parameters, metrics, data and
+    calibration records, plots and model card; then register the model with its test rows."""
+    fingerprint = fitted.ds.fingerprint()
+    _log_records(fitted, fingerprint, source, bank)
+    with tempfile.TemporaryDirectory() as tmp:
+        draw_plots(fitted, Path(tmp))
+        mlflow.log_artifacts(tmp, "plots")
+    card = model_card(_card_info(fitted, fingerprint, run_id, source, bank))
+    mlflow.log_text(card, "model_card.md")
+    ds = fitted.ds
+    artifact = ModelArtifact(
+        fitted.booster,
+        fitted.calibrator,
+        list(ds.inputs),
+        metadata={
+            "catalog_version": CATALOG_VERSION,
+            "label": fitted.target.label,
+            "test_cutoff": ds.test.cutoffs[-1],
+            "products": products_to_json(products),
+        },
+    )
+    return register_model(artifact, fitted.target.model, ds.test.x.head(5), test_rows=ds.test.rows)
 
 
-def _plots(folder: Path, ds: Dataset, booster, p: np.ndarray, scores: dict, truth) -> None:
-    curves = {"model": p, **scores}
-    if truth is not None and np.isfinite(truth).all():
-        curves["oracle (truth)"] = truth
-    plot_roc(ds.test.y, curves, folder / "roc.png", title=f"{ds.label}: ROC on test")
-    plot_gains(ds.test.y, curves, folder / "gains.png", title=f"{ds.label}: gains and lift")
-    plot_calibration(ds.test.y, p, folder / "calibration.png", title=f"{ds.label}: calibration")
-    gain = booster.feature_importance("gain")
-    plot_importance(list(ds.inputs), gain, folder / "importance.png", title=ds.label)
-    sample = ds.test.x.sample(min(SHAP_ROWS, len(ds.test.x)), random_state=0)
-    contributions = booster.predict(sample, pred_contrib=True)
+def _log_records(fitted: FittedModel, fingerprint: dict, source: str, bank: BankConfig) -> None:
+    ds = fitted.ds
+    if fitted.study is not None:
+        mlflow.log_dict(fitted.study, "tuning/study.json")
+        mlflow.log_metric("tuning_best_valid_auc", fitted.study["best_valid_auc"])
+        mlflow.set_tag("tuned_trials", str(fitted.study["trials"]))
+    mlflow.log_params(
+        {
+            **asdict(fitted.config),
+            "label": fitted.target.label,
+            "inputs": len(ds.inputs),
+            "calibration": fitted.calibrator.method,
+            "best_iteration": fitted.booster.best_iteration,
+            "features_path": source,
+            **split_params(ds, bank),
+        }
+    )
+    mlflow.log_metrics({k: v for k, v in fitted.metrics.items() if np.isfinite(v)})
+    mlflow.log_dict(fingerprint, "data/fingerprint.json")
+    mlflow.log_dict(
+        {"catalog_version": CATALOG_VERSION, "features": list(ds.inputs)}, "data/features.json"
+    )
+    mlflow.log_dict(fitted.calibrator.to_json(), "model_extras/calibration.json")
+    mlflow.log_dict(fitted.brier_by_method, "model_extras/calibration_brier_cv.json")
+
+
+def draw_plots(fitted: FittedModel, folder: Path) -> None:
+    """ROC, gains, calibration, importance and SHAP summary of the test rows into ``folder``."""
+    ds, p, label = fitted.ds, fitted.p, fitted.ds.label
+    curves = {"model": p, **fitted.scores}
+    if fitted.truth is not None and np.isfinite(fitted.truth).all():
+        curves["oracle (truth)"] = fitted.truth
+    plot_roc(ds.test.y, curves, folder / "roc.png", title=f"{label}: ROC on test")
+    plot_gains(ds.test.y, curves, folder / "gains.png", title=f"{label}: gains and lift")
+    plot_calibration(ds.test.y, p, folder / "calibration.png", title=f"{label}: calibration")
+    gain = fitted.booster.feature_importance("gain")
+    plot_importance(list(ds.inputs), gain, folder / "importance.png", title=label)
+    # contributions cost time per row: compute them on the sample the plot draws, no more
+    sample = ds.test.x.sample(min(SHAP_SAMPLE_ROWS, len(ds.test.x)), random_state=0)
+    contributions = fitted.booster.predict(sample, pred_contrib=True)
     plot_shap_summary(contributions, sample, folder / "shap_summary.png")
-
-
-def train_label(
-    frame: pd.DataFrame,
-    label: str,
-    config: TrainConfig,
-    source: str,
-    trials: int = 0,
-    bank: BankConfig | None = None,
-    products: tuple = (),
-    tags: dict[str, str] | None = None,
-) -> dict:
-    """Train (optionally tune), evaluate and register the model for one label in a nested
-    MLflow run. ``bank`` gives the horizon (the embargo), tier bounds and label text;
-    ``products`` the catalogue the feature file was built with (travels with the model)."""
-    bank = bank or BankConfig()
-    name = label.removeprefix("label_")
-    ds = split_out_of_time(frame, label, bank.churn.horizon_months)
-    with mlflow.start_run(run_name=name, nested=True) as run:
-        mlflow.set_tags(
-            {**(tags or {}), "label": label, "model": name, "git_sha": git_sha(), "source": source}
-        )
-        refuse_perfect_predictors(ds.train.x, ds.train.y)
-        if trials:
-            config, study = tune(ds, config, trials)
-            mlflow.log_dict(study, "tuning/study.json")
-            mlflow.log_metric("tuning_best_valid_auc", study["best_valid_auc"])
-            mlflow.set_tag("tuned_trials", str(trials))
-        booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, config)
-        calibrator, brier_by_method = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y)
-        p = calibrator.apply(booster.predict(ds.test.x))
-        truth_name = truth_column(label)
-        truth = ds.test.rows[truth_name].to_numpy(dtype="float64") if truth_name in frame else None
-        value = ds.test.rows["contribution_12m"].to_numpy(dtype="float64")
-        metrics = evaluate(ds.test.y, p, value=value, truth=truth)
-        refuse_beating_the_oracle(metrics, label)
-        scores = baseline_scores(label, ds, bank.tiers, config)
-        baselines = {b: _baseline_metrics(ds.test.y, s) for b, s in scores.items()}
-        for b, m in baselines.items():
-            if m["lift_at_10"] > 0:  # a baseline that finds nobody in its top 10% has no ratio
-                metrics[f"lift_at_10_over_{b}"] = metrics["lift_at_10"] / m["lift_at_10"]
-            metrics[f"{b}_test_auc"] = m["test_auc"]
-        fingerprint = ds.fingerprint()
-        mlflow.log_params(
-            {
-                **asdict(config),
-                "label": label,
-                "inputs": len(ds.inputs),
-                "calibration": calibrator.method,
-                "best_iteration": booster.best_iteration,
-                "features_path": source,
-                **split_params(ds, bank),
-            }
-        )
-        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-        mlflow.log_dict(fingerprint, "data/fingerprint.json")
-        mlflow.log_dict(
-            {"catalog_version": CATALOG_VERSION, "features": list(ds.inputs)}, "data/features.json"
-        )
-        mlflow.log_dict(calibrator.to_json(), "model_extras/calibration.json")
-        mlflow.log_dict(brier_by_method, "model_extras/calibration_brier_cv.json")
-        with tempfile.TemporaryDirectory() as tmp:
-            _plots(Path(tmp), ds, booster, p, scores, truth)
-            mlflow.log_artifacts(tmp, "plots")
-        card = model_card(
-            _card_info(
-                name,
-                ds,
-                config,
-                calibrator.method,
-                metrics,
-                baselines,
-                fingerprint,
-                run.info.run_id,
-                source,
-                bank,
-            )
-        )
-        mlflow.log_text(card, "model_card.md")
-        artifact = ModelArtifact(
-            booster,
-            calibrator,
-            list(ds.inputs),
-            metadata={
-                "catalog_version": CATALOG_VERSION,
-                "label": label,
-                "test_cutoff": ds.test.cutoffs[-1],
-                "products": products_to_json(products),
-            },
-        )
-        logged = register_model(artifact, name, ds.test.x.head(5), test_rows=ds.test.rows)
-    return {
-        "model": name,
-        "version": logged.version,
-        "run_id": run.info.run_id,
-        "sha256": logged.sha256,
-        "metrics": metrics,
-        "splits": split_params(ds, bank),
-    }
 
 
 def split_params(ds: Dataset, bank: BankConfig) -> dict[str, str]:
@@ -214,8 +214,9 @@ def split_params(ds: Dataset, bank: BankConfig) -> dict[str, str]:
 
 
 def _card_info(
-    name, ds, config, calibration, metrics, baselines, fingerprint, run_id, source, bank
-):
+    fitted: FittedModel, fingerprint: dict, run_id: str, source: str, bank: BankConfig
+) -> ModelCardInfo:
+    ds, name, horizon = fitted.ds, fitted.target.model, bank.churn.horizon_months
     sensitive = tuple(f for f, entry in catalog().items() if entry.sensitive and f in ds.inputs)
     splits = tuple(
         SplitSummary(part, len(split.y), split.cutoffs, split.positive_rate)
@@ -225,22 +226,75 @@ def _card_info(
         model_name=name,
         task=name,
         purpose=f"Rank customers by the probability of {name.replace('_', ' ')} within "
-        f"{bank.churn.horizon_months} months.",
+        f"{horizon} months.",
         splits=splits,
         data_fingerprint=fingerprint["hash"],
-        label_definition=label_text(ds.label, bank),
+        label_definition=fitted.target.describe(horizon, bank.churn.describe()),
         features=ds.inputs,
         catalog_version=CATALOG_VERSION,
-        params=asdict(config),
-        calibration=calibration,
-        test_metrics=metrics,
-        baseline_metrics=baselines,
+        params=asdict(fitted.config),
+        calibration=fitted.calibrator.method,
+        test_metrics=fitted.metrics,
+        baseline_metrics=fitted.baselines,
         git_sha=git_sha(),
         run_id=run_id,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         data_source=source,
         sensitive_features=sensitive,
     )
+
+
+def train_label(
+    frame: pd.DataFrame,
+    target: Target,
+    config: TrainConfig,
+    source: str,
+    trials: int = 0,
+    bank: BankConfig | None = None,
+    products: tuple = (),
+    tags: dict[str, str] | None = None,
+) -> dict:
+    """Fit (optionally tune) and log and register the model of ``target`` in a nested MLflow
+    run. ``bank`` gives the horizon (the embargo), tier bounds and label text; ``products``
+    the catalogue the feature file was built with (travels with the model)."""
+    bank = bank or BankConfig()
+    # split before the run opens: a target that cannot be trained leaves no run behind
+    ds = split_out_of_time(frame, target.label, bank.churn.horizon_months)
+    with mlflow.start_run(run_name=target.model, nested=True) as run:
+        mlflow.set_tags(
+            {
+                **(tags or {}),
+                "label": target.label,
+                "model": target.model,
+                "git_sha": git_sha(),
+                "source": source,
+            }
+        )
+        fitted = fit_label(ds, target, config, bank, trials)
+        logged = log_fitted(fitted, run.info.run_id, source, bank, products)
+    return {
+        "model": target.model,
+        "version": logged.version,
+        "run_id": run.info.run_id,
+        "sha256": logged.sha256,
+        "metrics": fitted.metrics,
+        "splits": split_params(ds, bank),
+    }
+
+
+def summarise(results: list[dict]) -> tuple[dict[str, dict], dict[str, float]]:
+    """Per model, the summary metrics and its splits; and each summary metric's mean over the
+    models that have it."""
+    per_model = {
+        r["model"]: {**{k: r["metrics"].get(k) for k in SUMMARY_METRICS}, **r["splits"]}
+        for r in results
+    }
+    means = {
+        k: float(np.mean([m[k] for m in per_model.values() if m.get(k) is not None]))
+        for k in SUMMARY_METRICS
+        if any(m.get(k) is not None for m in per_model.values())
+    }
+    return per_model, means
 
 
 def train_task(
@@ -262,37 +316,29 @@ def train_task(
     frame = read_features(features_path)
     products = read_products_metadata(features_path)
     results = []
-    labels = labels_for(task, frame)
+    targets = targets_for(task, frame)
     with mlflow.start_run(run_name=run_name or f"train {task}") as parent:
         mlflow.set_tags({**(tags or {}), "task": task, "git_sha": git_sha()})
-        progress(0, len(labels))
-        for done, label in enumerate(labels, start=1):
+        progress(0, len(targets))
+        for done, target in enumerate(targets, start=1):
             try:
                 results.append(
                     train_label(
-                        frame, label, config, str(features_path), trials, bank, products, tags
+                        frame, target, config, str(features_path), trials, bank, products, tags
                     )
                 )
             except LeakageError:
                 raise
             except DatasetError as exc:
-                if not label.startswith("label_cross_sell_"):
+                if target.kind != "cross_sell":
                     raise
                 # e.g. demand deposits: everybody holds one, so nobody can buy one
-                warn(f"skipped {label}: {exc}")
+                warn(f"skipped {target.label}: {exc}")
             finally:
-                progress(done, len(labels))
+                progress(done, len(targets))
         if not results:
             raise DatasetError(f"no model could be trained for task {task!r}")
-        per_model = {
-            r["model"]: {**{k: r["metrics"].get(k) for k in SUMMARY_METRICS}, **r["splits"]}
-            for r in results
-        }
-        means = {
-            k: float(np.mean([m[k] for m in per_model.values() if m.get(k) is not None]))
-            for k in SUMMARY_METRICS
-            if any(m.get(k) is not None for m in per_model.values())
-        }
+        per_model, means = summarise(results)
         mlflow.log_metrics({f"mean_{k}": v for k, v in means.items()})
         mlflow.log_dict(per_model, "per_model_metrics.json")
     return {

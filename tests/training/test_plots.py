@@ -1,4 +1,4 @@
-"""Diagnostic plots: each writes a readable PNG of sensible size; ECE and gains are right."""
+"""Diagnostic plots: each writes a readable PNG of sensible size; gains are right."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from training.plots import (
-    _ece,
     _gains_curve,
     plot_backtest,
     plot_calibration,
@@ -129,21 +128,6 @@ def test_bad_inputs_say_what_is_wrong(problem: dict, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="3 feature names but 2 gain values"):
         plot_importance(["a", "b", "c"], np.array([1.0, 2.0]), tmp_path / "importance.png")
     assert not list(tmp_path.iterdir()), "a failed plot left a file behind"
-
-
-def test_ece_is_zero_when_every_bin_is_calibrated() -> None:
-    p = np.array([0.25] * 4 + [0.75] * 4)
-    y = np.array([1, 0, 0, 0] + [1, 1, 1, 0])
-    assert _ece(y, p) == pytest.approx(0.0)
-
-
-def test_ece_on_a_hand_example() -> None:
-    # bin [0.1, 0.2): mean p 0.1, observed 0.5 -> 0.4 on 2 rows; bin [0.9, 1.0]: p 0.95
-    # (0.9 and 1.0 share the last bin), observed 1.0 -> 0.05 on 2 rows; (0.8 + 0.1) / 4
-    p = np.array([0.1, 0.1, 0.9, 1.0])
-    y = np.array([1, 0, 1, 1])
-    assert _ece(y, p) == pytest.approx(0.225)
-    assert _ece(y, p, bins=1) == pytest.approx(abs(0.75 - 0.525))
 
 
 def test_gains_treat_tied_scores_as_one_group() -> None:

@@ -19,10 +19,10 @@ from mlflow.tracking import MlflowClient
 
 from models.artifact import ModelArtifact, load_verified
 from models.calibration import Calibrator
-from models.registry import CHAMPION, use_store
+from models.registry import CHAMPION, EVALUATION_ROWS, use_store
 from training.calibrate import fit_calibrator
 from training.promote import evaluation_rows, promote, rollback
-from training.register import EVALUATION_ROWS, register_model
+from training.register import register_model
 
 FEATURES = ["aum_change_3m", "tenure_months", "has_salary", "complaints_12m"]
 CUTOFFS = ["2024-06-30", "2024-07-31", "2024-08-31"]  # train, valid, test

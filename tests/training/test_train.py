@@ -14,8 +14,9 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from features.build import parse_cutoffs
-from features.config import BankConfig
+from features.config import BankConfig, ChurnDefinition
 from features.materialize import write_features
+from features.targets import CHURN
 from models.artifact import ModelArtifact, load_verified
 from models.registry import CHALLENGER, CHAMPION, use_store
 from synthetic.bank import write_bank
@@ -68,7 +69,7 @@ def test_churn_model_on_a_20k_bank_approaches_the_truth_and_beats_the_baselines(
     print(f"AUC/oracle {m['auc_to_oracle']:.4f}, ECE {m['ece']:.4f}, AUC {m['test_auc']:.4f}")
     assert m["auc_to_oracle"] >= 0.97
     assert m["ece"] <= 0.02
-    baselines = baseline_scores("label_churn", ds, BankConfig().tiers, config)
+    baselines = baseline_scores(CHURN, ds, BankConfig().tiers, config)
     defaults_auc = roc_auc_score(ds.test.y, baselines["lightgbm_defaults"])
     print(f"LightGBM library defaults AUC {defaults_auc:.4f}")
     assert m["test_auc"] >= defaults_auc
@@ -90,6 +91,29 @@ def churn_run_id(summary: dict) -> str:
     client = MlflowClient()
     version = client.get_model_version("churn", summary["models"]["churn"])
     return version.run_id
+
+
+def test_fitting_logs_nothing_and_the_run_logs_exactly_what_was_fitted(churn, feature_file):
+    from training.run import fit_label
+
+    bank = BankConfig()
+    ds = split_out_of_time(pd.read_parquet(feature_file), CHURN.label, bank.churn.horizon_months)
+    runs = len(mlflow.search_runs(search_all_experiments=True))
+    fitted = fit_label(ds, CHURN, TrainConfig(), bank)
+    assert mlflow.active_run() is None
+    assert len(mlflow.search_runs(search_all_experiments=True)) == runs
+    assert fitted.truth is not None and "oracle_auc" in fitted.metrics
+    logged = MlflowClient().get_run(churn_run_id(churn)).data.metrics
+    assert logged == {k: v for k, v in fitted.metrics.items() if np.isfinite(v)}
+
+
+def test_a_horizon_the_truth_does_not_cover_has_no_oracle(feature_file):
+    from training.run import fit_label
+
+    bank = BankConfig(churn=ChurnDefinition(horizon_months=2))
+    ds = split_out_of_time(pd.read_parquet(feature_file), CHURN.label, 2)
+    fitted = fit_label(ds, CHURN, TrainConfig(num_boost_round=50), bank)
+    assert fitted.truth is None and "oracle_auc" not in fitted.metrics
 
 
 def test_run_logs_plots_card_fingerprint_and_a_native_booster(churn):
