@@ -86,10 +86,10 @@ def main() -> None:
         raise SystemExit(f"{args.features} is missing: run benchmarks/features.py first")
     import shap
 
-    from serving.champions import ModelSet
-    from serving.score import score_frame
-    from serving.explain import ReasonGroups, contributions, explain, top_reasons
     from models.artifact import VerifiedModel
+    from serving.champions import ModelSet
+    from serving.explain import ReasonGroups, contributions, explain, top_reasons
+    from serving.score import score_frame
 
     started = time.perf_counter()
     models = train_models(args.features)

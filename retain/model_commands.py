@@ -151,9 +151,9 @@ def _run_tags(pairs: list[str]) -> dict[str, str]:
 
 def _train_flat(path, target, positive, id_column, drop, register, json_path) -> None:
     from features.sources.flat import FlatTableError
+    from models.registry import use_store
     from training.dataset import DatasetError
     from training.flat import train_flat
-    from models.registry import use_store
 
     if not target:
         fail("a flat table needs --target COLUMN", 2)
@@ -180,9 +180,9 @@ def backtest(
     json_path: JsonOption = None,
 ) -> None:
     """Rolling-origin backtest with the embargo: AUC and ECE per cutoff, trained on the past."""
+    from models.registry import use_store
     from training.backtest import run_backtest
     from training.dataset import DatasetError
-    from models.registry import use_store
     from training.train import TrainConfig
 
     use_store()
