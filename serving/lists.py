@@ -78,10 +78,21 @@ def mask_name(name: object) -> str:
     return " ".join(w[0] + "*" * max(len(w) - 1, 1) for w in name.split())
 
 
+def id_text(ids: pd.Series) -> pd.Series:
+    """Ids as text, as the bank writes them: integer ids read back as floats because some are
+    missing (1.0, NaN — what parquet gives pandas for a nullable integer column) are "1", not
+    "1.0"; missing stays missing."""
+    if pd.api.types.is_float_dtype(ids):
+        known = ids.dropna()
+        if (known == known.round()).all():
+            ids = ids.astype("Int64")
+    return ids.astype("string")
+
+
 def list_owner(frame: pd.DataFrame) -> pd.Series:
     """The RM as of the cutoff, or ``outlet_<id>`` for customers nobody looks after."""
-    outlet = OUTLET_PREFIX + frame["outlet_id"].astype("string")
-    return frame["rm_id"].astype("string").fillna(outlet).astype(object)
+    outlet = OUTLET_PREFIX + id_text(frame["outlet_id"])
+    return id_text(frame["rm_id"]).fillna(outlet).astype(object)
 
 
 def capacities(
@@ -89,7 +100,7 @@ def capacities(
 ) -> dict[str, int]:
     """Capacity per list owner: ``k`` if given, else the RM's capacity; outlets get the
     policy's outlet capacity, else the median RM's."""
-    by_rm = dict(zip(rms["rm_id"].astype(str), rms["capacity"].astype(int), strict=True))
+    by_rm = dict(zip(id_text(rms["rm_id"]), rms["capacity"].astype(int), strict=True))
     median = int(np.median(list(by_rm.values()))) if by_rm else DEFAULT_CAPACITY
     outlet_capacity = policy.outlet_capacity or median
     return {

@@ -113,15 +113,18 @@ def growth_offers(
     upgrade = upgrade_worth > np.maximum(worth, 0)
     complaint = frame["open_complaints"].fillna(0).to_numpy() > 0
     offer = np.where(upgrade, UPGRADE, product)
+    none = complaint | pd.isna(offer)  # nothing to offer: no propensity, no product action
     value = np.where(upgrade, upgrade_worth, np.maximum(worth, 0))
+    action = np.where(upgrade, TALK_UPGRADE, OFFER_PRODUCT).astype(object)
+    action[pd.isna(offer)] = None
     return pd.DataFrame(
         {
             "growth_offer": np.where(complaint, None, offer),
-            "offer_propensity": np.where(upgrade, frame["p_upgrade"], propensity),
-            "value_added": np.where(complaint, 0.0, value),
-            "action": np.where(
-                complaint, RESOLVE_COMPLAINT, np.where(upgrade, TALK_UPGRADE, OFFER_PRODUCT)
+            "offer_propensity": np.where(
+                none, np.nan, np.where(upgrade, frame["p_upgrade"], propensity)
             ),
+            "value_added": np.where(complaint, 0.0, value),
+            "action": np.where(complaint, RESOLVE_COMPLAINT, action),
         },
         index=frame.index,
     )

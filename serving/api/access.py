@@ -42,7 +42,7 @@ def reaches_all(key: ApiKey, snapshot, customer_ids: list) -> bool:
         return True
     if snapshot is None:
         return False
-    owners = snapshot.scores["rm_id"].astype("string").reindex(customer_ids)
+    owners = snapshot.rm_ids.reindex(customer_ids)
     return bool((owners == key.rm_id).fillna(False).all())
 
 

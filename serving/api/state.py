@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,7 @@ from serving.api.auth import AuditLog, KeyRing
 from serving.api.schemas import nullable_features
 from serving.champions import ModelSet, load_champions
 from serving.explain import explain
-from serving.lists import GROWTH, RETENTION, stored_list
+from serving.lists import GROWTH, RETENTION, id_text, stored_list
 from serving.score import score_frame, with_language
 
 log = logging.getLogger("retain.service")
@@ -95,11 +96,16 @@ class Snapshot:
 
     def owner(self, key) -> str | None:
         """The RM who looks after a customer the snapshot holds, as of the cutoff."""
-        rm = self.scores.at[key, "rm_id"]
+        rm = self.rm_ids.at[key]
         return None if pd.isna(rm) else str(rm)
 
+    @cached_property
+    def rm_ids(self) -> pd.Series:
+        """Each customer's RM as text, as the bank writes its ids."""
+        return id_text(self.scores["rm_id"])
+
     def book(self, rm_id: str) -> pd.Index:
-        return self.scores.index[self.scores["rm_id"].astype("string") == rm_id]
+        return self.scores.index[(self.rm_ids == rm_id).fillna(False).to_numpy()]
 
     def answers(self, keys: list, asked: list, products: list[str], explain_rows=True) -> list:
         """The month's answer for each snapshot id in ``keys`` (reported as ``asked``)."""

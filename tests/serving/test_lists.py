@@ -152,12 +152,6 @@ def test_capacities_per_owner():
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="integer RM ids with a customer without an RM are read from features.parquet as "
-    "float64 (1.0, NaN); list_owner renders them '1.0', so the list is not the RM's '1' and "
-    "the RM's capacity is not found (the outlet capacity is used instead)",
-)
 def test_integer_rm_ids_read_back_with_gaps_keep_their_list_and_capacity():
     rms = pd.DataFrame({"rm_id": [1, 2, 3], "capacity": [1, 10, 10]})
     scored = frame(

@@ -253,6 +253,9 @@ def test_a_growth_row_offers_the_best_of_a_tier_upgrade_and_the_products_not_hel
     assert column(offered, "offer_propensity") == [0.5, 0.5, 0.3, 0.4]
     assert column(offered, "action") == [TALK_UPGRADE, OFFER_PRODUCT, OFFER_PRODUCT, OFFER_PRODUCT]
     assert out.loc[3, "action"] == RESOLVE_COMPLAINT
+    # a complaint or nothing to offer: no propensity; nothing to offer: no action either
+    assert out.loc[[3, 4], "offer_propensity"].isna().all()
+    assert pd.isna(out.loc[4, "action"])
 
 
 def test_a_growth_offer_is_never_a_product_held():
