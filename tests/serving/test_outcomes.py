@@ -16,6 +16,7 @@ import pytest
 from serving.outcomes import EXPORT_ID_BASE, OutcomeError, OutcomeStore
 from tests.conftest import run_retain
 from tests.features.postgres_server import PostgresServer, find_bindir
+from tests.serving.service_process import start_site
 
 
 @pytest.fixture(scope="module")
@@ -101,16 +102,20 @@ def test_postgres_store_round_trip(postgres_url):
 
 
 @pytest.fixture(scope="module")
-def outcomes_api(site):
-    """The session's service (tests/conftest.py ``site``) and its outcome store."""
-    return {
-        "url": site.url,
-        "tokens": site.tokens,
-        "books": site.books[:2],
-        "scores": site.scores(),
-        "store": Path(site.outcomes),
-        "audit": site.audit,
-    }
+def outcomes_api(scored, tmp_path_factory):
+    """A service of its own: these tests count every outcome and audit line it holds."""
+    site = start_site(scored, tmp_path_factory.mktemp("outcomes"), books=2)
+    try:
+        yield {
+            "url": site.url,
+            "tokens": site.tokens,
+            "books": site.books,
+            "scores": site.scores(),
+            "store": Path(site.outcomes),
+            "audit": site.audit,
+        }
+    finally:
+        site.service.stop()
 
 
 def post(api, token, **body) -> httpx.Response:

@@ -58,14 +58,15 @@ def test_spark_scores_equal_duckdb_scores(both):
 
 def test_spark_reasons_and_offers_equal_duckdb(both):
     _, (duck, d), (spark, s) = both
-    reasons = [c for c in duck.columns if "reason_" in c and not c.endswith("_contribution")]
+    numbers = [c for c in duck.columns if c.endswith(("_contribution", "_value"))]
+    reasons = [c for c in duck.columns if "reason_" in c and c not in numbers]
     assert any(c.startswith("growth_reason_") for c in reasons)
-    for column in [*reasons, "growth_offer", "list_group"]:
+    for column in [*reasons, "growth_offer", "list_group", "list_id", "list_rank"]:
         a, b = duck[column], spark[column]
         assert a.isna().equals(b.isna()), column
         assert a[a.notna()].astype(str).equals(b[b.notna()].astype(str)), column
-    for column in [c for c in duck.columns if c.endswith("_contribution")]:
-        np.testing.assert_allclose(spark[column], duck[column], rtol=0, atol=1e-9)
+    for column in numbers:  # the two engines may sum balances in another order: last digits
+        np.testing.assert_allclose(spark[column], duck[column], rtol=1e-12, atol=1e-9)
     assert duck["reason_1_feature"].notna().sum() > 100  # explained customers, not none
     for key in ("customers_scored", "customers_explained", "lists", "listed_customers"):
         assert d[key] == s[key], key
