@@ -28,9 +28,13 @@ def score(
     cutoff: Annotated[str, typer.Option(help="Month-end date to score at, e.g. 2024-12-31.")],
     warehouse: WarehouseOption = None,
     config: ConfigOption = None,
-    out: Annotated[Path, typer.Option(help="Output directory (replaced atomically).")] = Path(
-        "data/scores"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output directory, replaced atomically (default: service.scores, what "
+            "`retain serve` serves)."
+        ),
+    ] = None,
     lang: Annotated[
         str | None, typer.Option(help="Language of reasons and sheets: zh or en.")
     ] = None,
@@ -60,8 +64,10 @@ def score(
     )
     location = warehouse_location(warehouse, bank)
     day = month_end(cutoff)
+    if out is None and bank.service.scores is None:
+        fail("give --out DIR (the configuration's service.scores is empty)", 2)
     require_valid(location)
-    summary = score_month(location, day, out, bank, k)
+    summary = score_month(location, day, out or Path(bank.service.scores), bank, k)
     print_score(summary)
     save_json(json_path, summary)
 

@@ -95,23 +95,18 @@ def test_cbpe_of_calibrated_probabilities_is_within_003_of_the_realised_auc(demo
         real = realised(rows["label_churn"].to_numpy(dtype=int), p)
         assert real["churners"] > 50, "too few churners for an AUC to mean anything"
         gaps[cutoff.isoformat()] = round(estimate(p)["estimated_auc"] - real["auc"], 4)
+    print("estimated − realised AUC:", gaps)
     assert all(abs(g) <= 0.03 for g in gaps.values()), gaps
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not met on the 6k demo bank: measured gaps (estimated − realised) −0.041, −0.037, "
-    "−0.003 for 2024-07..09. The champion's calibrator is fitted on one validation month "
-    "(2024-06, ~100 churners) whose churners were less concentrated than those of 07/08; "
-    "CBPE inherits that (realised AUC outside the estimate's 95% interval). On a 20k bank the "
-    "same model gives +0.001, −0.034, −0.037. See docs/monitoring.md.",
-)
 def test_champion_estimate_is_within_003_of_the_realised_auc_on_matured_cutoffs(
     demo, demo_models
 ) -> None:
     """The acceptance as written: the champion's CBPE estimate within 0.03 of the realised AUC
     on each matured cutoff 2024-07..09 (out of sample: trained before 2024-04, calibrated on
-    2024-06). Strict: when it starts to pass, this marker must go."""
+    2024-06). It failed on the bank's previous draw (gaps −0.041, −0.037, −0.003, the
+    calibration fitted on one validation month); issue "uplift" item 7 makes calibration hold
+    out of time on every bank."""
     gaps = {}
     for cutoff, rows in _matured_rows(demo).items():
         p = demo_models.models.churn.predict(rows)
