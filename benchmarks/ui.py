@@ -70,6 +70,7 @@ def store_writes(count: int) -> float:
         reached=True,
         result="stays",
         recorded_by="bench",
+        recorded_key="0" * 64,
     )
     started = time.perf_counter()
     for i in range(count):
@@ -81,6 +82,7 @@ def store_writes(count: int) -> float:
             reached=True,
             result="stays",
             recorded_by="bench",
+            recorded_key="0" * 64,
         )
     return count / (time.perf_counter() - started)
 

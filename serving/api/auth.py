@@ -66,8 +66,13 @@ def add_key(path: Path, name: str, role: str, rm_id: str | None = None) -> tuple
     if (role == "rm") != (rm_id is not None):
         raise KeyError_("an rm key needs --rm-id, and only an rm key takes one")
     keys = load_keys(path)
-    if any(k.name == name and not k.revoked for k in keys):
-        raise KeyError_(f"a live key named {name!r} exists already; revoke it or pick a name")
+    used = next((k for k in keys if k.name == name), None)
+    if used is not None:  # names are for all time: records made under a name stay its own
+        state = "revoked" if used.revoked else "live"
+        raise KeyError_(
+            f"a key named {name!r} exists already ({state}, created {used.created}); key names "
+            "are never reused — pick another name"
+        )
     plain = PREFIX + secrets.token_urlsafe(32)
     created = datetime.now(UTC).isoformat(timespec="seconds")
     record = ApiKey(name, role, digest(plain), plain[:8], created, rm_id)

@@ -1,25 +1,69 @@
-"""An ASGI gate in front of the data routes: JSON bodies only, and never more than the cap.
+"""ASGI gates in front of the routes: who is asking before anything else, and bodies of the
+right kind, size and speed.
 
-A body that is not ``application/json`` (a pickle, a multipart form, anything) is refused with
-415 before a byte of it is read; a body over ``MAX_BODY_BYTES`` (declared or streamed) gets
-413. Nothing here parses the body, so nothing here can execute it. Only a request some route
-serves (path and method) is gated: any other is left to the router, whose 404 or 405 (with
-``Allow``) is the truer answer.
+- :class:`KeyFirst` (outermost on the API): a request for a data route must show a known key
+  in its headers before it may wait for a slot (``serving.api.shedding``) or send a byte of its
+  body — otherwise 401 at once, the connection closed, the body never read. A stranger holds no
+  slot, however slowly it sends.
+- :class:`BodyGuard`: a body not of the accepted media type (a pickle, a multipart form,
+  anything) is refused with 415 before a byte of it is read; a body over the cap (declared or
+  streamed) gets 413; a body that has not arrived ``BODY_SECONDS`` after the request started
+  gets 408 and the connection is closed, so a slow sender gives its slot back. Nothing here
+  parses a body, so nothing here can execute one.
+
+Only a request some route serves (path and method) is gated: any other is left to the router,
+whose 404 or 405 (with ``Allow``) is the truer answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from collections.abc import Callable
 
 from starlette.routing import Match
 
 MAX_BODY_BYTES = 32 * 2**20  # 10,000 feature records of ~60 numbers fit with room to spare
+MAX_FORM_BYTES = 64 * 2**10  # the page's forms: a key, a note of 500 characters, a few fields
+BODY_SECONDS = 5.0  # a body that takes longer is a slow sender, not a slow network
+CLOSE = [(b"connection", b"close")]
+# never gated by key: the spec, for integrators reading it before they have one
+OPEN_PATHS = frozenset({"/docs", "/openapi.json"})
+
+
+class KeyFirst:
+    """401 before the body or a slot for a request to a data route without a known key.
+
+    ``identify(authorization header) -> key or None`` is the keys of the worker's state."""
+
+    def __init__(self, app, identify: Callable[[str | None], object | None]) -> None:
+        self.app = app
+        self.identify = identify
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or not _served(scope):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"authorization")
+        if self.identify(header.decode("latin-1") if header else None) is None:
+            message = "missing or unknown API key (send Authorization: Bearer <key>)"
+            await refuse(send, 401, message, [(b"www-authenticate", b"Bearer"), *CLOSE])
+            return
+        await self.app(scope, receive, send)
 
 
 class BodyGuard:
-    def __init__(self, app) -> None:
-        self.app = app
+    """Bodies of ``media`` only, at most ``max_bytes``, complete within ``seconds``."""
+
+    def __init__(
+        self,
+        app,
+        media: str = "application/json",
+        max_bytes: int = MAX_BODY_BYTES,
+        seconds: float = BODY_SECONDS,
+    ) -> None:
+        self.app, self.media, self.max_bytes, self.seconds = app, media, max_bytes, seconds
 
     async def __call__(self, scope, receive, send) -> None:
         if (
@@ -31,23 +75,35 @@ class BodyGuard:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         media = headers.get("content-type", "").split(";")[0].strip().lower()
-        if media != "application/json":
-            await refuse(send, 415, f"request bodies must be application/json, not {media!r}")
+        if media != self.media:
+            await refuse(send, 415, f"request bodies must be {self.media}, not {media!r}")
             return
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            await refuse(send, 413, f"request body over {MAX_BODY_BYTES // 2**20} MB")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await refuse(send, 413, f"request body over {_size(self.max_bytes)}", CLOSE)
             return
-        seen = 0
-        too_big = False
+        await self._guarded(scope, receive, send)
+
+    async def _guarded(self, scope, receive, send) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        seen, complete = 0, False
+        refusal: tuple[int, str] | None = None
 
         async def counted():
-            nonlocal seen, too_big
-            message = await receive()
+            nonlocal seen, complete, refusal
+            if complete:  # after the body: only a disconnect can come, whenever it comes
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
+            except TimeoutError:
+                refusal = (408, f"the request body did not arrive within {self.seconds:g} s")
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > MAX_BODY_BYTES:
-                    too_big = True
+                complete = not message.get("more_body", False)
+                if seen > self.max_bytes:
+                    refusal = (413, f"request body over {_size(self.max_bytes)}")
                     return {"type": "http.disconnect"}
             return message
 
@@ -55,16 +111,20 @@ class BodyGuard:
 
         async def guarded_send(message):
             nonlocal started
-            if too_big and not started:
+            if refusal is not None and not started:
                 started = True
-                await refuse(send, 413, f"request body over {MAX_BODY_BYTES // 2**20} MB")
+                await refuse(send, *refusal, CLOSE)
                 return
-            if too_big:
+            if refusal is not None:
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         await self.app(scope, counted, guarded_send)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit // 2**10} KB"
 
 
 def _served(scope) -> bool:

@@ -37,7 +37,7 @@ from serving.api.schemas import (
     feature_record_schema,
 )
 from serving.api.state import ServingState, plain_id
-from serving.outcomes import OutcomeStore
+from serving.outcomes import OutcomeConflict, OutcomeStore
 
 log = logging.getLogger("retain.service")
 
@@ -68,6 +68,11 @@ ERRORS = {
         **({"headers": ALLOW} if code == 405 else {"headers": RETRY} if code == 503 else {}),
     }
     for code, why in _WHY.items()
+}
+CONFLICT = {
+    "model": ErrorResponse,
+    "description": "The request_id was used by this key before, for another customer or "
+    "other content (a retry of the same outcome is answered 200).",
 }
 
 
@@ -406,7 +411,11 @@ def record_outcome(
             next_step=body.next_step,
             note=body.note,
             recorded_by=key.name,
+            recorded_key=key.sha256,
         )
+    except OutcomeConflict as exc:
+        _audit(state, key, request, "/outcomes", 409, customers=1, customer_id=customer_id)
+        raise ApiError(409, str(exc)) from exc
     except _store_errors() as exc:
         log.error("outcome store failed: %s", type(exc).__name__)
         why = "the outcome store is unreachable; retry with the same request_id"

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import ui
 from serving.api import routes
-from serving.api.guard import BodyGuard, JsonErrors
+from serving.api.guard import BodyGuard, JsonErrors, KeyFirst
 from serving.api.schemas import (
     ID_PATTERN,
     CustomerResponse,
@@ -55,7 +55,9 @@ app = FastAPI(
     openapi_url="/openapi.json",
 )
 app.add_middleware(BodyGuard)
-app.add_middleware(Admission, limits=LIMITS)  # outermost: a rejection costs no body read
+app.add_middleware(Admission, limits=LIMITS)  # a rejection costs no body read
+# outermost: no known key, no slot and no body read (a stranger cannot hold a worker)
+app.add_middleware(KeyFirst, identify=lambda header: identify(header))
 app.add_exception_handler(RequestValidationError, routes.invalid_request)
 app.add_exception_handler(routes.ApiError, routes.api_error)
 app.add_exception_handler(StarletteHTTPException, routes.http_error)
@@ -71,6 +73,12 @@ Auth = Depends(
 CustomerId = Path(pattern=ID_PATTERN, description="The bank's customer id.")
 # the first paths, kept for existing callers; integrators use /v1
 OLD = {"deprecated": True, "responses": routes.ERRORS}
+
+
+def identify(authorization: str | None):
+    """The key behind an Authorization header, by this worker's keys (None: unknown)."""
+    keys = bentoml.get_current_service().state.keys
+    return keys.identify(authorization) if keys is not None else None
 
 
 @bentoml.service(
@@ -125,6 +133,7 @@ class Retain:
                 "description": "A repeated request_id: the outcome stored the first time.",
             },
             **routes.ERRORS,
+            409: routes.CONFLICT,
         },
     )
     def record_outcome(

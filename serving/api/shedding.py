@@ -25,12 +25,12 @@ from collections import deque
 from contextlib import suppress
 from dataclasses import dataclass
 
-from serving.api.guard import refuse
+from serving.api.guard import OPEN_PATHS, refuse
 
 log = logging.getLogger("retain.service")
 
 # the spec is cheap, and an integrator reading it under load should still get it
-NEVER_SHED = frozenset({"/docs", "/openapi.json"})
+NEVER_SHED = OPEN_PATHS
 _ENV = {
     "in_flight": "RETAIN_MAX_IN_FLIGHT",
     "queue": "RETAIN_MAX_QUEUE",

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from serving.api.guard import MAX_FORM_BYTES, BodyGuard
 from serving.ui.pages import router
 
 app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 app.include_router(router)
+# the page's forms: small, url-encoded, and whole within seconds (a login is read before any
+# key is known, so the cap is what keeps a stranger's 60 MB form from being read)
+app.add_middleware(BodyGuard, media="application/x-www-form-urlencoded", max_bytes=MAX_FORM_BYTES)

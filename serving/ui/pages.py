@@ -28,6 +28,7 @@ from serving.api.auth import KeyRing
 from serving.api.routes import request_id
 from serving.api.state import ServingState, plain_id
 from serving.lists import GROWTH, RETENTION, list_file
+from serving.outcomes import OutcomeConflict, OutcomeError
 from serving.texts import ACTIONS, HEADERS, OFFERS, text
 from serving.ui.chart import bar_chart
 from serving.ui.session import (
@@ -577,9 +578,12 @@ async def record_outcome(request: Request, customer_id: str, state: ServingState
             next_step=str(form.get("next_step", ""))[:200],
             note=str(form.get("note", ""))[:500],
             recorded_by=session.key.name,
+            recorded_key=session.key.sha256,
             request_id=str(form.get("request_id") or request_id(request))[:64],
         )
-    except ValueError as exc:  # serving.outcomes.OutcomeError: a field the store refuses
+    except OutcomeConflict as exc:  # this form was sent before with other content
+        return refuse(request, state, session, 409, word(WORDS, "record", lang), str(exc))
+    except OutcomeError as exc:  # a field the store refuses
         return refuse(request, state, session, 422, word(WORDS, "record", lang), str(exc))
     audit(state, session, request, "/ui/outcomes", 1, customer_id=plain_id(wanted))
     return RedirectResponse(f"/ui/customers/{plain_id(wanted)}?saved=1", status_code=303)

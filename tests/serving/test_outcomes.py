@@ -13,7 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from serving.outcomes import EXPORT_ID_BASE, OutcomeError, OutcomeStore
+from serving.outcomes import EXPORT_ID_BASE, OutcomeConflict, OutcomeError, OutcomeStore
 from tests.conftest import run_retain
 from tests.features.postgres_server import PostgresServer, find_bindir
 from tests.serving.service_process import start_site
@@ -31,63 +31,77 @@ def postgres_url():
         server.stop()
 
 
+KEY_A, KEY_B, KEY_CRM = "a" * 64, "b" * 64, "c" * 64  # the keys' SHA-256, their identity
+
+
 def round_trip(store: OutcomeStore) -> None:
-    first, created = store.record(
-        request_id="r-1",
-        customer_id=42,
-        rm_id="RM1",
-        channel="call",
-        reached=True,
-        result="stays",
-        next_step="call back in May",
-        note="renewing the deposit",
-        recorded_by="rm-RM1",
-        recorded_at=datetime(2024, 3, 1, 9, tzinfo=UTC),
-    )
+    call = {
+        "request_id": "r-1",
+        "customer_id": 42,
+        "rm_id": "RM1",
+        "channel": "call",
+        "reached": True,
+        "result": "stays",
+        "next_step": "call back in May",
+        "note": "renewing the deposit",
+        "recorded_by": "rm-RM1",
+        "recorded_key": KEY_A,
+    }
+    first, created = store.record(**call, recorded_at=datetime(2024, 3, 1, 9, tzinfo=UTC))
     assert created and first.customer_id == 42 and first.reached is True
-    again, created = store.record(
-        request_id="r-1",
-        customer_id=42,
-        rm_id="RM1",
-        channel="visit",
-        reached=False,
-        result="complaint",
-        recorded_by="rm-RM1",
-    )
+    assert "recorded_key" not in first.public()  # the key's hash never leaves the store
+    again, created = store.record(**call)  # a retry: the same outcome
     assert not created and again == first  # stored once, answered with the stored record
+    for changed in ({"customer_id": 43}, {"result": "complaint"}, {"note": "other"}):
+        with pytest.raises(OutcomeConflict, match="used before by this key"):
+            store.record(**{**call, **changed})  # the same request id for another outcome
+    # a later key given the same name is another key: its r-1 is its own, never the first
+    reused, created = store.record(**{**call, "customer_id": 7, "recorded_key": KEY_B})
+    assert created and reused.outcome_id != first.outcome_id and reused.customer_id == 7
     later, _ = store.record(
-        request_id="r-2",
-        customer_id=42,
-        rm_id="RM1",
-        channel="message",
-        reached=False,
-        result="unreachable",
-        recorded_by="rm-RM1",
+        **{**call, "request_id": "r-2", "channel": "message", "result": "unreachable"},
         recorded_at=datetime(2024, 3, 2, tzinfo=UTC),
     )
     store.record(
-        request_id="r-1",
-        customer_id="0042",
-        rm_id="RM1",
-        channel="call",
-        reached=True,
-        result="stays",
-        recorded_by="crm-system",
+        **{**call, "customer_id": "0042", "recorded_by": "crm-system", "recorded_key": KEY_CRM}
     )
     assert [o.outcome_id for o in store.for_customer(42)] == [later.outcome_id, first.outcome_id]
     assert [o.customer_id for o in store.for_customer("0042")] == ["0042"]  # ids kept as given
-    assert store.for_customer(7) == []
+    assert store.for_customer(8) == []
     with pytest.raises(OutcomeError, match="channel must be one of"):
-        store.record(
-            request_id="r-3",
-            customer_id=1,
-            rm_id=None,
-            channel="fax",
-            reached=True,
-            result="stays",
-            recorded_by="x",
+        store.record(**{**call, "request_id": "r-3", "channel": "fax"})
+    assert len(store.pending_export()) == 4
+
+
+def test_a_store_made_before_keys_were_identities_is_migrated(tmp_path):
+    """An outcomes.db of the previous release (unique by key name) gains the key column and
+    stays readable; the old rows keep their content."""
+    path = tmp_path / "outcomes.db"
+    with sqlite3.connect(path) as con:
+        con.execute(
+            """CREATE TABLE outcomes (outcome_id INTEGER PRIMARY KEY, request_id TEXT NOT NULL,
+            customer_id TEXT NOT NULL, customer_id_int BOOLEAN NOT NULL, rm_id TEXT,
+            channel TEXT NOT NULL, reached BOOLEAN NOT NULL, result TEXT NOT NULL,
+            next_step TEXT NOT NULL, note TEXT NOT NULL, recorded_at TEXT NOT NULL,
+            recorded_by TEXT NOT NULL, exported_at TEXT, UNIQUE (recorded_by, request_id))"""
         )
-    assert len(store.pending_export()) == 3
+        con.execute(
+            "INSERT INTO outcomes VALUES (1, 'old-1', '5', 1, 'RM1', 'call', 1, 'stays', '', "
+            "'', '2024-01-01T00:00:00+00:00', 'rm-RM1', NULL)"
+        )
+    store = OutcomeStore(path)
+    assert [o.request_id for o in store.for_customer(5)] == ["old-1"]
+    outcome, created = store.record(
+        request_id="new-1",
+        customer_id=5,
+        rm_id="RM1",
+        channel="visit",
+        reached=True,
+        result="stays",
+        recorded_by="rm-RM1",
+        recorded_key=KEY_A,
+    )
+    assert created and [o.request_id for o in store.for_customer(5)] == ["new-1", "old-1"]
 
 
 def test_sqlite_store_round_trip_in_wal_mode(tmp_path):
@@ -198,6 +212,7 @@ def test_export_appends_an_interactions_part_once(scored, tmp_path):
             reached=n != 2,
             result=("stays", "will_move_money", "unreachable")[n],
             recorded_by="ops",
+            recorded_key=KEY_CRM,
             recorded_at=datetime(2024, 6, 1 + n, 10, tzinfo=UTC),
         )
     args = [
