@@ -141,7 +141,8 @@ class Site:
     def call(self, method: str, path: str, who: str | None = None, **kwargs) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
         headers |= kwargs.pop("headers", {})
-        return httpx.request(method, self.url + path, headers=headers, timeout=60, **kwargs)
+        kwargs.setdefault("timeout", 60)
+        return httpx.request(method, self.url + path, headers=headers, **kwargs)
 
 
 def start_site(
