@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from features.atomic import atomic_dir
 from features.catalog import DRIVERS, NO_DRIVER
 from features.config import TierLadder
-from features.sources.files import META_FILE
+from features.sources.files import CUSTOMER_TABLES, META_FILE, TRUTH_TABLE
 from synthetic.config import SynthConfig
 from synthetic.customers import draw_customers
 from synthetic.dynamics import Shift, simulate
@@ -41,15 +41,7 @@ GENERATOR_VERSION = "3"  # 3: customers live from their open date on
 CHUNK_SIZE = 25_000
 ID_BLOCK = 10**10  # event ids of chunk k start at k * ID_BLOCK
 REGIME_ID_OFFSET = ID_BLOCK // 2  # events from a regime month on (see _Chunk.with_regime)
-CHUNKED_TABLES = (
-    "customers",
-    "rm_assignments",
-    "balances",
-    "transactions",
-    "interactions",
-    "complaints",
-    "truth",
-)
+CHUNKED_TABLES = (*CUSTOMER_TABLES, TRUTH_TABLE)  # written per chunk of customers
 # ids="string": column → (prefix, digits); zero padding keeps the integer order
 STRING_IDS = {
     "customer_id": ("C", 10),
@@ -97,8 +89,6 @@ def products_table(config: SynthConfig) -> pa.Table:
 
 class _Chunk:
     """One chunk of customers turned into its tables, with or without a regime change."""
-
-    STAGES = ("simulate", *CHUNKED_TABLES[1:-1])  # the stages that draw random numbers
 
     def __init__(self, k, cust, months, catalogue, org, ladder, other_bank_factor):
         self.k, self.cust, self.months, self.catalogue = k, cust, months, catalogue
