@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -373,11 +372,6 @@ def _digest(folder: Path) -> str:
         if path.is_file():
             h.update(str(path.relative_to(folder)).encode() + path.read_bytes())
     return h.hexdigest()
-
-
-def test_cutoff_constant_is_a_month_end():
-    d = date.fromisoformat(SCORED_CUTOFF)
-    assert (pd.Timestamp(d) + pd.offsets.MonthEnd(0)).date() == d
 
 
 def test_the_demo_runs_the_whole_chain_to_lists(demo):
