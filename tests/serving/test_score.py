@@ -121,11 +121,12 @@ def test_retention_offers_keep_money_and_renewals_name_what_matures(lists, score
         assert (customer, product) in maturing
 
 
-def test_reasons_are_actionable_unless_marked_as_context(scores):
+def test_reasons_are_actionable_unless_marked_as_context(scored, scores):
     from features.catalog import catalog
-    from training.dataset import products_in
+    from features.products import read_products_metadata
 
-    entries = catalog(products_in(scores.rename(columns=lambda c: c)))
+    # the products the scored features were built with (scores.parquet has no balance_ columns)
+    entries = catalog(read_products_metadata(scored.out / "features.parquet"))
     shown = 0
     for rank in (1, 2, 3):
         rows = scores[scores[f"reason_{rank}_feature"].notna()]
