@@ -201,6 +201,7 @@ def main() -> None:
     if not (args.scores / "features.parquet").exists():
         raise SystemExit(f"{args.scores} has no scored snapshot: run `make demo` first")
     from features.catalog import feature_names
+    from features.targets import ELIGIBLE_CHURN
     from serving.api.shedding import Limits
     from training.dataset import products_in
 
@@ -208,7 +209,7 @@ def main() -> None:
     names = feature_names(products_in(features))
     # customers the churn model is for (eligible at the cutoff): the others may lack inputs
     # the models need, which the API rightly refuses with 422
-    eligible = features[features["eligible_churn"].fillna(False).astype(bool)]
+    eligible = features[features[ELIGIBLE_CHURN].fillna(False).astype(bool)]
     sample = eligible.sample(min(len(eligible), 2_000), random_state=0)
     folder = Path(tempfile.mkdtemp(prefix="retain-api-load-"))
     singles, batches = folder / "singles.jsonl", folder / "batches.jsonl"

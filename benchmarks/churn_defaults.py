@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))  # the project's packages, not benchmarks/features
 
 from features.build import parse_cutoffs
 from features.materialize import write_features
+from features.targets import CHURN
 from retain.config import load_config
 from synthetic.bank import write_bank
 from synthetic.config import SynthConfig, synth_config_from_toml
@@ -84,12 +85,12 @@ def library_defaults(ds) -> np.ndarray:
 
 def evaluate_bank(path: Path) -> dict:
     frame = pd.read_parquet(path)
-    cutoffs = labelled_cutoffs(frame, "label_churn")
+    cutoffs = labelled_cutoffs(frame, CHURN.label)
     result = {name: [] for name in [*CANDIDATES, LIBRARY]}
     for test in cutoffs[-3:]:
         train, valid = embargoed_cutoffs([c for c in cutoffs if c < test], test, HORIZON)
-        ds = dataset_at(frame, "label_churn", train, valid, test)
-        oracle = roc_auc_score(ds.test.y, ds.test.rows["truth_p_churn_3m"])
+        ds = dataset_at(frame, CHURN.label, train, valid, test)
+        oracle = roc_auc_score(ds.test.y, ds.test.rows[CHURN.truth(HORIZON)])
         for name, config in CANDIDATES.items():
             booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, config)
             result[name].append(roc_auc_score(ds.test.y, booster.predict(ds.test.x)) / oracle)
@@ -99,7 +100,7 @@ def evaluate_bank(path: Path) -> dict:
     calibrator, _ = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y)
     p = calibrator.apply(booster.predict(ds.test.x))
     old = dataset_at(
-        frame, "label_churn", [c for c in cutoffs if c < cutoffs[-2]], cutoffs[-2], cutoffs[-1]
+        frame, CHURN.label, [c for c in cutoffs if c < cutoffs[-2]], cutoffs[-2], cutoffs[-1]
     )
     old_booster = fit_booster(old.train.x, old.train.y, old.valid.x, old.valid.y, TrainConfig())
     old_auc = roc_auc_score(old.test.y, old_booster.predict(old.test.x))

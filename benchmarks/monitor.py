@@ -21,18 +21,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from common import median_of, report, run_measured
+from common import ROOT, median_of, report, run_measured
+
+sys.path.insert(0, str(ROOT))  # the project's packages, not benchmarks/features.py
+
+from features.targets import ELIGIBLE_CHURN, MODEL_VERSION_PREFIX, from_score
 
 SCORE_KEEP = (
     "customer_id",
     "list_group",
-    "eligible_churn",
+    ELIGIBLE_CHURN,
     "contribution_12m",
     "tier",
     "branch_id",
@@ -48,7 +53,7 @@ def resample(source: Path, target: Path, customers: int, seed: int) -> dict:
     keep = [
         c
         for c in scores.columns
-        if c in SCORE_KEEP or c.startswith(("p_", "propensity_", "model_version_"))
+        if c in SCORE_KEEP or from_score(c) is not None or c.startswith(MODEL_VERSION_PREFIX)
     ]
     scores = scores[keep].set_index("customer_id")
     rows = np.random.default_rng(seed).integers(0, features.num_rows, customers)

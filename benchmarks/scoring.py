@@ -47,6 +47,7 @@ def timed(step, repeats: int) -> tuple[float, object]:
 
 
 def train_models(path: Path) -> dict:
+    from features.targets import label_columns
     from training.calibrate import fit_calibrator
     from training.dataset import DatasetError, split_out_of_time
     from training.train import TrainConfig, fit_booster
@@ -54,20 +55,15 @@ def train_models(path: Path) -> dict:
     ids = pq.read_table(path, columns=["customer_id"]).column(0).to_numpy()
     keep = np.random.default_rng(0).choice(np.unique(ids), TRAIN_CUSTOMERS, replace=False)
     frame = pd.read_parquet(path, filters=[("customer_id", "in", keep.tolist())])
-    labels = [
-        "label_churn",
-        *sorted(c for c in frame if c.startswith("label_cross_sell_")),
-        "label_upgrade",
-    ]
     models = {}
-    for label in labels:
+    for target in label_columns(frame.columns):
         try:
-            ds = split_out_of_time(frame, label, 3)
+            ds = split_out_of_time(frame, target.label, 3)
         except DatasetError:
             continue
         booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, TrainConfig())
         calibrator, _ = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y)
-        models[label] = {
+        models[target] = {
             "booster": booster,
             "calibration": calibrator.to_json(),
             "features": list(ds.inputs),
@@ -86,6 +82,7 @@ def main() -> None:
         raise SystemExit(f"{args.features} is missing: run benchmarks/features.py first")
     import shap
 
+    from features.targets import CHURN, UPGRADE
     from models.artifact import VerifiedModel
     from serving.champions import ModelSet
     from serving.explain import ReasonGroups, contributions, explain, top_reasons
@@ -94,7 +91,7 @@ def main() -> None:
     started = time.perf_counter()
     models = train_models(args.features)
     train_seconds = time.perf_counter() - started
-    churn = models["label_churn"]
+    churn = models[CHURN]
     cutoffs = pq.read_table(args.features, columns=["cutoff"]).column(0)
     last = pa.compute.max(cutoffs)
     rows = pq.read_table(args.features, filters=pa.compute.field("cutoff") == last).to_pandas()
@@ -108,16 +105,13 @@ def main() -> None:
 
     # the path `retain score` and the API take: one input matrix, every model
     verified = {
-        label: VerifiedModel(label, "bench", m["booster"], m) for label, m in models.items()
+        target: VerifiedModel(target.model, "bench", m["booster"], m)
+        for target, m in models.items()
     }
     model_set = ModelSet(
-        churn=verified["label_churn"],
-        upgrade=verified["label_upgrade"],
-        cross_sell={
-            k.removeprefix("label_cross_sell_"): v
-            for k, v in verified.items()
-            if k.startswith("label_cross_sell_")
-        },
+        churn=verified[CHURN],
+        upgrade=verified[UPGRADE],
+        cross_sell={t.product: v for t, v in verified.items() if t.product is not None},
     )
 
     def score_all():

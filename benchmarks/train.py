@@ -17,13 +17,14 @@ DEFAULT_FEATURES = ROOT / "data" / "bench_banks" / "features_1000000_duckdb.parq
 
 STEP = """
 import numpy as np, pandas as pd
+from features.targets import CHURN
 from training.dataset import split_out_of_time
 frame = pd.read_parquet({path!r})
-frame = frame[frame["label_churn"].notna()]
+frame = frame[frame[CHURN.label].notna()]
 ids = frame["customer_id"].unique()
 share = min(1.0, {rows} / (len(frame) * {train_share}))
 keep = np.random.default_rng(0).choice(ids, int(len(ids) * share), replace=False)
-ds = split_out_of_time(frame[frame["customer_id"].isin(keep)], "label_churn", 3)
+ds = split_out_of_time(frame[frame["customer_id"].isin(keep)], CHURN.label, 3)
 print("TRAIN_ROWS", len(ds.train.y))
 {body}
 """

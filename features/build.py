@@ -28,6 +28,14 @@ from features.loyalty import loyalty_features
 from features.panel import UNBOUNDED, Warehouse, build_panel, month_number, window_reach
 from features.products import resolve_products
 from features.satisfaction import satisfaction_features
+from features.targets import (
+    ELIGIBLE_CHURN,
+    HOLDS_PREFIX,
+    LABEL_PREFIX,
+    TRUTH_PREFIX,
+    holds_column,
+    truth_column,
+)
 from features.tiers import (
     months_in_tier,
     pyramid_level,
@@ -46,13 +54,11 @@ ID_COLUMNS = (
     "rm_id",
     "tier",
     "do_not_contact",
-    "eligible_churn",
+    ELIGIBLE_CHURN,
     "leaving_now",
 )
 # what lists and offers need besides the model inputs: never a model input
 CONTEXT_COLUMNS = ("maturing_product", "maturing_date")
-HOLDS_PREFIX = "holds_"
-TRUTH_PREFIX = "truth_"
 # features computed on the cutoff rows (they need other customers or the RM table)
 CUTOFF_FEATURES = ("contribution_share_outlet", "pyramid_level", "rm_assigned")
 
@@ -155,9 +161,9 @@ def feature_panel(
         **activity_features(panel),
         **satisfaction_features(panel),
         **lifecycle_features(panel),
-        eligible_churn=eligible,
+        **{ELIGIBLE_CHURN: eligible},
         leaving_now=already_leaving(panel, config),
-        **{f"{HOLDS_PREFIX}{p}": panel[f"held_{p}"] > 0 for p in config.product_codes},
+        **{holds_column(p): panel[f"held_{p}"] > 0 for p in config.product_codes},
         **tier_history_features(panel),
         months_in_tier=months_in_tier(panel),
         **labels,
@@ -196,13 +202,13 @@ def _with_rm_as_of_cutoff(rows: ir.Table, assignments: ir.Table) -> ir.Table:
 
 def _with_truth(rows: ir.Table, truth: ir.Table) -> ir.Table:
     values = [c for c in truth.columns if c not in ("customer_id", "month", "exit_month")]
-    t = truth.select("customer_id", "month", *[truth[c].name(TRUTH_PREFIX + c) for c in values])
+    t = truth.select("customer_id", "month", *[truth[c].name(truth_column(c)) for c in values])
     joined = rows.left_join(t, [rows.customer_id == t.customer_id, rows.cutoff == t.month])
     return joined.drop(*[c for c in joined.columns if c.endswith("_right")], "month_right")
 
 
 def select_output(rows: ir.Table, feature_names: list[str]) -> ir.Table:
-    labels = sorted(c for c in rows.columns if c.startswith("label_"))
+    labels = sorted(c for c in rows.columns if c.startswith(LABEL_PREFIX))
     truth = sorted(c for c in rows.columns if c.startswith(TRUTH_PREFIX))
     holds = [c for c in rows.columns if c.startswith(HOLDS_PREFIX)]
     columns = [*ID_COLUMNS, *feature_names, *CONTEXT_COLUMNS, *holds, *labels, *truth]

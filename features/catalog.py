@@ -30,8 +30,9 @@ CATALOG_VERSION = "2"
 DOMAINS = ("contribution", "tiers", "loyalty", "activity", "satisfaction", "lifecycle")
 DTYPES = ("float64", "int64", "bool")
 LANGUAGES = ("zh", "en")
-# The synthetic bank's truth drivers (features/sources/synth_dynamics.py) that a feature can
-# evidence; the reasons-vs-truth benchmark maps shown reasons back to them.
+# The synthetic bank's truth drivers that a feature can evidence; the reasons-vs-truth
+# benchmark maps shown reasons back to them. Their one home: the simulator
+# (synthetic/dynamics.py) codes a driver by its position here, so this order fixes the bank.
 DRIVERS = (
     "balance_decline",
     "outflow_other_bank",
@@ -40,6 +41,7 @@ DRIVERS = (
     "rm_neglect",
     "maturity",
 )
+NO_DRIVER = "none"  # the truth's churn_driver of an exit no driver contributed to
 REASON_VALUES: dict[str, Callable[[float], float]] = {"negate": lambda v: -v, "abs": abs}
 
 # English plurals after a count of exactly one: "1 months" reads as a bug to an RM.

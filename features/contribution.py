@@ -22,9 +22,20 @@ def aum_slope_6m(aum: ir.NumericColumn) -> ir.FloatingValue:
     return safe_ratio(slope, sum(values) / SLOPE_MONTHS)
 
 
+def aum_change(aum: ir.NumericColumn, months: int) -> ir.FloatingValue:
+    """Relative change of monthly AUM over ``months`` months (-0.2: a fifth less)."""
+    return safe_ratio(aum, lag(aum, months)) - 1
+
+
+def aum_change_3m(aum: ir.NumericColumn) -> ir.FloatingValue:
+    """Relative change of monthly AUM over 3 months (also the bank profile's before-churn
+    figure)."""
+    return aum_change(aum, 3)
+
+
 def aum_dropped(panel: ir.Table) -> ir.BooleanValue:
     """A month-on-month fall of more than 10% (a separate step: windows don't nest)."""
-    return ibis.coalesce((safe_ratio(panel.aum, lag(panel.aum, 1)) - 1) < DROP, False)
+    return ibis.coalesce(aum_change(panel.aum, 1) < DROP, False)
 
 
 def aum_drop_features(panel: ir.Table) -> dict[str, ir.Value]:
@@ -43,9 +54,9 @@ def contribution_features(panel: ir.Table, config: BankConfig) -> dict[str, ir.V
         "aum_avg_1m": aum,
         "aum_avg_3m": rolling_mean(aum, 3),
         "aum_avg_12m": rolling_mean(aum, 12),
-        "aum_change_1m": safe_ratio(aum, lag(aum, 1)) - 1,
-        "aum_change_3m": safe_ratio(aum, lag(aum, 3)) - 1,
-        "aum_change_6m": safe_ratio(aum, lag(aum, 6)) - 1,
+        "aum_change_1m": aum_change(aum, 1),
+        "aum_change_3m": aum_change_3m(aum),
+        "aum_change_6m": aum_change(aum, 6),
         # this month against the three before it: the basis of the "already leaving" rule
         "aum_vs_prev_3m": safe_ratio(aum, aum.mean().over(by_customer(rows=(-3, -1)))) - 1,
         "aum_slope_6m": aum_slope_6m(aum),

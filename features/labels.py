@@ -23,8 +23,7 @@ import ibis.expr.types as ir
 
 from features.config import BankConfig
 from features.panel import by_customer, lead, rolling_mean
-
-LABEL_PREFIX = "label_"
+from features.targets import CHURN, ELIGIBLE_CHURN, UPGRADE, all_targets, cross_sell
 
 
 def _previous_3m(panel: ir.Table) -> tuple[ir.NumericValue, ir.IntegerValue]:
@@ -59,11 +58,7 @@ def churned(panel: ir.Table, config: BankConfig) -> ir.BooleanValue:
 
 
 def label_names(config: BankConfig) -> list[str]:
-    return [
-        f"{LABEL_PREFIX}churn",
-        f"{LABEL_PREFIX}upgrade",
-        *(f"{LABEL_PREFIX}cross_sell_{p}" for p in config.product_codes),
-    ]
+    return [target.label for target in all_targets(config.product_codes)]
 
 
 def label_features(
@@ -77,11 +72,11 @@ def label_features(
     month number with data (the horizon must end on or before it)."""
     h = config.churn.horizon_months
     complete = panel.month_number + h <= last_month
-    eligible = panel.eligible_churn if eligible is None else eligible
+    eligible = panel[ELIGIBLE_CHURN] if eligible is None else eligible
     null = ibis.null("int64")
     labels = {
-        "label_churn": ibis.ifelse(complete & eligible, churned(panel, config).cast("int64"), null),
-        "label_upgrade": ibis.ifelse(
+        CHURN.label: ibis.ifelse(complete & eligible, churned(panel, config).cast("int64"), null),
+        UPGRADE.label: ibis.ifelse(
             complete & (panel.tier_level < len(config.tiers.bounds)),
             (lead(panel.tier_level, h) > panel.tier_level).cast("int64"),
             null,
@@ -91,9 +86,7 @@ def label_features(
         held = panel[f"held_{product}"]
         # held (open) in any month of the horizon: one frame, not one lead per month
         bought = ibis.coalesce(held.max().over(by_customer(rows=(1, h))), 0)
-        labels[f"{LABEL_PREFIX}cross_sell_{product}"] = ibis.ifelse(
-            complete & (held == 0), bought, null
-        )
+        labels[cross_sell(product).label] = ibis.ifelse(complete & (held == 0), bought, null)
     return labels
 
 

@@ -39,6 +39,7 @@ from features.config import BankConfig
 from features.engine import open_warehouse
 from features.products import products_metadata, resolve_products
 from features.sources.database import is_database_url
+from features.targets import LABEL_PREFIX
 
 BATCH_CUSTOMERS = 50_000
 DUCKDB_MEMORY_LIMIT = "4GB"
@@ -104,7 +105,7 @@ def write_features(
         "rows": meta.num_rows,
         "cutoffs": [c.isoformat() for c in cutoffs],
         "features": len(names),
-        "labels": sorted(c for c in columns if c.startswith("label_")),
+        "labels": sorted(c for c in columns if c.startswith(LABEL_PREFIX)),
         "catalog_version": CATALOG_VERSION,
     }
 

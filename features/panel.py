@@ -19,6 +19,7 @@ import ibis.expr.types as ir
 from ibis import _
 
 from features.config import BankConfig
+from features.sources.files import CUSTOMER_TABLES, TRUTH_TABLE
 
 MATURING_DAYS = 30
 MATURING_LATER_DAYS = 90  # a horizon's worth: money that comes up for renewal within it
@@ -85,18 +86,9 @@ class Warehouse:
         A range (not a hash) lets the parquet reader skip row groups by their statistics when
         the tables are laid out by customer, as the synthetic bank's are.
         """
-        per_customer = (
-            "customers",
-            "rm_assignments",
-            "balances",
-            "transactions",
-            "interactions",
-            "complaints",
-            "truth",
-        )
         changes = {
             name: table.filter(table.customer_id.between(first_id, last_id))
-            for name in per_customer
+            for name in (*CUSTOMER_TABLES, TRUTH_TABLE)
             if (table := getattr(self, name)) is not None
         }
         return replace(self, **changes)

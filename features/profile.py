@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from features.config import BankConfig
+from features.contribution import aum_change_3m
 from features.engine import open_warehouse
 from features.labels import churn_eligible, churned
-from features.panel import build_panel, holds, lag, month_number, safe_ratio
+from features.panel import build_panel, holds, month_number
 from features.products import resolve_products
+from features.targets import CHURN
 from features.tiers import tier_level
 
 
@@ -28,9 +30,12 @@ class BankProfile:
     as_of: str
     tiers: pd.DataFrame  # tier, customers, share
     top20_aum_share: float
-    churn_by_cutoff: pd.DataFrame  # cutoff, eligible, monthly_churn, churn_3m[, truth_p_churn_3m]
+    # cutoff, eligible, monthly_churn, churn_3m (within the horizon)[, the truth's mean
+    # probability of churn within the horizon: CHURN.truth(horizon_months)]
+    churn_by_cutoff: pd.DataFrame
     aum_change_3m: pd.DataFrame  # churned, median_aum_change_3m, rows
     holding_rates: pd.DataFrame  # product, customers, rate
+    horizon_months: int  # the churn horizon
 
     @property
     def monthly_churn(self) -> float:
@@ -58,15 +63,14 @@ class BankProfile:
                 )
             },
         }
-        if "truth_p_churn_3m" in self.churn_by_cutoff:
+        truth = CHURN.truth(self.horizon_months)
+        if truth in self.churn_by_cutoff:
             rates = self.churn_by_cutoff
             weights = rates["eligible"]
             out["churn_3m_realised"] = round(
                 float((rates["churn_3m"] * weights).sum() / weights.sum()), 4
             )
-            out["churn_3m_truth"] = round(
-                float((rates["truth_p_churn_3m"] * weights).sum() / weights.sum()), 4
-            )
+            out["churn_3m_truth"] = round(float((rates[truth] * weights).sum() / weights.sum()), 4)
         return out
 
 
@@ -84,20 +88,20 @@ def profile_bank(location, config: BankConfig | None = None) -> BankProfile:
         eligible=churn_eligible(panel, config),
         churned=churned(panel, config),
         churned_1m=churned(panel, one_month),
-        aum_change_3m=safe_ratio(panel.aum, lag(panel.aum, 3)) - 1,
+        aum_change_3m=aum_change_3m(panel.aum),
         tier=tier_level(panel.aum, config.tiers),
         complete=panel.month_number + horizon <= last_month,
     )
     eligible = panel.filter(panel.eligible & panel.complete)
-    if wh.truth is not None:
-        truth = wh.truth.select("customer_id", "month", truth_p_churn_3m="p_churn_3m")
-        eligible = eligible.left_join(truth, ["customer_id", "month"])
+    # a truth that does not cover the configured horizon gives no truth figure
+    truth, source = CHURN.truth(horizon), CHURN.truth_source(horizon)
+    has_truth = wh.truth is not None and source in wh.truth.columns
+    if has_truth:
+        eligible = eligible.left_join(
+            wh.truth.select("customer_id", "month", **{truth: source}), ["customer_id", "month"]
+        )
     rows = eligible.select(
-        "month",
-        "churned",
-        "churned_1m",
-        "aum_change_3m",
-        *(["truth_p_churn_3m"] if wh.truth is not None else []),
+        "month", "churned", "churned_1m", "aum_change_3m", *([truth] if has_truth else [])
     ).to_pandas()
     rows["churned"] = rows["churned"].astype(bool)
     by_month = rows.groupby("month")
@@ -108,8 +112,8 @@ def profile_bank(location, config: BankConfig | None = None) -> BankProfile:
             "churn_3m": by_month["churned"].mean(),
         }
     )
-    if wh.truth is not None:
-        churn_by_cutoff["truth_p_churn_3m"] = by_month["truth_p_churn_3m"].mean()
+    if has_truth:
+        churn_by_cutoff[truth] = by_month[truth].mean()
     churn_by_cutoff = churn_by_cutoff.rename_axis("cutoff").reset_index()
     known = rows[rows["aum_change_3m"].notna()]
     aum_change = (
@@ -145,4 +149,5 @@ def profile_bank(location, config: BankConfig | None = None) -> BankProfile:
         churn_by_cutoff=churn_by_cutoff,
         aum_change_3m=aum_change,
         holding_rates=holding.sort_values("rate", ascending=False, ignore_index=True),
+        horizon_months=horizon,
     )

@@ -21,7 +21,7 @@ import ibis.expr.types as ir
 import psycopg
 from ibis.common.exceptions import IbisError
 
-from features.sources.files import table_glob
+from features.sources.files import CUSTOMER_TABLES, table_glob
 
 MAX_EXAMPLES = 5
 EARLIEST_DATE = date(1900, 1, 1)
@@ -41,18 +41,14 @@ KEYS: dict[str, tuple[str, ...]] = {
     "complaints": ("complaint_id",),
 }
 
-# (table, column, referenced table, referenced column)
+# (table, column, referenced table, referenced column); a table's checks run in this order
 FOREIGN_KEYS: tuple[tuple[str, str, str, str], ...] = (
     ("rms", "outlet_id", "org", "outlet_id"),
     ("customers", "outlet_id", "org", "outlet_id"),
-    ("rm_assignments", "customer_id", "customers", "customer_id"),
+    *((t, "customer_id", "customers", "customer_id") for t in CUSTOMER_TABLES if t != "customers"),
     ("rm_assignments", "rm_id", "rms", "rm_id"),
-    ("balances", "customer_id", "customers", "customer_id"),
     ("balances", "product", "products", "product"),
-    ("transactions", "customer_id", "customers", "customer_id"),
-    ("interactions", "customer_id", "customers", "customer_id"),
     ("interactions", "rm_id", "rms", "rm_id"),
-    ("complaints", "customer_id", "customers", "customer_id"),
 )
 
 DATE_COLUMNS: dict[str, tuple[str, ...]] = {

@@ -80,11 +80,16 @@ class Target:
         return holds_column(self.product) if self.product is not None else None
 
     def truth(self, horizon_months: int) -> str:
-        """The synthetic truth's probability of this target within the horizon."""
+        """The feature file's column of the synthetic truth's probability of this target
+        within the horizon."""
+        return truth_column(self.truth_source(horizon_months))
+
+    def truth_source(self, horizon_months: int) -> str:
+        """The truth table's column :meth:`truth` is read from (``p_churn_3m``)."""
         h = f"{horizon_months}m"
         if self.kind == "cross_sell":
-            return f"{TRUTH_PREFIX}p_buy_{h}_{self.product}"
-        return f"{TRUTH_PREFIX}p_{self.kind}_{h}"
+            return f"p_buy_{h}_{self.product}"
+        return f"p_{self.kind}_{h}"
 
     # ------------------------------------------------------------------ population
 
@@ -136,6 +141,11 @@ def cross_sell(product: str) -> Target:
 
 def holds_column(product: str) -> str:
     return f"{HOLDS_PREFIX}{product}"
+
+
+def truth_column(name: str) -> str:
+    """The feature file's column for the truth table's column ``name``."""
+    return f"{TRUTH_PREFIX}{name}"
 
 
 def held_products(columns: Iterable[str]) -> list[str]:

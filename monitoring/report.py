@@ -21,17 +21,22 @@ TOP = 20
 
 
 def write_monitor_report(path: Path, result: dict, config: BankConfig) -> None:
+    """Write the report of ``result`` (what ``monitor.json`` holds) to ``path``."""
     lang = config.language
-    charts = chart_language(lang)
-    policy = config.monitoring
 
     def t(key: str, **values) -> str:
         return html.escape(text(MONITOR, key, lang).format(**values))
 
-    drift = [r for r in result["drift"] if r["segment"] == "all"]
-    segments = [r for r in result["drift"] if r["segment"] != "all"]
-    too_small = sum(r["band"] == "too small" for r in segments)
-    cards = [
+    sections = [
+        *_drift_sections(result, config.monitoring, chart_language(lang), t),
+        *_performance_sections(result, chart_language(lang), t),
+    ]
+    Path(path).write_text(_page(lang, result, _cards(result, t), sections, t), encoding="utf-8")
+
+
+def _cards(result: dict, t) -> list[tuple[str, str]]:
+    """(label, value) of the cards at the top: the alert, what was compared, the row counts."""
+    return [
         (
             t("alert"),
             f"<span style='color:{BAND_COLOURS[result['alert']]}'>{t(result['alert'])}</span>",
@@ -49,6 +54,14 @@ def write_monitor_report(path: Path, result: dict, config: BankConfig) -> None:
         ),
         (t("rows"), f"{result['current']['rows']:,} / {result['reference']['rows']:,}"),
     ]
+
+
+def _drift_sections(result: dict, policy, charts: str, t) -> list[tuple[str, str]]:
+    """(title, HTML) of the alerts, the drift of the whole population and the flagged
+    segments, and the score distributions."""
+    drift = [r for r in result["drift"] if r["segment"] == "all"]
+    segments = [r for r in result["drift"] if r["segment"] != "all"]
+    too_small = sum(r["band"] == "too small" for r in segments)
     sections = [(t("alerts"), _alerts_table(result["alerts"], t))]
     sections.append(
         (
@@ -71,6 +84,13 @@ def write_monitor_report(path: Path, result: dict, config: BankConfig) -> None:
     )
     if result.get("score_distributions"):
         sections.append((t("scores"), png_img(score_plot(result["score_distributions"], charts))))
+    return sections
+
+
+def _performance_sections(result: dict, charts: str, t) -> list[tuple[str, str]]:
+    """(title, HTML) of the estimate before labels, the realised figures once they mature and
+    the listed customers' churn against the control group."""
+    sections = []
     if result.get("estimate"):
         sections.append(
             (t("estimate"), f"<p>{t('estimate_note')}</p>" + _estimate_table(result, t))
@@ -91,9 +111,16 @@ def write_monitor_report(path: Path, result: dict, config: BankConfig) -> None:
                     png_img(control_plot(with_control, charts)) + _control_table(with_control, t),
                 )
             )
+    return sections
+
+
+def _page(
+    lang: str, result: dict, cards: list[tuple[str, str]], sections: list[tuple[str, str]], t
+) -> str:
+    """The self-contained HTML page around the cards and the sections."""
     body = "".join(f"<h2>{title}</h2>{content}" for title, content in sections)
     card_html = "".join(f"<div class='card'><b>{v}</b><span>{k}</span></div>" for k, v in cards)
-    page = f"""<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
+    return f"""<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
 <title>{t("title")} {html.escape(str(result["current"]["cutoff"]))}</title><style>
 body{{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:2em auto;max-width:1000px;
 color:#1f2933}} .cards{{display:flex;flex-wrap:wrap;gap:12px}}
@@ -102,7 +129,6 @@ color:#1f2933}} .cards{{display:flex;flex-wrap:wrap;gap:12px}}
 td,th{{padding:3px 10px;border-bottom:1px solid #d9e2ec;text-align:left}}
 td.n{{text-align:right}}</style></head><body>
 <h1>{t("title")}</h1><div class="cards">{card_html}</div>{body}</body></html>"""
-    Path(path).write_text(page, encoding="utf-8")
 
 
 def _fmt(value, digits: int = 3) -> str:

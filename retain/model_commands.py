@@ -180,16 +180,20 @@ def backtest(
     json_path: JsonOption = None,
 ) -> None:
     """Rolling-origin backtest with the embargo: AUC and ECE per cutoff, trained on the past."""
+    from features.targets import from_model
     from models.registry import use_store
     from training.backtest import run_backtest
     from training.dataset import DatasetError
     from training.train import TrainConfig
 
+    target = from_model(task)
+    if target is None:
+        fail(f"--task must be churn, upgrade or cross_sell_<product>, not {task!r}", 2)
     use_store()
     try:
         with console.status(f"backtesting {task}…"):
             horizon = bank_config(config).churn.horizon_months
-            summary = run_backtest(features_path, f"label_{task}", TrainConfig(), horizon)
+            summary = run_backtest(features_path, target.label, TrainConfig(), horizon)
     except DatasetError as exc:
         fail(str(exc), 1)
     rows = [

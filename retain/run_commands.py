@@ -242,10 +242,11 @@ def default_reference(runs_dir: Path, cutoff: date) -> str | None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from features.targets import CHURN
     from models.registry import CHAMPION
 
     try:
-        return MlflowClient().get_model_version_by_alias("churn", CHAMPION).run_id
+        return MlflowClient().get_model_version_by_alias(CHURN.model, CHAMPION).run_id
     except mlflow.exceptions.MlflowException:
         return None
 

@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from features.config import BankConfig
+from features.targets import CHURN, ELIGIBLE_CHURN
 from serving.charts import axis_label, chart_language, font_of, png_img
 from serving.texts import REPORT, text
 
@@ -36,7 +37,7 @@ def write_report(
         return html.escape(text(REPORT, key, lang).format(**values))
 
     charts = chart_language(lang)
-    eligible = scored[scored["eligible_churn"].fillna(False).astype(bool)]
+    eligible = scored[scored[ELIGIBLE_CHURN].fillna(False).astype(bool)]
     top20 = pareto_point(scored["contribution_12m"].to_numpy())
     headline = [
         (t("cutoff"), cutoff.isoformat()),
@@ -152,7 +153,7 @@ def _tier_plot(eligible: pd.DataFrame, lang: str) -> Figure:
     by = (
         eligible.groupby("tier", observed=True)
         .agg(
-            p=("p_churn", "mean"),
+            p=(CHURN.score, "mean"),
             loss=("expected_loss", "sum"),
             value=("contribution_12m", "median"),
         )
@@ -164,7 +165,7 @@ def _tier_plot(eligible: pd.DataFrame, lang: str) -> Figure:
 def _branch_plot(eligible: pd.DataFrame, lang: str) -> Figure:
     by = (
         eligible.groupby("branch_id")
-        .agg(p=("p_churn", "mean"), loss=("expected_loss", "sum"))
+        .agg(p=(CHURN.score, "mean"), loss=("expected_loss", "sum"))
         .sort_values("loss")
     )
     labels = [text(REPORT, "branch_label", lang).format(id=b) for b in by.index]

@@ -14,9 +14,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from features.catalog import NO_DRIVER
 from features.config import BankConfig, RiskBands
 from features.products import products_from_json
-from features.targets import CHURN, ELIGIBLE_CHURN, TRUTH_PREFIX, holds_column
+from features.targets import CHURN, ELIGIBLE_CHURN, holds_column, truth_column
 from serving.champions import ModelSet
 from serving.explain import TOP_K, Reasons, explain, inputs, reason_columns
 from serving.lists import growth_listed, leaving_adjusted, list_groups
@@ -131,8 +132,8 @@ def holdings(features: pd.DataFrame, products: list[str]) -> pd.DataFrame:
 def reason_fidelity(features: pd.DataFrame, scores: pd.DataFrame, reasons: Reasons) -> dict | None:
     """Among true churners in the top decile of p_churn (eligible customers), the share whose
     true churn driver is evidenced by one of their top-3 reasons. Churners whose exit has no
-    driver (truth "none") have nothing to find and are left out; None without truth."""
-    driver_column = f"{TRUTH_PREFIX}churn_driver"
+    driver (:data:`NO_DRIVER`) have nothing to find and are left out; None without truth."""
+    driver_column = truth_column("churn_driver")
     if driver_column not in features:
         return None
     eligible = features[ELIGIBLE_CHURN].fillna(False).to_numpy(dtype=bool)
@@ -142,7 +143,7 @@ def reason_fidelity(features: pd.DataFrame, scores: pd.DataFrame, reasons: Reaso
     explained = {row: shown for row, shown in zip(reasons.rows, reasons.drivers(), strict=True)}
     hits = total = 0
     for row in np.flatnonzero(eligible & (p >= threshold)):
-        if driver[row] is None or driver[row] in ("none",) or pd.isna(driver[row]):
+        if driver[row] is None or driver[row] == NO_DRIVER or pd.isna(driver[row]):
             continue
         total += 1
         hits += driver[row] in explained.get(row, set())

@@ -20,10 +20,11 @@ import pandas as pd
 from openpyxl.utils import get_column_letter
 
 from features.config import BankConfig
+from features.targets import CHURN
 from serving.lists import GROWTH_COLUMNS, LIST_COLUMNS
 from serving.texts import ACTIONS, BANDS, HEADERS, LEGEND, OFFERS, YES_NO, text
 
-PERCENT = {"p_churn", "offer_propensity"}
+PERCENT = {CHURN.score, "offer_propensity"}
 MONEY = {"contribution_12m", "expected_loss", "offer_amount", "value_added"}
 WIDTHS = {
     "reason_1": 42,

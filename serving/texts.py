@@ -6,6 +6,8 @@ bank's configuration; everything else a person reads is here, looked up with :fu
 
 from __future__ import annotations
 
+from features.targets import CHURN
+
 # suggested actions on a list
 ACTIONS = {
     "resolve_complaint_first": ("先处理投诉", "Resolve the complaint first"),
@@ -40,7 +42,7 @@ HEADERS = {
     "customer_name": ("客户姓名", "Customer"),
     "tier": ("客户等级", "Tier"),
     "pyramid_level": ("金字塔层级", "Pyramid level"),
-    "p_churn": ("流失概率(%)", "Churn probability (%)"),
+    CHURN.score: ("流失概率(%)", "Churn probability (%)"),
     "contribution_12m": ("年贡献度(元)", "Annual contribution (CNY)"),
     "expected_loss": ("预期损失(元)", "Expected loss (CNY)"),
     "reason_1": ("原因一", "Reason 1"),

@@ -19,11 +19,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.atomic import atomic_dir
+from features.catalog import DRIVERS, NO_DRIVER
 from features.config import TierLadder
-from features.sources.files import META_FILE
+from features.sources.files import CUSTOMER_TABLES, META_FILE, TRUTH_TABLE
 from synthetic.config import SynthConfig
 from synthetic.customers import draw_customers
-from synthetic.dynamics import DRIVERS, Shift, simulate
+from synthetic.dynamics import Shift, simulate
 from synthetic.events import (
     Calendar,
     assignment_rows,
@@ -40,15 +41,7 @@ GENERATOR_VERSION = "3"  # 3: customers live from their open date on
 CHUNK_SIZE = 25_000
 ID_BLOCK = 10**10  # event ids of chunk k start at k * ID_BLOCK
 REGIME_ID_OFFSET = ID_BLOCK // 2  # events from a regime month on (see _Chunk.with_regime)
-CHUNKED_TABLES = (
-    "customers",
-    "rm_assignments",
-    "balances",
-    "transactions",
-    "interactions",
-    "complaints",
-    "truth",
-)
+CHUNKED_TABLES = (*CUSTOMER_TABLES, TRUTH_TABLE)  # written per chunk of customers
 # ids="string": column → (prefix, digits); zero padding keeps the integer order
 STRING_IDS = {
     "customer_id": ("C", 10),
@@ -96,8 +89,6 @@ def products_table(config: SynthConfig) -> pa.Table:
 
 class _Chunk:
     """One chunk of customers turned into its tables, with or without a regime change."""
-
-    STAGES = ("simulate", *CHUNKED_TABLES[1:-1])  # the stages that draw random numbers
 
     def __init__(self, k, cust, months, catalogue, org, ladder, other_bank_factor):
         self.k, self.cust, self.months, self.catalogue = k, cust, months, catalogue
@@ -195,24 +186,12 @@ def write_bank(
     catalogue = Catalogue.of(config.products)
     string_ids = config.ids == "string"
     org = build_org(config.customers, np.random.default_rng([config.seed, 0]))
-    other_bank_factor = None
-    if config.regime is not None:
-        other_bank_factor = np.where(
-            np.arange(len(months)) >= config.regime_month, config.regime.outflow_factor, 1.0
-        )
-    shift = None  # a regime that changes customers' lives, not only what transactions show
-    if config.regime is not None and (
-        config.regime.withdrawn or config.regime.outflow_start_factor != 1
-    ):
-        shift = Shift(
-            np.isin(catalogue.codes, config.regime.withdrawn),
-            config.regime_month,
-            config.regime.outflow_start_factor,
-        )
+    other_bank_factor = _other_bank_factor(config)
+    shift = _shift(config, catalogue)
     n_chunks = -(-config.customers // CHUNK_SIZE)
     counts = dict.fromkeys(CHUNKED_TABLES, 0)
     hidden = np.zeros(5)
-    drivers = dict.fromkeys([*DRIVERS, "none"], 0)
+    exits = dict.fromkeys([*DRIVERS, NO_DRIVER], 0)
     with atomic_dir(Path(out)) as staging:
         _write(org.org, staging / "org.parquet")
         _write(org.rms, staging / "rms.parquet")
@@ -233,36 +212,71 @@ def write_bank(
                 _write(frame, staging / table / f"part-{k:05d}.parquet", string_ids)
                 counts[table] += len(frame)
             hidden += sim.hidden_var_sums
-            in_window = (sim.exit_month >= 0) & (sim.exit_month < len(months))
-            exited = sim.exit_driver[in_window]
-            for i, name in enumerate([*DRIVERS, "none"]):
-                drivers[name] += int((exited == (i if i < len(DRIVERS) else -1)).sum())
+            for name, exited in _exits_by_driver(sim, len(months)).items():
+                exits[name] += exited
             del sim, frames
             if on_chunk:
                 on_chunk(k + 1, n_chunks)
-        n, s1, s2, l1, l2 = hidden
-        meta = {
-            "generator": "retain.synthetic",
-            "generator_version": GENERATOR_VERSION,
-            # without a regime the metadata is what it was before regimes existed
-            "config": config.model_dump(
-                mode="json", exclude={"products"} | ({"regime"} if config.regime is None else set())
-            ),
-            "as_of": config.end.isoformat(),
-            "months": [m.date().isoformat() for m in months],
-            "rows": counts,
-            "org": {
-                "outlets": len(org.org),
-                "rms": len(org.rms),
-                "sub_branches": int(org.org["sub_branch_id"].nunique()),
-                "branches": int(org.org["branch_id"].nunique()),
-            },
-            "hidden_share_of_logit_variance": round(
-                float((s2 / n - (s1 / n) ** 2) / (l2 / n - (l1 / n) ** 2)), 4
-            ),
-            "exits_by_driver": drivers,
-            "products": [p.model_dump(mode="json") for p in config.products],
-            "tiers": [t.model_dump(mode="json") for t in ladder.tiers],
-        }
+        meta = _meta(config, ladder, org, counts, hidden, exits)
         (staging / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return meta
+
+
+def _other_bank_factor(config: SynthConfig) -> np.ndarray | None:
+    """Per window month, what a regime change multiplies payments to other banks by."""
+    if config.regime is None:
+        return None
+    months = np.arange(len(config.month_ends))
+    return np.where(months >= config.regime_month, config.regime.outflow_factor, 1.0)
+
+
+def _shift(config: SynthConfig, catalogue: Catalogue) -> Shift | None:
+    """A regime change that changes customers' lives, not only what transactions show."""
+    regime = config.regime
+    if regime is None or not (regime.withdrawn or regime.outflow_start_factor != 1):
+        return None
+    return Shift(
+        np.isin(catalogue.codes, regime.withdrawn),
+        config.regime_month,
+        regime.outflow_start_factor,
+    )
+
+
+def _exits_by_driver(sim, n_months: int) -> dict[str, int]:
+    """Exits within the window, by the driver that decided them."""
+    in_window = (sim.exit_month >= 0) & (sim.exit_month < n_months)
+    exited = sim.exit_driver[in_window]
+    codes = [*range(len(DRIVERS)), -1]  # -1: no driver
+    return {
+        name: int((exited == code).sum())
+        for name, code in zip([*DRIVERS, NO_DRIVER], codes, strict=True)
+    }
+
+
+def _meta(config: SynthConfig, ladder: TierLadder, org, counts, hidden, exits) -> dict:
+    """The bank's ``_meta.json``: its configuration, size, the hidden term's share of the churn
+    log-odds and the exits by driver."""
+    n, s1, s2, l1, l2 = hidden
+    return {
+        "generator": "retain.synthetic",
+        "generator_version": GENERATOR_VERSION,
+        # without a regime the metadata is what it was before regimes existed
+        "config": config.model_dump(
+            mode="json", exclude={"products"} | ({"regime"} if config.regime is None else set())
+        ),
+        "as_of": config.end.isoformat(),
+        "months": [m.date().isoformat() for m in config.month_ends],
+        "rows": counts,
+        "org": {
+            "outlets": len(org.org),
+            "rms": len(org.rms),
+            "sub_branches": int(org.org["sub_branch_id"].nunique()),
+            "branches": int(org.org["branch_id"].nunique()),
+        },
+        "hidden_share_of_logit_variance": round(
+            float((s2 / n - (s1 / n) ** 2) / (l2 / n - (l1 / n) ** 2)), 4
+        ),
+        "exits_by_driver": exits,
+        "products": [p.model_dump(mode="json") for p in config.products],
+        "tiers": [t.model_dump(mode="json") for t in ladder.tiers],
+    }

@@ -69,50 +69,15 @@ def draw_customers(
     months: pd.DatetimeIndex,
     hidden_sigma: float,
 ) -> CustomerChunk:
-    end = months[-1]
+    """``n`` customers with ids from ``first_id``. The steps draw in this order: reordering
+    them (or the draws inside them) changes the bank."""
     outlet = rng.choice(len(org.outlet_weights), n, p=org.outlet_weights)
-    city_tier = org.outlet_city_tier[outlet]
     age = np.clip(rng.normal(44, 14, n), 18, 88)
     risk = np.clip(np.rint(3 - (age - 44) / 22 + rng.normal(0, 0.9, n)), 1, 5).astype(np.int8)
-    occupation = rng.choice(np.array(OCCUPATIONS, dtype=object), n, p=OCCUPATION_P)
-    occupation = np.where(age >= 62, "retired", occupation)
-    occupation = np.where((age < 23) & (rng.random(n) < 0.6), "student", occupation)
-    salaried = np.isin(occupation, list(SALARIED))
-    salary = np.where(salaried, rng.lognormal(np.log(9_000), 0.5, n), 0.0)
-
-    tier_mult = np.vectorize(CITY_TIER_WEALTH.get)(city_tier)
-    log_wealth = np.log(MEDIAN_WEALTH) + WEALTH_SIGMA * rng.standard_normal(n) + 0.015 * (age - 44)
-    wealth = np.exp(log_wealth) * tier_mult
-    tail = rng.random(n) < PARETO_SHARE
-    wealth[tail] = np.minimum(PARETO_SCALE * (1 + rng.pareto(PARETO_ALPHA, tail.sum())), 3e8)
-    wealth = np.maximum(wealth, 50.0)
-
-    # ~12% opened during the window; the rest have 3 months to 30 years of history
-    new = rng.random(n) < 0.12
-    open_month = np.where(
-        new,
-        rng.integers(0, len(months), n),
-        -np.minimum(3 + rng.exponential(70, n), 360).astype(int),
-    )
-    open_date = (months[0] + pd.offsets.MonthBegin(-1)).to_numpy().astype("datetime64[D]")
-    open_date = (open_date.astype("datetime64[M]") + open_month.astype("timedelta64[M]")).astype(
-        "datetime64[D]"
-    ) + rng.integers(0, 28, n).astype("timedelta64[D]")
-    birth = end.to_numpy().astype("datetime64[D]") - (age * 365.25).astype("timedelta64[D]")
-    open_date = np.maximum(open_date, birth + np.timedelta64(18 * 365, "D"))
-    # nobody opens before turning 18, so a young customer's opening moves later: the month the
-    # simulation starts them in must follow it, or they live (and bank) before they exist
-    opening_month = open_date.astype("datetime64[M]")
-    open_month = (opening_month - months[0].to_numpy().astype("datetime64[M]")).astype(int)
-    open_day = (open_date - opening_month.astype("datetime64[D]")).astype(int)
-
-    log10w = np.log10(wealth)
-    assigned = rng.random(n) < sigmoid(2.2 * (log10w - 4.7))
-    rm = np.full(n, -1)
-    for o in np.unique(outlet[assigned]):
-        members = np.flatnonzero(assigned & (outlet == o))
-        rm[members] = rng.choice(org.rms_by_outlet[o], len(members))
-
+    occupation, salaried, salary = _occupations(rng, age)
+    wealth = _wealth(rng, age, org.outlet_city_tier[outlet])
+    birth, open_date, open_month, open_day = _opening(rng, age, months)
+    assigned, rm = _relationship_managers(rng, outlet, wealth, org)
     table = pd.DataFrame(
         {
             "customer_id": np.arange(first_id, first_id + n, dtype=np.int64),
@@ -148,3 +113,64 @@ def draw_customers(
         hidden_buy=rng.normal(0, 0.3, n),
         table=table,
     )
+
+
+def _occupations(rng: np.random.Generator, age: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Occupation (retired from 62, often a student under 23), salaried or not, and salary."""
+    n = len(age)
+    occupation = rng.choice(np.array(OCCUPATIONS, dtype=object), n, p=OCCUPATION_P)
+    occupation = np.where(age >= 62, "retired", occupation)
+    occupation = np.where((age < 23) & (rng.random(n) < 0.6), "student", occupation)
+    salaried = np.isin(occupation, list(SALARIED))
+    salary = np.where(salaried, rng.lognormal(np.log(9_000), 0.5, n), 0.0)
+    return occupation, salaried, salary
+
+
+def _wealth(rng: np.random.Generator, age: np.ndarray, city_tier: np.ndarray) -> np.ndarray:
+    """Lognormal wealth, richer with age and in first-tier cities, with a Pareto tail."""
+    n = len(age)
+    tier_mult = np.vectorize(CITY_TIER_WEALTH.get)(city_tier)
+    log_wealth = np.log(MEDIAN_WEALTH) + WEALTH_SIGMA * rng.standard_normal(n) + 0.015 * (age - 44)
+    wealth = np.exp(log_wealth) * tier_mult
+    tail = rng.random(n) < PARETO_SHARE
+    wealth[tail] = np.minimum(PARETO_SCALE * (1 + rng.pareto(PARETO_ALPHA, tail.sum())), 3e8)
+    return np.maximum(wealth, 50.0)
+
+
+def _opening(
+    rng: np.random.Generator, age: np.ndarray, months: pd.DatetimeIndex
+) -> tuple[np.ndarray, ...]:
+    """Birth date, open date, and the window month (negative: before it) and day of the
+    month each customer opened on."""
+    n = len(age)
+    # ~12% opened during the window; the rest have 3 months to 30 years of history
+    new = rng.random(n) < 0.12
+    open_month = np.where(
+        new,
+        rng.integers(0, len(months), n),
+        -np.minimum(3 + rng.exponential(70, n), 360).astype(int),
+    )
+    open_date = (months[0] + pd.offsets.MonthBegin(-1)).to_numpy().astype("datetime64[D]")
+    open_date = (open_date.astype("datetime64[M]") + open_month.astype("timedelta64[M]")).astype(
+        "datetime64[D]"
+    ) + rng.integers(0, 28, n).astype("timedelta64[D]")
+    birth = months[-1].to_numpy().astype("datetime64[D]") - (age * 365.25).astype("timedelta64[D]")
+    open_date = np.maximum(open_date, birth + np.timedelta64(18 * 365, "D"))
+    # nobody opens before turning 18, so a young customer's opening moves later: the month the
+    # simulation starts them in must follow it, or they live (and bank) before they exist
+    opening_month = open_date.astype("datetime64[M]")
+    open_month = (opening_month - months[0].to_numpy().astype("datetime64[M]")).astype(int)
+    open_day = (open_date - opening_month.astype("datetime64[D]")).astype(int)
+    return birth, open_date, open_month, open_day
+
+
+def _relationship_managers(
+    rng: np.random.Generator, outlet: np.ndarray, wealth: np.ndarray, org: Org
+) -> tuple[np.ndarray, np.ndarray]:
+    """Who is looked after (likelier the wealthier) and by which RM of their outlet (-1: none)."""
+    assigned = rng.random(len(outlet)) < sigmoid(2.2 * (np.log10(wealth) - 4.7))
+    rm = np.full(len(outlet), -1)
+    for o in np.unique(outlet[assigned]):
+        members = np.flatnonzero(assigned & (outlet == o))
+        rm[members] = rng.choice(org.rms_by_outlet[o], len(members))
+    return assigned, rm

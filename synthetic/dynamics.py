@@ -31,21 +31,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from features.catalog import DRIVERS
 from synthetic.config import WITHDRAWN_MONTHLY_CLOSE
 from synthetic.customers import CustomerChunk, sigmoid
 from synthetic.products import OUT_OF_REACH, PURCHASE_OFFSET, Catalogue
 
-DRIVERS = (
-    "balance_decline",
-    "outflow_other_bank",
-    "salary_loss",
-    "complaint",
-    "rm_neglect",
-    "maturity",
-)
-DECLINE, OUTFLOW, SALARY, COMPLAINT, NEGLECT, MATURITY = range(6)
+# A driver's code is its position in features.catalog.DRIVERS (the truth's churn_driver
+# names it from there). That order fixes the bank: the hazard sums the drivers' contributions
+# and the exit's driver is the largest, the first on a tie.
+DRIVER_LOG_ODDS = {  # what each driver adds to the exit hazard's log-odds at full strength
+    "balance_decline": 3.6,
+    "outflow_other_bank": 3.6,
+    "salary_loss": 3.0,
+    "complaint": 3.0,
+    "rm_neglect": 2.8,
+    "maturity": 2.2,
+}
+DECLINE, OUTFLOW, SALARY, COMPLAINT, NEGLECT, MATURITY = map(DRIVERS.index, DRIVER_LOG_ODDS)
+DRIVER_WEIGHT = np.array([DRIVER_LOG_ODDS[name] for name in DRIVERS])
 BASE_LOGIT = -6.1
-DRIVER_WEIGHT = np.array([3.6, 3.6, 3.0, 3.0, 2.8, 2.2])
 CLOSURE_SHARE = 0.25
 GROWTH_SIGMA = 0.05
 JUMP_RATE = 0.01
@@ -173,8 +177,8 @@ def simulate(
         liabilities[:, p] = rng.uniform(low, high, n)
 
     log_aum = np.log(cust.wealth)
-    drivers_on = np.zeros((n, 6), dtype=bool)
-    drivers_months = np.zeros((n, 6), dtype=int)
+    drivers_on = np.zeros((n, len(DRIVERS)), dtype=bool)
+    drivers_months = np.zeros((n, len(DRIVERS)), dtype=int)
     since_resolved = np.full(n, 99)
     contacted_last = np.zeros(n, dtype=bool)
     rm = cust.rm.copy()
@@ -311,7 +315,7 @@ def simulate(
         maturing_share = np.zeros(n)
         for p in maturing:
             maturing_share += np.where(held[:, p] & (maturity[:, p] == t + 1), shares[:, p], 0)
-        contrib = np.zeros((n, 6))
+        contrib = np.zeros((n, len(DRIVERS)))
         for d in (DECLINE, OUTFLOW, SALARY, NEGLECT):
             contrib[:, d] = DRIVER_WEIGHT[d] * _ramp(drivers_months[:, d])
         contrib[:, COMPLAINT] = DRIVER_WEIGHT[COMPLAINT] * np.where(

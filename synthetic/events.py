@@ -150,91 +150,116 @@ def transactions_table(
     to another bank in window month t (a regime change; scaling draws no random numbers, so the
     rest of the table is unchanged)."""
     buf = _TxnBuffer()
+    # the steps draw in this order within each month: reordering them changes the bank
     for s in months:
-        t = s.month
-        to_other_bank = 1.0 if other_bank_factor is None else float(other_bank_factor[t])
-        account = s.open & ~s.closed_out
-        factor = np.where(s.alive, 1.0, np.where(s.exit_now, 0.5, 0.1)) * account
-        factor = factor * np.where(s.any_driver, 0.7, 1.0)
-
-        idx = np.flatnonzero(s.salary_paid)
-        salary = cust.salary[idx] * rng.uniform(0.97, 1.03, idx.size)
-        buf.add(idx, cal.moment(rng, t, idx, 4, 14), salary, IN, ONLINE, SALARY)
-
-        idx = _repeat(rng.poisson(cust.activity * factor))
-        mobile = rng.random(idx.size) < cust.mobile_share[idx]
-        channel = np.where(mobile, MOBILE, np.where(rng.random(idx.size) < 0.6, ONLINE, COUNTER))
-        buf.add(
-            idx,
-            cal.moment(rng, t, idx),
-            rng.lognormal(np.log(250), 1.0, idx.size),
-            OUT,
-            channel,
-            MERCHANT,
-        )
-
-        idx = _repeat(rng.poisson(0.6 * (1 - cust.mobile_share) * factor))
-        channel = np.where(rng.random(idx.size) < 0.8, ATM, COUNTER)
-        buf.add(
-            idx,
-            cal.moment(rng, t, idx),
-            rng.uniform(500, 3000, idx.size).round(-2),
-            OUT,
-            channel,
-            OWN,
-        )
-
-        idx = _repeat(rng.poisson(0.15 * factor))
-        amount = rng.lognormal(np.log(0.02 * s.aum[idx] + 300), 0.6)
-        moment = cal.moment(rng, t, idx)
-        buf.add(idx, moment, amount * to_other_bank, OUT, MOBILE, OTHER_BANK)
-        idx = _repeat(rng.poisson(0.2 * factor))
-        buf.add(
-            idx,
-            cal.moment(rng, t, idx),
-            rng.lognormal(np.log(2000), 1.0, idx.size),
-            IN,
-            ONLINE,
-            OTHER_BANK,
-        )
-        idx = _repeat(rng.poisson(0.3 * factor))
-        buf.add(
-            idx,
-            cal.moment(rng, t, idx),
-            rng.lognormal(np.log(3000), 1.0, idx.size),
-            IN,
-            MOBILE,
-            OWN,
-        )
-
-        # money the drivers take out: to other banks during an outflow episode, else to the
-        # customer's own accounts elsewhere (securities, family)
-        losing = (s.drift_loss > 100) & s.alive
-        counts = np.where(losing, 1 + rng.poisson(1.5, len(losing)), 0)
-        idx = _repeat(counts)
-        amount = s.drift_loss[idx] / counts[idx] * rng.uniform(0.8, 1.2, idx.size)
-        amount = np.where(s.outflow[idx], amount * to_other_bank, amount)
-        buf.add(
-            idx,
-            cal.moment(rng, t, idx),
-            amount,
-            OUT,
-            np.where(rng.random(idx.size) < 0.7, MOBILE, ONLINE),
-            np.where(s.outflow[idx], OTHER_BANK, OWN),
-        )
-
-        # big purchases: one large payment, at the counter or online
-        idx = np.flatnonzero(s.big_spend > 0)
-        channel = np.where(rng.random(idx.size) < 0.5, COUNTER, ONLINE)
-        buf.add(idx, cal.moment(rng, t, idx), s.big_spend[idx], OUT, channel, MERCHANT)
-
-        # the exit itself: most of the money leaves for another bank in the first days
-        leaving = s.exit_now & (s.aum_prev > s.aum)
-        counts = np.where(leaving, rng.integers(1, 4, len(leaving)), 0)
-        idx = _repeat(counts)
-        amount = (s.aum_prev[idx] - s.aum[idx]) / counts[idx] * to_other_bank
-        buf.add(idx, cal.moment(rng, t, idx, 0, 5), amount, OUT, MOBILE, OTHER_BANK)
+        to_other_bank = 1.0 if other_bank_factor is None else float(other_bank_factor[s.month])
+        _salary_credits(rng, buf, cust, s, cal)
+        _everyday_payments(rng, buf, cust, s, cal, to_other_bank)
+        _driver_outflows(rng, buf, s, cal, to_other_bank)
+        _big_purchases(rng, buf, s, cal)
+        _exit_transfers(rng, buf, s, cal, to_other_bank)
     return buf.table(cust, first_txn_id)
+
+
+def _salary_credits(rng, buf: _TxnBuffer, cust, s: MonthState, cal: Calendar) -> None:
+    idx = np.flatnonzero(s.salary_paid)
+    salary = cust.salary[idx] * rng.uniform(0.97, 1.03, idx.size)
+    buf.add(idx, cal.moment(rng, s.month, idx, 4, 14), salary, IN, ONLINE, SALARY)
+
+
+def _everyday_payments(
+    rng, buf: _TxnBuffer, cust, s: MonthState, cal: Calendar, to_other_bank: float
+) -> None:
+    """Card payments, cash withdrawals and transfers in and out, fewer for customers who are
+    leaving, have left or have a driver on."""
+    t = s.month
+    account = s.open & ~s.closed_out
+    factor = np.where(s.alive, 1.0, np.where(s.exit_now, 0.5, 0.1)) * account
+    factor = factor * np.where(s.any_driver, 0.7, 1.0)
+
+    idx = _repeat(rng.poisson(cust.activity * factor))
+    mobile = rng.random(idx.size) < cust.mobile_share[idx]
+    channel = np.where(mobile, MOBILE, np.where(rng.random(idx.size) < 0.6, ONLINE, COUNTER))
+    buf.add(
+        idx,
+        cal.moment(rng, t, idx),
+        rng.lognormal(np.log(250), 1.0, idx.size),
+        OUT,
+        channel,
+        MERCHANT,
+    )
+
+    idx = _repeat(rng.poisson(0.6 * (1 - cust.mobile_share) * factor))
+    channel = np.where(rng.random(idx.size) < 0.8, ATM, COUNTER)
+    buf.add(
+        idx,
+        cal.moment(rng, t, idx),
+        rng.uniform(500, 3000, idx.size).round(-2),
+        OUT,
+        channel,
+        OWN,
+    )
+
+    idx = _repeat(rng.poisson(0.15 * factor))
+    amount = rng.lognormal(np.log(0.02 * s.aum[idx] + 300), 0.6)
+    moment = cal.moment(rng, t, idx)
+    buf.add(idx, moment, amount * to_other_bank, OUT, MOBILE, OTHER_BANK)
+    idx = _repeat(rng.poisson(0.2 * factor))
+    buf.add(
+        idx,
+        cal.moment(rng, t, idx),
+        rng.lognormal(np.log(2000), 1.0, idx.size),
+        IN,
+        ONLINE,
+        OTHER_BANK,
+    )
+    idx = _repeat(rng.poisson(0.3 * factor))
+    buf.add(
+        idx,
+        cal.moment(rng, t, idx),
+        rng.lognormal(np.log(3000), 1.0, idx.size),
+        IN,
+        MOBILE,
+        OWN,
+    )
+
+
+def _driver_outflows(
+    rng, buf: _TxnBuffer, s: MonthState, cal: Calendar, to_other_bank: float
+) -> None:
+    """The money the drivers take out: to other banks during an outflow episode, else to the
+    customer's own accounts elsewhere (securities, family)."""
+    losing = (s.drift_loss > 100) & s.alive
+    counts = np.where(losing, 1 + rng.poisson(1.5, len(losing)), 0)
+    idx = _repeat(counts)
+    amount = s.drift_loss[idx] / counts[idx] * rng.uniform(0.8, 1.2, idx.size)
+    amount = np.where(s.outflow[idx], amount * to_other_bank, amount)
+    buf.add(
+        idx,
+        cal.moment(rng, s.month, idx),
+        amount,
+        OUT,
+        np.where(rng.random(idx.size) < 0.7, MOBILE, ONLINE),
+        np.where(s.outflow[idx], OTHER_BANK, OWN),
+    )
+
+
+def _big_purchases(rng, buf: _TxnBuffer, s: MonthState, cal: Calendar) -> None:
+    """One large payment, at the counter or online."""
+    idx = np.flatnonzero(s.big_spend > 0)
+    channel = np.where(rng.random(idx.size) < 0.5, COUNTER, ONLINE)
+    buf.add(idx, cal.moment(rng, s.month, idx), s.big_spend[idx], OUT, channel, MERCHANT)
+
+
+def _exit_transfers(
+    rng, buf: _TxnBuffer, s: MonthState, cal: Calendar, to_other_bank: float
+) -> None:
+    """The exit itself: most of the money leaves for another bank in the first days."""
+    leaving = s.exit_now & (s.aum_prev > s.aum)
+    counts = np.where(leaving, rng.integers(1, 4, len(leaving)), 0)
+    idx = _repeat(counts)
+    amount = (s.aum_prev[idx] - s.aum[idx]) / counts[idx] * to_other_bank
+    buf.add(idx, cal.moment(rng, s.month, idx, 0, 5), amount, OUT, MOBILE, OTHER_BANK)
 
 
 def interactions_rows(rng, cust, months: list[MonthState], cal: Calendar, rm_ids, first_id: int):

@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from features.catalog import DRIVERS, NO_DRIVER
 from features.config import TierLadder
+from features.targets import CHURN, UPGRADE, cross_sell
 from synthetic.customers import CustomerChunk
-from synthetic.dynamics import DRIVERS, GROWTH_SIGMA, JUMP_RATE, Simulation
+from synthetic.dynamics import GROWTH_SIGMA, JUMP_RATE, Simulation
 
 HORIZON = 3
 JUMP_POINTS = np.log([1.6, 2.0, 2.4])
@@ -82,7 +84,7 @@ def truth_rows(
     p_upgrade = upgrade_within(sim, cust.growth, ladder, p_churn)[:, :n_window]
     p_upgrade = np.where(gone, 0.0, p_upgrade)
     exiting = (sim.exit_month[:, None] > t) & (sim.exit_month[:, None] <= t + HORIZON)
-    driver_names = np.array([*DRIVERS, "none"], dtype=object)
+    driver_names = np.array([*DRIVERS, NO_DRIVER], dtype=object)
     driver = np.where(exiting, driver_names[sim.exit_driver][:, None], None)
 
     rows = (cust.open_month[:, None] <= t).ravel()
@@ -94,11 +96,11 @@ def truth_rows(
     frame = {
         "customer_id": np.repeat(cust.customer_id, n_window),
         "month": np.tile(month_end, n),
-        "p_churn_3m": p_churn.ravel(),
+        CHURN.truth_source(HORIZON): p_churn.ravel(),
     }
     for j, name in enumerate(products):
-        frame[f"p_buy_3m_{name}"] = p_buy[:, :, j].ravel()
-    frame["p_upgrade_3m"] = p_upgrade.ravel()
+        frame[cross_sell(name).truth_source(HORIZON)] = p_buy[:, :, j].ravel()
+    frame[UPGRADE.truth_source(HORIZON)] = p_upgrade.ravel()
     frame["churn_driver"] = driver.ravel()
     frame["exit_month"] = np.repeat(exit_date, n_window)
     out = pd.DataFrame(frame)[rows].reset_index(drop=True)

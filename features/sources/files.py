@@ -23,6 +23,11 @@ INPUT_TABLES: tuple[str, ...] = (
     "interactions",
     "complaints",
 )
+# bank-wide tables; every other input table holds rows of one customer each (customer_id)
+BANK_TABLES: tuple[str, ...] = ("org", "rms", "products")
+# the customers and the tables keyed by customer: a customer batch of the feature build, or a
+# chunk of the synthetic bank, holds its customers' rows of each (and of the truth table)
+CUSTOMER_TABLES: tuple[str, ...] = tuple(t for t in INPUT_TABLES if t not in BANK_TABLES)
 TRUTH_TABLE = "truth"
 META_FILE = "_meta.json"
 

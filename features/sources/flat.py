@@ -95,6 +95,35 @@ def load_flat_table(
     delimiter = sniff_delimiter(text.split("\n", 1)[0])
     header, rows, lines = _parse_rows(text, delimiter, path, warnings)
 
+    _check_columns(header, target, id_column, drop, path)
+
+    raw = pd.DataFrame(rows, columns=header, dtype=object)
+    target_values = _encode_target(raw[target], lines, target, positive)
+    dropped = {name: "--drop" for name in drop}
+    ids = None
+    if id_column is not None:
+        ids = _read_ids(raw[id_column], id_column, warnings)
+        dropped.setdefault(id_column, "id")
+    features = _feature_columns(raw, target, dropped, lines, delimiter, warnings)
+    if not features:
+        raise FlatTableError(
+            f"no feature columns left in {path.name} after taking out the target and "
+            f"{sorted(dropped)}: the table needs at least one input column"
+        )
+    return FlatTable(
+        features=pd.DataFrame(features),
+        target=target_values,
+        ids=ids,
+        dropped=dropped,
+        warnings=warnings,
+        delimiter=delimiter,
+    )
+
+
+def _check_columns(
+    header: list[str], target: str, id_column: str | None, drop: tuple[str, ...], path: Path
+) -> None:
+    """The target, the id column and the dropped columns are in the header and distinct."""
     _require_column(target, header, "target")
     if id_column is not None:
         _require_column(id_column, header, "--id")
@@ -109,16 +138,19 @@ def load_flat_table(
     if target in drop:
         raise FlatTableError(f"--drop names the target {target!r}: remove it from --drop")
 
-    raw = pd.DataFrame(rows, columns=header, dtype=object)
-    target_values = _encode_target(raw[target], lines, target, positive)
-    dropped = {name: "--drop" for name in drop}
-    ids = None
-    if id_column is not None:
-        ids = _read_ids(raw[id_column], id_column, warnings)
-        dropped.setdefault(id_column, "id")
 
+def _feature_columns(
+    raw: pd.DataFrame,
+    target: str,
+    dropped: dict[str, str],
+    lines: list[int],
+    delimiter: str,
+    warnings: list[str],
+) -> dict[str, pd.Series]:
+    """Every column but the target and ``dropped`` read as a feature; empty columns and
+    columns unique per row are added to ``dropped`` instead."""
     features: dict[str, pd.Series] = {}
-    for name in header:
+    for name in raw.columns:
         if name == target or name in dropped:
             continue
         column = _read_column(raw[name], name, lines, delimiter, warnings)
@@ -133,19 +165,7 @@ def load_flat_table(
             )
         else:
             features[name] = column
-    if not features:
-        raise FlatTableError(
-            f"no feature columns left in {path.name} after taking out the target and "
-            f"{sorted(dropped)}: the table needs at least one input column"
-        )
-    return FlatTable(
-        features=pd.DataFrame(features),
-        target=target_values,
-        ids=ids,
-        dropped=dropped,
-        warnings=warnings,
-        delimiter=delimiter,
-    )
+    return features
 
 
 def sniff_delimiter(header_line: str) -> str:

@@ -59,7 +59,7 @@ def truncate(bank: Path, out: Path, cutoff: date) -> Path:
 
 
 def features_at(bank: Path, cutoff: date) -> pd.DataFrame:
-    con = connect()
+    con = connect()  # DuckDB, the default engine
     rows = build_features(load_warehouse(con, bank), [cutoff], CONFIG)
     frame = select_output(rows, feature_names(CONFIG.products)).to_pandas()
     return frame.set_index("customer_id").sort_index()

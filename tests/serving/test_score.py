@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -122,11 +121,11 @@ def test_retention_offers_keep_money_and_renewals_name_what_matures(lists, score
         assert (customer, product) in maturing
 
 
-def test_reasons_are_actionable_unless_marked_as_context(scores, scored):
+def test_reasons_are_actionable_unless_marked_as_context(scored, scores):
     from features.catalog import catalog
     from features.products import read_products_metadata
 
-    # the catalogue the features were built with: per-product features (balances) included
+    # the products the scored features were built with (scores.parquet has no balance_ columns)
     entries = catalog(read_products_metadata(scored.out / "features.parquet"))
     shown = 0
     for rank in (1, 2, 3):
@@ -374,11 +373,6 @@ def _digest(folder: Path) -> str:
         if path.is_file():
             h.update(str(path.relative_to(folder)).encode() + path.read_bytes())
     return h.hexdigest()
-
-
-def test_cutoff_constant_is_a_month_end():
-    d = date.fromisoformat(SCORED_CUTOFF)
-    assert (pd.Timestamp(d) + pd.offsets.MonthEnd(0)).date() == d
 
 
 def test_the_demo_runs_the_whole_chain_to_lists(demo):

@@ -9,6 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from features.config import BankConfig
 from features.profile import profile_bank
 from features.sources.files import INPUT_TABLES, read_meta, read_table, table_glob
 from synthetic.bank import write_bank
@@ -195,3 +196,12 @@ def test_truth_has_a_probability_per_product_and_drivers_for_churners(bank_20k):
     churning = truth["churn_driver"].notna()
     assert churning.any()
     assert truth.loc[churning, "exit_month"].notna().all()
+
+
+def test_the_profile_shows_the_truth_only_for_a_horizon_the_truth_covers(bank_3k):
+    """The truth table holds 3-month probabilities: a 6-month churn is not compared with it."""
+    three = profile_bank(bank_3k)
+    six = profile_bank(bank_3k, BankConfig().with_overrides(churn={"horizon_months": 6}))
+    assert "truth_p_churn_3m" in three.churn_by_cutoff and "churn_3m_truth" in three.summary()
+    assert not [c for c in six.churn_by_cutoff if c.startswith("truth_")]
+    assert "churn_3m_truth" not in six.summary()
