@@ -23,7 +23,14 @@ import ibis.expr.types as ir
 
 from features.config import BankConfig
 from features.panel import by_customer, lead, rolling_mean
-from features.targets import CHURN, ELIGIBLE_CHURN, UPGRADE, all_targets, cross_sell
+from features.targets import (
+    CHURN,
+    ELIGIBLE_CHURN,
+    UPGRADE,
+    all_targets,
+    cross_sell,
+    holds_column,
+)
 
 
 def _previous_3m(panel: ir.Table) -> tuple[ir.NumericValue, ir.IntegerValue]:
@@ -73,20 +80,30 @@ def label_features(
     h = config.churn.horizon_months
     complete = panel.month_number + h <= last_month
     eligible = panel[ELIGIBLE_CHURN] if eligible is None else eligible
+    holds = {holds_column(p): panel[f"held_{p}"] > 0 for p in config.product_codes}
+
+    def column(name: str) -> ir.Value:
+        """The panel's values of a column the targets' populations are written over."""
+        if name == ELIGIBLE_CHURN:
+            return eligible
+        return holds[name] if name in holds else panel[name]
+
+    def defined(target) -> ir.BooleanValue:  # who the target is for: features/targets.py
+        return complete & target.population(column, len(config.tiers.names))
+
     null = ibis.null("int64")
     labels = {
-        CHURN.label: ibis.ifelse(complete & eligible, churned(panel, config).cast("int64"), null),
+        CHURN.label: ibis.ifelse(defined(CHURN), churned(panel, config).cast("int64"), null),
         UPGRADE.label: ibis.ifelse(
-            complete & (panel.tier_level < len(config.tiers.bounds)),
-            (lead(panel.tier_level, h) > panel.tier_level).cast("int64"),
-            null,
+            defined(UPGRADE), (lead(panel.tier_level, h) > panel.tier_level).cast("int64"), null
         ),
     }
     for product in config.product_codes:
         held = panel[f"held_{product}"]
         # held (open) in any month of the horizon: one frame, not one lead per month
         bought = ibis.coalesce(held.max().over(by_customer(rows=(1, h))), 0)
-        labels[cross_sell(product).label] = ibis.ifelse(complete & (held == 0), bought, null)
+        target = cross_sell(product)
+        labels[target.label] = ibis.ifelse(defined(target), bought, null)
     return labels
 
 
