@@ -157,8 +157,10 @@ def test_outcomes_through_the_service(outcomes_api):
     }
     first = post(api, mine, request_id="page-1", **body)
     assert first.status_code == 201, first.text
-    repeat = post(api, mine, request_id="page-1", **{**body, "result": "complaint"})
+    repeat = post(api, mine, request_id="page-1", **body)  # a retry: the stored outcome
     assert repeat.status_code == 200 and repeat.json()["outcome"] == first.json()["outcome"]
+    changed = post(api, mine, request_id="page-1", **{**body, "result": "complaint"})
+    assert changed.status_code == 409  # the same request id for another outcome
     outside = post(api, mine, request_id="page-2", **{**body, "customer_id": int(theirs)})
     assert outside.status_code == 403 and set(outside.json()) == {"error"}
     by_crm = post(api, "crm", request_id="crm-1", **{**body, "customer_id": int(theirs)})
@@ -188,8 +190,8 @@ def test_outcomes_through_the_service(outcomes_api):
         for x in api["audit"].read_text().splitlines()
         if '"/outcomes"' in x and '"read"' not in x
     ]
-    # two writes, a repeat, the write and the read outside the book refused
-    assert sorted(w["status"] for w in writes) == [200, 201, 201, 403, 403]
+    # two writes, a repeat, a conflict, the write and the read outside the book refused
+    assert sorted(w["status"] for w in writes) == [200, 201, 201, 403, 403, 409]
 
 
 def test_export_appends_an_interactions_part_once(scored, tmp_path):
