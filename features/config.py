@@ -162,6 +162,7 @@ class ListPolicy(Frozen):
     risk_bands: RiskBands = RiskBands()
     min_risk: float = Field(default=0.05, ge=0, lt=1)
     control_share: float = Field(default=0.10, ge=0, lt=1)
+    explore_share: float = Field(default=0.10, ge=0, lt=1)
     outlet_capacity: int | None = Field(default=None, ge=1)
     growth_capacity: int = Field(default=30, ge=0)
     explain_above: float = Field(default=0.0, ge=0, le=1)

@@ -7,6 +7,8 @@ The output directory (replaced only when everything succeeded):
 - ``scores.parquet``: the month's answer, one row per customer (what every surface reads:
   scores, the already-leaving rule, reasons, offers, actions, list group and list membership);
 - ``features.parquet``: the features behind those scores;
+- ``assignments.parquet``: every listable customer's group (treated, control, explore, none),
+  ``p_treat`` and rank — the month's randomised assignment (``serving.assign``);
 - ``lists.parquet`` / ``growth.parquet`` and ``lists/<list_id>.csv`` / ``.xlsx``;
 - ``rms.parquet``: RM capacities;
 - ``report.html``: the portfolio report;
@@ -33,8 +35,16 @@ from features.products import read_products_metadata
 from features.sources.tables import read_location_table
 from features.targets import version_column
 from models.registry import RegistryError
+from serving.assign import CONTROL, EXPLORE
 from serving.champions import ModelSet, load_champions
-from serving.lists import build_growth_lists, build_lists, mask_name, with_membership
+from serving.lists import (
+    assignment_rows,
+    assignments,
+    build_growth_lists,
+    build_lists,
+    mask_name,
+    with_membership,
+)
 from serving.report import write_report
 from serving.score import (
     assemble,
@@ -42,6 +52,7 @@ from serving.score import (
     explain_growth,
     reason_fidelity,
     score_frame,
+    with_growth_reasons,
     with_language,
 )
 from serving.sheets import write_list_files
@@ -73,10 +84,12 @@ def score_warehouse(
     with atomic_dir(out) as staging:
         features, config = _features(warehouse, cutoff, staging, config, features_path, step)
         timings["features"] = time.perf_counter() - started
-        scored, reasons = _scored(models, features, staging, config, cutoff, warehouse, step)
+        rms = read_location_table(warehouse, "rms", ["rm_id", "capacity"])
+        scored, reasons = _scored(
+            models, features, staging, config, cutoff, warehouse, rms, k, step
+        )
         timings |= scored.attrs.pop("timings")
         step("lists, files and report")
-        rms = read_location_table(warehouse, "rms", ["rm_id", "capacity"])
         shown = with_language(scored, lang)
         lists = build_lists(shown, rms, config.lists, k)
         growth = build_growth_lists(shown, rms, config.lists, lists)
@@ -104,9 +117,9 @@ def _features(warehouse, cutoff, staging: Path, config, features_path, step):
     return features, config.with_products(read_products_metadata(target))
 
 
-def _scored(models: ModelSet, features, staging: Path, config, cutoff, warehouse, step):
-    """The answer frame (with ``attrs["timings"]``) and the churn reasons, on the configured
-    engine."""
+def _scored(models: ModelSet, features, staging: Path, config, cutoff, warehouse, rms, k, step):
+    """The answer frame, assigned (with ``attrs["timings"]``), and the churn reasons, on the
+    configured engine."""
     step("scoring")
     tick, timings = time.perf_counter(), {}
     growth_reasons, spark = explain_growth, None
@@ -114,9 +127,8 @@ def _scored(models: ModelSet, features, staging: Path, config, cutoff, warehouse
         from serving.spark_scoring import SparkScorer  # Spark only when asked for
 
         spark = SparkScorer(models, staging / "features.parquet", features, config.warehouse)
-        scores, reasons = spark.score_and_explain(
-            config.lists.risk_bands, config.lists.explain_above
-        )
+        above = config.lists.explain_above
+        scores, reasons = spark.score_and_explain(config.lists.risk_bands, above)
         growth_reasons = spark.explain_growth
         timings["scoring_and_reasons"] = time.perf_counter() - tick
     else:
@@ -126,13 +138,13 @@ def _scored(models: ModelSet, features, staging: Path, config, cutoff, warehouse
         tick = time.perf_counter()
         reasons = explain_churn(models, features, scores, config.lists.explain_above)
         timings["reasons"] = time.perf_counter() - tick
-    step("offers and list groups")
+    step("offers and assignment")
     try:
         names = read_location_table(warehouse, "customers", ["customer_id", "name"])
         masked = names.set_index("customer_id")["name"].map(mask_name)
-        scored = assemble(
-            models, features, scores, reasons, config, cutoff.isoformat(), masked, growth_reasons
-        )
+        scored = assemble(models, features, scores, reasons, config, masked)
+        scored = scored.join(assignments(scored, rms, config.lists, cutoff.isoformat(), k))
+        scored = with_growth_reasons(models, features, scored, config, growth_reasons)
     finally:
         if spark is not None:
             spark.close()
@@ -156,6 +168,9 @@ def _write(staging, scored, lists, growth, rms, models: ModelSet, lang, config, 
     rms.to_parquet(staging / "rms.parquet", index=False)
     frame = scored.assign(**{version_column(n): v for n, v in models.versions.items()})
     frame.to_parquet(staging / "scores.parquet", index=False)
+    assignment_rows(scored, cutoff.isoformat()).to_parquet(
+        staging / "assignments.parquet", index=False
+    )
     lists.to_parquet(staging / "lists.parquet", index=False)
     growth.to_parquet(staging / "growth.parquet", index=False)
     write_list_files(staging / "lists", lists, growth, lang, config)
@@ -173,7 +188,8 @@ def _summary(cutoff, scored, lists, growth, reasons, models: ModelSet, out) -> d
         "listed_customers": len(lists),
         "leaving_now_listed": int(lists["leaving_now"].sum()),
         "growth_listed": len(growth),
-        "control_customers": int((scored["list_group"] == "control").sum()),
+        "control_customers": int((scored["list_group"] == CONTROL).sum()),
+        "explore_customers": int((scored["list_group"] == EXPLORE).sum()),
         "models": models.versions,
         "out": str(out),
     }

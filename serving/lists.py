@@ -5,27 +5,27 @@ the same lists.
 
 - **Retention**: customers already leaving (AUM this month below half the three months
   before: p_churn = 1 by rule, so expected loss = contribution) and eligible customers at or
-  above the list policy's minimum risk; never a ``do_not_contact`` customer, never one held
-  back in the control group; those already leaving first (they are called today), then by
-  ``expected_loss = p_churn × contribution_12m``; cut at the RM's capacity. A list is shorter
-  than capacity when fewer customers qualify.
+  above the list policy's minimum risk; never a ``do_not_contact`` customer; those already
+  leaving first (they are called today), then the called of the month's assignment
+  (:mod:`serving.assign`): the ranked places by ``expected_loss = p_churn × contribution_12m``
+  less the control held back, then the customers drawn from below the cut; cut at the RM's
+  capacity. A list is shorter than capacity when fewer customers qualify.
 - **Growth**: customers on no retention list and not at risk, ranked by the value an RM can
   add (``value_added`` from :mod:`serving.offers`), cut at the policy's growth capacity.
-- **Control group**: within each list, a reproducible share of the listable (not already
-  leaving) customers, chosen by a hash of cutoff and customer id, is held back and marked
-  ``list_group = "control"`` in the scores; everyone else listable is ``"treated"``.
+- **Assignment** (:func:`assignments`, :mod:`serving.assign`): each listable customer's group
+  (treated, control — held back within capacity —, explore — drawn below the cut —, none)
+  with the known probability of a call, ``p_treat``; ``assignments.parquet`` keeps it.
 
 Customers without an RM go to their outlet's lists (``outlet_<id>``).
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 
 from features.config import ListPolicy
+from serving.assign import ASSIGNMENT, CALLED, CONTROL, TREATED, assign_list
 
 LIST_COLUMNS = (
     "rank",
@@ -64,7 +64,6 @@ GROWTH_COLUMNS = (
 )
 OUTLET_PREFIX = "outlet_"
 DEFAULT_CAPACITY = 200  # for outlet lists when the bank has no RM capacities at all
-TREATED, CONTROL = "treated", "control"
 RETENTION, GROWTH = "retention", "growth"
 GROWTH_SUFFIX = "_growth"
 # what scores.parquet says of each customer's place on this month's lists
@@ -119,27 +118,34 @@ def listable(frame: pd.DataFrame, policy: ListPolicy) -> pd.Series:
     return contactable & (leaving | at_risk)
 
 
-def list_groups(frame: pd.DataFrame, policy: ListPolicy, cutoff: str) -> pd.Series:
-    """``treated`` / ``control`` for listable customers (None for the rest): in each list,
-    the ``control_share`` of the listable, not-already-leaving customers with the smallest
-    hash of (cutoff, customer id) — the same customers for the same cutoff, every run."""
-    group = pd.Series(None, index=frame.index, dtype=object)
-    can = listable(frame, policy)
-    group[can] = TREATED
-    drawable = can & ~frame["leaving_now"].fillna(False).astype(bool)
-    if policy.control_share <= 0 or not drawable.any():
-        return group
-    part = frame[drawable]
-    draw = part["customer_id"].map(lambda cid: _uniform(f"{cutoff}|{cid}"))
-    owners = list_owner(part)
-    for _, members in draw.groupby(owners):
-        held_back = int(round(policy.control_share * len(members)))
-        group[members.sort_values().index[:held_back]] = CONTROL
-    return group
-
-
-def _uniform(text: str) -> float:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+def assignments(
+    scored: pd.DataFrame,
+    rms: pd.DataFrame,
+    policy: ListPolicy,
+    cutoff: str,
+    k: int | None = None,
+    score: str = "expected_loss",
+) -> pd.DataFrame:
+    """Every listable customer's group, ``p_treat`` and would-be rank in its list
+    (``serving.assign``); customers already leaving are called by rule (``treated``,
+    ``p_treat`` 1); empty for the rest. ``scored`` must carry the leaving rule and ``score``."""
+    out = pd.DataFrame(
+        {"list_group": None, "p_treat": np.nan, "assigned_rank": np.nan}, index=scored.index
+    ).astype({"list_group": object})
+    can = listable(scored, policy)
+    leaving = scored["leaving_now"].fillna(False).astype(bool)
+    out.loc[can & leaving, ["list_group", "p_treat"]] = [TREATED, 1.0]
+    frame = scored.loc[can, ["customer_id", "outlet_id", "rm_id"]].assign(
+        score=scored.loc[can, score], leaving=leaving[can]
+    )
+    frame["list_id"] = list_owner(frame)
+    cap = capacities(rms, frame["list_id"], k, policy)
+    for list_id, members in frame.groupby("list_id", sort=False):
+        pool = members[~members["leaving"]]
+        if len(pool):
+            drawn = assign_list(pool, cap[list_id], int(members["leaving"].sum()), policy, cutoff)
+            out.loc[drawn.index, list(ASSIGNMENT)] = drawn[list(ASSIGNMENT)].to_numpy()
+    return out.astype({"p_treat": "float64", "assigned_rank": "float64"})
 
 
 def leaving_adjusted(frame: pd.DataFrame) -> pd.DataFrame:
@@ -161,13 +167,21 @@ def build_lists(
     """Every retention list in one frame: ``list_id`` plus :data:`LIST_COLUMNS`, ranked.
 
     ``scored`` is the scores frame: ids, ``rm_id``, ``outlet_id``, ``eligible_churn``,
-    ``leaving_now``, ``do_not_contact``, ``p_churn``, ``contribution_12m``, ``list_group``,
-    names, tiers, rendered reasons and the retention offer columns."""
-    frame = scored[listable(scored, policy)]
+    ``leaving_now``, ``do_not_contact``, ``p_churn``, ``contribution_12m``, names, tiers,
+    rendered reasons and the retention offer columns, and the assignment
+    (:func:`assignments`: the called — already leaving, ``treated``, ``explore`` — are listed,
+    in that order). Without an assignment every listable customer is a candidate, ranked by
+    expected loss."""
+    frame = leaving_adjusted(scored[listable(scored, policy)])
     if "list_group" in frame:
-        frame = frame[frame["list_group"] != CONTROL]
-    frame = leaving_adjusted(frame)
-    return _ranked(frame, rms, policy, k, "expected_loss", LIST_COLUMNS, first="leaving_now")
+        frame = frame[frame["list_group"].isin(CALLED)]
+    if "assigned_rank" in frame:
+        after = frame["assigned_rank"].fillna(0)  # the already leaving: 0, first
+    else:
+        after = pd.Series(0, index=frame.index)
+    frame = frame.assign(_after=after)
+    keys = ("_after", "expected_loss")
+    return _ranked(frame, rms, policy, k, keys, LIST_COLUMNS, first="leaving_now")
 
 
 def build_growth_lists(
@@ -210,13 +224,14 @@ def growth_listed(scored: pd.DataFrame, policy: ListPolicy) -> np.ndarray:
     return listed
 
 
-def _ranked(frame, rms, policy, k, by: str, columns, first: str | None = None) -> pd.DataFrame:
-    """Rank within each list by ``by`` (descending), rows flagged ``first`` ahead of the rest,
-    and cut at capacity."""
+def _ranked(frame, rms, policy, k, by, columns, first: str | None = None) -> pd.DataFrame:
+    """Rank within each list by ``by`` (a column, descending; or (ascending column, descending
+    column)), rows flagged ``first`` ahead of the rest, and cut at capacity."""
     frame = frame.copy()
     frame["list_id"] = list_owner(frame)
-    keys = ["list_id", *([first] if first else []), by, "customer_id"]
-    order = [True, *([False] if first else []), False, True]
+    then, by = by if isinstance(by, tuple) else (None, by)
+    keys = ["list_id", *([first] if first else []), *([then] if then else []), by, "customer_id"]
+    order = [True, *([False] if first else []), *([True] if then else []), False, True]
     frame = frame.sort_values(keys, ascending=order)
     frame["rank"] = frame.groupby("list_id", sort=False).cumcount() + 1
     cap = capacities(rms, frame["list_id"], k, policy)
@@ -274,4 +289,26 @@ def as_growth_rows(frame: pd.DataFrame) -> pd.DataFrame:
         offer_propensity=frame["growth_offer_propensity"],
         action=frame["growth_action"],
         **{f"reason_{r}": frame[f"growth_reason_{r}"] for r in (1, 2, 3)},
+    )
+
+
+def assignment_rows(scored: pd.DataFrame, cutoff: str) -> pd.DataFrame:
+    """``assignments.parquet`` (DESIGN §14): one row per listable customer — ``customer_id``,
+    ``cutoff``, ``list_id``, ``group``, ``p_treat``, ``rank`` (on the list, or the would-be rank
+    counted after those already leaving) — from the assigned, listed answer frame."""
+    rows = scored[scored["list_group"].notna()]
+    owner = list_owner(rows)
+    leaving = rows["leaving_now"].fillna(False).astype(bool)
+    before = leaving.groupby(owner).transform("sum")
+    would_be = before + rows["assigned_rank"]
+    rank = rows["list_rank"].astype("Float64").fillna(would_be.astype("Float64"))
+    return pd.DataFrame(
+        {
+            "customer_id": rows["customer_id"].to_numpy(),
+            "cutoff": pd.Timestamp(cutoff).date(),
+            "list_id": owner.to_numpy(),
+            "group": rows["list_group"].to_numpy(dtype=object),
+            "p_treat": rows["p_treat"].to_numpy(dtype="float64"),
+            "rank": rank.astype("Int64").to_numpy(),
+        }
     )

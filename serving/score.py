@@ -2,9 +2,10 @@
 answer per customer — pure functions over frames, no files, no registry.
 
 ``retain score`` (DuckDB or Spark workers) and the API call the same functions, so a number
-is computed one way. The answer frame (:func:`assemble`) is what ``scores.parquet`` stores and
-what every surface reads: scores, the already-leaving rule applied (p_churn = 1, band high,
-expected loss = contribution), reasons, offers, actions and list groups.
+is computed one way. The answer frame (:func:`assemble`, then the assignment and
+:func:`with_growth_reasons`) is what ``scores.parquet`` stores and what every surface reads:
+scores, the already-leaving rule applied (p_churn = 1, band high, expected loss =
+contribution), reasons, offers, actions, list groups and ``p_treat``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from features.products import products_from_json
 from features.targets import CHURN, ELIGIBLE_CHURN, holds_column, truth_column
 from serving.champions import ModelSet
 from serving.explain import TOP_K, Reasons, explain, inputs, reason_columns
-from serving.lists import growth_listed, leaving_adjusted, list_groups
+from serving.lists import growth_listed, leaving_adjusted
 from serving.offers import UPGRADE as TIER_UPGRADE
 from serving.offers import growth_offers, product_values, retention_offers
 
@@ -156,13 +157,13 @@ def assemble(
     scores: pd.DataFrame,
     reasons: Reasons,
     config: BankConfig,
-    cutoff: str,
     names: pd.Series,
-    growth_reasons: GrowthReasons = explain_growth,
 ) -> pd.DataFrame:
-    """The month's answer for every customer: ids and context, scores with the already-leaving
-    rule applied, churn reasons, retention and growth offers with their actions, list groups,
-    growth reasons for the growth-listed, masked names (``names``: by customer id)."""
+    """The month's answer for every customer, before the lists: ids and context, scores with
+    the already-leaving rule applied, churn reasons, retention and growth offers with their
+    actions, masked names (``names``: by customer id). The assignment
+    (``serving.lists.assignments``) and the growth reasons (:func:`with_growth_reasons`)
+    follow."""
     scored = pd.concat([scores, features[list(CONTEXT)].reset_index(drop=True)], axis=1)
     scored = leaving_adjusted(scored)
     scored = scored.assign(**reason_columns(reasons, len(scored), config.languages))
@@ -176,15 +177,22 @@ def assemble(
             columns={"growth_growth_offer": "growth_offer", "growth_value_added": "value_added"}
         )
     )
-    groups = list_groups(scored, config.lists, cutoff)
-    # growth reasons only for the customers on a growth list (200k customers: 58k listed of
-    # 197k with an offer; lists do not grow with the bank)
-    listed = growth_listed(scored.assign(list_group=groups), config.lists)
-    offers = scored["growth_offer"].where(listed)
-    scored = scored.assign(**growth_reasons(models, features, offers, config.languages))
-    scored["list_group"] = groups
     scored["customer_name"] = scored["customer_id"].map(names).fillna("***")
     return scored
+
+
+def with_growth_reasons(
+    models: ModelSet,
+    features: pd.DataFrame,
+    scored: pd.DataFrame,
+    config: BankConfig,
+    growth_reasons: GrowthReasons = explain_growth,
+) -> pd.DataFrame:
+    """``scored`` (assigned) with the reasons of the growth offers of the customers on a
+    growth list — only those: 200k customers had 197k offers and 58k growth-listed."""
+    listed = growth_listed(scored, config.lists)
+    offers = scored["growth_offer"].where(listed)
+    return scored.assign(**growth_reasons(models, features, offers, config.languages))
 
 
 def with_language(scored: pd.DataFrame, lang: str) -> pd.DataFrame:

@@ -128,8 +128,10 @@ class ListPlace(BaseModel):
     list_id: str | None = Field(description="The RM (or outlet_<id>) whose list it is.")
     kind: Literal["retention", "growth"] | None = Field(description="None: held back.")
     rank: int | None
-    group: Literal["treated", "control"] | None = Field(
-        description="control: held back this month to measure the lists' effect."
+    group: Literal["treated", "control", "explore", "none"] | None = Field(
+        description="treated: called by rank; control: held back this month to measure the "
+        "lists' effect; explore: drawn at random from below the cut and called; none: below "
+        "the cut, not drawn."
     )
 
 

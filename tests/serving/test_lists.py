@@ -12,19 +12,19 @@ import pandas as pd
 import pytest
 
 from features.config import ListPolicy
+from serving.assign import CONTROL, EXPLORE, NONE, TREATED
 from serving.lists import (
-    CONTROL,
     DEFAULT_CAPACITY,
-    TREATED,
+    assignments,
     build_growth_lists,
     build_lists,
     capacities,
     growth_listed,
-    list_groups,
+    leaving_adjusted,
 )
 
-# no control group unless a test asks for one: ranks are then plain to read
-POLICY = ListPolicy(min_risk=0.05, control_share=0.0, growth_capacity=3)
+# no control group nor exploration unless a test asks for one: ranks are then plain to read
+POLICY = ListPolicy(min_risk=0.05, control_share=0.0, explore_share=0.0, growth_capacity=3)
 # R1 takes 2, R2 3, R3 10: the median RM takes 3
 RMS = pd.DataFrame({"rm_id": ["R1", "R2", "R3"], "capacity": [2, 3, 10]})
 CUTOFF = "2024-12-31"
@@ -229,17 +229,14 @@ def test_do_not_contact_is_never_listed_and_missing_means_do_not_contact():
     lists = build_lists(scored, RMS, POLICY)
     assert listed(lists) == {"R3": [1]}
     assert listed(build_growth_lists(scored, RMS, POLICY, lists)) == {"R3": [6]}
-    groups = list_groups(scored, POLICY, CUTOFF)
-    assert groups.eq(TREATED).tolist() == [True] + [False] * 7
-    assert groups.isna().tolist() == [False] + [True] * 7
 
 
-# --- control group ----------------------------------------------------------------------
+# --- the assignment: control within capacity, exploration below it ----------------------
 
 
 def book(rm_id: str, first_id: int, n: int, leaving: int = 0) -> list[dict]:
-    """``n`` at-risk customers of ``rm_id`` (distinct expected losses, growth offers worth
-    something) and ``leaving`` customers already leaving after them."""
+    """``n`` at-risk customers of ``rm_id`` (expected loss rising with the id, growth offers
+    worth something) and ``leaving`` customers already leaving after them."""
     rows = [
         customer(
             first_id + i, rm_id=rm_id, p_churn=0.05 + i / 100, value_added=50.0, growth_offer="fund"
@@ -253,58 +250,62 @@ def book(rm_id: str, first_id: int, n: int, leaving: int = 0) -> list[dict]:
     return rows
 
 
-def test_the_control_group_is_a_share_of_each_lists_listable_not_leaving_customers():
-    scored = frame(
-        *book("R3", 100, 20, leaving=5),
-        *book("R2", 200, 30),
-        customer(300, rm_id="R2", p_churn=0.01),  # not listable: no group
-        customer(301, rm_id="R2", p_churn=0.90, do_not_contact=True),
-    )
-    policy = POLICY.model_copy(update={"control_share": 0.10})
-    groups = list_groups(scored, policy, CUTOFF)
-    control = scored.loc[groups == CONTROL]
-    assert control.groupby("rm_id").size().to_dict() == {"R2": 3, "R3": 2}
-    assert not control["leaving_now"].any()
-    assert groups[scored["leaving_now"]].eq(TREATED).all()
-    assert groups[scored["customer_id"].isin([300, 301])].isna().all()
-    assert groups.notna().sum() == 55
+def assigned(scored: pd.DataFrame, policy: ListPolicy, cutoff: str = CUTOFF) -> pd.DataFrame:
+    """``scored`` with the leaving rule and its assignment, as ``retain score`` lists it."""
+    scored = leaving_adjusted(scored)
+    return scored.join(assignments(scored, RMS, policy, cutoff))
 
 
-def test_leaving_customers_are_never_drawn_even_when_they_are_most_of_the_list():
-    scored = frame(*book("R3", 100, 4, leaving=10))
-    policy = POLICY.model_copy(update={"control_share": 0.5})
-    groups = list_groups(scored, policy, CUTOFF)
-    assert (groups == CONTROL).sum() == 2
-    assert set(scored.loc[groups == CONTROL, "customer_id"]) <= {100, 101, 102, 103}
+def ids(frame: pd.DataFrame, group: str) -> set[int]:
+    return set(frame.loc[frame["list_group"] == group, "customer_id"])
 
 
-def test_the_control_group_is_the_same_for_the_same_cutoff_and_another_for_another():
-    scored = frame(*book("R3", 100, 40))
-    policy = POLICY.model_copy(update={"control_share": 0.25})
-
-    def held_back(frame: pd.DataFrame, cutoff: str) -> set[int]:
-        groups = list_groups(frame, policy, cutoff)
-        return set(frame.loc[groups == CONTROL, "customer_id"])
-
-    first = held_back(scored, CUTOFF)
-    assert len(first) == 10
-    assert held_back(scored, CUTOFF) == first
-    # chosen by customer id and cutoff, not by row position
-    shuffled = scored.sample(frac=1, random_state=3).reset_index(drop=True)
-    assert held_back(shuffled, CUTOFF) == first
-    other = held_back(scored, "2024-11-30")
-    assert len(other) == 10 and other != first
-
-
-def test_control_customers_are_on_no_list_and_the_list_is_filled_from_the_treated():
-    scored = frame(*book("R3", 100, 20))  # expected loss rises with the id
-    policy = POLICY.model_copy(update={"control_share": 0.10})
-    scored["list_group"] = list_groups(scored, policy, CUTOFF)
-    control = set(scored.loc[scored["list_group"] == CONTROL, "customer_id"])
-    assert len(control) == 2
+def test_control_is_drawn_within_capacity_and_exploration_below_it():
+    # R3 takes 10: 2 already leaving, 8 places; 2 of them (20%) for exploration, so the
+    # ranked places are the 6 largest expected losses (ids 134..139)
+    policy = POLICY.model_copy(update={"control_share": 0.2, "explore_share": 0.2})
+    scored = assigned(frame(*book("R3", 100, 40, leaving=2)), policy)
+    top = set(range(134, 140))
+    control, treated, explore = ids(scored, CONTROL), ids(scored, TREATED), ids(scored, EXPLORE)
+    assert control <= top and (treated - {140, 141}) <= top and control | treated >= top
+    below = set(range(100, 134))
+    assert explore <= below and ids(scored, NONE) == below - explore
+    assert len(explore) == 2 + len(control)  # the places the control freed are explored too
+    p = scored.set_index("customer_id")["p_treat"]
+    assert (p[sorted(top)] == 0.8).all()  # 1 − control_share
+    assert np.allclose(p[sorted(below)], (2 + len(control)) / 34)  # slots / pool
+    assert (p[[140, 141]] == 1.0).all()  # already leaving: called by rule
     lists = build_lists(scored, RMS, policy)
-    treated_by_loss = [c for c in range(119, 99, -1) if c not in control]
-    assert listed(lists) == {"R3": treated_by_loss[:10]}
+    # leaving first, then the treated by expected loss, then the explored below the cut
+    ranked = sorted(treated - {140, 141}, reverse=True)
+    assert listed(lists)["R3"][:2] == [140, 141]  # equal losses: by id
+    assert listed(lists)["R3"][2:] == ranked + sorted(explore, reverse=True)
+    assert len(lists) == 10  # capacity used: nobody called is held back, nobody added
+
+
+def test_the_assignment_is_the_same_for_the_same_cutoff_and_another_for_another():
+    policy = POLICY.model_copy(update={"control_share": 0.25, "explore_share": 0.2})
+    scored = frame(*book("R3", 100, 40))
+
+    def drawn(frame: pd.DataFrame, cutoff: str) -> tuple[set, set]:
+        done = assigned(frame, policy, cutoff)
+        return ids(done, CONTROL), ids(done, EXPLORE)
+
+    first = drawn(scored, CUTOFF)
+    assert first[0] and first[1]
+    assert drawn(scored, CUTOFF) == first
+    shuffled = scored.sample(frac=1, random_state=3).reset_index(drop=True)
+    assert drawn(shuffled, CUTOFF) == first  # by customer id and cutoff, not row position
+    assert drawn(scored, "2024-11-30") != first
+
+
+def test_control_customers_are_on_no_list_nor_a_growth_list():
+    policy = POLICY.model_copy(update={"control_share": 0.3})
+    scored = assigned(frame(*book("R3", 100, 20)), policy)
+    control = ids(scored, CONTROL)
+    assert control
+    lists = build_lists(scored, RMS, policy)
+    assert not control & set(lists["customer_id"])
     growth = build_growth_lists(scored, RMS, policy, lists)
     assert not control & set(growth["customer_id"])
     # even a customer marked control who is not at risk stays off the growth list
@@ -315,12 +316,38 @@ def test_control_customers_are_on_no_list_and_the_list_is_filled_from_the_treate
     assert growth_listed(scored, policy).tolist() == [False, True]
 
 
-def test_no_control_group_when_the_share_is_zero():
-    scored = frame(*book("R3", 100, 30, leaving=2))
-    groups = list_groups(scored, POLICY, CUTOFF)
-    assert groups.tolist() == [TREATED] * 32
-    scored["list_group"] = groups
+def test_without_control_or_exploration_the_list_is_the_ranking():
+    scored = assigned(frame(*book("R3", 100, 30, leaving=2)), POLICY)
+    assert ids(scored, CONTROL) == ids(scored, EXPLORE) == set()
+    assert ids(scored, TREATED) == set(range(122, 132))  # 8 ranked + 2 leaving
+    assert scored.loc[scored["list_group"] == NONE, "p_treat"].eq(0).all()
     assert len(build_lists(scored, RMS, POLICY)) == 10
+
+
+def test_leaving_and_unlistable_customers_are_never_drawn():
+    policy = POLICY.model_copy(update={"control_share": 0.5, "explore_share": 0.5})
+    scored = assigned(
+        frame(
+            *book("R3", 100, 4, leaving=10),
+            customer(300, p_churn=0.01),  # not at risk: no group
+            customer(301, p_churn=0.90, do_not_contact=True),  # never contacted: no group
+        ),
+        policy,
+    )
+    leaving = scored["leaving_now"].astype(bool)
+    assert scored.loc[leaving, "list_group"].eq(TREATED).all()
+    assert scored.loc[leaving, "p_treat"].eq(1).all()
+    assert scored.loc[scored["customer_id"].isin([300, 301]), "list_group"].isna().all()
+
+
+def test_do_not_contact_customers_have_no_group():
+    scored = frame(
+        customer(1, p_churn=0.50),
+        customer(2, p_churn=0.90, do_not_contact=True),
+        customer(4, p_churn=0.90, do_not_contact=None),
+    )
+    groups = assignments(leaving_adjusted(scored), RMS, POLICY, CUTOFF)["list_group"]
+    assert groups.tolist() == [TREATED, None, None]
 
 
 # --- growth lists -----------------------------------------------------------------------

@@ -2,8 +2,9 @@
 `POST /v1/score` by id say the same about the same customer — on a real `bentoml serve` of the
 demo bank's scored month.
 
-Customers are drawn from every kind an RM meets: already leaving, on a retention list, on a
-growth list, held back in the control group, not to be contacted, on no list.
+Customers are drawn from every kind an RM meets: already leaving, on a retention list by rank
+or drawn from below the cut, listable but below the cut and not drawn, on a growth list, held
+back in the control group, not to be contacted, on no list.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from hypothesis import strategies as st
 
 from serving.texts import ACTIONS, OFFERS, text
 
-KINDS = ("leaving", "retention", "growth", "control", "do_not_contact", "unlisted")
+KINDS = (
+    "leaving",
+    "retention",
+    "explore",
+    "below_the_cut",
+    "growth",
+    "control",
+    "do_not_contact",
+    "unlisted",
+)
 
 
 def kinds_of(scores: pd.DataFrame) -> dict[str, list]:
@@ -29,7 +39,9 @@ def kinds_of(scores: pd.DataFrame) -> dict[str, list]:
     kind = scores["list_kind"]
     masks = {
         "leaving": leaving & (kind == "retention"),
-        "retention": ~leaving & (kind == "retention"),
+        "retention": ~leaving & (kind == "retention") & (scores["list_group"] == "treated"),
+        "explore": scores["list_group"] == "explore",
+        "below_the_cut": scores["list_group"] == "none",
         "growth": kind == "growth",
         "control": scores["list_group"] == "control",
         "do_not_contact": dnc,

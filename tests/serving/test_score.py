@@ -140,15 +140,29 @@ def test_reasons_are_actionable_unless_marked_as_context(scored, scores):
     assert not rises.any()  # "AUM up 27%" is never a reason to leave
 
 
-def test_the_control_group_is_held_back_reproducibly(scores, lists, growth):
-    listable = scores["list_group"].notna()
+def test_the_control_is_held_back_within_capacity_and_exploration_drawn_below(
+    scores, lists, growth, scored
+):
+    ranked = scores["list_group"].isin(["treated", "control"]) & ~scores["leaving_now"]
     control = scores["list_group"] == "control"
-    drawable = listable & ~scores["leaving_now"]
-    share = control.sum() / drawable.sum()
+    share = control.sum() / ranked.sum()  # of the ranked places: p_treat there is 0.9
     assert abs(share - 0.10) <= 0.02, share
+    assert np.allclose(scores.loc[ranked, "p_treat"], 0.9)
     held_back = set(scores.loc[control, "customer_id"])
     assert not held_back & set(lists["customer_id"])
     assert not held_back & set(growth["customer_id"])
+    explore = scores["list_group"] == "explore"
+    assert explore.sum() > 0 and set(scores.loc[explore, "customer_id"]) <= set(
+        lists["customer_id"]
+    )
+    # the assignments file: every listable customer, groups and probabilities as in the scores
+    table = pd.read_parquet(scored.out / "assignments.parquet")
+    assert len(table) == scores["list_group"].notna().sum()
+    assert set(table["group"]) <= {"treated", "control", "explore", "none"}
+    by_id = table.set_index("customer_id")
+    listed_rank = lists.set_index("customer_id")["rank"]
+    assert (by_id.loc[listed_rank.index, "rank"] == listed_rank).all()
+    assert table["p_treat"].between(0, 1).all()
 
 
 def test_growth_lists_are_apart_ranked_by_value_and_offer_what_is_not_held(growth, lists, scored):
