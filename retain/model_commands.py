@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from retain.options import ConfigOption, bank_config
+from retain.options import ConfigOption, WarehouseOption, bank_config, warehouse_location
 from retain.output import (
     JsonOption,
     console,
@@ -25,7 +25,14 @@ def train(
     features_path: Annotated[
         Path | None, typer.Option("--features", help="Feature file from `retain features`.")
     ] = None,
-    task: Annotated[str, typer.Option(help="churn, cross_sell, upgrade or all.")] = "all",
+    task: Annotated[
+        str,
+        typer.Option(
+            help="churn, cross_sell, upgrade or all; or uplift (the effect of a call, from the "
+            "warehouse's list_assignments)."
+        ),
+    ] = "all",
+    warehouse: WarehouseOption = None,
     trials: Annotated[int, typer.Option(help="Optuna trials (0: the defaults).")] = 0,
     table_path: Annotated[
         Path | None, typer.Option("--table", help="A prepared flat table (CSV) instead.")
@@ -61,6 +68,9 @@ def train(
         return
     if features_path is None:
         fail("give --features FILE (or --table FILE for a flat table)", 2)
+    if task == "uplift":
+        _train_uplift(features_path, warehouse, config, experiment, tags, json_path)
+        return
     if task not in TASKS:
         fail(f"--task must be one of {', '.join(TASKS)}, not {task!r}", 2)
     run_tags = _run_tags(tags or [])
@@ -81,6 +91,40 @@ def train(
     except DatasetError as exc:
         fail(str(exc), 1)
     _print_trained(task, summary)
+    save_json(json_path, summary)
+
+
+def _train_uplift(features_path, warehouse, config, experiment, tags, json_path) -> None:
+    from models.registry import RegistryError, use_store
+    from training.dataset import DatasetError
+    from training.uplift_run import train_uplift
+
+    bank = bank_config(config)
+    location = warehouse_location(warehouse, bank)
+    use_store(experiment=experiment)
+    try:
+        with console.status("training uplift: T-, X- and DR-learners…"):
+            summary = train_uplift(features_path, location, bank, _run_tags(tags or []))
+    except (DatasetError, RegistryError) as exc:
+        fail(str(exc), 1)
+    rows = [
+        (
+            name + (" (chosen)" if name == summary["learner"] else ""),
+            f"{f['qini']:.5f} [{f['qini_low']:.5f}, {f['qini_high']:.5f}]",
+            f"{f['auuc']:.5f}",
+            f"{f['uplift_at_k']:.4f}",
+            f"{f['policy_value']:,.0f} "
+            f"[{f['policy_value_low']:,.0f}, {f['policy_value_high']:,.0f}]",
+            f"{f['risk_policy_value']:,.0f}",
+        )
+        for name, f in summary["figures"].items()
+    ]
+    title = (
+        f"uplift v{summary['version']} (run {summary['run_id'][:8]}), held out "
+        f"{', '.join(summary['held_out_cutoffs'])}; the new version is challenger"
+    )
+    columns = ["learner", "Qini [95%]", "AUUC", "uplift@k", "saved per call [95%]", "risk ranking"]
+    console.print(table(title, columns, rows))
     save_json(json_path, summary)
 
 

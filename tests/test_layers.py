@@ -40,6 +40,7 @@ SERVING_LAYERS: Layers | None = Layers(
         "core": (
             "serving.champions",
             "serving.score",
+            "serving.assign",
             "serving.explain",
             "serving.lists",
             "serving.offers",
