@@ -163,6 +163,11 @@ class ListPolicy(Frozen):
     min_risk: float = Field(default=0.05, ge=0, lt=1)
     control_share: float = Field(default=0.10, ge=0, lt=1)
     explore_share: float = Field(default=0.10, ge=0, lt=1)
+    # risk: rank by expected loss; uplift: by saved value (the uplift champion's effect ×
+    # contribution − call cost; never a customer a call does not help); auto: uplift once an
+    # uplift champion exists
+    ranking: Literal["risk", "uplift", "auto"] = "auto"
+    call_cost: float = Field(default=0.0, ge=0)
     outlet_capacity: int | None = Field(default=None, ge=1)
     growth_capacity: int = Field(default=30, ge=0)
     explain_above: float = Field(default=0.0, ge=0, le=1)

@@ -38,6 +38,7 @@ from models.registry import RegistryError
 from serving.assign import CONTROL, EXPLORE
 from serving.champions import ModelSet, load_champions
 from serving.lists import (
+    RANKED_BY,
     assignment_rows,
     assignments,
     build_growth_lists,
@@ -54,6 +55,7 @@ from serving.score import (
     score_frame,
     with_growth_reasons,
     with_language,
+    with_saved_value,
 )
 from serving.sheets import write_list_files
 
@@ -79,7 +81,7 @@ def score_warehouse(
     ``cutoff`` built already (by ``retain run``), used instead of building them again."""
     started = time.perf_counter()
     step("loading champion models")
-    models = load_champions()
+    models = load_champions(ranking=config.lists.ranking)
     timings: dict[str, float] = {}
     with atomic_dir(out) as staging:
         features, config = _features(warehouse, cutoff, staging, config, features_path, step)
@@ -142,8 +144,16 @@ def _scored(models: ModelSet, features, staging: Path, config, cutoff, warehouse
     try:
         names = read_location_table(warehouse, "customers", ["customer_id", "name"])
         masked = names.set_index("customer_id")["name"].map(mask_name)
-        scored = assemble(models, features, scores, reasons, config, masked)
-        scored = scored.join(assignments(scored, rms, config.lists, cutoff.isoformat(), k))
+        scored = with_saved_value(
+            assemble(models, features, scores, reasons, config, masked),
+            models,
+            features,
+            config.lists,
+        )
+        ranking = RANKED_BY["uplift" if models.uplift is not None else "risk"]
+        scored = scored.join(
+            assignments(scored, rms, config.lists, cutoff.isoformat(), k, score=ranking)
+        )
         scored = with_growth_reasons(models, features, scored, config, growth_reasons)
     finally:
         if spark is not None:
@@ -191,5 +201,6 @@ def _summary(cutoff, scored, lists, growth, reasons, models: ModelSet, out) -> d
         "control_customers": int((scored["list_group"] == CONTROL).sum()),
         "explore_customers": int((scored["list_group"] == EXPLORE).sum()),
         "models": models.versions,
+        "ranking": "uplift" if models.uplift is not None else "risk",
         "out": str(out),
     }

@@ -13,15 +13,18 @@ from mlflow.tracking import MlflowClient
 from features.targets import CHURN, UPGRADE, Target, cross_sell, from_model
 from models.artifact import VerifiedModel, load_verified
 from models.registry import CHAMPION, RegistryError
+from models.uplift import UPLIFT, VerifiedUplift, load_uplift
 
 
 @dataclass
 class ModelSet:
-    """The champion models, loaded and verified: churn, upgrade and one per cross-sell product."""
+    """The champion models, loaded and verified: churn, upgrade and one per cross-sell product
+    — and the uplift champion when the lists rank by saved value."""
 
     churn: VerifiedModel
     upgrade: VerifiedModel
     cross_sell: dict[str, VerifiedModel] = field(default_factory=dict)
+    uplift: VerifiedUplift | None = None
 
     def all(self) -> list[VerifiedModel]:
         """Churn, the cross-sell models in order, upgrade."""
@@ -34,7 +37,9 @@ class ModelSet:
 
     @property
     def versions(self) -> dict[str, str]:
-        return {m.name: m.version for m in self.all()}
+        """Every model's version, the uplift model's included."""
+        found = {m.name: m.version for m in self.all()}
+        return found | ({self.uplift.name: self.uplift.version} if self.uplift else {})
 
     @classmethod
     def of(cls, models: list[VerifiedModel]) -> ModelSet:
@@ -45,10 +50,11 @@ class ModelSet:
         return cls(by_target[CHURN], by_target[UPGRADE], cross)
 
 
-def load_champions(alias: str = CHAMPION) -> ModelSet:
+def load_champions(alias: str = CHAMPION, ranking: str = "risk") -> ModelSet:
     """Load every model the scoring needs under ``alias``, or raise naming what is missing.
 
-    Required: ``churn``, ``upgrade`` and every registered cross-sell model."""
+    Required: ``churn``, ``upgrade`` and every registered cross-sell model; the ``uplift``
+    model too with ``ranking="uplift"``, when there is one with ``"auto"``."""
     names = sorted(m.name for m in MlflowClient().search_registered_models())
     missing = [t.model for t in (CHURN, UPGRADE) if t.model not in names]
     if missing:
@@ -57,4 +63,14 @@ def load_champions(alias: str = CHAMPION) -> ModelSet:
             f"(retain train --task all) and promote it first"
         )
     wanted = [n for n in names if from_model(n) is not None]
-    return ModelSet.of([load_verified(n, alias) for n in wanted])
+    models = ModelSet.of([load_verified(n, alias) for n in wanted])
+    if ranking == "uplift" or (ranking == "auto" and _has_alias(UPLIFT, alias, names)):
+        models.uplift = load_uplift(alias)  # a champion that fails its checks is an error
+    return models
+
+
+def _has_alias(name: str, alias: str, names: list[str]) -> bool:
+    if name not in names:
+        return False
+    aliases = MlflowClient().get_registered_model(name).aliases
+    return alias in aliases

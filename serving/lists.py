@@ -38,6 +38,7 @@ LIST_COLUMNS = (
     "p_churn",
     "contribution_12m",
     "expected_loss",
+    "saved_value",
     "reason_1",
     "reason_2",
     "reason_3",
@@ -68,6 +69,8 @@ RETENTION, GROWTH = "retention", "growth"
 GROWTH_SUFFIX = "_growth"
 # what scores.parquet says of each customer's place on this month's lists
 MEMBERSHIP = ("list_id", "list_kind", "list_rank")
+# the column each ranking orders the listable by
+RANKED_BY = {"risk": "expected_loss", "uplift": "saved_value"}
 
 
 def mask_name(name: object) -> str:
@@ -110,11 +113,13 @@ def capacities(
 
 def listable(frame: pd.DataFrame, policy: ListPolicy) -> pd.Series:
     """Who may be on a retention list: contactable, and leaving now or eligible at or above
-    the minimum risk."""
+    the minimum risk — and, when the lists rank by saved value, one a call helps (τ̂ > 0)."""
     contactable = ~frame["do_not_contact"].fillna(True).astype(bool)
     leaving = frame["leaving_now"].fillna(False).astype(bool)
     eligible = frame["eligible_churn"].fillna(False).astype(bool)
     at_risk = eligible & (frame["p_churn"] >= policy.min_risk)
+    if "uplift" in frame:  # a customer a call does not help is never called
+        at_risk &= frame["uplift"].fillna(0) > 0
     return contactable & (leaving | at_risk)
 
 
@@ -173,6 +178,8 @@ def build_lists(
     in that order). Without an assignment every listable customer is a candidate, ranked by
     expected loss."""
     frame = leaving_adjusted(scored[listable(scored, policy)])
+    if "saved_value" not in frame:  # ranked by risk: no uplift model, no saved value
+        frame = frame.assign(saved_value=np.nan)
     if "list_group" in frame:
         frame = frame[frame["list_group"].isin(CALLED)]
     if "assigned_rank" in frame:
@@ -278,6 +285,8 @@ def stored_list(
     rows = rows.sort_values("list_rank").rename(columns={"list_rank": "rank"})
     if kind == GROWTH:
         rows = as_growth_rows(rows)
+    elif "saved_value" not in rows:
+        rows = rows.assign(saved_value=np.nan)
     columns = GROWTH_COLUMNS if kind == GROWTH else LIST_COLUMNS
     rows = rows.assign(rank=rows["rank"].astype(int))[["list_id", *columns]]
     return (rows if k is None else rows.head(k)).reset_index(drop=True)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import NO_DRIVER
-from features.config import BankConfig, RiskBands
+from features.config import BankConfig, ListPolicy, RiskBands
 from features.products import products_from_json
 from features.targets import CHURN, ELIGIBLE_CHURN, holds_column, truth_column
 from serving.champions import ModelSet
@@ -179,6 +179,18 @@ def assemble(
     )
     scored["customer_name"] = scored["customer_id"].map(names).fillna("***")
     return scored
+
+
+def with_saved_value(
+    scored: pd.DataFrame, models: ModelSet, features: pd.DataFrame, policy: ListPolicy
+) -> pd.DataFrame:
+    """With an uplift champion: each customer's ``uplift`` (τ̂, the churn probability a call
+    removes) and ``saved_value = τ̂ × contribution − call cost`` (DESIGN §14); else unchanged."""
+    if models.uplift is None:
+        return scored
+    tau = models.uplift.effect(features)
+    value = scored["contribution_12m"].clip(lower=0).to_numpy(dtype="float64")
+    return scored.assign(uplift=tau, saved_value=tau * value - policy.call_cost)
 
 
 def with_growth_reasons(

@@ -25,7 +25,7 @@ from serving.lists import GROWTH_COLUMNS, LIST_COLUMNS
 from serving.texts import ACTIONS, BANDS, HEADERS, LEGEND, OFFERS, YES_NO, text
 
 PERCENT = {CHURN.score, "offer_propensity"}
-MONEY = {"contribution_12m", "expected_loss", "offer_amount", "value_added"}
+MONEY = {"contribution_12m", "expected_loss", "saved_value", "offer_amount", "value_added"}
 WIDTHS = {
     "reason_1": 42,
     "reason_2": 42,
@@ -54,6 +54,8 @@ def write_list_files(
     ):
         if frame.empty:
             continue
+        # a saved value only where the lists rank by it (an uplift champion)
+        columns = [c for c in columns if c != "saved_value" or frame[c].notna().any()]
         shown = for_people(frame[list(columns)], lang, config)
         headers = [text(HEADERS, c, lang) for c in columns]
         legend = _legend(lang, config)

@@ -45,6 +45,7 @@ HEADERS = {
     CHURN.score: ("流失概率(%)", "Churn probability (%)"),
     "contribution_12m": ("年贡献度(元)", "Annual contribution (CNY)"),
     "expected_loss": ("预期损失(元)", "Expected loss (CNY)"),
+    "saved_value": ("预计挽回贡献(元)", "Expected saved value (CNY)"),
     "reason_1": ("原因一", "Reason 1"),
     "reason_2": ("原因二", "Reason 2"),
     "reason_3": ("原因三", "Reason 3"),

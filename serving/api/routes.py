@@ -320,6 +320,7 @@ def list_entry(row: dict) -> dict:
         "leaving_now": bool(plain(row["leaving_now"]) or False),
         "contribution_12m": float(row["contribution_12m"]),
         "expected_loss": float(row["expected_loss"]),
+        "saved_value": plain(row.get("saved_value")),
         "reasons": [row[f"reason_{r}"] for r in (1, 2, 3) if isinstance(row[f"reason_{r}"], str)],
         "next_best_offer": plain(row["next_best_offer"]),
         "offer_propensity": plain(row["offer_propensity"]),

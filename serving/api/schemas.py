@@ -146,6 +146,14 @@ class ScoreResult(BaseModel):
     leaving_now: bool | None
     eligible: bool | None = Field(description="Eligible for the churn model this month.")
     expected_loss: float | None
+    uplift: float | None = Field(
+        default=None,
+        description="The churn probability a call removes (the uplift champion's effect; "
+        "negative: a call pushes the customer away); null without an uplift model.",
+    )
+    saved_value: float | None = Field(
+        default=None, description="uplift × contribution − call cost (CNY), the lists' ranking."
+    )
     contribution_12m: float | None
     propensities: dict[str, float]
     upgrade_probability: float
@@ -185,6 +193,7 @@ class ListEntry(BaseModel):
     leaving_now: bool
     contribution_12m: float
     expected_loss: float
+    saved_value: float | None = None
     reasons: list[str]
     next_best_offer: str | None
     offer_propensity: float | None

@@ -155,7 +155,7 @@ class ServingState:
         state.config = config
         try:
             use_store()
-            state.models = load_champions()
+            state.models = load_champions(ranking=config.lists.ranking)
             state.features = _feature_union(state.models)
             state.nullable = _nullable(state.models, state.features)
             if service.scores:
@@ -193,6 +193,8 @@ class ServingState:
         the models' scores and reasons only."""
         frame = frame.reset_index(drop=True)
         scores = score_frame(self.models, frame, self.config.lists.risk_bands)
+        if self.models.uplift is not None:
+            scores["uplift"] = self.models.uplift.effect(frame)
         reasons = None
         if explain_rows:
             churn = self.models.churn

@@ -48,6 +48,7 @@ SORTABLE = {
     "p_churn",
     "contribution_12m",
     "expected_loss",
+    "saved_value",
     "value_added",
     "offer_propensity",
     "tier",
@@ -306,6 +307,7 @@ def shown_rows(rows: pd.DataFrame, state: ServingState, lang: str) -> list[dict]
                 "p_churn": _pct(r.get("p_churn")),
                 "contribution_12m": _money(r.get("contribution_12m")),
                 "expected_loss": _money(r.get("expected_loss")),
+                "saved_value": _money(r.get("saved_value")),
                 "value_added": _money(r.get("value_added")),
                 "offer": _offer_label(offer, bank, lang),
                 "offer_propensity": _pct(r.get("offer_propensity")),
@@ -391,10 +393,12 @@ def list_columns(rows: pd.DataFrame, kind: str, lang: str) -> list[tuple[str, st
     if kind == "growth":
         keys += ["p_churn", "value_added", "offer", "offer_propensity", "reasons", "action"]
     else:
+        ranked = "saved_value" in rows and rows["saved_value"].notna().any()
         keys += [
             "p_churn",
             "contribution_12m",
             "expected_loss",
+            *(["saved_value"] if ranked else []),
             "reasons",
             "offer",
             "offer_propensity",
@@ -487,6 +491,7 @@ def answer_context(said: dict, bank, lang: str) -> dict:
         "band": word(WORDS, said["risk_band"], lang),
         "leaving_now": said["leaving_now"],
         "p_upgrade": _pct(said["upgrade_probability"]),
+        "saved_value": _money(said["saved_value"]),
         "propensities": [
             (bank.product_label(p, lang), _pct(v))
             for p, v in sorted(said["propensities"].items(), key=lambda item: -item[1])

@@ -85,6 +85,7 @@ WORDS = {
     "language": ("English", "中文"),
     "sort": ("排序", "Sort"),
     "offer": ("推荐", "Offer"),
+    "saved_value": ("预计挽回贡献", "Expected saved value"),
     "place": ("名单", "List"),
     "not_listed": ("本月不在名单上", "Not on a list this month"),
     "rank": ("第{rank}位", "#{rank}"),
