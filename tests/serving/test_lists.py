@@ -419,3 +419,25 @@ def test_growth_listed_picks_the_rows_the_growth_lists_list(capacity):
     assert sorted(scored.loc[rows, "customer_id"]) == sorted(growth["customer_id"])
     if capacity == 3:
         assert scored.loc[rows, "customer_id"].tolist() == [2, 3, 4, 11]
+
+
+# --- lists by saved value ---------------------------------------------------------------
+
+
+def test_by_saved_value_a_call_that_does_not_help_is_never_made():
+    # the largest expected losses first by risk; by saved value the persuadable first, and
+    # the lost cause (τ̂ = 0) and the sleeping dog (τ̂ < 0) never, however risky
+    scored = frame(
+        customer(1, p_churn=0.90, contribution_12m=9000.0, uplift=0.0, saved_value=0.0),
+        customer(2, p_churn=0.80, contribution_12m=8000.0, uplift=-0.05, saved_value=-400.0),
+        customer(3, p_churn=0.20, contribution_12m=5000.0, uplift=0.10, saved_value=500.0),
+        customer(4, p_churn=0.30, contribution_12m=1000.0, uplift=0.20, saved_value=200.0),
+        customer(5, leaving_now=True, eligible_churn=False, uplift=-0.1, saved_value=-100.0),
+    )
+    scored = leaving_adjusted(scored)
+    done = scored.join(assignments(scored, RMS, POLICY, CUTOFF, score="saved_value"))
+    assert listed(build_lists(done, RMS, POLICY)) == {"R3": [5, 3, 4]}  # leaving by rule first
+    assert done.set_index("customer_id").loc[[1, 2], "list_group"].isna().all()
+    by_risk = scored.drop(columns=["uplift", "saved_value"])
+    by_risk = by_risk.join(assignments(by_risk, RMS, POLICY, CUTOFF))
+    assert listed(build_lists(by_risk, RMS, POLICY)) == {"R3": [5, 1, 2, 3, 4]}
