@@ -45,13 +45,16 @@ def backtest(frame: pd.DataFrame, label: str, config: TrainConfig, horizon: int)
     for train, valid, test in plans:
         ds = dataset_at(frame, label, train, valid, test)
         booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, config)
-        calibrator, _ = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y, config.seed)
+        months = ds.valid.rows["cutoff"].astype(str).to_numpy()
+        calibrator, _ = fit_calibrator(
+            booster.predict(ds.valid.x), ds.valid.y, config.seed, months=months
+        )
         p = calibrator.apply(booster.predict(ds.test.x))
         results.append(
             {
                 "cutoff": str(test),
                 "train_cutoffs": len(train),
-                "valid_cutoff": str(valid),
+                "valid_cutoff": ",".join(str(v) for v in valid),
                 "rows": len(ds.test.y),
                 "positives": int(ds.test.y.sum()),
                 "auc": float(roc_auc_score(ds.test.y, p)),

@@ -112,6 +112,9 @@ def _split(rows: pd.DataFrame, label: str, inputs: list[str], cutoffs: list) -> 
 
 # per split: calibration folds and a test AUC on fewer positives than this are noise
 MIN_POSITIVES = 10
+# validation months pooled for early stopping and calibration: calibration fitted on one
+# month's ~100-300 churners did not hold out of time (CBPE 0.02-0.04 off the realised AUC)
+VALIDATION_MONTHS = 2
 
 
 def months_between(earlier, later) -> int:
@@ -119,14 +122,18 @@ def months_between(earlier, later) -> int:
     return (later.year - earlier.year) * 12 + later.month - earlier.month
 
 
-def embargoed_cutoffs(cutoffs: list, test, horizon: int) -> tuple[list, object]:
-    """(training cutoffs, validation cutoff) for ``test`` with ``horizon``-month embargoes:
-    validation the latest cutoff ≤ test − h, training every cutoff ≤ validation − h."""
-    before = [c for c in cutoffs if months_between(c, test) >= horizon]
+def embargoed_cutoffs(
+    cutoffs: list, test, horizon: int, valid_months: int = VALIDATION_MONTHS
+) -> tuple[list, list]:
+    """(training cutoffs, validation cutoffs) for ``test`` with ``horizon``-month embargoes:
+    validation the latest ``valid_months`` cutoffs ≤ test − h (early stopping and calibration
+    pool them: one month of a bank holds a few hundred churners), training every cutoff ≤ the
+    first validation cutoff − h."""
+    before = sorted(c for c in cutoffs if months_between(c, test) >= horizon)
     if not before:
-        return [], None
-    valid = max(before)
-    return [c for c in cutoffs if months_between(c, valid) >= horizon], valid
+        return [], []
+    valid = before[-valid_months:]
+    return [c for c in cutoffs if months_between(c, valid[0]) >= horizon], valid
 
 
 def split_out_of_time(frame: pd.DataFrame, label: str, horizon: int) -> Dataset:
@@ -136,13 +143,14 @@ def split_out_of_time(frame: pd.DataFrame, label: str, horizon: int) -> Dataset:
         raise DatasetError(f"no column {label!r} in the feature file; it has {labels}")
     cutoffs = labelled_cutoffs(frame, label)
     test = cutoffs[-1] if cutoffs else None
-    train, valid = embargoed_cutoffs(cutoffs, test, horizon) if cutoffs else ([], None)
+    train, valid = embargoed_cutoffs(cutoffs, test, horizon) if cutoffs else ([], [])
     if not train:
         raise DatasetError(
             f"{label}: {len(cutoffs)} cutoff(s) with complete labels; out-of-time training with "
             f"a {horizon}-month embargo needs training cutoffs ≤ validation − {horizon} months "
             f"and validation ≤ test − {horizon} months (at least {2 * horizon + 1} consecutive "
-            "monthly cutoffs) — build features for more cutoffs"
+            f"monthly cutoffs, {2 * horizon + VALIDATION_MONTHS} to pool {VALIDATION_MONTHS} "
+            "validation months) — build features for more cutoffs"
         )
     return dataset_at(frame, label, train, valid, test)
 
@@ -152,14 +160,16 @@ def labelled_cutoffs(frame: pd.DataFrame, label: str) -> list:
 
 
 def dataset_at(frame: pd.DataFrame, label: str, train: list, valid, test) -> Dataset:
-    """Train on the ``train`` cutoffs, stop and calibrate on ``valid``, test on ``test``."""
+    """Train on the ``train`` cutoffs, stop and calibrate on ``valid`` (a cutoff or a list),
+    test on ``test``."""
+    valid = list(valid) if isinstance(valid, list | tuple) else [valid]
     rows = frame[frame[label].notna()]
     inputs = model_inputs(frame)
     dataset = Dataset(
         label=label,
         inputs=tuple(inputs),
         train=_split(rows, label, inputs, list(train)),
-        valid=_split(rows, label, inputs, [valid]),
+        valid=_split(rows, label, inputs, valid),
         test=_split(rows, label, inputs, [test]),
     )
     for name, part in (

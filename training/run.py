@@ -68,7 +68,8 @@ class FittedModel:
     config: TrainConfig  # the tuned configuration when trials were run
     booster: lgb.Booster
     calibrator: Calibrator
-    brier_by_method: dict[str, float]  # cross-validated Brier score of each calibration method
+    # how the calibration was chosen: each method's out-of-time ECE (or cross-validated Brier)
+    brier_by_method: dict[str, float | str]
     p: np.ndarray  # calibrated probabilities on the test rows
     truth: np.ndarray | None  # the synthetic bank's true probabilities on the test rows
     metrics: dict[str, float]  # the model's test metrics and its margins over the baselines
@@ -102,7 +103,10 @@ def fit_label(
     if trials:
         config, study = tune(ds, config, trials)
     booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, config)
-    calibrator, brier_by_method = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y)
+    months = ds.valid.rows["cutoff"].astype(str).to_numpy()
+    calibrator, brier_by_method = fit_calibrator(
+        booster.predict(ds.valid.x), ds.valid.y, months=months
+    )
     p = calibrator.apply(booster.predict(ds.test.x))
     # another horizon than the synthetic truth's has no truth column, hence no oracle
     truth_name = target.truth(bank.churn.horizon_months)
@@ -183,7 +187,7 @@ def _log_records(fitted: FittedModel, fingerprint: dict, source: str, bank: Bank
         {"catalog_version": CATALOG_VERSION, "features": list(ds.inputs)}, "data/features.json"
     )
     mlflow.log_dict(fitted.calibrator.to_json(), "model_extras/calibration.json")
-    mlflow.log_dict(fitted.brier_by_method, "model_extras/calibration_brier_cv.json")
+    mlflow.log_dict(fitted.brier_by_method, "model_extras/calibration_choice.json")
 
 
 def draw_plots(fitted: FittedModel, folder: Path) -> None:

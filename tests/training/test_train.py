@@ -61,7 +61,8 @@ def churn_20k(features_20k):
 
     ds = split_out_of_time(features_20k, "label_churn", horizon=3)
     booster = fit_booster(ds.train.x, ds.train.y, ds.valid.x, ds.valid.y, TrainConfig())
-    calibrator, _ = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y)
+    months = ds.valid.rows["cutoff"].astype(str).to_numpy()
+    calibrator, _ = fit_calibrator(booster.predict(ds.valid.x), ds.valid.y, months=months)
     p = calibrator.apply(booster.predict(ds.test.x))
     m = evaluate(ds.test.y, p, truth=ds.test.rows["truth_p_churn_3m"].to_numpy())
     print(f"AUC/oracle {m['auc_to_oracle']:.4f}, ECE {m['ece']:.4f}, AUC {m['test_auc']:.4f}")
@@ -73,8 +74,9 @@ def test_churn_model_on_a_20k_bank_approaches_the_truth_and_beats_the_baselines(
     from training.evaluate import lift_and_capture
 
     ds, m = churn_20k
-    assert ds.valid.cutoffs == ("2024-06-30",) and ds.test.cutoffs == ("2024-09-30",)
-    assert max(ds.train.cutoffs) == "2024-03-31"  # the embargo: 3 months before validation
+    assert ds.valid.cutoffs == ("2024-05-31", "2024-06-30")  # two validation months pooled
+    assert ds.test.cutoffs == ("2024-09-30",)
+    assert max(ds.train.cutoffs) == "2024-02-29"  # the embargo: 3 months before validation
     # the DESIGN target is 0.97 (test_churn_reaches_097_of_the_oracle, strict xfail below); on
     # one 20k bank with ~310 churners in the test month the AUC's standard error is ~0.019
     # (Hanley-McNeil), so the guard here sits one standard error below it
@@ -282,11 +284,12 @@ def test_backtest_trains_on_the_past_only_and_reports_every_cutoff(feature_file,
 
     summary = run_backtest(feature_file, "label_churn", TrainConfig(num_boost_round=300), 3)
     cutoffs = [str(c) for c in labelled_cutoffs(pd.read_parquet(feature_file), "label_churn")]
-    # the embargo: validation 3 months before the test cutoff, training 3 months before that,
-    # so the first test cutoff is the 7th labelled one
-    assert [r["cutoff"] for r in summary["cutoffs"]] == cutoffs[6:]
-    assert [r["valid_cutoff"] for r in summary["cutoffs"]] == cutoffs[3:-3]
-    assert [r["train_cutoffs"] for r in summary["cutoffs"]] == list(range(1, len(cutoffs) - 5))
+    # the embargo: two validation months ending 3 months before the test cutoff, training 3
+    # months before the first of them, so the first test cutoff is the 8th labelled one
+    assert [r["cutoff"] for r in summary["cutoffs"]] == cutoffs[7:]
+    valid = [f"{a},{b}" for a, b in zip(cutoffs[3:-4], cutoffs[4:-3], strict=True)]
+    assert [r["valid_cutoff"] for r in summary["cutoffs"]] == valid
+    assert [r["train_cutoffs"] for r in summary["cutoffs"]] == list(range(1, len(cutoffs) - 6))
     assert all(0.6 < r["auc"] <= 1 and 0 <= r["ece"] < 0.1 for r in summary["cutoffs"])
     artifacts = {a.path for a in MlflowClient().list_artifacts(summary["run_id"], "plots")}
     assert "plots/backtest.png" in artifacts
