@@ -68,7 +68,7 @@ def isolated_python(folder: Path) -> Path:
     """A venv that imports the installed packages (one path line) but none of the project:
     the editable install's hook lives in a .pth file of the packages folder, never read here."""
     subprocess.run(
-        [sys._base_executable, "-m", "venv", "--without-pip", str(folder)],
+        [sys.executable, "-m", "venv", "--without-pip", str(folder)],  # on the base Python
         check=True,
         timeout=120,
     )

@@ -10,11 +10,14 @@ import subprocess
 import sys
 
 import httpx
+import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from features.targets import CHURN, model_versions
+from models.artifact import load_verified
 from models.registry import CHAMPION, EVALUATION_ROWS
 from models.retain_pyfunc import BOOSTER_FILE
 from tests.deploy.team_servers import Team
@@ -41,6 +44,27 @@ def test_models_and_their_test_rows_are_kept_by_the_server(trained):
         champion = store.get_model_version_by_alias(name, CHAMPION)
         assert str(champion.version) == str(version), (name, champion.version, version)
         assert champion.source.startswith(("models:/", "mlflow-artifacts:")), champion.source
+
+
+@pytest.fixture
+def on_the_server(trained):
+    """This process's MLflow pointed at the team's server, and back afterwards."""
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(trained.team.mlflow.url)
+    mlflow.set_registry_uri(trained.team.mlflow.url)
+    try:
+        yield trained.team
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+
+
+def test_mlflow_and_retain_load_the_same_champion_from_the_server(on_the_server):
+    verified = load_verified("churn", alias=CHAMPION)  # downloaded, hashes checked
+    rows = pd.read_parquet(on_the_server.work / "features.parquet").head(200)[verified.features]
+    mlflows = mlflow.pyfunc.load_model("models:/churn@champion")  # MLflow's own loader
+    p = np.asarray(mlflows.predict(rows), dtype="float64").ravel()
+    np.testing.assert_allclose(p, verified.predict(rows), rtol=0, atol=1e-9)
 
 
 def test_runs_and_models_list_what_the_server_holds(trained):
