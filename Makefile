@@ -53,8 +53,21 @@ bench: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/retain serve
 
+# The scoring service as a Bento (bentofile.yaml) in BENTOML_HOME (default ~/bentoml): run it with
+# `bentoml serve retain:latest`, make an image of it with `bentoml containerize retain:latest`
+# (README, "Deploy"; docs/deploy.md). The models stay in MLflow: a promotion needs no new Bento.
+.PHONY: bento
+bento: $(STAMP)
+	BENTOML_DO_NOT_TRACK=True $(BIN)/bentoml build \
+		--label git_sha=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) .
+
+# A tracking server (MLFLOW_TRACKING_URI=http://…) has its UI at that address already.
 ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --default-artifact-root $(CURDIR)/mlruns/artifacts
+	@case "$(MLFLOW_TRACKING_URI)" in \
+		http://*|https://*) echo "the tracking server's UI is at $(MLFLOW_TRACKING_URI)";; \
+		*) $(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) \
+			--default-artifact-root $(CURDIR)/mlruns/artifacts;; \
+	esac
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,7 +2,10 @@
 ``champion`` and when, and what the runs of an experiment measured.
 
 The store is SQLite under ``mlruns/`` with artifacts in ``mlruns/artifacts`` unless
-``MLFLOW_TRACKING_URI`` says otherwise.
+``MLFLOW_TRACKING_URI`` says otherwise. A tracking server (``http://…``, ``https://…``) keeps
+the artifacts where it was told (``mlflow server --artifacts-destination`` with
+``--serve-artifacts``: clients upload and download through the server); retain then never names a
+local artifact folder.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -19,6 +23,8 @@ from mlflow.tracking import MlflowClient
 EXPERIMENT = "retain"
 CHALLENGER, CHAMPION = "challenger", "champion"
 SHA_TAG = "booster_sha256"
+# tracking URIs that name a server: the server, not this process, places the artifacts
+SERVER_SCHEMES = ("http", "https", "databricks")
 # the test rows logged with every trained model's run: promotion compares champion and
 # challenger on them, monitoring reads them back as the reference
 EVALUATION_ROWS = "evaluation/test_rows.parquet"
@@ -41,17 +47,38 @@ def tracking_uri(root: Path = Path("mlruns")) -> str:
     )
 
 
-def use_store(root: Path = Path("mlruns"), experiment: str = EXPERIMENT) -> MlflowClient:
-    """Point MLflow at the project store and make ``experiment`` exist and be the active one;
-    artifacts go to ``artifacts/`` next to a SQLite store."""
-    uri = tracking_uri(root)
+def is_server(uri: str) -> bool:
+    """Whether ``uri`` names a tracking server (it decides where artifacts go), not a database
+    or folder this process writes to itself."""
+    scheme = urlsplit(uri).scheme or uri  # "databricks" alone names the workspace's server
+    return scheme.lower() in SERVER_SCHEMES
+
+
+def artifact_location(uri: str, root: Path = Path("mlruns")) -> str | None:
+    """Where a new experiment keeps its artifacts: ``artifacts/`` next to a SQLite store (or in
+    ``root`` for another database this process writes to); None for a tracking server, whose
+    default artifact root (e.g. ``mlflow-artifacts:/``) every client can reach — a local path
+    there would leave each model on the machine that trained it."""
+    if is_server(uri):
+        return None
     if uri.startswith("sqlite:///"):
         root = Path(uri.removeprefix("sqlite:///")).parent
+    return (Path(root).resolve() / "artifacts").as_uri()
+
+
+def use_store(root: Path = Path("mlruns"), experiment: str = EXPERIMENT) -> MlflowClient:
+    """Point MLflow at the project store and make ``experiment`` exist and be the active one
+    (artifacts as :func:`artifact_location` says)."""
+    uri = tracking_uri(root)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if mlflow.get_experiment_by_name(experiment) is None:
-        artifacts = (Path(root).resolve() / "artifacts").as_uri()
-        mlflow.create_experiment(experiment, artifact_location=artifacts)
+        try:
+            mlflow.create_experiment(experiment, artifact_location=artifact_location(uri, root))
+        except mlflow.exceptions.MlflowException:
+            # another process (a second service worker, a colleague) made it meanwhile
+            if mlflow.get_experiment_by_name(experiment) is None:
+                raise
     mlflow.set_experiment(experiment)
     return MlflowClient()
 

@@ -118,6 +118,14 @@ def serve(
         str | None,
         typer.Option(help="Outcome store: a SQLite file or a postgres:// URL (service.outcomes)."),
     ] = None,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            help="Only write the environment the workers would get (KEY=VALUE lines) to this "
+            "file, for a Bento or a container to run with (README, Deploy).",
+        ),
+    ] = None,
 ) -> None:
     """Run the scoring API (BentoML) with the champion models from the registry.
 
@@ -134,12 +142,15 @@ def serve(
         fail(str(exc), 2)
     bank = served_config(bank_config(config), scores, keys, audit, workers, outcomes)
     root = Path(__file__).resolve().parents[1]
-    env = {
-        **os.environ,
+    served = {
         "MLFLOW_TRACKING_URI": tracking_uri(),
         "RETAIN_BANK_CONFIG": bank.model_dump_json(),
         "RETAIN_WORKERS": str(bank.service.workers),
     }
+    if env_file is not None:
+        write_env_file(env_file, served)
+        return
+    env = {**os.environ, **served}
     bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
     args = [
         bentoml,
@@ -154,6 +165,22 @@ def serve(
     ]
     console.print(f"serving on http://{host}:{port} (spec at /docs, readiness at /readyz)")
     os.execve(bentoml, args, env)
+
+
+def write_env_file(path: Path, served: dict[str, str]) -> None:
+    """``KEY=VALUE`` lines, one a variable, nothing quoted (``docker run --env-file``,
+    ``kubectl create configmap --from-env-file``); readable by the owner only, as a tracking
+    URI may carry a password."""
+    text = "".join(f"{key}={value}\n" for key, value in served.items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # a new file gets the mode below; an old one keeps its own
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(text)
+    console.print(
+        f"the service's environment ({', '.join(served)}) written to {path}: "
+        "run the Bento with it, e.g. `docker run --env-file` (paths as on this machine)"
+    )
 
 
 def served_config(bank, scores, keys, audit, workers, outcomes):
