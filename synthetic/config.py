@@ -321,7 +321,9 @@ class Campaign(Frozen):
     cut are held back at random; ``exploration_share`` of the list's slots go to customers
     drawn at random below the cut (each with probability at most
     ``max_explore_probability``). A list's capacity is its RM's (``rms.capacity``; an outlet's:
-    ``outlet_capacity``, else the median RM's) × ``capacity_share``.
+    ``outlet_capacity``, else the median RM's) × ``capacity_share``: by default the campaign
+    took half of it (with all of it, and a customer listed at most once a horizon, an RM would
+    call the whole book every quarter and most lists would run dry).
     """
 
     structure: EffectStructure = "heterogeneous"
@@ -339,7 +341,7 @@ class Campaign(Frozen):
     exploration_share: float = Field(default=0.10, ge=0, lt=1)
     max_explore_probability: float = Field(default=0.5, gt=0, lt=1)
     outlet_capacity: int | None = Field(default=None, gt=0)
-    capacity_share: float = Field(default=1.0, gt=0, le=1)
+    capacity_share: float = Field(default=0.5, gt=0, le=1)
 
     @field_validator("start")
     @classmethod
