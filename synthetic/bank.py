@@ -38,7 +38,7 @@ from synthetic.events import (
 )
 from synthetic.org import build_org
 from synthetic.products import Catalogue
-from synthetic.truth import truth_rows
+from synthetic.truth import HORIZON, truth_rows
 
 GENERATOR_VERSION = "3"  # 3: customers live from their open date on
 CHUNK_SIZE = 25_000
@@ -305,7 +305,7 @@ class _Totals:
         if not self.campaign:
             return
         truth = frames[TRUTH_TABLE]
-        p, called = CHURN.truth_source(3), CHURN.truth_called_source(3)
+        p, called = CHURN.truth_source(HORIZON), CHURN.truth_called_source(HORIZON)
         sums = truth.groupby(RESPONSE_TYPE)[[p, called]].agg(["count", "sum"])
         for name, row in sums.iterrows():
             self.types[name] += [row[(p, "count")], row[(p, "sum")], row[(called, "sum")]]

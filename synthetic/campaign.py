@@ -109,8 +109,16 @@ class BankCampaign:
             dormant_below=float(dormant_below),
         )
 
-    def for_chunk(self, k: int, cust: CustomerChunk, n_window: int, maturing, hidden_sigma):
-        """The campaign's state for chunk ``k`` (its own random stream)."""
+    def for_chunk(
+        self,
+        k: int,
+        cust: CustomerChunk,
+        n_window: int,
+        maturing: tuple[int, ...],
+        hidden_sigma: float,
+    ) -> ChunkCampaign:
+        """The campaign's state for chunk ``k`` (its own random stream): ``maturing`` are the
+        catalogue's maturing products, ``hidden_sigma`` the s.d. of the hidden churn term."""
         rng = np.random.default_rng([self.seed, CHUNK_STREAM, k])
         return ChunkCampaign(self, rng, cust, n_window, tuple(maturing), hidden_sigma)
 
@@ -172,7 +180,15 @@ class ChunkCampaign:
     draw with the hazard it returns.
     """
 
-    def __init__(self, bank: BankCampaign, rng, cust: CustomerChunk, n_window, maturing, sigma):
+    def __init__(
+        self,
+        bank: BankCampaign,
+        rng: np.random.Generator,
+        cust: CustomerChunk,
+        n_window: int,
+        maturing: tuple[int, ...],
+        sigma: float,
+    ) -> None:
         self.bank, self.config, self.rng, self.cust = bank, bank.config, rng, cust
         n = len(cust.customer_id)
         self.n_window, self.maturing = n_window, maturing
@@ -192,8 +208,9 @@ class ChunkCampaign:
 
     def month(self, t: int, state: dict[str, np.ndarray], hazard: np.ndarray) -> np.ndarray:
         """Window month ``t`` of the simulation (``state``: alive, tenure, rm, drivers_on,
-        held, maturity, aum): record the response types, run the month's lists, and return
-        the realised exit hazards."""
+        drivers_months, held, maturity, aum as the data shows it): record the response types,
+        run the month's lists, and return the realised exit hazards (the calls that reached
+        a customer in the last three cutoffs act on them)."""
         if 0 <= t < self.n_window:
             self._effects(t, state)
             first, last = self.bank.months or (self.n_window, -1)
@@ -310,7 +327,7 @@ class ChunkCampaign:
     def assignment_frame(self, cutoffs: np.ndarray) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
         """The chunk's ``list_assignments`` rows without ``rank``, and the keys that rank
         them across chunks (:func:`global_ranks`)."""
-        parts = self.assignments or [_no_assignments()]
+        parts = self.assignments  # one per campaign cutoff, never none
         rows = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         frame = pd.DataFrame(
             {
@@ -324,20 +341,6 @@ class ChunkCampaign:
         keys = {k: rows[k] for k in ("cutoff", "list", "within", "score", "aum")}
         keys["customer_id"] = frame["customer_id"].to_numpy()
         return frame, keys
-
-
-def _no_assignments() -> dict[str, np.ndarray]:
-    empty = lambda dtype: np.zeros(0, dtype=dtype)  # noqa: E731
-    return {
-        "who": empty(np.int64),
-        "cutoff": empty(np.int16),
-        "list": empty(np.int32),
-        "group": empty(np.int8),
-        "p_treat": empty(np.float64),
-        "within": empty(bool),
-        "score": empty(np.float64),
-        "aum": empty(np.float64),
-    }
 
 
 def global_ranks(keys: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
