@@ -28,7 +28,14 @@ from features.schema_checks import (
 )
 from features.sources import database
 from features.sources.database import as_location, is_database_url
-from features.sources.files import INPUT_TABLES, WarehouseError, read_meta, table_files
+from features.sources.files import (
+    INPUT_TABLES,
+    LIST_ASSIGNMENTS,
+    OPTIONAL_TABLES,
+    WarehouseError,
+    read_meta,
+    table_files,
+)
 
 __all__ = ["SCHEMAS", "Violation", "validate_warehouse"]
 
@@ -63,6 +70,10 @@ def _at_least(bound: float) -> pa.Check:
 
 def _above(bound: float) -> pa.Check:
     return pa.Check(lambda values: values > bound, name=f"> {bound}")
+
+
+def _below(bound: float) -> pa.Check:
+    return pa.Check(lambda values: values < bound, name=f"< {bound}")
 
 
 MONTH_END = pa.Check(lambda days: pd.to_datetime(days).dt.is_month_end, name="month-end date")
@@ -174,6 +185,19 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
         },
         checks=[pa.Check(_resolved_after_raised, name="resolved_ts >= ts")],
     ),
+    # optional (DESIGN §14): earlier campaigns' randomised assignments; p_treat is the known
+    # probability of being put on a list — for "none" the probability it would have been
+    # drawn — strictly between 0 and 1, or the row was never randomised
+    LIST_ASSIGNMENTS: pa.DataFrameSchema(
+        {
+            "customer_id": _column(None, ID_KIND),
+            "cutoff": _column(DATE, MONTH_END),
+            "list_id": _column(None, ID_KIND),
+            "group": _column(TEXT, _one_of("treated", "control", "explore", "none")),
+            "p_treat": _column(FLOAT, _above(0), _below(1)),
+            "rank": _column(None, ANY_INTEGER, _at_least(1)),
+        }
+    ),
 }
 
 
@@ -184,7 +208,8 @@ def validate_warehouse(warehouse: Path | str, as_of: date | None = None) -> list
     ----------
     warehouse : Path or str
         Directory holding the tables of DESIGN §4 (``<table>.parquet`` or ``<table>/*.parquet``),
-        or the URL of a database holding them (``postgres://user@host:port/db``).
+        or the URL of a database holding them (``postgres://user@host:port/db``). Optional
+        tables (``list_assignments``) are checked when present and never missed.
     as_of : date, optional
         No date may follow it. Defaults to ``as_of`` in the warehouse's ``_meta.json``, else the
         latest ``month`` in balances; without either, only the 1900-01-01 floor is checked.
@@ -290,13 +315,17 @@ class DatabaseTables:
         return None  # a database has no generator metadata
 
 
+ALL_TABLES = (*INPUT_TABLES, *OPTIONAL_TABLES)
+
+
 def _validate(source: ParquetTables | DatabaseTables, as_of: date | None) -> list[Violation]:
     violations: list[Violation] = []
     sound: dict[str, set[str]] = {}
-    for table in INPUT_TABLES:
+    for table in ALL_TABLES:
         where = source.absent(table)
         if where is not None:
-            violations.append(Violation(table, "*", "table present", 1, [where]))
+            if table not in OPTIONAL_TABLES:  # an optional table may be absent
+                violations.append(Violation(table, "*", "table present", 1, [where]))
             continue
         unsound: set[str] = set()
         found: list[Violation] = []
@@ -310,7 +339,7 @@ def _validate(source: ParquetTables | DatabaseTables, as_of: date | None) -> lis
     violations += unreadable
     as_of = _as_date(as_of) or source.meta_as_of() or _latest_month(tables, sound)
     violations += relational_violations(tables, sound, as_of)
-    return sorted(violations, key=lambda violation: INPUT_TABLES.index(violation.table))
+    return sorted(violations, key=lambda violation: ALL_TABLES.index(violation.table))
 
 
 def _validate_part(

@@ -21,7 +21,7 @@ import ibis.expr.types as ir
 import psycopg
 from ibis.common.exceptions import IbisError
 
-from features.sources.files import CUSTOMER_TABLES, table_glob
+from features.sources.files import CUSTOMER_TABLES, LIST_ASSIGNMENTS, table_glob
 
 MAX_EXAMPLES = 5
 EARLIEST_DATE = date(1900, 1, 1)
@@ -39,6 +39,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "transactions": ("txn_id",),
     "interactions": ("interaction_id",),
     "complaints": ("complaint_id",),
+    LIST_ASSIGNMENTS: ("customer_id", "cutoff"),
 }
 
 # (table, column, referenced table, referenced column); a table's checks run in this order
@@ -49,6 +50,7 @@ FOREIGN_KEYS: tuple[tuple[str, str, str, str], ...] = (
     ("rm_assignments", "rm_id", "rms", "rm_id"),
     ("balances", "product", "products", "product"),
     ("interactions", "rm_id", "rms", "rm_id"),
+    (LIST_ASSIGNMENTS, "customer_id", "customers", "customer_id"),
 )
 
 DATE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -58,6 +60,7 @@ DATE_COLUMNS: dict[str, tuple[str, ...]] = {
     "transactions": ("ts",),
     "interactions": ("ts",),
     "complaints": ("ts", "resolved_ts"),
+    LIST_ASSIGNMENTS: ("cutoff",),
 }
 # (table, date column) of a customer's activity: none may come before the customer opened —
 # an event before ``customers.open_date``, a month of balances before the month it falls in.
@@ -66,7 +69,9 @@ ACTIVITY_DATES: tuple[tuple[str, str], ...] = (
     ("transactions", "ts"),
     ("interactions", "ts"),
     ("complaints", "ts"),
+    (LIST_ASSIGNMENTS, "cutoff"),
 )
+MONTHLY_DATES = {"month", "cutoff"}  # month-end dates: compared with the opening month
 # A deposit may mature after the cutoff; an assignment that ran through as_of ends (exclusive)
 # on the day after it.
 MAY_FOLLOW_AS_OF = {("balances", "maturity_date")}
@@ -285,7 +290,7 @@ def before_opening_checks() -> Iterator[Check]:
     for table, column in ACTIVITY_DATES:
         key = _with_key(table, column)
         own = key if "customer_id" in key else (*key, "customer_id")
-        monthly = column == "month"
+        monthly = column in MONTHLY_DATES
         yield Check(
             table,
             column,

@@ -17,6 +17,10 @@ buying product p   ``cross_sell_p``    ``label_cross_sell_p`` /   ``truth_p_buy_
                                        ``propensity_p``
 =================  ==================  =========================  ===================
 
+A synthetic bank with a campaign also has churn's probability if assigned a call,
+``truth_p_churn_hm_called`` (:meth:`Target.truth_called`), and the response type to a call,
+``truth_response_type``.
+
 Who each target is defined for (its *population*) is here too, written once over column
 lookups so that the feature build (Ibis expressions) and monitoring (pandas frames) apply the
 same rule: churn — ``eligible_churn`` (features/labels.py: the churn rule); upgrade — below the
@@ -38,6 +42,8 @@ LABEL_PREFIX = "label_"
 HOLDS_PREFIX = "holds_"
 TRUTH_PREFIX = "truth_"
 MODEL_VERSION_PREFIX = "model_version_"
+CALLED_SUFFIX = "_called"  # the truth's churn probability if assigned a call (DESIGN §14)
+RESPONSE_TYPE = "response_type"  # the truth's response type to a call (DESIGN §14)
 ELIGIBLE_CHURN = "eligible_churn"
 TIER_LEVEL = "tier_level"
 CROSS_SELL = "cross_sell_"
@@ -90,6 +96,18 @@ class Target:
         if self.kind == "cross_sell":
             return f"p_buy_{h}_{self.product}"
         return f"p_{self.kind}_{h}"
+
+    def truth_called(self, horizon_months: int) -> str:
+        """The feature file's column of the truth's probability if assigned a call at the
+        cutoff (churn only: a synthetic bank with a campaign, DESIGN §14)."""
+        return truth_column(self.truth_called_source(horizon_months))
+
+    def truth_called_source(self, horizon_months: int) -> str:
+        """The truth table's column :meth:`truth_called` is read from
+        (``p_churn_3m_called``)."""
+        if self.kind != "churn":
+            raise ValueError(f"only churn has a call's effect in the truth, not {self.kind}")
+        return f"{self.truth_source(horizon_months)}{CALLED_SUFFIX}"
 
     # ------------------------------------------------------------------ population
 

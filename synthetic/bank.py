@@ -21,7 +21,9 @@ import pyarrow.parquet as pq
 from features.atomic import atomic_dir
 from features.catalog import DRIVERS, NO_DRIVER
 from features.config import TierLadder
-from features.sources.files import CUSTOMER_TABLES, META_FILE, TRUTH_TABLE
+from features.sources.files import CUSTOMER_TABLES, LIST_ASSIGNMENTS, META_FILE, TRUTH_TABLE
+from features.targets import CHURN, RESPONSE_TYPE
+from synthetic.campaign import GROUPS, RESPONSE_TYPES, BankCampaign, global_ranks
 from synthetic.config import SynthConfig
 from synthetic.customers import draw_customers
 from synthetic.dynamics import Shift, simulate
@@ -29,18 +31,20 @@ from synthetic.events import (
     Calendar,
     assignment_rows,
     balances_rows,
+    campaign_interactions,
     complaints_rows,
     interactions_rows,
     transactions_table,
 )
 from synthetic.org import build_org
 from synthetic.products import Catalogue
-from synthetic.truth import truth_rows
+from synthetic.truth import HORIZON, truth_rows
 
 GENERATOR_VERSION = "3"  # 3: customers live from their open date on
 CHUNK_SIZE = 25_000
 ID_BLOCK = 10**10  # event ids of chunk k start at k * ID_BLOCK
 REGIME_ID_OFFSET = ID_BLOCK // 2  # events from a regime month on (see _Chunk.with_regime)
+CAMPAIGN_ID_OFFSET = 3 * ID_BLOCK // 4  # a campaign's calls (interactions)
 CHUNKED_TABLES = (*CUSTOMER_TABLES, TRUTH_TABLE)  # written per chunk of customers
 # ids="string": column → (prefix, digits); zero padding keeps the integer order
 STRING_IDS = {
@@ -51,7 +55,16 @@ STRING_IDS = {
 }
 
 DATE_COLUMNS = frozenset(
-    {"birth_date", "open_date", "valid_from", "valid_to", "month", "maturity_date", "exit_month"}
+    {
+        "birth_date",
+        "open_date",
+        "valid_from",
+        "valid_to",
+        "month",
+        "maturity_date",
+        "exit_month",
+        "cutoff",
+    }
 )
 
 
@@ -88,13 +101,18 @@ def products_table(config: SynthConfig) -> pa.Table:
 
 
 class _Chunk:
-    """One chunk of customers turned into its tables, with or without a regime change."""
+    """One chunk of customers turned into its tables, with or without a regime change, with
+    or without a campaign (``campaign``: the bank's :class:`BankCampaign`)."""
 
-    def __init__(self, k, cust, months, catalogue, org, ladder, other_bank_factor):
-        self.k, self.cust, self.months, self.catalogue = k, cust, months, catalogue
-        self.cal = Calendar(months, cust)
-        self.org, self.ladder, self.other_bank_factor = org, ladder, other_bank_factor
+    def __init__(self, k, cust, config: SynthConfig, catalogue, org, ladder, campaign=None):
+        self.k, self.cust, self.months, self.catalogue = k, cust, config.month_ends, catalogue
+        self.cal = Calendar(self.months, cust)
+        self.hidden_sigma, self.org, self.ladder = config.hidden_sigma, org, ladder
+        self.other_bank_factor = _other_bank_factor(config)
         self.rm_ids = org.rms["rm_id"].to_numpy(dtype=object)
+        self.campaign: BankCampaign | None = campaign
+        self.rank_keys: dict[str, np.ndarray] | None = None  # list_assignments' ranking keys
+        self.calls = 0  # the campaign's reached calls
 
     def frames(self, rng, shift: Shift | None = None, replay=None) -> tuple[dict, object]:
         """The chunk's tables and simulation (under ``shift``, a regime change, when given).
@@ -109,8 +127,12 @@ class _Chunk:
 
         cust, cal, catalogue, rm_ids = self.cust, self.cal, self.catalogue, self.rm_ids
         first_id = self.k * ID_BLOCK
+        call = self._chunk_campaign()
         start("simulate")
-        sim = simulate(rng, cust, len(self.months), self.org.rms_by_outlet, catalogue, shift=shift)
+        rms_by_outlet = self.org.rms_by_outlet
+        sim = simulate(
+            rng, cust, len(self.months), rms_by_outlet, catalogue, shift=shift, campaign=call
+        )
         frames = {"customers": cust.table}
         start("rm_assignments")
         frames["rm_assignments"] = assignment_rows(rng, cust, sim.months, cal, rm_ids)
@@ -124,8 +146,36 @@ class _Chunk:
         frames["interactions"] = interactions_rows(rng, cust, sim.months, cal, rm_ids, first_id)
         start("complaints")
         frames["complaints"] = complaints_rows(rng, cust, sim.months, cal, first_id)
-        frames["truth"] = truth_rows(cust, sim, self.months, self.ladder, catalogue.codes)
+        frames["truth"] = truth_rows(cust, sim, self.months, self.ladder, catalogue.codes, call)
+        if call is not None:
+            self._campaign_frames(frames, call)
         return frames, sim
+
+    def _chunk_campaign(self):
+        """The chunk's campaign, afresh from its own stream (so a regime's second pass draws
+        the same), or None."""
+        if self.campaign is None:
+            return None
+        maturing = self.catalogue.maturing
+        return self.campaign.for_chunk(
+            self.k, self.cust, len(self.months), maturing, self.hidden_sigma
+        )
+
+    def _campaign_frames(self, frames: dict, call) -> None:
+        """The campaign's calls joined to ``interactions``, and its ``list_assignments``."""
+        calls = campaign_interactions(
+            call.rng, self.cust, call.contacts, self.cal, self.rm_ids,
+            self.k * ID_BLOCK + CAMPAIGN_ID_OFFSET,
+        )  # fmt: skip
+        self.calls = sum(len(who) for _, who, _ in call.contacts)
+        if calls is not None:
+            both = pd.concat([frames["interactions"], calls], ignore_index=True)
+            frames["interactions"] = both.sort_values(
+                ["customer_id", "ts"], kind="stable", ignore_index=True
+            )
+        if self.campaign.months is not None:
+            cutoffs = self.months.to_numpy().astype("datetime64[D]")
+            frames[LIST_ASSIGNMENTS], self.rank_keys = call.assignment_frame(cutoffs)
 
     def with_regime(self, rng, shift: Shift) -> tuple[dict, object]:
         """Tables of the chunk under ``shift``, a regime change that alters the simulation.
@@ -180,30 +230,34 @@ def write_bank(
     """Generate the bank into ``out`` atomically; return the metadata written to ``_meta.json``.
 
     ``ladder`` is the tier ladder the truth's ``p_upgrade_3m`` climbs; ``on_chunk(done, total)``
-    is called after each chunk of customers (for progress bars).
+    is called after each chunk of customers (for progress bars). With a campaign that has a
+    history, ``list_assignments`` is written too (``synthetic.campaign``).
     """
     months = config.month_ends
     catalogue = Catalogue.of(config.products)
     string_ids = config.ids == "string"
     org = build_org(config.customers, np.random.default_rng([config.seed, 0]))
-    other_bank_factor = _other_bank_factor(config)
+    campaign = BankCampaign.of(config, org)
     shift = _shift(config, catalogue)
     n_chunks = -(-config.customers // CHUNK_SIZE)
-    counts = dict.fromkeys(CHUNKED_TABLES, 0)
-    hidden = np.zeros(5)
-    exits = dict.fromkeys([*DRIVERS, NO_DRIVER], 0)
+    tables = CHUNKED_TABLES
+    if campaign is not None and campaign.months is not None:
+        tables = (*CHUNKED_TABLES, LIST_ASSIGNMENTS)
+    counts = dict.fromkeys(tables, 0)
+    totals = _Totals(campaign is not None)
+    rank_keys = []
     with atomic_dir(Path(out)) as staging:
         _write(org.org, staging / "org.parquet")
         _write(org.rms, staging / "rms.parquet")
         _write(products_table(config), staging / "products.parquet")
-        for table in CHUNKED_TABLES:
+        for table in tables:
             (staging / table).mkdir()
         for k in range(n_chunks):
             rng = np.random.default_rng([config.seed, 1, k])
             first = k * CHUNK_SIZE
             size = min(CHUNK_SIZE, config.customers - first)
             cust = draw_customers(rng, first + 1, size, org, months, config.hidden_sigma)
-            chunk = _Chunk(k, cust, months, catalogue, org, ladder, other_bank_factor)
+            chunk = _Chunk(k, cust, config, catalogue, org, ladder, campaign)
             if shift is not None:
                 frames, sim = chunk.with_regime(rng, shift)
             else:
@@ -211,15 +265,66 @@ def write_bank(
             for table, frame in frames.items():
                 _write(frame, staging / table / f"part-{k:05d}.parquet", string_ids)
                 counts[table] += len(frame)
-            hidden += sim.hidden_var_sums
-            for name, exited in _exits_by_driver(sim, len(months)).items():
-                exits[name] += exited
-            del sim, frames
+            if chunk.rank_keys is not None:
+                rank_keys.append(chunk.rank_keys)
+            totals.add(sim, frames, len(months), chunk.calls)
+            del sim, frames, chunk
             if on_chunk:
                 on_chunk(k + 1, n_chunks)
-        meta = _meta(config, ladder, org, counts, hidden, exits)
+        if rank_keys:
+            _rank_assignments(staging / LIST_ASSIGNMENTS, rank_keys)
+        meta = _meta(config, ladder, org, counts, totals)
         (staging / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return meta
+
+
+def _rank_assignments(folder: Path, keys: list[dict[str, np.ndarray]]) -> None:
+    """Give every part of ``list_assignments`` its ``rank`` within the whole list."""
+    for k, rank in enumerate(global_ranks(keys)):
+        path = folder / f"part-{k:05d}.parquet"
+        table = pq.read_table(path)
+        _write(table.append_column("rank", pa.array(rank, pa.int64())), path)
+
+
+class _Totals:
+    """What the metadata sums over the chunks: the hidden term's variance, exits by driver,
+    and a campaign's figures (groups, calls, response types and their effects)."""
+
+    def __init__(self, campaign: bool) -> None:
+        self.hidden = np.zeros(5)
+        self.exits = dict.fromkeys([*DRIVERS, NO_DRIVER], 0)
+        self.campaign = campaign
+        self.groups = dict.fromkeys(GROUPS, 0)
+        self.types = {name: np.zeros(3) for name in RESPONSE_TYPES}  # rows, Σ p, Σ p called
+        self.calls = 0
+
+    def add(self, sim, frames: dict, n_months: int, calls: int) -> None:
+        self.hidden += sim.hidden_var_sums
+        for name, exited in _exits_by_driver(sim, n_months).items():
+            self.exits[name] += exited
+        if not self.campaign:
+            return
+        truth = frames[TRUTH_TABLE]
+        p, called = CHURN.truth_source(HORIZON), CHURN.truth_called_source(HORIZON)
+        sums = truth.groupby(RESPONSE_TYPE)[[p, called]].agg(["count", "sum"])
+        for name, row in sums.iterrows():
+            self.types[name] += [row[(p, "count")], row[(p, "sum")], row[(called, "sum")]]
+        if LIST_ASSIGNMENTS in frames:
+            for group, count in frames[LIST_ASSIGNMENTS]["group"].value_counts().items():
+                self.groups[group] += int(count)
+        self.calls += calls
+
+    def campaign_meta(self) -> dict:
+        rows = sum(v[0] for v in self.types.values())
+        types = {
+            name: {
+                "share": round(float(v[0] / rows), 4) if rows else 0.0,
+                "mean_p_churn_3m": round(float(v[1] / v[0]), 5) if v[0] else None,
+                "mean_tau_3m": round(float((v[1] - v[2]) / v[0]), 5) if v[0] else None,
+            }
+            for name, v in self.types.items()
+        }
+        return {"assignments": self.groups, "calls_reached": self.calls, "response_types": types}
 
 
 def _other_bank_factor(config: SynthConfig) -> np.ndarray | None:
@@ -253,17 +358,16 @@ def _exits_by_driver(sim, n_months: int) -> dict[str, int]:
     }
 
 
-def _meta(config: SynthConfig, ladder: TierLadder, org, counts, hidden, exits) -> dict:
+def _meta(config: SynthConfig, ladder: TierLadder, org, counts, totals: _Totals) -> dict:
     """The bank's ``_meta.json``: its configuration, size, the hidden term's share of the churn
-    log-odds and the exits by driver."""
-    n, s1, s2, l1, l2 = hidden
-    return {
+    log-odds, the exits by driver and, with a campaign, its figures."""
+    n, s1, s2, l1, l2 = totals.hidden
+    # without a regime or a campaign the metadata is what it was before they existed
+    absent = {name for name in ("regime", "campaign") if getattr(config, name) is None}
+    meta = {
         "generator": "retain.synthetic",
         "generator_version": GENERATOR_VERSION,
-        # without a regime the metadata is what it was before regimes existed
-        "config": config.model_dump(
-            mode="json", exclude={"products"} | ({"regime"} if config.regime is None else set())
-        ),
+        "config": config.model_dump(mode="json", exclude={"products"} | absent),
         "as_of": config.end.isoformat(),
         "months": [m.date().isoformat() for m in config.month_ends],
         "rows": counts,
@@ -276,7 +380,10 @@ def _meta(config: SynthConfig, ladder: TierLadder, org, counts, hidden, exits) -
         "hidden_share_of_logit_variance": round(
             float((s2 / n - (s1 / n) ** 2) / (l2 / n - (l1 / n) ** 2)), 4
         ),
-        "exits_by_driver": exits,
+        "exits_by_driver": totals.exits,
         "products": [p.model_dump(mode="json") for p in config.products],
         "tiers": [t.model_dump(mode="json") for t in ladder.tiers],
     }
+    if totals.campaign:
+        meta["campaign"] = totals.campaign_meta()
+    return meta

@@ -286,12 +286,85 @@ class RegimeChange(Frozen):
 
 
 WITHDRAWN_MONTHLY_CLOSE = 0.15  # share of a withdrawn product's holders that close it a month
+HISTORY_MONTHS = 3  # months of AUM a campaign's list needs before its first cutoff
+
+EffectStructure = Literal["heterogeneous", "follows_risk", "sleeping_dogs_among_risky"]
+CampaignPolicy = Literal["rule_of_thumb", "risk", "random"]
+
+
+def _month_end_or_none(value: date | None, name: str) -> date | None:
+    if value is not None and pd.Timestamp(value) != pd.Timestamp(value) + pd.offsets.MonthEnd(0):
+        raise ValueError(f"{name} must be a month-end date (a cutoff), got {value}")
+    return value
+
+
+class Campaign(Frozen):
+    """What a retention call does, and the bank's earlier campaigns (``synthetic.campaign``,
+    docs/synthetic_campaign.md).
+
+    The call effect (always, once this section exists): each customer-month has a response
+    type from its drivers, and the truth gains ``p_churn_3m_called``. Under ``structure``
+    "heterogeneous" a reached *persuadable* (a complaint, a deposit maturing, neglect, part of
+    the outflows) has each monthly exit hazard of the horizon cut by ``persuadable_effect`` ×
+    the calling RM's skill; a *lost cause* (salary gone, money moved to own accounts
+    elsewhere, a high hidden term) and a *sure thing* do not change; a *sleeping dog* (a
+    dormant customer with no driver: the ``sleeping_dog_share`` of customers with the least
+    card and account activity) gets ``sleeping_dog_hazard`` added to each month's hazard.
+    "follows_risk": every customer is persuadable (the effect follows the risk);
+    "sleeping_dogs_among_risky": customers moving savings to other banks are sleeping dogs.
+    ``reach`` of assigned calls reach the customer (intention to treat); RM skill is lognormal
+    with mean 1 and log-s.d. ``skill_spread``.
+
+    The history (from ``start``, a cutoff, to ``end``, by default the month before the
+    window's last): at each cutoff every RM's (and, for customers nobody looks after, every
+    outlet's) list follows ``policy`` within capacity; ``control_share`` of those within the
+    cut are held back at random; ``exploration_share`` of the list's slots go to customers
+    drawn at random below the cut (each with probability at most
+    ``max_explore_probability``). A list's capacity is its RM's (``rms.capacity``; an outlet's:
+    ``outlet_capacity``, else the median RM's) × ``capacity_share``: by default the campaign
+    took half of it (with all of it, and a customer listed at most once a horizon, an RM would
+    call the whole book every quarter and most lists would run dry).
+    """
+
+    structure: EffectStructure = "heterogeneous"
+    persuadable_effect: float = Field(default=0.5, ge=0, le=1)
+    sleeping_dog_hazard: float = Field(default=0.02, ge=0, lt=1)
+    sleeping_dog_share: float = Field(default=0.05, ge=0, lt=1)
+    persuadable_months: int = Field(default=2, ge=0, le=12)
+    lost_cause_hidden: float = Field(default=1.5, gt=0, description="in s.d. of the hidden term")
+    reach: float = Field(default=0.75, gt=0, le=1)
+    skill_spread: float = Field(default=0.3, ge=0, le=2)
+    start: date | None = None
+    end: date | None = None
+    policy: CampaignPolicy = "rule_of_thumb"
+    control_share: float = Field(default=0.10, gt=0, lt=1)
+    exploration_share: float = Field(default=0.10, ge=0, lt=1)
+    max_explore_probability: float = Field(default=0.5, gt=0, lt=1)
+    outlet_capacity: int | None = Field(default=None, gt=0)
+    capacity_share: float = Field(default=0.5, gt=0, le=1)
+
+    @field_validator("start")
+    @classmethod
+    def _start_month_end(cls, value: date | None) -> date | None:
+        return _month_end_or_none(value, "start")
+
+    @field_validator("end")
+    @classmethod
+    def _end_month_end(cls, value: date | None) -> date | None:
+        return _month_end_or_none(value, "end")
+
+    @model_validator(mode="after")
+    def _end_needs_start(self) -> Campaign:
+        if self.end is not None and (self.start is None or self.end < self.start):
+            raise ValueError(f"end {self.end} needs a start on or before it (start {self.start})")
+        return self
 
 
 class SynthConfig(Frozen):
     """What to generate. ``hidden_sigma`` is the s.d. of the per-customer hidden churn term;
     ``ids="string"`` writes customer and event ids as zero-padded strings (``C0000000123``);
-    ``regime`` shifts the bank from a month on (:class:`RegimeChange`)."""
+    ``regime`` shifts the bank from a month on (:class:`RegimeChange`); ``campaign`` gives
+    calls an effect on churn and the bank a history of retention lists (:class:`Campaign`)."""
 
     customers: int = Field(default=20_000, ge=1)
     months: int = Field(default=24, ge=4, description="at least 3 months of history")
@@ -301,6 +374,7 @@ class SynthConfig(Frozen):
     ids: Literal["integer", "string"] = "integer"
     products: tuple[SynthProduct, ...] = DEFAULT_CATALOGUE
     regime: RegimeChange | None = None
+    campaign: Campaign | None = None
 
     @field_validator("end")
     @classmethod
@@ -348,6 +422,36 @@ class SynthConfig(Frozen):
             )
         return self
 
+    @model_validator(mode="after")
+    def _campaign_fits(self) -> SynthConfig:
+        campaign = self.campaign
+        if campaign is None or campaign.start is None:
+            return self
+        months = self.month_ends
+        # the rule of thumb and the churn rule look 3 months back; calls fall in the month
+        # after the cutoff, which must lie in the window
+        first, last = months[min(HISTORY_MONTHS, len(months) - 1)], months[-2]
+        for name in ("start", "end"):
+            value = getattr(campaign, name)
+            if value is not None and not first <= pd.Timestamp(value) <= last:
+                raise ValueError(
+                    f"campaign.{name} {value} is outside {first.date()}..{last.date()} (cutoffs "
+                    f"with {HISTORY_MONTHS} months of history before them and a month after)"
+                )
+        return self
+
+    @property
+    def campaign_months(self) -> tuple[int, int] | None:
+        """Window indices of the campaign's first and last cutoff, ``None`` without a history."""
+        campaign = self.campaign
+        if campaign is None or campaign.start is None:
+            return None
+        months = self.month_ends
+        end = campaign.end or months[-2].date()
+        return int(months.get_loc(pd.Timestamp(campaign.start))), int(
+            months.get_loc(pd.Timestamp(end))
+        )
+
     @property
     def regime_month(self) -> int | None:
         """Window index of the regime's first month, ``None`` without a regime."""
@@ -374,19 +478,21 @@ def synth_config(payload: dict, where: str = "synthetic") -> SynthConfig:
 
 def synth_config_from_toml(payload: dict, overrides: dict | None = None) -> SynthConfig:
     """The :class:`SynthConfig` of a parsed ``retain.toml``: its ``[synthetic]`` section
-    (defaults when absent), with ``overrides`` (e.g. command-line options) winning. Unknown
-    keys are errors that name the key."""
+    (defaults when absent), with ``overrides`` (e.g. command-line options) winning — key by key
+    within ``regime`` and ``campaign``. Unknown keys are errors that name the key."""
     section = payload.get("synthetic", {})
     if not isinstance(section, dict):
         raise SynthConfigError("synthetic: expected a table ([synthetic])")
     overrides = dict(overrides or {})
-    regime = overrides.pop("regime", None)
+    tables = {name: overrides.pop(name, None) for name in ("regime", "campaign")}
     merged = {**section, **overrides}
-    if regime:  # options given for the regime win key by key over [synthetic.regime]
-        table = section.get("regime", {})
+    for name, given in tables.items():
+        if not given:
+            continue
+        table = section.get(name, {})
         if not isinstance(table, dict):
-            raise SynthConfigError("synthetic.regime: expected a table ([synthetic.regime])")
-        merged["regime"] = {**table, **regime}
+            raise SynthConfigError(f"synthetic.{name}: expected a table ([synthetic.{name}])")
+        merged[name] = {**table, **given}
     return synth_config(merged)
 
 

@@ -31,6 +31,8 @@ WEALTH_SIGMA = 1.8
 PARETO_SHARE = 0.012
 PARETO_SCALE = 1_000_000.0
 PARETO_ALPHA = 1.3
+ACTIVITY_MEDIAN = 3.0  # card payments a month: lognormal, so a share's threshold is exact
+ACTIVITY_SIGMA = 0.6
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -104,7 +106,7 @@ def draw_customers(
         open_day=open_day,
         wealth=wealth,
         growth=rng.normal(0.008, 0.006, n),
-        activity=rng.lognormal(np.log(3.0), 0.6, n),
+        activity=rng.lognormal(np.log(ACTIVITY_MEDIAN), ACTIVITY_SIGMA, n),
         mobile_share=sigmoid(1.5 - 0.06 * (age - 35) + rng.normal(0, 0.7, n)),
         contact_rate=np.where(wealth >= 300_000, 1.2, np.where(wealth >= 50_000, 0.8, 0.5)),
         assigned=assigned,

@@ -28,6 +28,7 @@ a customer does not exist: no AUM grows, no driver starts, no hazard, purchase o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -116,6 +117,13 @@ class Shift:
     outflow_start_factor: float = 1.0
 
 
+class Calls(Protocol):
+    """What the simulation asks of a campaign (``synthetic.campaign.ChunkCampaign``)."""
+
+    def month(self, t: int, state: dict[str, np.ndarray], hazard: np.ndarray) -> np.ndarray:
+        """The realised exit hazards of month ``t``, given the month's state."""
+
+
 def _ramp(months_on: np.ndarray) -> np.ndarray:
     """Weight of a driver by months on: nothing for two months, full for months 3–6, 0.4 after.
 
@@ -145,10 +153,12 @@ def simulate(
     catalogue: Catalogue,
     warmup: int = WARMUP_MONTHS,
     shift: Shift | None = None,
+    campaign: Calls | None = None,
 ) -> Simulation:
     """Simulate a chunk, under a regime change from ``shift.month`` on when given. The number
     of random draws does not depend on the regime, so every month before it is the unchanged
-    bank's."""
+    bank's. ``campaign`` (``synthetic.campaign``) records each month's response types and
+    calls, and its calls change the realised exits; it draws from its own stream."""
     n = len(cust.customer_id)
     n_products = len(catalogue)
     shift = shift or Shift(np.zeros(n_products, dtype=bool))
@@ -385,8 +395,15 @@ def simulate(
                 )
             )
 
-        # outcomes for next month: exits first, then purchases among those who stay
-        leaving = alive & (rng.random(n) < hazard)
+        # outcomes for next month: exits first, then purchases among those who stay; a
+        # campaign's call changes the hazard the (unchanged) draw is compared with
+        realised = hazard
+        if campaign is not None and t >= 0:
+            state = {"alive": alive, "tenure": tenure, "rm": rm, "drivers_on": drivers_on,
+                     "drivers_months": drivers_months, "held": held, "maturity": maturity,
+                     "aum": data_aum}  # fmt: skip
+            realised = campaign.month(t, state, hazard)
+        leaving = alive & (rng.random(n) < realised)
         exit_month[leaving] = t + 1
         top = contrib[leaving].argmax(axis=1)
         exit_driver[leaving] = np.where(contrib[leaving].max(axis=1) > 0.3, top, -1)

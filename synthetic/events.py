@@ -23,6 +23,11 @@ KIND_P = (0.55, 0.25, 0.12, 0.08)
 OUTCOMES = np.array(["reached", "no_answer", "interested", "declined"], dtype=object)
 OUTCOME_P = (0.55, 0.25, 0.12, 0.08)
 CATEGORIES = np.array(["service", "fees", "product", "wait_time", "digital"], dtype=object)
+CAMPAIGN_KINDS = np.array(["call", "visit", "message"], dtype=object)  # a retention contact
+CAMPAIGN_KIND_P = (0.75, 0.15, 0.10)
+CAMPAIGN_OUTCOMES = np.array(["reached", "interested", "declined"], dtype=object)
+CAMPAIGN_OUTCOME_P = (0.6, 0.25, 0.15)
+CAMPAIGN_DAYS = 14  # retention calls are made in the first two weeks after the list
 SECONDS_PER_DAY = 86_400
 
 
@@ -279,6 +284,29 @@ def interactions_rows(rng, cust, months: list[MonthState], cal: Calendar, rm_ids
                 }
             )
         )
+    out = pd.concat(frames, ignore_index=True).sort_values(["customer_id", "ts"], ignore_index=True)
+    out.insert(0, "interaction_id", np.arange(first_id, first_id + len(out), dtype=np.int64))
+    return out
+
+
+def campaign_interactions(rng, cust, contacts, cal: Calendar, rm_ids, first_id: int):
+    """The reached calls of a campaign (``(cutoff, customers, calling RM)`` per cutoff) as
+    ``interactions`` rows in the month after the cutoff; ids from ``first_id`` on."""
+    frames = []
+    for t, who, caller in contacts:
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer_id": cust.customer_id[who],
+                    "rm_id": rm_ids[caller],
+                    "ts": cal.moment(rng, t + 1, who, 0, CAMPAIGN_DAYS - 1),
+                    "kind": rng.choice(CAMPAIGN_KINDS, len(who), p=CAMPAIGN_KIND_P),
+                    "outcome": rng.choice(CAMPAIGN_OUTCOMES, len(who), p=CAMPAIGN_OUTCOME_P),
+                }
+            )
+        )
+    if not frames:
+        return None
     out = pd.concat(frames, ignore_index=True).sort_values(["customer_id", "ts"], ignore_index=True)
     out.insert(0, "interaction_id", np.arange(first_id, first_id + len(out), dtype=np.int64))
     return out

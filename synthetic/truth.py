@@ -11,6 +11,19 @@ Not an input to any model; it is the ceiling models are measured against (oracle
 - ``churn_driver``: dominant driver of an exit that happens within the 3 months, else null.
 - ``exit_month``: month-end of the exit month, when the customer leaves (may lie after the
   window: the generator simulates 3 months past it).
+
+With a campaign (``synthetic.campaign``) — a call's effect — two more columns:
+
+- ``p_churn_3m_called``: P(exit within the next 3 months) if assigned a call at this cutoff,
+  intention to treat: ``reach`` × (1 − Π(1 − λ′)) + (1 − ``reach``) × ``p_churn_3m``, with λ′
+  the called hazards of the same three months. ``p_churn_3m`` is the probability with no call
+  in the horizon, so a ranking that calls a set S saves exactly
+  Σ over S of (``p_churn_3m`` − ``p_churn_3m_called``) × value. 0 once the customer has left.
+- ``response_type``: persuadable / sure_thing / lost_cause / sleeping_dog at this cutoff;
+  null once the customer has left.
+
+Realised exits follow the realised calls, so on a bank with a campaign history they differ from
+``p_churn_3m`` for the customers who were called.
 """
 
 from __future__ import annotations
@@ -21,7 +34,8 @@ from scipy.special import ndtr
 
 from features.catalog import DRIVERS, NO_DRIVER
 from features.config import TierLadder
-from features.targets import CHURN, UPGRADE, cross_sell
+from features.targets import CHURN, RESPONSE_TYPE, UPGRADE, cross_sell
+from synthetic.campaign import RESPONSE_TYPES, ChunkCampaign, called_hazard
 from synthetic.customers import CustomerChunk
 from synthetic.dynamics import GROWTH_SIGMA, JUMP_RATE, Simulation
 
@@ -50,6 +64,21 @@ def buy_within(hazard: np.ndarray, purchase: np.ndarray, horizon: int = HORIZON)
     return bought
 
 
+def churn_called_within(
+    hazard: np.ndarray, cut: np.ndarray, added: np.ndarray, reach: float
+) -> np.ndarray:
+    """(n, T) hazards and (n, W) call effects per cutoff → (n, W) intention-to-treat
+    probability of an exit within the horizon if assigned a call at the cutoff."""
+    n_out = cut.shape[1]
+    survive = np.ones_like(cut)
+    for k in range(HORIZON):
+        survive *= 1 - called_hazard(hazard[:, k : k + n_out], cut, added)
+    uncalled = churn_within(hazard)[:, :n_out]
+    called = reach * (1 - survive) + (1 - reach) * uncalled
+    # no effect, no difference: not even a rounding one
+    return np.where((cut == 0) & (added == 0), uncalled, called)
+
+
 def upgrade_within(sim: Simulation, growth: np.ndarray, ladder: TierLadder, p_churn) -> np.ndarray:
     n_out = sim.log_aum.shape[1] - HORIZON
     bounds = np.log(np.array(ladder.bounds))
@@ -72,8 +101,11 @@ def truth_rows(
     months: pd.DatetimeIndex,
     ladder: TierLadder,
     products: tuple[str, ...],
+    call: ChunkCampaign | None = None,
 ) -> pd.DataFrame:
-    """Truth rows of one chunk; ``products`` are the catalogue's codes, in simulation order."""
+    """Truth rows of one chunk; ``products`` are the catalogue's codes, in simulation order;
+    ``call`` the chunk's campaign, whose effect adds ``p_churn_3m_called`` and
+    ``response_type``."""
     n_window = len(months)
     p_churn = churn_within(sim.hazard)[:, :n_window]
     p_buy = buy_within(sim.hazard, sim.purchase)[:, :n_window]
@@ -98,10 +130,16 @@ def truth_rows(
         "month": np.tile(month_end, n),
         CHURN.truth_source(HORIZON): p_churn.ravel(),
     }
+    if call is not None:
+        p_called = churn_called_within(sim.hazard, call.cut, call.added, call.config.reach)
+        frame[CHURN.truth_called_source(HORIZON)] = np.where(gone, 0.0, p_called).ravel()
     for j, name in enumerate(products):
         frame[cross_sell(name).truth_source(HORIZON)] = p_buy[:, :, j].ravel()
     frame[UPGRADE.truth_source(HORIZON)] = p_upgrade.ravel()
     frame["churn_driver"] = driver.ravel()
+    if call is not None:
+        types = np.array(RESPONSE_TYPES, dtype=object)[call.types]
+        frame[RESPONSE_TYPE] = np.where(gone, None, types).ravel()
     frame["exit_month"] = np.repeat(exit_date, n_window)
     out = pd.DataFrame(frame)[rows].reset_index(drop=True)
     for col in out.columns:

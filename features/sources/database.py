@@ -22,7 +22,7 @@ import pyarrow.csv as arrow_csv
 import pyarrow.parquet as pq
 from ibis.backends.sql.compilers.postgres import PostgresCompiler
 
-from features.sources.files import INPUT_TABLES, TRUTH_TABLE, table_files
+from features.sources.files import INPUT_TABLES, OPTIONAL_TABLES, TRUTH_TABLE, table_files
 
 DATABASE_SCHEMES = ("postgres", "postgresql")
 CHUNK_ROWS = 200_000
@@ -99,14 +99,15 @@ def load_parquet_into(
 ) -> dict[str, int]:
     """Copy the parquet tables of ``warehouse`` into the database at ``url``; rows per table.
 
-    Each table present in the directory (the inputs of DESIGN §4 and the truth table, unless
-    ``tables`` names others) replaces a table of the same name, with the column types of its
-    parquet files; rows go in through ``COPY``. Tables absent from the directory are left alone.
+    Each table present in the directory (the inputs of DESIGN §4, optional ones included, and
+    the truth table, unless ``tables`` names others) replaces a table of the same name, with the
+    column types of its parquet files; rows go in through ``COPY``. Tables absent from the
+    directory are left alone.
     """
     con = connect(url)
     try:
         loaded = {}
-        for table in tables or (*INPUT_TABLES, TRUTH_TABLE):
+        for table in tables or (*INPUT_TABLES, *OPTIONAL_TABLES, TRUTH_TABLE):
             files = table_files(warehouse, table)
             if files:
                 loaded[table] = _copy_table(con, table, files)

@@ -168,3 +168,56 @@ def test_a_missing_table_names_itself(postgres_url, bank_2k):
     assert validate_warehouse(url) == [
         Violation("complaints", "*", "table present", 1, ["table complaints in the database"])
     ]
+
+
+@pytest.fixture(scope="module")
+def campaign_bank(tmp_path_factory) -> Path:
+    """A small bank with a campaign history: list_assignments is one of its tables."""
+    out = tmp_path_factory.mktemp("banks") / "campaign"
+    write_bank(
+        SynthConfig(customers=1_500, months=8, seed=9, campaign={"start": "2024-08-31"}), out
+    )
+    return out
+
+
+def _break_assignments(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows 0–2 broken one rule each, a repeated row, an unknown customer and a cutoff
+    before its customer opened."""
+    frame.loc[0, "group"] = "held_out"
+    frame.loc[1, "p_treat"] = 1.0
+    frame.loc[2, "cutoff"] = (pd.Timestamp(frame.loc[2, "cutoff"]) - pd.Timedelta(days=3)).date()
+    orphan = frame.iloc[[3]].assign(customer_id=9_999_999)
+    early = frame.iloc[[4]].assign(cutoff=date(1900, 1, 31))
+    return pd.concat([frame, frame.iloc[[5]], orphan, early], ignore_index=True)
+
+
+def test_list_assignments_report_the_same_violations_in_either_place(
+    postgres_url, campaign_bank, tmp_path
+):
+    clean_url = _database(postgres_url, "campaign")
+    loaded = load_parquet_into(clean_url, campaign_bank)
+    assert loaded["list_assignments"] == len(read_table(campaign_bank, "list_assignments"))
+    assert validate_warehouse(campaign_bank) == [] == validate_warehouse(clean_url)
+
+    broken = tmp_path / "broken"
+    shutil.copytree(campaign_bank, broken)
+    _rewrite(broken, "list_assignments", _break_assignments)
+    url = _database(postgres_url, "campaign_broken")
+    load_parquet_into(url, broken)
+
+    from_parquet = validate_warehouse(broken)
+    from_postgres = validate_warehouse(url)
+
+    table = "list_assignments"
+    assert {(v.table, v.column, v.rule, v.count) for v in from_postgres} == {
+        (table, "group", "isin(['treated', 'control', 'explore', 'none'])", 1),
+        (table, "p_treat", "< 1", 1),
+        (table, "cutoff", "month-end date", 1),
+        (table, "customer_id, cutoff", "unique key (customer_id, cutoff)", 1),
+        (table, "customer_id", "foreign key → customers.customer_id", 1),
+        (table, "cutoff", "not before the month of customers.open_date", 1),
+    }
+    assert from_postgres == from_parquet  # examples included
+    first = read_table(campaign_bank, "list_assignments").iloc[0]
+    (group,) = [v for v in from_postgres if v.column == "group"]
+    assert group.examples == [f"customer_id={first.customer_id}, cutoff={first.cutoff}"]

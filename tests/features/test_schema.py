@@ -69,6 +69,10 @@ TYPES: dict[str, arrow.Schema] = {
         ("ts", arrow.timestamp("us")), ("category", arrow.string()),
         ("resolved_ts", arrow.timestamp("us")),
     ]),
+    "list_assignments": arrow.schema([
+        ("customer_id", arrow.int64()), ("cutoff", arrow.date32()), ("list_id", arrow.string()),
+        ("group", arrow.string()), ("p_treat", arrow.float64()), ("rank", arrow.int64()),
+    ]),
 }
 
 
@@ -135,6 +139,17 @@ CLEAN_ROWS: dict[str, list[dict]] = {
         "complaint_id customer_id ts category resolved_ts",
         (1, 2, datetime(2024, 7, 1, 9, 0), "fees", datetime(2024, 7, 3, 17, 0)),
         (2, 3, datetime(2024, 11, 20, 16, 0), "app", None),
+    ),
+    # optional (DESIGN §14): earlier campaigns' assignments
+    "list_assignments": _rows(
+        "customer_id cutoff list_id group p_treat rank",
+        (1, date(2024, 10, 31), "R2", "treated", 0.9, 1),
+        (2, date(2024, 10, 31), "R1", "control", 0.9, 1),
+        (3, date(2024, 10, 31), "outlet_O2", "none", 0.05, 1),
+        (1, date(2024, 11, 30), "R2", "explore", 0.2, 3),
+        (2, date(2024, 11, 30), "R1", "none", 0.2, 4),
+        # customer 3 opened on 2024-01-10: a list at the end of that month may hold it
+        (3, date(2024, 1, 31), "outlet_O2", "treated", 0.9, 1),
     ),
 }
 
@@ -274,6 +289,42 @@ FAULTS: dict[str, tuple[Callable[[Bank], None], tuple[str, str, str, int]]] = {
         lambda bank: bank.unreadable.add("org"),
         ("org", "*", "readable parquet", 1),
     ),
+    "unknown list group": (
+        _set("list_assignments", 0, group="maybe"),
+        ("list_assignments", "group", "isin(['treated', 'control', 'explore', 'none'])", 1),
+    ),
+    "p_treat of one": (
+        _set("list_assignments", 1, p_treat=1.0),
+        ("list_assignments", "p_treat", "< 1", 1),
+    ),
+    "p_treat of zero": (
+        _set("list_assignments", 3, p_treat=0.0),
+        ("list_assignments", "p_treat", "> 0", 1),
+    ),
+    "cutoff not a month end": (
+        _set("list_assignments", 4, cutoff=date(2024, 11, 15)),
+        ("list_assignments", "cutoff", "month-end date", 1),
+    ),
+    "rank below one": (
+        _set("list_assignments", 5, rank=0),
+        ("list_assignments", "rank", ">= 1", 1),
+    ),
+    "customer assigned twice at a cutoff": (
+        lambda bank: bank.rows["list_assignments"].append(dict(CLEAN_ROWS["list_assignments"][2])),
+        ("list_assignments", "customer_id, cutoff", "unique key (customer_id, cutoff)", 1),
+    ),
+    "assignment of an unknown customer": (
+        _append("list_assignments", customer_id=99),
+        ("list_assignments", "customer_id", "foreign key → customers.customer_id", 1),
+    ),
+    "assignment after as_of": (
+        _append("list_assignments", cutoff=date(2025, 1, 31)),
+        ("list_assignments", "cutoff", "not after as_of 2024-12-31", 1),
+    ),
+    "assignment before opening": (
+        _append("list_assignments", customer_id=3, cutoff=date(2023, 12, 31)),
+        ("list_assignments", "cutoff", "not before the month of customers.open_date", 1),
+    ),
 }
 
 
@@ -392,7 +443,14 @@ def test_ids_of_another_kind_are_reported_once_by_the_foreign_keys(tmp_path):
     rule = "could not check foreign key → customers.customer_id"
     assert {(v.table, v.rule) for v in violations} == {
         (table, rule)
-        for table in ("rm_assignments", "balances", "transactions", "interactions", "complaints")
+        for table in (
+            "rm_assignments",
+            "balances",
+            "transactions",
+            "interactions",
+            "complaints",
+            "list_assignments",
+        )
     }
 
 
@@ -439,3 +497,25 @@ def test_counts_and_examples_add_up_across_parts(tmp_path):
         4,
     )
     assert violation.examples == ["txn_id=1", "txn_id=11", "txn_id=12", "txn_id=13"]
+
+
+def test_list_assignments_are_optional(tmp_path):
+    bank = Bank()
+    bank.rows.pop("list_assignments")
+
+    assert validate_warehouse(bank.write(tmp_path)) == []
+
+
+def test_list_assignment_examples_name_customer_and_cutoff(tmp_path):
+    violations = _validate_with_faults(
+        tmp_path, ["p_treat of one", "customer assigned twice at a cutoff", "rank below one"]
+    )
+    examples = {(v.table, v.column): v.examples for v in violations}
+
+    assert examples["list_assignments", "p_treat"] == ["customer_id=2, cutoff=2024-10-31"]
+    assert examples["list_assignments", "customer_id, cutoff"] == [
+        "customer_id=3, cutoff=2024-10-31"
+    ]
+    assert examples["list_assignments", "rank"] == ["customer_id=3, cutoff=2024-01-31"]
+    # the table's violations come after those of the required tables
+    assert [v.table for v in violations][-3:] == ["list_assignments"] * 3
