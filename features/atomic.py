@@ -1,4 +1,5 @@
-"""Atomic outputs: write next to the target, then rename, so a crash leaves the old output."""
+"""Atomic outputs: write next to the target, then rename, so a crash leaves the old output.
+And private ones: files that hold customer data are made 0600 in 0700 folders."""
 
 from __future__ import annotations
 
@@ -51,3 +52,39 @@ def write_json(path: Path, payload: dict) -> None:
     """Write ``payload`` as pretty JSON, atomically."""
     with atomic_file(Path(path)) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder, made 0700 (with its missing parents) when this creates it; an
+    existing folder keeps its mode (it may be shared on purpose)."""
+    path = Path(path)
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
+    return Path(missing[0]) if missing else path
+
+
+def private_file(path: Path) -> Path:
+    """``path``, created empty with mode 0600 (and 0700 folders) if it does not exist, so what
+    is written into it later — by SQLite, say, whose WAL files take the database's mode — is
+    never readable by others."""
+    path = Path(path)
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    return path
+
+
+def private_tree(folder: Path) -> None:
+    """Every file under ``folder`` 0600 and every folder 0700 (a month's scores: names, lists)."""
+    folder = Path(folder)
+    os.chmod(folder, 0o700)
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)

@@ -227,17 +227,26 @@ class WarehouseConfig(Frozen):
 
 class ServiceConfig(Frozen):
     """What `retain serve` serves from: the scored snapshot, the keys, the audit log, the
-    outcome store (a SQLite file or a ``postgres://`` URL) — and how many workers."""
+    outcome store (a SQLite file or a ``postgres://`` URL), the RM page's session store — and
+    how many workers, and how long a page session lasts."""
 
     scores: str | None = "data/scores"
     keys: str = "data/keys.json"
     audit_log: str | None = None  # default: audit.log beside the keys file
     outcomes: str = "data/outcomes.db"
+    sessions: str | None = None  # the page's sessions (SQLite); default: beside the keys file
     workers: int = Field(default=2, ge=1, le=64)
+    # a page session ends after this long without a request, and this long after login
+    session_idle_minutes: float = Field(default=30, gt=0, le=24 * 60)
+    session_hours: float = Field(default=8, gt=0, le=7 * 24)
 
     @property
     def audit_path(self) -> str:
         return self.audit_log or str(Path(self.keys).parent / "audit.log")
+
+    @property
+    def sessions_path(self) -> str:
+        return self.sessions or str(Path(self.keys).parent / "sessions.db")
 
 
 class BankConfig(Frozen):

@@ -20,7 +20,7 @@ from retain.outcomes_commands import outcomes_app
 from retain.registry_commands import models, promote, runs
 from retain.run_commands import run
 from retain.score_commands import score
-from retain.service_commands import keys_app, serve
+from retain.service_commands import audit_app, keys_app, serve
 
 app = typer.Typer(
     help="retain — churn and cross-sell propensity for a bank's relationship managers.",
@@ -74,6 +74,7 @@ app.command()(serve)
 app.command()(demo)
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 app.add_typer(outcomes_app, name="outcomes")
 
 if __name__ == "__main__":

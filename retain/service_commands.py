@@ -1,4 +1,5 @@
-"""`retain serve` and `retain keys add|list|revoke`: the scoring service and its API keys."""
+"""`retain serve`, `retain keys add|list|revoke` and `retain audit verify`: the scoring
+service, its API keys and the proof of its audit log."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from retain.options import ConfigOption, bank_config, with_options
 from retain.output import JsonOption, console, errors, fail, save_json, table
 
 keys_app = typer.Typer(help="API keys of the scoring service (hashed).", no_args_is_help=True)
+audit_app = typer.Typer(help="The service's audit log (hash-chained).", no_args_is_help=True)
+SOON_DAYS = 14  # `keys list` flags a live key expiring within this many days
 KeysOption = Annotated[
     Path | None,
     typer.Option("--keys", help="Keys file (default: the configuration's service.keys)."),
@@ -26,9 +29,14 @@ def keys_file(option: Path | None, config: Path | None) -> Path:
 
 @keys_app.command("add")
 def keys_add(
-    role: Annotated[str, typer.Option(help="crm, rm or admin.")],
-    name: Annotated[str, typer.Option(help="Who or what uses the key.")],
+    role: Annotated[
+        str, typer.Option(help="crm, rm, admin, or metrics (reads /metrics, no customer).")
+    ],
+    name: Annotated[str, typer.Option(help="Who or what uses the key (never reused).")],
     rm_id: Annotated[str | None, typer.Option(help="For an rm key: whose book.")] = None,
+    expires: Annotated[
+        str, typer.Option(help="When the key stops working: days from now (90d) or a date.")
+    ] = "90d",
     keys: KeysOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -37,13 +45,13 @@ def keys_add(
 
     keys = keys_file(keys, config)
     try:
-        record, plain = add_key(keys, name, role, rm_id)
+        record, plain = add_key(keys, name, role, rm_id, expires)
     except KeyError_ as exc:
         fail(str(exc), 2)
     console.print(
         f"key [bold]{record.name}[/] ({record.role}"
-        f"{', rm ' + record.rm_id if record.rm_id else ''}) added to {keys}; "
-        "it is shown once, below:"
+        f"{', rm ' + record.rm_id if record.rm_id else ''}, expires {record.expires}) added to "
+        f"{keys}; it is shown once, below:"
     )
     print(plain)
 
@@ -52,8 +60,11 @@ def keys_add(
 def keys_list(
     keys: KeysOption = None, config: ConfigOption = None, json_path: JsonOption = None
 ) -> None:
-    """List keys (name, role, RM, prefix, created, revoked) — never the keys themselves."""
+    """List keys (name, role, RM, prefix, created, expires, state) — never the keys
+    themselves. Stale keys are flagged: expired, expiring within 14 days, or without an expiry
+    (made before keys expired)."""
     from dataclasses import asdict
+    from datetime import UTC, datetime
 
     from serving.api.auth import KeyError_, load_keys
 
@@ -62,24 +73,36 @@ def keys_list(
         records = load_keys(keys)
     except KeyError_ as exc:
         fail(str(exc), 2)
+    now = datetime.now(UTC)
+    states = [key_state(k, now) for k in records]
     rows = [
-        (
-            k.name,
-            k.role,
-            k.rm_id or "",
-            k.prefix + "…",
-            k.created,
-            "revoked" if k.revoked else "live",
-        )
-        for k in records
+        (k.name, k.role, k.rm_id or "", k.prefix + "…", k.created, k.expires or "never", state)
+        for k, state in zip(records, states, strict=True)
     ]
-    console.print(
-        table(f"API keys in {keys}", ["name", "role", "rm", "key", "created", "state"], rows)
-    )
+    columns = ["name", "role", "rm", "key", "created", "expires", "state"]
+    console.print(table(f"API keys in {keys}", columns, rows))
     save_json(
         json_path,
-        {"keys": [{k: v for k, v in asdict(r).items() if k != "sha256"} for r in records]},
+        {
+            "keys": [
+                {**{k: v for k, v in asdict(r).items() if k != "sha256"}, "state": state}
+                for r, state in zip(records, states, strict=True)
+            ]
+        },
     )
+
+
+def key_state(key, now) -> str:
+    """live, revoked or expired — and for a live key whether it is stale."""
+    from datetime import datetime
+
+    state = key.state(now)
+    if state != "live":
+        return state
+    if key.expires is None:
+        return "live, stale: no expiry (make a new key)"
+    left = (datetime.fromisoformat(key.expires) - now).days
+    return f"live, expires in {left} d" if left < SOON_DAYS else "live"
 
 
 @keys_app.command("revoke")
@@ -147,10 +170,10 @@ def serve(
         "RETAIN_BANK_CONFIG": bank.model_dump_json(),
         "RETAIN_WORKERS": str(bank.service.workers),
     }
-    if env_file is not None:
+    if env_file is not None:  # a Bento keeps its own BentoML home (where the Bento lives)
         write_env_file(env_file, served)
         return
-    env = {**os.environ, **served}
+    env = {**os.environ, **served, "BENTOML_HOME": str(bentoml_home(bank, port))}
     bentoml = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
     args = [
         bentoml,
@@ -164,6 +187,8 @@ def serve(
         str(root),
     ]
     console.print(f"serving on http://{host}:{port} (spec at /docs, readiness at /readyz)")
+    # what the service creates (outcome store, audit log, sessions) is readable by no one else
+    os.umask(0o077)
     os.execve(bentoml, args, env)
 
 
@@ -181,6 +206,15 @@ def write_env_file(path: Path, served: dict[str, str]) -> None:
         f"the service's environment ({', '.join(served)}) written to {path}: "
         "run the Bento with it, e.g. `docker run --env-file` (paths as on this machine)"
     )
+
+
+def bentoml_home(bank, port: int) -> Path:
+    """BentoML's folder for this service alone (0700, beside the keys): its workers' metrics
+    files live there, and a shared one (``~/bentoml``) is emptied by every other service that
+    starts on the machine, and mixes their counts into this one's ``/metrics``."""
+    from features.atomic import private_dir
+
+    return private_dir(Path(bank.service.keys).parent / f".bentoml-{port}")
 
 
 def served_config(bank, scores, keys, audit, workers, outcomes):
@@ -208,7 +242,32 @@ def served_config(bank, scores, keys, audit, workers, outcomes):
         "scores": str(snapshot.resolve()) if snapshot else None,
         "keys": str(Path(service.keys).resolve()),
         "audit_log": str(Path(service.audit_path).resolve()),
+        "sessions": str(Path(service.sessions_path).resolve()),
         "outcomes": service.outcomes if url else str(Path(service.outcomes).resolve()),
         "workers": service.workers,
     }
     return bank.model_copy(update={"service": service.model_copy(update=resolved)})
+
+
+@audit_app.command("verify")
+def audit_verify(
+    log: Annotated[
+        Path | None,
+        typer.Option("--log", help="Audit log (default: the configuration's service.audit_log)."),
+    ] = None,
+    config: ConfigOption = None,
+    json_path: JsonOption = None,
+) -> None:
+    """Check the audit log's hash chain: exit 0 when every line is as written, 1 naming the
+    first line that is not (edited, inserted, removed). Note the last hash it prints
+    somewhere else: a log cut short after that point is caught by comparing it."""
+    from serving.api.auth import verify_audit
+
+    path = log if log is not None else Path(bank_config(config).service.audit_path)
+    if not path.is_file():
+        fail(f"no audit log at {path}", 2)
+    lines, last, problem = verify_audit(path)
+    save_json(json_path, {"log": str(path), "lines": lines, "last_hash": last, "problem": problem})
+    if problem is not None:
+        fail(f"{path}: {problem} ({lines} line(s) before it check out)", 1)
+    console.print(f"{path}: {lines} line(s), the chain holds; last hash {last}")

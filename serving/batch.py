@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features.atomic import atomic_dir, write_json
+from features.atomic import atomic_dir, private_tree, write_json
 from features.build import CutoffError
 from features.config import BankConfig
 from features.materialize import write_features
@@ -102,6 +102,7 @@ def score_warehouse(
         summary["timings"] = {name: round(s, 2) for name, s in timings.items()}
         summary |= reason_fidelity(features, scored, reasons) or {}
         write_json(staging / "summary.json", summary)
+        private_tree(staging)  # customer data: readable by the bank's service account alone
     return summary
 
 

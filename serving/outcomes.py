@@ -27,8 +27,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.atomic import private_file
+
 CHANNELS = ("call", "visit", "message", "event")  # the warehouse's interaction kinds
 RESULTS = ("stays", "will_move_money", "not_interested", "complaint", "unreachable")
+NOTE_CHARS, NEXT_STEP_CHARS = 500, 200  # the longest note and next step an outcome keeps
 # exported interaction ids for an integer warehouse: from 2^62 on, a range a bank's own
 # interaction ids (counted up from small numbers) never reach, so they cannot clash
 EXPORT_ID_BASE = 2**62 + 1
@@ -120,7 +123,8 @@ class OutcomeStore:
             with psycopg.connect(self.location) as con:  # commits on success
                 yield con
             return
-        Path(self.location).parent.mkdir(parents=True, exist_ok=True)
+        # notes are customer data: the file (and so its WAL files) 0600, its folder 0700
+        private_file(Path(self.location))
         con = sqlite3.connect(self.location, timeout=30)
         try:
             with con:  # commits on success, rolls back on error
@@ -259,8 +263,10 @@ def _check(channel: str, result: str, note: str, next_step: str) -> None:
         raise OutcomeError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
     if result not in RESULTS:
         raise OutcomeError(f"result must be one of {', '.join(RESULTS)}, not {result!r}")
-    if len(note) > 500 or len(next_step) > 200:
-        raise OutcomeError("a note has at most 500 characters, a next step at most 200")
+    if len(note) > NOTE_CHARS or len(next_step) > NEXT_STEP_CHARS:
+        raise OutcomeError(
+            f"a note has at most {NOTE_CHARS} characters, a next step at most {NEXT_STEP_CHARS}"
+        )
 
 
 def _content(outcome: Outcome) -> tuple:

@@ -3,8 +3,9 @@ right kind, size and speed.
 
 - :class:`KeyFirst` (outermost on the API): a request for a data route must show a known key
   in its headers before it may wait for a slot (``serving.api.shedding``) or send a byte of its
-  body — otherwise 401 at once, the connection closed, the body never read. A stranger holds no
-  slot, however slowly it sends.
+  body — otherwise 401 at once, the connection closed, the body never read, and a rate-limited
+  audit line (``refused``) says where from and why. A stranger holds no slot, however slowly it
+  sends. The key found is left in ``scope["state"]["key"]`` for the request's audit line.
 - :class:`BodyGuard`: a body not of the accepted media type (a pickle, a multipart form,
   anything) is refused with 415 before a byte of it is read; a body over the cap (declared or
   streamed) gets 413; a body that has not arrived ``BODY_SECONDS`` after the request started
@@ -35,21 +36,36 @@ OPEN_PATHS = frozenset({"/docs", "/openapi.json"})
 class KeyFirst:
     """401 before the body or a slot for a request to a data route without a known key.
 
-    ``identify(authorization header) -> key or None`` is the keys of the worker's state."""
+    ``identify(authorization header) -> key or None`` is the keys of the worker's state;
+    ``refused(scope, authorization header)`` is told of each refusal (for the audit log)."""
 
-    def __init__(self, app, identify: Callable[[str | None], object | None]) -> None:
+    def __init__(
+        self,
+        app,
+        identify: Callable[[str | None], object | None],
+        refused: Callable[[dict, str | None], None] | None = None,
+    ) -> None:
         self.app = app
         self.identify = identify
+        self.refused = refused
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS or not _served(scope):
             await self.app(scope, receive, send)
             return
         header = dict(scope["headers"]).get(b"authorization")
-        if self.identify(header.decode("latin-1") if header else None) is None:
+        authorization = header.decode("latin-1") if header else None
+        key = self.identify(authorization)
+        if key is None:
+            state = scope.setdefault("state", {})
+            state.setdefault("request_id", uuid.uuid4().hex)  # the answer's and the line's
+            if self.refused is not None:
+                self.refused(scope, authorization)
             message = "missing or unknown API key (send Authorization: Bearer <key>)"
-            await refuse(send, 401, message, [(b"www-authenticate", b"Bearer"), *CLOSE])
+            headers = [(b"www-authenticate", b"Bearer"), *CLOSE]
+            await refuse(send, 401, message, headers, scope)
             return
+        scope.setdefault("state", {})["key"] = key
         await self.app(scope, receive, send)
 
 
@@ -136,14 +152,16 @@ def _served(scope) -> bool:
     return any(route.matches(scope)[0] == Match.FULL for route in routes)
 
 
-async def refuse(send, status: int, message: str, headers=()) -> None:
+async def refuse(send, status: int, message: str, headers=(), scope=None) -> None:
+    """Answer in the API's error envelope (with the request's id when ``scope`` has one)."""
+    known = (scope or {}).get("state", {}).get("request_id")
     body = json.dumps(
         {
             "error": {
                 "status": status,
                 "message": message,
                 "problems": [],
-                "request_id": uuid.uuid4().hex,
+                "request_id": known or uuid.uuid4().hex,
             }
         }
     ).encode()

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from serving.answer import plain
-from serving.api.access import audit, may_pull_list, reach, reaches_all
+from serving.api.access import may_pull_list, note, reach, reaches_all, shown_features
 from serving.api.auth import ApiKey
 from serving.api.schemas import (
     MAX_CUSTOMERS,
@@ -181,12 +181,14 @@ def authenticate(state: ServingState, credentials: Credentials) -> ApiKey:
     return key
 
 
-def _audit(state, key: ApiKey, request: Request, endpoint: str, status=200, **extra) -> None:
-    audit(state.audit, key, endpoint, request_id(request), status, **extra)
+def _audit(request: Request, endpoint: str, **facts) -> None:
+    """Note what this request read or tried for its one audit line (serving.api.access:
+    written by ``Audited`` with the answer's status, whatever it turns out to be)."""
+    note(request, endpoint=endpoint, **facts)
 
 
-def _deny(state, key: ApiKey, request: Request, endpoint: str, count: int, why: str, **extra):
-    _audit(state, key, request, endpoint, 403, customers=count, **extra)
+def _deny(request: Request, endpoint: str, why: str, **facts):
+    _audit(request, endpoint, **facts)
     raise ApiError(403, why)
 
 
@@ -205,11 +207,12 @@ def score(
         ids = [r["customer_id"] for r in body.customers]
     else:
         ids = list(wanted)
+    _audit(request, "/score", customer_ids=ids)
     snapshot = state.snapshot
     keys = [snapshot.key(c) for c in ids] if snapshot is not None else ids
     if not reaches_all(key, snapshot, keys):
         why = "an RM key may only score customers in its own book"
-        _deny(state, key, request, "/score", len(ids), why)
+        _deny(request, "/score", why)
     unknown: list[dict] = []
     if body.customers is not None:
         frame = pd.DataFrame.from_records(body.customers, columns=["customer_id", *state.features])
@@ -218,9 +221,7 @@ def score(
     else:
         results, unknown = _snapshot_answers(state, ids, body.explain)
         versions = state.snapshot.versions
-    _audit(
-        state, key, request, "/score", customers=len(results), models=versions, unknown=len(unknown)
-    )
+    _audit(request, "/score", models=versions, unknown=len(unknown))
     return {
         "results": results,
         "unknown": unknown,
@@ -283,20 +284,18 @@ def retention_list(
     key = authenticate(state, credentials)
     if not may_pull_list(key, body.rm_id):
         why = "an RM key may only pull its own retention list"
-        _deny(state, key, request, "/retention_list", 0, why, list_rm=body.rm_id)
+        _deny(request, "/retention_list", why, list_id=body.rm_id)
     snapshot = _require_snapshot(state)
     rows = snapshot.retention_list(body.rm_id, body.k, body.lang)
     if rows.empty and len(snapshot.book(body.rm_id)) == 0 and key.role != "rm":
         raise ApiError(404, f"no RM {body.rm_id!r} with customers in the snapshot")
     entries = [list_entry(r) for r in rows.to_dict("records")]
     _audit(
-        state,
-        key,
         request,
         "/retention_list",
-        customers=len(entries),
+        customer_ids=[e["customer_id"] for e in entries],
         models=snapshot.versions,
-        list_rm=body.rm_id,
+        list_id=body.rm_id,
     )
     return {
         "rm_id": body.rm_id,
@@ -341,17 +340,10 @@ def customer(
     found = _reach_or_refuse(state, key, request, "/customers", customer_id)
     result = snapshot.answers([found.customer], [found.customer], state.products)[0]
     row = snapshot.features.loc[found.customer]
-    features = {name: _scalar(row[name]) for name in state.features if name in row}
+    shown = shown_features(key, state.features)  # an rm key: not the sensitive ones
+    features = {name: _scalar(row[name]) for name in shown if name in row}
     info = snapshot.scores.loc[found.customer]
-    _audit(
-        state,
-        key,
-        request,
-        "/customers",
-        customers=1,
-        models=snapshot.versions,
-        customer_id=plain_id(found.customer),
-    )
+    _audit(request, "/customers", models=snapshot.versions, customer_id=plain_id(found.customer))
     return {
         "customer_id": plain_id(found.customer),
         "cutoff": snapshot.cutoff,
@@ -370,8 +362,10 @@ def _reach_or_refuse(
     """The customer a key may act for: 403 outside an rm key's book (unknown ids included),
     404 for an id the snapshot does not hold."""
     found = reach(key, _require_snapshot(state), customer_id)
+    asked = customer_id if found.customer is None else plain_id(found.customer)
+    _audit(request, endpoint, customer_ids=[asked])
     if not found.allowed:
-        _deny(state, key, request, endpoint, 1, "not a customer in this RM's book")
+        _deny(request, endpoint, "not a customer in this RM's book")
     if not found.exists:
         raise ApiError(404, "no such customer in the scored snapshot")
     return found
@@ -415,7 +409,7 @@ def record_outcome(
             recorded_key=key.sha256,
         )
     except OutcomeConflict as exc:
-        _audit(state, key, request, "/outcomes", 409, customers=1, customer_id=customer_id)
+        _audit(request, "/outcomes", customer_id=customer_id)
         raise ApiError(409, str(exc)) from exc
     except _store_errors() as exc:
         log.error("outcome store failed: %s", type(exc).__name__)
@@ -423,12 +417,8 @@ def record_outcome(
         raise ApiError(503, why) from exc
     response.status_code = 201 if created else 200
     _audit(
-        state,
-        key,
         request,
         "/outcomes",
-        response.status_code,
-        customers=1,
         customer_id=customer_id,
         outcome_id=outcome.outcome_id,
         created=created,
@@ -451,7 +441,7 @@ def customer_outcomes(
     except _store_errors() as exc:
         log.error("outcome store failed: %s", type(exc).__name__)
         raise ApiError(503, "the outcome store is unreachable") from exc
-    _audit(state, key, request, "/outcomes", customers=1, customer_id=customer_id, read=True)
+    _audit(request, "/outcomes", customer_id=customer_id, read=True)
     return {
         "customer_id": customer_id,
         "outcomes": [o.public() for o in outcomes],

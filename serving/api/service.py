@@ -2,10 +2,16 @@
 
 BentoML runs the workers, restarts dead ones and serves /healthz, /livez, /readyz (ready only
 after :class:`serving.api.state.ServingState` loaded and verified every model and passed a
-warm-up) and /metrics. The data routes are FastAPI routes, so request and response bodies are
-Pydantic models, status codes are ours and nothing is ever unpickled: there is no
-``@bentoml.api`` route, and every POST must be ``application/json``. The spec of these routes
-is served at ``/docs`` (and ``/openapi.json``).
+warm-up). The data routes are FastAPI routes, so request and response bodies are Pydantic
+models, status codes are ours and nothing is ever unpickled: there is no ``@bentoml.api``
+route, and every POST must be ``application/json``. The spec of these routes is served at
+``/docs`` (and ``/openapi.json``).
+
+BentoML's own metrics are off (they label requests by raw path, ids included): ``/metrics`` is
+ours, behind a ``metrics`` or ``admin`` key, labelled by route template
+(:mod:`serving.api.metrics`). ``/`` is ours too, and BentoML's own pages are not served
+(:mod:`serving.api.front`); every answer carries the security headers; every request a key
+made is one line of the hash-chained audit log (:mod:`serving.api.access`).
 
 Run it with ``retain serve``; it resolves the configuration once and hands it to the workers
 (RETAIN_BANK_CONFIG: the bank and its ``[service]`` section — snapshot, keys, audit log,
@@ -17,6 +23,7 @@ RETAIN_RETRY_AFTER): past them a request is answered 503 with Retry-After at onc
 from __future__ import annotations
 
 import gc
+import logging
 import os
 
 import bentoml
@@ -27,7 +34,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import ui
 from serving.api import routes
+from serving.api.access import READS_METRICS, Audited, refused
+from serving.api.front import OneLine, OwnFront, SecurityHeaders
 from serving.api.guard import BodyGuard, JsonErrors, KeyFirst
+from serving.api.metrics import RouteMetrics, exposition
 from serving.api.schemas import (
     ID_PATTERN,
     CustomerResponse,
@@ -56,8 +66,14 @@ app = FastAPI(
 )
 app.add_middleware(BodyGuard)
 app.add_middleware(Admission, limits=LIMITS)  # a rejection costs no body read
+# one audit line per request a key made, whatever its answer (shed, refused, served)
+app.add_middleware(Audited, log=lambda: state().audit)
 # outermost: no known key, no slot and no body read (a stranger cannot hold a worker)
-app.add_middleware(KeyFirst, identify=lambda header: identify(header))
+app.add_middleware(
+    KeyFirst,
+    identify=lambda header: identify(header),
+    refused=lambda scope, header: refuse_line(scope, header),
+)
 app.add_exception_handler(RequestValidationError, routes.invalid_request)
 app.add_exception_handler(routes.ApiError, routes.api_error)
 app.add_exception_handler(StarletteHTTPException, routes.http_error)
@@ -75,10 +91,38 @@ CustomerId = Path(pattern=ID_PATTERN, description="The bank's customer id.")
 OLD = {"deprecated": True, "responses": routes.ERRORS}
 
 
+# a path is the caller's text: a newline in it must not start a line of the service log
+logging.getLogger("bentoml.access").addFilter(OneLine())
+logging.getLogger("retain.service").addFilter(OneLine())
+
+
+def state() -> ServingState:
+    return bentoml.get_current_service().state
+
+
 def identify(authorization: str | None):
     """The key behind an Authorization header, by this worker's keys (None: unknown)."""
-    keys = bentoml.get_current_service().state.keys
+    keys = state().keys
     return keys.identify(authorization) if keys is not None else None
+
+
+def refuse_line(scope, authorization: str | None) -> None:
+    """The rate-limited audit line of a request refused for its key."""
+    keys = state().keys
+
+    def why() -> dict:  # worked out only for the lines written
+        return keys.why_refused(authorization) if keys is not None else {"reason": "no_keys"}
+
+    refused(state().audit, scope, "refused", why)
+
+
+@app.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics for a metrics or admin key (the gate answered 401 without one)."""
+    if request.state.key.role not in READS_METRICS:
+        return routes.error_response(request, 403, "metrics are for a metrics or admin key")
+    body, media = exposition()
+    return Response(body, media_type=media)
 
 
 @bentoml.service(
@@ -86,6 +130,8 @@ def identify(authorization: str | None):
     workers=WORKERS,
     # BentoML's own cap (429, its own body) is only a backstop, above what Admission holds
     traffic={"timeout": 30, "max_concurrency": WORKERS * max(16, 2 * LIMITS.most_at_once)},
+    # BentoML's metrics label requests by raw path (customer ids, unbounded): ours instead
+    metrics={"enabled": False},
 )
 @bentoml.asgi_app(app, path="/")
 @bentoml.asgi_app(ui.app, path="/")  # the RM page (/ui/...), outside the JSON-only guard
@@ -154,4 +200,9 @@ class Retain:
         )
 
 
+# around the whole service, outermost first: count by route template, add the security
+# headers, answer / and hide BentoML's own pages, put framework errors in the JSON envelope
+Retain.add_asgi_middleware(RouteMetrics)
+Retain.add_asgi_middleware(SecurityHeaders)
+Retain.add_asgi_middleware(OwnFront)
 Retain.add_asgi_middleware(JsonErrors)

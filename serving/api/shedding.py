@@ -12,7 +12,7 @@ each took 16 times as long, and the backlog grew in the sockets faster than it w
 
 Settings (environment of `retain serve`, per worker): ``RETAIN_MAX_IN_FLIGHT`` (default 2),
 ``RETAIN_MAX_QUEUE`` (4), ``RETAIN_QUEUE_MS`` (25), ``RETAIN_RETRY_AFTER`` seconds (1).
-Health, readiness and metrics are BentoML's routes, outside this gate: they are never shed.
+Health and readiness (BentoML's routes) and ``/metrics`` are outside this gate: never shed.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from serving.api.guard import OPEN_PATHS, refuse
 log = logging.getLogger("retain.service")
 
 # the spec is cheap, and an integrator reading it under load should still get it
-NEVER_SHED = OPEN_PATHS
+NEVER_SHED = OPEN_PATHS | {"/metrics"}
 _ENV = {
     "in_flight": "RETAIN_MAX_IN_FLIGHT",
     "queue": "RETAIN_MAX_QUEUE",
@@ -93,7 +93,8 @@ class Admission:
                 "the service is at capacity and did not take this request on; "
                 f"retry after {self.limits.retry_after} s"
             )
-            await refuse(send, 503, message, [(b"retry-after", b"%d" % self.limits.retry_after)])
+            retry = [(b"retry-after", b"%d" % self.limits.retry_after)]
+            await refuse(send, 503, message, retry, scope)
             return
         try:
             await self.app(scope, receive, send)

@@ -1,8 +1,11 @@
 """The RM page's routes (DESIGN §12): log in, my lists, one customer, record an outcome,
 download a list. Same keys, roles, book isolation and audit log as the API.
 
-Every page that shows customers is written to the audit log; a page for somebody else's
-customer or list is a 403 page (audited too); no session sends the browser to the login page.
+Every request of a session is written to the audit log (serving.api.access.Audited: the
+customers and list it showed or tried, its status); a page for somebody else's customer or list
+is a 403 page; a failed login is a rate-limited audit line; no session sends the browser to the
+login page. A ``metrics`` key cannot log in. Cookies are ``Secure`` when the page is served over
+TLS (directly or behind the proxy, ``X-Forwarded-Proto: https``).
 """
 
 from __future__ import annotations
@@ -17,25 +20,26 @@ from urllib.parse import urlencode
 import bentoml
 import pandas as pd
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.targets import held_products, holds_column
 from serving.answer import shown_reasons
-from serving.api.access import audit as write_audit
-from serving.api.access import may_pull_list, reach
+from serving.api.access import may_pull_list, note, reach, refused
 from serving.api.auth import KeyRing
+from serving.api.front import over_tls
 from serving.api.routes import request_id
 from serving.api.state import ServingState, plain_id
 from serving.lists import GROWTH, RETENTION, list_file
-from serving.outcomes import OutcomeConflict, OutcomeError
+from serving.outcomes import NEXT_STEP_CHARS, NOTE_CHARS, OutcomeConflict, OutcomeError
 from serving.texts import ACTIONS, HEADERS, OFFERS, text
 from serving.ui.chart import bar_chart
 from serving.ui.session import (
     LANG_COOKIE,
     LOGIN_COOKIE,
     SESSION_COOKIE,
-    SESSION_HOURS,
     Session,
     Sessions,
     csrf_matches,
@@ -43,6 +47,8 @@ from serving.ui.session import (
 from serving.ui.words import CHANNELS, RESULTS, WORDS, word
 
 LANGS = ("zh", "en")
+PAGE_ROLES = frozenset({"crm", "rm", "admin"})  # a metrics key reads /metrics only
+REQUEST_ID_CHARS = 64
 SORTABLE = {
     "rank",
     "p_churn",
@@ -54,7 +60,8 @@ SORTABLE = {
     "tier",
     "risk_band",
 }
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES = Path(__file__).parent / "templates"
+templates = Jinja2Templates(directory=TEMPLATES)
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
@@ -64,12 +71,16 @@ def serving_state() -> ServingState:
 
 
 @cache
-def _sessions(keys: KeyRing) -> Sessions:
-    return Sessions(keys)
+def _sessions(keys: KeyRing, path: str, idle_minutes: float, hours: float) -> Sessions:
+    return Sessions(keys, Path(path), idle_minutes, hours)
 
 
 def sessions(state: ServingState) -> Sessions:
-    return _sessions(state.keys)
+    """The worker's session store (one per configuration)."""
+    service = state.config.service
+    return _sessions(
+        state.keys, service.sessions_path, service.session_idle_minutes, service.session_hours
+    )
 
 
 def outcome_store():
@@ -110,7 +121,9 @@ def render(
         status_code=status,
     )
     if request.query_params.get("lang") in LANGS:
-        response.set_cookie(LANG_COOKIE, lang, samesite="strict", httponly=True)
+        response.set_cookie(
+            LANG_COOKIE, lang, samesite="strict", httponly=True, secure=over_tls(request.scope)
+        )
     started = getattr(request.state, "started", None)
     if started is not None:
         elapsed = (time.perf_counter() - started) * 1000
@@ -122,25 +135,37 @@ def refuse(request, state, session, status: int, title: str, body: str) -> HTMLR
     return render(request, state, "error.html", status, session, title=title, message=body)
 
 
-def audit(
-    state, session: Session, request: Request, endpoint: str, count: int, status=200, **extra
-) -> None:
-    models = state.snapshot.versions if state.snapshot and status == 200 else None
-    write_audit(
-        state.audit,
-        session.key,
-        endpoint,
-        request_id(request),
-        status,
-        customers=count,
-        models=models,
-        **extra,
-    )
+def audit(request: Request, endpoint: str, **facts) -> None:
+    """Note what this page showed or tried for its audit line (``Audited`` writes it with the
+    page's status): ``customer_ids``, ``list_id``, ``models``."""
+    note(request, endpoint=endpoint, **facts)
+
+
+def asked_id(found, customer_id: str):
+    """The id a page asked for, as the bank keeps it when it can be one of its ids."""
+    return customer_id if found.customer is None else plain_id(found.customer)
 
 
 def current(request: Request, state: ServingState) -> Session | None:
+    """The request's live session (its key then goes on the request's audit line)."""
     request.state.started = time.perf_counter()
-    return sessions(state).read(request.cookies.get(SESSION_COOKIE))
+    session = sessions(state).read(request.cookies.get(SESSION_COOKIE))
+    if session is not None:
+        request.state.key = session.key
+    return session
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str, seconds: int):
+    """A page cookie: HttpOnly, SameSite=Strict, for /ui, Secure over TLS; 0 s deletes it."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=seconds,
+        httponly=True,
+        samesite="strict",
+        path="/ui",
+        secure=over_tls(request.scope),
+    )
 
 
 def to_login() -> RedirectResponse:
@@ -161,15 +186,24 @@ def home(request: Request, state: ServingState = State):
     return RedirectResponse("/ui/list" if current(request, state) else "/ui/login", 303)
 
 
+@router.get("/page.css")
+def stylesheet() -> Response:
+    """The page's one stylesheet (no inline styles: the CSP allows styles from here only)."""
+    return Response((TEMPLATES / "page.css").read_text(encoding="utf-8"), media_type="text/css")
+
+
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, state: ServingState = State, failed=False):
+def login_page(request: Request, state: ServingState = State):
+    return login_form(request, state)
+
+
+def login_form(request: Request, state: ServingState, failed: str | None = None):
+    """The login form; ``failed`` names the word that says why the last try failed."""
     cookie, nonce = sessions(state).login_nonce()
     response = render(
         request, state, "login.html", 401 if failed else 200, csrf=nonce, failed=failed
     )
-    response.set_cookie(
-        LOGIN_COOKIE, cookie, max_age=3600, httponly=True, samesite="strict", path="/ui"
-    )
+    set_cookie(request, response, LOGIN_COOKIE, cookie, 3600)
     return response
 
 
@@ -186,19 +220,22 @@ async def login(request: Request, state: ServingState = State):
             word(WORDS, "forbidden", language(request, state)),
             word(WORDS, "csrf_text", language(request, state)),
         )
-    key = state.keys.identify(f"Bearer {str(form.get('key', '')).strip()}")
-    if key is None:
-        return login_page(request, state, failed=True)
+    authorization = f"Bearer {str(form.get('key', '')).strip()}"
+    key = state.keys.identify(authorization)
+    if key is None or key.role not in PAGE_ROLES:
+        why = (
+            (lambda: state.keys.why_refused(authorization))
+            if key is None
+            else (lambda: {"reason": "no_page_role", "key": key.name, "role": key.role})
+        )
+        refused(state.audit, request.scope, "login_failed", why)
+        return login_form(request, state, failed="bad_key" if key is None else "no_page")
+    request.state.key = key
+    audit(request, "/ui/login")
     response = RedirectResponse("/ui/list", status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        store.start(key),
-        max_age=SESSION_HOURS * 3600,
-        httponly=True,
-        samesite="strict",
-        path="/ui",
-    )
-    response.delete_cookie(LOGIN_COOKIE, path="/ui")
+    hours = state.config.service.session_hours
+    set_cookie(request, response, SESSION_COOKIE, store.start(key), int(hours * 3600))
+    set_cookie(request, response, LOGIN_COOKIE, "", 0)
     return response
 
 
@@ -210,8 +247,10 @@ async def logout(request: Request, state: ServingState = State):
         return to_login()
     if not csrf_matches(session, form.get("csrf")):
         return csrf_refused(request, state, session)
+    sessions(state).end(request.cookies.get(SESSION_COOKIE))  # every copy of the cookie
+    audit(request, "/ui/logout")
     response = to_login()
-    response.delete_cookie(SESSION_COOKIE, path="/ui")
+    set_cookie(request, response, SESSION_COOKIE, "", 0)
     return response
 
 
@@ -257,6 +296,38 @@ def unready(request, state, session) -> HTMLResponse | None:
         503,
         word(WORDS, "not_ready", lang),
         state.problem or word(WORDS, "not_found_text", lang),
+    )
+
+
+async def invalid_page(request: Request, exc: RequestValidationError) -> HTMLResponse:
+    """A page asked with a parameter it does not take: a page that says so — never the
+    framework's JSON, which echoes the input."""
+    return _error_page(request, 422)
+
+
+async def http_error_page(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
+    """The framework's errors (a method the page does not take, say) as a page."""
+    response = _error_page(request, exc.status_code)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _error_page(request: Request, status: int) -> HTMLResponse:
+    state = serving_state()
+    session = current(request, state)
+    lang = language(request, state)
+    key = "not_found" if status == 404 else "bad_request"
+    return render(
+        request,
+        state,
+        "error.html",
+        status,
+        session,
+        title=word(WORDS, key, lang),
+        message=word(WORDS, f"{key}_text", lang),
+        # the language switch leads to the list, not back to what was refused
+        switch="/ui/list?" + urlencode({"lang": "en" if lang == "zh" else "zh"}),
     )
 
 
@@ -341,7 +412,7 @@ def my_list(
         return problem
     owner, allowed = list_owner_for(session, rm_id)
     if not allowed:
-        audit(state, session, request, "/ui/list", 0, 403, list_rm=rm_id)
+        audit(request, "/ui/list", list_id=rm_id)
         return forbidden(request, state, session)
     lang = language(request, state)
     snapshot = state.snapshot
@@ -382,7 +453,14 @@ def my_list(
         context["rows"] = shown_rows(chosen, state, lang)
         context["total"] = len(rows)
         context["columns"] = list_columns(rows, kind, lang)
-        audit(state, session, request, "/ui/list", len(chosen), list_rm=owner, list_kind=kind)
+        audit(
+            request,
+            "/ui/list",
+            customer_ids=chosen["customer_id"].tolist(),
+            list_id=owner,
+            list_kind=kind,
+            models=snapshot.versions,
+        )
     return render(request, state, "list.html", session=session, **context)
 
 
@@ -430,8 +508,8 @@ def customer(request: Request, customer_id: str, state: ServingState = State, sa
     if (problem := unready(request, state, session)) is not None:
         return problem
     found = reach(session.key, state.snapshot, customer_id)
+    audit(request, "/ui/customers", customer_ids=[asked_id(found, customer_id)])
     if not found.allowed:
-        audit(state, session, request, "/ui/customers", 1, 403)
         return forbidden(request, state, session)
     if not found.exists:
         return not_found(request, state, session)
@@ -441,7 +519,12 @@ def customer(request: Request, customer_id: str, state: ServingState = State, sa
     context["contacts"] = contacts(store, plain_id(found.customer), lang) if store else None
     context["saved"] = saved
     context["form_id"] = uuid.uuid4().hex  # one submission of this form is stored once
-    audit(state, session, request, "/ui/customers", 1, customer_id=plain_id(found.customer))
+    audit(
+        request,
+        "/ui/customers",
+        customer_id=plain_id(found.customer),
+        models=state.snapshot.versions,
+    )
     return render(request, state, "customer.html", session=session, **context)
 
 
@@ -540,14 +623,15 @@ async def record_outcome(request: Request, customer_id: str, state: ServingState
     session = current(request, state)
     if session is None:
         return to_login()
+    audit(request, "/ui/outcomes")
     form = await request.form()
     if not csrf_matches(session, form.get("csrf")):
         return csrf_refused(request, state, session)
     if (problem := unready(request, state, session)) is not None:
         return problem
     found = reach(session.key, state.snapshot, customer_id)
+    audit(request, "/ui/outcomes", customer_ids=[asked_id(found, customer_id)])
     if not found.allowed:
-        audit(state, session, request, "/ui/outcomes", 1, 403)
         return forbidden(request, state, session)
     if not found.exists:
         return not_found(request, state, session)
@@ -573,6 +657,8 @@ async def record_outcome(request: Request, customer_id: str, state: ServingState
             word(WORDS, "record", lang),
             f"{word(WORDS, 'channel', lang)} / {word(WORDS, 'result', lang)}",
         )
+    if (problem := too_long(form, lang)) is not None:  # refused whole, never cut
+        return refuse(request, state, session, 422, word(WORDS, "record", lang), problem)
     try:
         store.record(
             customer_id=plain_id(wanted),
@@ -580,18 +666,29 @@ async def record_outcome(request: Request, customer_id: str, state: ServingState
             channel=channel,
             reached=form.get("reached") == "yes",
             result=result,
-            next_step=str(form.get("next_step", ""))[:200],
-            note=str(form.get("note", ""))[:500],
+            next_step=str(form.get("next_step", "")),
+            note=str(form.get("note", "")),
             recorded_by=session.key.name,
             recorded_key=session.key.sha256,
-            request_id=str(form.get("request_id") or request_id(request))[:64],
+            request_id=str(form.get("request_id") or request_id(request))[:REQUEST_ID_CHARS],
         )
     except OutcomeConflict as exc:  # this form was sent before with other content
         return refuse(request, state, session, 409, word(WORDS, "record", lang), str(exc))
     except OutcomeError as exc:  # a field the store refuses
         return refuse(request, state, session, 422, word(WORDS, "record", lang), str(exc))
-    audit(state, session, request, "/ui/outcomes", 1, customer_id=plain_id(wanted))
+    audit(request, "/ui/outcomes", customer_id=plain_id(wanted))
     return RedirectResponse(f"/ui/customers/{plain_id(wanted)}?saved=1", status_code=303)
+
+
+def too_long(form, lang: str) -> str | None:
+    """What is too long in an outcome form, naming the limit (the API answers 422 alike)."""
+    for field, limit in (("note", NOTE_CHARS), ("next_step", NEXT_STEP_CHARS)):
+        given = len(str(form.get(field, "")))
+        if given > limit:
+            return word(WORDS, "too_long", lang).format(
+                field=word(WORDS, field, lang), limit=limit, got=given
+            )
+    return None
 
 
 # ---------------------------------------------------------------- downloads
@@ -610,7 +707,7 @@ def download(
         return to_login()
     owner, allowed = list_owner_for(session, list_id)
     if not allowed:
-        audit(state, session, request, "/ui/lists", 0, 403, list_rm=list_id)
+        audit(request, "/ui/lists", list_id=list_id)
         return forbidden(request, state, session)
     if (problem := unready(request, state, session)) is not None:
         return problem
@@ -618,8 +715,17 @@ def download(
     path = state.snapshot.folder / "lists" / name
     if "/" in owner or not path.is_file():
         return not_found(request, state, session)
-    rows = max(0, sum(1 for _ in path.open("rb")) - 1) if fmt == "csv" else None
-    audit(state, session, request, "/ui/lists", rows or 0, list_rm=owner, file=name)
+    scores = state.snapshot.scores  # the file holds the list's members, as retain score cut it
+    members = scores.index[(scores["list_id"] == owner) & (scores["list_kind"] == kind)]
+    audit(
+        request,
+        "/ui/lists",
+        customer_ids=members.tolist(),
+        list_id=owner,
+        list_kind=kind,
+        file=name,
+        models=state.snapshot.versions,
+    )
     media = (
         "text/csv; charset=utf-8"
         if fmt == "csv"

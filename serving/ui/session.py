@@ -1,29 +1,49 @@
-"""Who is looking at the page: the key login's signed session cookie and its CSRF token.
+"""Who is looking at the page: server-side sessions, shared by the workers, and CSRF tokens.
 
-A session is a token signed with :mod:`itsdangerous` (the service runs several worker
-processes, so a signed token needs no shared session table): the SHA-256 of the key that logged
-in and a random CSRF nonce, valid for :data:`SESSION_HOURS`. Every request looks the key up
-again in the keys file, so a revoked key ends its sessions at once. The secret is
-``RETAIN_UI_SECRET`` or, failing that, a random one kept next to the keys file (created once,
-mode 0600, shared by every worker).
+A login stores a session in a small SQLite file (``[service] sessions``, default
+``sessions.db`` beside the keys file; 0600, WAL) that every worker process reads: the cookie
+holds only a random token, the store its SHA-256, the key's hash, a CSRF nonce, when it started
+and when it was last used. A session ends — for every copy of the cookie — at logout, after
+``session_idle_minutes`` without a request (default 30), ``session_hours`` after login (8), or
+when its key is revoked or expires (every request looks the key up again). Nothing in the
+store or the keys file lets anyone make a cookie: tokens are random, and stored hashed.
+
+The login form's own CSRF nonce is a signed cookie (:mod:`itsdangerous`); its secret is
+``RETAIN_UI_SECRET`` or a random one kept in the session store — never beside the key hashes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from serving.api.auth import ApiKey, KeyRing, load_keys
+from features.atomic import private_file
+from serving.api.auth import ApiKey, KeyRing
 
 SESSION_COOKIE, LOGIN_COOKIE, LANG_COOKIE = "retain_session", "retain_login", "retain_lang"
-SESSION_HOURS = 8
 ENV_SECRET = "RETAIN_UI_SECRET"
-SECRET_FILE = "ui_secret"
+LOGIN_SECONDS = 3600
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS sessions (
+        token_sha256 TEXT PRIMARY KEY,
+        key_sha256 TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        started REAL NOT NULL,
+        seen REAL NOT NULL,
+        ended REAL
+    )""",
+    "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
 
 
 @dataclass(frozen=True)
@@ -32,54 +52,91 @@ class Session:
     csrf: str
 
 
-def load_secret(keys_path: Path) -> str:
-    """The signing secret shared by every worker of this service."""
-    if secret := os.environ.get(ENV_SECRET):
-        return secret
-    path = Path(keys_path).parent / SECRET_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:  # the first worker to get here writes it; the others read it
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Sessions:
-    """Signs and reads session and login cookies against one keys file."""
+    """Page sessions of one service: started at login, read on every request, ended at
+    logout, on idleness, at their age limit, or with their key."""
 
-    def __init__(self, keys: KeyRing) -> None:
+    def __init__(
+        self, keys: KeyRing, path: Path, idle_minutes: float = 30, hours: float = 8
+    ) -> None:
         self.keys = keys
-        self.signer = URLSafeTimedSerializer(load_secret(keys.path), salt="retain-ui")
-        self._stamp: tuple[float, int] | None = None
-        self._by_hash: dict[str, ApiKey] = {}
+        self.path = private_file(Path(path))
+        self.idle, self.longest = idle_minutes * 60, hours * 3600
+        # how stale ``seen`` may get before a read writes it: a write per minute at most
+        self.touch = min(60.0, self.idle / 4)
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            for statement in _SCHEMA:
+                con.execute(statement)
+        self.signer = URLSafeTimedSerializer(self._secret(), salt="retain-ui-login")
 
-    def _live_key(self, sha256: str) -> ApiKey | None:
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=30)
         try:
-            stat = self.keys.path.stat()
-            stamp = (stat.st_mtime, stat.st_size)
-        except FileNotFoundError:
-            return None
-        if stamp != self._stamp:
-            self._by_hash = {k.sha256: k for k in load_keys(self.keys.path) if not k.revoked}
-            self._stamp = stamp
-        return self._by_hash.get(sha256)
+            with con:  # commits on success
+                yield con
+        finally:
+            con.close()
+
+    def _secret(self) -> str:
+        if secret := os.environ.get(ENV_SECRET):
+            return secret
+        with self._connect() as con:  # the first worker's insert wins; the others read it
+            con.execute(
+                "INSERT OR IGNORE INTO secrets VALUES ('login', ?)", (secrets.token_urlsafe(48),)
+            )
+            return con.execute("SELECT value FROM secrets WHERE name = 'login'").fetchone()[0]
 
     def start(self, key: ApiKey) -> str:
-        """A new session token for a key that just logged in."""
-        return self.signer.dumps({"key": key.sha256, "csrf": secrets.token_urlsafe(24)})
+        """A new session for a key that just logged in; returns the cookie's token."""
+        token, now = secrets.token_urlsafe(32), time.time()
+        with self._connect() as con:
+            con.execute(
+                "DELETE FROM sessions WHERE coalesce(ended, seen + ?) < ?",
+                (self.idle, now - 86400),  # sessions over for a day are forgotten
+            )
+            con.execute(
+                "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, NULL)",
+                (_hash(token), key.sha256, secrets.token_urlsafe(24), now, now),
+            )
+        return token
 
     def read(self, token: str | None) -> Session | None:
+        """The live session of a cookie's token, or None (and the session ended if it just
+        ran out)."""
         if not token:
             return None
-        try:
-            payload = self.signer.loads(token, max_age=SESSION_HOURS * 3600)
-        except BadSignature:  # includes an expired signature
-            return None
-        key = self._live_key(payload.get("key", "")) if isinstance(payload, dict) else None
-        return Session(key, payload["csrf"]) if key else None
+        hashed, now = _hash(token), time.time()
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT key_sha256, csrf, started, seen, ended FROM sessions "
+                "WHERE token_sha256 = ?",
+                (hashed,),
+            ).fetchone()
+            if row is None or row[4] is not None:
+                return None
+            key_hash, csrf, started, seen, _ = row
+            key = self.keys.live(key_hash)
+            if key is None or now - seen > self.idle or now - started > self.longest:
+                con.execute("UPDATE sessions SET ended = ? WHERE token_sha256 = ?", (now, hashed))
+                return None
+            if now - seen >= self.touch:
+                con.execute("UPDATE sessions SET seen = ? WHERE token_sha256 = ?", (now, hashed))
+        return Session(key, csrf)
+
+    def end(self, token: str | None) -> None:
+        """Logout: the session is over for every copy of its cookie."""
+        if token:
+            with self._connect() as con:
+                con.execute(
+                    "UPDATE sessions SET ended = ? WHERE token_sha256 = ? AND ended IS NULL",
+                    (time.time(), _hash(token)),
+                )
 
     def login_nonce(self) -> tuple[str, str]:
         """(cookie value, form value) guarding the login form itself."""
@@ -88,7 +145,7 @@ class Sessions:
 
     def login_nonce_matches(self, cookie: str | None, submitted: str | None) -> bool:
         try:
-            payload = self.signer.loads(cookie or "", max_age=3600)
+            payload = self.signer.loads(cookie or "", max_age=LOGIN_SECONDS)
         except BadSignature:
             return False
         expected = payload.get("login", "") if isinstance(payload, dict) else ""

@@ -58,6 +58,20 @@ def test_keys_are_printed_once_stored_hashed_and_revocable(tmp_path):
     from serving.api.auth import KeyRing
 
     assert KeyRing(keys).identify(f"Bearer {key}") is None
+    # keys expire: by days or a date, never in the past; the list says which are stale
+    soon = run(
+        "keys", "add", "--keys", str(keys), "--role", "crm", "--name", "c", "--expires", "5d"
+    )
+    assert soon.returncode == 0, soon.stderr
+    past = ("--expires", "2000-01-01")
+    assert (
+        run("keys", "add", "--keys", str(keys), "--role", "crm", "--name", "d", *past).returncode
+        == 2
+    )
+    listed = run("keys", "list", "--keys", str(keys), "--json", str(tmp_path / "k.json"))
+    states = {k["name"]: k["state"] for k in json.loads((tmp_path / "k.json").read_text())["keys"]}
+    assert states["anna"] == "revoked" and states["c"].startswith("live, expires in 4 d")
+    assert run("audit", "verify", "--log", str(tmp_path / "none.log")).returncode == 2
 
 
 def test_synth_writes_a_valid_warehouse_and_a_json_summary(tmp_path):

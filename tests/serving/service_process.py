@@ -79,8 +79,10 @@ def start_service(
     keys: Path,
     workers: int = 2,
     outcomes: str | None = None,
+    args: tuple[str, ...] = (),
 ) -> Service:
-    """`retain serve` on a free port (not waited for), logging to ``folder``."""
+    """`retain serve` on a free port (not waited for), logging to ``folder``; ``args`` are
+    more options of `retain serve` (``--config PATH``)."""
     port = free_port()
     log = folder / f"service-{port}.log"
     args = [
@@ -100,6 +102,7 @@ def start_service(
         str(scores) if scores else str(folder / "no-snapshot"),
         "--outcomes",
         outcomes or str(folder / "outcomes.db"),
+        *args,
     ]
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -153,6 +156,7 @@ def start_site(
     outcomes: str | None = None,
     env: dict | None = None,
     wait: bool = True,
+    args: tuple[str, ...] = (),
 ) -> Site:
     """A service over ``scored``'s snapshot with crm, admin and ``books`` rm keys (the largest
     books); waits until ready unless ``wait`` is False. Stop it with ``site.service.stop()``."""
@@ -169,7 +173,7 @@ def start_site(
         },
     }
     outcomes = outcomes or str(folder / "outcomes.db")
-    service = start_service(env, folder, scored.out, keys, workers, outcomes)
+    service = start_service(env, folder, scored.out, keys, workers, outcomes, args)
     site = Site(service, tokens, largest, folder, keys, scored.out, outcomes, env)
     if wait:
         try:

@@ -23,11 +23,12 @@ def tight(scored, tmp_path_factory):
     folder = tmp_path_factory.mktemp("overload")
     keys = folder / "keys.json"
     key = add_key(keys, scored.env, "--role", "crm", "--name", "crm-system")
+    scraper = add_key(keys, scored.env, "--role", "metrics", "--name", "scraper")
     env = {**scored.env, "RETAIN_MAX_IN_FLIGHT": "1", "RETAIN_MAX_QUEUE": "0"}
     service = start_service(env, folder, scored.out, keys, workers=1)
     try:
         service.wait_ready()
-        yield service, key
+        yield service, key, scraper
     finally:
         service.stop()
 
@@ -61,7 +62,7 @@ async def burst(url: str, key: str, ids: list) -> tuple[list, list]:
 
 
 def test_a_burst_past_the_limit_is_shed_fast_and_the_rest_served(tight, scored):
-    service, key = tight
+    service, key, scraper = tight
     ids = [int(i) for i in pd.read_parquet(scored.out / "scores.parquet")["customer_id"][:300]]
     before = worker_pids(service)
     answers, health = asyncio.run(burst(service.url, key, ids))
@@ -91,7 +92,9 @@ def test_a_burst_past_the_limit_is_shed_fast_and_the_rest_served(tight, scored):
         timeout=30,
     )
     assert after.status_code == 200
-    metrics = httpx.get(service.url + "/metrics", timeout=10).text
+    metrics = httpx.get(
+        service.url + "/metrics", headers={"Authorization": f"Bearer {scraper}"}, timeout=10
+    ).text
     shed_counted = [
         float(line.split()[-1])
         for line in metrics.splitlines()

@@ -84,8 +84,10 @@ def no_customer_data(response: httpx.Response) -> bool:
 
 
 def test_infrastructure_endpoints_answer(api):
-    for path in ("/healthz", "/livez", "/readyz", "/metrics"):
+    for path in ("/healthz", "/livez", "/readyz"):
         assert call(api, "GET", path).status_code == 200, path
+    assert call(api, "GET", "/metrics").status_code == 401  # metrics need a key
+    assert call(api, "GET", "/metrics", "admin").status_code == 200
     spec = call(api, "GET", "/docs").json()
     assert {"/score", "/retention_list", "/customers/{customer_id}"} <= set(spec["paths"])
 

@@ -53,8 +53,8 @@ def test_my_list_shows_the_rows_of_the_api_in_its_order(site, context):
     audit = [json.loads(line) for line in (site["folder"] / "audit.log").read_text().splitlines()]
     assert any(
         a["endpoint"] == "/ui/list"
-        and a["list_rm"] == rm
-        and a["customers"] == len(expected)
+        and a["list_id"] == rm
+        and [str(c) for c in a["customer_ids"]] == expected
         and a["key"] == f"rm-{rm}"
         for a in audit
     )
