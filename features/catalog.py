@@ -8,6 +8,12 @@ ones (``.0%``, ``.0f``):
 - ``{value:money}``: CNY, "¥1.2万" in zh (万 from 10,000, 亿 from 100 million), "CNY 12,000" in en;
 - ``{value:when true|when false}``: a boolean picks one of two texts.
 
+Every entry also carries the range its values can take (``minimum``, ``maximum``; flags 0/1),
+as the feature table defines them: amounts are never negative, a relative change never falls
+below -1 (money cannot fall by more than all of it), true shares lie in [0, 1], counts are
+whole and never negative, and the tier level stays within the bank's ladder. The API refuses a
+feature record outside them (serving/api/schemas.py), and its spec declares them.
+
 Nothing here does work at import time; :func:`catalog` builds the entries on first call.
 """
 
@@ -23,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from features.config import Product
+from features.config import Product, TierLadder
 
 CATALOG_VERSION = "2"
 
@@ -50,6 +56,18 @@ _EN_SINGULAR = re.compile(
 )
 _NEGATIVE_ZERO = re.compile(r"-(?=[0.,]*%?$)")
 
+# Ranges shared by many entries (keyword arguments of Feature). Balances and flows come from
+# warehouse amounts that are never negative (features/schema.py), so every amount is >= 0.
+AMOUNT = {"minimum": 0.0}
+COUNT = {"minimum": 0}  # counts, and months or days since something
+SHARE = {"minimum": 0.0, "maximum": 1.0}  # a part of a whole
+RATIO = {"minimum": 0.0}  # an amount over another it is no part of (outflows, maturing over AUM)
+CHANGE = {"minimum": -1.0}  # relative: (now - then) / then, with both >= 0
+# pyramid levels: one per scope of features/tiers.py PYRAMID_SCOPES (not imported: that module
+# brings ibis, and the catalog is read by the serving side); city tiers as the org table's check
+PYRAMID_LEVELS = 4
+CITY_TIERS = (1, 4)
+
 
 @dataclass(frozen=True)
 class Feature:
@@ -71,6 +89,8 @@ class Feature:
         defaults to ``name``.
     reason_value : applied to the value before formatting, so a fall of -0.35 reads
         "down 35%": "negate", "abs" or a callable; None leaves the value as it is.
+    minimum, maximum : the values the feature can take, bounds included (None: unbounded);
+        a flag ("bool") is 0..1. Values of "int64" and "bool" features are whole numbers.
     """
 
     name: str
@@ -86,9 +106,16 @@ class Feature:
     driver: str | None = None
     reason_group: str | None = None
     reason_value: str | Callable[[float], float] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
 
     def __post_init__(self) -> None:
+        if self.dtype == "bool":
+            object.__setattr__(self, "minimum", 0)
+            object.__setattr__(self, "maximum", 1)
         problems = []
+        if None not in (self.minimum, self.maximum) and self.minimum > self.maximum:
+            problems.append(f"minimum {self.minimum} is above maximum {self.maximum}")
         if self.domain not in DOMAINS:
             problems.append(f"domain {self.domain!r} is not one of {DOMAINS}")
         if self.dtype not in DTYPES:
@@ -112,6 +139,33 @@ class Feature:
             raise ValueError(f"catalog entry {self.name!r}: " + "; ".join(problems))
         if self.reason_group is None:
             object.__setattr__(self, "reason_group", self.name)
+
+    @property
+    def whole(self) -> bool:
+        """Whether the values are whole numbers (counts, levels, flags)."""
+        return self.dtype in ("int64", "bool")
+
+    def admits(self, value: float) -> bool:
+        """Whether a finite number is one this feature can take (a flag: 0 or 1, or a bool)."""
+        if self.whole and not float(value).is_integer():
+            return False
+        return (self.minimum is None or value >= self.minimum) and (
+            self.maximum is None or value <= self.maximum
+        )
+
+    def allowed(self) -> str:
+        """The values this feature can take, in words: "a whole number from 0 to 5"."""
+        if self.dtype == "bool":
+            return "true or false (or 1 or 0)"
+        kind = "a whole number" if self.whole else "a number"
+        low, high = (_plain(b) for b in (self.minimum, self.maximum))
+        if self.minimum is not None and self.maximum is not None:
+            return f"{kind} from {low} to {high}"
+        if self.minimum is not None:
+            return f"{kind} of at least {low}"
+        if self.maximum is not None:
+            return f"{kind} of at most {high}"
+        return kind
 
     def label(self, lang: str) -> str:
         """The short label in ``lang`` ("zh" or "en")."""
@@ -158,6 +212,11 @@ class _Value:
         if spec == "money":
             return _money_zh(self.value) if self.lang == "zh" else _money_en(self.value)
         return _NEGATIVE_ZERO.sub("", format(float(self.value), spec), count=1)
+
+
+def _plain(bound: float | None) -> str:
+    """A bound as a reader writes it: 0, not 0.0."""
+    return "" if bound is None else f"{bound:g}"
 
 
 def _value_spec(template: str) -> str:
@@ -211,101 +270,107 @@ def _check_language(lang: str) -> None:
 
 # One entry per feature, in the order of the feature table. Columns: name, domain, dtype,
 # label zh/en, reason zh/en (risky direction), then direction, actionable and the rest by name.
+# ``top_tier`` is the highest tier level of the bank's ladder; a customer holds at most one
+# balance row per product, so at most ``len(products)`` products (unbounded when not given).
 # fmt: off
-def _entries(products: tuple[Product, ...]) -> list[Feature]:
+def _entries(products: tuple[Product, ...], top_tier: int) -> list[Feature]:
     c, t, lo, a, s, li = DOMAINS  # contribution, tiers, loyalty, activity, satisfaction, lifecycle
+    held = len(products) or None
     return [
         Feature("aum_avg_1m", c, "float64", "本月日均资产", "AUM this month",
                 "本月日均资产{value:money}", "Average AUM this month {value:money}",
                 direction=0, actionable=False,
-                driver="balance_decline", reason_group="assets_falling"),
+                driver="balance_decline", reason_group="assets_falling", **AMOUNT),
         Feature("aum_avg_3m", c, "float64", "近3个月日均资产", "AUM, 3-month average",
                 "近3个月日均资产{value:money}", "Average AUM over 3 months {value:money}",
                 direction=0, actionable=False,
-                driver="balance_decline", reason_group="assets_falling"),
+                driver="balance_decline", reason_group="assets_falling", **AMOUNT),
         Feature("aum_avg_12m", c, "float64", "近12个月日均资产", "AUM, 12-month average",
                 "近12个月日均资产{value:money}", "Average AUM over 12 months {value:money}",
                 direction=0, actionable=False,
-                driver="balance_decline", reason_group="assets_falling"),
+                driver="balance_decline", reason_group="assets_falling", **AMOUNT),
         Feature("aum_change_1m", c, "float64", "本月资产变化", "AUM change, this month",
                 "本月资产下降{value:.0%}", "AUM down {value:.0%} this month",
                 direction=-1, actionable=True, reason_value="negate",
-                driver="balance_decline", reason_group="assets_falling"),
+                driver="balance_decline", reason_group="assets_falling", **CHANGE),
         Feature("aum_vs_prev_3m", c, "float64", "本月资产较前3个月",
                 "AUM against the 3 months before",
                 "本月资产较前3个月均值下降{value:.0%}",
                 "AUM {value:.0%} below the average of the 3 months before",
                 direction=-1, actionable=True, reason_value="negate",
-                driver="balance_decline", reason_group="assets_falling"),
+                driver="balance_decline", reason_group="assets_falling", **CHANGE),
         Feature("aum_change_3m", c, "float64", "近3个月资产变化", "AUM change, 3 months",
                 "近3个月资产下降{value:.0%}", "AUM down {value:.0%} over the last 3 months",
                 direction=-1, actionable=True, reason_value="negate",
-                driver="balance_decline", reason_group="assets_falling"),
+                driver="balance_decline", reason_group="assets_falling", **CHANGE),
         Feature("aum_change_6m", c, "float64", "近6个月资产变化", "AUM change, 6 months",
                 "近6个月资产下降{value:.0%}", "AUM down {value:.0%} over 6 months",
                 direction=-1, actionable=True, reason_value="negate",
-                driver="balance_decline", reason_group="assets_falling"),
+                driver="balance_decline", reason_group="assets_falling", **CHANGE),
         Feature("aum_drop_months_6m", c, "int64", "近6个月资产下降月数",
                 "Months with an AUM drop, 6 months",
                 "近6个月有{value:.0f}个月资产明显下降",
                 "AUM fell sharply in {value:.0f} of the last 6 months",
                 direction=1, actionable=True,
-                driver="balance_decline", reason_group="assets_falling"),
+                driver="balance_decline", reason_group="assets_falling", minimum=0, maximum=6),
         Feature("months_since_aum_drop", c, "float64", "距上次资产下降月数",
                 "Months since an AUM drop",
                 "{value:.0f}个月前资产明显下降", "AUM fell sharply {value:.0f} months ago",
                 direction=0, actionable=False,
-                driver="balance_decline", reason_group="assets_falling"),
+                driver="balance_decline", reason_group="assets_falling", **COUNT),
         Feature("aum_slope_6m", c, "float64", "近6个月资产趋势", "AUM trend, 6 months",
                 "近6个月资产每月下降约{value:.1%}",
                 "AUM falling about {value:.1%} a month over 6 months",
                 direction=-1, actionable=True, reason_value="negate",
-                driver="balance_decline", reason_group="assets_falling"),
+                driver="balance_decline", reason_group="assets_falling", minimum=-1.0, maximum=1.0),
         *(_balance(product) for product in products),
         Feature("contribution_12m", c, "float64", "年贡献度", "Annual contribution",
                 "年贡献度{value:money}", "Brings the bank {value:money} a year",
-                direction=0, actionable=False),
+                direction=0, actionable=False, **AMOUNT),
         Feature("contribution_share_outlet", c, "float64", "占网点贡献比例",
                 "Share of outlet contribution",
                 "贡献占网点{value:.2%}", "{value:.2%} of the outlet's contribution",
-                direction=0, actionable=False),
+                direction=0, actionable=False, **SHARE),
 
         Feature("tier_level", t, "int64", "客户等级", "Tier level",
                 "客户等级{value:.0f}级", "Tier level {value:.0f}",
-                direction=0, actionable=False),
+                direction=0, actionable=False, minimum=0, maximum=top_tier),
         Feature("pyramid_level", t, "int64", "金字塔层级", "Pyramid level",
                 "金字塔层级{value:.0f}", "Pyramid level {value:.0f}",
-                direction=0, actionable=False),
+                direction=0, actionable=False, minimum=0, maximum=PYRAMID_LEVELS),
         Feature("months_in_tier", t, "int64", "当前等级持续月数", "Months in current tier",
                 "当前等级仅维持{value:.0f}个月", "Only {value:.0f} months in the current tier",
-                direction=-1, actionable=False),
+                direction=-1, actionable=False, **COUNT),
         Feature("tier_downgrades_12m", t, "int64", "近12个月降级次数", "Tier drops, 12 months",
                 "近12个月客户等级下降{value:.0f}次", "Tier dropped {value:.0f} times in 12 months",
-                direction=1, actionable=True),
+                direction=1, actionable=True, minimum=0, maximum=12),
 
         Feature("tenure_months", lo, "int64", "开户月数", "Tenure (months)",
                 "开户仅{value:.0f}个月", "Customer for only {value:.0f} months",
-                direction=-1, actionable=False),
+                direction=-1, actionable=False, **COUNT),
         Feature("products_held", lo, "int64", "持有产品数", "Products held",
                 "仅持有{value:.0f}种产品", "Holds only {value:.0f} products",
-                direction=-1, actionable=True),
+                direction=-1, actionable=True, minimum=0, maximum=held),
         Feature("product_breadth_change_6m", lo, "int64", "近6个月产品数变化",
                 "Change in products held, 6 months",
                 "近6个月减少{value:.0f}种产品", "Dropped {value:.0f} products in 6 months",
-                direction=-1, actionable=True, reason_value="negate"),
+                direction=-1, actionable=True, reason_value="negate",
+                minimum=None if held is None else -held, maximum=held),
         Feature("salary_credit_3m", lo, "int64", "近3个月代发工资次数", "Salary credits, 3 months",
                 "近3个月代发工资仅入账{value:.0f}次",
                 "Salary credited only {value:.0f} times in the last 3 months",
-                direction=-1, actionable=True, driver="salary_loss", reason_group="salary"),
+                direction=-1, actionable=True, driver="salary_loss", reason_group="salary",
+                **COUNT),
         Feature("salary_credit_prev_3m", lo, "int64", "前3个月代发工资次数",
                 "Salary credits, the 3 months before",
                 "此前3个月代发工资{value:.0f}次",
                 "{value:.0f} salary credits in the 3 months before",
-                direction=0, actionable=False, driver="salary_loss", reason_group="salary"),
+                direction=0, actionable=False, driver="salary_loss", reason_group="salary",
+                **COUNT),
         Feature("months_since_salary_credit", lo, "float64", "距上次代发工资月数",
                 "Months since the last salary credit",
                 "已{value:.0f}个月无代发工资入账", "No salary credited for {value:.0f} months",
-                direction=1, actionable=True, driver="salary_loss", reason_group="salary"),
+                direction=1, actionable=True, driver="salary_loss", reason_group="salary", **COUNT),
         Feature("salary_credit_lost", lo, "bool", "代发工资中断", "Salary credits stopped",
                 "{value:近3个月代发工资中断|代发工资正常入账}",
                 "{value:Salary credits stopped in the last 3 months|Salary credits continue}",
@@ -313,7 +378,7 @@ def _entries(products: tuple[Product, ...]) -> list[Feature]:
         Feature("months_since_last_product_open", lo, "float64", "距上次开立产品月数",
                 "Months since last new product",
                 "已{value:.0f}个月未开立新产品", "No new product for {value:.0f} months",
-                direction=1, actionable=True),
+                direction=1, actionable=True, **COUNT),
         Feature("rm_assigned", lo, "bool", "已分配客户经理", "Has an RM",
                 "{value:已分配客户经理|未分配客户经理}",
                 "{value:Has an assigned RM|No assigned RM}",
@@ -321,93 +386,104 @@ def _entries(products: tuple[Product, ...]) -> list[Feature]:
         Feature("rm_contacts_3m", lo, "int64", "近3个月客户经理联系次数", "RM contacts, 3 months",
                 "近3个月客户经理仅联系{value:.0f}次",
                 "RM in touch only {value:.0f} times in the last 3 months",
-                direction=-1, actionable=True, driver="rm_neglect", reason_group="rm_contact"),
+                direction=-1, actionable=True, driver="rm_neglect", reason_group="rm_contact",
+                **COUNT),
         Feature("days_since_rm_contact", lo, "float64", "距上次客户经理联系天数",
                 "Days since RM contact",
                 "客户经理已{value:.0f}天未联系", "No RM contact for {value:.0f} days",
-                direction=1, actionable=True, driver="rm_neglect", reason_group="rm_contact"),
+                direction=1, actionable=True, driver="rm_neglect", reason_group="rm_contact",
+                **COUNT),
 
         Feature("txn_count_1m", a, "int64", "本月交易笔数", "Transactions this month",
                 "本月仅{value:.0f}笔交易", "Only {value:.0f} transactions this month",
-                direction=-1, actionable=True, reason_group="activity"),
+                direction=-1, actionable=True, reason_group="activity", **COUNT),
         Feature("txn_count_3m", a, "int64", "近3个月交易笔数", "Transactions, 3 months",
                 "近3个月仅{value:.0f}笔交易", "Only {value:.0f} transactions in the last 3 months",
-                direction=-1, actionable=True, reason_group="activity"),
+                direction=-1, actionable=True, reason_group="activity", **COUNT),
         Feature("txn_amount_in_3m", a, "float64", "近3个月资金流入", "Money in, 3 months",
                 "近3个月资金流入仅{value:money}", "Only {value:money} paid in over 3 months",
-                direction=-1, actionable=True, reason_group="activity"),
+                direction=-1, actionable=True, reason_group="activity", **AMOUNT),
         Feature("txn_amount_out_3m", a, "float64", "近3个月资金流出", "Money out, 3 months",
                 "近3个月资金流出{value:money}", "{value:money} paid out over 3 months",
                 direction=1, actionable=True,
-                driver="outflow_other_bank", reason_group="outflow"),
+                driver="outflow_other_bank", reason_group="outflow", **AMOUNT),
         Feature("outflow_to_other_banks_share_3m", a, "float64", "近3个月转他行占比",
                 "Share of outflows to other banks, 3 months",
                 "近3个月{value:.0%}的转出资金流向他行",
                 "{value:.0%} of outgoing money went to other banks in 3 months",
                 direction=1, actionable=True,
-                driver="outflow_other_bank", reason_group="outflow"),
+                driver="outflow_other_bank", reason_group="outflow", **SHARE),
         Feature("outflow_to_other_banks_1m", a, "float64", "本月转他行金额",
                 "Paid to other banks this month",
                 "本月转出他行{value:money}", "{value:money} paid to other banks this month",
                 direction=1, actionable=True,
-                driver="outflow_other_bank", reason_group="outflow"),
+                driver="outflow_other_bank", reason_group="outflow", **AMOUNT),
         Feature("outflow_to_other_banks_to_aum_3m", a, "float64", "近3个月转他行占资产比例",
                 "Paid to other banks, share of AUM, 3 months",
                 "近3个月转出他行的金额相当于资产的{value:.0%}",
                 "Paid other banks {value:.0%} of AUM in 3 months",
                 direction=1, actionable=True,
-                driver="outflow_other_bank", reason_group="outflow"),
+                driver="outflow_other_bank", reason_group="outflow", **RATIO),
         Feature("mobile_share_3m", a, "float64", "近3个月手机银行占比", "Mobile share, 3 months",
                 "手机银行交易占比{value:.0%}", "{value:.0%} of transactions on mobile",
-                direction=0, actionable=False, reason_group="activity"),
+                direction=0, actionable=False, reason_group="activity", **SHARE),
         Feature("activity_change_3m", a, "float64", "近3个月交易变化", "Activity change, 3 months",
                 "近3个月交易笔数较前3个月下降{value:.0%}",
                 "Transactions down {value:.0%} on the previous 3 months",
-                direction=-1, actionable=True, reason_value="negate", reason_group="activity"),
+                direction=-1, actionable=True, reason_value="negate", reason_group="activity",
+                **CHANGE),
         Feature("days_since_last_txn", a, "float64", "距上次交易天数",
                 "Days since last transaction",
                 "已{value:.0f}天无交易", "No transactions for {value:.0f} days",
-                direction=1, actionable=True, reason_group="activity"),
+                direction=1, actionable=True, reason_group="activity", **COUNT),
 
         Feature("complaints_12m", s, "int64", "近12个月投诉次数", "Complaints, 12 months",
                 "近12个月投诉{value:.0f}次", "{value:.0f} complaints in the last 12 months",
-                direction=1, actionable=True, driver="complaint", reason_group="complaint"),
+                direction=1, actionable=True, driver="complaint", reason_group="complaint",
+                **COUNT),
         Feature("open_complaints", s, "int64", "未解决投诉", "Open complaints",
                 "有{value:.0f}笔投诉尚未解决", "{value:.0f} complaints still unresolved",
-                direction=1, actionable=True, driver="complaint", reason_group="complaint"),
+                direction=1, actionable=True, driver="complaint", reason_group="complaint",
+                **COUNT),
         Feature("days_to_resolve_avg", s, "float64", "投诉平均解决天数",
                 "Days to resolve a complaint",
                 "投诉平均{value:.0f}天才解决", "Complaints took {value:.0f} days to resolve",
-                direction=1, actionable=True, driver="complaint", reason_group="complaint"),
+                direction=1, actionable=True, driver="complaint", reason_group="complaint",
+                **COUNT),
         Feature("months_since_complaint", s, "float64", "距上次投诉月数",
                 "Months since last complaint",
                 "{value:.0f}个月前曾投诉", "Complained {value:.0f} months ago",
-                direction=-1, actionable=True, driver="complaint", reason_group="complaint"),
+                direction=-1, actionable=True, driver="complaint", reason_group="complaint",
+                **COUNT),
         Feature("months_since_complaint_resolved", s, "float64", "距投诉解决月数",
                 "Months since a complaint was resolved",
                 "投诉{value:.0f}个月前才解决",
                 "A complaint was resolved only {value:.0f} months ago",
-                direction=-1, actionable=True, driver="complaint", reason_group="complaint"),
+                direction=-1, actionable=True, driver="complaint", reason_group="complaint",
+                **COUNT),
 
         Feature("maturing_30d", li, "float64", "30天内到期金额", "Maturing within 30 days",
                 "{value:money}将在30天内到期，需挽留续作",
                 "{value:money} matures within 30 days: ask to renew",
-                direction=1, actionable=True, driver="maturity", reason_group="maturity"),
+                direction=1, actionable=True, driver="maturity", reason_group="maturity", **AMOUNT),
         Feature("maturing_share_30d", li, "float64", "30天内到期占资产比例",
                 "Share of AUM maturing within 30 days",
                 "{value:.0%}的资产将在30天内到期", "{value:.0%} of AUM matures within 30 days",
-                direction=1, actionable=True, driver="maturity", reason_group="maturity"),
+                direction=1, actionable=True, driver="maturity", reason_group="maturity",
+                **RATIO),
         Feature("maturing_share_31_90d", li, "float64", "31至90天内到期占资产比例",
                 "Share of AUM maturing in 31-90 days",
                 "{value:.0%}的资产将在1至3个月内到期",
                 "{value:.0%} of AUM matures in 1 to 3 months",
-                direction=1, actionable=True, driver="maturity", reason_group="maturity"),
+                direction=1, actionable=True, driver="maturity", reason_group="maturity",
+                **RATIO),
         Feature("age", li, "int64", "年龄", "Age",
                 "年龄{value:.0f}岁", "Aged {value:.0f}",
-                direction=0, actionable=False, sensitive=True),
+                direction=0, actionable=False, sensitive=True, minimum=0, maximum=150),
         Feature("city_tier", li, "int64", "城市等级", "City tier",
                 "{value:.0f}线城市", "Tier-{value:.0f} city",
-                direction=0, actionable=False, sensitive=True),
+                direction=0, actionable=False, sensitive=True,
+                minimum=CITY_TIERS[0], maximum=CITY_TIERS[1]),
     ]
 # fmt: on
 
@@ -417,17 +493,17 @@ def _balance(product: Product) -> Feature:
     return Feature(
         f"balance_{product.product}", "contribution", "float64", f"{zh}余额", f"{en} balance",
         f"{zh}余额{{value:money}}", f"{en} balance {{value:money}}",
-        direction=0, actionable=False,
+        direction=0, actionable=False, **AMOUNT,
     )  # fmt: skip
 
 
 @lru_cache(maxsize=16)
-def _features(products: tuple[Product, ...]) -> tuple[Feature, ...]:
+def _features(products: tuple[Product, ...], top_tier: int) -> tuple[Feature, ...]:
     codes = [p.product for p in products]
     duplicated = sorted({p for p in codes if codes.count(p) > 1})
     if duplicated:
         raise ValueError(f"product names must be unique; repeated: {duplicated}")
-    features = tuple(_entries(products))
+    features = tuple(_entries(products, top_tier))
     names = [feature.name for feature in features]
     clashing = sorted({name for name in names if names.count(name) > 1})
     if clashing:
@@ -442,17 +518,27 @@ def _as_products(products: Iterable[Product | str]) -> tuple[Product, ...]:
     )
 
 
-def catalog(products: Iterable[Product | str] = ()) -> dict[str, Feature]:
+def catalog(
+    products: Iterable[Product | str] = (), tiers: TierLadder | None = None
+) -> dict[str, Feature]:
     """Every model feature by name, in the feature table's order.
 
     Parameters
     ----------
     products : the bank's catalogue (``BankConfig.products``, or the products a feature file or
         model carries); one ``balance_<product>`` feature is made for each.
+    tiers : the bank's tier ladder (``BankConfig.tiers``; default: the default ladder), which
+        bounds ``tier_level``.
     """
-    return {feature.name: feature for feature in _features(_as_products(products))}
+    features = _features(_as_products(products), _top_tier(tiers))
+    return {feature.name: feature for feature in features}
 
 
 def feature_names(products: Iterable[Product | str] = ()) -> list[str]:
     """Names of every model feature, in the feature table's order."""
-    return [feature.name for feature in _features(_as_products(products))]
+    return [feature.name for feature in _features(_as_products(products), _top_tier(None))]
+
+
+def _top_tier(tiers: TierLadder | None) -> int:
+    """The highest tier level: levels count from 0 for the lowest tier (features/tiers.py)."""
+    return len((tiers or TierLadder()).tiers) - 1

@@ -11,6 +11,7 @@ cap, a backstop); 503 not ready, the outcome store unreachable, or the worker at
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import uuid
 
@@ -22,16 +23,19 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from features.catalog import Feature, catalog
 from serving.answer import plain
 from serving.api.access import may_pull_list, note, reach, reaches_all, shown_features
 from serving.api.auth import ApiKey
 from serving.api.schemas import (
     MAX_CUSTOMERS,
+    SCORE_SHAPES,
     ErrorResponse,
     OutcomeRequest,
     Problem,
     RetentionListRequest,
-    ScoreRequest,
+    ScoreByIds,
+    ScoreRecords,
     as_id,
     check_records,
     feature_record_schema,
@@ -107,23 +111,67 @@ async def api_error(request: Request, exc: ApiError) -> JSONResponse:
 
 
 async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """Pydantic's errors as (row, field, problem), once per field: ``customers.3.age.float``
-    (one error per member of the value's type union) becomes row 3, field ``age``."""
+    """Pydantic's errors as (row, field, problem), once per field, the field named as the
+    client sent it (``customer_ids[2]``) and the problem in words."""
     problems: dict[tuple, Problem] = {}
     for error in exc.errors():
-        loc = [p for p in error.get("loc", ()) if p != "body"]
-        row = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
-        name = str(loc[2]) if row is not None and len(loc) > 2 else str(loc[0]) if loc else "body"
-        problems.setdefault(
-            (row, name), Problem(row=row, field=name, problem=error.get("msg", "invalid"))
-        )
+        problem = _problem(error, exc.body)
+        problems.setdefault((problem.row, problem.field), problem)
     return error_response(request, 422, "invalid request", list(problems.values()))
+
+
+# pydantic's words where they name its own types rather than what the client should send
+_WORDS = {
+    "missing": "required",
+    "extra_forbidden": "not a field of this request",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "list_type": "must be a JSON array",
+}
+
+
+def _problem(error: dict, body) -> Problem:
+    """One validation error as the client reads it."""
+    loc = list(error.get("loc", ()))[1:]  # after "body" (or "query", "path")
+    if error.get("type") == "json_invalid":
+        return Problem(row=None, field="body", problem=_json_problem(error, body))
+    if loc and loc[0] in SCORE_SHAPES:  # the score shape's tag: the client never sent it
+        loc = loc[1:]
+    path = [p for p in loc if isinstance(p, int) or _a_name(p)]
+    row = path[1] if len(path) > 1 and isinstance(path[1], int) else None
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    words = _WORDS.get(error.get("type", "")) or _SHOULD.sub("must", error.get("msg", "invalid"))
+    if not path and error.get("type") == "missing":
+        words = "required: a JSON object"
+    return Problem(row=row, field=field or "body", problem=words)
+
+
+# "Input should be a valid integer" -> "must be a valid integer"
+_SHOULD = re.compile(r"^(Input|String|List|Value|Dictionary|Number) should")
+
+
+def _a_name(part: str) -> bool:
+    """A field name, not pydantic's name of a union member's type (``function-before[...]``),
+    which it puts in the location too."""
+    return not any(c in part for c in "[](),- ")
+
+
+def _json_problem(error: dict, body) -> str:
+    """Where a body stops being JSON, as line and column (the error's position is a character
+    offset into the text)."""
+    text = body if isinstance(body, str) else ""
+    at = next((p for p in error.get("loc", ()) if isinstance(p, int)), 0)
+    line = text.count("\n", 0, at) + 1
+    column = at - text.rfind("\n", 0, at)
+    why = (error.get("ctx") or {}).get("error", "not JSON")
+    return f"not valid JSON at line {line}, column {column}: {why}"
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """Framework errors in our envelope; a body that cannot be parsed is an invalid request."""
     if exc.status_code == 400:
-        problem = Problem(row=None, field="body", problem="not valid JSON (UTF-8)")
+        problem = Problem(row=None, field="body", problem="not valid JSON: not UTF-8 text")
         return error_response(request, 422, "invalid request", [problem])
     headers = exc.headers
     if exc.status_code == 405:  # Starlette names only the first route of the path
@@ -159,12 +207,20 @@ def describe_feature_records(app, state: ServingState) -> None:
         spec = generic()
         schemas = spec["components"]["schemas"]
         if state.features and "FeatureRecord" not in schemas:
-            schemas["FeatureRecord"] = feature_record_schema(state.features, state.nullable)
-            customers = schemas["ScoreRequest"]["properties"]["customers"]
+            schemas["FeatureRecord"] = feature_record_schema(
+                state.features, state.nullable, served_catalog(state)
+            )
+            customers = schemas["ScoreRecords"]["properties"]["customers"]
             customers["items"] = {"$ref": "#/components/schemas/FeatureRecord"}
         return spec
 
     app.openapi = openapi
+
+
+def served_catalog(state: ServingState) -> dict[str, Feature]:
+    """The catalog entries (and so the ranges) of the served models' features, for this bank's
+    products and tier ladder."""
+    return catalog(state.product_catalogue(), state.config.tiers)
 
 
 async def openapi_spec(request: Request) -> JSONResponse:
@@ -193,13 +249,14 @@ def _deny(request: Request, endpoint: str, why: str, **facts):
 
 
 def score(
-    state: ServingState, body: ScoreRequest, request: Request, credentials: Credentials
+    state: ServingState, body: ScoreByIds | ScoreRecords, request: Request, credentials: Credentials
 ) -> dict:
     """Feature records are scored live; customer ids are answered from the scored month."""
     key = authenticate(state, credentials)
     wanted = _requested(body)
     if body.customers is not None:
-        problems = check_records(body.customers, state.features, state.nullable)
+        entries = served_catalog(state)
+        problems = check_records(body.customers, state.features, state.nullable, entries)
         if problems:
             raise ApiError(422, f"{len(problems)} invalid field(s)", problems)
         for record in body.customers:
@@ -230,19 +287,12 @@ def score(
     }
 
 
-def _requested(body: ScoreRequest) -> list:
-    """The records or ids of a score request: exactly one list, 1 to MAX_CUSTOMERS long."""
-    if (body.customers is None) == (body.customer_ids is None):
-        problem = Problem(
-            row=None, field="customers", problem="exactly one of customers, customer_ids"
-        )
-        raise ApiError(422, "give either customers or customer_ids", [problem])
+def _requested(body: ScoreByIds | ScoreRecords) -> list:
+    """The records or ids of a score request (its shape holds one list of at least one):
+    413 past MAX_CUSTOMERS."""
     wanted = body.customers if body.customers is not None else body.customer_ids
     if len(wanted) > MAX_CUSTOMERS:
         raise ApiError(413, f"{len(wanted):,} customers in one request; at most {MAX_CUSTOMERS:,}")
-    if not wanted:
-        problem = Problem(row=None, field="customers", problem="at least one")
-        raise ApiError(422, "no customers", [problem])
     return wanted
 
 
@@ -271,8 +321,11 @@ def _snapshot_answers(state: ServingState, ids: list, explain: bool) -> tuple[li
 
 
 def _unknown_id(customer_id, snapshot, kind: str) -> str:
+    """Why an id was not answered: of the wrong kind for this bank, or not in the month."""
     if snapshot.key(customer_id) is None:
-        return f"not in the scored snapshot (this bank's ids are {kind})"
+        if kind == "integers":
+            return 'not an id of this bank: its ids are integers (1234, not "0001234")'
+        return "not an id of this bank: its ids are strings (send an id as text, zeros kept)"
     return f"not in the scored snapshot of {snapshot.cutoff}"
 
 

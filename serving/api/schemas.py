@@ -1,27 +1,36 @@
 """Request and response models of the scoring API, and the checks of feature records.
 
 Pydantic describes the envelope (so the OpenAPI spec is exact); the feature records inside
-``/score`` are checked here against the models' own feature list, because that list comes
-from the registry at start-up. Every problem is reported at once, with its row index.
+``/score`` are checked here against the models' own feature list and the feature catalog's
+ranges, because that list comes from the registry at start-up. Every problem is reported at
+once, under the field's name as the client sent it (``customers[3].tier_level``).
+
+A score request has two shapes, each its own schema, so generated clients get two classes:
+:class:`ScoreByIds` (``customer_ids``) and :class:`ScoreRecords` (``customers``).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import lightgbm as lgb
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    PlainValidator,
     StrictBool,
     StrictInt,
     StrictStr,
-    field_validator,
+    Tag,
 )
+from pydantic_core import PydanticCustomError
+
+from features.catalog import Feature
 
 MAX_CUSTOMERS = 10_000
 # JSON's safe integers: a larger number loses digits in JavaScript clients and in validators
@@ -50,7 +59,24 @@ def as_id(value):
 # JSON has one number type: 5.0 is the integer 5, "5" and true are not numbers
 IntegerId = Annotated[StrictInt, Field(ge=0, le=MAX_ID), BeforeValidator(as_id)]
 StringId = Annotated[StrictStr, Field(pattern=ID_PATTERN)]
-RequestId = IntegerId | StringId
+ID_PROBLEM = (
+    f"must be an integer in 0..{MAX_ID} or a string of letters, digits and _.:- "
+    "(1 to 64 characters, the first a letter or digit)"
+)
+
+
+def parse_id(value):
+    """A request's customer id as the bank's: one problem in words when it cannot be one."""
+    value = as_id(value)
+    if not valid_id(value):
+        raise PydanticCustomError("customer_id", ID_PROBLEM)
+    return value
+
+
+# one validator, so a bad id is one problem in words (a union would report each member's)
+RequestId = Annotated[
+    int | str, PlainValidator(parse_id, json_schema_input_type=IntegerId | StringId)
+]
 Lang = Literal["zh", "en"]
 Scalar = float | int | bool | None
 
@@ -59,39 +85,67 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ScoreRequest(Strict):
-    """Either ``customers`` (feature records, each with its ``customer_id``) or
-    ``customer_ids`` (looked up in the scored snapshot), not both."""
-
-    # at most MAX_CUSTOMERS each: declared as maxItems in the spec, answered 413 by the route
-    customers: list[dict[str, Scalar | StrictStr]] | None = Field(
-        default=None, description="Feature records; at most 10,000."
-    )
-    customer_ids: list[RequestId] | None = Field(default=None, description="At most 10,000 ids.")
+class ScoreOptions(Strict):
     explain: StrictBool = Field(default=True, description="Add the top-3 churn reasons.")
     lang: Lang = "zh"
 
-    @field_validator("customers", "customer_ids", mode="before")
-    @classmethod
-    def _a_list_when_given(cls, value):
-        if value is None:  # absent is fine, null is not (the spec offers only a list)
-            raise ValueError("must be a list when given, not null")
-        return value
 
-    @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema, handler):
-        # the either-or, as integrators' tools read it: exactly one of the two lists
-        schema = handler.resolve_ref_schema(handler(core_schema))
-        schema["oneOf"] = [
-            {"required": ["customers"], "not": {"required": ["customer_ids"]}},
-            {"required": ["customer_ids"], "not": {"required": ["customers"]}},
-        ]
-        for name in ("customers", "customer_ids"):  # one list, never null
-            prop = schema["properties"][name]
-            listed = next(s for s in prop.pop("anyOf") if s.get("type") == "array")
-            prop.update(listed, minItems=1, maxItems=MAX_CUSTOMERS)
-            prop.pop("default", None)
-        return schema
+# at most MAX_CUSTOMERS: declared as maxItems in the spec, answered 413 by the route
+MANY = {"maxItems": MAX_CUSTOMERS}
+
+
+class ScoreByIds(ScoreOptions):
+    """Customers of the scored snapshot, by id: the month's answer for each."""
+
+    customer_ids: list[RequestId] = Field(
+        min_length=1, description="1 to 10,000 ids.", json_schema_extra=MANY
+    )
+
+    @property
+    def customers(self) -> None:
+        """No feature records in this shape (so the route reads either shape alike)."""
+        return None
+
+
+class ScoreRecords(ScoreOptions):
+    """Feature records, each with its ``customer_id``, scored live."""
+
+    # checked by check_records against the served models; the spec's items are FeatureRecord
+    customers: list[dict[str, Any]] = Field(
+        min_length=1, description="1 to 10,000 feature records.", json_schema_extra=MANY
+    )
+
+    @property
+    def customer_ids(self) -> None:
+        """No ids in this shape."""
+        return None
+
+
+SCORE_SHAPE_PROBLEM = (
+    "must be an object with exactly one of customer_ids (ids of the scored snapshot) "
+    "or customers (feature records)"
+)
+# the shapes' tags: pydantic puts them in an error's location, the client never sent them
+SCORE_SHAPES = {"ids": ScoreByIds, "records": ScoreRecords}
+
+
+def score_shape(body) -> str | None:
+    """Which shape a request body is: by its one list (None: neither or both, or no object)."""
+    if isinstance(body, dict) and ("customers" in body) != ("customer_ids" in body):
+        return "records" if "customers" in body else "ids"
+    if isinstance(body, ScoreByIds | ScoreRecords):
+        return "records" if isinstance(body, ScoreRecords) else "ids"
+    return None
+
+
+# A body is exactly one of the two shapes (oneOf in the spec); the shape is chosen by its list,
+# so a problem is reported against that shape only.
+ScoreRequest = Annotated[
+    Annotated[ScoreByIds, Tag("ids")] | Annotated[ScoreRecords, Tag("records")],
+    Discriminator(
+        score_shape, custom_error_type="score_shape", custom_error_message=SCORE_SHAPE_PROBLEM
+    ),
+]
 
 
 class RetentionListRequest(Strict):
@@ -270,9 +324,14 @@ class OutcomeList(BaseModel):
 
 
 class Problem(BaseModel):
-    row: int | None = Field(description="Index of the record in the request, when it has one.")
-    field: str
-    problem: str
+    row: int | None = Field(
+        description="Index of the id or record in the request's list, when it has one."
+    )
+    field: str = Field(
+        description="The field as the request names it: customer_ids[2], "
+        "customers[0].tier_level, lang; body for the body as a whole."
+    )
+    problem: str = Field(description="What is wrong, and what is allowed, in words.")
 
 
 class ErrorBody(BaseModel):
@@ -286,17 +345,20 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-def feature_record_schema(features: list[str], nullable: set[str]) -> dict:
+def feature_record_schema(
+    features: list[str], nullable: set[str], entries: dict[str, Feature] | None = None
+) -> dict:
     """The JSON schema of one ``/score`` feature record for the served models: the id, every
-    feature (numbers; booleans for flags), null only where the models treat it as missing."""
-    value = {"type": ["number", "boolean"]}
+    feature with its type and range from the catalog (``entries``; flags true/false or 0/1),
+    null only where the models treat it as missing."""
+    entries = entries or {}
     ids = [
         {"type": "integer", "minimum": 0, "maximum": MAX_ID},
         {"type": "string", "pattern": ID_PATTERN},
     ]
     properties = {"customer_id": {"anyOf": ids}}
     for name in features:
-        properties[name] = {"type": ["number", "boolean", "null"]} if name in nullable else value
+        properties[name] = _value_schema(entries.get(name), name in nullable)
     required = ["customer_id", *(n for n in features if n not in nullable)]
     return {
         "title": "FeatureRecord",
@@ -305,6 +367,24 @@ def feature_record_schema(features: list[str], nullable: set[str]) -> dict:
         "required": required,
         "additionalProperties": False,
     }
+
+
+def _value_schema(entry: Feature | None, nullable: bool) -> dict:
+    if entry is None:  # a feature the catalog does not know: any number
+        schema: dict = {"type": ["number"]}
+    elif entry.dtype == "bool":
+        schema = {"type": ["boolean", "integer"]}
+    else:
+        schema = {"type": ["integer" if entry.whole else "number"]}
+    if nullable:
+        schema["type"].append("null")
+    if len(schema["type"]) == 1:  # a plain type where one will do: generators read it best
+        schema["type"] = schema["type"][0]
+    if entry is not None:
+        bounds = {"minimum": entry.minimum, "maximum": entry.maximum}
+        schema.update({k: v for k, v in bounds.items() if v is not None})
+        schema["description"] = f"{entry.label_en}: {entry.allowed()}."
+    return schema
 
 
 def nullable_features(booster: lgb.Booster) -> set[str]:
@@ -338,42 +418,49 @@ def valid_id(value) -> bool:
 
 
 def check_records(
-    records: list[dict[str, Scalar]], features: list[str], nullable: set[str]
+    records: list[dict[str, Any]],
+    features: list[str],
+    nullable: set[str],
+    entries: dict[str, Feature] | None = None,
 ) -> list[Problem]:
-    """Every problem with the feature records: unknown fields, missing ids, missing values
-    where the model does not treat them as missing, non-finite numbers."""
+    """Every problem with the feature records of ``customers``: unknown fields, missing or
+    invalid ids, missing values where the model does not treat them as missing, values that
+    are not numbers or outside the catalog's range (``entries``)."""
+    entries = entries or {}
     known = set(features)
     problems: list[Problem] = []
     for row, record in enumerate(records):
+        at = f"customers[{row}]"
         cid = record.get("customer_id")
         if cid is None:
-            problems.append(Problem(row=row, field="customer_id", problem="required"))
+            problems.append(Problem(row=row, field=f"{at}.customer_id", problem="required"))
         elif not valid_id(cid):
-            problems.append(
-                Problem(
-                    row=row,
-                    field="customer_id",
-                    problem=(
-                        f"must be an integer in 0..{MAX_ID} or a string of letters, digits "
-                        "and _.:- (at most 64)"
-                    ),
-                )
-            )
+            problems.append(Problem(row=row, field=f"{at}.customer_id", problem=ID_PROBLEM))
         for name in sorted(set(record) - known - {"customer_id"}):
-            problems.append(Problem(row=row, field=name, problem="unknown feature"))
+            problem = "not a feature of the served models"
+            problems.append(Problem(row=row, field=f"{at}.{name}", problem=problem))
         for name in features:
-            value = record.get(name)
-            if value is None:
-                if name not in nullable:
-                    problems.append(
-                        Problem(
-                            row=row,
-                            field=name,
-                            problem=("required: the model does not treat this feature as missing"),
-                        )
-                    )
-            elif isinstance(value, str):
-                problems.append(Problem(row=row, field=name, problem="must be a number"))
-            elif isinstance(value, float) and not math.isfinite(value):
-                problems.append(Problem(row=row, field=name, problem="must be a finite number"))
+            problem = value_problem(record.get(name), name in nullable, entries.get(name))
+            if problem:
+                problems.append(Problem(row=row, field=f"{at}.{name}", problem=problem))
     return problems
+
+
+def value_problem(value, nullable: bool, entry: Feature | None) -> str | None:
+    """What is wrong with one feature value (None: nothing)."""
+    if value is None:
+        return None if nullable else "required: the models do not treat it as missing"
+    flag = entry is not None and entry.dtype == "bool"
+    if isinstance(value, bool) and not flag:
+        return f"must be {entry.allowed() if entry else 'a number'}, not {str(value).lower()}"
+    if not isinstance(value, int | float):
+        return f"must be {entry.allowed() if entry else 'a number'}"
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer beyond any float
+        finite = False
+    if not finite:
+        return "must be a finite number"
+    if entry is not None and not entry.admits(value):
+        return f"must be {entry.allowed()}, not {value!r}"
+    return None

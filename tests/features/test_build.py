@@ -66,6 +66,18 @@ def test_catalog_dtypes_match_the_file(features_20k):
             assert pd.api.types.is_numeric_dtype(column), name
 
 
+def test_every_value_lies_in_its_catalog_range(features_20k):
+    """The catalog's ranges (which the API enforces) hold on every row of every month."""
+    outside = {}
+    for name, feature in catalog(CONFIG.products, CONFIG.tiers).items():
+        values = features_20k[name].dropna().astype(float)
+        refused = values[~values.map(feature.admits)]
+        if len(refused):
+            outside[name] = (len(refused), feature.allowed(), refused.head(3).tolist())
+    assert not outside, outside
+    assert len(features_20k) > 100_000
+
+
 def test_labels_are_null_where_the_horizon_is_not_complete(features_20k):
     # the data ends 2024-12-31: cutoffs after 2024-09-30 have an incomplete 3-month horizon
     late = features_20k[features_20k["cutoff"] > date(2024, 9, 30)]

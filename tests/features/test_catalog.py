@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.catalog import CATALOG_VERSION, DOMAINS, DRIVERS, Feature, catalog, feature_names
-from features.config import BankConfig, Names, Product
+from features.config import BankConfig, Names, Product, Tier, TierLadder
 from synthetic.config import DEFAULT_CATALOGUE, as_products
 
 PRODUCTS = as_products(DEFAULT_CATALOGUE)
@@ -246,3 +246,70 @@ def test_unknown_language_is_refused() -> None:
 
 def test_version() -> None:
     assert CATALOG_VERSION == "2"
+
+
+def test_every_feature_has_a_range_of_its_kind() -> None:
+    features = catalog(PRODUCTS)
+    assert all(f.minimum is not None for f in features.values())  # nothing unbounded below
+    amounts = [n for n in features if n.startswith(("balance_", "aum_avg_", "txn_amount_"))]
+    assert amounts and all(features[n].minimum == 0 for n in amounts)
+    for name in ("contribution_share_outlet", "mobile_share_3m", "outflow_to_other_banks_share_3m"):
+        assert (features[name].minimum, features[name].maximum) == (0, 1), name
+    changes = [n for n in features if n.startswith("aum_change_")] + ["activity_change_3m"]
+    assert all(features[n].minimum == -1 and features[n].maximum is None for n in changes)
+    assert features["aum_slope_6m"].admits(-0.6) and not features["aum_slope_6m"].admits(-1.5)
+    for flag in (f for f in features.values() if f.dtype == "bool"):
+        assert (flag.minimum, flag.maximum) == (0, 1), flag.name
+        assert flag.admits(True) and flag.admits(0) and not flag.admits(0.5)
+    counts = [f for f in features.values() if f.dtype == "int64" and f.name != "city_tier"]
+    assert all(f.minimum <= 0 for f in counts)
+    assert features["products_held"].maximum == len(PRODUCTS)
+    assert features["product_breadth_change_6m"].minimum == -len(PRODUCTS)
+
+
+def test_out_of_range_values_are_refused_and_named_in_words() -> None:
+    features = catalog(PRODUCTS)
+    for name, bad in [
+        ("aum_avg_3m", -5e12),
+        ("tier_level", 99),
+        ("tier_level", 2.5),
+        ("mobile_share_3m", 1.2),
+        ("txn_count_3m", -1),
+        ("aum_change_3m", -1.01),
+        ("age", 200),
+    ]:
+        assert not features[name].admits(bad), (name, bad)
+    for name, good in [("aum_avg_3m", 0.0), ("tier_level", 5), ("tier_level", 3.0), ("age", 40)]:
+        assert features[name].admits(good), (name, good)
+    assert features["tier_level"].allowed() == "a whole number from 0 to 5"
+    assert features["aum_avg_3m"].allowed() == "a number of at least 0"
+    assert features["mobile_share_3m"].allowed() == "a number from 0 to 1"
+    assert features["rm_assigned"].allowed() == "true or false (or 1 or 0)"
+
+
+def test_the_tier_level_ranges_over_the_banks_own_ladder() -> None:
+    three = TierLadder(
+        tiers=(
+            Tier(name="basic", min_aum=0),
+            Tier(name="silver", min_aum=5e4),
+            Tier(name="gold", min_aum=5e5),
+        )
+    )
+    assert catalog(PRODUCTS, three)["tier_level"].maximum == 2
+    assert catalog(PRODUCTS)["tier_level"].maximum == len(TierLadder().tiers) - 1 == 5
+    assert catalog(PRODUCTS, BankConfig().tiers)["tier_level"].maximum == 5
+
+
+def test_the_pyramid_range_matches_the_pyramids_scopes() -> None:
+    from features.tiers import PYRAMID_SCOPES
+
+    assert catalog()["pyramid_level"].maximum == len(PYRAMID_SCOPES)
+
+
+def test_a_range_must_be_ordered() -> None:
+    entry = dict(
+        name="x", domain="loyalty", dtype="int64", label_zh="x", label_en="x",
+        reason_zh="{value:.0f}", reason_en="{value:.0f}", direction=1, actionable=True,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="minimum 3 is above maximum 1"):
+        Feature(**entry, minimum=3, maximum=1)

@@ -52,22 +52,31 @@ def test_the_spec_declares_bearer_auth_v1_paths_limits_and_every_status(contract
             assert "Allow" in operation["responses"]["405"]["headers"]
     for old in ("/score", "/retention_list", "/customers/{customer_id}"):
         assert all(op["deprecated"] for op in spec["paths"][old].values()), old
-    request = spec["components"]["schemas"]["ScoreRequest"]
-    assert request["properties"]["customer_ids"]["maxItems"] == 10_000
-    assert request["properties"]["customers"]["maxItems"] == 10_000
-    assert len(request["oneOf"]) == 2
+    schemas = spec["components"]["schemas"]
+    body = spec["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
+    shapes = [{"$ref": f"#/components/schemas/{name}"} for name in ("ScoreByIds", "ScoreRecords")]
+    assert body["schema"]["oneOf"] == shapes  # two object schemas: two classes in a client
+    assert schemas["ScoreByIds"]["properties"]["customer_ids"]["maxItems"] == 10_000
+    assert schemas["ScoreRecords"]["properties"]["customers"]["maxItems"] == 10_000
+    for name, field in (("ScoreByIds", "customer_ids"), ("ScoreRecords", "customers")):
+        assert schemas[name]["type"] == "object" and schemas[name]["required"] == [field]
+        assert schemas[name]["additionalProperties"] is False
 
 
 def test_the_either_or_is_schema_invalid_when_empty_and_answered_422(contract):
     import jsonschema
 
     spec = contract["spec"]
-    schema = {**spec["components"]["schemas"]["ScoreRequest"], "components": spec["components"]}
-    validator = jsonschema.Draft202012Validator(schema)
+    body = spec["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
+    validator = jsonschema.Draft202012Validator(
+        {**body["schema"], "components": spec["components"]}
+    )
     assert not validator.is_valid({})
     assert not validator.is_valid({"customers": [{"customer_id": 1}], "customer_ids": [1]})
+    assert not validator.is_valid({"customer_ids": []})
     assert validator.is_valid({"customer_ids": [1]})
-    for body in ({}, {"customers": [], "customer_ids": [1]}):
+    assert validator.is_valid({"customer_ids": ["0001234", 5], "explain": False, "lang": "en"})
+    for body in ({}, {"customers": [], "customer_ids": [1]}, {"customer_ids": []}):
         response = call(contract, "POST", "/v1/score", "crm", json=body)
         assert response.status_code == 422, response.text
         assert response.json()["error"]["problems"]

@@ -163,7 +163,7 @@ def test_every_invalid_field_is_listed_with_its_row(api):
     response = call(api, "POST", "/score", "crm", json={"customers": rows})
     assert response.status_code == 422
     problems = {(p["row"], p["field"]) for p in response.json()["error"]["problems"]}
-    assert (1, "aum_avg_1m") in problems
+    assert (1, "customers[1].aum_avg_1m") in problems
     rows[1]["aum_avg_1m"] = 5.0
     problems = {
         (p["row"], p["field"])
@@ -171,7 +171,7 @@ def test_every_invalid_field_is_listed_with_its_row(api):
             "problems"
         ]
     }
-    assert problems == {(0, "not_a_feature"), (2, "customer_id")}
+    assert problems == {(0, "customers[0].not_a_feature"), (2, "customers[2].customer_id")}
 
 
 def test_missing_features_only_where_the_model_treats_them_as_missing(api):
