@@ -207,15 +207,41 @@ def relational_violations(tables: Tables, sound: Mapping[str, set[str]]) -> list
         overlapping_assignments_check(),
         *before_opening_checks(),
     ]
-    violations = []
-    for check in checks:
+    checks = [
+        check
+        for check in checks
         if all(
             table in tables and column in sound.get(table, set()) for table, column in check.needs
-        ):
-            violation = _run(tables, check)
-            if violation is not None:
-                violations.append(violation)
+        )
+    ]
+    # on Spark every query is a job of its own: count every check in one
+    on_spark = any(t.get_backend().name == "pyspark" for t in tables.values())
+    counts = _counts_at_once(tables, checks) if on_spark else {}
+    violations = []
+    for i, check in enumerate(checks):
+        violation = _run(tables, check, counts.get(i))
+        if violation is not None:
+            violations.append(violation)
     return violations
+
+
+def _counts_at_once(tables: Tables, checks: list[Check]) -> dict[int, int]:
+    """The number of bad rows of each check, by position, from one query; those that cannot
+    be built, or all when the query fails, are left to run (and fail) alone."""
+    parts = []
+    for i, check in enumerate(checks):
+        try:
+            bad = check.bad_rows(tables)
+        except BACKEND_ERRORS:
+            continue
+        parts.append(bad.aggregate(rows=ibis._.count()).mutate(check=ibis.literal(i, "int64")))
+    if not parts:
+        return {}
+    try:
+        counted = ibis.union(*parts).to_pyarrow().to_pylist()
+    except BACKEND_ERRORS:
+        return {}
+    return {row["check"]: row["rows"] for row in counted}
 
 
 def parquet_tables(
@@ -455,12 +481,13 @@ def _month_number(day: ir.DateValue) -> ir.IntegerValue:
     return day.year() * 12 + day.month()
 
 
-def _run(tables: Tables, check: Check) -> Violation | None:
+def _run(tables: Tables, check: Check, count: int | None = None) -> Violation | None:
+    """The check's violation, or None; ``count``, when known, saves counting again."""
     try:
-        if check.holds is not None and check.holds(tables):
+        if count is None and check.holds is not None and check.holds(tables):
             return None
         bad = check.bad_rows(tables)
-        count = int(bad.count().execute())
+        count = int(bad.count().execute()) if count is None else count
         examples = _examples(bad) if count else []
     except BACKEND_ERRORS as error:  # report, never raise
         rule = f"could not check {check.rule}"

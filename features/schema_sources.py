@@ -119,9 +119,10 @@ class ParquetTables:
         for table, columns in sound.items():
             if not columns:
                 continue
-            try:  # Spark: parts whose types differ are merged where Spark can
+            try:  # Spark: parts whose types differ are merged where Spark can; a view of
+                # its own name, never one that would hide a catalog's table of the session
                 tables[table] = self.con.read_parquet(
-                    table_glob(self.warehouse, table), table_name=table, mergeSchema="true"
+                    table_glob(self.warehouse, table), mergeSchema="true"
                 )
             except BACKEND_ERRORS as error:
                 first = str(error).splitlines()[0]
