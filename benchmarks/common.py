@@ -119,3 +119,24 @@ def served(scores: Path, *options: str, prefix: str = "retain-bench-") -> Iterat
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # retain serve and its bentoml workers
         server.wait(timeout=30)
+
+
+def previous_tree(tree: Path, commit: str) -> Path:
+    """A worktree of ``commit`` at ``tree`` (made once)."""
+    if not (tree / "features" / "build.py").exists():
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT, check=True
+        )
+    return tree
+
+
+def ensure_bank(banks: Path, size: int) -> Path:
+    bank = banks / f"bank_{size}"
+    if not (bank / "_meta.json").exists():
+        config = f"SynthConfig(customers={size}, months=24, seed=0)"
+        code = (
+            "from synthetic.bank import write_bank; from synthetic.config import SynthConfig; "
+            f"write_bank({config}, {str(bank)!r})"
+        )
+        run_measured(code)
+    return bank
