@@ -226,7 +226,7 @@ class WarehouseConfig(Frozen):
     # None: http://<master host>:8080
     spark_master_ui: str | None = None
     # seconds a cluster session may take to get its first executor before retain gives up
-    spark_executor_wait: float = Field(default=45, gt=0)
+    spark_executor_wait: float = Field(default=30, gt=0)
 
     @field_validator("spark_memory")
     @classmethod
