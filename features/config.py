@@ -10,6 +10,7 @@ Products are not configured here: they come from the warehouse's ``products`` ta
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 KINDS = ("asset", "liability", "service")
 LANGUAGES = ("zh", "en")
+SPARK_SIZE = r"(?i)(\d+)([kmgtp]b?)?"  # spark.executor.memory's form; no unit: MB
 
 
 class Frozen(BaseModel):
@@ -222,7 +224,24 @@ class WarehouseConfig(Frozen):
     location: str = "data/warehouse"
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark_master: str = "local[2]"
-    spark_memory: str = "4g"  # Spark heap: the driver's in local mode, each executor's else
+    # Spark heap: the driver's in local mode, each executor's else (Spark's sizes: 512m, 4g)
+    spark_memory: str = "4g"
+    # cores per executor; None: Spark's default (a standalone executor takes a worker's cores)
+    spark_cores: int | None = Field(default=None, ge=1)
+    # a standalone master's web UI, whose /json/ the fit check reads before the session starts;
+    # None: http://<master host>:8080
+    spark_master_ui: str | None = None
+    # seconds a cluster session may take to get its first executor before retain gives up
+    spark_executor_wait: float = Field(default=30, gt=0)
+
+    @field_validator("spark_memory")
+    @classmethod
+    def _spark_size(cls, value: str) -> str:
+        if not re.fullmatch(SPARK_SIZE, value.strip()):
+            raise ValueError(
+                f"{value!r} is not a Spark size: a whole number with k, m, g or t (512m, 4g)"
+            )
+        return value.strip()
 
 
 class ServiceConfig(Frozen):
