@@ -1,4 +1,4 @@
-"""Every model feature in one table: labels, reason texts, direction, drivers (DESIGN §6).
+"""Every model feature in one table: labels, reason texts, direction, drivers (docs/design.md §6).
 
 Reason templates are phrased for the direction that *raises* churn risk, because an RM reads
 them as "why this customer may leave". They are ``str.format`` templates with one ``{value}``

@@ -1,4 +1,4 @@
-"""The typed, frozen configuration of a bank: every definition of DESIGN §5, §11 and §12.
+"""The typed, frozen configuration of a bank: every definition of docs/design.md §5, §11 and §12.
 
 One object, :class:`BankConfig`, built once by the CLI from ``retain.toml`` (see
 ``retain/config.py``) and passed down explicitly. Defaults are the synthetic bank's. Unknown
@@ -119,7 +119,7 @@ class TierLadder(Frozen):
 
 
 class ChurnDefinition(Frozen):
-    """Who can churn and what counts as churn (DESIGN §5).
+    """Who can churn and what counts as churn (docs/design.md §5).
 
     Eligible at cutoff c: open at least ``min_tenure_months``, 3-month average AUM at least
     ``min_aum``, and not already leaving (AUM in month c at least ``leaving_ratio`` of the
@@ -159,7 +159,7 @@ class RiskBands(Frozen):
 
 
 class ListPolicy(Frozen):
-    """Who is listed and how many (DESIGN §12)."""
+    """Who is listed and how many (docs/design.md §12)."""
 
     risk_bands: RiskBands = RiskBands()
     min_risk: float = Field(default=0.05, ge=0, lt=1)
@@ -187,7 +187,7 @@ class OfferPolicy(Frozen):
 
 
 class MonitoringPolicy(Frozen):
-    """How ``retain monitor`` bins, compares and alarms (DESIGN §13).
+    """How ``retain monitor`` bins, compares and alarms (docs/design.md §13).
 
     PSI uses ``bins`` quantile bins of the reference, merged until each holds at least
     ``min_bin_count`` reference rows; a PSI of ``watch`` or more is a watch, ``act`` or more an

@@ -1,4 +1,4 @@
-"""The control group: did the lists keep customers? (DESIGN §12–13)
+"""The control group: did the lists keep customers? (docs/design.md §12–13)
 
 At scoring, a reproducible random share of listable customers is held back from the lists
 (``list_group`` = "control"); the rest of the listable customers are listed ("treated"). Once a

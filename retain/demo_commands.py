@@ -54,6 +54,7 @@ def demo(
     console.print("5/5 scoring the latest month")
     scored = score_month(warehouse, last, out / "scores", with_options(bank, language=lang), None)
     print_score(scored)
+    file_for_monitoring(out, warehouse, last, bank)
     seconds = time.perf_counter() - started
     console.print(
         f"lists in [bold]{out / 'scores' / 'lists'}[/], report "
@@ -153,3 +154,38 @@ def _months_before(month_end: date, months: int) -> str:
     import pandas as pd
 
     return (pd.Timestamp(month_end) - pd.offsets.MonthEnd(months)).date().isoformat()
+
+
+def file_for_monitoring(out: Path, warehouse: Path, last: date, bank: BankConfig) -> None:
+    """Leave two months where ``retain monitor`` and ``retain run`` look for them
+    (``<out>/runs/<cutoff>/scores``): the month just scored, and the month ``horizon`` months
+    before it — whose labels have matured, so the monitor shows realised figures and the
+    control group, not only drift: ``retain monitor --reference <that> --current <last>``."""
+    runs = out / "runs"
+    reference = date.fromisoformat(_months_before(last, bank.churn.horizon_months))
+    console.print(f"scoring {reference} too, for monitoring")
+    score_month(warehouse, reference, runs / reference.isoformat() / "scores", bank, None)
+    _link_tree(out / "scores", runs / last.isoformat() / "scores")
+    console.print(
+        f"months for monitoring in [bold]{runs}[/]: try `retain monitor --reference "
+        f"{reference} --current {last}`"
+    )
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """``target`` becomes a copy of ``source`` made of hard links (no second copy of the data;
+    a later run replaces files, never edits them in place), or of copies where links fail."""
+    import os
+    import shutil
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    staging = target.with_name(target.name + ".filing")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging, copy_function=link)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)

@@ -1,5 +1,5 @@
 """`retain outcomes export`: recorded outcomes into the warehouse as `interactions` rows, so the
-next feature build and monitoring see them (DESIGN §12)."""
+next feature build and monitoring see them (docs/design.md §12)."""
 
 from __future__ import annotations
 

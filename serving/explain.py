@@ -7,8 +7,8 @@ member speaks for the group ("AUM down 35% over the last 3 months", not three se
 about AUM). Only groups that push the score *up* become reasons, and a sensitive feature
 (age, city tier) never does.
 
-For churn (``actionable=True``, DESIGN §12) a group is a reason only when one of its members is
-something an RM can act on (catalog ``actionable``) *and* its value points the risky way
+For churn (``actionable=True``, docs/design.md §12) a group is a reason only when one of its
+members is something an RM can act on (catalog ``actionable``) *and* its value points the risky way
 ("AUM up 27%" is never a reason to leave): the strongest such member speaks. A customer with
 no such reason gets the strongest other cause, marked as context. For growth models every
 non-sensitive cause that pushes the score up may speak.

@@ -1,5 +1,5 @@
 """retain's own assignments back into the warehouse, as the history the uplift model learns
-from (DESIGN §14): ``assignments.parquet`` of a scored month → a part of the warehouse's
+from (docs/design.md §14): ``assignments.parquet`` of a scored month → a part of the warehouse's
 optional ``list_assignments`` table.
 
 Only the randomised rows go back (0 < ``p_treat`` < 1: the ranked places with their control

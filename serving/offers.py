@@ -1,4 +1,4 @@
-"""What to offer: retention rows keep money at the bank, growth rows add value (DESIGN §12).
+"""What to offer: retention rows keep money at the bank, growth rows add value (docs/design.md §12).
 
 - A **retention** offer is the renewal of the product maturing within 30 days (with its amount
   and date) when there is one, else the product of a retention kind (assets, by default) the

@@ -1,4 +1,5 @@
-"""Outcomes of contacts an RM made (DESIGN §12): a small store, SQLite by default or PostgreSQL.
+"""Outcomes of contacts an RM made (docs/design.md §12): a small store, SQLite by default or
+PostgreSQL.
 
 One table, created on first use. The API and the RM page call the same two methods::
 

@@ -185,7 +185,8 @@ def with_saved_value(
     scored: pd.DataFrame, models: ModelSet, features: pd.DataFrame, policy: ListPolicy
 ) -> pd.DataFrame:
     """With an uplift champion: each customer's ``uplift`` (τ̂, the churn probability a call
-    removes) and ``saved_value = τ̂ × contribution − call cost`` (DESIGN §14); else unchanged."""
+    removes) and ``saved_value = τ̂ × contribution − call cost`` (docs/design.md §14); else
+    unchanged."""
     if models.uplift is None:
         return scored
     tau = models.uplift.effect(features)

@@ -1,4 +1,4 @@
-"""The RM page's routes (DESIGN §12): log in, my lists, one customer, record an outcome,
+"""The RM page's routes (docs/design.md §12): log in, my lists, one customer, record an outcome,
 download a list. Same keys, roles, book isolation and audit log as the API.
 
 Every request of a session is written to the audit log (serving.api.access.Audited: the

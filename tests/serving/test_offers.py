@@ -1,5 +1,5 @@
-"""What a list row offers (DESIGN §12) on hand-made frames: retention rows keep money, growth
-rows add value, a complaint comes first, a held product is never offered."""
+"""What a list row offers (docs/design.md §12) on hand-made frames: retention rows keep money,
+growth rows add value, a complaint comes first, a held product is never offered."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Outcomes RMs record (DESIGN §12): the store on SQLite and PostgreSQL, the API's rights and
-idempotency on a real service, and the export into the warehouse's interactions."""
+"""Outcomes RMs record (docs/design.md §12): the store on SQLite and PostgreSQL, the API's rights
+and idempotency on a real service, and the export into the warehouse's interactions."""
 
 from __future__ import annotations
 

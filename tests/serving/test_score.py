@@ -299,7 +299,7 @@ def test_the_report_is_self_contained(scored):
 
 def test_reasons_find_the_true_driver_of_top_decile_churners(scored):
     s = scored.summary
-    # the target (DESIGN §9): the true driver among the top-3 reasons of 85% of the true
+    # the target (docs/design.md §9): the true driver among the top-3 reasons of 85% of the true
     # churners in the top decile. A 6k bank has ~60 of them at one cutoff; measured 0.95-1.0
     # here and 0.97 on the 20k demo, so the binomial standard error (~0.03) leaves room
     assert s["fidelity_churners"] >= 30

@@ -77,9 +77,9 @@ def test_churn_model_on_a_20k_bank_approaches_the_truth_and_beats_the_baselines(
     assert ds.valid.cutoffs == ("2024-05-31", "2024-06-30")  # two validation months pooled
     assert ds.test.cutoffs == ("2024-09-30",)
     assert max(ds.train.cutoffs) == "2024-02-29"  # the embargo: 3 months before validation
-    # the DESIGN target is 0.97 (test_churn_reaches_097_of_the_oracle, strict xfail below); on
-    # one 20k bank with ~310 churners in the test month the AUC's standard error is ~0.019
-    # (Hanley-McNeil), so the guard here sits one standard error below it
+    # the target of docs/design.md §9 is 0.97 (test_churn_reaches_097_of_the_oracle, strict
+    # xfail below); on one 20k bank with ~310 churners in the test month the AUC's standard
+    # error is ~0.019 (Hanley-McNeil), so the guard here sits one standard error below it
     assert m["auc_to_oracle"] >= 0.95
     assert m["ece"] <= 0.02
     config = TrainConfig()
