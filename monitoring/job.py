@@ -106,22 +106,15 @@ def compare(reference: Side, current: Side, config: BankConfig) -> dict:
     cur = current.frame[population(current.frame, reference.population, config)]
     products = held_products(cur.columns)
     features = [f for f in feature_names(products) if f in ref and f in cur]
-    scores = [s for s in score_columns(cur) if s in ref]
+    scores = [s for s in score_columns(current.frame) if s in ref or s in reference.score_rows]
     if not features and not scores:
         raise MonitorError("the reference and the current month share no feature and no score")
     codes = segment_codes(ref, cur, list(policy.segments))
     parts = [drift_table(ref, cur, dict.fromkeys(features, "feature"), policy, codes=codes)]
-    for score in scores:  # each score on the customers its label is defined for
-        target = from_score(score)
-        ref_rows, cur_rows = population(ref, target, config), population(cur, target, config)
+    sides = {s: score_sides(reference, current, s, config) for s in scores}
+    for score, (ref_rows, cur_rows) in sides.items():
         parts.append(
-            drift_table(
-                ref.loc[ref_rows, [score]],
-                cur.loc[cur_rows, [score]],
-                {score: "score"},
-                policy,
-                codes={s: (r[ref_rows], c[cur_rows], v) for s, (r, c, v) in codes.items()},
-            )
+            drift_table(ref_rows, cur_rows, {score: "score"}, policy, list(policy.segments))
         )
     drift = pd.concat(parts, ignore_index=True)
     result = {
@@ -132,21 +125,36 @@ def compare(reference: Side, current: Side, config: BankConfig) -> dict:
         "segments": list(codes),
         "drift": drift,
         "score_distributions": {
-            s: score_histograms(
-                ref.loc[population(ref, from_score(s), config), s],
-                cur.loc[population(cur, from_score(s), config), s],
-            )
-            for s in scores
+            s: score_histograms(ref_rows[s], cur_rows[s])
+            for s, (ref_rows, cur_rows) in sides.items()
         },
     }
-    if CHURN.score in cur:
+    if CHURN.score in sides:
         result["estimate"] = eligible_estimate(cur, config)
-        result["estimate"]["reference_mean_p"] = float(
-            ref.loc[population(ref, CHURN, config), CHURN.score].mean()
-        )
+        result["estimate"]["reference_mean_p"] = float(sides[CHURN.score][0][CHURN.score].mean())
         if CHURN.label in ref and ref[CHURN.label].notna().any():
             result["estimate"]["reference_observed_churn_rate"] = float(ref[CHURN.label].mean())
     return result
+
+
+def score_sides(
+    reference: Side, current: Side, score: str, config: BankConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(reference rows, current rows) ``score`` is judged on: the customers its model is for.
+
+    A run reference holds each score's own model's test rows (already that model's
+    population), against every customer of the month in the same population; a scored month
+    is cut to the population on both sides."""
+    target = from_score(score)
+    own = reference.score_rows.get(score)
+    if own is not None:
+        ref_rows = own
+    else:
+        ref_rows = reference.frame[population(reference.frame, target, config)]
+    month = current.frame
+    if own is None:  # the same customers as the reference's features, then the score's own
+        month = month[population(month, reference.population, config)]
+    return ref_rows, month[population(month, target, config)]
 
 
 def alerts_of(result: dict, config: BankConfig) -> list[dict]:
