@@ -51,8 +51,11 @@ from features.targets import (
 from features.targets import score_columns as score_names
 from models.artifact import load_verified
 from models.registry import EVALUATION_ROWS, RegistryError
+from models.registry import EXPERIMENT as TRAINING_EXPERIMENT
 
 SCORES, FEATURES = "scores.parquet", "features.parquet"
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+SHORT_RUN_ID = re.compile(r"[0-9a-f]{8,31}")  # a run id as `retain runs` shortens it
 # what drift, estimates and populations read of a month besides the catalogue's features
 FRAME_COLUMNS = (
     "customer_id",
@@ -145,6 +148,32 @@ def resolve_scores_dir(value: str | Path, runs_dir: Path) -> Path:
             f"{text} is neither a scores directory, a month-end date nor an MLflow run id"
         )
     return folder
+
+
+def training_run_id(text: str) -> str | None:
+    """The MLflow run id ``text`` names: 32 hex digits, or a prefix of at least 8 (what
+    ``retain runs`` shows) that exactly one run of the training experiment starts with; None
+    when ``text`` is no run id (a date, a folder)."""
+    if RUN_ID.fullmatch(text):
+        return text
+    if not SHORT_RUN_ID.fullmatch(text) or Path(text).exists():
+        return None
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(TRAINING_EXPERIMENT)
+    found, token = [], None
+    while experiment is not None:
+        page = client.search_runs([experiment.experiment_id], max_results=1_000, page_token=token)
+        found += [r.info.run_id for r in page if r.info.run_id.startswith(text)]
+        token = page.token
+        if not token:
+            break
+    if len(found) != 1:
+        which = "no run" if not found else f"{len(found)} runs"
+        raise MonitorError(
+            f"{which} of the experiment {TRAINING_EXPERIMENT!r} start with {text}: give the "
+            "whole run id (retain runs --json - lists them)"
+        )
+    return found[0]
 
 
 def read_run_reference(run_id: str, versions: dict[str, str], config: BankConfig) -> Side:

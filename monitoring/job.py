@@ -7,7 +7,6 @@ with its alerts, written as ``monitor.json`` and ``monitor.html`` and logged as 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -46,6 +45,7 @@ from monitoring.inputs import (
     read_scored,
     resolve_scores_dir,
     score_columns,
+    training_run_id,
 )
 from monitoring.realised import (
     LABELS_FILE,
@@ -60,7 +60,6 @@ from monitoring.report import write_monitor_report
 __all__ = ["MonitorError", "Side", "alerts_of", "compare", "resolve_scores_dir", "run_monitor"]
 
 EXPERIMENT = "monitoring"
-RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 LEVELS = (OK, WATCH, ACT)
 TEST_FIGURES = ("test_auc", "ece", "lift_at_10", "value_captured_at_10")
 # what the realised history reads of every scored cutoff
@@ -332,8 +331,9 @@ def run_monitor(
     segments = config.monitoring.segments
     current_side = read_scored(current_dir, segments)
     step("reading the reference")
-    if RUN_ID.fullmatch(str(reference)):
-        reference_side = read_run_reference(str(reference), current_side.versions, config)
+    run_id = training_run_id(str(reference))
+    if run_id is not None:
+        reference_side = read_run_reference(run_id, current_side.versions, config)
     else:
         reference_side = read_scored(resolve_scores_dir(reference, runs_dir), segments)
     config = config.with_products(read_products_metadata(current_dir / FEATURES))
