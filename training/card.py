@@ -230,7 +230,11 @@ def _results(info: ModelCardInfo) -> str:
         lines += ["", "**How the model compares** (better or worse; lower is better where ↓):", ""]
         for b in baselines:
             words = in_words(
-                info.test_metrics, info.baseline_metrics[b], metrics, _baseline_label(b)
+                info.test_metrics,
+                info.baseline_metrics[b],
+                metrics,
+                _baseline_label(b),
+                _format_metric,
             )
             lines.append(f"- {words[:1].upper()}{words[1:]}.")
     if oracle_auc is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 LOWER_IS_BETTER = ("ece", "brier", "log_loss")
 AUC_KEYS = ("test_auc", "auc", "roc_auc")
@@ -81,11 +81,20 @@ def verdicts(
     return {name: word for name, word in found.items() if word is not None}
 
 
+def four_decimals(name: str, value: object) -> str:
+    return f"{number(value):.4f}"
+
+
 def in_words(
-    metrics: Mapping[str, object], other: Mapping[str, object], names: Iterable[str], whom: str
+    metrics: Mapping[str, object],
+    other: Mapping[str, object],
+    names: Iterable[str],
+    whom: str,
+    formatted: Callable[[str, object], str] = four_decimals,
 ) -> str:
     """How ``metrics`` compare with ``whom``'s ``other`` on each of ``names`` both have: where
-    they are worse (with both values: what a reviewer must not miss), better and equal.
+    they are worse (with both values, as ``formatted(name, value)`` writes them: what a
+    reviewer must not miss), better and equal.
 
     >>> in_words({"pr_auc": 0.337, "test_auc": 0.8}, {"pr_auc": 0.367, "test_auc": 0.79},
     ...          ["test_auc", "pr_auc"], "LightGBM defaults")
@@ -101,8 +110,8 @@ def in_words(
             continue
         if word == WORSE:
             listed = [
-                f"{metric_label(n, short=True)} ({number(metrics[n]):.4f} vs "
-                f"{number(other[n]):.4f})"
+                f"{metric_label(n, short=True)} ({formatted(n, metrics[n])} vs "
+                f"{formatted(n, other[n])})"
                 for n in group
             ]
         else:
