@@ -110,11 +110,9 @@ def compare(reference: Side, current: Side, config: BankConfig) -> dict:
         raise MonitorError("the reference and the current month share no feature and no score")
     codes = segment_codes(ref, cur, list(policy.segments))
     parts = [drift_table(ref, cur, dict.fromkeys(features, "feature"), policy, codes=codes)]
-    sides = {s: score_sides(reference, current, s, config) for s in scores}
-    for score, (ref_rows, cur_rows) in sides.items():
-        parts.append(
-            drift_table(ref_rows, cur_rows, {score: "score"}, policy, list(policy.segments))
-        )
+    sides = {s: score_sides(reference, (ref, cur, codes), current, s, config) for s in scores}
+    for score, (ref_rows, cur_rows, score_codes) in sides.items():
+        parts.append(drift_table(ref_rows, cur_rows, {score: "score"}, policy, codes=score_codes))
     drift = pd.concat(parts, ignore_index=True)
     result = {
         "reference": {"source": reference.label, "cutoff": reference.cutoff, "rows": len(ref)},
@@ -125,7 +123,7 @@ def compare(reference: Side, current: Side, config: BankConfig) -> dict:
         "drift": drift,
         "score_distributions": {
             s: score_histograms(ref_rows[s], cur_rows[s])
-            for s, (ref_rows, cur_rows) in sides.items()
+            for s, (ref_rows, cur_rows, _) in sides.items()
         },
     }
     if CHURN.score in sides:
@@ -137,23 +135,29 @@ def compare(reference: Side, current: Side, config: BankConfig) -> dict:
 
 
 def score_sides(
-    reference: Side, current: Side, score: str, config: BankConfig
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(reference rows, current rows) ``score`` is judged on: the customers its model is for.
+    reference: Side,
+    compared: tuple[pd.DataFrame, pd.DataFrame, dict],
+    current: Side,
+    score: str,
+    config: BankConfig,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(reference rows, current rows, their segment codes) ``score`` is judged on: the
+    customers its model is for. ``compared`` are the features' two sides and segment codes.
 
     A run reference holds each score's own model's test rows (already that model's
-    population), against every customer of the month in the same population; a scored month
-    is cut to the population on both sides."""
+    population): against them, every customer of the month in the same population. Otherwise
+    both sides of the features are cut to the score's population (their codes with them)."""
     target = from_score(score)
     own = reference.score_rows.get(score)
-    if own is not None:
-        ref_rows = own
-    else:
-        ref_rows = reference.frame[population(reference.frame, target, config)]
+    if own is None:
+        ref, cur, codes = compared
+        r, c = population(ref, target, config), population(cur, target, config)
+        cut = {s: (ref_codes[r], cur_codes[c], v) for s, (ref_codes, cur_codes, v) in codes.items()}
+        return ref.loc[r, [score]], cur.loc[c, [score]], cut
     month = current.frame
-    if own is None:  # the same customers as the reference's features, then the score's own
-        month = month[population(month, reference.population, config)]
-    return ref_rows, month[population(month, target, config)]
+    segments = [s for s in config.monitoring.segments if s in month]
+    rows = month.loc[population(month, target, config), [score, *segments]]
+    return own, rows, segment_codes(own, rows, segments)
 
 
 def alerts_of(result: dict, config: BankConfig) -> list[dict]:
