@@ -141,7 +141,9 @@ def test_a_horizon_the_truth_does_not_cover_has_no_oracle(feature_file):
     assert fitted.truth is None and "oracle_auc" not in fitted.metrics
 
 
-MLFLOW_TYPES = {"float64": "double", "int64": "long", "int32": "integer", "bool": "boolean"}
+# MLflow's column types of the feature file's dtypes (its small ints are "integer")
+MLFLOW_TYPES = {"float64": "double", "int64": "long", "int32": "integer", "int8": "integer"}
+MLFLOW_TYPES |= {"int16": "integer", "bool": "boolean"}
 
 
 def test_the_churn_model_is_logged_with_a_signature_typed_like_the_feature_file(
@@ -157,7 +159,7 @@ def test_the_churn_model_is_logged_with_a_signature_typed_like_the_feature_file(
     frame = pd.read_parquet(feature_file, columns=inputs)
     types = {spec.name: spec.type.name for spec in schema.inputs}
     assert list(types) == inputs
-    assert types == {c: MLFLOW_TYPES.get(str(t), str(t)) for c, t in frame.dtypes.items()}
+    assert types == {c: MLFLOW_TYPES[str(t)] for c, t in frame.dtypes.items()}
     assert {"double", "long", "boolean"} <= set(types.values())
     example = model.input_example
     assert list(example.columns) == inputs and len(example) == 5
