@@ -116,11 +116,11 @@ def registered_models() -> list[dict]:
 
 
 def list_runs(experiment: str = EXPERIMENT, model: str | None = None, last: int = 20) -> list[dict]:
-    """The newest ``last`` runs of ``experiment``, newest first, with their key metrics and the
-    cutoffs they logged. A parent run (``retain train``, named by ``--run-name``) is followed
-    by its nested runs, one per model (``parent_run_id`` set), and shows their figures when it
-    has none of its own: its one nested run's, or the mean over several (``metrics_from``).
-    With ``model``, only that model's runs, newest first."""
+    """The newest ``last`` top-level runs of ``experiment``, newest first, with their key
+    metrics and the cutoffs they logged. A parent run (``retain train``, named by
+    ``--run-name``) is followed by its nested runs, one per model (``parent_run_id`` set), and
+    shows their figures when it has none of its own: its one nested run's, or the mean over
+    several (``metrics_from``). With ``model``, only that model's runs, newest first."""
     client = MlflowClient()
     found = client.get_experiment_by_name(experiment)
     if found is None:

@@ -141,7 +141,10 @@ def models(
 def runs(
     experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "retain",
     model: Annotated[str | None, typer.Option(help="Only the runs of this model.")] = None,
-    last: Annotated[int, typer.Option(help="How many runs, newest first.", min=1)] = 20,
+    last: Annotated[
+        int,
+        typer.Option(help="How many runs, newest first (a run's nested runs come with it).", min=1),
+    ] = 20,
     json_path: JsonOption = None,
 ) -> None:
     """List training runs with their key metrics and cutoffs (from the MLflow store); a
