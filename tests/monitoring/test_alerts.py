@@ -201,17 +201,20 @@ def test_a_run_reference_judges_each_score_on_its_own_models_test_rows(
     assert credit_card["n_reference"] != own[CHURN.model]
 
 
-def test_the_first_monthly_run_of_an_unchanged_bank_is_quiet(scored, champions, demo_models):
-    """The demo bank, unchanged, scored the way `retain run` scores it and monitored against
-    the churn champion's training run (the reference of a first run): no act alert, and no
-    score beyond the watch band. Judged on churn's test rows, cross-sell scores of the same
-    bank read PSI 0.52 (credit card) and 0.22 (time deposit): an act alert, exit 2."""
+def test_the_first_monthly_run_of_an_unchanged_bank_is_quiet(demo, champions, demo_models):
+    """The demo bank, unchanged: its latest month (2024-12-31, three months after the models'
+    test cutoff), as the demo scored it, monitored against the churn champion's training run
+    (the reference of a first `retain run`): no act alert, and no score beyond the watch band.
+    Judged on churn's test rows, as before, the cross-sell scores of the same month read PSI
+    0.51 (credit card) and 0.22 (time deposit): an act alert, exit 2."""
+    root, _ = demo
     config = BankConfig()
-    current = read_scored(scored.out, config.monitoring.segments)
+    current = read_scored(root / "scores", config.monitoring.segments)
     with demo_store(champions):
         version = MlflowClient().get_model_version(CHURN.model, demo_models.models.churn.version)
         reference = read_run_reference(version.run_id, current.versions, config)
         result = compare(reference, current, config)
+    assert current.cutoff > reference.cutoff
     result["test_figures"] = demo_models.test_figures
     alerts = alerts_of(result, config)
     assert level_of(alerts) != ACT, [(a["what"], a["segment"], a["psi"]) for a in alerts]
