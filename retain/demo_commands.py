@@ -4,6 +4,8 @@ lists — in five numbered steps."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -34,16 +36,25 @@ def demo(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.", show_default="0")] = None,
     out: Annotated[Path, typer.Option(help="Where the demo writes.")] = Path("data"),
-    lang: Annotated[str, typer.Option(help="Language of reasons and sheets: zh or en.")] = "en",
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            help="Language of reasons, sheets and report: zh or en (default: the "
+            "configuration's language)."
+        ),
+    ] = None,
     config: ConfigOption = None,
     json_path: JsonOption = None,
 ) -> None:
     """Run the whole chain on a fresh synthetic bank: warehouse → features → models → lists.
 
-    Writes ``<out>/warehouse``, ``<out>/features.parquet`` and ``<out>/scores`` (lists and
-    report); models go to the MLflow store and every new one is promoted if no worse. With
-    ``--config`` the bank is the configuration's (its ``[synthetic]`` section and tiers)."""
+    Writes OUT/warehouse, OUT/features.parquet and OUT/scores (lists and report).
+    Models go to the MLflow store; each new one is promoted to champion if no worse.
+    With --config the bank is the configuration's (its \\[synthetic] section and tiers).
+    Lists, sheets and report are in the configuration's language unless --lang says otherwise.
+    """
     synth, bank = synthetic_bank(config, {"customers": customers, "seed": seed})
+    bank = with_options(bank, language=lang)
     warehouse, features_path = out / "warehouse", out / "features.parquet"
     last = synth.end
     started = time.perf_counter()
@@ -52,7 +63,7 @@ def demo(
     trained, decisions = _train_and_promote(features_path, bank)
     _print_promotions(trained, decisions)
     console.print("5/5 scoring the latest month")
-    scored = score_month(warehouse, last, out / "scores", with_options(bank, language=lang), None)
+    scored = score_month(warehouse, last, out / "scores", bank, None)
     print_score(scored)
     file_for_monitoring(out, warehouse, last, bank)
     seconds = time.perf_counter() - started
@@ -91,14 +102,21 @@ def _write_features(
     from features.materialize import write_features
 
     cutoffs = parse_cutoffs(f"{_months_before(last, months - 4)}:{last.isoformat()}")
-    with console.status("2/5 features") as status:
-        write_features(
-            warehouse,
-            cutoffs,
-            features_path,
-            bank,
-            step=lambda text: status.update(f"2/5 features: {text}…"),
-        )
+    title = f"2/5 features at {len(cutoffs)} month-ends"
+    with step_status(title) as update:
+        write_features(warehouse, cutoffs, features_path, bank, step=update)
+
+
+@contextmanager
+def step_status(title: str) -> Iterator[Callable[[str], None]]:
+    """A step's status line; yields ``update(text)``. At a terminal a spinner that updates in
+    place; elsewhere (a log, a pipe, CI) the title once as a plain line, so the step shows."""
+    if not console.is_terminal:
+        console.print(title)
+        yield lambda _text: None
+        return
+    with console.status(title) as status:
+        yield lambda text: status.update(f"{title}: {text}…")
 
 
 def _train_and_promote(features_path: Path, bank: BankConfig) -> tuple[dict, list[dict]]:

@@ -284,11 +284,7 @@ def fill(text: str, placeholders: dict[str, str]) -> str:
 README_BLOCKS = shell_blocks(README)
 # a block that runs but is known to fail until a fix elsewhere lands (strict: passing fails,
 # so the entry is removed with the fix)
-KNOWN_FAILURES = {
-    "--reference <training run id>": "an act alert (exit 2) on the first month of an unchanged "
-    "bank: cross-sell scores judged on churn's test rows, until each score is judged on its own "
-    "model's rows (issue 16, build item 3)",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("block", README_BLOCKS, ids=[f"line{b.line}" for b in README_BLOCKS])
