@@ -69,7 +69,10 @@ HISTORY_COLUMNS = [
     ELIGIBLE_CHURN,
     "contribution_12m",
     "list_group",
+    "p_treat",
+    "uplift",
     version_column(CHURN.model),
+    version_column("uplift"),
 ]
 
 
@@ -88,6 +91,22 @@ def test_figures(model: str, version: str | None) -> dict | None:
         return None
     figures = {k: metrics[k] for k in TEST_FIGURES if k in metrics}
     return {"model": model, "version": str(version), "run_id": found.run_id, **figures}
+
+
+def uplift_figures(version: str) -> dict | None:
+    """The held-out figures the uplift model ``version`` was chosen on (its training run)."""
+    client = MlflowClient()
+    try:
+        found = client.get_model_version("uplift", version)
+        metrics = client.get_run(found.run_id).data.metrics
+    except MlflowException:
+        return None
+    keep = ("qini", "qini_low", "qini_high", "policy_value", "risk_policy_value")
+    return {
+        "version": version,
+        "run_id": found.run_id,
+        **{k: metrics[k] for k in keep if k in metrics},
+    }
 
 
 def eligible_estimate(frame: pd.DataFrame, config: BankConfig) -> dict:
@@ -194,48 +213,69 @@ def alerts_of(result: dict, config: BankConfig) -> list[dict]:
                     }
                 )
     for entry in result.get("history", []):
-        real, figures = entry.get("realised") or {}, entry.get("test_figures") or {}
-        if "auc" in real and "test_auc" in figures:
-            drop = figures["test_auc"] - real["auc"]
-            level = _auc_band(drop, policy) if drop > 1.96 * real["auc_se"] else OK
-            if level != OK:
-                found.append(
-                    {
-                        "what": f"realised AUC {entry['cutoff']} below the test AUC",
-                        "segment": ALL,
-                        "psi": None,
-                        "band": level,
-                        "value": round(real["auc"], 4),
-                        "reference": round(figures["test_auc"], 4),
-                    }
-                )
-        low, high = entry.get("estimated_auc_low"), entry.get("estimated_auc_high")
-        gap = abs(real["auc"] - entry["estimated_auc"]) if "auc" in real and low else 0.0
-        # calibration no longer holds: outside the sampling interval and by a material margin
-        if gap >= policy.auc_drop_watch and not low <= real["auc"] <= high:
-            found.append(
-                {
-                    "what": f"realised AUC {entry['cutoff']} outside the estimate's interval "
-                    "(calibration no longer holds)",
-                    "segment": ALL,
-                    "psi": None,
-                    "band": WATCH,
-                    "value": round(real["auc"], 4),
-                    "reference": f"{low:.4f}–{high:.4f}",
-                }
-            )
-        control = entry.get("control") or {}
-        if control.get("customers_saved_high") is not None and control["customers_saved_high"] < 0:
-            found.append(
-                {
-                    "what": f"listed customers churned more than control ({entry['cutoff']})",
-                    "segment": ALL,
-                    "psi": None,
-                    "band": WATCH,
-                    "value": round(control["difference"], 4),
-                }
-            )
+        found += history_alerts(entry, policy)
     return sorted(found, key=lambda a: (-LEVELS.index(a["band"]), -(a["psi"] or 0)))
+
+
+def history_alerts(entry: dict, policy) -> list[dict]:
+    """The findings of one scored cutoff of the history: realised AUC against the test AUC
+    and against its estimate, the lists' effect, the uplift model's ranking."""
+    found = []
+    real, figures = entry.get("realised") or {}, entry.get("test_figures") or {}
+    if "auc" in real and "test_auc" in figures:
+        drop = figures["test_auc"] - real["auc"]
+        level = _auc_band(drop, policy) if drop > 1.96 * real["auc_se"] else OK
+        if level != OK:
+            found.append(
+                {
+                    "what": f"realised AUC {entry['cutoff']} below the test AUC",
+                    "segment": ALL,
+                    "psi": None,
+                    "band": level,
+                    "value": round(real["auc"], 4),
+                    "reference": round(figures["test_auc"], 4),
+                }
+            )
+    low, high = entry.get("estimated_auc_low"), entry.get("estimated_auc_high")
+    gap = abs(real["auc"] - entry["estimated_auc"]) if "auc" in real and low else 0.0
+    # calibration no longer holds: outside the sampling interval and by a material margin
+    if gap >= policy.auc_drop_watch and not low <= real["auc"] <= high:
+        found.append(
+            {
+                "what": f"realised AUC {entry['cutoff']} outside the estimate's interval "
+                "(calibration no longer holds)",
+                "segment": ALL,
+                "psi": None,
+                "band": WATCH,
+                "value": round(real["auc"], 4),
+                "reference": f"{low:.4f}–{high:.4f}",
+            }
+        )
+    control = entry.get("control") or {}
+    if control.get("customers_saved_high") is not None and control["customers_saved_high"] < 0:
+        found.append(
+            {
+                "what": f"listed customers churned more than control ({entry['cutoff']})",
+                "segment": ALL,
+                "psi": None,
+                "band": WATCH,
+                "value": round(control["difference"], 4),
+            }
+        )
+    if control.get("uplift_qini_high") is not None and control["uplift_qini_high"] < 0:
+        trained = (entry.get("uplift_training") or {}).get("qini")
+        found.append(
+            {
+                "what": f"the uplift model ranks worse than chance ({entry['cutoff']}): "
+                "retrain it or rank by risk ([lists] ranking)",
+                "segment": ALL,
+                "psi": None,
+                "band": WATCH,
+                "value": round(control["uplift_qini"], 5),
+                "reference": None if trained is None else round(trained, 5),
+            }
+        )
+    return found
 
 
 def _auc_band(drop: float, policy) -> str:
@@ -280,6 +320,9 @@ def history(
         entry.update({k: est.get(k) for k in ("estimated_auc", "estimated_auc_low")})
         entry.update({k: est.get(k) for k in ("estimated_auc_high", "estimated_churn_rate")})
         entry["test_figures"] = test_figures(CHURN.model, version)
+        uplift = version_column("uplift")
+        if uplift in scored:  # the Qini the uplift model was trained to, beside the month's
+            entry["uplift_training"] = uplift_figures(str(scored[uplift].iloc[0]))
         day = date.fromisoformat(cutoff)
         if last is not None and matured(day, last, config):
             step(f"labels of {cutoff}")
