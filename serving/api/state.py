@@ -117,10 +117,15 @@ class Snapshot:
 
     def rm_name(self, rm_id: str | None) -> str | None:
         """The RM's name as the warehouse's ``rms`` table gives it (None when not known)."""
-        if rm_id is None or "name" not in self.rms:
-            return None
-        names = self.rms["name"][id_text(self.rms["rm_id"]) == rm_id]
-        return str(names.iloc[0]) if len(names) and pd.notna(names.iloc[0]) else None
+        return self.rm_names.get(rm_id)
+
+    @cached_property
+    def rm_names(self) -> dict[str, str]:
+        """Every RM's name by id as text (none for a snapshot written without names)."""
+        if "name" not in self.rms:
+            return {}
+        known = self.rms[self.rms["name"].notna()]
+        return dict(zip(id_text(known["rm_id"]), known["name"].astype(str), strict=True))
 
     def history_of(self, key) -> pd.DataFrame:
         """A customer's months (``month``, ``aum``, ``contribution``), oldest first."""

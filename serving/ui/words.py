@@ -113,7 +113,6 @@ WORDS = {
     "expected_loss": ("预期损失", "Expected loss"),
     "value_added": ("预计增加贡献", "Value added"),
     "offer_propensity": ("购买意向", "Propensity"),
-    "a_year": ("年贡献", "a year"),
     "renewal": ("{amount}元 {date}到期", "CNY {amount} maturing {date}"),
     "sort_by": ("排序", "Sort by"),
     "asc": ("升序", "ascending"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from pathlib import Path
 
@@ -290,11 +291,40 @@ def test_list_files_are_for_people_in_the_lists_language(scored, lists):
     assert growth.exists() or not (scored.out / "growth.parquet").exists()
 
 
+def test_the_snapshot_carries_each_customers_past_and_files_in_every_language(scored, scores):
+    history = pd.read_parquet(scored.out / "history.parquet")
+    months = sorted(history["month"].unique())
+    assert len(months) == 12 and months[-1] == CUTOFF.date()
+    assert set(history["customer_id"]) <= set(scores["customer_id"])
+    features = pd.read_parquet(scored.out / "features.parquet").set_index("customer_id")
+    last = history[history["month"] == CUTOFF.date()].set_index("customer_id")
+    assert np.allclose(last["aum"], features.loc[last.index, "aum_avg_1m"], rtol=1e-5)
+    contacts = pd.read_parquet(scored.out / "contacts.parquet")
+    raw = read_table(scored.bank, "interactions")
+    ts = pd.to_datetime(raw["ts"])
+    since = CUTOFF - pd.DateOffset(months=12) + pd.Timedelta(days=1)
+    window = raw[(ts >= since) & (ts < CUTOFF + pd.Timedelta(days=1))]
+    window = window[window["customer_id"].isin(scores["customer_id"])]
+    assert len(window) > 0
+    assert sorted(contacts["interaction_id"]) == sorted(window["interaction_id"])
+    assert pd.read_parquet(scored.out / "rms.parquet")["name"].notna().all()
+    heads = {}
+    for lang in ("en", "zh"):
+        files = sorted((scored.out / "lists" / lang).glob("*.csv"))
+        assert files and len(list((scored.out / "lists" / lang).glob("*.xlsx"))) == len(files)
+        heads[lang] = pd.read_csv(files[0], encoding="utf-8-sig", nrows=0).columns[0]
+    assert heads == {"en": "Rank", "zh": "排名"}
+    for top in (scored.out / "lists").glob("*.csv"):  # today's paths: the run's language
+        assert top.read_bytes() == (scored.out / "lists" / "en" / top.name).read_bytes()
+
+
 def test_the_report_is_self_contained(scored):
     page = (scored.out / "report.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") >= 3
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert "Pareto" in page and "Model versions" in page
+    counts = re.findall(r"<td class=n>([\d,.]+)</td>", page)  # the per-RM table
+    assert counts and not [c for c in counts if "." in c]  # whole numbers: 29, not 29.0
 
 
 def test_reasons_find_the_true_driver_of_top_decile_churners(scored):
