@@ -4,8 +4,8 @@ Starts `retain serve` (2 workers) on the project's MLflow store and a scored sna
 `data/scores`; run `make demo` first), logs in with a throw-away admin key, then:
 
 - my list: the three longest retention lists (an RM's or an outlet's, up to 400 rows)
-  requested ``--runs`` times one after another; the page's own ``Server-Timing`` header gives the server
-  time (routing, list building, rendering), the client measures the round trip;
+  requested ``--runs`` times one after another; the page's own ``Server-Timing`` header gives
+  the server time (routing, list building, rendering), the client measures the round trip;
 - outcome writes: ``OutcomeStore.record`` on a fresh SQLite file (WAL), one write per
   transaction, as the page and the API write them; and the page's form post end to end.
 

@@ -99,11 +99,15 @@ def test_every_customer_already_leaving_is_listed_and_nobody_below_the_minimum_r
     assert set(lists["risk_band"]) <= {"high", "medium"}
 
 
-def test_retention_offers_keep_money_and_renewals_name_what_matures(lists, scored):
+def test_retention_offers_keep_money_and_renewals_name_what_matures(lists, scored, scores):
     products = read_table(scored.bank, "products").set_index("product")["kind"]
     offered = lists["next_best_offer"].dropna()
     assert len(offered) > 0.3 * len(lists)
     assert (offered.map(products) == "asset").all(), offered.map(products).value_counts()
+    # a product (not a renewal) only to a customer at least as likely as the month's average
+    pushed = lists[lists["next_best_offer"].notna() & lists["offer_amount"].isna()]
+    usual = pushed["next_best_offer"].map(lambda p: scores[f"propensity_{p}"].mean())
+    assert len(pushed) and (pushed["offer_propensity"] >= usual - 1e-12).all()
     renewals = lists[lists["action"] == "offer_renewal"]
     assert len(renewals) > 0
     assert renewals["next_best_offer"].notna().all()
@@ -191,6 +195,9 @@ def test_every_growth_row_has_its_reasons_and_only_listed_ones_are_explained(gro
     explained = set(scores.loc[scores["growth_reason_1_text_en"].notna(), "customer_id"])
     assert explained == set(growth.loc[growth["reason_1"].notna(), "customer_id"])
     assert scores["growth_offer"].notna().sum() > len(explained)
+    # why the offer fits: never a bare balance, a tier or a risk fact
+    texts = pd.concat([growth[f"reason_{r}"] for r in (1, 2, 3)]).dropna()
+    assert not texts.str.match(r"Average AUM|Tier |AUM down|Paid other banks").any()
 
 
 def test_lists_hold_only_the_rms_own_customers_as_of_the_cutoff(lists, scored):

@@ -109,6 +109,9 @@ def test_the_customer_page_shows_scores_and_reasons(site, context):
         r["text_en"] for r in result["reasons"]
     ]
     assert page.locator("#history svg.chart").count() == 2
+    held = set(page.inner_text("#held").split(", "))
+    offered = set(page.locator("#propensities dt").all_inner_texts())
+    assert offered and not offered & held  # a product the customer has is nothing to offer
 
 
 def test_an_outcome_is_recorded_once_shown_and_exported(site, context, scored, tmp_path):
