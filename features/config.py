@@ -176,7 +176,9 @@ class ListPolicy(Frozen):
 
 
 class OfferPolicy(Frozen):
-    """Which product kinds a retention row may offer, and which are growth offers."""
+    """Which product kinds a retention row may offer, and which are growth offers; a product
+    is offered only to a customer at least ``min_lift`` times as likely to take it as the
+    month's average customer (1: no less likely than average; 0: whatever the chance)."""
 
     retention_kinds: tuple[Literal["asset", "liability", "service"], ...] = ("asset",)
     growth_kinds: tuple[Literal["asset", "liability", "service"], ...] = (
@@ -184,6 +186,7 @@ class OfferPolicy(Frozen):
         "liability",
         "service",
     )
+    min_lift: float = Field(default=1.0, ge=0)
 
 
 class MonitoringPolicy(Frozen):

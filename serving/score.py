@@ -106,7 +106,8 @@ def explain_growth(
     models: ModelSet, features: pd.DataFrame, offers: pd.Series, langs
 ) -> dict[str, np.ndarray]:
     """Reasons for growth offers from the offered model itself (the upgrade model for a tier
-    upgrade, the product's cross-sell model for a product): ``growth_reason_k_text_<lang>``."""
+    upgrade, the product's cross-sell model for a product), in growth words (why the offer
+    fits: ``serving.explain``, ``growth``): ``growth_reason_k_text_<lang>``."""
     columns = growth_reason_columns(len(features), langs)
     by_model = {TIER_UPGRADE: models.upgrade, **models.cross_sell}
     for offer, model in by_model.items():
@@ -115,7 +116,7 @@ def explain_growth(
             continue
         products = products_from_json(model.metadata.get("products", []))
         reasons = explain(
-            model.booster, features, model.metadata["features"], rows, TOP_K, products
+            model.booster, features, model.metadata["features"], rows, TOP_K, products, growth=True
         )
         for rank in range(TOP_K):
             for lang in langs:
