@@ -55,7 +55,7 @@ bench: $(STAMP) nginx
 	test -d data/scores_2024-11 || $(BIN)/retain score --cutoff 2024-11-30 --out data/scores_2024-11
 	cd benchmarks && ../$(BIN)/python monitor.py --reference ../data/scores_2024-11 --current ../data/scores \
 		--work ../data/bench_monitor
-	cd benchmarks && ../$(BIN)/python api.py
+	cd benchmarks && ../$(BIN)/python api.py && ../$(BIN)/python api.py --proxy
 
 serve: $(STAMP)
 	$(BIN)/retain serve

@@ -38,11 +38,13 @@ def nginx_binary() -> str:
 
 
 def per_worker_default() -> int:
-    """What one worker's own admission control holds (served + queued; RETAIN_MAX_IN_FLIGHT
-    and RETAIN_MAX_QUEUE, as `retain serve` reads them): the proxy passes on no more."""
+    """The requests one worker serves at once (RETAIN_MAX_IN_FLIGHT, as `retain serve` reads
+    it). Passing on more only fills the workers' own queues, where the excess is turned away
+    by Python at a millisecond of CPU each, the CPU the served requests need; the workers'
+    queues still take up an uneven spread between workers (they share one socket)."""
     from serving.api.shedding import Limits
 
-    return Limits.from_env().most_at_once
+    return Limits.from_env().in_flight
 
 
 def render(listen: str, upstream: str, slots: int, retry_after: int = 1) -> str:
