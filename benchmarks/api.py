@@ -95,7 +95,8 @@ def worker_pids(pid: int) -> set[int]:
 
 def shed_by_service(service: dict) -> float:
     """Requests the workers turned away themselves so far (their /metrics, asked directly)."""
-    text = httpx.get(service["direct_url"] + "/metrics", timeout=10).text
+    headers = {"Authorization": f"Bearer {service['key']}"}  # the admin key reads /metrics
+    text = httpx.get(service["direct_url"] + "/metrics", headers=headers, timeout=10).text
     return sum(
         float(line.split()[-1])
         for line in text.splitlines()

@@ -39,7 +39,7 @@ def worker_pids(site) -> set[int]:
 
 
 def shed_by_the_service(site) -> float:
-    metrics = httpx.get(site.url + "/metrics", timeout=10).text
+    metrics = site.call("GET", "/metrics", "admin", timeout=10).text
     return sum(
         float(line.split()[-1])
         for line in metrics.splitlines()
