@@ -1,4 +1,5 @@
-"""The table contract of DESIGN §4 (``SCHEMAS``) and ``validate_warehouse`` to check it.
+"""The table contract of docs/design.md §4 (``SCHEMAS``) and ``validate_warehouse`` to check
+it.
 
 Every rule is computed where the tables are — DuckDB over a directory's parquet parts, the
 PostgreSQL database, or Spark — and nothing but counts and a few example keys comes back:
@@ -224,7 +225,7 @@ SCHEMAS: dict[str, TableSchema] = {
         },
         (RESOLVED_AFTER_RAISED,),
     ),
-    # optional (DESIGN §14): earlier campaigns' randomised assignments; p_treat is the known
+    # optional (docs/design.md §14): earlier campaigns' randomised assignments; p_treat is the known
     # probability of being put on a list — for "none" the probability it would have been
     # drawn — strictly between 0 and 1, or the row was never randomised
     LIST_ASSIGNMENTS: TableSchema(
@@ -251,10 +252,10 @@ def validate_warehouse(
     Parameters
     ----------
     warehouse : Path or str
-        Directory holding the tables of DESIGN §4 (``<table>.parquet`` or ``<table>/*.parquet``),
-        the URL of a database holding them (``postgres://user@host:port/db``), or a Spark
-        catalog database (``spark://DB``). Optional tables (``list_assignments``) are checked
-        when present and never missed.
+        Directory holding the tables of docs/design.md §4 (``<table>.parquet`` or
+        ``<table>/*.parquet``), the URL of a database holding them
+        (``postgres://user@host:port/db``), or a Spark catalog database (``spark://DB``).
+        Optional tables (``list_assignments``) are checked when present and never missed.
     settings : WarehouseConfig
         The engine that computes the checks, as for the feature build: a directory is read by
         DuckDB or by Spark (its master and memory); ``spark://DB`` needs Spark; a database

@@ -26,7 +26,7 @@ from features.sources.database import as_location, is_database_url
 from features.sources.files import read_meta, table_files, table_glob
 
 # DuckDB may hold this much while it checks (hash tables of the keys, the joins), spilling
-# the rest to a scratch folder: validation must not be the monthly run's peak (DESIGN §9:
+# the rest to a scratch folder: validation must not be the monthly run's peak (docs/design.md §9:
 # 1M customers within 2 GB for the whole process).
 DUCKDB_MEMORY_LIMIT = "1GB"
 

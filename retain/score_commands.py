@@ -66,7 +66,7 @@ def score(
     day = month_end(cutoff)
     if out is None and bank.service.scores is None:
         fail("give --out DIR (the configuration's service.scores is empty)", 2)
-    require_valid(location)
+    require_valid(location, bank.warehouse)
     summary = score_month(location, day, out or Path(bank.service.scores), bank, k)
     print_score(summary)
     save_json(json_path, summary)
@@ -111,4 +111,6 @@ def print_score(summary: dict) -> None:
     if summary.get("reason_fidelity") is not None:
         fidelity = f"{summary['reason_fidelity']:.3f} of {summary['fidelity_churners']} churners"
         rows.append(("reason fidelity (truth)", fidelity))
-    console.print(table(f"scores, lists and report in {summary['out']}", ["", ""], rows))
+    written = table(f"scores, lists and report in {summary['out']}", ["", ""], rows)
+    written.show_header = False  # a two-column list of facts: a header row would be empty
+    console.print(written)

@@ -5,8 +5,8 @@ assignment of that cutoff (the warehouse's ``list_assignments`` — a bank's ear
 or retain's own ``assignments.parquet`` loaded back) whose probability of a call is strictly
 between 0 and 1: the already leaving (called by rule) and a policy without a draw teach
 nothing about the effect. Called = ``treated`` or ``explore``. Splits are out of time with the
-embargo of DESIGN §5: the held-out months are the latest matured cutoffs, training every cutoff
-at least ``horizon`` months before the first of them.
+embargo of docs/design.md §5: the held-out months are the latest matured cutoffs, training
+every cutoff at least ``horizon`` months before the first of them.
 
 Too little history is refused with the power calculation (:func:`power_needed`): how many
 control customers an average effect of a given size needs, and how many months that is at the
