@@ -33,7 +33,9 @@ def command(bank: Path, summary: Path, previous: Path | None) -> str:
     first = ""
     if previous is not None:  # the earlier commit's own packages, first on the path
         first = (
-            f"import sys; sys.path.insert(0, {str(previous)!r}); import features.schema as s; "
+            # from its own folder too: ./retain.toml is read, and this one's has newer keys
+            f"import os, sys; os.chdir({str(previous)!r}); sys.path.insert(0, {str(previous)!r}); "
+            "import features.schema as s; "
             f"assert s.__file__.startswith({str(previous)!r}), s.__file__; "
         )
     # validate exits 1 on violations: standalone_mode=False returns the code, sys.exit keeps it

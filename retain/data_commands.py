@@ -116,13 +116,20 @@ def _print_bank(out: Path, seconds: float, meta: dict, regime: dict | None) -> N
 
 
 def validate(
-    warehouse: WarehouseOption = None, config: ConfigOption = None, json_path: JsonOption = None
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
+    spark_memory: SparkMemoryOption = None,
+    json_path: JsonOption = None,
 ) -> None:
-    """Check a warehouse against the table contract; list every violation, exit 1 if any."""
+    """Check a warehouse against the table contract, computed by the engine (a database by
+    itself); list every violation, exit 1 if any."""
     from features.engine import EngineError
     from features.schema import validate_warehouse
 
-    bank = bank_config(config)
+    settings = engine_options(engine, spark_master, spark_memory)
+    bank = with_options(bank_config(config), warehouse=settings)
     location = warehouse_location(warehouse, bank)
     try:
         with console.status("validating…"):

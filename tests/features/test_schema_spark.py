@@ -3,14 +3,17 @@ catalog, report what DuckDB reports."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 from test_schema import FAULTS, Bank
 
 from features.config import WarehouseConfig
 from features.engine import EngineError, spark_session
-from features.schema import validate_warehouse
+from features.schema import Violation, validate_warehouse
 from features.sources.files import table_glob
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java 17")
@@ -58,3 +61,28 @@ def test_a_spark_catalog_database_is_validated_on_spark(tmp_path):
     ]
     with pytest.raises(EngineError, match="use --engine spark"):
         validate_warehouse("spark://faulty")
+
+
+def test_retain_validate_runs_on_the_engine_it_is_given(tmp_path):
+    faults = ["duplicate customer", "negative balance"]
+    bank = Bank()
+    for name in faults:
+        FAULTS[name][0](bank)
+    warehouse = bank.write(tmp_path / "bank")
+    report = tmp_path / "violations.json"
+    spark = ["--engine", "spark", "--spark-master", "local[1]", "--spark-memory", "1g"]
+
+    result = _retain("validate", "--warehouse", str(warehouse), *spark, "--json", str(report))
+
+    assert result.returncode == 1, result.stderr[-2000:]
+    found = [Violation(**v) for v in json.loads(report.read_text())["violations"]]
+    assert found == validate_warehouse(warehouse)
+    assert _summary(found) == {FAULTS[name][1] for name in faults}
+    catalog = _retain("validate", "--warehouse", "spark://faulty", "--engine", "duckdb")
+    assert catalog.returncode == 2
+    assert "spark://faulty is a Spark catalog database: use --engine spark" in catalog.stderr
+
+
+def _retain(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "retain", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
