@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -25,9 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_measured(code: str, poll_seconds: float = 0.2, timeout: float | None = None) -> dict:
-    """Run ``python -c code`` and return wall seconds and peak RSS (MB, process tree).
+    """Run ``python -c code`` and return wall seconds, CPU seconds (user + system of the child
+    and the children it waited for) and peak RSS (MB, process tree). On a machine shared with
+    other jobs the CPU seconds move less than the wall time.
 
     Raises TimeoutError (after killing the tree) when it runs longer than ``timeout``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     # from the project root, so `features` is the package, not benchmarks/features.py
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
@@ -48,9 +52,11 @@ def run_measured(code: str, poll_seconds: float = 0.2, timeout: float | None = N
             pass
         time.sleep(poll_seconds)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if child.returncode != 0:
         raise RuntimeError(f"benchmark step failed with exit code {child.returncode}")
-    return {"seconds": seconds, "peak_rss_mb": peak / 2**20}
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak / 2**20}
 
 
 def median_of(runs: list[dict]) -> dict:

@@ -93,7 +93,7 @@ def main() -> None:
                 tree = previous if engine == "previous" else None
                 results[engine] = measure(bank, args.repeats, tree, args.timeout)
             except (RuntimeError, TimeoutError) as exc:
-                rows.append([f"{size:,}", engine, args.repeats, "-", "-", "-", "-", str(exc)])
+                rows.append([f"{size:,}", engine, args.repeats, *["-"] * 5, str(exc)])
                 payload[f"{size}/{engine}"] = {"error": str(exc)}
                 continue
             payload[f"{size}/{engine}"] = results[engine]
@@ -106,13 +106,15 @@ def main() -> None:
                     engine,
                     result["runs"],
                     f"{result['seconds']:.1f}",
+                    f"{result['cpu_seconds']:.1f}",
                     f"{result['peak_rss_mb']:,.0f}",
                     result["violations"],
                     ratio,
                     verdict(size, engine, result),
                 ]
             )
-    columns = ["customers", "build", "runs", "seconds (median)", "peak RSS MB", "violations"]
+    columns = ["customers", "build", "runs", "seconds (median)", "CPU s", "peak RSS MB"]
+    columns.append("violations")
     report("validate", [*columns, "speed-up vs previous", "note"], rows, payload)
 
 
