@@ -9,7 +9,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 # LightGBM's OpenMP threads sleep while they wait instead of spinning (2 busy cores)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test bench serve ui lint install pg chromium fonts
+.PHONY: demo test bench serve ui lint install pg chromium fonts nginx
 
 install: $(STAMP)
 
@@ -27,6 +27,13 @@ demo: $(STAMP) fonts
 pg:
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql)
 
+# The front proxy (deploy/nginx.conf) is Debian's nginx; its tests and `benchmarks/api.py --proxy`
+# run their own, unprivileged. Install it if it is missing, and stop and disable the default
+# site on port 80 that the package starts where systemd runs: nothing here uses it.
+nginx:
+	test -x /usr/sbin/nginx || (apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx \
+		&& (systemctl disable --now nginx >/dev/null 2>&1 || true))
+
 # Chinese charts in the report need a CJK font; a bare machine has none.
 fonts:
 	ls /usr/share/fonts/opentype/noto/NotoSansCJK* >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-noto-cjk)
@@ -36,10 +43,10 @@ fonts:
 chromium:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
 
-test: $(STAMP) pg fonts chromium
+test: $(STAMP) pg fonts chromium nginx
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) nginx
 	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]  # 5: no slow tests collected
 	test -d data/scores || $(BIN)/retain demo  # models and snapshot for the monthly, monitor and API benchmarks
 	cd benchmarks && ../$(BIN)/python synth.py && ../$(BIN)/python features.py && ../$(BIN)/python train.py \
@@ -48,7 +55,7 @@ bench: $(STAMP)
 	test -d data/scores_2024-11 || $(BIN)/retain score --cutoff 2024-11-30 --out data/scores_2024-11
 	cd benchmarks && ../$(BIN)/python monitor.py --reference ../data/scores_2024-11 --current ../data/scores \
 		--work ../data/bench_monitor
-	cd benchmarks && ../$(BIN)/python api.py
+	cd benchmarks && ../$(BIN)/python api.py && ../$(BIN)/python api.py --proxy
 
 serve: $(STAMP)
 	$(BIN)/retain serve

@@ -19,8 +19,15 @@ time, so a stall on either side is not hidden (no coordinated omission).
 The worker processes are listed before and after: a worker that died (and was replaced)
 shows as a changed PID; /livez and /readyz must answer 200 after the sweep.
 
+With ``--proxy`` the load goes through the front proxy (deploy/nginx.conf on Debian's nginx,
+`make nginx`), started on loopback in front of the service and passing on at most
+``--proxy-per-worker`` (default: what a worker's own admission control holds) × workers
+requests at once; the rest it answers 503 itself. Each run then also says how many requests
+the workers turned away themselves (their ``retain_requests_shed_total``) and the proxy's CPU.
+The results go to results/api_proxy.json unless ``--name`` says otherwise.
+
 Usage: python benchmarks/api.py [--rate 100,200,400] [--seconds 15] [--repeats 3]
-       [--batch-rate 5] [--scores data/scores]
+       [--batch-rate 5] [--scores data/scores] [--proxy [--proxy-per-worker N]]
 """
 
 from __future__ import annotations
@@ -33,13 +40,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pandas as pd
 import psutil
-from common import ROOT, report, served
+from common import ROOT, free_port, report, served
 
 # the project's packages, not benchmarks/features.py next to this file
 sys.path.insert(0, str(ROOT))
@@ -62,8 +72,11 @@ def records(features: pd.DataFrame, names: list[str]) -> list[dict]:
     return out
 
 
-def workers(pid: int) -> dict[int, float]:
-    """The service's processes (BentoML's arbiter and workers): pid → CPU seconds so far."""
+def workers(pid: int | None) -> dict[int, float]:
+    """A process and its descendants (the service: BentoML's arbiter and workers; the proxy:
+    nginx's master and worker): pid → CPU seconds so far."""
+    if pid is None:
+        return {}
     root = psutil.Process(pid)
     out = {}
     for process in [root, *root.children(recursive=True)]:
@@ -80,6 +93,21 @@ def worker_pids(pid: int) -> set[int]:
     return {p.pid for p in root.children(recursive=True) if any("worker" in a for a in p.cmdline())}
 
 
+def shed_by_service(service: dict) -> float:
+    """Requests the workers turned away themselves so far (their /metrics, asked directly)."""
+    headers = {"Authorization": f"Bearer {service['key']}"}  # the admin key reads /metrics
+    text = httpx.get(service["direct_url"] + "/metrics", headers=headers, timeout=10).text
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("retain_requests_shed_total")
+    )
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(after.get(p, c) - c for p, c in before.items())
+
+
 def offer(service: dict, bodies: Path, rate: float, seconds: float, timeout: float = 10) -> dict:
     """One open-loop run from a fresh client process; figures of that run."""
     spec = {
@@ -92,6 +120,8 @@ def offer(service: dict, bodies: Path, rate: float, seconds: float, timeout: flo
         "timeout": timeout,
     }
     cpu_before = workers(service["pid"])
+    proxy_before = workers(service.get("proxy_pid"))
+    shed_before = shed_by_service(service)
     done = subprocess.run(
         [sys.executable, str(LOADGEN)],
         input=json.dumps(spec),
@@ -100,6 +130,8 @@ def offer(service: dict, bodies: Path, rate: float, seconds: float, timeout: flo
         check=True,
     )
     cpu_after = workers(service["pid"])
+    proxy_after = workers(service.get("proxy_pid"))
+    shed_after = shed_by_service(service)
     raw = json.loads(done.stdout)
     wall = raw["wall_seconds"]
     ok, shed = np.array(raw["ok"]) * 1000, np.array(raw["rejected"]) * 1000
@@ -108,7 +140,6 @@ def offer(service: dict, bodies: Path, rate: float, seconds: float, timeout: flo
     def pct(values, q):
         return float(np.percentile(values, q)) if len(values) else None
 
-    service_cpu = sum(cpu_after.get(p, c) - c for p, c in cpu_before.items())
     return {
         "offered_rps": rate,
         "requests": raw["requests"],
@@ -124,8 +155,10 @@ def offer(service: dict, bodies: Path, rate: float, seconds: float, timeout: flo
         "rejected_p50_ms": pct(shed, 50),
         "rejected_p99_ms": pct(shed, 99),
         "rejected_without_retry_after": raw["rejected_without_retry_after"],
+        "rejected_by_service": shed_after - shed_before,  # the rest, by the proxy (if any)
         "client_cpu_pct": 100 * raw["client_cpu_seconds"] / wall,
-        "service_cpu_pct": 100 * service_cpu / wall,
+        "service_cpu_pct": 100 * cpu_used(cpu_before, cpu_after) / wall,
+        "proxy_cpu_pct": 100 * cpu_used(proxy_before, proxy_after) / wall,
         "client_send_lag_ms": 1000 * raw["send_lag_seconds"],
         "connections": raw["connections"],
         "wall_seconds": wall,
@@ -187,25 +220,34 @@ def _ms(value) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", help="offered single-customer rates, e.g. 100,200,400")
+    parser.add_argument("--capacity", type=float, help="no ramp: offer 1×, 2×, 4× this rate")
     parser.add_argument("--seconds", type=float, default=15, help="per rate and repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--start", type=float, default=40, help="first rate of the ramp")
     parser.add_argument("--ramp-seconds", type=float, default=6)
     parser.add_argument("--batch-rate", type=float, default=5, help="1,000-customer batches/s")
     parser.add_argument("--scores", type=Path, default=ROOT / "data" / "scores")
-    parser.add_argument("--name", default="api", help="results/<name>.json")
+    parser.add_argument("--proxy", action="store_true", help="through nginx (deploy/nginx.conf)")
+    parser.add_argument("--proxy-per-worker", type=int, help="requests at once per worker")
+    parser.add_argument("--name", help="results/<name>.json (default api, or api_proxy)")
     args = parser.parse_args()
+    args.name = args.name or ("api_proxy" if args.proxy else "api")
     if not (args.scores / "features.parquet").exists():
         raise SystemExit(f"{args.scores} has no scored snapshot: run `make demo` first")
+    return args
+
+
+def write_bodies(scores: Path) -> tuple[Path, Path]:
+    """Single-customer (with reasons) and 1,000-customer request bodies, one JSON a line,
+    serialised once up front: the client shares the 2 cores with the server."""
     from features.catalog import feature_names
     from features.targets import ELIGIBLE_CHURN
-    from serving.api.shedding import Limits
     from training.dataset import products_in
 
-    features = pd.read_parquet(args.scores / "features.parquet")
+    features = pd.read_parquet(scores / "features.parquet")
     names = feature_names(products_in(features))
     # customers the churn model is for (eligible at the cutoff): the others may lack inputs
     # the models need, which the API rightly refuses with 422
@@ -213,7 +255,6 @@ def main() -> None:
     sample = eligible.sample(min(len(eligible), 2_000), random_state=0)
     folder = Path(tempfile.mkdtemp(prefix="retain-api-load-"))
     singles, batches = folder / "singles.jsonl", folder / "batches.jsonl"
-    # bodies are serialised once, up front: the client shares the 2 cores with the server
     singles.write_text(
         "".join(
             json.dumps({"customers": [r], "explain": True}) + "\n" for r in records(sample, names)
@@ -226,29 +267,99 @@ def main() -> None:
             for i in (0, 1000)
         )
     )
-    limits = Limits.from_env()
-    load_before = os.getloadavg()
-    with served(args.scores, prefix="retain-api-bench-") as service:
-        before = worker_pids(service["pid"])
-        offer(service, singles, 20, 3)  # warm the workers up
-        steps, capacity = [], None
-        if args.rate:
-            rates = [float(r) for r in args.rate.split(",")]
-        else:
+    return singles, batches
+
+
+@contextmanager
+def fronted(service: dict, proxy: bool, per_worker: int | None) -> Iterator[dict]:
+    """The service as the client sees it: directly, or through nginx on a free loopback port
+    passing on at most ``per_worker`` × workers requests at once."""
+    service = {**service, "direct_url": service["url"]}
+    if not proxy:
+        yield service
+        return
+    from deploy.proxy import per_worker_default, start
+
+    slots = len(worker_pids(service["pid"])) * (per_worker or per_worker_default())
+    upstream = urlsplit(service["url"]).netloc
+    nginx = start(f"127.0.0.1:{free_port()}", upstream, slots)
+    try:
+        yield {**service, "url": nginx.url, "proxy_pid": nginx.process.pid, "slots": slots}
+    finally:
+        nginx.stop()
+
+
+def sweep(service: dict, singles: Path, args) -> tuple[list[dict], float | None, list[dict]]:
+    """The offered rates (``--rate``, 1/2/4 × ``--capacity``, or 1/2/4 × a ramp's capacity),
+    median of ``--repeats`` runs each: (results, capacity, ramp steps)."""
+    steps, capacity = [], args.capacity
+    if args.rate:
+        rates = [float(r) for r in args.rate.split(",")]
+    else:
+        if capacity is None:
             capacity, steps = ramp(service, singles, args.start, args.ramp_seconds)
             print(f"capacity: {capacity:.0f} req/s", flush=True)
-            rates = [capacity, 2 * capacity, 4 * capacity]
-        results = []
-        for rate in rates:
-            runs = []
-            for _ in range(args.repeats):
-                runs.append(offer(service, singles, rate, args.seconds))
-                print(_line("run", runs[-1]), flush=True)
-                time.sleep(1)
-            results.append(median_run(runs))
-        if args.rate:
-            good = [r["offered_rps"] for r in results if clean(r)]
-            capacity = max(good) if good else None
+        rates = [capacity, 2 * capacity, 4 * capacity]
+    results = []
+    for rate in rates:
+        runs = []
+        for _ in range(args.repeats):
+            runs.append(offer(service, singles, rate, args.seconds))
+            print(_line("run", runs[-1]), flush=True)
+            time.sleep(1)
+        results.append(median_run(runs))
+    if args.rate:
+        good = [r["offered_rps"] for r in results if clean(r)]
+        capacity = max(good) if good else None
+    for r in results:
+        r["times_capacity"] = r["offered_rps"] / capacity if capacity else None
+        r["goodput_of_capacity"] = r["goodput_rps"] / capacity if capacity else None
+    return results, capacity, steps
+
+
+COLUMNS = [
+    "offered req/s",
+    "goodput req/s",
+    "shed req/s (by workers)",
+    "errors",
+    "p50 ok ms",
+    "p99 ok ms",
+    "p99 shed ms",
+    "client CPU",
+    "service CPU",
+    "proxy CPU",
+]
+
+
+def row(r: dict, offered: str | None = None) -> list:
+    times, share = r.get("times_capacity"), r.get("goodput_of_capacity")
+    return [
+        offered or f"{r['offered_rps']:.0f}" + (f" ({times:.0f}×)" if times else ""),
+        f"{r['goodput_rps']:.1f}" + (f" ({100 * share:.0f}%)" if share else ""),
+        f"{r['rejected_rps']:.1f} ({r['rejected_by_service']:.0f})",
+        r["errors"],
+        _ms(r["accepted_p50_ms"]),
+        _ms(r["accepted_p99_ms"]),
+        _ms(r["rejected_p99_ms"]),
+        f"{r['client_cpu_pct']:.0f}%",
+        f"{r['service_cpu_pct']:.0f}%",
+        f"{r['proxy_cpu_pct']:.0f}%",
+    ]
+
+
+def main() -> None:
+    from serving.api.shedding import Limits
+
+    args = arguments()
+    singles, batches = write_bodies(args.scores)
+    load_before = os.getloadavg()
+    with (
+        served(args.scores, prefix="retain-api-bench-") as bare,
+        fronted(bare, args.proxy, args.proxy_per_worker) as service,
+    ):
+        before = worker_pids(service["pid"])
+        offer(service, singles, 20, 3)  # warm the workers up
+        results, capacity, steps = sweep(service, singles, args)
         batch = None
         if args.batch_rate > 0:
             batch = offer(service, batches, args.batch_rate, args.seconds, timeout=30)
@@ -258,58 +369,19 @@ def main() -> None:
             path: httpx.get(service["url"] + path, timeout=5).status_code
             for path in ("/livez", "/readyz")
         }
-    for r in results:
-        r["times_capacity"] = r["offered_rps"] / capacity if capacity else None
-        r["goodput_of_capacity"] = r["goodput_rps"] / capacity if capacity else None
-    rows = [
-        [
-            f"{r['offered_rps']:.0f}"
-            + (f" ({r['times_capacity']:.0f}×)" if r["times_capacity"] else ""),
-            f"{r['goodput_rps']:.1f}"
-            + (f" ({100 * r['goodput_of_capacity']:.0f}%)" if r["goodput_of_capacity"] else ""),
-            f"{r['rejected_rps']:.1f}",
-            r["errors"],
-            _ms(r["accepted_p50_ms"]),
-            _ms(r["accepted_p99_ms"]),
-            _ms(r["rejected_p99_ms"]),
-            f"{r['client_cpu_pct']:.0f}%",
-            f"{r['service_cpu_pct']:.0f}%",
-        ]
-        for r in results
-    ]
+    rows = [row(r) for r in results]
     if batch:
-        rows.append(
-            [
-                f"batch of 1,000 at {args.batch_rate:g}/s",
-                f"{batch['goodput_rps']:.1f}",
-                f"{batch['rejected_rps']:.1f}",
-                batch["errors"],
-                _ms(batch["accepted_p50_ms"]),
-                _ms(batch["accepted_p99_ms"]),
-                _ms(batch["rejected_p99_ms"]),
-                f"{batch['client_cpu_pct']:.0f}%",
-                f"{batch['service_cpu_pct']:.0f}%",
-            ]
-        )
+        rows.append(row(batch, f"batch of 1,000 at {args.batch_rate:g}/s"))
     died = sorted(before - after)
     report(
         args.name,
-        [
-            "offered req/s",
-            "goodput req/s",
-            "shed req/s",
-            "errors",
-            "p50 ok ms",
-            "p99 ok ms",
-            "p99 shed ms",
-            "client CPU",
-            "service CPU",
-        ],
+        COLUMNS,
         rows,
         {
             "capacity_rps": capacity,
             "criteria": {"accepted_p99_ms": P99_TARGET_MS, "shed_at_most": CLEAN_SHED},
-            "limits": limits.__dict__,
+            "limits": Limits.from_env().__dict__,
+            "proxy_slots": service.get("slots"),
             "seconds": args.seconds,
             "repeats": args.repeats,
             "results": results,
@@ -323,13 +395,14 @@ def main() -> None:
             "loadavg_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
         },
     )
+    via = f"through nginx ({service['slots']} at once)" if args.proxy else "direct"
     print(
-        f"capacity {_ms(capacity)} req/s; workers {len(before)} before, "
+        f"{via}: capacity {_ms(capacity)} req/s; workers {len(before)} before, "
         f"{len(died)} died; after the load /livez {health['/livez']}, /readyz {health['/readyz']}"
     )
     print(
         "targets at 2× capacity: goodput ≥ 80% of capacity, accepted p99 ≤ 100 ms, "
-        "rejections p99 ≤ 50 ms, no worker dies"
+        "rejections p99 ≤ 50 ms; at 4×: goodput ≥ 80% of capacity; no worker dies"
     )
 
 

@@ -1,4 +1,4 @@
-"""Proof on the truth (DESIGN §14): what each ranking's lists save, month after month, on
+"""Proof on the truth (docs/design.md §14): what each ranking's lists save, month after month, on
 synthetic banks with a history of randomised retention lists — computed exactly from the two
 potential outcomes of the synthetic truth, never estimated.
 

@@ -1,4 +1,4 @@
-"""How the churn defaults were chosen: a backtest with the DESIGN §5 embargo over three
+"""How the churn defaults were chosen: a backtest with the docs/design.md §5 embargo over three
 synthetic banks that differ (seeds, and a bank with another catalogue, tier ladder and string
 ids), against deeper trees and LightGBM's own defaults; plus the before/after of the embargo.
 

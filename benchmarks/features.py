@@ -5,8 +5,8 @@ For each bank size (customers × 24 months, 12 monthly cutoffs) every engine run
 process: wall time and peak RSS of the process tree (median of the repeats), feature rows, and
 the ratio to the previous release. The previous release is the feature code of an earlier
 commit (default 10fdc7d), checked out as a ``git worktree`` and run with this interpreter —
-its own ``features`` package first on the path. Targets (DESIGN §9): 1M customers on DuckDB in
-≤ 3 min and ≤ 4 GB peak; Spark local[2] completes within 8 GB.
+its own ``features`` package first on the path. Targets (docs/design.md §9): 1M customers on
+DuckDB in ≤ 3 min and ≤ 4 GB peak; Spark local[2] completes within 8 GB.
 
 (The plain-pandas baseline that used to stand here computed 5 of the ~90 features, so its
 speed said nothing about this build; it is gone.)

@@ -1,4 +1,5 @@
-"""`retain monitor` at a bank's scale (DESIGN §9: 1M customers × every feature and score ≤ 2 min).
+"""`retain monitor` at a bank's scale (docs/design.md §9: 1M customers × every feature and
+score ≤ 2 min).
 
 The 1M-customer inputs are built by resampling two real scored cutoffs (``retain score``
 outputs: features.parquet + scores.parquet) with replacement, seeded, under new customer ids —

@@ -2,10 +2,10 @@
 
 Each repeat is a fresh `retain run --force` in a child process (wall time and peak RSS of the
 whole process tree), into its own runs folder; the per-step figures come from the run's own
-`run.json` (seconds, peak RSS of the process during the step). Target (DESIGN §9): features at
-one cutoff → every model → reasons for list candidates → lists and report within 2 minutes on
-2 cores for 1M customers — the features and score steps; validation and monitoring are
-reported beside them (monitoring's own target is `benchmarks/monitor.py`'s).
+`run.json` (seconds, peak RSS of the process during the step). Target (docs/design.md §9):
+features at one cutoff → every model → reasons for list candidates → lists and report within 2
+minutes on 2 cores for 1M customers — the features and score steps; validation and monitoring
+are reported beside them (monitoring's own target is `benchmarks/monitor.py`'s).
 
 The champion models must be in the MLflow store the child sees (``MLFLOW_TRACKING_URI`` or
 ``--tracking-uri``); train them on a smaller bank of the same generator (``retain demo``).
@@ -27,7 +27,8 @@ from pathlib import Path
 from common import median_of, report, run_measured
 
 TARGET_SECONDS = 120
-TARGET_STEPS = ("features", "score")  # DESIGN §9: features → models → reasons → lists, report
+# docs/design.md §9: features → models → reasons → lists, report
+TARGET_STEPS = ("features", "score")
 
 
 def command(bank: Path, cutoff: str, runs: Path, summary: Path) -> str:

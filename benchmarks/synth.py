@@ -1,6 +1,6 @@
 """Synthetic bank generation: wall time and peak RSS for 100k and 1M customers × 24 months.
 
-Target (DESIGN §9 / issue 2): 1M customers in ≤ 10 min and ≤ 8 GB peak on 2 cores.
+Target (docs/design.md §9 / issue 2): 1M customers in ≤ 10 min and ≤ 8 GB peak on 2 cores.
 Usage: python benchmarks/synth.py [--sizes 100000,1000000] [--repeats 3] [--out DIR]
 """
 

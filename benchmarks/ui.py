@@ -3,9 +3,9 @@
 Starts `retain serve` (2 workers) on the project's MLflow store and a scored snapshot (default
 `data/scores`; run `make demo` first), logs in with a throw-away admin key, then:
 
-- my list: the retention list of the RMs with the longest lists (up to 400 rows) requested
-  ``--runs`` times one after another; the page's own ``Server-Timing`` header gives the server
-  time (routing, list building, rendering), the client measures the round trip;
+- my list: the three longest retention lists (an RM's or an outlet's, up to 400 rows)
+  requested ``--runs`` times one after another; the page's own ``Server-Timing`` header gives
+  the server time (routing, list building, rendering), the client measures the round trip;
 - outcome writes: ``OutcomeStore.record`` on a fresh SQLite file (WAL), one write per
   transaction, as the page and the API write them; and the page's form post end to end.
 
@@ -131,7 +131,8 @@ def main() -> None:
     ) as service:
         url, key = service["url"], service["key"]
         scores = pd.read_parquet(args.scores / "scores.parquet")
-        longest = scores["rm_id"].dropna().astype(str).value_counts().index[:3].tolist()
+        listed = scores[scores["list_kind"] == "retention"]
+        longest = listed["list_id"].value_counts().index[:3].tolist()  # RMs' or outlets' lists
         rows, payload = [], {"target_ms": TARGET_MS, "lists": {}}
         with httpx.Client(base_url=url, timeout=60) as client:
             log_in(client, key)
@@ -156,7 +157,7 @@ def main() -> None:
                     "server_p95_ms": p95,
                     "round_trip_p95_ms": rt95,
                 }
-            customer = scores.loc[scores["rm_id"] == longest[0], "customer_id"].iloc[0]
+            customer = listed.loc[listed["list_id"] == longest[0], "customer_id"].iloc[0]
             payload["form_writes_per_s"] = form_writes(client, customer, args.form_writes)
         payload["sqlite_writes_per_s"] = store_writes(args.writes)
         rows.append(

@@ -1,9 +1,15 @@
-"""Every model feature in one table: labels, reason texts, direction, drivers (DESIGN §6).
+"""Every model feature in one table: labels, reason texts, direction, drivers (docs/design.md §6).
 
 Reason templates are phrased for the direction that *raises* churn risk, because an RM reads
 them as "why this customer may leave". They are ``str.format`` templates with one ``{value}``
-placeholder, rendered by :meth:`Feature.reason`, which understands two specs besides the usual
-ones (``.0%``, ``.0f``):
+placeholder, rendered by :meth:`Feature.reason`; a value an RM would otherwise have to work out
+has a text of its own (:class:`Case`: "No money paid in for 3 months", not "Only CNY 0 paid in
+over 3 months"; "Paid other banks more than their AUM", not "114% of AUM"). A feature that can
+say why a *growth* offer fits has a second text (:class:`Growth`, rendered by
+:meth:`Feature.growth_reason`) for the values that make an offer fit ("AUM up 12% over 3
+months", "CNY 50,000 matures within 30 days: money to place"); a balance on its own, a tier or
+a risk fact is never a growth reason. Templates understand two specs besides the usual ones
+(``.0%``, ``.0f``):
 
 - ``{value:money}``: CNY, "¥1.2万" in zh (万 from 10,000, 亿 from 100 million), "CNY 12,000" in en;
 - ``{value:when true|when false}``: a boolean picks one of two texts.
@@ -70,6 +76,53 @@ CITY_TIERS = (1, 4)
 
 
 @dataclass(frozen=True)
+class Case:
+    """A text of its own for the shown values in [``low``, ``high``] (bounds included; None:
+    unbounded), used instead of the template; it may hold ``{value}`` or not."""
+
+    low: float | None
+    high: float | None
+    zh: str
+    en: str
+
+    def holds(self, value: float) -> bool:
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+
+def zero(zh: str, en: str) -> Case:
+    """The text for nothing at all (a count of 0, an amount under half a yuan)."""
+    return Case(None, 0.5, zh, en)
+
+
+GROWTH_WHEN = ("up", "down", "true", "false", "any")
+
+
+@dataclass(frozen=True)
+class Growth:
+    """Why a growth offer fits, said for the values that make it fit: ``when`` "up" (above
+    0), "down" (below 0; shown without its sign), "true", "false" (a flag) or "any"."""
+
+    zh: str
+    en: str
+    when: str = "up"
+
+    def fits(self, values: np.ndarray) -> np.ndarray:
+        """Element-wise: whether each value (NaN: missing) is one this text speaks for."""
+        values = np.asarray(values, dtype=np.float64)
+        known = ~np.isnan(values)
+        return (
+            known
+            & {
+                "up": values > 0,
+                "down": values < 0,
+                "true": values == 1,
+                "false": values == 0,
+                "any": known,
+            }[self.when]
+        )
+
+
+@dataclass(frozen=True)
 class Feature:
     """One model feature and how to explain it to a relationship manager.
 
@@ -91,6 +144,8 @@ class Feature:
         "down 35%": "negate", "abs" or a callable; None leaves the value as it is.
     minimum, maximum : the values the feature can take, bounds included (None: unbounded);
         a flag ("bool") is 0..1. Values of "int64" and "bool" features are whole numbers.
+    cases : texts of their own for some shown values (:class:`Case`), checked in order.
+    growth : why a growth offer fits (:class:`Growth`), or None: never a growth reason.
     """
 
     name: str
@@ -108,6 +163,8 @@ class Feature:
     reason_value: str | Callable[[float], float] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    cases: tuple[Case, ...] = ()
+    growth: Growth | None = None
 
     def __post_init__(self) -> None:
         if self.dtype == "bool":
@@ -129,12 +186,21 @@ class Feature:
                 f"reason_value {self.reason_value!r} is not one of {sorted(REASON_VALUES)}"
             )
         for lang, template in (("zh", self.reason_zh), ("en", self.reason_en)):
-            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+            fields = _fields(template)
             if fields != ["value"]:
                 problems.append(
                     f"reason_{lang} {template!r} must have exactly one {{value}} placeholder, "
                     f"found {fields}"
                 )
+        extra = [(f"case {c.low}..{c.high}", c.zh, c.en) for c in self.cases]
+        if self.growth is not None:
+            extra.append(("growth", self.growth.zh, self.growth.en))
+            if self.growth.when not in GROWTH_WHEN:
+                problems.append(f"growth when {self.growth.when!r} is not one of {GROWTH_WHEN}")
+        for what, *texts in extra:
+            for text in texts:
+                if _fields(text) not in ([], ["value"]):
+                    problems.append(f"{what} text {text!r} may hold one {{value}}, no other field")
         if problems:
             raise ValueError(f"catalog entry {self.name!r}: " + "; ".join(problems))
         if self.reason_group is None:
@@ -194,8 +260,32 @@ class Feature:
                 spec = _signed(_value_spec(template))
                 return self.label(lang) + separator + format(_Value(number, lang), spec)
             number = shown
-        text = template.format(value=_Value(number, lang))
-        return text if lang == "zh" else _EN_SINGULAR.sub(r"1 \1", text)
+        case = next(
+            (c for c in self.cases if not isinstance(number, bool) and c.holds(number)), None
+        )
+        if case is not None:
+            template = case.zh if lang == "zh" else case.en
+        return _rendered(template, number, lang)
+
+    def growth_reason(self, value: Any, lang: str) -> str | None:
+        """Why a growth offer fits, for ``value`` in ``lang``; None when this feature is never a
+        growth reason or its value is not one that makes an offer fit."""
+        _check_language(lang)
+        number = _as_number(value)
+        if self.growth is None or number is None or not self.growth.fits([float(number)])[0]:
+            return None
+        template = self.growth.zh if lang == "zh" else self.growth.en
+        shown = abs(number) if self.growth.when == "down" else number
+        return _rendered(template, shown, lang)
+
+
+def _rendered(template: str, number: float | bool, lang: str) -> str:
+    text = template.format(value=_Value(number, lang))
+    return text if lang == "zh" else _EN_SINGULAR.sub(r"1 \1", text)
+
+
+def _fields(template: str) -> list[str]:
+    return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
 
 
 class _Value:
@@ -269,22 +359,26 @@ def _check_language(lang: str) -> None:
 
 
 # One entry per feature, in the order of the feature table. Columns: name, domain, dtype,
-# label zh/en, reason zh/en (risky direction), then direction, actionable and the rest by name.
+# label zh/en, reason zh/en (risky direction), then direction, actionable and the rest by name;
+# ``growth`` (why an offer fits) only where the feature can say so in an RM's words.
 # ``top_tier`` is the highest tier level of the bank's ladder; a customer holds at most one
 # balance row per product, so at most ``len(products)`` products (unbounded when not given).
 # fmt: off
 def _entries(products: tuple[Product, ...], top_tier: int) -> list[Feature]:
     c, t, lo, a, s, li = DOMAINS  # contribution, tiers, loyalty, activity, satisfaction, lifecycle
     held = len(products) or None
+    G = Growth
     return [
         Feature("aum_avg_1m", c, "float64", "本月日均资产", "AUM this month",
                 "本月日均资产{value:money}", "Average AUM this month {value:money}",
                 direction=0, actionable=False,
-                driver="balance_decline", reason_group="assets_falling", **AMOUNT),
+                driver="balance_decline", reason_group="assets_falling", **AMOUNT,
+                growth=G("有{value:money}资产可配置", "Has {value:money} in assets to invest")),
         Feature("aum_avg_3m", c, "float64", "近3个月日均资产", "AUM, 3-month average",
                 "近3个月日均资产{value:money}", "Average AUM over 3 months {value:money}",
                 direction=0, actionable=False,
-                driver="balance_decline", reason_group="assets_falling", **AMOUNT),
+                driver="balance_decline", reason_group="assets_falling", **AMOUNT,
+                growth=G("有{value:money}资产可配置", "Has {value:money} in assets to invest")),
         Feature("aum_avg_12m", c, "float64", "近12个月日均资产", "AUM, 12-month average",
                 "近12个月日均资产{value:money}", "Average AUM over 12 months {value:money}",
                 direction=0, actionable=False,
@@ -292,21 +386,27 @@ def _entries(products: tuple[Product, ...], top_tier: int) -> list[Feature]:
         Feature("aum_change_1m", c, "float64", "本月资产变化", "AUM change, this month",
                 "本月资产下降{value:.0%}", "AUM down {value:.0%} this month",
                 direction=-1, actionable=True, reason_value="negate",
-                driver="balance_decline", reason_group="assets_falling", **CHANGE),
+                driver="balance_decline", reason_group="assets_falling", **CHANGE,
+                growth=G("本月资产增长{value:.0%}", "AUM up {value:.0%} this month")),
         Feature("aum_vs_prev_3m", c, "float64", "本月资产较前3个月",
                 "AUM against the 3 months before",
                 "本月资产较前3个月均值下降{value:.0%}",
                 "AUM {value:.0%} below the average of the 3 months before",
                 direction=-1, actionable=True, reason_value="negate",
-                driver="balance_decline", reason_group="assets_falling", **CHANGE),
+                driver="balance_decline", reason_group="assets_falling", **CHANGE,
+                growth=G("本月资产比前3个月均值多{value:.0%}",
+                         "AUM {value:.0%} above the average of the 3 months before")),
         Feature("aum_change_3m", c, "float64", "近3个月资产变化", "AUM change, 3 months",
                 "近3个月资产下降{value:.0%}", "AUM down {value:.0%} over the last 3 months",
                 direction=-1, actionable=True, reason_value="negate",
-                driver="balance_decline", reason_group="assets_falling", **CHANGE),
+                driver="balance_decline", reason_group="assets_falling", **CHANGE,
+                growth=G("近3个月资产增长{value:.0%}",
+                         "AUM up {value:.0%} over the last 3 months")),
         Feature("aum_change_6m", c, "float64", "近6个月资产变化", "AUM change, 6 months",
                 "近6个月资产下降{value:.0%}", "AUM down {value:.0%} over 6 months",
                 direction=-1, actionable=True, reason_value="negate",
-                driver="balance_decline", reason_group="assets_falling", **CHANGE),
+                driver="balance_decline", reason_group="assets_falling", **CHANGE,
+                growth=G("近6个月资产增长{value:.0%}", "AUM up {value:.0%} over 6 months")),
         Feature("aum_drop_months_6m", c, "int64", "近6个月资产下降月数",
                 "Months with an AUM drop, 6 months",
                 "近6个月有{value:.0f}个月资产明显下降",
@@ -322,7 +422,9 @@ def _entries(products: tuple[Product, ...], top_tier: int) -> list[Feature]:
                 "近6个月资产每月下降约{value:.1%}",
                 "AUM falling about {value:.1%} a month over 6 months",
                 direction=-1, actionable=True, reason_value="negate",
-                driver="balance_decline", reason_group="assets_falling", minimum=-1.0, maximum=1.0),
+                driver="balance_decline", reason_group="assets_falling", minimum=-1.0, maximum=1.0,
+                growth=G("近6个月资产每月增长约{value:.1%}",
+                         "AUM growing about {value:.1%} a month over 6 months")),
         *(_balance(product) for product in products),
         Feature("contribution_12m", c, "float64", "年贡献度", "Annual contribution",
                 "年贡献度{value:money}", "Brings the bank {value:money} a year",
@@ -347,20 +449,28 @@ def _entries(products: tuple[Product, ...], top_tier: int) -> list[Feature]:
 
         Feature("tenure_months", lo, "int64", "开户月数", "Tenure (months)",
                 "开户仅{value:.0f}个月", "Customer for only {value:.0f} months",
-                direction=-1, actionable=False, **COUNT),
+                direction=-1, actionable=False, **COUNT,
+                growth=G("已在本行开户{value:.0f}个月", "A customer for {value:.0f} months")),
         Feature("products_held", lo, "int64", "持有产品数", "Products held",
                 "仅持有{value:.0f}种产品", "Holds only {value:.0f} products",
-                direction=-1, actionable=True, minimum=0, maximum=held),
+                direction=-1, actionable=True, minimum=0, maximum=held,
+                cases=(zero("未持有任何产品", "Holds no product"),),
+                growth=G("已持有{value:.0f}种产品", "Already holds {value:.0f} products")),
         Feature("product_breadth_change_6m", lo, "int64", "近6个月产品数变化",
                 "Change in products held, 6 months",
                 "近6个月减少{value:.0f}种产品", "Dropped {value:.0f} products in 6 months",
                 direction=-1, actionable=True, reason_value="negate",
-                minimum=None if held is None else -held, maximum=held),
+                minimum=None if held is None else -held, maximum=held,
+                growth=G("近6个月新增{value:.0f}种产品",
+                         "Took up {value:.0f} more products in 6 months")),
         Feature("salary_credit_3m", lo, "int64", "近3个月代发工资次数", "Salary credits, 3 months",
                 "近3个月代发工资仅入账{value:.0f}次",
                 "Salary credited only {value:.0f} times in the last 3 months",
                 direction=-1, actionable=True, driver="salary_loss", reason_group="salary",
-                **COUNT),
+                **COUNT,
+                cases=(zero("近3个月无代发工资入账", "No salary credited in the last 3 months"),),
+                growth=G("近3个月代发工资入账{value:.0f}次",
+                         "Salary paid in here {value:.0f} times in the last 3 months")),
         Feature("salary_credit_prev_3m", lo, "int64", "前3个月代发工资次数",
                 "Salary credits, the 3 months before",
                 "此前3个月代发工资{value:.0f}次",
@@ -374,7 +484,8 @@ def _entries(products: tuple[Product, ...], top_tier: int) -> list[Feature]:
         Feature("salary_credit_lost", lo, "bool", "代发工资中断", "Salary credits stopped",
                 "{value:近3个月代发工资中断|代发工资正常入账}",
                 "{value:Salary credits stopped in the last 3 months|Salary credits continue}",
-                direction=1, actionable=True, driver="salary_loss", reason_group="salary"),
+                direction=1, actionable=True, driver="salary_loss", reason_group="salary",
+                growth=G("代发工资按月入账", "Salary paid in here every month", when="false")),
         Feature("months_since_last_product_open", lo, "float64", "距上次开立产品月数",
                 "Months since last new product",
                 "已{value:.0f}个月未开立新产品", "No new product for {value:.0f} months",
@@ -387,7 +498,10 @@ def _entries(products: tuple[Product, ...], top_tier: int) -> list[Feature]:
                 "近3个月客户经理仅联系{value:.0f}次",
                 "RM in touch only {value:.0f} times in the last 3 months",
                 direction=-1, actionable=True, driver="rm_neglect", reason_group="rm_contact",
-                **COUNT),
+                **COUNT,
+                cases=(zero("近3个月客户经理未联系", "No RM contact in the last 3 months"),),
+                growth=G("近3个月与客户经理联系{value:.0f}次",
+                         "In touch with the RM {value:.0f} times in the last 3 months")),
         Feature("days_since_rm_contact", lo, "float64", "距上次客户经理联系天数",
                 "Days since RM contact",
                 "客户经理已{value:.0f}天未联系", "No RM contact for {value:.0f} days",
@@ -396,13 +510,22 @@ def _entries(products: tuple[Product, ...], top_tier: int) -> list[Feature]:
 
         Feature("txn_count_1m", a, "int64", "本月交易笔数", "Transactions this month",
                 "本月仅{value:.0f}笔交易", "Only {value:.0f} transactions this month",
-                direction=-1, actionable=True, reason_group="activity", **COUNT),
+                direction=-1, actionable=True, reason_group="activity", **COUNT,
+                cases=(zero("本月没有交易", "No transactions this month"),),
+                growth=G("本月交易{value:.0f}笔，账户活跃",
+                         "{value:.0f} transactions this month: an active customer")),
         Feature("txn_count_3m", a, "int64", "近3个月交易笔数", "Transactions, 3 months",
                 "近3个月仅{value:.0f}笔交易", "Only {value:.0f} transactions in the last 3 months",
-                direction=-1, actionable=True, reason_group="activity", **COUNT),
+                direction=-1, actionable=True, reason_group="activity", **COUNT,
+                cases=(zero("近3个月没有交易", "No transactions in the last 3 months"),),
+                growth=G("近3个月交易{value:.0f}笔，账户活跃",
+                         "{value:.0f} transactions in the last 3 months: an active customer")),
         Feature("txn_amount_in_3m", a, "float64", "近3个月资金流入", "Money in, 3 months",
                 "近3个月资金流入仅{value:money}", "Only {value:money} paid in over 3 months",
-                direction=-1, actionable=True, reason_group="activity", **AMOUNT),
+                direction=-1, actionable=True, reason_group="activity", **AMOUNT,
+                cases=(zero("近3个月没有资金流入", "No money paid in for 3 months"),),
+                growth=G("近3个月流入资金{value:money}，有钱可配置",
+                         "{value:money} paid in over 3 months: money to place")),
         Feature("txn_amount_out_3m", a, "float64", "近3个月资金流出", "Money out, 3 months",
                 "近3个月资金流出{value:money}", "{value:money} paid out over 3 months",
                 direction=1, actionable=True,
@@ -412,7 +535,9 @@ def _entries(products: tuple[Product, ...], top_tier: int) -> list[Feature]:
                 "近3个月{value:.0%}的转出资金流向他行",
                 "{value:.0%} of outgoing money went to other banks in 3 months",
                 direction=1, actionable=True,
-                driver="outflow_other_bank", reason_group="outflow", **SHARE),
+                driver="outflow_other_bank", reason_group="outflow", **SHARE,
+                cases=(Case(0.995, None, "近3个月转出资金全部流向他行",
+                            "All outgoing money went to other banks in 3 months"),)),
         Feature("outflow_to_other_banks_1m", a, "float64", "本月转他行金额",
                 "Paid to other banks this month",
                 "本月转出他行{value:money}", "{value:money} paid to other banks this month",
@@ -423,15 +548,23 @@ def _entries(products: tuple[Product, ...], top_tier: int) -> list[Feature]:
                 "近3个月转出他行的金额相当于资产的{value:.0%}",
                 "Paid other banks {value:.0%} of AUM in 3 months",
                 direction=1, actionable=True,
-                driver="outflow_other_bank", reason_group="outflow", **RATIO),
+                driver="outflow_other_bank", reason_group="outflow", **RATIO,
+                cases=(Case(1.0, None, "近3个月转出他行的金额超过其全部资产",
+                            "Paid other banks more than their AUM in 3 months"),
+                       Case(0.5, 1.0, "近3个月转出他行的金额超过资产的一半",
+                            "Paid other banks over half their AUM in 3 months"))),
         Feature("mobile_share_3m", a, "float64", "近3个月手机银行占比", "Mobile share, 3 months",
                 "手机银行交易占比{value:.0%}", "{value:.0%} of transactions on mobile",
-                direction=0, actionable=False, reason_group="activity", **SHARE),
+                direction=0, actionable=False, reason_group="activity", **SHARE,
+                growth=G("常用手机银行（{value:.0%}的交易）",
+                         "Banks on mobile ({value:.0%} of transactions)")),
         Feature("activity_change_3m", a, "float64", "近3个月交易变化", "Activity change, 3 months",
                 "近3个月交易笔数较前3个月下降{value:.0%}",
                 "Transactions down {value:.0%} on the previous 3 months",
                 direction=-1, actionable=True, reason_value="negate", reason_group="activity",
-                **CHANGE),
+                **CHANGE,
+                growth=G("近3个月交易笔数较前3个月增长{value:.0%}",
+                         "Transactions up {value:.0%} on the previous 3 months")),
         Feature("days_since_last_txn", a, "float64", "距上次交易天数",
                 "Days since last transaction",
                 "已{value:.0f}天无交易", "No transactions for {value:.0f} days",
@@ -465,18 +598,24 @@ def _entries(products: tuple[Product, ...], top_tier: int) -> list[Feature]:
         Feature("maturing_30d", li, "float64", "30天内到期金额", "Maturing within 30 days",
                 "{value:money}将在30天内到期，需挽留续作",
                 "{value:money} matures within 30 days: ask to renew",
-                direction=1, actionable=True, driver="maturity", reason_group="maturity", **AMOUNT),
+                direction=1, actionable=True, driver="maturity", reason_group="maturity", **AMOUNT,
+                growth=G("{value:money}将在30天内到期，可再配置",
+                         "{value:money} matures within 30 days: money to place")),
         Feature("maturing_share_30d", li, "float64", "30天内到期占资产比例",
                 "Share of AUM maturing within 30 days",
                 "{value:.0%}的资产将在30天内到期", "{value:.0%} of AUM matures within 30 days",
                 direction=1, actionable=True, driver="maturity", reason_group="maturity",
-                **RATIO),
+                **RATIO,
+                growth=G("{value:.0%}的资产将在30天内到期，可再配置",
+                         "{value:.0%} of AUM matures within 30 days: money to place")),
         Feature("maturing_share_31_90d", li, "float64", "31至90天内到期占资产比例",
                 "Share of AUM maturing in 31-90 days",
                 "{value:.0%}的资产将在1至3个月内到期",
                 "{value:.0%} of AUM matures in 1 to 3 months",
                 direction=1, actionable=True, driver="maturity", reason_group="maturity",
-                **RATIO),
+                **RATIO,
+                growth=G("{value:.0%}的资产将在1至3个月内到期，可提前规划",
+                         "{value:.0%} of AUM matures in 1 to 3 months: plan where it goes")),
         Feature("age", li, "int64", "年龄", "Age",
                 "年龄{value:.0f}岁", "Aged {value:.0f}",
                 direction=0, actionable=False, sensitive=True, minimum=0, maximum=150),
@@ -489,11 +628,18 @@ def _entries(products: tuple[Product, ...], top_tier: int) -> list[Feature]:
 
 
 def _balance(product: Product) -> Feature:
+    """A product's balance; for money a customer holds (an asset), the money a growth offer can
+    put to work — a loan's balance says nothing of the kind."""
     zh, en = (product.label(lang).replace("{", "{{").replace("}", "}}") for lang in LANGUAGES)
+    growth = (
+        Growth(f"{zh}余额{{value:money}}，可进一步配置", f"{{value:money}} in {en} to put to work")
+        if product.kind == "asset"
+        else None
+    )
     return Feature(
         f"balance_{product.product}", "contribution", "float64", f"{zh}余额", f"{en} balance",
         f"{zh}余额{{value:money}}", f"{en} balance {{value:money}}",
-        direction=0, actionable=False, **AMOUNT,
+        direction=0, actionable=False, **AMOUNT, growth=growth,
     )  # fmt: skip
 
 

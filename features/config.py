@@ -1,4 +1,4 @@
-"""The typed, frozen configuration of a bank: every definition of DESIGN §5, §11 and §12.
+"""The typed, frozen configuration of a bank: every definition of docs/design.md §5, §11 and §12.
 
 One object, :class:`BankConfig`, built once by the CLI from ``retain.toml`` (see
 ``retain/config.py``) and passed down explicitly. Defaults are the synthetic bank's. Unknown
@@ -10,6 +10,7 @@ Products are not configured here: they come from the warehouse's ``products`` ta
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 KINDS = ("asset", "liability", "service")
 LANGUAGES = ("zh", "en")
+SPARK_SIZE = r"(?i)(\d+)([kmgtp]b?)?"  # spark.executor.memory's form; no unit: MB
 
 
 class Frozen(BaseModel):
@@ -117,7 +119,7 @@ class TierLadder(Frozen):
 
 
 class ChurnDefinition(Frozen):
-    """Who can churn and what counts as churn (DESIGN §5).
+    """Who can churn and what counts as churn (docs/design.md §5).
 
     Eligible at cutoff c: open at least ``min_tenure_months``, 3-month average AUM at least
     ``min_aum``, and not already leaving (AUM in month c at least ``leaving_ratio`` of the
@@ -157,7 +159,7 @@ class RiskBands(Frozen):
 
 
 class ListPolicy(Frozen):
-    """Who is listed and how many (DESIGN §12)."""
+    """Who is listed and how many (docs/design.md §12)."""
 
     risk_bands: RiskBands = RiskBands()
     min_risk: float = Field(default=0.05, ge=0, lt=1)
@@ -174,7 +176,9 @@ class ListPolicy(Frozen):
 
 
 class OfferPolicy(Frozen):
-    """Which product kinds a retention row may offer, and which are growth offers."""
+    """Which product kinds a retention row may offer, and which are growth offers; a product
+    is offered only to a customer at least ``min_lift`` times as likely to take it as the
+    month's average customer (1: no less likely than average; 0: whatever the chance)."""
 
     retention_kinds: tuple[Literal["asset", "liability", "service"], ...] = ("asset",)
     growth_kinds: tuple[Literal["asset", "liability", "service"], ...] = (
@@ -182,10 +186,11 @@ class OfferPolicy(Frozen):
         "liability",
         "service",
     )
+    min_lift: float = Field(default=1.0, ge=0)
 
 
 class MonitoringPolicy(Frozen):
-    """How ``retain monitor`` bins, compares and alarms (DESIGN §13).
+    """How ``retain monitor`` bins, compares and alarms (docs/design.md §13).
 
     PSI uses ``bins`` quantile bins of the reference, merged until each holds at least
     ``min_bin_count`` reference rows; a PSI of ``watch`` or more is a watch, ``act`` or more an
@@ -222,7 +227,24 @@ class WarehouseConfig(Frozen):
     location: str = "data/warehouse"
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark_master: str = "local[2]"
-    spark_memory: str = "4g"  # Spark heap: the driver's in local mode, each executor's else
+    # Spark heap: the driver's in local mode, each executor's else (Spark's sizes: 512m, 4g)
+    spark_memory: str = "4g"
+    # cores per executor; None: Spark's default (a standalone executor takes a worker's cores)
+    spark_cores: int | None = Field(default=None, ge=1)
+    # a standalone master's web UI, whose /json/ the fit check reads before the session starts;
+    # None: http://<master host>:8080
+    spark_master_ui: str | None = None
+    # seconds a cluster session may take to get its first executor before retain gives up
+    spark_executor_wait: float = Field(default=30, gt=0)
+
+    @field_validator("spark_memory")
+    @classmethod
+    def _spark_size(cls, value: str) -> str:
+        if not re.fullmatch(SPARK_SIZE, value.strip()):
+            raise ValueError(
+                f"{value!r} is not a Spark size: a whole number with k, m, g or t (512m, 4g)"
+            )
+        return value.strip()
 
 
 class ServiceConfig(Frozen):

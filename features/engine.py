@@ -19,6 +19,7 @@ from features.panel import Warehouse
 from features.sources import database
 from features.sources.database import as_location, is_database_url
 from features.sources.files import INPUT_TABLES, TRUTH_TABLE, WarehouseError, has_table, table_glob
+from features.spark_cluster import ClusterMisfit, check_fit, wait_for_executors
 
 ENGINES = ("duckdb", "spark")
 
@@ -52,32 +53,61 @@ SPARK_SETTINGS = {
 def spark_session(settings: WarehouseConfig = WarehouseConfig()):  # noqa: B008 - frozen
     """The Spark session (created once per process) at ``settings.spark_master``: the settings
     above, ``settings.spark_memory`` for the driver heap (in local mode the driver is also the
-    executor) and the executors."""
-    spark_master, memory = settings.spark_master, settings.spark_memory
+    executor) and each executor's, ``settings.spark_cores`` cores per executor.
+
+    On a cluster the request is checked against what the master offers (``features.
+    spark_cluster``): an executor no worker can hold, or none registering within
+    ``settings.spark_executor_wait`` seconds, is an :class:`EngineError` naming the memory and
+    cores asked and offered — never a silent wait."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise EngineError(
             "the Spark engine needs the 'spark' extra: pip install -e '.[spark]'"
         ) from exc
-    builder = SparkSession.builder.master(spark_master).appName("retain")
-    if spark_master.startswith("local"):  # local mode talks to itself over loopback only
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        # the workers run this interpreter (its venv has the project and the pinned deps)
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = builder.config("spark.driver.host", "127.0.0.1").config(
-            "spark.driver.bindAddress", "127.0.0.1"
-        )
-    else:  # a cluster: the executors get the same heap; the driver only plans and assembles
-        builder = builder.config("spark.executor.memory", memory)
-    for key, value in SPARK_SETTINGS.items():
-        builder = builder.config(key, value)
+    spark_master, local = settings.spark_master, settings.spark_master.startswith("local")
     try:
-        session = builder.config("spark.driver.memory", memory).getOrCreate()
+        if spark_master.startswith("spark://"):  # before a JVM starts: fails in milliseconds
+            check_fit(settings)
+        session = _spark_builder(SparkSession, settings).getOrCreate()
+    except ClusterMisfit as exc:
+        raise EngineError(str(exc)) from exc
     except Exception as exc:  # no Java, a master that does not answer, …
         raise EngineError(f"Spark did not start at {spark_master}: {_first_line(exc)}") from exc
     session.sparkContext.setLogLevel("ERROR")
+    if not local and not _dynamic_allocation(session):
+        try:
+            wait_for_executors(session, settings)
+        except ClusterMisfit as exc:
+            raise EngineError(str(exc)) from exc
     return session
+
+
+def _spark_builder(session_class, settings: WarehouseConfig):
+    """A session builder with retain's settings, heap and cores."""
+    spark_master, memory = settings.spark_master, settings.spark_memory
+    # the executors' Python workers run this interpreter's path unless told otherwise (the
+    # same venv on every node; PySpark's own default is whatever `python3` is there)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = session_class.builder.master(spark_master).appName("retain")
+    if spark_master.startswith("local"):  # local mode talks to itself over loopback only
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = builder.config("spark.driver.host", "127.0.0.1").config(
+            "spark.driver.bindAddress", "127.0.0.1"
+        )
+    else:  # a cluster: the executors get the heap; the driver only plans and assembles
+        builder = builder.config("spark.executor.memory", memory)
+        if settings.spark_cores is not None:
+            builder = builder.config("spark.executor.cores", str(settings.spark_cores))
+    for key, value in SPARK_SETTINGS.items():
+        builder = builder.config(key, value)
+    return builder.config("spark.driver.memory", memory)
+
+
+def _dynamic_allocation(session) -> bool:
+    """Dynamic allocation may start with no executor until work arrives: nothing to wait for."""
+    conf = session.sparkContext.getConf()
+    return conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true"
 
 
 def duckdb_connection():

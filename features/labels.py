@@ -1,4 +1,4 @@
-"""Eligibility and labels: the one home of the churn rule (DESIGN §5).
+"""Eligibility and labels: the one home of the churn rule (docs/design.md §5).
 
 - ``already_leaving``: AUM this month below ``leaving_ratio`` of the average of the three
   months before — the money is going; lists show such customers by rule, models never see them.

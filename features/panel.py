@@ -99,19 +99,28 @@ def holds(balances: ir.Table) -> ir.BooleanValue:
     return balances.status == "open"
 
 
+def aum_of(b: ir.Table) -> ir.FloatingValue:
+    """A balance row's part of AUM (balances joined to products): what an asset holds."""
+    return ibis.ifelse(b.kind == "asset", b.avg_daily_balance, 0.0)
+
+
+def contribution_of(b: ir.Table) -> ir.FloatingValue:
+    """A balance row's contribution in its month (balances joined to products): the margin on
+    the average balance, plus the fee while the product is held."""
+    return b.avg_daily_balance * b.margin_rate / 12 + ibis.ifelse(
+        holds(b), b.fee_per_year / 12, 0.0
+    )
+
+
 def _balances_monthly(wh: Warehouse, config: BankConfig) -> ir.Table:
     b = wh.balances.join(wh.products, "product")
     is_open = holds(b)
-    asset = b.kind == "asset"
     days_to_maturity = b.maturity_date.epoch_days() - b.month.epoch_days()
     maturing = is_open & days_to_maturity.between(1, MATURING_DAYS)
-    contribution = b.avg_daily_balance * b.margin_rate / 12 + ibis.ifelse(
-        is_open, b.fee_per_year / 12, 0.0
-    )
     aggregates = {
-        "aum": ibis.ifelse(asset, b.avg_daily_balance, 0.0).sum(),
+        "aum": aum_of(b).sum(),
         "products_held": is_open.cast("int64").sum(),
-        "contribution_month": contribution.sum(),
+        "contribution_month": contribution_of(b).sum(),
         "maturing": ibis.ifelse(maturing, b.avg_daily_balance, 0.0).sum(),
         "maturing_later": ibis.ifelse(
             is_open & days_to_maturity.between(MATURING_DAYS + 1, MATURING_LATER_DAYS),

@@ -1,4 +1,4 @@
-"""The bank's product catalogue, read from its ``products`` table (DESIGN §11).
+"""The bank's product catalogue, read from its ``products`` table (docs/design.md §11).
 
 Per-product features, labels, models, offers and reason texts all follow this table. A
 product's display names come from the table's optional ``name_zh`` / ``name_en`` columns,

@@ -1,4 +1,5 @@
-"""Pandera schemas for the input tables of DESIGN §4, and ``validate_warehouse`` to check them.
+"""Pandera schemas for the input tables of docs/design.md §4, and ``validate_warehouse`` to
+check them.
 
 Dtypes, nulls, enums, ranges and row rules run with pandera on one parquet part (or, for a
 database, one chunk of rows) at a time, so a 100M-row table never sits in memory whole; keys,
@@ -185,7 +186,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
         },
         checks=[pa.Check(_resolved_after_raised, name="resolved_ts >= ts")],
     ),
-    # optional (DESIGN §14): earlier campaigns' randomised assignments; p_treat is the known
+    # optional (docs/design.md §14): earlier campaigns' randomised assignments; p_treat is the known
     # probability of being put on a list — for "none" the probability it would have been
     # drawn — strictly between 0 and 1, or the row was never randomised
     LIST_ASSIGNMENTS: pa.DataFrameSchema(
@@ -207,9 +208,10 @@ def validate_warehouse(warehouse: Path | str, as_of: date | None = None) -> list
     Parameters
     ----------
     warehouse : Path or str
-        Directory holding the tables of DESIGN §4 (``<table>.parquet`` or ``<table>/*.parquet``),
-        or the URL of a database holding them (``postgres://user@host:port/db``). Optional
-        tables (``list_assignments``) are checked when present and never missed.
+        Directory holding the tables of docs/design.md §4 (``<table>.parquet`` or
+        ``<table>/*.parquet``), or the URL of a database holding them
+        (``postgres://user@host:port/db``). Optional tables (``list_assignments``) are checked
+        when present and never missed.
     as_of : date, optional
         No date may follow it. Defaults to ``as_of`` in the warehouse's ``_meta.json``, else the
         latest ``month`` in balances; without either, only the 1900-01-01 floor is checked.

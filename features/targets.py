@@ -1,4 +1,4 @@
-"""What retain predicts, and every name each prediction goes by (DESIGN §5).
+"""What retain predicts, and every name each prediction goes by (docs/design.md §5).
 
 A :class:`Target` is one prediction task: churn, a tier upgrade, or buying one product. The
 same task is called by several names on its way through the chain — its label column in the
@@ -42,8 +42,8 @@ LABEL_PREFIX = "label_"
 HOLDS_PREFIX = "holds_"
 TRUTH_PREFIX = "truth_"
 MODEL_VERSION_PREFIX = "model_version_"
-CALLED_SUFFIX = "_called"  # the truth's churn probability if assigned a call (DESIGN §14)
-RESPONSE_TYPE = "response_type"  # the truth's response type to a call (DESIGN §14)
+CALLED_SUFFIX = "_called"  # the truth's churn probability if assigned a call (docs/design.md §14)
+RESPONSE_TYPE = "response_type"  # the truth's response type to a call (docs/design.md §14)
 ELIGIBLE_CHURN = "eligible_churn"
 TIER_LEVEL = "tier_level"
 CROSS_SELL = "cross_sell_"
@@ -99,7 +99,7 @@ class Target:
 
     def truth_called(self, horizon_months: int) -> str:
         """The feature file's column of the truth's probability if assigned a call at the
-        cutoff (churn only: a synthetic bank with a campaign, DESIGN §14)."""
+        cutoff (churn only: a synthetic bank with a campaign, docs/design.md §14)."""
         return truth_column(self.truth_called_source(horizon_months))
 
     def truth_called_source(self, horizon_months: int) -> str:

@@ -1,2 +1,2 @@
 """The model artifact: booster, calibration, feature list and hash — saved, logged, loaded,
-verified and turned into calibrated probabilities in one place (DESIGN §2)."""
+verified and turned into calibrated probabilities in one place (docs/design.md §2)."""

@@ -9,7 +9,13 @@ A model directory (what MLflow stores under the model version) holds::
     calibration.json   the calibration (isotonic knots / Platt a, b), or null
     features.json      the input columns, in the booster's order
     code/retain_pyfunc.py   the loader MLflow's pyfunc uses: calibrated probabilities
-    conda.yaml, python_env.yaml, requirements.txt, input_example.json, …
+    input_example.json, serving_input_example.json   five rows of the model's inputs
+    conda.yaml, python_env.yaml, requirements.txt, …
+
+The MLmodel file carries a signature: every input column with its type as the training frame
+holds it (``double``, ``long``, ``boolean``; a flat table's categories as ``string``) and the
+calibrated probability as output — so ``mlflow models serve`` checks what it is sent, and
+``mlflow.pyfunc`` accepts the rows of a feature file as they are.
 
 The booster's SHA-256 is a tag on the run and on the model version (``booster_sha256``); a
 second tag (``artifact_sha256``) covers booster, calibration and feature list together. Loading
@@ -33,10 +39,11 @@ import numpy as np
 import pandas as pd
 import yaml
 from mlflow import pyfunc
-from mlflow.models import Model
+from mlflow.models import Model, ModelSignature, infer_signature
 from mlflow.models.model import MLMODEL_FILE_NAME
 from mlflow.models.utils import _save_example
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import ColSpec, Schema
 from mlflow.utils.environment import (
     _CONDA_ENV_FILE_NAME,
     _CONSTRAINTS_FILE_NAME,
@@ -57,6 +64,7 @@ ARTIFACT_SHA_TAG = "artifact_sha256"
 LOADER_MODULE = retain_pyfunc.__name__.rsplit(".", 1)[-1]  # "retain_pyfunc", as shipped
 FLAVOURS = {"lightgbm", "python_function"}
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")  # refused in a model directory
+EXAMPLE_ROWS = 5  # rows of the input example logged with a model
 
 
 def sha256_file(path: Path) -> str:
@@ -123,6 +131,30 @@ class ModelArtifact:
 # --- MLflow flavour: what Model.log calls to write the model directory -----------------------
 
 
+def model_inputs(artifact: ModelArtifact, rows: pd.DataFrame) -> pd.DataFrame:
+    """The model's input columns of ``rows``, in its order, as MLflow's schema and JSON carry
+    them: categories become their text (``retain_pyfunc`` turns text back into categories)."""
+    missing = [f for f in artifact.features if f not in rows.columns]
+    if missing:
+        raise RegistryError(
+            f"the input example lacks {len(missing)} of the model's {len(artifact.features)} "
+            f"inputs, e.g. {missing[:5]}"
+        )
+    inputs = rows[list(artifact.features)].reset_index(drop=True)
+    categories = [c for c, t in inputs.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
+    return inputs.astype(dict.fromkeys(categories, "object"))
+
+
+def signature_of(artifact: ModelArtifact, example: pd.DataFrame) -> ModelSignature:
+    """Inputs typed as ``example`` holds them (the rows of the frame the model was trained
+    on, e.g. a feature file's int and bool columns), output the calibrated probability.
+    Every input is required (a value may be missing, the column may not: the booster reads
+    columns by position)."""
+    inferred = infer_signature(example, artifact.predict(example))
+    inputs = Schema([ColSpec(c.type, c.name, required=True) for c in inferred.inputs.inputs])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
+
+
 def save_model(
     path: str,
     artifact: ModelArtifact,
@@ -131,7 +163,9 @@ def save_model(
 ) -> Model:
     """Write ``artifact`` as an MLflow model at ``path``: the ``lightgbm`` flavour (model.lgb,
     loadable by ``mlflow.lightgbm``) and a ``python_function`` flavour whose loader is
-    ``retain_pyfunc`` (shipped in ``code/``), so pyfunc predictions are calibrated."""
+    ``retain_pyfunc`` (shipped in ``code/``), so pyfunc predictions are calibrated. With
+    ``input_example`` (rows holding the model's inputs, typed as in training) the model gets
+    five of them as its example and a signature typed like them."""
     path = Path(path)
     if path.exists() and any(path.iterdir()):
         raise RegistryError(f"{path} exists and is not empty")
@@ -139,10 +173,9 @@ def save_model(
     sha = artifact.save(path)
     code = _validate_and_copy_code_paths([retain_pyfunc.__file__], str(path))
     if input_example is not None:
-        # an example, not a signature: a signature would make MLflow refuse the boolean and
-        # integer columns of a real feature frame; retain_pyfunc converts and names what is
-        # missing itself
-        _save_example(mlflow_model, input_example, str(path))
+        example = model_inputs(artifact, input_example.head(EXAMPLE_ROWS))
+        mlflow_model.signature = signature_of(artifact, example)
+        _save_example(mlflow_model, example, str(path))
     mlflow_model.metadata = {
         **artifact.metadata,
         SHA_TAG: sha,
@@ -192,7 +225,8 @@ class LoggedModel:
 def log_model(artifact: ModelArtifact, name: str, example: pd.DataFrame) -> LoggedModel:
     """Log ``artifact`` in the active run, register it as ``name``, tag the SHA-256 of what
     the store now holds on run and version, and give the new version the ``challenger``
-    alias."""
+    alias. ``example``: rows holding the model's inputs typed as the training frame holds
+    them (the first five become the input example and type the signature)."""
     info = Model.log(
         artifact_path=None,
         name="model",

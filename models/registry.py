@@ -30,6 +30,8 @@ SERVER_SCHEMES = ("http", "https", "databricks")
 EVALUATION_ROWS = "evaluation/test_rows.parquet"
 # what `retain runs` shows, in this order; cutoffs only when a run logged them as params
 RUN_METRICS = ("test_auc", "auc_to_oracle", "ece", "lift_at_10")
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's tag on a nested run
+MAX_NESTED = 1_000  # nested runs read per parent (one per model)
 CUTOFF_PARAMS = {
     "train": ("train_cutoffs", "train_cutoff"),
     "valid": ("valid_cutoffs", "valid_cutoff", "validation_cutoffs"),
@@ -141,36 +143,76 @@ def registered_models() -> list[dict]:
 
 
 def list_runs(experiment: str = EXPERIMENT, model: str | None = None, last: int = 20) -> list[dict]:
-    """The newest ``last`` runs of ``experiment`` (only those of ``model`` if given), newest
-    first, with their key metrics and the cutoffs they logged."""
+    """The newest ``last`` top-level runs of ``experiment``, newest first, with their key
+    metrics and the cutoffs they logged. A parent run (``retain train``, named by
+    ``--run-name``) is followed by its nested runs, one per model (``parent_run_id`` set), and
+    shows their figures when it has none of its own: its one nested run's, or the mean over
+    several (``metrics_from``). With ``model``, only that model's runs, newest first."""
     client = MlflowClient()
     found = client.get_experiment_by_name(experiment)
     if found is None:
         known = sorted(e.name for e in client.search_experiments())
         raise RegistryError(f"no experiment {experiment!r} in {tracking_uri()}; there are {known}")
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=f"tags.model = '{model}'" if model else "",
-        order_by=["attributes.start_time DESC"],
-        max_results=last,
-    )
+
+    def search(where: str, count: int, order: str = "DESC") -> list:
+        return client.search_runs(
+            [found.experiment_id],
+            filter_string=where,
+            order_by=[f"attributes.start_time {order}"],
+            max_results=count,
+        )
+
+    if model:
+        return [run_row(run) for run in search(f"tags.model = '{model}'", last)]
     rows = []
-    for run in runs:
-        params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
-        row = {
-            "run_id": run.info.run_id,
-            "name": run.info.run_name,
-            "start": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(
-                timespec="seconds"
-            ),
-            "status": run.info.status,
-            "model": tags.get("model") or tags.get("task"),
-            **{k: metrics.get(k) for k in RUN_METRICS},
-        }
-        for part, keys in CUTOFF_PARAMS.items():
-            row[f"{part}_cutoffs"] = next((params[k] for k in keys if k in params), None)
-        rows.append(row)
+    for run in search(f"tags.{PARENT_TAG} IS NULL", last):
+        nested = [
+            run_row(child)
+            for child in search(f"tags.{PARENT_TAG} = '{run.info.run_id}'", MAX_NESTED, "ASC")
+        ]
+        rows += [with_nested_figures(run_row(run), nested), *nested]
     return rows
+
+
+def run_row(run) -> dict:
+    """One run as ``retain runs`` lists it (full ids and cutoffs: the CLI shortens them)."""
+    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    row = {
+        "run_id": run.info.run_id,
+        "name": run.info.run_name,
+        "parent_run_id": tags.get(PARENT_TAG),
+        "start": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(
+            timespec="seconds"
+        ),
+        "status": run.info.status,
+        "model": tags.get("model") or tags.get("task"),
+        **{k: metrics.get(k) for k in RUN_METRICS},
+        "metrics_from": "run" if any(k in metrics for k in RUN_METRICS) else None,
+    }
+    for part, keys in CUTOFF_PARAMS.items():
+        row[f"{part}_cutoffs"] = next((params[k] for k in keys if k in params), None)
+    return row
+
+
+def with_nested_figures(row: dict, nested: list[dict]) -> dict:
+    """A parent run's row with its nested runs' figures when it logged none of its own: the
+    one nested run's metrics and cutoffs, or the mean of each metric over several (and the
+    cutoffs they share)."""
+    row = {**row, "nested_runs": len(nested)}
+    if row["metrics_from"] or not nested:
+        return row
+    for key in RUN_METRICS:
+        values = [r[key] for r in nested if r[key] is not None]
+        row[key] = sum(values) / len(values) if values else None
+    for part in CUTOFF_PARAMS:
+        shared = {r[f"{part}_cutoffs"] for r in nested}
+        row[f"{part}_cutoffs"] = shared.pop() if len(shared) == 1 else None
+    if len(nested) == 1:
+        row["model"] = nested[0]["model"]
+        row["metrics_from"] = "nested run"
+    else:
+        row["metrics_from"] = f"mean of {len(nested)} nested runs"
+    return row
 
 
 def champion_versions() -> dict[str, str]:

@@ -52,7 +52,8 @@ def calibrate(raw: np.ndarray, calibration: dict | None) -> np.ndarray:
 
 def input_matrix(frame: pd.DataFrame, features: list[str]):
     """The booster's inputs: one float64 matrix (booleans 0/1, missing NaN) when every column is
-    numeric; otherwise the columns themselves, so LightGBM maps pandas categories as trained."""
+    numeric; otherwise the columns themselves with text as categories, so LightGBM maps them to
+    the categories it was trained with (the signature carries categories as text)."""
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise ValueError(
@@ -60,10 +61,14 @@ def input_matrix(frame: pd.DataFrame, features: list[str]):
             f"e.g. {missing[:5]}"
         )
     part = frame[list(features)]
-    numeric = all(
-        pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t) for t in part.dtypes
-    )
-    return part.to_numpy(dtype=np.float64, na_value=np.nan) if numeric else part
+    text = [c for c, t in part.dtypes.items() if not _numeric(t)]
+    if not text:
+        return part.to_numpy(dtype=np.float64, na_value=np.nan)
+    return part.astype(dict.fromkeys(text, "category"))
+
+
+def _numeric(dtype) -> bool:
+    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
 
 
 class CalibratedBooster:

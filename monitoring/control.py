@@ -1,16 +1,22 @@
-"""The control group: did the lists keep customers? (DESIGN §12–13)
+"""The control group: did the lists keep customers, and what did they save? (docs/design.md
+§12–14)
 
-At scoring, a reproducible random share of listable customers is held back from the lists
-(``list_group`` = "control"); the rest of the listable customers are listed ("treated"). Once a
-cutoff's labels mature, the churn rate of the two groups is compared among customers with a
-label (eligible customers; those already leaving have no label and are left out). Because the
-groups were split at random, the difference is the lists' effect:
+At scoring, each customer of a list's ranked places is held back at random (``list_group`` =
+"control", the rest "treated", ``p_treat`` the known chance of a call); below the cut,
+customers are drawn for exploration. Once a cutoff's labels mature, the churn rate of treated
+and control *within capacity* is compared among customers with a label (the already leaving,
+called by rule with ``p_treat`` = 1, have no label and no draw). Because the groups were split
+at random, the difference is the lists' effect:
 
 - ``difference`` = churn(control) − churn(treated), positive when the lists helped, with a 95%
   interval by Newcombe's hybrid score method (method 10 of Newcombe, 1998: Wilson intervals of
   each rate combined), which keeps its coverage with few churners where the Wald interval
   does not;
-- ``customers_saved`` = difference × treated customers, with the interval scaled the same way.
+- ``customers_saved`` = difference × treated customers, with the interval scaled the same way;
+- ``contribution_saved`` = difference × the treated customers' contribution;
+- with an uplift model (the month's ``uplift`` column): its Qini on the month's randomised rows
+  (``training.uplift_metrics``, inverse-propensity weighted, 95% bootstrap interval), to
+  compare with the figure it was trained to (the ``qini`` of its training run).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from features.targets import CHURN
 
 Z95 = 1.959964
 TREATED, CONTROL = "treated", "control"
+CALLED = ("treated", "explore")
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -58,6 +65,8 @@ def control_effect(scored: pd.DataFrame, label: str = CHURN.label) -> dict | Non
     if "list_group" not in scored or not (scored["list_group"] == CONTROL).any():
         return None
     groups = scored["list_group"].astype("string")
+    if "p_treat" in scored:  # within capacity: the ranked places' draw, not the called by rule
+        groups = groups.where(scored["p_treat"].fillna(1).to_numpy() < 1)
     out = {
         "treated": int((groups == TREATED).sum()),
         "control": int((groups == CONTROL).sum()),
@@ -72,6 +81,8 @@ def control_effect(scored: pd.DataFrame, label: str = CHURN.label) -> dict | Non
         counts[group] = (int(y[in_group].sum()), int(in_group.sum()))
     (x_t, n_t), (x_c, n_c) = counts[TREATED], counts[CONTROL]
     difference, low, high = newcombe_difference(x_c, n_c, x_t, n_t)
+    treated = known & (groups == TREATED).fillna(False).to_numpy(dtype=bool)
+    value = scored["contribution_12m"].clip(lower=0).to_numpy(dtype="float64")[treated].sum()
     return {
         **out,
         "matured": True,
@@ -88,6 +99,33 @@ def control_effect(scored: pd.DataFrame, label: str = CHURN.label) -> dict | Non
         "customers_saved": _finite(difference * n_t),
         "customers_saved_low": _finite(low * n_t),
         "customers_saved_high": _finite(high * n_t),
+        "contribution_saved": _finite(difference * value),
+        "contribution_saved_low": _finite(low * value),
+        "contribution_saved_high": _finite(high * value),
+        **(uplift_qini(scored, label) or {}),
+    }
+
+
+def uplift_qini(scored: pd.DataFrame, label: str = CHURN.label) -> dict | None:
+    """The uplift model's Qini on the month's randomised, labelled rows (None without one)."""
+    from training.uplift_metrics import bootstrap, qini
+
+    needed = ("uplift", "p_treat", "list_group", label)
+    if any(c not in scored for c in needed):
+        return None
+    p = scored["p_treat"].to_numpy(dtype="float64")
+    rows = scored[(p > 0) & (p < 1) & scored[label].notna().to_numpy()]
+    if len(rows) < 100:
+        return None
+    tau = rows["uplift"].to_numpy(dtype="float64")
+    y, e = rows[label].to_numpy(dtype=int), rows["p_treat"].to_numpy(dtype="float64")
+    t = rows["list_group"].isin(CALLED).to_numpy(dtype=int)
+    low, high = bootstrap(lambda i: qini(tau[i], y[i], t[i], e[i]), len(rows))
+    return {
+        "uplift_qini": qini(tau, y, t, e),
+        "uplift_qini_low": low,
+        "uplift_qini_high": high,
+        "uplift_rows": len(rows),
     }
 
 

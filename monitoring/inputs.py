@@ -6,10 +6,13 @@ The reference is one of:
 - a month-end date, read as ``<runs_dir>/<date>/scores``;
 - the MLflow run id (32 hex digits) of a model's training run: its logged test rows
   (``evaluation/test_rows.parquet``: ids, cutoff, label, every catalog feature, no scores) are
-  scored with the same model versions that scored the current month, so score drift measures
-  the data, not a change of model. Those rows are the customers the run's label is defined for
-  (churn: eligible customers), so the current month is cut to the same population; they carry
-  no branch, so there is no branch segment.
+  the reference of the features. Those rows are the customers the run's label is defined for
+  (churn: eligible customers), so the current month's features are cut to the same population.
+  Each score is judged on its own model's rows: the test rows the training run of that model
+  version logged (a cross-sell score on the customers who did not hold the product, never on
+  churn's rows), scored with the version that scored the current month, so score drift
+  measures the data, not a change of model or of population. Test rows carry no branch, so
+  there is no branch segment.
 
 Every target name (score, label, model, ``holds_`` column) and who each target is for come from
 ``features.targets``.
@@ -48,8 +51,11 @@ from features.targets import (
 from features.targets import score_columns as score_names
 from models.artifact import load_verified
 from models.registry import EVALUATION_ROWS, RegistryError
+from models.registry import EXPERIMENT as TRAINING_EXPERIMENT
 
 SCORES, FEATURES = "scores.parquet", "features.parquet"
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+SHORT_RUN_ID = re.compile(r"[0-9a-f]{8,31}")  # a run id as `retain runs` shortens it
 # what drift, estimates and populations read of a month besides the catalogue's features
 FRAME_COLUMNS = (
     "customer_id",
@@ -75,6 +81,8 @@ class Side:
     frame: pd.DataFrame
     versions: dict[str, str] = field(default_factory=dict)
     population: Target | None = None  # the target whose population the rows are (run references)
+    # a run reference's rows of each score: its own model's test rows, scored (score → rows)
+    score_rows: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -142,8 +150,36 @@ def resolve_scores_dir(value: str | Path, runs_dir: Path) -> Path:
     return folder
 
 
+def training_run_id(text: str) -> str | None:
+    """The MLflow run id ``text`` names: 32 hex digits, or a prefix of at least 8 (what
+    ``retain runs`` shows) that exactly one run of the training experiment starts with; None
+    when ``text`` is no run id (a date, a folder)."""
+    if RUN_ID.fullmatch(text):
+        return text
+    if not SHORT_RUN_ID.fullmatch(text) or Path(text).exists():
+        return None
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(TRAINING_EXPERIMENT)
+    found, token = [], None
+    while experiment is not None:
+        page = client.search_runs([experiment.experiment_id], max_results=1_000, page_token=token)
+        found += [r.info.run_id for r in page if r.info.run_id.startswith(text)]
+        token = page.token
+        if not token:
+            break
+    if len(found) != 1:
+        which = "no run" if not found else f"{len(found)} runs"
+        raise MonitorError(
+            f"{which} of the experiment {TRAINING_EXPERIMENT!r} start with {text}: give the "
+            "whole run id (retain runs --json - lists them)"
+        )
+    return found[0]
+
+
 def read_run_reference(run_id: str, versions: dict[str, str], config: BankConfig) -> Side:
-    """The test rows a training run logged, scored by the model versions in ``versions``."""
+    """The test rows a training run logged (the features' reference) and, for every model
+    version in ``versions`` (else the run's own), that version's own test rows scored by it
+    (the reference of its score)."""
     client = MlflowClient()
     try:
         run = client.get_run(run_id)
@@ -151,39 +187,70 @@ def read_run_reference(run_id: str, versions: dict[str, str], config: BankConfig
         raise MonitorError(f"no MLflow run {run_id} in the tracking store") from exc
     label = run.data.tags.get("label") or run.data.params.get("label")
     target = from_label(label) if label else None
+    rows = with_tier(logged_test_rows(run_id), config)
+    if not versions:  # the current month names no models: use the run's own
+        found = client.search_model_versions(f"run_id='{run_id}'")
+        versions = {v.name: str(v.version) for v in found}
+    scored = {}
+    for name, version in versions.items():
+        model_target = from_model(name)
+        if model_target is None:  # not a model retain makes: no score column of the month
+            continue
+        scored[model_target.score] = own_scored_rows(name, version, (run_id, rows), config)
+    cutoffs = rows["cutoff"].dropna().unique() if "cutoff" in rows else []
+    cutoff = str(pd.Timestamp(cutoffs[0]).date()) if len(cutoffs) == 1 else None
+    return Side(f"run {run_id} ({label})", cutoff, rows, dict(versions), target, scored)
+
+
+def logged_test_rows(run_id: str, model: str | None = None) -> pd.DataFrame:
+    """The test rows (``evaluation/test_rows.parquet``) training run ``run_id`` logged;
+    ``model`` names the model whose run it is, for the error."""
     with tempfile.TemporaryDirectory(prefix="retain-reference-") as tmp:
         try:
             path = mlflow.artifacts.download_artifacts(
                 run_id=run_id, artifact_path=EVALUATION_ROWS, dst_path=tmp
             )
         except (MlflowException, OSError) as exc:
+            what = f"{model}'s training run {run_id}" if model else f"MLflow run {run_id}"
             raise MonitorError(
-                f"MLflow run {run_id} has no {EVALUATION_ROWS}: give the run of a model "
-                "trained by retain train"
+                f"{what} has no {EVALUATION_ROWS}: give the run of a model trained by retain "
+                "train, or an earlier scored month as the reference"
             ) from exc
-        rows = pd.read_parquet(path)
-    if not versions:  # the current month names no models: use the run's own
-        found = client.search_model_versions(f"run_id='{run_id}'")
-        versions = {v.name: str(v.version) for v in found}
-    for name, version in versions.items():
-        scored = from_model(name)
-        if scored is None:  # not a model retain makes: no score column of the month to compare
-            continue
-        try:
-            model = load_verified(name, version=version)
-        except RegistryError as exc:
-            raise MonitorError(str(exc)) from exc
-        rows[scored.score] = model.predict(rows)
-    if TIER_LEVEL in rows and "tier" not in rows:
-        names = np.array(config.tiers.names, dtype=object)
-        level = rows[TIER_LEVEL].to_numpy(dtype="float64")
-        known = np.isfinite(level)
-        tier = np.full(len(rows), None, dtype=object)
-        tier[known] = names[np.clip(level[known].astype(int), 0, len(names) - 1)]
-        rows["tier"] = tier
-    cutoffs = rows["cutoff"].dropna().unique() if "cutoff" in rows else []
-    cutoff = str(pd.Timestamp(cutoffs[0]).date()) if len(cutoffs) == 1 else None
-    return Side(f"run {run_id} ({label})", cutoff, rows, dict(versions), target)
+        return pd.read_parquet(path)
+
+
+def own_scored_rows(
+    name: str, version: str, named: tuple[str, pd.DataFrame], config: BankConfig
+) -> pd.DataFrame:
+    """The ids, cutoff, segment columns and score of model ``name`` ``version`` on the test
+    rows its own training run logged; ``named`` is (run id, test rows) already read."""
+    try:
+        model = load_verified(name, version=version)
+    except RegistryError as exc:
+        raise MonitorError(str(exc)) from exc
+    run_id = MlflowClient().get_model_version(name, version).run_id
+    named_run, named_rows = named
+    if run_id == named_run:
+        rows = named_rows
+    else:
+        rows = with_tier(logged_test_rows(run_id, f"{name} v{version}"), config)
+    keep = [c for c in ("customer_id", "cutoff", *config.monitoring.segments) if c in rows]
+    own = rows[keep].copy()
+    own[from_model(name).score] = model.predict(rows)
+    return own
+
+
+def with_tier(rows: pd.DataFrame, config: BankConfig) -> pd.DataFrame:
+    """``rows`` with a ``tier`` column named from ``tier_level`` (test rows carry the level
+    only; tier is a monitoring segment)."""
+    if TIER_LEVEL not in rows or "tier" in rows:
+        return rows
+    names = np.array(config.tiers.names, dtype=object)
+    level = rows[TIER_LEVEL].to_numpy(dtype="float64")
+    known = np.isfinite(level)
+    tier = np.full(len(rows), None, dtype=object)
+    tier[known] = names[np.clip(level[known].astype(int), 0, len(names) - 1)]
+    return rows.assign(tier=tier)
 
 
 def population(frame: pd.DataFrame, target: Target | None, config: BankConfig) -> np.ndarray:

@@ -7,7 +7,6 @@ with its alerts, written as ``monitor.json`` and ``monitor.html`` and logged as 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -46,6 +45,7 @@ from monitoring.inputs import (
     read_scored,
     resolve_scores_dir,
     score_columns,
+    training_run_id,
 )
 from monitoring.realised import (
     LABELS_FILE,
@@ -60,7 +60,6 @@ from monitoring.report import write_monitor_report
 __all__ = ["MonitorError", "Side", "alerts_of", "compare", "resolve_scores_dir", "run_monitor"]
 
 EXPERIMENT = "monitoring"
-RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 LEVELS = (OK, WATCH, ACT)
 TEST_FIGURES = ("test_auc", "ece", "lift_at_10", "value_captured_at_10")
 # what the realised history reads of every scored cutoff
@@ -70,7 +69,10 @@ HISTORY_COLUMNS = [
     ELIGIBLE_CHURN,
     "contribution_12m",
     "list_group",
+    "p_treat",
+    "uplift",
     version_column(CHURN.model),
+    version_column("uplift"),
 ]
 
 
@@ -91,6 +93,22 @@ def test_figures(model: str, version: str | None) -> dict | None:
     return {"model": model, "version": str(version), "run_id": found.run_id, **figures}
 
 
+def uplift_figures(version: str) -> dict | None:
+    """The held-out figures the uplift model ``version`` was chosen on (its training run)."""
+    client = MlflowClient()
+    try:
+        found = client.get_model_version("uplift", version)
+        metrics = client.get_run(found.run_id).data.metrics
+    except MlflowException:
+        return None
+    keep = ("qini", "qini_low", "qini_high", "policy_value", "risk_policy_value")
+    return {
+        "version": version,
+        "run_id": found.run_id,
+        **{k: metrics[k] for k in keep if k in metrics},
+    }
+
+
 def eligible_estimate(frame: pd.DataFrame, config: BankConfig) -> dict:
     """CBPE estimate of the churn model on the customers it has labels for."""
     rows = population(frame, CHURN, config)
@@ -106,23 +124,14 @@ def compare(reference: Side, current: Side, config: BankConfig) -> dict:
     cur = current.frame[population(current.frame, reference.population, config)]
     products = held_products(cur.columns)
     features = [f for f in feature_names(products) if f in ref and f in cur]
-    scores = [s for s in score_columns(cur) if s in ref]
+    scores = [s for s in score_columns(current.frame) if s in ref or s in reference.score_rows]
     if not features and not scores:
         raise MonitorError("the reference and the current month share no feature and no score")
     codes = segment_codes(ref, cur, list(policy.segments))
     parts = [drift_table(ref, cur, dict.fromkeys(features, "feature"), policy, codes=codes)]
-    for score in scores:  # each score on the customers its label is defined for
-        target = from_score(score)
-        ref_rows, cur_rows = population(ref, target, config), population(cur, target, config)
-        parts.append(
-            drift_table(
-                ref.loc[ref_rows, [score]],
-                cur.loc[cur_rows, [score]],
-                {score: "score"},
-                policy,
-                codes={s: (r[ref_rows], c[cur_rows], v) for s, (r, c, v) in codes.items()},
-            )
-        )
+    sides = {s: score_sides(reference, (ref, cur, codes), current, s, config) for s in scores}
+    for score, (ref_rows, cur_rows, score_codes) in sides.items():
+        parts.append(drift_table(ref_rows, cur_rows, {score: "score"}, policy, codes=score_codes))
     drift = pd.concat(parts, ignore_index=True)
     result = {
         "reference": {"source": reference.label, "cutoff": reference.cutoff, "rows": len(ref)},
@@ -132,21 +141,42 @@ def compare(reference: Side, current: Side, config: BankConfig) -> dict:
         "segments": list(codes),
         "drift": drift,
         "score_distributions": {
-            s: score_histograms(
-                ref.loc[population(ref, from_score(s), config), s],
-                cur.loc[population(cur, from_score(s), config), s],
-            )
-            for s in scores
+            s: score_histograms(ref_rows[s], cur_rows[s])
+            for s, (ref_rows, cur_rows, _) in sides.items()
         },
     }
-    if CHURN.score in cur:
+    if CHURN.score in sides:
         result["estimate"] = eligible_estimate(cur, config)
-        result["estimate"]["reference_mean_p"] = float(
-            ref.loc[population(ref, CHURN, config), CHURN.score].mean()
-        )
+        result["estimate"]["reference_mean_p"] = float(sides[CHURN.score][0][CHURN.score].mean())
         if CHURN.label in ref and ref[CHURN.label].notna().any():
             result["estimate"]["reference_observed_churn_rate"] = float(ref[CHURN.label].mean())
     return result
+
+
+def score_sides(
+    reference: Side,
+    compared: tuple[pd.DataFrame, pd.DataFrame, dict],
+    current: Side,
+    score: str,
+    config: BankConfig,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(reference rows, current rows, their segment codes) ``score`` is judged on: the
+    customers its model is for. ``compared`` are the features' two sides and segment codes.
+
+    A run reference holds each score's own model's test rows (already that model's
+    population): against them, every customer of the month in the same population. Otherwise
+    both sides of the features are cut to the score's population (their codes with them)."""
+    target = from_score(score)
+    own = reference.score_rows.get(score)
+    if own is None:
+        ref, cur, codes = compared
+        r, c = population(ref, target, config), population(cur, target, config)
+        cut = {s: (ref_codes[r], cur_codes[c], v) for s, (ref_codes, cur_codes, v) in codes.items()}
+        return ref.loc[r, [score]], cur.loc[c, [score]], cut
+    month = current.frame
+    segments = [s for s in config.monitoring.segments if s in month]
+    rows = month.loc[population(month, target, config), [score, *segments]]
+    return own, rows, segment_codes(own, rows, segments)
 
 
 def alerts_of(result: dict, config: BankConfig) -> list[dict]:
@@ -183,48 +213,69 @@ def alerts_of(result: dict, config: BankConfig) -> list[dict]:
                     }
                 )
     for entry in result.get("history", []):
-        real, figures = entry.get("realised") or {}, entry.get("test_figures") or {}
-        if "auc" in real and "test_auc" in figures:
-            drop = figures["test_auc"] - real["auc"]
-            level = _auc_band(drop, policy) if drop > 1.96 * real["auc_se"] else OK
-            if level != OK:
-                found.append(
-                    {
-                        "what": f"realised AUC {entry['cutoff']} below the test AUC",
-                        "segment": ALL,
-                        "psi": None,
-                        "band": level,
-                        "value": round(real["auc"], 4),
-                        "reference": round(figures["test_auc"], 4),
-                    }
-                )
-        low, high = entry.get("estimated_auc_low"), entry.get("estimated_auc_high")
-        gap = abs(real["auc"] - entry["estimated_auc"]) if "auc" in real and low else 0.0
-        # calibration no longer holds: outside the sampling interval and by a material margin
-        if gap >= policy.auc_drop_watch and not low <= real["auc"] <= high:
-            found.append(
-                {
-                    "what": f"realised AUC {entry['cutoff']} outside the estimate's interval "
-                    "(calibration no longer holds)",
-                    "segment": ALL,
-                    "psi": None,
-                    "band": WATCH,
-                    "value": round(real["auc"], 4),
-                    "reference": f"{low:.4f}–{high:.4f}",
-                }
-            )
-        control = entry.get("control") or {}
-        if control.get("customers_saved_high") is not None and control["customers_saved_high"] < 0:
-            found.append(
-                {
-                    "what": f"listed customers churned more than control ({entry['cutoff']})",
-                    "segment": ALL,
-                    "psi": None,
-                    "band": WATCH,
-                    "value": round(control["difference"], 4),
-                }
-            )
+        found += history_alerts(entry, policy)
     return sorted(found, key=lambda a: (-LEVELS.index(a["band"]), -(a["psi"] or 0)))
+
+
+def history_alerts(entry: dict, policy) -> list[dict]:
+    """The findings of one scored cutoff of the history: realised AUC against the test AUC
+    and against its estimate, the lists' effect, the uplift model's ranking."""
+    found = []
+    real, figures = entry.get("realised") or {}, entry.get("test_figures") or {}
+    if "auc" in real and "test_auc" in figures:
+        drop = figures["test_auc"] - real["auc"]
+        level = _auc_band(drop, policy) if drop > 1.96 * real["auc_se"] else OK
+        if level != OK:
+            found.append(
+                {
+                    "what": f"realised AUC {entry['cutoff']} below the test AUC",
+                    "segment": ALL,
+                    "psi": None,
+                    "band": level,
+                    "value": round(real["auc"], 4),
+                    "reference": round(figures["test_auc"], 4),
+                }
+            )
+    low, high = entry.get("estimated_auc_low"), entry.get("estimated_auc_high")
+    gap = abs(real["auc"] - entry["estimated_auc"]) if "auc" in real and low else 0.0
+    # calibration no longer holds: outside the sampling interval and by a material margin
+    if gap >= policy.auc_drop_watch and not low <= real["auc"] <= high:
+        found.append(
+            {
+                "what": f"realised AUC {entry['cutoff']} outside the estimate's interval "
+                "(calibration no longer holds)",
+                "segment": ALL,
+                "psi": None,
+                "band": WATCH,
+                "value": round(real["auc"], 4),
+                "reference": f"{low:.4f}–{high:.4f}",
+            }
+        )
+    control = entry.get("control") or {}
+    if control.get("customers_saved_high") is not None and control["customers_saved_high"] < 0:
+        found.append(
+            {
+                "what": f"listed customers churned more than control ({entry['cutoff']})",
+                "segment": ALL,
+                "psi": None,
+                "band": WATCH,
+                "value": round(control["difference"], 4),
+            }
+        )
+    if control.get("uplift_qini_high") is not None and control["uplift_qini_high"] < 0:
+        trained = (entry.get("uplift_training") or {}).get("qini")
+        found.append(
+            {
+                "what": f"the uplift model ranks worse than chance ({entry['cutoff']}): "
+                "retrain it or rank by risk ([lists] ranking)",
+                "segment": ALL,
+                "psi": None,
+                "band": WATCH,
+                "value": round(control["uplift_qini"], 5),
+                "reference": None if trained is None else round(trained, 5),
+            }
+        )
+    return found
 
 
 def _auc_band(drop: float, policy) -> str:
@@ -269,6 +320,9 @@ def history(
         entry.update({k: est.get(k) for k in ("estimated_auc", "estimated_auc_low")})
         entry.update({k: est.get(k) for k in ("estimated_auc_high", "estimated_churn_rate")})
         entry["test_figures"] = test_figures(CHURN.model, version)
+        uplift = version_column("uplift")
+        if uplift in scored:  # the Qini the uplift model was trained to, beside the month's
+            entry["uplift_training"] = uplift_figures(str(scored[uplift].iloc[0]))
         day = date.fromisoformat(cutoff)
         if last is not None and matured(day, last, config):
             step(f"labels of {cutoff}")
@@ -324,8 +378,9 @@ def run_monitor(
     segments = config.monitoring.segments
     current_side = read_scored(current_dir, segments)
     step("reading the reference")
-    if RUN_ID.fullmatch(str(reference)):
-        reference_side = read_run_reference(str(reference), current_side.versions, config)
+    run_id = training_run_id(str(reference))
+    if run_id is not None:
+        reference_side = read_run_reference(run_id, current_side.versions, config)
     else:
         reference_side = read_scored(resolve_scores_dir(reference, runs_dir), segments)
     config = config.with_products(read_products_metadata(current_dir / FEATURES))

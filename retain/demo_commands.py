@@ -4,6 +4,8 @@ lists — in five numbered steps."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -34,16 +36,25 @@ def demo(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.", show_default="0")] = None,
     out: Annotated[Path, typer.Option(help="Where the demo writes.")] = Path("data"),
-    lang: Annotated[str, typer.Option(help="Language of reasons and sheets: zh or en.")] = "en",
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            help="Language of reasons, sheets and report: zh or en (default: the "
+            "configuration's language)."
+        ),
+    ] = None,
     config: ConfigOption = None,
     json_path: JsonOption = None,
 ) -> None:
     """Run the whole chain on a fresh synthetic bank: warehouse → features → models → lists.
 
-    Writes ``<out>/warehouse``, ``<out>/features.parquet`` and ``<out>/scores`` (lists and
-    report); models go to the MLflow store and every new one is promoted if no worse. With
-    ``--config`` the bank is the configuration's (its ``[synthetic]`` section and tiers)."""
+    Writes OUT/warehouse, OUT/features.parquet and OUT/scores (lists and report).
+    Models go to the MLflow store; each new one is promoted to champion if no worse.
+    With --config the bank is the configuration's (its \\[synthetic] section and tiers).
+    Lists, sheets and report are in the configuration's language unless --lang says otherwise.
+    """
     synth, bank = synthetic_bank(config, {"customers": customers, "seed": seed})
+    bank = with_options(bank, language=lang)
     warehouse, features_path = out / "warehouse", out / "features.parquet"
     last = synth.end
     started = time.perf_counter()
@@ -52,8 +63,9 @@ def demo(
     trained, decisions = _train_and_promote(features_path, bank)
     _print_promotions(trained, decisions)
     console.print("5/5 scoring the latest month")
-    scored = score_month(warehouse, last, out / "scores", with_options(bank, language=lang), None)
+    scored = score_month(warehouse, last, out / "scores", bank, None)
     print_score(scored)
+    file_for_monitoring(out, warehouse, last, bank)
     seconds = time.perf_counter() - started
     console.print(
         f"lists in [bold]{out / 'scores' / 'lists'}[/], report "
@@ -90,14 +102,21 @@ def _write_features(
     from features.materialize import write_features
 
     cutoffs = parse_cutoffs(f"{_months_before(last, months - 4)}:{last.isoformat()}")
-    with console.status("2/5 features") as status:
-        write_features(
-            warehouse,
-            cutoffs,
-            features_path,
-            bank,
-            step=lambda text: status.update(f"2/5 features: {text}…"),
-        )
+    title = f"2/5 features at {len(cutoffs)} month-ends"
+    with step_status(title) as update:
+        write_features(warehouse, cutoffs, features_path, bank, step=update)
+
+
+@contextmanager
+def step_status(title: str) -> Iterator[Callable[[str], None]]:
+    """A step's status line; yields ``update(text)``. At a terminal a spinner that updates in
+    place; elsewhere (a log, a pipe, CI) the title once as a plain line, so the step shows."""
+    if not console.is_terminal:
+        console.print(title)
+        yield lambda _text: None
+        return
+    with console.status(title) as status:
+        yield lambda text: status.update(f"{title}: {text}…")
 
 
 def _train_and_promote(features_path: Path, bank: BankConfig) -> tuple[dict, list[dict]]:
@@ -153,3 +172,38 @@ def _months_before(month_end: date, months: int) -> str:
     import pandas as pd
 
     return (pd.Timestamp(month_end) - pd.offsets.MonthEnd(months)).date().isoformat()
+
+
+def file_for_monitoring(out: Path, warehouse: Path, last: date, bank: BankConfig) -> None:
+    """Leave two months where ``retain monitor`` and ``retain run`` look for them
+    (``<out>/runs/<cutoff>/scores``): the month just scored, and the month ``horizon`` months
+    before it — whose labels have matured, so the monitor shows realised figures and the
+    control group, not only drift: ``retain monitor --reference <that> --current <last>``."""
+    runs = out / "runs"
+    reference = date.fromisoformat(_months_before(last, bank.churn.horizon_months))
+    console.print(f"scoring {reference} too, for monitoring")
+    score_month(warehouse, reference, runs / reference.isoformat() / "scores", bank, None)
+    _link_tree(out / "scores", runs / last.isoformat() / "scores")
+    console.print(
+        f"months for monitoring in [bold]{runs}[/]: try `retain monitor --reference "
+        f"{reference} --current {last}`"
+    )
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """``target`` becomes a copy of ``source`` made of hard links (no second copy of the data;
+    a later run replaces files, never edits them in place), or of copies where links fail."""
+    import os
+    import shutil
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    staging = target.with_name(target.name + ".filing")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging, copy_function=link)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)

@@ -1,6 +1,6 @@
 """`retain monitor`: a scored month against a reference — drift, estimated and realised
-performance, the control group (DESIGN §13). Exit code 2 on an act-level alert, so a scheduler
-can page someone; 1 on unusable input; 0 otherwise."""
+performance, the control group (docs/design.md §13). Exit code 2 on an act-level alert, so a
+scheduler can page someone; 1 on unusable input; 0 otherwise."""
 
 from __future__ import annotations
 

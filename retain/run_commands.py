@@ -70,17 +70,19 @@ class StepRecord:
     fingerprint: str | None = None
     error: str | None = None
     detail: dict = field(default_factory=dict)
+    runs_on: dict = field(default_factory=dict)
 
 
 @dataclass
 class Step:
-    """A step of the monthly run: its output, its fingerprint (None: never skipped) and what
-    it does (``work(update)`` returns details kept in ``run.json``)."""
+    """A step of the monthly run: its output, its fingerprint (None: never skipped), what it
+    does (``work(update)`` returns details kept in ``run.json``) and where it computes."""
 
     name: str
     output: Path
     fingerprint: Callable[[], str | None]
     work: Callable[[Callable[[str], None]], dict]
+    runs_on: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- fingerprints
@@ -272,7 +274,7 @@ def run_steps(
 ) -> tuple[list[StepRecord], dict]:
     """Run (or skip) ``steps`` in order, writing ``run.json`` after each; stop at a failure."""
     before = {} if force else previous_records(folder / RUN_FILE)
-    records = [StepRecord(s.name, output=str(s.output)) for s in steps]
+    records = [StepRecord(s.name, output=str(s.output), runs_on=s.runs_on) for s in steps]
     payload = {**header, "status": "running", "steps": []}
 
     def save() -> None:
@@ -371,6 +373,7 @@ def run(
         "warehouse": location,
         "engine": bank.warehouse.engine,
         "spark_master": bank.warehouse.spark_master if bank.warehouse.engine == "spark" else None,
+        "spark_executors": _executors(bank) if bank.warehouse.engine == "spark" else None,
         "folder": str(folder),
         "reference": reference,
         "forced": force,
@@ -405,6 +408,7 @@ def _monthly_steps(
     features_path, scores = folder / "features.parquet", folder / "scores"
     warehouse_print = warehouse_fingerprint(location)
     settings = config_fingerprint(bank)
+    engines = step_engines(location, bank)
 
     def unchanged(*parts) -> Callable[[], str | None]:
         return lambda: None if any(p is None for p in parts) else _digest(parts)
@@ -415,12 +419,14 @@ def _monthly_steps(
             folder / "validate.json",
             unchanged(warehouse_print),
             _validate(location, folder / "validate.json"),
+            engines["validate"],
         ),
         Step(
             "features",
             features_path,
             unchanged(warehouse_print, settings, day.isoformat(), _catalog_version()),
             _features(location, day, features_path, bank),
+            engines["features"],
         ),
         Step(
             "score",
@@ -429,6 +435,7 @@ def _monthly_steps(
                 file_fingerprint(features_path), settings, lang, champion_versions()
             )(),
             _score(location, day, features_path, scores, bank, lang),
+            engines["score"],
         ),
         Step(
             "monitor",
@@ -437,8 +444,59 @@ def _monthly_steps(
                 file_fingerprint(scores / "summary.json"), settings, str(reference)
             )(),
             _monitor(folder, reference, runs_dir, location, bank),
+            engines["monitor"],
         ),
     ]
+
+
+EMBEDDED = "everything (DuckDB is embedded)"
+
+
+def step_engines(location: str, bank: BankConfig) -> dict[str, dict]:
+    """Per step, what computes it (``engine``: duckdb, postgres, spark, or ``local`` — Python
+    in the retain process), the Spark master when Spark does, and what runs in the retain
+    process whatever the engine, as ``run.json`` records it."""
+    from features.sources.database import is_database_url
+
+    spark = bank.warehouse.engine == "spark"
+    master = {"spark_master": bank.warehouse.spark_master} if spark else {}
+    database = is_database_url(location)
+    build = "postgres" if database and not spark else bank.warehouse.engine
+    return {
+        "validate": {
+            "engine": "postgres" if database else "duckdb",
+            "in_process": "schema checks of row chunks; relational checks in the database"
+            if database
+            else EMBEDDED,
+        },
+        "features": {
+            "engine": build,
+            **master,
+            "in_process": {
+                "spark": "concatenating Spark's parquet parts into features.parquet",
+                "duckdb": EMBEDDED,
+            }.get(build, "writing the result"),
+        },
+        "score": {
+            "engine": "spark" if spark else "local",
+            **master,
+            "in_process": "offers, lists, sheets and report (pandas)"
+            if spark
+            else "scores, reasons, offers, lists, sheets and report",
+        },
+        "monitor": {
+            "engine": "local",
+            "in_process": "drift, estimates and alerts (pandas)",
+            # realised figures need the matured cutoffs' labels: built like the features
+            "labels_engine": build,
+            **master,
+        },
+    }
+
+
+def _executors(bank: BankConfig) -> dict:
+    """The Spark heap and cores asked (the driver's in local mode, each executor's else)."""
+    return {"memory": bank.warehouse.spark_memory, "cores": bank.warehouse.spark_cores}
 
 
 def _catalog_version() -> str:
@@ -486,6 +544,8 @@ def _print_summary(records: list[StepRecord], payload: dict) -> None:
         for r in records
     ]
     title = f"retain run {payload['cutoff']}: {payload['status']}"
+    if payload.get("spark_master"):
+        title += f" (Spark at {payload['spark_master']})"
     if payload.get("alert"):
         title += f" (monitoring: {payload['alert']})"
     console.print(table(title, ["step", "status", "seconds", "peak RSS MB", "output"], rows))

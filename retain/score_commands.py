@@ -111,4 +111,6 @@ def print_score(summary: dict) -> None:
     if summary.get("reason_fidelity") is not None:
         fidelity = f"{summary['reason_fidelity']:.3f} of {summary['fidelity_churners']} churners"
         rows.append(("reason fidelity (truth)", fidelity))
-    console.print(table(f"scores, lists and report in {summary['out']}", ["", ""], rows))
+    written = table(f"scores, lists and report in {summary['out']}", ["", ""], rows)
+    written.show_header = False  # a two-column list of facts: a header row would be empty
+    console.print(written)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from retain.options import ConfigOption, bank_config, with_options
-from retain.output import JsonOption, console, errors, fail, save_json, table
+from retain.output import JsonOption, console, errors, fail, save_json, table, warn
 
 keys_app = typer.Typer(help="API keys of the scoring service (hashed).", no_args_is_help=True)
 audit_app = typer.Typer(help="The service's audit log (hash-chained).", no_args_is_help=True)
@@ -38,11 +38,20 @@ def keys_add(
         str, typer.Option(help="When the key stops working: days from now (90d) or a date.")
     ] = "90d",
     keys: KeysOption = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option(
+            help="The scored snapshot whose RMs an rm key may name (default: service.scores)."
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Create a key; it is printed once, alone on the last line, and stored only as a hash."""
+    """Create a key; it is printed once, alone on the last line, and stored only as a hash.
+    An rm key's ``--rm-id`` must be an RM of the latest scored snapshot."""
     from serving.api.auth import KeyError_, add_key
 
+    if rm_id is not None:
+        check_rm(rm_id, scores or Path(bank_config(config).service.scores))
     keys = keys_file(keys, config)
     try:
         record, plain = add_key(keys, name, role, rm_id, expires)
@@ -54,6 +63,49 @@ def keys_add(
         f"{keys}; it is shown once, below:"
     )
     print(plain)
+
+
+def check_rm(rm_id: str, snapshot: Path) -> None:
+    """Refuse an RM id the snapshot's ``rms.parquet`` does not hold, naming the nearest ids
+    (an rm key for an unknown RM would open an empty page with no warning); without a snapshot
+    the id cannot be checked: say so and accept it."""
+    import pandas as pd
+
+    from serving.lists import id_text
+
+    table_path = snapshot / "rms.parquet"
+    if not table_path.is_file():
+        warn(
+            f"no scored snapshot at {snapshot}: RM {rm_id!r} is not checked against the bank's "
+            "RMs (run `retain score` first, or pass --scores)"
+        )
+        return
+    known = id_text(pd.read_parquet(table_path, columns=["rm_id"])["rm_id"]).dropna().tolist()
+    if rm_id in known:
+        return
+    fail(
+        f"RM {rm_id!r} is not one of the {len(known):,} RMs of the snapshot {snapshot}; "
+        f"nearest: {', '.join(nearest_ids(rm_id, known)) or 'none'}",
+        2,
+    )
+
+
+def nearest_ids(wanted: str, known: list[str], n: int = 3) -> list[str]:
+    """The ``n`` ids most like ``wanted``: first those with the same number (``17`` →
+    ``RM00017``), then by difflib's similarity."""
+    import difflib
+    import re
+
+    digits = re.sub(r"\D", "", wanted).lstrip("0")
+    same_number = [k for k in known if digits and re.sub(r"\D", "", k).lstrip("0") == digits]
+    ratio = difflib.SequenceMatcher(None, b=wanted)
+
+    def likeness(k: str) -> tuple[float, str]:
+        ratio.set_seq1(k)
+        return -ratio.ratio(), k
+
+    similar = sorted(known, key=likeness)[:n]
+    return list(dict.fromkeys([*sorted(same_number), *similar]))[:n]
 
 
 @keys_app.command("list")

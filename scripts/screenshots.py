@@ -3,9 +3,10 @@
     retain serve                      # in another shell, on a scored snapshot
     python scripts/screenshots.py --url http://127.0.0.1:3000 --key rk_...   # an RM's key
 
-Writes docs/img/ui_list_{en,zh}.png, ui_customer_{en,zh}.png and ui_list_phone_zh.png with
-Debian's chromium (``apt-get install chromium``). Chinese text needs a CJK font, or it renders
-as boxes: ``apt-get install -y fonts-noto-cjk`` (check with ``fc-list | grep -i cjk``).
+Writes docs/img/ui_list_{en,zh}.png and ui_customer_{en,zh}.png at a laptop's 1366 px, and
+ui_list_phone_{en,zh}.png at a phone's 390 px, with Debian's chromium (``apt-get install
+chromium``). Chinese text needs a CJK font, or it renders as boxes: ``make fonts`` (check with
+``fc-list | grep -i cjk``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def main() -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         for name, viewport in (
-            ("", {"width": 1280, "height": 900}),
+            ("", {"width": 1366, "height": 900}),
             ("_phone", {"width": 390, "height": 844}),
         ):
             context = browser.new_context(viewport=viewport, device_scale_factor=1)
@@ -59,14 +60,15 @@ def main() -> None:
             page.fill("#key", args.key)
             page.click("#login")
             page.wait_for_url("**/ui/list**")
-            langs = ("en", "zh") if not name else ("zh",)
-            for lang in langs:
+            for lang in ("en", "zh"):
                 page.goto(f"{args.url}/ui/list?lang={lang}")
                 page.screenshot(path=args.out / f"ui_list{name}_{lang}.png")
                 print(args.out / f"ui_list{name}_{lang}.png", file=sys.stderr)
                 if name:
                     continue
-                first = page.locator("#list tbody tr").first.get_attribute("data-customer-id")
+                rows = page.locator("#list tbody tr")
+                done = page.locator("#list tbody tr.done")  # one with a recorded outcome, if any
+                first = (done if done.count() else rows).first.get_attribute("data-customer-id")
                 page.goto(f"{args.url}/ui/customers/{first}?lang={lang}")
                 page.screenshot(path=args.out / f"ui_customer_{lang}.png", full_page=True)
                 print(args.out / f"ui_customer_{lang}.png", file=sys.stderr)

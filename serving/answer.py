@@ -1,4 +1,4 @@
-"""What retain says about one customer this month (DESIGN §8, "One customer, one answer").
+"""What retain says about one customer this month (docs/design.md §8, "One customer, one answer").
 
 :func:`answer` reads one row of the scored month (``scores.parquet``, the frame
 ``serving.score.assemble`` made) and returns the facts every surface shows — the RM page,

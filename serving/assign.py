@@ -1,5 +1,6 @@
-"""Who is called this month, by a randomised policy whose probabilities are known (DESIGN §12,
-§14) — so the lists' effect can be measured and whom a call saves can be learned.
+"""Who is called this month, by a randomised policy whose probabilities are known
+(docs/design.md §12, §14) — so the lists' effect can be measured and whom a call saves can be
+learned.
 
 In each list (an RM's, or an outlet's), among the listable customers who are not already
 leaving, ranked by the ranking score (expected loss, or saved value):

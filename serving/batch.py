@@ -9,8 +9,12 @@ The output directory (replaced only when everything succeeded):
 - ``features.parquet``: the features behind those scores;
 - ``assignments.parquet``: every listable customer's group (treated, control, explore, none),
   ``p_treat`` and rank — the month's randomised assignment (``serving.assign``);
-- ``lists.parquet`` / ``growth.parquet`` and ``lists/<list_id>.csv`` / ``.xlsx``;
-- ``rms.parquet``: RM capacities;
+- ``lists.parquet`` / ``growth.parquet``; ``lists/<lang>/<list_id>.csv`` / ``.xlsx`` in every
+  configured language, and ``lists/<list_id>.csv`` / ``.xlsx`` in the run's language (links);
+- ``rms.parquet``: RM names and capacities;
+- ``history.parquet``: AUM and contribution of each scored customer, month by month over the
+  last 12 months, and ``contacts.parquet``: their warehouse interactions of those 12 months
+  (``features.history``) — what the RM page shows of a customer's past;
 - ``report.html``: the portfolio report;
 - ``summary.json``: what the CLI prints, plus the model versions.
 """
@@ -30,6 +34,7 @@ import pyarrow.parquet as pq
 from features.atomic import atomic_dir, private_tree, write_json
 from features.build import CutoffError
 from features.config import BankConfig
+from features.history import customer_past
 from features.materialize import write_features
 from features.products import read_products_metadata
 from features.sources.tables import read_location_table
@@ -37,6 +42,7 @@ from features.targets import version_column
 from models.registry import RegistryError
 from serving.assign import CONTROL, EXPLORE
 from serving.champions import ModelSet, load_champions
+from serving.explain import TOP_K
 from serving.lists import (
     RANKED_BY,
     assignment_rows,
@@ -57,7 +63,7 @@ from serving.score import (
     with_language,
     with_saved_value,
 )
-from serving.sheets import write_list_files
+from serving.sheets import link_files, write_list_files
 
 Step = Callable[[str], None]
 
@@ -86,7 +92,7 @@ def score_warehouse(
     with atomic_dir(out) as staging:
         features, config = _features(warehouse, cutoff, staging, config, features_path, step)
         timings["features"] = time.perf_counter() - started
-        rms = read_location_table(warehouse, "rms", ["rm_id", "capacity"])
+        rms = read_location_table(warehouse, "rms", ["rm_id", "name", "capacity"])
         scored, reasons = _scored(
             models, features, staging, config, cutoff, warehouse, rms, k, step
         )
@@ -97,6 +103,10 @@ def score_warehouse(
         growth = build_growth_lists(shown, rms, config.lists, lists)
         scored = with_membership(scored, lists, growth)
         _write(staging, scored, lists, growth, rms, models, lang, config, cutoff)
+        step("customer history and contacts")
+        tick = time.perf_counter()
+        _write_past(staging, warehouse, cutoff, scored["customer_id"], config)
+        timings["history"] = time.perf_counter() - tick
         summary = _summary(cutoff, scored, lists, growth, reasons, models, out)
         summary["seconds"] = round(time.perf_counter() - started, 2)
         summary["timings"] = {name: round(s, 2) for name, s in timings.items()}
@@ -184,10 +194,35 @@ def _write(staging, scored, lists, growth, rms, models: ModelSet, lang, config, 
     )
     lists.to_parquet(staging / "lists.parquet", index=False)
     growth.to_parquet(staging / "growth.parquet", index=False)
-    write_list_files(staging / "lists", lists, growth, lang, config)
+    _write_list_files(staging / "lists", scored, lists, growth, lang, config)
     write_report(
         staging / "report.html", scored, lists, growth, cutoff, models.versions, lang, config
     )
+
+
+def _write_list_files(folder: Path, scored, lists, growth, lang: str, config) -> None:
+    """The files for people in every configured language (``lists/<lang>/``), and the run's
+    language's at ``lists/`` too (hard links: today's paths, and the report's links, keep
+    working)."""
+    ids = pd.Index(scored["customer_id"])
+    for each in dict.fromkeys([lang, *config.languages]):
+        written = []
+        for frame, prefix in ((lists, ""), (growth, "growth_")):  # a growth row's own reasons
+            at = ids.get_indexer(frame["customer_id"])
+            texts = {
+                f"reason_{r}": scored[f"{prefix}reason_{r}_text_{each}"].to_numpy()[at]
+                for r in range(1, TOP_K + 1)
+            }
+            written.append(frame.assign(**texts))
+        write_list_files(folder / each, *written, each, config)
+    link_files(folder / lang, folder)
+
+
+def _write_past(staging: Path, warehouse, cutoff, customers, config: BankConfig) -> None:
+    """``history.parquet`` and ``contacts.parquet`` of the scored customers."""
+    history, contacts = customer_past(warehouse, cutoff, customers, config)
+    history.to_parquet(staging / "history.parquet", index=False)
+    contacts.to_parquet(staging / "contacts.parquet", index=False)
 
 
 def _summary(cutoff, scored, lists, growth, reasons, models: ModelSet, out) -> dict:

@@ -7,11 +7,13 @@ member speaks for the group ("AUM down 35% over the last 3 months", not three se
 about AUM). Only groups that push the score *up* become reasons, and a sensitive feature
 (age, city tier) never does.
 
-For churn (``actionable=True``, DESIGN §12) a group is a reason only when one of its members is
-something an RM can act on (catalog ``actionable``) *and* its value points the risky way
+For churn (``actionable=True``, docs/design.md §12) a group is a reason only when one of its
+members is something an RM can act on (catalog ``actionable``) *and* its value points the risky way
 ("AUM up 27%" is never a reason to leave): the strongest such member speaks. A customer with
-no such reason gets the strongest other cause, marked as context. For growth models every
-non-sensitive cause that pushes the score up may speak.
+no such reason gets the strongest other cause, marked as context. For a growth offer
+(``growth=True``) a cause speaks only through a member that can say why an offer fits (catalog
+``growth``) with a value that makes it fit ("AUM up 12%", never a bare tier or a risk fact);
+a customer with none gets fewer reasons, never a wrong one.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class Reasons:
     contribution: np.ndarray  # (n, k) summed log-odds contribution of the group
     groups: ReasonGroups
     context: np.ndarray | None = None  # (n, k) True where a reason is context, not actionable
+    growth: bool = False  # why a growth offer fits (the catalog's growth texts), not churn
 
     def is_context(self, rank: int) -> np.ndarray:
         n = self.feature.shape[0]
@@ -99,7 +102,9 @@ class Reasons:
         """Rendered reason text at ``rank`` (0-based) for every explained row."""
         entries = self.groups.entries
         return [
-            render(entries[self.groups.features[f]], v, lang, context) if f >= 0 else None
+            render(entries[self.groups.features[f]], v, lang, context, self.growth)
+            if f >= 0
+            else None
             for f, v, context in zip(
                 self.feature[:, rank], self.value[:, rank], self.is_context(rank), strict=True
             )
@@ -121,8 +126,12 @@ class Reasons:
                     "value": None if np.isnan(value) else float(value),
                     "contribution": float(self.contribution[position, rank]),
                     "context": bool(self.is_context(rank)[position]),
-                    "text_zh": render(entry, value, "zh", self.is_context(rank)[position]),
-                    "text_en": render(entry, value, "en", self.is_context(rank)[position]),
+                    **{
+                        f"text_{lang}": render(
+                            entry, value, lang, self.is_context(rank)[position], self.growth
+                        )
+                        for lang in LANGUAGES
+                    },
                 }
             )
         return out
@@ -131,10 +140,12 @@ class Reasons:
 CONTEXT_MARK = {"zh": "（背景）", "en": "(context) "}
 
 
-def render(entry: Feature, value: float, lang: str, context: bool = False) -> str:
-    text = entry.reason(
-        bool(value) if entry.dtype == "bool" and not np.isnan(value) else value, lang
-    )
+def render(
+    entry: Feature, value: float, lang: str, context: bool = False, growth: bool = False
+) -> str:
+    """A reason's text: why the customer may leave, or with ``growth`` why an offer fits."""
+    shown = bool(value) if entry.dtype == "bool" and not np.isnan(value) else value
+    text = (entry.growth_reason(shown, lang) or "") if growth else entry.reason(shown, lang)
     return CONTEXT_MARK[lang] + text if context else text
 
 
@@ -150,8 +161,20 @@ def risky_side(entries: list[Feature | None], values: np.ndarray) -> np.ndarray:
             ok[:, i] = (v == 1) if entry.direction > 0 else (v == 0)
         elif entry.reason_value == "negate":
             ok[:, i] = v < 0
+        elif entry.direction > 0:  # more is riskier: none at all is not a risk
+            ok[:, i] = v > 0
         else:
             ok[:, i] = ~np.isnan(v) if entry.direction != 0 else False
+    return ok
+
+
+def growth_side(entries: list[Feature | None], values: np.ndarray) -> np.ndarray:
+    """(rows × features) True where a feature can say why a growth offer fits and its value
+    is one that does (catalog ``growth``)."""
+    ok = np.zeros(values.shape, dtype=bool)
+    for i, entry in enumerate(entries):
+        if entry is not None and entry.growth is not None and not entry.sensitive:
+            ok[:, i] = entry.growth.fits(values[:, i])
     return ok
 
 
@@ -172,13 +195,15 @@ def top_reasons(
     k: int = TOP_K,
     rows: np.ndarray | None = None,
     actionable: bool = False,
+    growth: bool = False,
 ) -> Reasons:
     """The ``k`` groups that push each row's score up the most.
 
     ``contrib`` and ``values`` are (rows × features) in the order of ``groups.features``;
     ``rows`` says which rows of the scored frame these are (default: all of them, in order).
     With ``actionable``, only groups with an actionable member on its risky side, and the
-    strongest other cause as context for a row that has none.
+    strongest other cause as context for a row that has none. With ``growth``, only groups
+    with a member that says why an offer fits, on the side that fits.
     """
     n = contrib.shape[0]
     n_groups = len(groups.names)
@@ -186,7 +211,12 @@ def top_reasons(
         groups.entries.get(f) if groups.member[i] >= 0 else None
         for i, f in enumerate(groups.features)
     ]
-    may_speak = risky_side(entries, values) if actionable else np.ones(values.shape, bool)
+    if growth:
+        may_speak = growth_side(entries, values)
+    elif actionable:
+        may_speak = risky_side(entries, values)
+    else:
+        may_speak = np.ones(values.shape, bool)
     summed = np.full((n, n_groups), -np.inf)
     speaker = np.full((n, n_groups), -1, dtype=np.int64)
     fallback = np.full((n, n_groups), -1, dtype=np.int64)
@@ -225,6 +255,7 @@ def top_reasons(
         contribution=top,
         groups=groups,
         context=context,
+        growth=growth,
     )
 
 
@@ -236,14 +267,16 @@ def explain(
     k: int = TOP_K,
     products: tuple[Product, ...] = (),
     actionable: bool = False,
+    growth: bool = False,
 ) -> Reasons:
-    """Top-k reasons for ``rows`` (positions in ``frame``; default all) of a booster's score."""
+    """Top-k reasons for ``rows`` (positions in ``frame``; default all) of a booster's score;
+    ``growth``: why a growth offer fits, in the catalog's growth words."""
     part = frame if rows is None else frame.iloc[np.asarray(rows)]
     rows = np.arange(len(frame)) if rows is None else np.asarray(rows)
     values = inputs(part, features)
     contrib = booster.predict(values, pred_contrib=True)[:, :-1] if len(part) else values * 0.0
     groups = ReasonGroups.for_features(features, products)
-    return top_reasons(contrib, values, groups, k, rows, actionable)
+    return top_reasons(contrib, values, groups, k, rows, actionable, growth)
 
 
 def reason_columns(reasons: Reasons, n_rows: int, langs: tuple[str, ...] = LANGUAGES) -> dict:

@@ -1,4 +1,4 @@
-"""Ranked lists, one per RM as of the cutoff: retention and growth (DESIGN §5, §12).
+"""Ranked lists, one per RM as of the cutoff: retention and growth (docs/design.md §5, §12).
 
 Pure pandas over the scored frame (``scores.parquet``), so ``retain score`` and the API build
 the same lists.
@@ -154,7 +154,7 @@ def assignments(
 
 
 def leaving_adjusted(frame: pd.DataFrame) -> pd.DataFrame:
-    """The already-leaving rule (DESIGN §5) and expected loss, the one place both are made:
+    """The already-leaving rule (docs/design.md §5) and expected loss, the one place both are made:
     p_churn = 1 and band "high" for customers already leaving; expected loss = p_churn ×
     contribution (a negative contribution counts as none). Applying it twice changes nothing."""
     out = frame.copy()
@@ -302,9 +302,10 @@ def as_growth_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def assignment_rows(scored: pd.DataFrame, cutoff: str) -> pd.DataFrame:
-    """``assignments.parquet`` (DESIGN §14): one row per listable customer — ``customer_id``,
-    ``cutoff``, ``list_id``, ``group``, ``p_treat``, ``rank`` (on the list, or the would-be rank
-    counted after those already leaving) — from the assigned, listed answer frame."""
+    """``assignments.parquet`` (docs/design.md §14): one row per listable customer —
+    ``customer_id``, ``cutoff``, ``list_id``, ``group``, ``p_treat``, ``rank`` (on the list, or
+    the would-be rank counted after those already leaving) — from the assigned, listed answer
+    frame."""
     rows = scored[scored["list_group"].notna()]
     owner = list_owner(rows)
     leaving = rows["leaving_now"].fillna(False).astype(bool)

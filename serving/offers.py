@@ -1,4 +1,4 @@
-"""What to offer: retention rows keep money at the bank, growth rows add value (DESIGN §12).
+"""What to offer: retention rows keep money at the bank, growth rows add value (docs/design.md §12).
 
 - A **retention** offer is the renewal of the product maturing within 30 days (with its amount
   and date) when there is one, else the product of a retention kind (assets, by default) the
@@ -7,6 +7,10 @@
 - A **growth** offer is, for a customer not at risk, the best of: moving up a tier (p_upgrade ×
   the contribution the next tier brings over this one) and each product of a growth kind not
   held (propensity × the product's value).
+- A product (not a renewal, not a tier) is offered only to a customer at least
+  ``[offers] min_lift`` times as likely to take it as the month's average customer: an
+  insurance policy at a 0.7% chance, where the average customer's is 2%, is no offer — the
+  call is then about the money, with no product to push.
 - An open complaint means no offer at all.
 
 Pure functions over the scored frame; the action that goes with each row is chosen here too,
@@ -45,15 +49,21 @@ def product_values(products: tuple[Product, ...], features: pd.DataFrame) -> dic
     return values
 
 
-def _best_product(frame, held, values, products) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(product or None, its propensity, propensity × value) per row among ``products``."""
+def _best_product(
+    frame, held, values, products, min_lift: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(product or None, its propensity, propensity × value) per row among ``products`` not
+    held, whose propensity is at least ``min_lift`` × the product's mean over ``frame``."""
     products = [p for p in products if f"propensity_{p}" in frame and p in held and p in values]
     n = len(frame)
     if not products:
         return np.full(n, None, dtype=object), np.full(n, np.nan), np.full(n, -np.inf)
     propensity = frame[[f"propensity_{p}" for p in products]].to_numpy(dtype=np.float64)
     worth = propensity * np.array([values[p] for p in products])
-    offerable = ~held[products].to_numpy(dtype=bool) & np.isfinite(worth) & (worth > 0)
+    known = np.isfinite(propensity)
+    usual = np.where(known, propensity, 0).sum(axis=0) / np.maximum(known.sum(axis=0), 1)
+    likely = propensity >= min_lift * usual
+    offerable = ~held[products].to_numpy(dtype=bool) & np.isfinite(worth) & (worth > 0) & likely
     worth = np.where(offerable, worth, -np.inf)
     best = np.argmax(worth, axis=1)
     has = offerable.any(axis=1)
@@ -68,7 +78,7 @@ def retention_offers(
     """Offer, propensity, amount, date and action of each row as a retention row."""
     kinds = set(config.offers.retention_kinds)
     keep = [p.product for p in config.products if p.kind in kinds]
-    product, propensity, _ = _best_product(frame, held, values, keep)
+    product, propensity, _ = _best_product(frame, held, values, keep, config.offers.min_lift)
     complaint = frame["open_complaints"].fillna(0).to_numpy() > 0
     maturing = frame["maturing_product"].where(frame["maturing_product"].notna(), None)
     renew = maturing.notna().to_numpy() & (frame["maturing_30d"].fillna(0).to_numpy() > 0)
@@ -108,7 +118,7 @@ def growth_offers(
     """Offer, propensity, value added and action of each row as a growth row."""
     kinds = set(config.offers.growth_kinds)
     keep = [p.product for p in config.products if p.kind in kinds]
-    product, propensity, worth = _best_product(frame, held, values, keep)
+    product, propensity, worth = _best_product(frame, held, values, keep, config.offers.min_lift)
     upgrade_worth = frame["p_upgrade"].to_numpy(dtype=np.float64) * upgrade_gain(frame, config)
     upgrade = upgrade_worth > np.maximum(worth, 0)
     complaint = frame["open_complaints"].fillna(0).to_numpy() > 0

@@ -1,4 +1,5 @@
-"""Outcomes of contacts an RM made (DESIGN §12): a small store, SQLite by default or PostgreSQL.
+"""Outcomes of contacts an RM made (docs/design.md §12): a small store, SQLite by default or
+PostgreSQL.
 
 One table, created on first use. The API and the RM page call the same two methods::
 
@@ -233,6 +234,25 @@ class OutcomeStore:
             "customer_id = ? AND customer_id_int = ? ORDER BY recorded_at DESC, outcome_id DESC",
             (str(customer_id), isinstance(customer_id, int)),
         )
+
+    def latest(self, customer_ids: list) -> dict:
+        """The newest outcome of each of ``customer_ids`` that has one, by customer id (one
+        query per 500 ids: what a list of customers shows)."""
+        out: dict = {}
+        ids = list(dict.fromkeys(customer_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found = self._select(
+                f"customer_id IN ({marks}) ORDER BY recorded_at DESC, outcome_id DESC",
+                tuple(str(c) for c in chunk),
+            )
+            wanted = {(str(c), isinstance(c, int)): c for c in chunk}
+            for outcome in found:  # newest first: the first of each customer is its latest
+                key = wanted.get((str(outcome.customer_id), isinstance(outcome.customer_id, int)))
+                if key is not None and key not in out:
+                    out[key] = outcome
+        return out
 
     def pending_export(self) -> list[Outcome]:
         """Outcomes not yet exported to a warehouse, oldest first."""

@@ -98,12 +98,14 @@ def _per_rm_table(lists: pd.DataFrame, growth: pd.DataFrame, lang: str) -> str:
         text(REPORT, k, lang)
         for k in ("list", "listed", "high", "leaving", "growth", "loss", "files")
     ]
+    counts = by[["listed", "high", "leaving", "growth"]].fillna(0).astype(int)
+    by = by.assign(**counts)  # counts as whole numbers (a row of a mixed frame is floats)
     rows = "".join(
-        f"<tr><td>{html.escape(str(i))}</td><td class=n>{r.listed:,}</td><td class=n>{r.high:,}"
-        f"</td><td class=n>{int(r.leaving):,}</td><td class=n>{r.growth:,}</td>"
-        f"<td class=n>{r.loss:,.0f}</td><td><a href='lists/{html.escape(str(i))}.xlsx'>xlsx</a> "
-        f"<a href='lists/{html.escape(str(i))}.csv'>csv</a></td></tr>"
-        for i, r in by.iterrows()
+        f"<tr><td>{html.escape(str(r.Index))}</td><td class=n>{r.listed:,}</td>"
+        f"<td class=n>{r.high:,}</td><td class=n>{r.leaving:,}</td><td class=n>{r.growth:,}</td>"
+        f"<td class=n>{r.loss:,.0f}</td><td><a href='lists/{html.escape(str(r.Index))}.xlsx'>"
+        f"xlsx</a> <a href='lists/{html.escape(str(r.Index))}.csv'>csv</a></td></tr>"
+        for r in by.itertuples()
     )
     header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     return f"<table><tr>{header}</tr>{rows}</table>"

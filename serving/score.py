@@ -106,7 +106,8 @@ def explain_growth(
     models: ModelSet, features: pd.DataFrame, offers: pd.Series, langs
 ) -> dict[str, np.ndarray]:
     """Reasons for growth offers from the offered model itself (the upgrade model for a tier
-    upgrade, the product's cross-sell model for a product): ``growth_reason_k_text_<lang>``."""
+    upgrade, the product's cross-sell model for a product), in growth words (why the offer
+    fits: ``serving.explain``, ``growth``): ``growth_reason_k_text_<lang>``."""
     columns = growth_reason_columns(len(features), langs)
     by_model = {TIER_UPGRADE: models.upgrade, **models.cross_sell}
     for offer, model in by_model.items():
@@ -115,7 +116,7 @@ def explain_growth(
             continue
         products = products_from_json(model.metadata.get("products", []))
         reasons = explain(
-            model.booster, features, model.metadata["features"], rows, TOP_K, products
+            model.booster, features, model.metadata["features"], rows, TOP_K, products, growth=True
         )
         for rank in range(TOP_K):
             for lang in langs:
@@ -185,7 +186,8 @@ def with_saved_value(
     scored: pd.DataFrame, models: ModelSet, features: pd.DataFrame, policy: ListPolicy
 ) -> pd.DataFrame:
     """With an uplift champion: each customer's ``uplift`` (τ̂, the churn probability a call
-    removes) and ``saved_value = τ̂ × contribution − call cost`` (DESIGN §14); else unchanged."""
+    removes) and ``saved_value = τ̂ × contribution − call cost`` (docs/design.md §14); else
+    unchanged."""
     if models.uplift is None:
         return scored
     tau = models.uplift.effect(features)

@@ -1,4 +1,5 @@
-"""Files for people: one CSV and one Excel workbook per list, in the list's language.
+"""Files for people: one CSV and one Excel workbook per list, in the list's language
+(``retain score`` writes them in every configured language, ``lists/<lang>/``).
 
 CSV: UTF-8 with a BOM (Excel on Chinese Windows reads it right), headers and codes translated
 (tiers, bands, actions, products), probabilities as percentages with one decimal, money to the
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import zipfile
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -75,6 +77,18 @@ def write_list_files(
                 folder / f"{name}.xlsx", rows, lang, name, config, legend, [records[i] for i in at]
             )
     return sorted(str(i) for i in lists["list_id"].unique())
+
+
+def link_files(source: Path, target: Path) -> None:
+    """Every file of ``source`` also in ``target`` (a hard link, else a copy): files are
+    written once and never changed in place, so a link is safe."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file():
+            try:
+                os.link(path, target / path.name)
+            except OSError:
+                shutil.copyfile(path, target / path.name)
 
 
 def _records(rows: pd.DataFrame) -> list[tuple]:

@@ -1,4 +1,4 @@
-"""The synthetic bank: a complete warehouse (DESIGN §4) plus a `truth` table, per seed.
+"""The synthetic bank: a complete warehouse (docs/design.md §4) plus a `truth` table, per seed.
 
 Customers are generated and written in fixed-size chunks, each with its own random stream
 derived from the seed, so memory stays flat at any size and the same seed and arguments give

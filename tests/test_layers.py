@@ -1,4 +1,4 @@
-"""The shape of the code (DESIGN §2, STYLE): imports point down only, no module circles, no
+"""The shape of the code (docs/design.md §2): imports point down only, no module circles, no
 private names borrowed across packages, serving's inner layers, short functions. Each check
 first proves on a planted package that it can fail."""
 
@@ -32,7 +32,7 @@ ALLOWED = {
 }
 PACKAGE_LAYERS = Layers(groups={package: (package,) for package in ALLOWED}, allowed=ALLOWED)
 
-# serving/ (DESIGN §3): the scoring core — models, scores, reasons, lists, offers, the
+# serving/ (docs/design.md §3): the scoring core — models, scores, reasons, lists, offers, the
 # customer's answer, words and charts — imports only itself; the writers of `retain score`'s
 # files import the core; the HTTP service (api/, ui/) imports the core, never the writers.
 SERVING_LAYERS: Layers | None = Layers(
@@ -49,7 +49,13 @@ SERVING_LAYERS: Layers | None = Layers(
             "serving.charts",
             "serving.outcomes",
         ),
-        "writers": ("serving.batch", "serving.spark_scoring", "serving.sheets", "serving.report"),
+        "writers": (
+            "serving.batch",
+            "serving.spark_scoring",
+            "serving.sheets",
+            "serving.report",
+            "serving.history",
+        ),
         "http": ("serving.api", "serving.ui"),
     },
     allowed={"core": {"core"}, "writers": {"core", "writers"}, "http": {"core", "http"}},

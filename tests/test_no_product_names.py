@@ -1,5 +1,5 @@
 """Products come from the bank's products table: no product name may be written into the
-code outside the synthetic generator (DESIGN §4, §11)."""
+code outside the synthetic generator (docs/design.md §4, §11)."""
 
 from __future__ import annotations
 

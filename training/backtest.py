@@ -29,7 +29,7 @@ MIN_TRAIN_CUTOFFS = 1
 
 def backtest(frame: pd.DataFrame, label: str, config: TrainConfig, horizon: int) -> list[dict]:
     """For every cutoff that has embargoed training and validation cutoffs before it: a model
-    trained on those only, tested on it (the same gaps as training, DESIGN §5)."""
+    trained on those only, tested on it (the same gaps as training, docs/design.md §5)."""
     cutoffs = labelled_cutoffs(frame, label)
     plans = []
     for test in cutoffs:

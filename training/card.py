@@ -10,24 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from features.targets import CHURN, UPGRADE, Target, cross_sell, from_model
+from training.compare import AUC_KEYS, EQUAL, in_words, metric_label, number, position
 
 FLAT = "flat"  # a model trained on a flat table (training/flat.py), not one of the targets
 MAX_CUTOFFS_LISTED = 4
 # Keys that describe the ceiling, not the model: shown on their own line, not as table rows.
 ORACLE_KEYS = ("oracle_auc", "auc_to_oracle")
-AUC_KEYS = ("test_auc", "auc", "roc_auc")
-LOWER_IS_BETTER = ("ece", "brier", "log_loss")
-METRIC_LABELS = {
-    "pr_auc": "PR AUC (average precision)",
-    "brier": "Brier score",
-    "ece": "ECE (calibration error)",
-    "log_loss": "log loss",
-}
-TOP_SHARE_LABELS = {
-    "lift": "lift in top {}%",
-    "capture": "positives captured in top {}%",
-    "value_captured": "value at risk captured in top {}%",
-}
+BASELINE_LABELS = {"lightgbm_defaults": "LightGBM defaults"}
 
 
 @dataclass(frozen=True)
@@ -210,14 +199,14 @@ def _results(info: ModelCardInfo) -> str:
     oracle_auc, auc_to_oracle = _oracle(info)
     metrics = [name for name in info.test_metrics if name not in ORACLE_KEYS]
     baselines = list(info.baseline_metrics)
-    header = ["metric", "**model**", *baselines]
+    header = ["metric", "**model**", *map(_baseline_label, baselines)]
     if oracle_auc is not None:
         header.append("oracle (true probabilities)")
-    header += [f"model − {name}" for name in baselines]
+    header += [f"model − {_baseline_label(name)}" for name in baselines]
     rows = []
     for name in metrics:
         model_value = info.test_metrics[name]
-        row = [_metric_label(name), f"**{_format_metric(name, model_value)}**"]
+        row = [metric_label(name), f"**{_format_metric(name, model_value)}**"]
         row += [_format_metric(name, info.baseline_metrics[b].get(name)) for b in baselines]
         if oracle_auc is not None:
             row.append(_format_metric(name, oracle_auc) if name in AUC_KEYS else "—")
@@ -226,12 +215,28 @@ def _results(info: ModelCardInfo) -> str:
         ]
         rows.append(row)
     scope = "Out-of-fold (cross-validation)" if info.task == FLAT else "Out-of-time test set"
-    lines = ["## Results", "", f"{scope}; ↓ marks metrics where lower is better."]
+    lines = [
+        "## Results",
+        "",
+        f"{scope}; ↓ marks metrics where lower is better; a difference says whether the model "
+        "is above or below the baseline.",
+    ]
     lines += (
         ["", *_table(header, rows, numbers_from=1)]
         if rows
         else ["", "No test metrics were recorded."]
     )
+    if rows and baselines:
+        lines += ["", "**How the model compares** (better or worse; lower is better where ↓):", ""]
+        for b in baselines:
+            words = in_words(
+                info.test_metrics,
+                info.baseline_metrics[b],
+                metrics,
+                _baseline_label(b),
+                _format_metric,
+            )
+            lines.append(f"- {words[:1].upper()}{words[1:]}.")
     if oracle_auc is not None:
         reach = f"; the model reaches {auc_to_oracle:.1%} of it" if auc_to_oracle else ""
         lines += [
@@ -240,6 +245,10 @@ def _results(info: ModelCardInfo) -> str:
             f"can reach on these rows): {oracle_auc:.4f}{reach}.",
         ]
     return "\n".join(lines)
+
+
+def _baseline_label(name: str) -> str:
+    return BASELINE_LABELS.get(name, name.replace("_", " "))
 
 
 def _limits(info: ModelCardInfo) -> str:
@@ -295,14 +304,14 @@ def _intended_use(task: str) -> str:
 
 
 def _oracle(info: ModelCardInfo) -> tuple[float | None, float | None]:
-    oracle = _present(info.oracle_auc)
+    oracle = number(info.oracle_auc)
     if oracle is None:
-        oracle = _present(info.test_metrics.get("oracle_auc"))
+        oracle = number(info.test_metrics.get("oracle_auc"))
     if oracle is None:
         return None, None
-    ratio = _present(info.auc_to_oracle)
+    ratio = number(info.auc_to_oracle)
     if ratio is None:
-        ratio = _present(info.test_metrics.get("auc_to_oracle"))
+        ratio = number(info.test_metrics.get("auc_to_oracle"))
     if ratio is None:
         auc = _model_auc(info.test_metrics)
         ratio = auc / oracle if auc is not None and oracle > 0 else None
@@ -311,26 +320,10 @@ def _oracle(info: ModelCardInfo) -> tuple[float | None, float | None]:
 
 def _model_auc(metrics: Mapping[str, float]) -> float | None:
     for key in AUC_KEYS:
-        auc = _present(metrics.get(key))
+        auc = number(metrics.get(key))
         if auc is not None:
             return auc
     return None
-
-
-def _present(value: object) -> float | None:
-    """The value as a float, or None when it is missing or NaN."""
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
-
-
-def _metric_label(name: str) -> str:
-    label = "ROC AUC" if name in AUC_KEYS else METRIC_LABELS.get(name)
-    if label is None:
-        match = re.fullmatch(r"(lift|capture|value_captured)_at_(\d+)", name)
-        label = TOP_SHARE_LABELS[match[1]].format(match[2]) if match else name.replace("_", " ")
-    return f"{label} ↓" if name in LOWER_IS_BETTER else label
 
 
 def _kind(name: str) -> str:
@@ -345,7 +338,7 @@ def _format_metric(name: str, value: object) -> str:
     """Missing (not measured) is a dash; NaN (measured but undefined) is n/a."""
     if value is None:
         return "—"
-    value = _present(value)
+    value = number(value)
     if value is None:
         return "n/a"
     kind = _kind(name)
@@ -357,20 +350,24 @@ def _format_metric(name: str, value: object) -> str:
 
 
 def _difference(name: str, model_value: object, baseline_value: object) -> str:
-    model_value, baseline_value = _present(model_value), _present(baseline_value)
+    """The model's value minus the baseline's, and whether it is above or below it."""
+    model_value, baseline_value = number(model_value), number(baseline_value)
     if model_value is None or baseline_value is None:
         return "—"
+    where = position(model_value, baseline_value)
+    if where == EQUAL:
+        return EQUAL
     delta = model_value - baseline_value
     kind = _kind(name)
     if kind == "percent":
-        return f"{delta * 100:+.1f} pp"
+        return f"{delta * 100:+.1f} pp {where}"
     if kind == "ratio":
-        return f"{delta:+.2f}×"
-    return f"{delta:+.4f}"
+        return f"{delta:+.2f}× {where}"
+    return f"{delta:+.4f} {where}"
 
 
 def _percent(value: float) -> str:
-    value = _present(value)
+    value = number(value)
     return "n/a" if value is None else f"{value:.2%}"
 
 

@@ -2,7 +2,7 @@
 
 The last cutoff whose label is complete is the test set. A label looks ``h`` months ahead, so
 a row whose label window (c, c + h] overlaps the test window would teach the model the very
-exits it is tested on (DESIGN §5, the embargo): validation is the latest cutoff ≤ test − h,
+exits it is tested on (docs/design.md §5, the embargo): validation is the latest cutoff ≤ test − h,
 training every cutoff ≤ validation − h — what a bank has on the day it scores. Never a random
 split across time. Inputs are the catalog's features; ids, the cutoff, labels, context and
 ``truth_*`` columns never are.

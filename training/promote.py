@@ -13,16 +13,19 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
-from sklearn.metrics import roc_auc_score
 
 from models.artifact import VerifiedModel, load_verified
 from models.registry import CHALLENGER, CHAMPION, EVALUATION_ROWS, RegistryError, set_champion
 from models.uplift import UPLIFT, load_uplift
-from training.evaluate import ece
+from training.compare import in_words, verdicts
+from training.evaluate import evaluate
 from training.uplift_run import GATE_BASELINE, GATE_GAIN, GATE_METRIC, beats_risk
 
 MAX_AUC_LOSS = 0.002
 MAX_ECE_GAIN = 0.01
+# what promotion reports of both models (the gate decides on auc and ece): the card's figures
+REPORTED = ("auc", "pr_auc", "ece", "brier", "lift_at_10", "capture_at_10", "value_captured_at_10")
+VALUE = "contribution_12m"  # what a lost customer is worth, for value captured
 
 
 def evaluation_rows(model: VerifiedModel) -> pd.DataFrame:
@@ -50,6 +53,8 @@ def no_worse(challenger: dict, champion: dict) -> tuple[bool, float, float]:
 
 
 def measure(model: VerifiedModel, rows: pd.DataFrame, label: str) -> dict:
+    """Every figure the model card reports of ``model`` on ``rows`` (``auc`` is ROC AUC; value
+    captured where the rows hold each customer's contribution)."""
     missing = [f for f in model.features if f not in rows.columns]
     if missing:
         raise RegistryError(
@@ -58,7 +63,22 @@ def measure(model: VerifiedModel, rows: pd.DataFrame, label: str) -> dict:
         )
     y = rows[label].to_numpy(dtype=int)
     p = model.predict(rows)
-    return {"version": model.version, "auc": float(roc_auc_score(y, p)), "ece": ece(y, p)}
+    value = rows[VALUE].to_numpy(dtype="float64") if VALUE in rows else None
+    figures = evaluate(y, p, value=value)
+    figures["auc"] = figures.pop("test_auc")
+    return {"version": model.version, **{k: figures[k] for k in REPORTED if k in figures}}
+
+
+def compared(measured: dict[str, dict], role: str, other: str) -> dict:
+    """``measured`` (role → figures) with how ``role`` compares with ``other`` on every
+    figure: ``verdicts`` (metric → better / worse / equal) and ``in_words``."""
+    mine, theirs = measured[role], measured[other]
+    whom = f"{other} v{theirs['version']}"
+    return {
+        "comparison": measured,
+        "verdicts": verdicts(mine, theirs, REPORTED),
+        "in_words": f"{role} v{mine['version']} " + in_words(mine, theirs, REPORTED, whom),
+    }
 
 
 def promote(name: str, force: bool = False) -> dict:
@@ -95,15 +115,13 @@ def promote(name: str, force: bool = False) -> dict:
     )
     if promoted:
         set_champion(name, challenger.version, reason)
-    cutoffs = sorted(str(c) for c in rows["cutoff"].unique()) if "cutoff" in rows else []
     return {
         **decision,
         "champion": challenger.version if promoted else champion.version,
         "promoted": promoted,
         "reason": reason,
-        "rows": len(rows),
-        "test_cutoff": cutoffs[-1] if cutoffs else None,
-        "comparison": measured,
+        **rows_described(rows),
+        **compared(measured, "challenger", "champion"),
     }
 
 
@@ -153,21 +171,59 @@ def _champion_version(name: str) -> str | None:
         return None
 
 
+def rows_described(rows: pd.DataFrame) -> dict:
+    """How many rows two models were compared on, and their (last) test cutoff."""
+    cutoffs = sorted(str(c) for c in rows["cutoff"].unique()) if "cutoff" in rows else []
+    return {"rows": len(rows), "test_cutoff": cutoffs[-1] if cutoffs else None}
+
+
 def rollback(name: str, version: str) -> dict:
     """Make ``version`` champion without the gate — after its hashes are checked, so the
-    champion is always a model that loads."""
+    champion is always a model that loads — and measure it beside the champion it replaces,
+    on the test rows of the newer of the two (the latest test period); a comparison that
+    cannot be made is noted, never in the way of the rollback."""
     target = load_verified(name, version=str(version))
     try:
-        before = load_verified(name, CHAMPION).version
+        before = load_verified(name, CHAMPION)
     except RegistryError:
         before = None
+    replaced = before.version if before else None
     change = set_champion(name, target.version, f"set to version {target.version} (--version)")
-    return {
+    if replaced is None:
+        reason = f"version {target.version} is champion (there was none)"
+    elif replaced == target.version:
+        reason = f"version {target.version} was already champion"
+    else:
+        reason = f"version {target.version} is champion, replacing version {replaced}"
+    decision = {
         "model": name,
         "champion": target.version,
-        "previous": before,
+        "previous": replaced,
         "promoted": True,
-        "reason": f"champion set to version {target.version} (was {before or 'none'})",
+        "reason": reason,
         "by": change["by"],
         "at": change["at"],
+    }
+    if before is None or replaced == target.version:
+        return decision
+    try:
+        return {**decision, **side_by_side(target, before)}
+    except RegistryError as exc:
+        return {**decision, "comparison_note": f"not compared: {exc}"}
+
+
+def side_by_side(champion: VerifiedModel, replaced: VerifiedModel) -> dict:
+    """The new champion and the version it replaced, measured on the test rows of the newer."""
+    newer = max(champion, replaced, key=lambda m: int(m.version))
+    label = newer.metadata["label"]
+    rows = evaluation_rows(newer)
+    rows = rows[rows[label].notna()]
+    measured = {
+        "champion": measure(champion, rows, label),
+        "replaced": measure(replaced, rows, label),
+    }
+    return {
+        **rows_described(rows),
+        "rows_of": newer.version,
+        **compared(measured, "champion", "replaced"),
     }

@@ -161,7 +161,8 @@ def log_fitted(
             "products": products_to_json(products),
         },
     )
-    return register_model(artifact, fitted.target.model, ds.test.x.head(5), test_rows=ds.test.rows)
+    # the example and signature typed as the feature file holds the inputs (int, bool, float)
+    return register_model(artifact, fitted.target.model, ds.test.rows, test_rows=ds.test.rows)
 
 
 def _log_records(fitted: FittedModel, fingerprint: dict, source: str, bank: BankConfig) -> None:

@@ -5,8 +5,8 @@ assignment of that cutoff (the warehouse's ``list_assignments`` — a bank's ear
 or retain's own ``assignments.parquet`` loaded back) whose probability of a call is strictly
 between 0 and 1: the already leaving (called by rule) and a policy without a draw teach
 nothing about the effect. Called = ``treated`` or ``explore``. Splits are out of time with the
-embargo of DESIGN §5: the held-out months are the latest matured cutoffs, training every cutoff
-at least ``horizon`` months before the first of them.
+embargo of docs/design.md §5: the held-out months are the latest matured cutoffs, training
+every cutoff at least ``horizon`` months before the first of them.
 
 Too little history is refused with the power calculation (:func:`history_power`): how many
 control customers an average effect of a given size in the would-be lists needs (treated
@@ -116,9 +116,10 @@ def power_needed(
 
 def ranked_places(rows: Rows) -> np.ndarray:
     """The rows of the would-be lists — called more often than not (p_treat > 0.5: treated or
-    held back as control) — where the control compares like with like (DESIGN §12). Rows drawn
-    from below the cut have a small p_treat and the low churn of the customers a ranking
-    passed over; pooled with them, a 2-point effect could be larger than the churn itself.
+    held back as control) — where the control compares like with like (docs/design.md §12).
+    Rows drawn from below the cut have a small p_treat and the low churn of the customers a
+    ranking passed over; pooled with them, a 2-point effect could be larger than the churn
+    itself.
     Every row when there are no such places (a history of exploration only)."""
     places = rows.p_treat > RANKED_P_TREAT
     return places if places.any() else np.ones(len(rows), dtype=bool)

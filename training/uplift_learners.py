@@ -1,5 +1,5 @@
 """Meta-learners of the effect of a call on LightGBM, with the known probability of the call
-(``p_treat``, from the assignment) as the propensity — never estimated (DESIGN §14).
+(``p_treat``, from the assignment) as the propensity — never estimated (docs/design.md §14).
 
 τ(x) = P(churn | x, not called) − P(churn | x, called):
 

@@ -1,4 +1,5 @@
-"""How well a ranking finds the customers a call saves, measured on randomised rows (DESIGN §14).
+"""How well a ranking finds the customers a call saves, measured on randomised rows
+(docs/design.md §14).
 
 On a row whose call was randomised with known probability ``e`` (``p_treat``), the inverse-
 propensity term

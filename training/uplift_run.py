@@ -1,6 +1,6 @@
 """`retain train --task uplift`: learn whom a call saves from the bank's randomised lists, choose
 among the T-, X-, DR- and shift learners on held-out later months, compare with the risk
-ranking on the same rows, and log and register the model as ``uplift`` (DESIGN §14).
+ranking on the same rows, and log and register the model as ``uplift`` (docs/design.md §14).
 
 The fit (:func:`fit_uplift`) is pure; :func:`log_uplift_run` is the MLflow edge. Every figure
 is measured on the held-out months' randomised rows, each row's effect estimated doubly robustly

@@ -1,5 +1,5 @@
 """What a ranking's lists save, computed exactly from a synthetic bank's two potential outcomes
-(DESIGN §14; docs/synthetic_campaign.md).
+(docs/design.md §14; docs/synthetic_campaign.md).
 
 On a synthetic bank with a call effect, each customer-month has ``p_churn_3m`` (no call) and
 ``p_churn_3m_called`` (assigned a call at that cutoff), so the effect of calling a customer is

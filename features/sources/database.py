@@ -1,8 +1,8 @@
 """A warehouse in a PostgreSQL database: recognise its URL, connect, list and read its tables.
 
-The tables are those of DESIGN §4 under the same names (``customers``, ``balances``, …), in the
-database's search path (``postgres://user@host:port/db`` or ``…/db/schema`` for another schema).
-The Ibis connection is the PostgreSQL backend itself, so features run in PostgreSQL.
+The tables are those of docs/design.md §4 under the same names (``customers``, ``balances``, …),
+in the database's search path (``postgres://user@host:port/db`` or ``…/db/schema`` for another
+schema). The Ibis connection is the PostgreSQL backend itself, so features run in PostgreSQL.
 ``load_parquet_into`` copies a warehouse directory into such a database (tests, demos, a first
 migration).
 """
@@ -99,10 +99,10 @@ def load_parquet_into(
 ) -> dict[str, int]:
     """Copy the parquet tables of ``warehouse`` into the database at ``url``; rows per table.
 
-    Each table present in the directory (the inputs of DESIGN §4, optional ones included, and
-    the truth table, unless ``tables`` names others) replaces a table of the same name, with the
-    column types of its parquet files; rows go in through ``COPY``. Tables absent from the
-    directory are left alone.
+    Each table present in the directory (the inputs of docs/design.md §4, optional ones
+    included, and the truth table, unless ``tables`` names others) replaces a table of the same
+    name, with the column types of its parquet files; rows go in through ``COPY``. Tables absent
+    from the directory are left alone.
     """
     con = connect(url)
     try:

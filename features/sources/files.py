@@ -29,8 +29,9 @@ BANK_TABLES: tuple[str, ...] = ("org", "rms", "products")
 # chunk of the synthetic bank, holds its customers' rows of each (and of the truth table)
 CUSTOMER_TABLES: tuple[str, ...] = tuple(t for t in INPUT_TABLES if t not in BANK_TABLES)
 TRUTH_TABLE = "truth"
-# optional inputs: validated when present, never required (DESIGN §4); list_assignments holds
-# earlier campaigns' randomised assignments (DESIGN §14), one row per customer and cutoff
+# optional inputs: validated when present, never required (docs/design.md §4);
+# list_assignments holds earlier campaigns' randomised assignments (docs/design.md §14), one
+# row per customer and cutoff
 LIST_ASSIGNMENTS = "list_assignments"
 OPTIONAL_TABLES: tuple[str, ...] = (LIST_ASSIGNMENTS,)
 META_FILE = "_meta.json"

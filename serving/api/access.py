@@ -1,4 +1,5 @@
-"""Who may see what, and the one audit writer — for the API and the RM page alike (DESIGN §8).
+"""Who may see what, and the one audit writer — for the API and the RM page alike
+(docs/design.md §8).
 
 An ``rm`` key sees the customers of its own book (the RM who looks after them as of the
 scored cutoff) and pulls only its own lists; ``crm`` and ``admin`` keys see every customer and

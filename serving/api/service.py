@@ -1,4 +1,4 @@
-"""The scoring API: a BentoML service with a FastAPI app mounted at the root (DESIGN §8).
+"""The scoring API: a BentoML service with a FastAPI app mounted at the root (docs/design.md §8).
 
 BentoML runs the workers, restarts dead ones and serves /healthz, /livez, /readyz (ready only
 after :class:`serving.api.state.ServingState` loaded and verified every model and passed a

@@ -45,7 +45,9 @@ class SnapshotMismatch(ValueError):
 @dataclass
 class Snapshot:
     """A `retain score` output directory: the month's answer per customer (``scores``), the
-    features behind it, the RM table — indexed by customer_id."""
+    features behind it, the RM table, and each customer's past — 12 months of AUM and
+    contribution (``history``) and of warehouse contacts (``contacts``, newest first) — all
+    indexed by customer_id. A snapshot written before history and contacts were has none."""
 
     folder: Path
     cutoff: str
@@ -53,6 +55,8 @@ class Snapshot:
     scores: pd.DataFrame
     rms: pd.DataFrame
     versions: dict[str, str]
+    history: pd.DataFrame = field(default_factory=lambda: _empty(HISTORY))
+    contacts: pd.DataFrame = field(default_factory=lambda: _empty(CONTACTS))
 
     @classmethod
     def load(cls, folder: Path) -> Snapshot:
@@ -62,7 +66,14 @@ class Snapshot:
         rms = pd.read_parquet(folder / "rms.parquet")
         versions = model_versions(scores.columns, lambda c: scores[c].iloc[0])
         cutoff = pd.Timestamp(features["cutoff"].iloc[0]).date().isoformat()
-        return cls(folder, cutoff, features, scores, rms, versions)
+        past = {
+            name: _by_customer(folder / f"{name}.parquet", columns, order)
+            for name, columns, order in (
+                ("history", HISTORY, ("month", True)),
+                ("contacts", CONTACTS, ("ts", False)),
+            )
+        }
+        return cls(folder, cutoff, features, scores, rms, versions, **past)
 
     def check_versions(self, loaded: dict[str, str]) -> None:
         """Raise naming every model whose version differs between this snapshot and the
@@ -103,6 +114,31 @@ class Snapshot:
     def rm_ids(self) -> pd.Series:
         """Each customer's RM as text, as the bank writes its ids."""
         return id_text(self.scores["rm_id"])
+
+    def rm_name(self, rm_id: str | None) -> str | None:
+        """The RM's name as the warehouse's ``rms`` table gives it (None when not known)."""
+        return self.rm_names.get(rm_id)
+
+    @cached_property
+    def rm_names(self) -> dict[str, str]:
+        """Every RM's name by id as text (none for a snapshot written without names)."""
+        if "name" not in self.rms:
+            return {}
+        known = self.rms[self.rms["name"].notna()]
+        return dict(zip(id_text(known["rm_id"]), known["name"].astype(str), strict=True))
+
+    def history_of(self, key) -> pd.DataFrame:
+        """A customer's months (``month``, ``aum``, ``contribution``), oldest first."""
+        return _rows(self.history, key)
+
+    def contacts_of(self, key) -> pd.DataFrame:
+        """A customer's warehouse contacts of the last 12 months, newest first."""
+        return _rows(self.contacts, key)
+
+    @cached_property
+    def last_contact(self) -> pd.DataFrame:
+        """Each contacted customer's latest warehouse contact (one row per customer)."""
+        return self.contacts[~self.contacts.index.duplicated(keep="first")]
 
     def book(self, rm_id: str) -> pd.Index:
         return self.scores.index[(self.rm_ids == rm_id).fillna(False).to_numpy()]
@@ -232,6 +268,36 @@ def _nullable(models: ModelSet, features: list[str]) -> set[str]:
             for m in models.all()
         )
     )
+
+
+HISTORY = ("month", "aum", "contribution")
+CONTACTS = ("ts", "kind", "rm_id", "outcome", "interaction_id")
+
+
+def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame(columns=list(columns), index=pd.Index([], name="customer_id"))
+
+
+def _by_customer(path: Path, columns: tuple[str, ...], order: tuple[str, bool]) -> pd.DataFrame:
+    """A per-customer table of the snapshot, sorted by customer (then ``order``) so one
+    customer's rows are found by bisection; empty when the snapshot has none."""
+    if not path.exists():
+        return _empty(columns)
+    frame = pd.read_parquet(path)
+    frame = frame.sort_values(["customer_id", order[0]], ascending=[True, order[1]])
+    return frame.set_index("customer_id")[list(columns)]
+
+
+def _rows(frame: pd.DataFrame, key) -> pd.DataFrame:
+    """The rows of ``key`` in a frame sorted by its index."""
+    index = frame.index
+    if not len(index):
+        return frame
+    try:
+        start, stop = index.searchsorted(key, "left"), index.searchsorted(key, "right")
+    except TypeError:  # an id of another kind than the bank's: no rows
+        return frame.iloc[:0]
+    return frame.iloc[start:stop]
 
 
 def plain_id(value):

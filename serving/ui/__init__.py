@@ -1,6 +1,6 @@
-"""The RM page at ``/ui`` (DESIGN §12): server-rendered, no external assets, key login.
+"""The RM page at ``/ui`` (docs/design.md §12): server-rendered, no external assets, key login.
 
-:data:`app` is mounted on the BentoML service beside the API (``serving/service.py``); it is a
+:data:`app` is mounted on the BentoML service beside the API (``serving/api/service.py``); it is a
 separate ASGI app so that its HTML forms are not held to the API's JSON-only body guard.
 """
 

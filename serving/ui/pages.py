@@ -1,4 +1,4 @@
-"""The RM page's routes (DESIGN §12): log in, my lists, one customer, record an outcome,
+"""The RM page's routes (docs/design.md §12): log in, my lists, one customer, record an outcome,
 download a list. Same keys, roles, book isolation and audit log as the API.
 
 Every request of a session is written to the audit log (serving.api.access.Audited: the
@@ -34,8 +34,10 @@ from serving.api.routes import request_id
 from serving.api.state import ServingState, plain_id
 from serving.lists import GROWTH, RETENTION, list_file
 from serving.outcomes import NEXT_STEP_CHARS, NOTE_CHARS, OutcomeConflict, OutcomeError
-from serving.texts import ACTIONS, HEADERS, OFFERS, text
-from serving.ui.chart import bar_chart
+from serving.texts import ACTIONS, OFFERS, text
+from serving.ui import rows as listing
+from serving.ui.chart import month_chart
+from serving.ui.past import contact_rows, last_contacts
 from serving.ui.session import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -44,22 +46,13 @@ from serving.ui.session import (
     Sessions,
     csrf_matches,
 )
-from serving.ui.words import CHANNELS, RESULTS, WORDS, word
+from serving.ui.words import CHANNELS, RESULTS, WORDS, month_label, word
 
 LANGS = ("zh", "en")
 PAGE_ROLES = frozenset({"crm", "rm", "admin"})  # a metrics key reads /metrics only
 REQUEST_ID_CHARS = 64
-SORTABLE = {
-    "rank",
-    "p_churn",
-    "contribution_12m",
-    "expected_loss",
-    "saved_value",
-    "value_added",
-    "offer_propensity",
-    "tier",
-    "risk_band",
-}
+SORTABLE = {s for kind in listing.SORTS.values() for s in kind}
+REACHED = ("yes", "no")
 TEMPLATES = Path(__file__).parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES)
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -115,6 +108,7 @@ def render(
             "lang": lang,
             "t": lambda key: word(WORDS, key, lang),
             "session": session,
+            "who": who(state, session),
             "switch": _with_query(request, lang="en" if lang == "zh" else "zh"),
             **context,
         },
@@ -129,6 +123,18 @@ def render(
         elapsed = (time.perf_counter() - started) * 1000
         response.headers["Server-Timing"] = f"app;dur={elapsed:.1f}"
     return response
+
+
+def who(state: ServingState, session: Session | None) -> str | None:
+    """Who is logged in, as the header says it: an RM by name (the bank's ``rms`` table) and
+    id, anyone else by the key's name."""
+    if session is None:
+        return None
+    rm_id = session.key.rm_id
+    name = state.snapshot.rm_name(rm_id) if rm_id and state.snapshot is not None else None
+    if rm_id:
+        return f"{name} · {rm_id}" if name else f"{session.key.name} · {rm_id}"
+    return session.key.name
 
 
 def refuse(request, state, session, status: int, title: str, body: str) -> HTMLResponse:
@@ -358,41 +364,6 @@ def filtered(rows: pd.DataFrame, band: str, leaving: str, action: str) -> pd.Dat
     return rows
 
 
-def shown_rows(rows: pd.DataFrame, state: ServingState, lang: str) -> list[dict]:
-    """The rows as the page prints them: labels in ``lang``, % and whole yuan."""
-    bank = config(state)
-    out = []
-    for r in rows.to_dict("records"):
-        offer = r.get("next_best_offer", r.get("growth_offer"))
-        out.append(
-            {
-                "rank": int(r["rank"]),
-                "customer_id": plain_id(r["customer_id"]),
-                "customer_name": str(r.get("customer_name", "")),
-                "tier": bank.tiers.label(r["tier"], lang) if isinstance(r.get("tier"), str) else "",
-                "risk_band": word(WORDS, r["risk_band"], lang)
-                if isinstance(r.get("risk_band"), str)
-                else None,
-                "band_code": r.get("risk_band"),
-                "leaving_now": bool(r["leaving_now"]) if pd.notna(r.get("leaving_now")) else None,
-                "p_churn": _pct(r.get("p_churn")),
-                "contribution_12m": _money(r.get("contribution_12m")),
-                "expected_loss": _money(r.get("expected_loss")),
-                "saved_value": _money(r.get("saved_value")),
-                "value_added": _money(r.get("value_added")),
-                "offer": _offer_label(offer, bank, lang),
-                "offer_propensity": _pct(r.get("offer_propensity")),
-                "reasons": [
-                    t
-                    for t in (r.get("reason_1"), r.get("reason_2"), r.get("reason_3"))
-                    if isinstance(t, str)
-                ],
-                "action": text(ACTIONS, str(r.get("action", "")), lang),
-            }
-        )
-    return out
-
-
 @router.get("/list", response_class=HTMLResponse)
 def my_list(
     request: Request,
@@ -420,6 +391,7 @@ def my_list(
     rows = list_rows(state, owner, kind, lang) if owner else None
     context = {
         "owner": owner,
+        "owner_name": snapshot.rm_name(owner),
         "choices": choices,
         "kind": kind,
         "band": band,
@@ -429,30 +401,13 @@ def my_list(
         "order": order,
         "cutoff": snapshot.cutoff,
         "rows": [],
-        "columns": [],
-        "bands": [],
-        "actions": [],
+        "columns": listing.columns(kind, lang),
         "has_list": rows is not None,
         "total": 0,
     }
     if rows is not None:
-        context["bands"] = [
-            b
-            for b in ("high", "medium", "low")
-            if "risk_band" in rows and (rows["risk_band"] == b).any()
-        ]
-        context["actions"] = [
-            (a, text(ACTIONS, a, lang)) for a in sorted(rows["action"].dropna().unique())
-        ]
-        context["has_leaving"] = "leaving_now" in rows
-        chosen = filtered(rows, band, leaving, action)
-        if sort in SORTABLE and sort in chosen:
-            chosen = chosen.sort_values(
-                sort, ascending=order == "asc", kind="stable", na_position="last"
-            )
-        context["rows"] = shown_rows(chosen, state, lang)
-        context["total"] = len(rows)
-        context["columns"] = list_columns(rows, kind, lang)
+        chosen = sorted_rows(filtered(rows, band, leaving, action), sort, order)
+        context |= list_context(rows, chosen, state, kind, lang)
         audit(
             request,
             "/ui/list",
@@ -464,37 +419,32 @@ def my_list(
     return render(request, state, "list.html", session=session, **context)
 
 
-def list_columns(rows: pd.DataFrame, kind: str, lang: str) -> list[tuple[str, str, bool]]:
-    """(key, header, sortable) of the columns this list has."""
-    keys = ["rank", "customer_name", "tier"]
-    keys += [c for c in ("risk_band", "leaving_now") if c in rows]
-    if kind == "growth":
-        keys += ["p_churn", "value_added", "offer", "offer_propensity", "reasons", "action"]
-    else:
-        ranked = "saved_value" in rows and rows["saved_value"].notna().any()
-        keys += [
-            "p_churn",
-            "contribution_12m",
-            "expected_loss",
-            *(["saved_value"] if ranked else []),
-            "reasons",
-            "offer",
-            "offer_propensity",
-            "action",
-        ]
-    headers = {
-        "offer": "growth_offer" if kind == "growth" else "next_best_offer",
-        "reasons": "reason_1",
+def sorted_rows(rows: pd.DataFrame, sort: str, order: str) -> pd.DataFrame:
+    if sort in SORTABLE and sort in rows:
+        return rows.sort_values(sort, ascending=order == "asc", kind="stable", na_position="last")
+    return rows
+
+
+def list_context(rows: pd.DataFrame, chosen: pd.DataFrame, state, kind: str, lang: str) -> dict:
+    """What the list page shows of a list: its rows as printed (with each customer's last
+    contact) and the choices of its filters."""
+    snapshot, store = state.snapshot, outcome_store()
+    keys = chosen["customer_id"].tolist()
+    latest = store.latest([plain_id(k) for k in keys]) if store is not None and keys else {}
+    zone = state.config.time_zone
+    last = last_contacts(snapshot, latest, keys, snapshot.cutoff, lang, zone)
+    return {
+        "rows": listing.shown_rows(chosen, config(state), lang, kind, last),
+        "total": len(rows),
+        "bands": [
+            b
+            for b in ("high", "medium", "low")
+            if "risk_band" in rows and (rows["risk_band"] == b).any()
+        ],
+        "actions": [(a, text(ACTIONS, a, lang)) for a in sorted(rows["action"].dropna().unique())],
+        "has_leaving": "leaving_now" in rows and kind == RETENTION,
+        "sorts": listing.sorts(kind, rows, lang),
     }
-    out = []
-    for key in keys:
-        label = (
-            word(WORDS, "reasons", lang)
-            if key == "reasons"
-            else text(HEADERS, headers.get(key, key), lang)
-        )
-        out.append((key, label, key in SORTABLE and key in rows))
-    return out
 
 
 # ---------------------------------------------------------------- one customer
@@ -516,7 +466,11 @@ def customer(request: Request, customer_id: str, state: ServingState = State, sa
     lang = language(request, state)
     context = customer_context(state, found.customer, lang)
     store = outcome_store()
-    context["contacts"] = contacts(store, plain_id(found.customer), lang) if store else None
+    recorded = store.for_customer(plain_id(found.customer)) if store is not None else []
+    context["contacts"] = contact_rows(
+        state.snapshot, recorded, found.customer, lang, state.config.time_zone
+    )
+    context["can_record"] = store is not None
     context["saved"] = saved
     context["form_id"] = uuid.uuid4().hex  # one submission of this form is stored once
     audit(
@@ -537,37 +491,50 @@ def customer_context(state: ServingState, key, lang: str) -> dict:
     info = snapshot.scores.loc[key]
     row = snapshot.features.loc[key]
     held = [
-        bank.product_label(p, lang)
+        p
         for p in held_products(row.index)
         if pd.notna(row[holds_column(p)]) and bool(row[holds_column(p)])
     ]
     product = info.get("maturing_product")
-    history = [
-        (word(WORDS, name, lang), _number(row.get(name)))
-        for name in ("aum_avg_12m", "aum_avg_3m", "aum_avg_1m")
-    ]
-    contribution = [(word(WORDS, "contribution_12m", lang), _number(row.get("contribution_12m")))]
-    unit = word(WORDS, "cny", lang)
+    owner = str(info["rm_id"]) if pd.notna(info.get("rm_id")) else None
     return {
         "customer_id": plain_id(key),
         "customer_name": str(info.get("customer_name", "")),
-        "owner": str(info["rm_id"]) if pd.notna(info.get("rm_id")) else None,
+        "owner": owner,
+        "owner_name": snapshot.rm_name(owner),
         "tier": bank.tiers.label(info["tier"], lang) if isinstance(info.get("tier"), str) else "",
-        **answer_context(said, bank, lang),
-        "held": held,
+        **answer_context(said, bank, lang, set(held)),
+        "held": [bank.product_label(p, lang) for p in held],
         "maturing_product": bank.product_label(product, lang) if isinstance(product, str) else None,
         "maturing_date": _date(info.get("maturing_date")),
         "maturing_30d": _money(info.get("maturing_30d")),
-        "chart_aum": bar_chart(history, unit, word(WORDS, "history", lang)),
-        "chart_contribution": bar_chart(contribution, unit, word(WORDS, "contribution_12m", lang)),
+        **charts(snapshot.history_of(key), lang),
         "channels": [(c, word(CHANNELS, c, lang)) for c in CHANNELS],
         "results": [(c, word(RESULTS, c, lang)) for c in RESULTS],
         "cutoff": snapshot.cutoff,
     }
 
 
-def answer_context(said: dict, bank, lang: str) -> dict:
-    """The facts of an answer as the page prints them."""
+def charts(history: pd.DataFrame, lang: str) -> dict:
+    """The customer's last 12 months of AUM and contribution as two bar charts (none when
+    the snapshot has no months for the customer)."""
+    if history.empty:
+        return {"chart_aum": None, "chart_contribution": None}
+    months = [month_label(m, lang) for m in history["month"]]
+    unit, latest = word(WORDS, "cny", lang), word(WORDS, "latest", lang)
+    drawn = {}
+    for name, column, title in (
+        ("chart_aum", "aum", "aum_by_month"),
+        ("chart_contribution", "contribution", "contribution_by_month"),
+    ):
+        bars = list(zip(months, (_number(v) for v in history[column]), strict=True))
+        drawn[name] = month_chart(bars, unit, word(WORDS, title, lang), latest)
+    return drawn
+
+
+def answer_context(said: dict, bank, lang: str, held: set[str] = frozenset()) -> dict:
+    """The facts of an answer as the page prints them; propensities of products not held
+    (``held``) only — a product the customer has is nothing to offer."""
     offer, place = said["offer"], said["membership"]
     return {
         "p_churn": _pct(said["churn_probability"]),
@@ -578,6 +545,7 @@ def answer_context(said: dict, bank, lang: str) -> dict:
         "propensities": [
             (bank.product_label(p, lang), _pct(v))
             for p, v in sorted(said["propensities"].items(), key=lambda item: -item[1])
+            if p not in held
         ],
         "reasons": shown_reasons(said, lang),
         "action": text(ACTIONS, said["action"], lang) if said["action"] else None,
@@ -600,22 +568,6 @@ def answer_context(said: dict, bank, lang: str) -> dict:
             "control": place["group"] == "control",
         },
     }
-
-
-def contacts(store, customer_id, lang: str) -> list[dict]:
-    """Past contacts, newest first, as the page prints them."""
-    return [
-        {
-            "time": o.recorded_at[:16].replace("T", " "),
-            "channel": word(CHANNELS, o.channel, lang),
-            "reached": word(WORDS, "yes" if o.reached else "no", lang),
-            "result": word(RESULTS, o.result, lang),
-            "next_step": o.next_step,
-            "note": o.note,
-            "by": o.recorded_by,
-        }
-        for o in store.for_customer(customer_id)
-    ]
 
 
 @router.post("/customers/{customer_id}/outcomes", response_class=HTMLResponse)
@@ -648,14 +600,16 @@ async def record_outcome(request: Request, customer_id: str, state: ServingState
             word(WORDS, "outcomes_off", lang),
         )
     channel, result = str(form.get("channel", "")), str(form.get("result", ""))
-    if channel not in CHANNELS or result not in RESULTS:
+    reached = str(form.get("reached", ""))
+    if channel not in CHANNELS or result not in RESULTS or reached not in REACHED:
+        asked = ("channel", "reached", "result")  # nothing is chosen for the RM: all three
         return refuse(
             request,
             state,
             session,
             422,
             word(WORDS, "record", lang),
-            f"{word(WORDS, 'channel', lang)} / {word(WORDS, 'result', lang)}",
+            " / ".join(word(WORDS, field, lang) for field in asked),
         )
     if (problem := too_long(form, lang)) is not None:  # refused whole, never cut
         return refuse(request, state, session, 422, word(WORDS, "record", lang), problem)
@@ -664,7 +618,7 @@ async def record_outcome(request: Request, customer_id: str, state: ServingState
             customer_id=plain_id(wanted),
             rm_id=owner,
             channel=channel,
-            reached=form.get("reached") == "yes",
+            reached=reached == "yes",
             result=result,
             next_step=str(form.get("next_step", "")),
             note=str(form.get("note", "")),
@@ -712,8 +666,8 @@ def download(
     if (problem := unready(request, state, session)) is not None:
         return problem
     name = list_file(owner, kind, fmt)
-    path = state.snapshot.folder / "lists" / name
-    if "/" in owner or not path.is_file():
+    path = list_path(state.snapshot.folder / "lists", name, language(request, state))
+    if "/" in owner or path is None:
         return not_found(request, state, session)
     scores = state.snapshot.scores  # the file holds the list's members, as retain score cut it
     members = scores.index[(scores["list_id"] == owner) & (scores["list_kind"] == kind)]
@@ -732,6 +686,17 @@ def download(
         else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     )
     return FileResponse(path, media_type=media, filename=name)
+
+
+def list_path(folder: Path, name: str, lang: str) -> Path | None:
+    """A list's file in the page's language (``lists/<lang>/``); a snapshot written before
+    files were made in every language has one language only, at ``lists/``."""
+    for path in (folder / lang / name, folder / name):
+        if path.is_file():
+            return path
+        if path.parent.name == lang and path.parent.is_dir():
+            return None  # the language's folder is there without this list: none
+    return None
 
 
 # ---------------------------------------------------------------- formatting

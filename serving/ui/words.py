@@ -103,6 +103,31 @@ WORDS = {
     "do_not_contact": ("不可联系", "Do not contact"),
     "open_complaint": ("有未解决投诉", "Open complaint"),
     "maturing_amount": ("到期金额", "maturing"),
+    # the list's columns: who, why, what to do, value, last contact
+    "why": ("原因", "Why"),
+    "todo": ("建议行动", "What to do"),
+    "value": ("价值", "Value"),
+    "last_contact": ("最近联系", "Last contact"),
+    "contacted": ("本月已联系", "Contacted"),
+    "no_contact_12m": ("近12个月无联系", "No contact in 12 months"),
+    "expected_loss": ("预期损失", "Expected loss"),
+    "value_added": ("预计增加贡献", "Value added"),
+    "offer_propensity": ("购买意向", "Propensity"),
+    "renewal": ("{amount}元 {date}到期", "CNY {amount} maturing {date}"),
+    "sort_by": ("排序", "Sort by"),
+    "asc": ("升序", "ascending"),
+    "desc": ("降序", "descending"),
+    "choose": ("请选择", "Choose…"),
+    "aum_by_month": ("月日均资产（元）", "AUM by month (CNY)"),
+    "contribution_by_month": ("月贡献（元）", "Contribution by month (CNY)"),
+    "history_12m": ("近12个月资产与贡献", "AUM and contribution, last 12 months"),
+    "latest": ("最近一月", "latest"),
+    "no_history": (
+        "快照中没有此客户的月度数据。",
+        "The snapshot has no monthly figures for this customer.",
+    ),
+    "other_propensities": ("未持有产品的购买意向", "Propensity for products not held"),
+    "local_time": ("本地时间", "local time"),
 }
 
 # the codes of serving.outcomes (the warehouse's interaction kinds and the results it takes)
@@ -119,6 +144,20 @@ RESULTS = {
     "complaint": ("投诉", "Complaint"),
     "unreachable": ("无法联系", "Unreachable"),
 }
+# the outcomes the warehouse's interactions carry besides those (the synthetic bank's)
+OUTCOMES = {
+    **RESULTS,
+    "reached": ("已联系上", "Reached"),
+    "no_answer": ("未接通", "No answer"),
+    "interested": ("有兴趣", "Interested"),
+    "declined": ("已拒绝", "Declined"),
+}
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def month_label(month, lang: str) -> str:
+    """A month as a chart's axis reads it: "10月" / "Oct"."""
+    return f"{month.month}月" if lang == "zh" else MONTHS_EN[month.month - 1]
 
 
 def word(table: dict[str, tuple[str, str]], key, lang: str) -> str:

@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.catalog import CATALOG_VERSION, DOMAINS, DRIVERS, Feature, catalog, feature_names
+from features.catalog import (
+    CATALOG_VERSION,
+    DOMAINS,
+    DRIVERS,
+    Case,
+    Feature,
+    Growth,
+    catalog,
+    feature_names,
+)
 from features.config import BankConfig, Names, Product, Tier, TierLadder
 from synthetic.config import DEFAULT_CATALOGUE, as_products
 
@@ -234,6 +243,9 @@ def test_entries_are_checked() -> None:
         ({"reason_en": "AUM down"}, "placeholder"),
         ({"reason_zh": "{amount}"}, "placeholder"),
         ({"reason_en": "{value} and {value}"}, "placeholder"),
+        ({"growth": Growth("x", "x", when="sideways")}, "growth when"),
+        ({"growth": Growth("{amount}", "x")}, "growth text"),
+        ({"cases": (Case(0, 0, "x", "{value} {value:.0f}"),)}, "case"),
     ]:
         with pytest.raises(ValueError, match=message):
             Feature(**{**good, **change})
@@ -313,3 +325,52 @@ def test_a_range_must_be_ordered() -> None:
     )  # fmt: skip
     with pytest.raises(ValueError, match="minimum 3 is above maximum 1"):
         Feature(**entry, minimum=3, maximum=1)
+
+
+def test_reasons_an_rm_reads_without_arithmetic() -> None:
+    features = catalog(PRODUCTS)
+    money_in = features["txn_amount_in_3m"]
+    assert money_in.reason(0, "en") == "No money paid in for 3 months"
+    assert money_in.reason(0.3, "zh") == "近3个月没有资金流入"
+    assert money_in.reason(12_000, "en") == "Only CNY 12,000 paid in over 3 months"
+    other_banks = features["outflow_to_other_banks_to_aum_3m"]
+    assert other_banks.reason(1.14, "en") == "Paid other banks more than their AUM in 3 months"
+    assert other_banks.reason(1.14, "zh") == "近3个月转出他行的金额超过其全部资产"
+    assert other_banks.reason(0.62, "en") == "Paid other banks over half their AUM in 3 months"
+    assert other_banks.reason(0.2, "en") == "Paid other banks 20% of AUM in 3 months"
+    assert features["rm_contacts_3m"].reason(0, "en") == "No RM contact in the last 3 months"
+    assert features["txn_count_3m"].reason(0, "zh") == "近3个月没有交易"
+
+
+def test_growth_reasons_say_why_an_offer_fits_never_a_level_or_a_risk() -> None:
+    features = catalog(PRODUCTS)
+    never = (
+        "tier_level",
+        "pyramid_level",
+        "tier_downgrades_12m",
+        "contribution_12m",
+        "complaints_12m",
+        "open_complaints",
+        "outflow_to_other_banks_to_aum_3m",
+        "days_since_rm_contact",
+        "balance_mortgage",  # a loan's balance is no money to invest
+        "age",
+    )
+    assert not [name for name in never if features[name].growth is not None]
+    change = features["aum_change_3m"]
+    assert change.growth_reason(0.12, "en") == "AUM up 12% over the last 3 months"
+    assert change.growth_reason(-0.12, "en") is None  # a fall is no reason to buy
+    salary = features["salary_credit_lost"]
+    assert salary.growth_reason(False, "en") == "Salary paid in here every month"
+    assert salary.growth_reason(True, "zh") is None
+    assert features["maturing_30d"].growth_reason(50_000, "zh") == "¥5万将在30天内到期，可再配置"
+    assert features["balance_demand_deposit"].growth_reason(236_000, "en") == (
+        "CNY 236,000 in Demand deposit to put to work"
+    )
+    for feature in FEATURES:
+        for value in [*NUMERIC_VALUES, True, False, None, float("nan")]:
+            for lang in ("zh", "en"):
+                text = feature.growth_reason(value, lang)
+                if text is not None:
+                    assert_clean(text, feature)
+                    assert "-" not in text, (feature.name, value, text)

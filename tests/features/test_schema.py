@@ -140,7 +140,7 @@ CLEAN_ROWS: dict[str, list[dict]] = {
         (1, 2, datetime(2024, 7, 1, 9, 0), "fees", datetime(2024, 7, 3, 17, 0)),
         (2, 3, datetime(2024, 11, 20, 16, 0), "app", None),
     ),
-    # optional (DESIGN §14): earlier campaigns' assignments
+    # optional (docs/design.md §14): earlier campaigns' assignments
     "list_assignments": _rows(
         "customer_id cutoff list_id group p_treat rank",
         (1, date(2024, 10, 31), "R2", "treated", 0.9, 1),

@@ -67,8 +67,8 @@ def store(tmp_path, monkeypatch):
 
 
 def register(artifact: ModelArtifact, name: str = "churn") -> str:
-    with mlflow.start_run():
-        return log_model(artifact, name, random_frame(5, 9)[FEATURES].astype("float64")).version
+    with mlflow.start_run():  # the example: rows as the training frame holds them
+        return log_model(artifact, name, random_frame(5, 9)).version
 
 
 def model_dir(store: Path, name: str, version: str) -> Path:
@@ -132,6 +132,64 @@ def test_the_model_directory_holds_no_pickle_and_both_flavours(store):
     assert mlmodel.flavors["python_function"]["loader_module"] == "retain_pyfunc"
     assert mlmodel.metadata["booster_sha256"] == sha256_file(folder / "model.lgb")
     assert str(MlflowClient().get_model_version_by_alias("churn", CHALLENGER).version) == version
+
+
+def schema_types(uri: str) -> dict[str, str]:
+    """``{column: type}`` of a registered model's MLflow input signature, as pyfunc reads it."""
+    schema = mlflow.pyfunc.load_model(uri).metadata.get_input_schema()
+    assert schema is not None, f"{uri} has no signature"
+    return {spec.name: spec.type.name for spec in schema.inputs}
+
+
+def test_a_registered_model_has_a_typed_signature_and_predicts_its_input_example(store):
+    artifact = tiny_artifact(ISOTONIC)
+    version = register(artifact)
+    uri = f"models:/churn/{version}"
+    assert schema_types(uri) == {
+        "aum_change_3m": "double",
+        "tenure_months": "double",
+        "has_salary": "boolean",
+        "complaints_12m": "double",
+    }
+    model = mlflow.pyfunc.load_model(uri)
+    example = model.input_example
+    assert list(example.columns) == FEATURES and len(example) == 5
+    np.testing.assert_allclose(model.predict(example), artifact.predict(example), atol=1e-12)
+    assert model.metadata.get_output_schema().inputs[0].type.name == "float64"
+    # the signature is enforced: a column the model needs is named when it is missing
+    with pytest.raises(mlflow.exceptions.MlflowException, match="has_salary"):
+        model.predict(example.drop(columns=["has_salary"]))
+
+
+def test_a_flat_tables_categories_are_text_in_the_signature_and_the_example(store):
+    """A flat table's text columns are pandas categories in training; MLflow's schema and JSON
+    carry text, which the shipped loader turns back into the booster's categories."""
+    rng = np.random.default_rng(3)
+    n = 600
+    frame = pd.DataFrame(
+        {
+            "Age": rng.integers(18, 90, n),
+            "Balance": rng.normal(size=n),
+            "Geography": pd.Categorical(rng.choice(["France", "Spain", "Germany"], n)),
+        }
+    )
+    frame.loc[2, "Geography"] = np.nan  # a missing category in the example
+    y = (frame["Balance"] + (frame["Geography"] == "Germany") + rng.normal(size=n) > 1).astype(int)
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 4, "verbose": -1}, lgb.Dataset(frame, y), 10
+    )
+    artifact = ModelArtifact(booster, None, list(frame.columns), {"label": "Exited"})
+    with mlflow.start_run():
+        version = log_model(artifact, "flat_churn", frame).version
+    uri = f"models:/flat_churn/{version}"
+    assert schema_types(uri) == {"Age": "long", "Balance": "double", "Geography": "string"}
+    model = mlflow.pyfunc.load_model(uri)
+    example = model.input_example
+    assert example["Geography"].isna().sum() == 1
+    expected = artifact.predict(frame.head(5))
+    np.testing.assert_allclose(model.predict(example), expected, atol=1e-12)
+    as_text = frame.head(50).astype({"Geography": "object"})
+    np.testing.assert_allclose(model.predict(as_text), artifact.predict(frame.head(50)), atol=1e-12)
 
 
 def test_a_tampered_booster_is_refused_naming_the_sha_mismatch(store):

@@ -13,9 +13,9 @@ from mlflow.tracking import MlflowClient
 
 from features.config import BankConfig
 from features.materialize import write_features
-from features.targets import CHURN, UPGRADE, score_columns
+from features.targets import CHURN, cross_sell, from_score, score_columns
 from monitoring.drift import ACT
-from monitoring.inputs import read_run_reference, read_scored
+from monitoring.inputs import logged_test_rows, read_run_reference, read_scored
 from monitoring.job import Side, alerts_of, compare, level_of
 from synthetic.bank import write_bank
 from synthetic.config import RegimeChange, SynthConfig
@@ -166,26 +166,59 @@ def test_retain_monitor_pages_on_the_shifted_bank(shifted_runs, champions):
     assert status == ("FAILED",)
 
 
-def test_a_run_reference_is_the_runs_test_rows_scored_by_the_months_models(
+def test_a_run_reference_judges_each_score_on_its_own_models_test_rows(
     shifted_runs, champions, demo_models
 ):
     """The first monthly run's reference: the churn champion's training run. Its logged test
-    rows (eligible customers, no eligible_churn or holds_ column) are scored by every model of
-    the current month and kept whole; the month is cut to eligible customers to match."""
+    rows (eligible customers) are the features' reference, and the month's features are cut
+    to eligible customers to match; each score is judged on the test rows its own model's
+    training run logged, against the month's customers in that model's population."""
     config = BankConfig()
     current = read_scored(shifted_runs / "runs" / BEFORE.isoformat() / "scores")
     with demo_store(champions):
         version = MlflowClient().get_model_version(CHURN.model, demo_models.models.churn.version)
         reference = read_run_reference(version.run_id, current.versions, config)
-        result = compare(reference, current, config)
+        own = {
+            name: len(logged_test_rows(MlflowClient().get_model_version(name, v).run_id))
+            for name, v in current.versions.items()
+        }
+    result = compare(reference, current, config)
     assert reference.population == CHURN
     assert set(result["scores"]) == set(score_columns(current.frame.columns))
     eligible = int(current.frame["eligible_churn"].fillna(False).sum())
     assert result["current"]["rows"] == eligible < len(current.frame)
     drift = result["drift"]
     overall = drift[(drift["kind"] == "score") & (drift["segment"] == "all")].set_index("what")
-    not_top = int((reference.frame["tier_level"] < len(config.tiers.names) - 1).sum())
+    assert set(overall.index) == set(result["scores"])
+    tiers = len(config.tiers.names)
     for score, row in overall.iterrows():
-        # every test row counts, except where the score's own rule can be read (upgrade: tier)
-        expected = not_top if score == UPGRADE.score else len(reference.frame)
-        assert row["n_reference"] == expected, score
+        target = from_score(score)
+        assert row["n_reference"] == own[target.model], score
+        in_population = int(target.population_mask(current.frame, tiers).sum())
+        assert row["n_current"] == in_population, score
+    # a cross-sell model's rows are not churn's: the customers who did not hold the product
+    credit_card = overall.loc[cross_sell("credit_card").score]
+    assert credit_card["n_reference"] != own[CHURN.model]
+
+
+def test_the_first_monthly_run_of_an_unchanged_bank_is_quiet(demo, champions, demo_models):
+    """The demo bank, unchanged: its latest month (2024-12-31, three months after the models'
+    test cutoff), as the demo scored it, monitored against the churn champion's training run
+    (the reference of a first `retain run`): no act alert, and no score beyond the watch band.
+    Judged on churn's test rows, as before, the cross-sell scores of the same month read PSI
+    0.51 (credit card) and 0.22 (time deposit): an act alert, exit 2."""
+    root, _ = demo
+    config = BankConfig()
+    current = read_scored(root / "scores", config.monitoring.segments)
+    with demo_store(champions):
+        version = MlflowClient().get_model_version(CHURN.model, demo_models.models.churn.version)
+        reference = read_run_reference(version.run_id, current.versions, config)
+        result = compare(reference, current, config)
+    assert current.cutoff > reference.cutoff
+    result["test_figures"] = demo_models.test_figures
+    alerts = alerts_of(result, config)
+    assert level_of(alerts) != ACT, [(a["what"], a["segment"], a["psi"]) for a in alerts]
+    drift = result["drift"]
+    scores = drift[(drift["kind"] == "score") & (drift["segment"] == "all")]
+    assert len(scores) == len(current.versions)
+    assert (scores["psi"] < config.monitoring.watch).all(), scores[["what", "psi"]]

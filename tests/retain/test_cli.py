@@ -43,10 +43,13 @@ def test_help_lists_every_subcommand_with_one_line():
 
 def test_keys_are_printed_once_stored_hashed_and_revocable(tmp_path):
     keys = tmp_path / "keys.json"
+    no_snapshot = ("--scores", str(tmp_path / "not_scored"))
     added = run(
-        "keys", "add", "--keys", str(keys), "--role", "rm", "--rm-id", "RM7", "--name", "anna"
-    )
+        "keys", "add", "--keys", str(keys), "--role", "rm", "--rm-id", "RM7", "--name", "anna",
+        *no_snapshot,
+    )  # fmt: skip
     assert added.returncode == 0, added.stderr
+    assert "not checked" in added.stdout  # no snapshot: accepted, and said so
     key = added.stdout.strip().splitlines()[-1]
     assert key.startswith("rk_") and len(key) > 40 and key not in keys.read_text()
     listed = run("keys", "list", "--keys", str(keys), "--json", str(tmp_path / "k.json"))
@@ -72,6 +75,34 @@ def test_keys_are_printed_once_stored_hashed_and_revocable(tmp_path):
     states = {k["name"]: k["state"] for k in json.loads((tmp_path / "k.json").read_text())["keys"]}
     assert states["anna"] == "revoked" and states["c"].startswith("live, expires in 4 d")
     assert run("audit", "verify", "--log", str(tmp_path / "none.log")).returncode == 2
+
+
+def test_an_rm_key_names_an_rm_of_the_snapshot_or_is_refused_with_the_nearest(tmp_path):
+    snapshot = tmp_path / "scores"
+    snapshot.mkdir()
+    rms = pd.DataFrame({"rm_id": [f"RM{i:05d}" for i in range(1, 41)], "capacity": 200})
+    rms.to_parquet(snapshot / "rms.parquet")
+    keys = tmp_path / "keys.json"
+
+    def add(rm_id: str, name: str) -> subprocess.CompletedProcess:
+        return run(
+            "keys", "add", "--keys", str(keys), "--scores", str(snapshot), "--role", "rm",
+            "--rm-id", rm_id, "--name", name,
+        )  # fmt: skip
+
+    for wrong in ("17", "RM0017", "rm00017"):
+        refused = add(wrong, f"rm-{wrong}")
+        assert refused.returncode == 2, refused.stdout
+        assert f"RM {wrong!r} is not one of the 40 RMs" in refused.stderr
+        assert "nearest: RM00017" in refused.stderr, refused.stderr
+    assert not keys.exists()  # nothing stored for a refused id
+    accepted = add("RM00017", "rm-17")
+    assert accepted.returncode == 0, accepted.stderr
+    assert json.loads(keys.read_text())["keys"][0]["rm_id"] == "RM00017"
+    # integer RM ids, as a bank may keep them
+    pd.DataFrame({"rm_id": [101, 102], "capacity": 200}).to_parquet(snapshot / "rms.parquet")
+    assert add("102", "rm-102").returncode == 0
+    assert "nearest: 101, 102" in add("103", "rm-103").stderr
 
 
 def test_synth_writes_a_valid_warehouse_and_a_json_summary(tmp_path):

@@ -49,12 +49,14 @@ def test_a_run_that_failed_late_resumes_skipping_finished_steps_and_equals_retai
 
     resumed = run_retain([*args, "--json", str(tmp_path / "run.json")], scored.env)
     summary = json.loads((tmp_path / "run.json").read_text())
-    assert resumed.returncode == (2 if summary["alert"] == "act" else 0), resumed.stderr
+    # the first monthly run (reference: the churn champion's training run) of the unchanged
+    # bank it was trained on is quiet: each score judged on its own model's test rows
+    assert resumed.returncode == 0 and summary["alert"] != "act", resumed.stdout
     steps = {s["name"]: s for s in summary["steps"]}
     assert steps["validate"]["status"] == steps["features"]["status"] == "skipped (done)"
     assert steps["score"]["status"] == "done"
     assert steps["monitor"]["status"] == "done"
-    assert steps["monitor"]["detail"]["alert"] in ("ok", "watch", "act")
+    assert steps["monitor"]["detail"]["alert"] in ("ok", "watch")
     assert (folder / "monitor" / "monitor.json").is_file()
     assert (folder / "monitor" / "monitor.html").is_file()
     assert all(s["seconds"] >= 0 and s["peak_rss_mb"] > 0 for s in summary["steps"])

@@ -1,4 +1,4 @@
-"""The API as a CRM integrator reads it (DESIGN §8): /v1 paths, a spec that declares bearer
+"""The API as a CRM integrator reads it (docs/design.md §8): /v1 paths, a spec that declares bearer
 auth, every limit and every status, and answers that keep to it — on a real `bentoml serve`."""
 
 from __future__ import annotations

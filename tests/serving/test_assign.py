@@ -1,4 +1,4 @@
-"""The randomised assignment's probabilities are the ones it records (DESIGN §14): over many
+"""The randomised assignment's probabilities are the ones it records (docs/design.md §14): over many
 draws, the share of customers held back in the ranked places and the share drawn from below
 the cut match their ``p_treat``, within 2 points, on at least 20,000 draws each."""
 

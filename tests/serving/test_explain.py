@@ -146,3 +146,35 @@ def test_every_reason_feature_renders_in_both_languages_without_placeholders():
                 text = entry.reason(value, lang)
                 assert text and "{" not in text and "}" not in text, (entry.name, value, text)
                 assert "nan" not in text.lower().split(), (entry.name, value, text)
+
+
+def test_a_growth_offer_is_explained_by_what_makes_it_fit_never_a_level_or_a_risk():
+    groups = ReasonGroups.for_features(FEATURES)
+    contrib = np.zeros((1, len(FEATURES)))
+    values = np.zeros((1, len(FEATURES)))
+    for name, push, value in [
+        ("tier_level", 0.9, 1),  # a bare tier: never a growth reason
+        ("tier_downgrades_12m", 0.8, 1),  # a risk fact
+        ("aum_change_3m", 0.7, -0.2),  # money leaving is no reason to buy
+        ("aum_avg_1m", 0.1, 970_904),  # one of the assets group: speaks for it instead
+        ("rm_contacts_3m", 0.5, 3),
+        ("maturing_30d", 0.4, 50_000),
+    ]:
+        contrib[0, FEATURES.index(name)] = push
+        values[0, FEATURES.index(name)] = value
+    reasons = top_reasons(contrib, values, groups, k=3, growth=True)
+    assert [reasons.feature_names(r)[0] for r in range(3)] == [
+        "aum_avg_1m",  # the assets group (0.8 in all), through its member that fits
+        "rm_contacts_3m",
+        "maturing_30d",
+    ]
+    assert [reasons.texts(r, "en")[0] for r in range(3)] == [
+        "Has CNY 970,904 in assets to invest",
+        "In touch with the RM 3 times in the last 3 months",
+        "CNY 50,000 matures within 30 days: money to place",
+    ]
+    churn = top_reasons(contrib, values, groups, k=3, actionable=True)  # the same, as risks
+    assert {churn.texts(r, "en")[0] for r in range(2)} == {
+        "AUM down 20% over the last 3 months",
+        "Tier dropped 1 time in 12 months",
+    }

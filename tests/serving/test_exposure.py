@@ -172,7 +172,12 @@ def test_page_errors_are_pages_that_echo_no_input(page):
 def test_the_page_refuses_a_note_over_the_limit_and_names_it(site, page):
     client, rm, mine, _ = page
     form = client.get(f"/ui/customers/{mine}?lang=en")
-    fields = {"csrf": form_token(form.text), "channel": "call", "result": "stays"}
+    fields = {
+        "csrf": form_token(form.text),
+        "channel": "call",
+        "reached": "yes",
+        "result": "stays",
+    }
     fields["request_id"] = "long-note-1"
     answer = client.post(f"/ui/customers/{mine}/outcomes", data={**fields, "note": "x" * 501})
     assert answer.status_code == 422 and "500" in answer.text, answer.text[-400:]

@@ -1,4 +1,4 @@
-"""The rules of the RM lists (DESIGN §5, §12) on hand-made frames of a few customers each.
+"""The rules of the RM lists (docs/design.md §5, §12) on hand-made frames of a few customers each.
 
 Each customer is one row of the scores frame that ``retain score`` and the API build lists
 from; only the columns a rule reads differ from the defaults, so every expected rank is visible

@@ -1,5 +1,5 @@
-"""What a list row offers (DESIGN §12) on hand-made frames: retention rows keep money, growth
-rows add value, a complaint comes first, a held product is never offered."""
+"""What a list row offers (docs/design.md §12) on hand-made frames: retention rows keep money,
+growth rows add value, a complaint comes first, a held product is never offered."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ LADDER = TierLadder(
         Tier(name="gold", min_aum=100_000),
     )
 )
-CONFIG = BankConfig(tiers=LADDER).with_products(PRODUCTS)
+# the books below test which product wins; the floor on the chance of taking it (min_lift) has
+# its own test
+CONFIG = BankConfig(tiers=LADDER, offers=OfferPolicy(min_lift=0)).with_products(PRODUCTS)
 # what one holder of each brings a year (product_values is tested on its own below)
 VALUES = {"fund": 30.0, "deposit": 100.0, "loan": 1000.0, "advice": 100.0}
 MATURES = date(2025, 1, 15)
@@ -268,8 +270,26 @@ def test_a_growth_offer_is_never_a_product_held():
 
 def test_the_banks_growth_kinds_decide_which_products_grow():
     frame, held = growth_book()
-    config = CONFIG.model_copy(update={"offers": OfferPolicy(growth_kinds=("liability",))})
+    config = CONFIG.model_copy(
+        update={"offers": OfferPolicy(growth_kinds=("liability",), min_lift=0)}
+    )
     out = growth_offers(frame, held, VALUES, config)
     # the upgrade is always a growth offer; only the loan among products
     assert column(out, "growth_offer") == [UPGRADE, "loan", None, None, None, None]
     assert np.allclose(out["value_added"], [900.0, 500.0, 0.0, 0.0, 0.0, 0.0])
+
+
+def test_a_product_is_offered_only_to_a_customer_likelier_than_average_to_take_it():
+    # fund's month average 0.05, deposit's 0.20 (the NaN does not count)
+    frame, held = split(
+        customer(leaving_now=True, propensity_fund=0.01, propensity_deposit=0.01),  # neither
+        customer(propensity_fund=0.02, propensity_deposit=0.30),  # deposit: above its average
+        customer(propensity_fund=0.12, propensity_deposit=0.29),  # both: deposit 29 > fund 3.6
+        customer(propensity_fund=0.05, propensity_deposit=np.nan),  # fund: just the average
+    )
+    config = CONFIG.model_copy(update={"offers": OfferPolicy()})  # min_lift 1: the default
+    out = retention_offers(frame, held, VALUES, config)
+    assert column(out, "next_best_offer") == [None, "deposit", "deposit", "fund"]
+    assert pd.isna(out.loc[0, "offer_propensity"]) and out.loc[0, "action"] == ASSETS_LEAVING
+    lenient = retention_offers(frame, held, VALUES, CONFIG)  # min_lift 0: any chance
+    assert column(lenient, "next_best_offer")[0] == "deposit"

@@ -1,6 +1,6 @@
-"""One customer, one answer (DESIGN §8): a list row, the RM page, `GET /v1/customers/{id}` and
-`POST /v1/score` by id say the same about the same customer — on a real `bentoml serve` of the
-demo bank's scored month.
+"""One customer, one answer (docs/design.md §8): a list row, the RM page, `GET
+/v1/customers/{id}` and `POST /v1/score` by id say the same about the same customer — on a real
+`bentoml serve` of the demo bank's scored month.
 
 Customers are drawn from every kind an RM meets: already leaving, on a retention list by rank
 or drawn from below the cut, listable but below the cut and not drawn, on a growth list, held

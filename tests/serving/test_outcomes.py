@@ -1,5 +1,5 @@
-"""Outcomes RMs record (DESIGN §12): the store on SQLite and PostgreSQL, the API's rights and
-idempotency on a real service, and the export into the warehouse's interactions."""
+"""Outcomes RMs record (docs/design.md §12): the store on SQLite and PostgreSQL, the API's rights
+and idempotency on a real service, and the export into the warehouse's interactions."""
 
 from __future__ import annotations
 
@@ -225,9 +225,16 @@ def test_export_appends_an_interactions_part_once(scored, tmp_path):
         str(tmp_path / "outcomes.db"),
         "--warehouse",
         str(warehouse),
+        "--scores",
+        str(scored.out),
     ]
     first = run_retain(args, scored.env)
     assert first.returncode == 0, first.stderr
+    # the month's randomised assignments went back as list_assignments (the uplift history)
+    history = pd.read_parquet(warehouse / "list_assignments")
+    drawn = pd.read_parquet(scored.out / "assignments.parquet")
+    drawn = drawn[(drawn["p_treat"] > 0) & (drawn["p_treat"] < 1)]
+    assert len(history) == len(drawn) > 0 and history["p_treat"].between(0, 1).all()
     parts = sorted((warehouse / "interactions").glob("part-outcomes-*.parquet"))
     assert len(parts) == 1
     added = pd.read_parquet(parts[0])
@@ -238,5 +245,7 @@ def test_export_appends_an_interactions_part_once(scored, tmp_path):
     assert validate_warehouse(warehouse) == []
     second = run_retain(args, scored.env)
     assert second.returncode == 0 and "no new outcomes" in second.stdout
+    assert "no new randomised assignments" in second.stdout
+    assert len(pd.read_parquet(warehouse / "list_assignments")) == len(drawn)
     assert sorted((warehouse / "interactions").glob("part-outcomes-*.parquet")) == parts
     assert len(pd.read_parquet(warehouse / "interactions")) == len(before) + 3

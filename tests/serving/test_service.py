@@ -207,7 +207,7 @@ def test_rm_keys_see_only_their_own_book(api):
     )
     other_list = call(api, "POST", "/retention_list", rm, json={"rm_id": api["books"][1]})
     assert other_list.status_code == 403
-    # a CRM system delivers lists to RM workbenches (DESIGN §8)
+    # a CRM system delivers lists to RM workbenches (docs/design.md §8)
     assert call(api, "POST", "/retention_list", "crm", json={"rm_id": rm}).status_code == 200
 
 

@@ -92,15 +92,43 @@ def test_metrics_table_compares_model_baselines_and_oracle(info: ModelCardInfo) 
         "0.7601",
         "0.6502",
         "0.8300",
-        "+0.0522",
-        "+0.1621",
+        "+0.0522 above",
+        "+0.1621 above",
     ]
     assert table_row(card, "positives captured in top 10%")[1:3] == ["**34.2%**", "25.0%"]
-    assert table_row(card, "positives captured in top 10%")[-2:] == ["+9.2 pp", "—"]
+    assert table_row(card, "positives captured in top 10%")[-2:] == ["+9.2 pp above", "—"]
     assert table_row(card, "lift in top 10%")[1] == "**3.41×**"
     assert table_row(card, "ECE (calibration error) ↓")[1] == "**0.0123**"
     assert table_row(card, "PR AUC (average precision)")[1] == "**0.4102**"
     assert "**Oracle AUC**" in card and "97.9% of it" in card
+
+
+def test_the_card_says_in_words_where_the_model_is_below_a_baseline(info: ModelCardInfo) -> None:
+    """The churn model below LightGBM's defaults on PR AUC (0.337 vs 0.367) must be said, not
+    left for the reader to find in a column of signed differences."""
+    defaults = {"test_auc": 0.80, "pr_auc": 0.367, "lift_at_10": 3.41, "capture_at_10": 0.40}
+    metrics = {**info.test_metrics, "pr_auc": 0.337, "ece": 0.01}
+    card = model_card(
+        replace(info, test_metrics=metrics, baseline_metrics={"lightgbm_defaults": defaults})
+    )
+    header = table_row(card, "metric")
+    assert header[2] == "LightGBM defaults" and header[-1] == "model − LightGBM defaults"
+    assert table_row(card, "PR AUC (average precision)")[-1] == "-0.0300 below"
+    assert table_row(card, "ROC AUC")[-1] == "+0.0123 above"
+    assert table_row(card, "lift in top 10%")[-1] == "equal"
+    assert (
+        "- Against LightGBM defaults: worse on PR AUC (0.3370 vs 0.3670), positives captured "
+        "in top 10% (34.2% vs 40.0%); better on ROC AUC; equal on lift in top 10%." in card
+    )
+    # lower is better for ECE: below a baseline is better, and said so
+    calibrated = replace(
+        info,
+        test_metrics={"test_auc": 0.8, "ece": 0.01},
+        baseline_metrics={"logistic regression": {"test_auc": 0.8, "ece": 0.02}},
+    )
+    assert "- Against logistic regression: better on ECE; equal on ROC AUC." in model_card(
+        calibrated
+    )
 
 
 def test_data_and_provenance(info: ModelCardInfo) -> None:

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import mlflow
+import pandas as pd
 import pytest
 
 from tests.conftest import DATASETS
@@ -23,6 +25,18 @@ def train(tmp_path, *args: str) -> subprocess.CompletedProcess:
         timeout=600,
         env=env,
     )
+
+
+def load_from(store: str, uri: str) -> mlflow.pyfunc.PyFuncModel:
+    """MLflow's pyfunc model ``uri`` of the store ``store``; the process's store is restored."""
+    tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    finally:
+        mlflow.set_tracking_uri(tracking)
+        mlflow.set_registry_uri(registry)
 
 
 def test_churn_modelling_with_defaults_reaches_a_hand_made_lightgbm(tmp_path):
@@ -48,6 +62,17 @@ def test_churn_modelling_with_defaults_reaches_a_hand_made_lightgbm(tmp_path):
     assert 0 < summary["metrics"]["cv_auc_std"] < 0.02
     assert summary["rows"] == 10_000 and len(summary["features"]) == 10
     assert summary["models"] == {"flat_churn": "1"}
+    # registered with a signature: every input typed, the table's text columns as text
+    model = load_from(f"sqlite:///{tmp_path / 'mlflow.db'}", "models:/flat_churn/1")
+    schema = model.metadata.get_input_schema()
+    types = {spec.name: spec.type.name for spec in schema.inputs}
+    assert list(types) == summary["features"]
+    assert types["Geography"] == types["Gender"] == "string"
+    assert types["Age"] == "long" and types["Balance"] == "double"
+    p = model.predict(model.input_example)
+    assert p.shape == (5,) and ((p > 0) & (p < 1)).all()
+    table = pd.read_csv(DATASETS / "Churn_Modelling.csv").head(20)
+    assert model.predict(table[summary["features"]]).shape == (20,)  # text as pandas reads it
 
 
 def test_bank_marketing_without_duration(tmp_path):

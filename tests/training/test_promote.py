@@ -21,7 +21,7 @@ from models.artifact import ModelArtifact, load_verified
 from models.calibration import Calibrator
 from models.registry import CHAMPION, EVALUATION_ROWS, use_store
 from training.calibrate import fit_calibrator
-from training.promote import evaluation_rows, promote, rollback
+from training.promote import REPORTED, evaluation_rows, promote, rollback
 from training.register import register_model
 
 FEATURES = ["aum_change_3m", "tenure_months", "has_salary", "complaints_12m"]
@@ -74,8 +74,7 @@ def register(frame: pd.DataFrame, cap: int = 200_000, **kwargs) -> str:
             {"train_cutoffs": CUTOFFS[0], "valid_cutoff": CUTOFFS[1], "test_cutoff": CUTOFFS[2]}
         )
         mlflow.log_metrics({"test_auc": 0.8, "ece": 0.01})
-        example = test_rows[FEATURES].head(5).astype("float64")
-        return register_model(artifact, "churn", example, test_rows=test_rows, cap=cap).version
+        return register_model(artifact, "churn", test_rows, test_rows=test_rows, cap=cap).version
 
 
 @pytest.fixture
@@ -84,6 +83,22 @@ def store(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     use_store(tmp_path)
     return uri
+
+
+def test_the_gate_says_how_the_challenger_compares_on_every_reported_metric(store):
+    frame = bank_rows()
+    register(frame)
+    promote("churn")
+    register(frame, rounds=1, leaves=2)
+    decision = promote("churn")
+    mine, theirs = decision["comparison"]["challenger"], decision["comparison"]["champion"]
+    assert set(mine) == set(theirs) == {"version", *REPORTED} - {"value_captured_at_10"}
+    assert set(decision["verdicts"]) == set(mine) - {"version"}
+    assert decision["verdicts"]["auc"] == "worse"
+    words = decision["in_words"]
+    assert words.startswith(f"challenger v{mine['version']} against champion v{theirs['version']}")
+    assert f"ROC AUC ({mine['auc']:.4f} vs {theirs['auc']:.4f})" in words
+    assert "PR AUC" in words
 
 
 def test_promotion_needs_only_the_registry(store, tmp_path):
@@ -171,6 +186,18 @@ def test_the_commands_roll_back_and_list_runs(store):
     assert decision["champion"] == first and decision["previous"] == second
     assert decision["by"] == "cli-test"
     assert load_verified("churn", CHAMPION).version == first
+    # what it did, in words, and both versions' figures on the newer one's test rows
+    said = result.stderr  # with --json -, the table goes to stderr
+    assert f"version {first} is champion, replacing version {second}" in said
+    assert decision["rows_of"] == second and decision["rows"] == 1_500
+    figures = decision["comparison"]
+    assert set(figures) == {"champion", "replaced"}
+    assert figures["champion"]["version"] == first and figures["replaced"]["version"] == second
+    for metric in ("auc", "pr_auc", "ece", "brier", "lift_at_10"):
+        assert 0 <= figures["champion"][metric] and 0 <= figures["replaced"][metric], metric
+        assert f"{figures['champion'][metric]:.4f}" in said, metric
+    assert "PR AUC" in said and decision["in_words"].startswith(f"champion v{first} against")
+    assert set(decision["verdicts"].values()) <= {"better", "worse", "equal"}
 
     missing = retain(["promote", "--model", "churn", "--version", "99"], store)
     assert missing.returncode == 1 and "no model churn version 99" in missing.stderr
@@ -188,3 +215,38 @@ def test_the_commands_roll_back_and_list_runs(store):
     assert table.returncode == 0 and "churn" in table.stdout and "0.8000" in table.stdout
     unknown = retain(["runs", "--experiment", "nope"], store)
     assert unknown.returncode == 1 and "no experiment 'nope'" in unknown.stderr
+
+
+def test_runs_fit_a_terminal_and_show_a_named_runs_figures_from_its_nested_run(store):
+    """`retain train --run-name` opens a parent run; the model's figures sit on its nested run.
+    The table shows them on the parent's line, ids at 8 characters and cutoffs as a month
+    range; --json keeps every value whole."""
+    train_cutoffs = [
+        d.date().isoformat() for d in pd.date_range("2023-07-31", periods=9, freq="ME")
+    ]
+    with mlflow.start_run(run_name="nightly") as parent:
+        mlflow.set_tag("task", "churn")
+        with mlflow.start_run(run_name="churn", nested=True) as child:
+            mlflow.set_tags({"model": "churn", "label": "label_churn"})
+            mlflow.log_params(
+                {
+                    "train_cutoffs": ",".join(train_cutoffs),
+                    "valid_cutoff": "2024-06-30",
+                    "test_cutoff": "2024-09-30",
+                }
+            )
+            mlflow.log_metrics({"test_auc": 0.8123, "ece": 0.0123, "lift_at_10": 4.5})
+    listed = retain(["runs", "--json", "-"], store)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)["runs"]
+    assert [r["run_id"] for r in rows] == [parent.info.run_id, child.info.run_id]
+    assert rows[0]["test_auc"] == 0.8123 and rows[0]["metrics_from"] == "nested run"
+    assert rows[0]["model"] == "churn" and rows[1]["parent_run_id"] == parent.info.run_id
+    assert rows[0]["train_cutoffs"] == ",".join(train_cutoffs)  # whole in --json
+    lines = listed.stderr.splitlines()
+    assert parent.info.run_id not in listed.stderr  # 8 characters in the table
+    named = next(line for line in lines if "nightly" in line)
+    assert named.split()[0] == parent.info.run_id[:8]
+    assert "0.8123" in named and "4.50" in named
+    assert "2023-07..2024-03 (9)" in named and "2024-06" in named and "2024-09" in named
+    assert max(len(line.rstrip()) for line in lines) <= 140

@@ -1,5 +1,5 @@
-"""The uplift model (DESIGN §14): the measures on a hand-made case, the learners on simulated
-randomised rows with a known effect, the power calculation, and the artifact's round trip
+"""The uplift model (docs/design.md §14): the measures on a hand-made case, the learners on
+simulated randomised rows with a known effect, the power calculation, and the artifact's round trip
 through the registry (native boosters, hashes checked, no pickle)."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The proof of the lists' value, small (DESIGN §14; the full one is benchmarks/campaign.py).
+"""The proof of the lists' value, small (docs/design.md §14; the full one is
+benchmarks/campaign.py).
 
 - The gate: ``retain promote`` makes the uplift model champion only when its lists save more
   per call than the risk ranking's on the same held-out randomised months, beyond their noise;

@@ -25,6 +25,7 @@ def site(site):
         "books": site.books[:2],
         "scores": site.scores(),
         "folder": site.folder,
+        "scores_dir": site.scores_dir,
         "outcomes": Path(site.outcomes),
     }
 

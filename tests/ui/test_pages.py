@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import openpyxl
@@ -82,7 +84,7 @@ def test_the_language_switch_translates_the_labels(site, context):
     page.click("#lang-switch")
     assert "我的名单" in page.inner_text("h1")
     headers_zh = page.inner_text("#list thead")
-    assert "排名" in headers_zh and "Rank" in headers_en and "Rank" not in headers_zh
+    assert "原因" in headers_zh and "Why" in headers_en and "Why" not in headers_zh
     page.goto(site["url"] + "/ui/list")  # the choice is remembered
     assert "我的名单" in page.inner_text("h1")
 
@@ -107,6 +109,9 @@ def test_the_customer_page_shows_scores_and_reasons(site, context):
         r["text_en"] for r in result["reasons"]
     ]
     assert page.locator("#history svg.chart").count() == 2
+    held = set(page.inner_text("#held").split(", "))
+    offered = set(page.locator("#propensities dt").all_inner_texts())
+    assert offered and not offered & held  # a product the customer has is nothing to offer
 
 
 def test_an_outcome_is_recorded_once_shown_and_exported(site, context, scored, tmp_path):
@@ -114,18 +119,38 @@ def test_an_outcome_is_recorded_once_shown_and_exported(site, context, scored, t
     customer = api_list(site, rm, "en")["entries"][1]["customer_id"]
     page = context.new_page()
     log_in(page, site, rm)
+    page.goto(site["url"] + "/ui/list?lang=en")
+    row = f"#list tbody tr[data-customer-id='{customer}']"
+    assert page.locator(f"{row} .contacted-mark").count() == 0
     page.goto(site["url"] + f"/ui/customers/{customer}?lang=en")
+    # nothing is chosen for the RM: a click on Save alone records nothing
+    assert page.input_value("#o-channel") == page.input_value("#o-result") == ""
+    assert not page.is_checked("#o-reached-yes") and not page.is_checked("#o-reached-no")
+    page.click("#o-save")
+    assert page.locator("#saved").count() == 0 and not OutcomeStore(site["outcomes"]).for_customer(
+        customer
+    )
     page.select_option("#o-channel", "visit")
+    page.check("#o-reached-yes")
     page.select_option("#o-result", "stays")
     page.fill("#o-next", "call back in May")
     page.fill("#o-note", "renewing the deposit")
     fields = {
         name: page.input_value(f"#outcome-form [name={name}]")
-        for name in ("csrf", "request_id", "channel", "reached", "result", "next_step", "note")
-    }
+        for name in ("csrf", "request_id", "channel", "result", "next_step", "note")
+    } | {"reached": "yes"}
     page.click("#o-save")
     assert page.locator("#saved").is_visible()
-    assert "renewing the deposit" in page.inner_text("#contact-table")
+    newest = page.locator("#contact-table tbody tr").first
+    assert "renewing the deposit" in newest.inner_text()
+    # the time in the bank's local time (Asia/Shanghai), not the store's UTC
+    recorded = OutcomeStore(site["outcomes"]).for_customer(customer)[0].recorded_at
+    local = datetime.fromisoformat(recorded).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert newest.locator(".when").inner_text() == local.strftime("%Y-%m-%d %H:%M")
+    # the list row carries the contact: its mark, when and the result
+    page.goto(site["url"] + "/ui/list?lang=en")
+    assert page.locator(f"{row} .contacted-mark").is_visible()
+    assert page.inner_text(f"{row} td.contact") == f"{local:%Y-%m-%d %H:%M}\nStays"
     # the same form sent twice (a double click, a reload) is stored once
     again = page.request.post(site["url"] + f"/ui/customers/{customer}/outcomes", form=fields)
     assert again.status == 200
@@ -148,15 +173,28 @@ def test_an_outcome_is_recorded_once_shown_and_exported(site, context, scored, t
     assert mine["outcome"].tolist() == ["stays"] and mine["kind"].tolist() == ["visit"]
 
 
-def test_the_xlsx_download_opens(site, context, tmp_path):
+def test_downloads_are_in_the_pages_language_and_open(site, context, tmp_path):
     page = context.new_page()
     log_in(page, site, site["books"][0])
+    page.goto(site["url"] + "/ui/list?lang=en")
     with page.expect_download() as download:
         page.click("#dl-xlsx")
     path = tmp_path / "list.xlsx"
     download.value.save_as(path)
     sheet = openpyxl.load_workbook(path).worksheets[0]
     assert sheet.max_row - 1 == len(api_list(site, site["books"][0], "en")["entries"])
+    assert sheet["A1"].value == "Rank"
+    page.goto(site["url"] + "/ui/list?lang=zh")  # the snapshot was scored in English
+    for fmt in ("csv", "xlsx"):
+        with page.expect_download() as download:
+            page.click(f"#dl-{fmt}")
+        path = tmp_path / f"list_zh.{fmt}"
+        download.value.save_as(path)
+        if fmt == "csv":
+            header = path.read_text(encoding="utf-8-sig").splitlines()[0].split(",")
+        else:
+            header = [c.value for c in openpyxl.load_workbook(path).worksheets[0][1]]
+        assert header[:3] == ["排名", "客户号", "客户姓名"] and "原因一" in header, header
 
 
 def test_another_rms_customer_and_list_are_refused(site, context):
@@ -188,10 +226,69 @@ def test_a_form_without_its_csrf_token_is_refused(site, context):
     assert not any(o.note == "forged" for o in stored)
 
 
-def test_the_page_fits_a_phone(site, browser):
+FITS = """() => {
+    const table = document.querySelector('#list'), box = document.querySelector('#list-box');
+    return [table.scrollWidth, box.clientWidth, document.documentElement.scrollWidth];
+}"""
+
+
+def test_the_list_fits_a_laptop_without_sideways_scrolling(site, browser):
+    laptop = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = laptop.new_page()
+    log_in(page, site, site["books"][0])
+    for lang in ("en", "zh"):
+        for kind in ("retention", "growth"):
+            page.goto(site["url"] + f"/ui/list?lang={lang}&kind={kind}")
+            table, box, document = page.evaluate(FITS)
+            assert table <= box and document <= 1366, (lang, kind, table, box, document)
+    laptop.close()
+
+
+def test_on_a_phone_every_card_shows_what_to_do_and_the_offer(site, browser):
     phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = phone.new_page()
     log_in(page, site, site["books"][0])
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390
+    for kind in ("retention", "growth"):
+        page.goto(site["url"] + f"/ui/list?lang=zh&kind={kind}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        cards = page.locator("#list tbody tr")
+        assert cards.count() > 0
+        for i in range(cards.count()):
+            card = cards.nth(i)
+            for part in (".action", ".offer", "td.why"):
+                box = card.locator(part).bounding_box()
+                assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (kind, i, part)
+        # what to do comes before the figures: a growth card never leads with churn risk
+        first = cards.first
+        assert (
+            first.locator("td.todo").bounding_box()["y"]
+            < first.locator("td.value").bounding_box()["y"]
+        )
+        assert "流失概率" not in first.inner_text() or kind == "retention"
     phone.close()
+
+
+def test_the_customer_page_shows_the_warehouses_contacts_newest_first(site, context):
+    rm = site["books"][0]
+    warehouse = pd.read_parquet(site["scores_dir"] / "contacts.parquet")
+    mine = set(site["scores"].loc[site["scores"]["rm_id"] == rm, "customer_id"])
+    customer = (
+        warehouse.loc[warehouse["customer_id"].isin(mine), "customer_id"].value_counts().index[0]
+    )
+    expected = (
+        warehouse[warehouse["customer_id"] == customer]
+        .sort_values("ts", ascending=False)["ts"]
+        .dt.strftime("%Y-%m-%d %H:%M")
+        .tolist()
+    )
+    page = context.new_page()
+    log_in(page, site, rm)
+    page.goto(site["url"] + f"/ui/customers/{customer}?lang=en")
+    shown = page.locator("#contact-table tbody td.when").all_inner_texts()
+    assert [t for t in shown if t in expected] == expected  # all of them, newest first
+    assert shown == sorted(shown, reverse=True)
+    months = pd.read_parquet(
+        site["scores_dir"] / "history.parquet", filters=[("customer_id", "==", customer)]
+    )
+    assert len(months) == 12  # a customer contacted this often has been here all year
+    assert page.locator("#history svg.chart rect").count() == 2 * len(months)  # AUM, contribution
