@@ -25,7 +25,7 @@ average effect needs at 80% power, and the months that takes) is reported agains
 history.
 
 Writes ``benchmarks/results/campaign.json`` and the plot ``docs/img/uplift_learning_curve.png``.
-Usage: python benchmarks/campaign.py [--customers 20000] [--seed 11] [--months 4]
+Usage: python benchmarks/campaign.py [--customers 20000] [--seed 11] [--months 2]
        [--banks heterogeneous,follows_risk,...] [--histories 1,3,6,12] [--learner shift]
 """
 
@@ -315,7 +315,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--months", type=int, default=4, help="evaluated months (the last)")
+    parser.add_argument("--months", type=int, default=2, help="evaluated months (the last)")
     parser.add_argument("--banks", default=",".join(BANKS))
     parser.add_argument("--histories", default="1,3,6,12")
     parser.add_argument("--learner", default="shift", choices=sorted(LEARNERS))

@@ -57,6 +57,7 @@ def fitted(follows_risk: bool, seed: int):
 
 def test_the_gate_lets_uplift_in_only_where_it_beats_the_risk_ranking(tmp_path, monkeypatch):
     import mlflow
+    from mlflow.tracking import MlflowClient
 
     from models.registry import CHAMPION, use_store
     from models.uplift import UPLIFT, load_uplift
@@ -65,6 +66,21 @@ def test_the_gate_lets_uplift_in_only_where_it_beats_the_risk_ranking(tmp_path, 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     use_store(tmp_path)
     mlflow.set_experiment("retain")
+
+    def champion_alias() -> bool:  # what `[lists] ranking = "auto"` looks for
+        return CHAMPION in MlflowClient().get_registered_model(UPLIFT).aliases
+
+    # the effect follows the risk: ranking by risk is ranking by effect, the gate keeps risk —
+    # even with no uplift champion at all, so "auto" goes on ranking by risk
+    ties = fitted(follows_risk=True, seed=2)
+    figures = ties.figures["shift"]
+    assert not beats_risk(figures)
+    assert figures[f"{GATE_GAIN}_low"] <= 0 <= figures[f"{GATE_GAIN}_high"] + 1e-9
+    log_uplift_run(ties, "simulated")
+    decision = promote(UPLIFT)
+    assert not decision["promoted"] and decision["champion"] is None, decision["reason"]
+    assert "does not beat the risk ranking" in decision["reason"]
+    assert not champion_alias()
     # effects unlike the risk: the uplift lists save more, beyond the noise of two months
     wins = fitted(follows_risk=False, seed=1)
     figures = wins.figures["shift"]
@@ -73,16 +89,11 @@ def test_the_gate_lets_uplift_in_only_where_it_beats_the_risk_ranking(tmp_path, 
     first = log_uplift_run(wins, "simulated")["version"]
     decision = promote(UPLIFT)
     assert decision["promoted"] and decision["champion"] == first, decision["reason"]
-    assert "beats the risk ranking" in decision["reason"]
-    # the effect follows the risk: ranking by risk is ranking by effect, the gate keeps it
-    ties = fitted(follows_risk=True, seed=2)
-    figures = ties.figures["shift"]
-    assert not beats_risk(figures)
-    assert figures[f"{GATE_GAIN}_low"] <= 0 <= figures[f"{GATE_GAIN}_high"] + 1e-9
+    assert "beats the risk ranking" in decision["reason"] and champion_alias()
+    # a later challenger that does not win leaves the champion as it was, unless forced
     second = log_uplift_run(ties, "simulated")["version"]
     decision = promote(UPLIFT)
     assert not decision["promoted"] and decision["champion"] == first
-    assert "does not beat the risk ranking" in decision["reason"]
     assert load_uplift(alias=CHAMPION).version == first
     forced = promote(UPLIFT, force=True)
     assert forced["promoted"] and "--force" in forced["reason"]
