@@ -65,8 +65,8 @@ CAPACITY_SHARE = 0.5  # the share of each RM's capacity the campaign used (synth
 SMALL_LIST = 0.05  # the second comparison: each list calls 5% of its listable
 BANKS = {  # name: (structure, exploration share)
     "heterogeneous": ("heterogeneous", 0.10),
-    "heterogeneous, no exploration": ("heterogeneous", 0.0),
-    "heterogeneous, 20% exploration": ("heterogeneous", 0.20),
+    "heterogeneous 0% exploration": ("heterogeneous", 0.0),
+    "heterogeneous 20% exploration": ("heterogeneous", 0.20),
     "follows_risk": ("follows_risk", 0.10),
     "sleeping_dogs_among_risky": ("sleeping_dogs_among_risky", 0.10),
 }
@@ -77,7 +77,7 @@ PLOT = ROOT / "docs" / "img" / "uplift_learning_curve.png"
 def bank_features(name: str, args) -> tuple[Path, Path]:
     """The bank's warehouse and feature file, made once and kept under ``--work``."""
     structure, exploration = BANKS[name]
-    where = args.work / f"{args.customers}_{args.seed}" / name.replace(" ", "_").replace(",", "")
+    where = args.work / f"{args.customers}_{args.seed}" / name.replace(" ", "_").replace("%", "")
     features = where / "features.parquet"
     if not features.is_file():
         campaign = Campaign(start=START, structure=structure, exploration_share=exploration)
@@ -316,7 +316,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--months", type=int, default=2, help="evaluated months (the last)")
-    parser.add_argument("--banks", default=",".join(BANKS))
+    parser.add_argument("--banks", default=",".join(BANKS), help="comma-separated names")
     parser.add_argument("--histories", default="1,3,6,12")
     parser.add_argument("--learner", default="shift", choices=sorted(LEARNERS))
     parser.add_argument("--work", type=Path, default=ROOT / "data" / "bench_campaign")
