@@ -157,7 +157,9 @@ def month_figures(frame, rows, rms, month: date, args) -> dict:
         "random": np.random.default_rng(args.seed).random(len(pop)),
     }
     histories = {}
-    share = float(capacity.sum() / len(pop))
+    # capacity is per row (its list's): the calls are what the lists can fill
+    calls = int(top_of_lists(np.zeros(len(pop)), lists, capacity).sum())
+    share = calls / len(pop)
     for months in args.histories:
         history = history_before(rows, month, months, HORIZON)
         tau_hat = LEARNERS[args.learner](history).effect(pop)
@@ -174,7 +176,7 @@ def month_figures(frame, rows, rms, month: date, args) -> dict:
     seconds = time.perf_counter() - started
     return {
         "listable": len(pop),
-        "calls": int(capacity.sum()),
+        "calls": calls,
         "saved": saved,
         f"saved_at_{SMALL_LIST:.0%}": {
             name: saved_by(score, tau, value, lists, small) for name, score in scores.items()
