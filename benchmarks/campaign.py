@@ -24,11 +24,11 @@ the cutoff / calls. Ratios are of sums over the months. The power calculation
 average effect needs at 80% power, and the months that takes) is reported against each
 history.
 
-Writes ``campaign.json`` in the benchmarks' results folder and the plot
-``docs/img/uplift_learning_curve.png``. The default (20,000 customers, the last month, five
-banks) takes about 10 minutes on 2 cores the first time (the banks are kept under ``--work``),
-a few after; docs/uplift.md reports ``--months 2``; the fuller grid is e.g. ``--customers
-100000 --months 4``.
+Writes ``<name>.json`` and the plot ``<name>.png`` in the benchmarks' results folder (``--plot``
+elsewhere). The default (20,000 customers, the last month, five banks) takes about 10 minutes
+on 2 cores the first time (the banks are kept under ``--work``), a few after. docs/uplift.md
+reports ``--months 2 --plot docs/img/uplift_learning_curve.png``; the fuller grid is e.g.
+``--customers 100000 --months 4``.
 Usage: python benchmarks/campaign.py [--customers 20000] [--seed 11] [--months 1]
        [--banks heterogeneous,follows_risk,...] [--histories 1,3,6,12] [--learner shift]
 """
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import ROOT, report
+from common import RESULTS, ROOT, report
 from rich.console import Console
 from rich.table import Table
 
@@ -75,7 +75,6 @@ BANKS = {  # name: (structure, exploration share)
     "sleeping_dogs_among_risky": ("sleeping_dogs_among_risky", 0.10),
 }
 FIXED = ("rule of thumb", "risk", "risk (true p)", "oracle", "random")
-PLOT = ROOT / "docs" / "img" / "uplift_learning_curve.png"
 
 
 def bank_features(name: str, args) -> tuple[Path, Path]:
@@ -326,7 +325,7 @@ def main() -> None:
     parser.add_argument("--histories", default="1,3,6,12")
     parser.add_argument("--learner", default="shift", choices=sorted(LEARNERS))
     parser.add_argument("--work", type=Path, default=ROOT / "data" / "bench_campaign")
-    parser.add_argument("--plot", type=Path, default=PLOT)
+    parser.add_argument("--plot", type=Path, help="the plot (default: results/<name>.png)")
     parser.add_argument("--name", default="campaign", help="results/<name>.json")
     args = parser.parse_args()
     args.histories = [int(h) for h in args.histories.split(",")]
@@ -375,8 +374,9 @@ def main() -> None:
         for row in history_rows(name, bank):
             curve.add_row(*(str(v) for v in row))
     Console().print(curve)
-    plot(payload, args.plot)
-    print(f"plot written to {args.plot}")
+    path = args.plot or RESULTS / f"{args.name}.png"
+    plot(payload, path)
+    print(f"plot written to {path}")
 
 
 if __name__ == "__main__":
