@@ -26,9 +26,9 @@ history.
 
 Writes ``<name>.json`` and the plot ``<name>.png`` in the benchmarks' results folder (``--plot``
 elsewhere). The default (20,000 customers, the last month, five banks) takes about 10 minutes
-on 2 cores the first time (the banks are kept under ``--work``), a few after. docs/uplift.md
-reports ``--months 2 --plot docs/img/uplift_learning_curve.png``; the fuller grid is e.g.
-``--customers 100000 --months 4``.
+on 2 cores the first time (the banks are kept under ``--work``), about a minute after.
+docs/uplift.md reports ``--months 2 --plot docs/img/uplift_learning_curve.png``; the fuller
+grid is e.g. ``--customers 100000 --months 4``.
 Usage: python benchmarks/campaign.py [--customers 20000] [--seed 11] [--months 1]
        [--banks heterogeneous,follows_risk,...] [--histories 1,3,6,12] [--learner shift]
 """
