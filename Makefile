@@ -56,6 +56,7 @@ bench: $(STAMP) nginx
 	cd benchmarks && ../$(BIN)/python monitor.py --reference ../data/scores_2024-11 --current ../data/scores \
 		--work ../data/bench_monitor
 	cd benchmarks && ../$(BIN)/python api.py && ../$(BIN)/python api.py --proxy
+	cd benchmarks && ../$(BIN)/python campaign.py  # the lists' value on the truth (docs/uplift.md)
 
 serve: $(STAMP)
 	$(BIN)/retain serve

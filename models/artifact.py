@@ -57,7 +57,7 @@ from mlflow.utils.model_utils import _validate_and_copy_code_paths
 
 from models import retain_pyfunc
 from models.calibration import Calibrator
-from models.registry import CHALLENGER, SHA_TAG, RegistryError, tracking_uri
+from models.registry import CHALLENGER, SHA_TAG, RegistryError, find_version
 from models.retain_pyfunc import BOOSTER_FILE, CALIBRATION_FILE, FEATURES_FILE
 
 ARTIFACT_SHA_TAG = "artifact_sha256"
@@ -333,16 +333,7 @@ def check_model_dir(
 
 def load_verified(name: str, alias: str | None = None, version: str | None = None) -> VerifiedModel:
     """Resolve ``models:/name@alias`` (or ``name`` version ``version``), check it and load it."""
-    client = MlflowClient()
-    try:
-        found = (
-            client.get_model_version(name, str(version))
-            if version is not None
-            else client.get_model_version_by_alias(name, alias)
-        )
-    except mlflow.exceptions.MlflowException as exc:
-        which = f"version {version}" if version is not None else f"@{alias}"
-        raise RegistryError(f"no model {name} {which} in the registry ({tracking_uri()})") from exc
+    found = find_version(name, alias, version)
     label = f"{name}@{alias} (version {found.version})" if alias else f"{name} v{found.version}"
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(

@@ -85,6 +85,19 @@ def use_store(root: Path = Path("mlruns"), experiment: str = EXPERIMENT) -> Mlfl
     return MlflowClient()
 
 
+def find_version(name: str, alias: str | None = None, version: str | None = None):
+    """The registered ``name`` at ``version`` (or ``@alias``); :class:`RegistryError` naming
+    what was asked and the store when there is none."""
+    client = MlflowClient()
+    try:
+        if version is not None:
+            return client.get_model_version(name, str(version))
+        return client.get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException as exc:
+        which = f"version {version}" if version is not None else f"@{alias}"
+        raise RegistryError(f"no model {name} {which} in the registry ({tracking_uri()})") from exc
+
+
 def who() -> str:
     """Who is acting: ``RETAIN_USER`` if set, else the login name."""
     try:

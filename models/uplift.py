@@ -28,7 +28,7 @@ from mlflow.utils.model_utils import _validate_and_copy_code_paths
 
 from models import uplift_pyfunc
 from models.artifact import PICKLE_SUFFIXES, LoggedModel, sha256_file
-from models.registry import CHALLENGER, RegistryError, tracking_uri
+from models.registry import CHALLENGER, RegistryError, find_version
 from models.uplift_pyfunc import PARTS, SPEC_FILE, booster_file, effect, input_matrix
 
 UPLIFT = "uplift"  # the registered model's name
@@ -128,18 +128,7 @@ class VerifiedUplift:
 
 def load_uplift(alias: str | None = None, version: str | None = None) -> VerifiedUplift:
     """The registered uplift model (``@alias`` or ``version``), its hashes checked."""
-    client = MlflowClient()
-    try:
-        found = (
-            client.get_model_version(UPLIFT, str(version))
-            if version is not None
-            else client.get_model_version_by_alias(UPLIFT, alias)
-        )
-    except mlflow.exceptions.MlflowException as exc:
-        which = f"version {version}" if version is not None else f"@{alias}"
-        raise RegistryError(
-            f"no model {UPLIFT} {which} in the registry ({tracking_uri()})"
-        ) from exc
+    found = find_version(UPLIFT, alias, version)
     label = f"{UPLIFT} v{found.version}"
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(

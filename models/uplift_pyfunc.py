@@ -6,7 +6,7 @@ scoring returns: τ(x) = P(churn | not called) − P(churn | called), a reductio
 probability (negative where a call pushes a customer away). Self-contained (lightgbm, numpy,
 pandas, json); nothing is unpickled. The model directory holds ``uplift.json`` —
 
-    {"learner": "t" | "x" | "dr", "features": [...], "boosters": {"<name>": "<sha256>"},
+    {"learner": "t" | "x" | "dr" | "shift", "features": [...], "boosters": {"<name>": "<sha256>"},
      "weight": g}
 
 — and one ``<name>.lgb`` booster in LightGBM's native text per entry:
@@ -14,7 +14,9 @@ pandas, json); nothing is unpickled. The model directory holds ``uplift.json`` �
 - ``t``: ``control`` and ``treated`` outcome models, τ = control(x) − treated(x);
 - ``x``: ``tau_control`` and ``tau_treated`` effect models, τ = g·tau_control + (1 − g)·
   tau_treated with ``g`` the share of calls the policy made (the known propensity);
-- ``dr``: one ``tau`` effect model fitted on doubly robust pseudo-outcomes.
+- ``dr``: one ``tau`` effect model fitted on doubly robust pseudo-outcomes;
+- ``shift``: the ``control`` outcome model μ₀ and the ``shift`` a call adds to the log-odds
+  (learned from the initial score logit μ₀): τ = μ₀ − σ(logit μ₀ + shift(x)).
 """
 
 from __future__ import annotations
@@ -27,7 +29,17 @@ import numpy as np
 import pandas as pd
 
 SPEC_FILE = "uplift.json"
-PARTS = {"t": ("control", "treated"), "x": ("tau_control", "tau_treated"), "dr": ("tau",)}
+PARTS = {
+    "t": ("control", "treated"),
+    "x": ("tau_control", "tau_treated"),
+    "dr": ("tau",),
+    "shift": ("control", "shift"),
+}
+PROBABILITY_RANGE = (1e-6, 1 - 1e-6)  # kept off 0 and 1 before a logit
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
 
 
 def booster_file(name: str) -> str:
@@ -46,6 +58,10 @@ def effect(boosters: dict[str, lgb.Booster], spec: dict, inputs) -> np.ndarray:
         ].predict(inputs)
     if learner == "dr":
         return np.asarray(boosters["tau"].predict(inputs), dtype="float64")
+    if learner == "shift":
+        control = np.clip(boosters["control"].predict(inputs), *PROBABILITY_RANGE)
+        called = logit(control) + boosters["shift"].predict(inputs, raw_score=True)
+        return control - 1 / (1 + np.exp(-called))
     raise ValueError(f"unknown uplift learner {learner!r}: expected one of {sorted(PARTS)}")
 
 

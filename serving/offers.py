@@ -8,9 +8,9 @@
   the contribution the next tier brings over this one) and each product of a growth kind not
   held (propensity × the product's value).
 - A product (not a renewal, not a tier) is offered only to a customer at least
-  ``[offers] min_lift`` times as likely to take it as the month's average customer: an
-  insurance policy at a 0.7% chance, where the average customer's is 2%, is no offer — the
-  call is then about the money, with no product to push.
+  ``[offers] min_lift`` times as likely to take it as the month's average customer: a
+  product at a 0.7% chance, where the average customer's is 2%, is no offer — the call is
+  then about the money, with no product to push.
 - An open complaint means no offer at all.
 
 Pure functions over the scored frame; the action that goes with each row is chosen here too,

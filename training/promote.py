@@ -16,8 +16,10 @@ from mlflow.tracking import MlflowClient
 
 from models.artifact import VerifiedModel, load_verified
 from models.registry import CHALLENGER, CHAMPION, EVALUATION_ROWS, RegistryError, set_champion
+from models.uplift import UPLIFT, load_uplift
 from training.compare import in_words, verdicts
 from training.evaluate import evaluate
+from training.uplift_run import GATE_BASELINE, GATE_GAIN, GATE_METRIC, beats_risk
 
 MAX_AUC_LOSS = 0.002
 MAX_ECE_GAIN = 0.01
@@ -81,7 +83,10 @@ def compared(measured: dict[str, dict], role: str, other: str) -> dict:
 
 def promote(name: str, force: bool = False) -> dict:
     """Move ``champion`` to the challenger if its AUC is not worse by more than 0.002 and its
-    ECE not worse by more than 0.01 on the challenger's test rows (or if ``force``)."""
+    ECE not worse by more than 0.01 on the challenger's test rows (or if ``force``); the
+    uplift model by its own gate (:func:`promote_uplift`)."""
+    if name == UPLIFT:
+        return promote_uplift(force)
     challenger = load_verified(name, CHALLENGER)
     try:
         champion = load_verified(name, CHAMPION)
@@ -118,6 +123,52 @@ def promote(name: str, force: bool = False) -> dict:
         **rows_described(rows),
         **compared(measured, "challenger", "champion"),
     }
+
+
+def promote_uplift(force: bool = False) -> dict:
+    """Make the uplift challenger champion only if, on its run's held-out randomised months, the
+    lists it ranks save more per call than the risk ranking's on the same rows — the paired
+    bootstrap interval of the gain above 0 (``training.uplift_run.beats_risk``) — or if
+    ``force``. Otherwise the champion stays as it was: without an uplift champion the lists rank
+    by risk."""
+    challenger = load_uplift(alias=CHALLENGER)  # hashes checked: never a model that fails them
+    client = MlflowClient()
+    run_id = client.get_model_version(UPLIFT, challenger.version).run_id
+    figures = client.get_run(run_id).data.metrics
+    if f"{GATE_GAIN}_low" not in figures:
+        raise RegistryError(
+            f"{UPLIFT} v{challenger.version} (run {run_id}) logged no {GATE_GAIN}_low to decide "
+            "on: retrain it with this version of retain, or promote it with --force"
+        )
+    passes = beats_risk(figures)
+    gain = (
+        f"{figures[GATE_GAIN]:+,.0f} per call against the risk ranking (95% "
+        f"{figures[f'{GATE_GAIN}_low']:+,.0f} … {figures[f'{GATE_GAIN}_high']:+,.0f})"
+    )
+    if passes:
+        reason = f"beats the risk ranking: {gain}"
+    else:
+        reason = f"does not beat the risk ranking: {gain}" + (
+            " — promoted anyway (--force)" if force else " — the lists stay as they are"
+        )
+    if passes or force:
+        set_champion(UPLIFT, challenger.version, reason)
+    gate = {k: figures[k] for k in (GATE_METRIC, GATE_BASELINE, GATE_GAIN) if k in figures}
+    return {
+        "model": UPLIFT,
+        "challenger": challenger.version,
+        "champion": challenger.version if passes or force else _champion_version(UPLIFT),
+        "promoted": passes or force,
+        "reason": reason,
+        "gate": gate | {f"{GATE_GAIN}_low": figures[f"{GATE_GAIN}_low"]},
+    }
+
+
+def _champion_version(name: str) -> str | None:
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
+    except mlflow.exceptions.MlflowException:
+        return None
 
 
 def rows_described(rows: pd.DataFrame) -> dict:

@@ -8,9 +8,10 @@ nothing about the effect. Called = ``treated`` or ``explore``. Splits are out of
 embargo of docs/design.md §5: the held-out months are the latest matured cutoffs, training
 every cutoff at least ``horizon`` months before the first of them.
 
-Too little history is refused with the power calculation (:func:`power_needed`): how many
-control customers an average effect of a given size needs, and how many months that is at the
-bank's present rate.
+Too little history is refused with the power calculation (:func:`history_power`): how many
+control customers an average effect of a given size in the would-be lists needs (treated
+against control, :func:`ranked_places`), and how many months that is at the bank's present
+rate.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from training.dataset import DatasetError, as_inputs, months_between, products_i
 from training.uplift_learners import Rows
 
 CALLED = ("treated", "explore")
+RANKED_P_TREAT = 0.5  # above: a would-be list's place (treated or control), not a draw below it
 ASSIGNMENT_COLUMNS = ("customer_id", "cutoff", "group", "p_treat")
 
 
@@ -89,6 +91,13 @@ def split_uplift(rows: Rows, horizon: int, held_out_months: int = 2) -> UpliftSp
     )
 
 
+def history_before(rows: Rows, month, months: int, horizon: int) -> Rows:
+    """The randomised rows a bank has matured by ``month``: the latest ``months`` cutoffs at
+    least ``horizon`` months before it (their churn within the horizon is known by then)."""
+    cutoffs = sorted(c for c in set(rows.cutoff) if months_between(c, month) >= horizon)
+    return rows.take(np.isin(rows.cutoff, cutoffs[-months:]))
+
+
 def power_needed(
     base: float, effect: float, control_share: float, alpha: float = 0.05, power: float = 0.8
 ) -> int:
@@ -105,34 +114,63 @@ def power_needed(
     return int(np.ceil((spread / effect) ** 2))
 
 
-def check_history(rows: Rows, effect: float = 0.02) -> dict:
+def ranked_places(rows: Rows) -> np.ndarray:
+    """The rows of the would-be lists — called more often than not (p_treat > 0.5: treated or
+    held back as control) — where the control compares like with like (docs/design.md §12).
+    Rows drawn from below the cut have a small p_treat and the low churn of the customers a
+    ranking passed over; pooled with them, a 2-point effect could be larger than the churn
+    itself.
+    Every row when there are no such places (a history of exploration only)."""
+    places = rows.p_treat > RANKED_P_TREAT
+    return places if places.any() else np.ones(len(rows), dtype=bool)
+
+
+def history_power(rows: Rows, effect: float = 0.02) -> dict:
     """The randomised history against the power calculation for an average effect of
-    ``effect``; raises :class:`UpliftHistoryError` naming the months and customers needed."""
-    control = rows.treated == 0
+    ``effect`` in the would-be lists (:func:`ranked_places`: treated against control): rows,
+    months, control customers and their churn, and — where a control with churners exists —
+    the control customers needed and the months that takes at the present rate; ``problem``
+    says why the history is not enough (None when it is)."""
+    places = ranked_places(rows)
+    control = places & (rows.treated == 0)
     months = max(len(set(rows.cutoff)), 1)
-    base = float(rows.y[control].mean()) if control.any() else float("nan")
-    share = float(control.mean()) if len(rows) else 0.0
-    figures = {
-        "randomised_rows": len(rows),
-        "months": months,
-        "control_rows": int(control.sum()),
-        "control_churn": base,
-    }
-    if not control.any() or control.all() or not np.isfinite(base) or base <= effect:
-        raise UpliftHistoryError(
-            f"{len(rows):,} randomised rows over {months} month(s), {int(control.sum()):,} held "
-            "back: a control group and called customers with churners among them are needed "
-            "(lists with control_share > 0 for some months)"
+    held = int(control.sum())
+    base = float(rows.y[control].mean()) if held else float("nan")
+    figures = {"randomised_rows": len(rows), "months": months, "control_rows": held,
+               "control_churn": base, "control_needed": None, "months_needed": None}  # fmt: skip
+    if not held or held == places.sum():
+        figures["problem"] = (
+            f"{len(rows):,} randomised rows over {months} month(s), {held:,} held back: a "
+            "control group and called customers are needed (lists with control_share > 0 for "
+            "some months)"
         )
-    needed = power_needed(base, effect, share)
-    figures["control_needed"] = needed
-    per_month = control.sum() / months
-    figures["months_needed"] = int(np.ceil(needed / per_month))
-    if control.sum() < needed:
-        raise UpliftHistoryError(
-            f"{int(control.sum()):,} control customers over {months} month(s) (churn "
-            f"{base:.1%}): finding a {effect:.0%}-point effect at 80% power needs {needed:,}, "
-            f"about {figures['months_needed']} months at the present {per_month:,.0f} a month "
-            f"— keep the control group and exploration running, then train again"
+        return figures
+    if base <= effect:
+        figures["problem"] = (
+            f"the {held:,} customers held back from the lists over {months} month(s) churned "
+            f"{base:.1%}: a {effect:.0%}-point effect cannot be found among them — the lists "
+            "call customers too safe to learn from"
         )
+        return figures
+    needed = power_needed(base, effect, held / places.sum())
+    per_month = held / months
+    figures |= {"control_needed": needed, "months_needed": int(np.ceil(needed / per_month))}
+    figures["problem"] = None
+    if held < needed:
+        figures["problem"] = (
+            f"{held:,} control customers over {months} month(s) (churn {base:.1%}): finding a "
+            f"{effect:.0%}-point effect at 80% power needs {needed:,}, about "
+            f"{figures['months_needed']} months at the present {per_month:,.0f} a month — keep "
+            "the control group and exploration running, then train again"
+        )
+    return figures
+
+
+def check_history(rows: Rows, effect: float = 0.02) -> dict:
+    """:func:`history_power`, raising :class:`UpliftHistoryError` with its problem when the
+    history is not enough."""
+    figures = history_power(rows, effect)
+    problem = figures.pop("problem")
+    if problem:
+        raise UpliftHistoryError(problem)
     return figures

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pandas as pd
+import pytest
 
+from features.targets import CHURN
 from tests.features.postgres_server import PostgresServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,3 +130,19 @@ def team_env(tracking_uri: str) -> dict:
         "OMP_WAIT_POLICY": "PASSIVE",
         "BENTOML_DO_NOT_TRACK": "True",
     }
+
+
+def assert_scores_as_scored(url: str, token: str, scores_dir: Path, take: slice) -> None:
+    """The service at ``url`` answers the ``take`` customers of a scored month by id with the
+    churn probabilities ``retain score`` wrote."""
+    scores = pd.read_parquet(scores_dir / "scores.parquet").set_index("customer_id")
+    wanted = scores.index[take].tolist()
+    answered = httpx.post(
+        f"{url}/v1/score",
+        json={"customer_ids": wanted},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    assert answered.status_code == 200, answered.text
+    got = {r["customer_id"]: r["churn_probability"] for r in answered.json()["results"]}
+    assert got == pytest.approx(scores.loc[wanted, CHURN.score].to_dict())

@@ -16,11 +16,9 @@ import sysconfig
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 
-from features.targets import CHURN
-from tests.deploy.team_servers import ROOT
+from tests.deploy.team_servers import ROOT, assert_scores_as_scored
 from tests.serving.service_process import Service, add_key, free_port
 
 SHIPPED = {"features", "models", "serving"}
@@ -136,14 +134,4 @@ def test_the_served_bento_is_ready_and_scores(served_bento, scored_month, team):
     started, token, served = served_bento
     assert served["MLFLOW_TRACKING_URI"] == team.mlflow.url
     assert httpx.get(f"{started.url}/readyz", timeout=10).status_code == 200
-    scores = pd.read_parquet(scored_month.out / "scores.parquet").set_index("customer_id")
-    wanted = scores.index[-2:].tolist()
-    answered = httpx.post(
-        f"{started.url}/v1/score",
-        json={"customer_ids": wanted},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60,
-    )
-    assert answered.status_code == 200, answered.text
-    got = {r["customer_id"]: r["churn_probability"] for r in answered.json()["results"]}
-    assert got == pytest.approx(scores.loc[wanted, CHURN.score].to_dict())
+    assert_scores_as_scored(started.url, token, scored_month.out, slice(-2, None))

@@ -20,7 +20,7 @@ from features.targets import CHURN, model_versions
 from models.artifact import load_verified
 from models.registry import CHAMPION, EVALUATION_ROWS
 from models.retain_pyfunc import BOOSTER_FILE
-from tests.deploy.team_servers import Team
+from tests.deploy.team_servers import Team, assert_scores_as_scored
 from tests.serving.service_process import Service, add_key, free_port
 
 
@@ -137,14 +137,4 @@ def test_serve_answers_with_the_champions_from_the_server(service, scored_month)
     started, token = service
     started.wait_ready()
     assert httpx.get(f"{started.url}/readyz", timeout=10).status_code == 200
-    scores = pd.read_parquet(scored_month.out / "scores.parquet").set_index("customer_id")
-    wanted = scores.index[:3].tolist()
-    answered = httpx.post(
-        f"{started.url}/v1/score",
-        json={"customer_ids": wanted},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60,
-    )
-    assert answered.status_code == 200, answered.text
-    got = {r["customer_id"]: r["churn_probability"] for r in answered.json()["results"]}
-    assert got == pytest.approx(scores.loc[wanted, CHURN.score].to_dict())
+    assert_scores_as_scored(started.url, token, scored_month.out, slice(None, 3))

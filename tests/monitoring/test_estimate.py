@@ -64,6 +64,7 @@ def test_control_against_treated_counts_and_saved() -> None:
         {
             "list_group": ["treated"] * 80 + ["control"] * 70 + [None] * 10,
             "label_churn": [1] * 48 + [0] * 32 + [1] * 56 + [0] * 14 + [1] * 10,
+            "contribution_12m": [1_000.0] * 79 + [-500.0] + [2_000.0] * 80,
         }
     )
     effect = control_effect(scored)
@@ -73,6 +74,8 @@ def test_control_against_treated_counts_and_saved() -> None:
     assert effect["difference_low"] == pytest.approx(0.0524, abs=1e-4)
     assert effect["customers_saved"] == pytest.approx(0.2 * 80)
     assert effect["customers_saved_high"] == pytest.approx(0.3339 * 80, abs=0.01)
+    # the treated's value, a loss counted as nothing: 79 × 1,000 saved at the difference's rate
+    assert effect["contribution_saved"] == pytest.approx(0.2 * 79_000)
     unlabelled = control_effect(scored.assign(label_churn=None))
     assert unlabelled == {"treated": 80, "control": 70, "matured": False}
     assert control_effect(scored.assign(list_group="treated")) is None

@@ -40,6 +40,8 @@ def stand_ins(monkeypatch, tmp_path) -> dict:
 
     def score_month(warehouse, day, out, bank, k):
         given["bank"] = bank
+        out.mkdir(parents=True, exist_ok=True)  # the demo links the month for monitoring
+        (out / "scores.parquet").write_bytes(b"")
         return {
             "cutoff": day.isoformat(),
             "customers_scored": 10,
