@@ -49,7 +49,7 @@ test: $(STAMP) pg fonts chromium nginx
 bench: $(STAMP) nginx
 	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]  # 5: no slow tests collected
 	test -d data/scores || $(BIN)/retain demo  # models and snapshot for the monthly, monitor and API benchmarks
-	cd benchmarks && ../$(BIN)/python synth.py && ../$(BIN)/python features.py && ../$(BIN)/python train.py \
+	cd benchmarks && ../$(BIN)/python synth.py && ../$(BIN)/python validate.py && ../$(BIN)/python features.py && ../$(BIN)/python train.py \
 		&& ../$(BIN)/python scoring.py
 	cd benchmarks && ../$(BIN)/python monthly.py --bank ../data/bench_banks/bank_1000000 --runs-dir ../data/bench_runs
 	test -d data/scores_2024-11 || $(BIN)/retain score --cutoff 2024-11-30 --out data/scores_2024-11

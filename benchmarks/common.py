@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -25,9 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_measured(code: str, poll_seconds: float = 0.2, timeout: float | None = None) -> dict:
-    """Run ``python -c code`` and return wall seconds and peak RSS (MB, process tree).
+    """Run ``python -c code`` and return wall seconds, CPU seconds (user + system of the child
+    and the children it waited for) and peak RSS (MB, process tree). On a machine shared with
+    other jobs the CPU seconds move less than the wall time.
 
     Raises TimeoutError (after killing the tree) when it runs longer than ``timeout``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     # from the project root, so `features` is the package, not benchmarks/features.py
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
@@ -48,9 +52,11 @@ def run_measured(code: str, poll_seconds: float = 0.2, timeout: float | None = N
             pass
         time.sleep(poll_seconds)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if child.returncode != 0:
         raise RuntimeError(f"benchmark step failed with exit code {child.returncode}")
-    return {"seconds": seconds, "peak_rss_mb": peak / 2**20}
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak / 2**20}
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -119,3 +125,24 @@ def served(scores: Path, *options: str, prefix: str = "retain-bench-") -> Iterat
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # retain serve and its bentoml workers
         server.wait(timeout=30)
+
+
+def previous_tree(tree: Path, commit: str) -> Path:
+    """A worktree of ``commit`` at ``tree`` (made once)."""
+    if not (tree / "features" / "build.py").exists():
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT, check=True
+        )
+    return tree
+
+
+def ensure_bank(banks: Path, size: int) -> Path:
+    bank = banks / f"bank_{size}"
+    if not (bank / "_meta.json").exists():
+        config = f"SynthConfig(customers={size}, months=24, seed=0)"
+        code = (
+            "from synthetic.bank import write_bank; from synthetic.config import SynthConfig; "
+            f"write_bank({config}, {str(bank)!r})"
+        )
+        run_measured(code)
+    return bank

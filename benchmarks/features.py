@@ -19,12 +19,11 @@ Usage: python benchmarks/features.py [--sizes 100000,1000000] [--repeats 3] [--r
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from common import ROOT, median_of, report, run_measured
+from common import ensure_bank, median_of, previous_tree, report, run_measured
 
 CUTOFFS = ("2024-01-31", "2024-12-31")
 LARGE = 1_000_000
@@ -50,27 +49,6 @@ def command(engine: str, bank: Path, out: Path, previous: Path | None) -> str:
         f"app(['features', '--warehouse', {str(bank)!r}, '--cutoffs', '{CUTOFFS[0]}:{CUTOFFS[1]}',"
         f" '--engine', {engine!r}, '--out', {str(out)!r}], standalone_mode=False)"
     )
-
-
-def previous_tree(tree: Path, commit: str) -> Path:
-    """A worktree of ``commit`` at ``tree`` (made once)."""
-    if not (tree / "features" / "build.py").exists():
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT, check=True
-        )
-    return tree
-
-
-def ensure_bank(banks: Path, size: int) -> Path:
-    bank = banks / f"bank_{size}"
-    if not (bank / "_meta.json").exists():
-        config = f"SynthConfig(customers={size}, months=24, seed=0)"
-        code = (
-            "from synthetic.bank import write_bank; from synthetic.config import SynthConfig; "
-            f"write_bank({config}, {str(bank)!r})"
-        )
-        run_measured(code)
-    return bank
 
 
 def verdict(engine: str, size: int, result: dict) -> str:

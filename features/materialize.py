@@ -42,7 +42,9 @@ from features.sources.database import is_database_url
 from features.targets import LABEL_PREFIX
 
 BATCH_CUSTOMERS = 50_000
-DUCKDB_MEMORY_LIMIT = "4GB"
+# what DuckDB may hold before it spills: 1M customers × 12 cutoffs peaked at 4.4 GB with 4GB
+# and at 2.4 GB with 2GB, for about 8% more time (the same features, to the last bits of a sum)
+DUCKDB_MEMORY_LIMIT = "2GB"
 
 
 def write_features(

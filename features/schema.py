@@ -1,142 +1,181 @@
-"""Pandera schemas for the input tables of docs/design.md §4, and ``validate_warehouse`` to
-check them.
+"""The table contract of docs/design.md §4 (``SCHEMAS``) and ``validate_warehouse`` to check
+it.
 
-Dtypes, nulls, enums, ranges and row rules run with pandera on one parquet part (or, for a
-database, one chunk of rows) at a time, so a 100M-row table never sits in memory whole; keys,
-foreign keys, overlaps and date ranges need the whole table and run as Ibis expressions on
-DuckDB or on the database (``features.schema_checks``). Every violation is reported at once and
-a data problem never raises.
+Every rule is computed where the tables are — DuckDB over a directory's parquet parts, the
+PostgreSQL database, or Spark — and nothing but counts and a few example keys comes back:
+
+- structure (a table present, each part readable, each column present with its type) from the
+  parquet footers or the database's catalogue, without reading a row;
+- rules on one row at a time (nulls, allowed values, ranges, month-end dates, one column against
+  another, dates from 1900 to ``as_of``) counted in one aggregate per table;
+- rules on whole tables (keys, foreign keys, overlaps, activity before the customer opened) as
+  aggregates and anti-joins (``features.schema_checks``).
+
+Every violation is reported at once and a data problem never raises.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-import pandas as pd
-import pandera.pandas as pa
-import pyarrow as arrow
-import pyarrow.parquet as pq
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
 
+from features.config import WarehouseConfig
 from features.schema_checks import (
     BACKEND_ERRORS,
-    KEYS,
     MAX_EXAMPLES,
+    RowCheck,
     Violation,
-    parquet_tables,
+    date_range_checks,
     relational_violations,
+    row_violations,
 )
-from features.sources import database
-from features.sources.database import as_location, is_database_url
-from features.sources.files import (
-    INPUT_TABLES,
-    LIST_ASSIGNMENTS,
-    OPTIONAL_TABLES,
-    WarehouseError,
-    read_meta,
-    table_files,
-)
+from features.schema_sources import Part, open_tables
+from features.sources.files import INPUT_TABLES, LIST_ASSIGNMENTS, OPTIONAL_TABLES
 
 __all__ = ["SCHEMAS", "Violation", "validate_warehouse"]
 
-TEXT, FLOAT, BOOL, DATE, TIMESTAMP = str, "float64", "boolean", pa.Date, pa.DateTime
-# Read parquet ints and bools as pandas' nullable dtypes, so that a null is reported as a null
-# rather than as an int column turned float.
-NULLABLE_DTYPES = {arrow.int64(): pd.Int64Dtype(), arrow.bool_(): pd.BooleanDtype()}
+
+@dataclass(frozen=True)
+class Kind:
+    """What a column must hold: ``rule`` names it in a violation, ``accepts`` judges a type."""
+
+    rule: str
+    accepts: Callable[[dt.DataType], bool]
 
 
+TEXT = Kind("dtype string", lambda t: t.is_string())
+FLOAT = Kind("dtype float64", lambda t: t.is_float64())
+BOOL = Kind("dtype bool", lambda t: t.is_boolean())
+DATE = Kind("dtype date", lambda t: t.is_date())
+TIMESTAMP = Kind("dtype timestamp", lambda t: t.is_timestamp() and t.timezone is None)
 # Counts and tiers may be stored at any integer width.
-ANY_INTEGER = pa.Check(pd.api.types.is_integer_dtype, name="dtype integer")
+INTEGER = Kind("dtype integer", lambda t: t.is_integer())
 # Ids are whatever the bank has: integers, or strings (core-banking numbers, leading zeros and
 # all). They are never converted; a table whose ids differ in kind from customers' is reported
 # by the relational checks.
-ID_KIND = pa.Check(
-    lambda ids: pd.api.types.is_integer_dtype(ids) or pd.api.types.is_string_dtype(ids),
-    name="dtype integer or string",
+ID = Kind("dtype integer or string", lambda t: t.is_integer() or t.is_string())
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule on a column's non-null values: ``breaks`` is true for a value that breaks it."""
+
+    name: str
+    breaks: Callable[[ir.Column], ir.BooleanValue]
+
+
+@dataclass(frozen=True)
+class Column:
+    kind: Kind
+    rules: tuple[Rule, ...] = ()
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A rule comparing columns of one row, reported under ``column``."""
+
+    name: str
+    column: str
+    needs: tuple[str, ...]
+    breaks: Callable[[ir.Table], ir.BooleanValue]
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    columns: dict[str, Column]
+    row_rules: tuple[RowRule, ...] = ()
+
+
+def _column(kind: Kind, *rules: Rule, nullable: bool = False) -> Column:
+    return Column(kind, rules, nullable)
+
+
+def _one_of(*values: str) -> Rule:
+    return Rule(f"isin({list(values)!r})", lambda column: ~column.isin(values))
+
+
+def _at_least(bound: float) -> Rule:
+    return Rule(f">= {bound}", lambda values: values < bound)
+
+
+def _above(bound: float) -> Rule:
+    return Rule(f"> {bound}", lambda values: values <= bound)
+
+
+def _below(bound: float) -> Rule:
+    return Rule(f"< {bound}", lambda values: values >= bound)
+
+
+def _between(low: int, high: int) -> Rule:
+    return Rule(f"between {low} and {high}", lambda values: ~values.between(low, high))
+
+
+# the day after a month-end is the first of a month
+MONTH_END = Rule("month-end date", lambda days: (days + ibis.interval(days=1)).day() != 1)
+
+VALID_TO_AFTER_VALID_FROM = RowRule(
+    "valid_to > valid_from",
+    "valid_to",
+    ("valid_from", "valid_to"),
+    lambda rows: rows.valid_to <= rows.valid_from,
+)
+RESOLVED_AFTER_RAISED = RowRule(
+    "resolved_ts >= ts",
+    "resolved_ts",
+    ("ts", "resolved_ts"),
+    lambda rows: rows.resolved_ts < rows.ts,
 )
 
-
-def _column(dtype, *checks: pa.Check, nullable: bool = False) -> pa.Column:
-    return pa.Column(dtype, list(checks), nullable=nullable)
-
-
-def _one_of(*values: str) -> pa.Check:
-    return pa.Check.isin(list(values))
-
-
-def _at_least(bound: float) -> pa.Check:
-    return pa.Check(lambda values: values >= bound, name=f">= {bound}")
-
-
-def _above(bound: float) -> pa.Check:
-    return pa.Check(lambda values: values > bound, name=f"> {bound}")
-
-
-def _below(bound: float) -> pa.Check:
-    return pa.Check(lambda values: values < bound, name=f"< {bound}")
-
-
-MONTH_END = pa.Check(lambda days: pd.to_datetime(days).dt.is_month_end, name="month-end date")
-
-
-def _valid_to_after_valid_from(frame: pd.DataFrame) -> pd.Series:
-    valid_to = pd.to_datetime(frame["valid_to"])
-    return valid_to.isna() | (valid_to > pd.to_datetime(frame["valid_from"]))
-
-
-def _resolved_after_raised(frame: pd.DataFrame) -> pd.Series:
-    return frame["resolved_ts"].isna() | (frame["resolved_ts"] >= frame["ts"])
-
-
-# Rules comparing columns of one row, and the column a violation is reported under.
-ROW_RULE_COLUMNS = {"valid_to > valid_from": "valid_to", "resolved_ts >= ts": "resolved_ts"}
-
-SCHEMAS: dict[str, pa.DataFrameSchema] = {
-    "org": pa.DataFrameSchema(
+SCHEMAS: dict[str, TableSchema] = {
+    "org": TableSchema(
         {
-            "outlet_id": _column(None, ID_KIND),
-            "sub_branch_id": _column(None, ID_KIND),
-            "branch_id": _column(None, ID_KIND),
+            "outlet_id": _column(ID),
+            "sub_branch_id": _column(ID),
+            "branch_id": _column(ID),
             "city": _column(TEXT),
-            "city_tier": _column(
-                None, ANY_INTEGER, pa.Check(lambda t: t.between(1, 4), name="between 1 and 4")
-            ),
+            "city_tier": _column(INTEGER, _between(1, 4)),
         }
     ),
-    "rms": pa.DataFrameSchema(
+    "rms": TableSchema(
         {
-            "rm_id": _column(None, ID_KIND),
-            "outlet_id": _column(None, ID_KIND),
+            "rm_id": _column(ID),
+            "outlet_id": _column(ID),
             "name": _column(TEXT),
-            "capacity": _column(None, ANY_INTEGER, _above(0)),
+            "capacity": _column(INTEGER, _above(0)),
         }
     ),
-    "customers": pa.DataFrameSchema(
+    "customers": TableSchema(
         {
-            "customer_id": _column(None, ID_KIND),
+            "customer_id": _column(ID),
             "name": _column(TEXT),
             "birth_date": _column(DATE),
             "gender": _column(TEXT, _one_of("F", "M")),
             "occupation": _column(TEXT),
             "education": _column(TEXT),
             "city": _column(TEXT),
-            "outlet_id": _column(None, ID_KIND),
+            "outlet_id": _column(ID),
             "open_date": _column(DATE),
             "risk_profile": _column(TEXT, _one_of("C1", "C2", "C3", "C4", "C5")),
             "do_not_contact": _column(BOOL),
         }
     ),
-    "rm_assignments": pa.DataFrameSchema(
+    "rm_assignments": TableSchema(
         {
-            "customer_id": _column(None, ID_KIND),
-            "rm_id": _column(None, ID_KIND),
+            "customer_id": _column(ID),
+            "rm_id": _column(ID),
             "valid_from": _column(DATE),
             "valid_to": _column(DATE, nullable=True),
         },
-        checks=[pa.Check(_valid_to_after_valid_from, name="valid_to > valid_from")],
+        (VALID_TO_AFTER_VALID_FROM,),
     ),
-    "products": pa.DataFrameSchema(
+    "products": TableSchema(
         {
             "product": _column(TEXT),
             "kind": _column(TEXT, _one_of("asset", "liability", "service")),
@@ -144,9 +183,9 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "fee_per_year": _column(FLOAT, _at_least(0)),
         }
     ),
-    "balances": pa.DataFrameSchema(
+    "balances": TableSchema(
         {
-            "customer_id": _column(None, ID_KIND),
+            "customer_id": _column(ID),
             "month": _column(DATE, MONTH_END),
             "product": _column(TEXT),
             "avg_daily_balance": _column(FLOAT, _at_least(0)),
@@ -155,10 +194,10 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "maturity_date": _column(DATE, nullable=True),
         }
     ),
-    "transactions": pa.DataFrameSchema(
+    "transactions": TableSchema(
         {
-            "txn_id": _column(None, ID_KIND),
-            "customer_id": _column(None, ID_KIND),
+            "txn_id": _column(ID),
+            "customer_id": _column(ID),
             "ts": _column(TIMESTAMP),
             "amount": _column(FLOAT, _above(0)),
             "direction": _column(TEXT, _one_of("in", "out")),
@@ -166,52 +205,61 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "counterparty": _column(TEXT, _one_of("own", "other_bank", "merchant", "salary")),
         }
     ),
-    "interactions": pa.DataFrameSchema(
+    "interactions": TableSchema(
         {
-            "interaction_id": _column(None, ID_KIND),
-            "customer_id": _column(None, ID_KIND),
-            "rm_id": _column(None, ID_KIND),
+            "interaction_id": _column(ID),
+            "customer_id": _column(ID),
+            "rm_id": _column(ID),
             "ts": _column(TIMESTAMP),
             "kind": _column(TEXT, _one_of("call", "visit", "event", "message")),
             "outcome": _column(TEXT),
         }
     ),
-    "complaints": pa.DataFrameSchema(
+    "complaints": TableSchema(
         {
-            "complaint_id": _column(None, ID_KIND),
-            "customer_id": _column(None, ID_KIND),
+            "complaint_id": _column(ID),
+            "customer_id": _column(ID),
             "ts": _column(TIMESTAMP),
             "category": _column(TEXT),
             "resolved_ts": _column(TIMESTAMP, nullable=True),
         },
-        checks=[pa.Check(_resolved_after_raised, name="resolved_ts >= ts")],
+        (RESOLVED_AFTER_RAISED,),
     ),
     # optional (docs/design.md §14): earlier campaigns' randomised assignments; p_treat is the known
     # probability of being put on a list — for "none" the probability it would have been
     # drawn — strictly between 0 and 1, or the row was never randomised
-    LIST_ASSIGNMENTS: pa.DataFrameSchema(
+    LIST_ASSIGNMENTS: TableSchema(
         {
-            "customer_id": _column(None, ID_KIND),
+            "customer_id": _column(ID),
             "cutoff": _column(DATE, MONTH_END),
-            "list_id": _column(None, ID_KIND),
+            "list_id": _column(ID),
             "group": _column(TEXT, _one_of("treated", "control", "explore", "none")),
             "p_treat": _column(FLOAT, _above(0), _below(1)),
-            "rank": _column(None, ANY_INTEGER, _at_least(1)),
+            "rank": _column(INTEGER, _at_least(1)),
         }
     ),
 }
+ALL_TABLES = (*INPUT_TABLES, *OPTIONAL_TABLES)
 
 
-def validate_warehouse(warehouse: Path | str, as_of: date | None = None) -> list[Violation]:
+def validate_warehouse(
+    warehouse: Path | str,
+    settings: WarehouseConfig = WarehouseConfig(),  # noqa: B008 - frozen, one shared default
+    as_of: date | None = None,
+) -> list[Violation]:
     """Check every input table of a warehouse and return all violations, grouped by table.
 
     Parameters
     ----------
     warehouse : Path or str
         Directory holding the tables of docs/design.md §4 (``<table>.parquet`` or
-        ``<table>/*.parquet``), or the URL of a database holding them
-        (``postgres://user@host:port/db``). Optional tables (``list_assignments``) are checked
-        when present and never missed.
+        ``<table>/*.parquet``), the URL of a database holding them
+        (``postgres://user@host:port/db``), or a Spark catalog database (``spark://DB``).
+        Optional tables (``list_assignments``) are checked when present and never missed.
+    settings : WarehouseConfig
+        The engine that computes the checks, as for the feature build: a directory is read by
+        DuckDB or by Spark (its master and memory); ``spark://DB`` needs Spark; a database
+        computes its own checks whatever the engine.
     as_of : date, optional
         No date may follow it. Defaults to ``as_of`` in the warehouse's ``_meta.json``, else the
         latest ``month`` in balances; without either, only the 1900-01-01 floor is checked.
@@ -221,106 +269,19 @@ def validate_warehouse(warehouse: Path | str, as_of: date | None = None) -> list
     list[Violation]
         Empty for a clean warehouse. ``count`` is the number of rows breaking the rule (keys,
         for a unique key; parts, for an unreadable file); missing tables, unreadable files,
-        missing columns and wrong dtypes are violations too. A directory and a database holding
-        the same rows report the same violations: the schemas run on parquet parts or on chunks
-        of rows, the relational checks are the same Ibis expressions on DuckDB or the database.
+        missing columns and wrong dtypes are violations too. The same rows report the same
+        violations, examples included, in a directory, a database or on Spark.
 
     Raises
     ------
-    WarehouseError
-        For a location that is neither (``spark://DB``): there is nothing to validate there yet.
+    EngineError
+        For ``spark://DB`` without the Spark engine, or a Spark that does not start.
     """
-    location = as_location(warehouse)
-    if isinstance(location, str) and not is_database_url(location):
-        raise WarehouseError(
-            f"cannot validate {location}: validation runs on a warehouse directory or a "
-            "postgres:// database"
-        )
-    if is_database_url(location):
-        con = database.connect(location)
-        try:
-            return _validate(DatabaseTables(con), as_of)
-        finally:
-            con.disconnect()
-    from features.engine import duckdb_connection  # engine reads tables this module checks
-
-    con = duckdb_connection()
-    try:
-        return _validate(ParquetTables(con, location), as_of)
-    finally:
-        con.disconnect()
+    with open_tables(warehouse, settings) as source:
+        return _validate(source, as_of)
 
 
-class ParquetTables:
-    """The tables of a warehouse directory: pandas per parquet part, Ibis over DuckDB views."""
-
-    def __init__(self, con, warehouse: Path) -> None:
-        self.con, self.warehouse = con, Path(warehouse)
-
-    def absent(self, table: str) -> str | None:
-        if table_files(self.warehouse, table):
-            return None
-        return f"{table}.parquet or {table}/*.parquet"
-
-    def parts(self, table: str) -> Iterator[tuple[str, pd.DataFrame | Violation]]:
-        """(part name, its rows with the schema's columns it has, or why it cannot be read)."""
-        columns = SCHEMAS[table].columns
-        for path in table_files(self.warehouse, table):
-            try:
-                present = set(pq.read_schema(path).names)
-                frame = pq.read_table(path, columns=[c for c in columns if c in present])
-            except (OSError, arrow.ArrowException) as error:
-                message = f"{path.name}: {str(error).splitlines()[0]}"
-                yield path.name, Violation(table, "*", "readable parquet", 1, [message])
-                continue
-            yield path.name, frame.to_pandas(types_mapper=NULLABLE_DTYPES.get)
-
-    def ibis_tables(self, sound: dict[str, set[str]]) -> tuple[list[Violation], dict]:
-        return parquet_tables(self.con, self.warehouse, sound)
-
-    def meta_as_of(self) -> date | None:
-        try:
-            return _as_date(read_meta(self.warehouse).get("as_of"))
-        except ValueError:  # malformed metadata: fall back to the data
-            return None
-
-
-class DatabaseTables:
-    """The tables of a database: pandas per chunk of rows, Ibis on the database itself."""
-
-    def __init__(self, con, chunk_rows: int = database.CHUNK_ROWS) -> None:
-        self.con, self.chunk_rows = con, chunk_rows
-        self.present = set(database.list_tables(con))
-
-    def absent(self, table: str) -> str | None:
-        return None if table in self.present else f"table {table} in the database"
-
-    def parts(self, table: str) -> Iterator[tuple[str, pd.DataFrame | Violation]]:
-        """(rows first–last, their schema columns) for each chunk, or why it cannot be read."""
-        try:
-            present = set(self.con.table(table).columns)
-            columns = [c for c in SCHEMAS[table].columns if c in present]
-            first = 0
-            for frame in database.read_chunks(
-                self.con, table, columns, self.chunk_rows, NULLABLE_DTYPES.get
-            ):
-                yield f"{table} rows {first}–{first + len(frame) - 1}", frame
-                first += len(frame)
-        except BACKEND_ERRORS as error:
-            message = f"{table}: {str(error).splitlines()[0]}"
-            yield table, Violation(table, "*", "readable table", 1, [message])
-
-    def ibis_tables(self, sound: dict[str, set[str]]) -> tuple[list[Violation], dict]:
-        return [], {table: self.con.table(table) for table, columns in sound.items() if columns}
-
-    def meta_as_of(self) -> date | None:
-        return None  # a database has no generator metadata
-
-
-ALL_TABLES = (*INPUT_TABLES, *OPTIONAL_TABLES)
-
-
-def _validate(source: ParquetTables | DatabaseTables, as_of: date | None) -> list[Violation]:
+def _validate(source, as_of: date | None) -> list[Violation]:
     violations: list[Violation] = []
     sound: dict[str, set[str]] = {}
     for table in ALL_TABLES:
@@ -329,112 +290,66 @@ def _validate(source: ParquetTables | DatabaseTables, as_of: date | None) -> lis
             if table not in OPTIONAL_TABLES:  # an optional table may be absent
                 violations.append(Violation(table, "*", "table present", 1, [where]))
             continue
-        unsound: set[str] = set()
-        found: list[Violation] = []
-        for name, frame in source.parts(table):
-            part_violations, part_unsound = _validate_part(table, name, frame)
-            found += part_violations
-            unsound |= part_unsound
-        violations += _merge(found)
+        found, unsound = structure_violations(table, source.parts(table, SCHEMAS[table].columns))
+        violations += found
         sound[table] = set(SCHEMAS[table].columns) - unsound
     unreadable, tables = source.ibis_tables(sound)
     violations += unreadable
-    as_of = _as_date(as_of) or source.meta_as_of() or _latest_month(tables, sound)
-    violations += relational_violations(tables, sound, as_of)
+    as_of = _as_date(as_of) or _as_date(source.meta_as_of()) or _latest_month(tables, sound)
+    violations += row_violations(tables, sound, [*schema_row_checks(), *date_range_checks(as_of)])
+    violations += relational_violations(tables, sound)
     return sorted(violations, key=lambda violation: ALL_TABLES.index(violation.table))
 
 
-def _validate_part(
-    table: str, name: str, frame: pd.DataFrame | Violation
-) -> tuple[list[Violation], set[str]]:
-    """Violations in one part (a parquet file or a chunk of rows), and the columns it lacks or
-    holds with a wrong dtype; ``frame`` is already a violation when the part is unreadable."""
+def structure_violations(table: str, parts: Iterator[Part]) -> tuple[list[Violation], set[str]]:
+    """Unreadable parts, missing columns and wrong types of ``table``'s parts, added up over
+    the parts; and the columns some part lacks or holds with a wrong type (``unsound``)."""
     schema = SCHEMAS[table]
-    if isinstance(frame, Violation):
-        return [frame], set(schema.columns)
-    try:
-        schema.validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as errors:
-        cases = _failures(errors.failure_cases)
-    else:
-        return [], set()
-    structural = cases["rule"].eq("column present") | cases["rule"].str.startswith("dtype ")
-    unsound = set(cases.loc[structural, "column"])
-    if unsound:  # checks that crashed on a missing or mistyped column add nothing
-        cases = cases[structural | cases["index"].notna()]
-    violations = []
-    for (column, rule), group in cases.groupby(["column", "rule"], sort=False):
-        rows = [int(row) for row in group["index"].dropna().unique()]
-        if len(rows):
-            examples = _describe_rows(frame, rows[:MAX_EXAMPLES], KEYS[table], name)
-            violations.append(Violation(table, column, rule, len(rows), examples))
-        else:  # the whole part: a missing or mistyped column, or a check that crashed
-            example = _describe_part(frame, column, rule, group["failure_case"].iloc[0], name)
-            violations.append(Violation(table, column, rule, len(frame), [example]))
-    return violations, unsound
+    merged: dict[tuple[str, str], Violation] = {}
+    unsound: set[str] = set()
+
+    def add(column: str, rule: str, count: int, example: str) -> None:
+        examples = [example]
+        earlier = merged.get((column, rule))
+        if earlier is not None:
+            count, examples = earlier.count + count, [*earlier.examples, example][:MAX_EXAMPLES]
+        merged[column, rule] = Violation(table, column, rule, count, examples)
+
+    for part in parts:
+        if part.schema is None:
+            add("*", part.unreadable_rule, 1, part.error)
+            unsound |= set(schema.columns)
+            continue
+        for name, column in schema.columns.items():
+            if name not in part.schema:
+                add(name, "column present", part.rows, part.name)
+            elif not column.kind.accepts(part.schema[name]):
+                found = part.schema[name].copy(nullable=True)
+                add(name, column.kind.rule, part.rows, f"{part.name}: found {found}")
+            else:
+                continue
+            unsound.add(name)
+    return list(merged.values()), unsound
 
 
-def _describe_part(frame: pd.DataFrame, column: str, rule: str, failure: str, name: str) -> str:
-    if rule == "column present":
-        return name
-    if rule.startswith("dtype ") and column in frame:
-        return f"{name}: found {frame[column].dtype}"
-    return f"{name}: {failure}"
+def schema_row_checks() -> Iterator[RowCheck]:
+    """Each table's column rules (not null, then the column's own rules) and row rules."""
+    for table, schema in SCHEMAS.items():
+        for name, column in schema.columns.items():
+            if not column.nullable:
+                yield RowCheck(table, name, "not null", (name,), _is_null(name))
+            for rule in column.rules:
+                yield RowCheck(table, name, rule.name, (name,), _breaks(name, rule))
+        for rule in schema.row_rules:
+            yield RowCheck(table, rule.column, rule.name, rule.needs, rule.breaks)
 
 
-def _failures(failure_cases: pd.DataFrame) -> pd.DataFrame:
-    """Pandera's failure cases as (column, rule, index, failure_case) in a data engineer's words."""
-    check = failure_cases["check"].astype(str)
-    column = failure_cases["column"].astype(object)
-    column = column.where(check != "column_in_dataframe", failure_cases["failure_case"])
-    column = column.where(~check.isin(ROW_RULE_COLUMNS), check.map(ROW_RULE_COLUMNS))
-    return pd.DataFrame(
-        {
-            "column": column.fillna("*").astype(str),
-            "rule": check.map(_rule),
-            "index": failure_cases["index"],
-            "failure_case": failure_cases["failure_case"].astype(str),
-        }
-    )
+def _is_null(name: str) -> Callable[[ir.Table], ir.BooleanValue]:
+    return lambda rows: rows[name].isnull()
 
 
-def _rule(check: str) -> str:
-    if check == "column_in_dataframe":
-        return "column present"
-    if check == "not_nullable":
-        return "not null"
-    if check.startswith("dtype("):
-        dtype = check.removeprefix("dtype(").removesuffix(")").strip("'")
-        readable = {
-            "Int64": "int64",
-            "boolean": "bool",
-            "str": "string",
-            "string[pyarrow]": "string",
-            "datetime64[ns]": "timestamp",
-        }
-        return f"dtype {readable.get(dtype, dtype)}"
-    return check
-
-
-def _describe_rows(frame: pd.DataFrame, rows, key: tuple[str, ...], name: str) -> list[str]:
-    """Render rows as their key (``customer_id=17, month=2024-03-31``)."""
-    shown = [column for column in key if column in frame.columns]
-    if not shown:
-        return [f"{name} row {row}" for row in rows]
-    return [", ".join(f"{column}={frame.at[row, column]}" for column in shown) for row in rows]
-
-
-def _merge(violations: list[Violation]) -> list[Violation]:
-    """Add up the violations of a table's parts that break the same rule on the same column."""
-    merged: dict[tuple[str, str, str], Violation] = {}
-    for violation in violations:
-        key = (violation.table, violation.column, violation.rule)
-        if key in merged:
-            earlier = merged[key]
-            examples = (earlier.examples + violation.examples)[:MAX_EXAMPLES]
-            violation = Violation(*key, earlier.count + violation.count, examples)
-        merged[key] = violation
-    return list(merged.values())
+def _breaks(name: str, rule: Rule) -> Callable[[ir.Table], ir.BooleanValue]:
+    return lambda rows: rule.breaks(rows[name])
 
 
 def _latest_month(tables: dict, sound: dict[str, set[str]]) -> date | None:
@@ -452,5 +367,8 @@ def _as_date(value: object) -> date | None:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, str):
-        return date.fromisoformat(value[:10])
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:  # malformed metadata: fall back to the data
+            return None
     return value if isinstance(value, date) else None

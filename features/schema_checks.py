@@ -1,15 +1,19 @@
-"""Checks that need a whole table at once: keys, foreign keys, overlaps, date ranges and
-activity dated before the customer opened.
+"""The checks of a warehouse, as Ibis expressions the engine computes: rules on one row at a
+time (nulls, allowed values, ranges, month-ends, date ranges, one column against another), and
+rules on a whole table or two (keys, foreign keys, overlaps, activity before the customer
+opened).
 
-Each check is an Ibis expression selecting the rows that break its rule, so one set of checks
-runs on whichever backend holds the warehouse: DuckDB views over the parquet parts of a
-directory, or the tables of a PostgreSQL database. Nothing is loaded into pandas but the count
-and up to five example keys per rule. ``features.schema.validate_warehouse`` is the entry point.
+One set of checks runs on whichever backend holds the warehouse: DuckDB views over the parquet
+parts of a directory, the tables of a PostgreSQL database, or Spark. Row rules are counted in
+one aggregate per table (one scan, however many rules); whole-table rules are aggregates and
+anti-joins. Nothing comes back to Python but a count and up to five example keys per broken
+rule. ``features.schema.validate_warehouse`` is the entry point.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import reduce
@@ -28,6 +32,7 @@ EARLIEST_DATE = date(1900, 1, 1)
 OPEN_END = date(9999, 12, 31)
 # What a backend raises for a query it cannot run; reported as a violation, never raised.
 BACKEND_ERRORS = (IbisError, duckdb.Error, psycopg.Error)
+HASHING_BACKENDS = {"duckdb", "pyspark"}  # Ibis' hash() of a struct compiles on these
 
 KEYS: dict[str, tuple[str, ...]] = {
     "org": ("outlet_id",),
@@ -94,40 +99,149 @@ Tables = Mapping[str, ir.Table]
 
 @dataclass(frozen=True)
 class Check:
-    """A rule whose violating rows ``bad_rows`` selects, with one ``example`` string per row."""
+    """A rule whose violating rows ``bad_rows`` selects, with one ``example`` string per row;
+    ``holds``, when given, is a cheaper proof that the rule holds, tried first."""
 
     table: str
     column: str
     rule: str
     needs: tuple[tuple[str, str], ...]
     bad_rows: Callable[[Tables], ir.Table]
+    holds: Callable[[Tables], bool] | None = None
 
 
-def relational_violations(
-    tables: Tables, sound: Mapping[str, set[str]], as_of: date | None
+@dataclass(frozen=True)
+class RowCheck:
+    """A rule on one row at a time: ``breaks`` is true for a row that breaks it (null, which
+    never counts, where the values it reads are null); ``needs`` are the columns it reads and
+    ``shown`` those an example shows (default: the table's key)."""
+
+    table: str
+    column: str
+    rule: str
+    needs: tuple[str, ...]
+    breaks: Callable[[ir.Table], ir.BooleanValue]
+    shown: tuple[str, ...] = ()
+
+
+def row_violations(
+    tables: Tables, sound: Mapping[str, set[str]], checks: Iterable[RowCheck]
 ) -> list[Violation]:
-    """Run every relational check whose columns are ``sound`` (present and well typed).
+    """Run every row check whose columns are ``sound``: one aggregate per table counts them
+    all, then each broken rule's examples are fetched (a filter, sorted, five rows).
 
     ``tables`` are the warehouse's tables as Ibis expressions on one backend; ``sound`` maps a
     table to the columns that every part holds with the right dtype. Checks on anything else
-    are skipped because the per-part schema already reports the cause.
+    are skipped because the structural checks already report the cause.
     """
+    runnable: dict[str, list[RowCheck]] = {}
+    for check in checks:
+        if check.table in tables and set(check.needs) <= sound.get(check.table, set()):
+            runnable.setdefault(check.table, []).append(check)
+    violations = []
+    for table, table_checks in runnable.items():
+        violations += _count_rows(tables[table], table_checks)
+    return violations
+
+
+def _count_rows(rows: ir.Table, checks: list[RowCheck]) -> list[Violation]:
+    """The violations of ``checks`` on ``rows``, counted in one pass over the table.
+
+    A NaN is a null, as pandas (and many a bank's export) writes a missing float. The largest
+    value of each float column tells whether it holds one (NaN sorts above every number on
+    every engine); only then are the rules counted again with its NaNs read as nulls.
+    """
+    floats = sorted({c for check in checks for c in check.needs if rows[c].type().is_floating()})
+    try:
+        counts = _counted(rows, checks, floats)
+        with_nan = [c for c in floats if _is_nan(counts[f"max_{c}"])]
+        if with_nan:
+            rows = rows.mutate(**{c: _nan_as_null(rows[c]) for c in with_nan})
+            counts = _counted(rows, checks, [])
+    except BACKEND_ERRORS as error:  # report, never raise
+        message = [_first_line(error)]
+        return [
+            Violation(c.table, c.column, f"could not check {c.rule}", 0, message) for c in checks
+        ]
+    violations = []
+    for i, check in enumerate(checks):
+        count = int(counts[f"rule_{i}"] or 0)  # an empty table sums to null
+        if count:
+            bad = rows.filter(check.breaks(rows))
+            shown = tuple(c for c in check.shown or KEYS[check.table] if c in rows.columns)
+            try:
+                examples = _examples(bad.select(example=_example(bad, shown or (check.column,))))
+            except BACKEND_ERRORS as error:
+                examples = [_first_line(error)]
+            violations.append(Violation(check.table, check.column, check.rule, count, examples))
+    return violations
+
+
+def _counted(rows: ir.Table, checks: list[RowCheck], floats: list[str]) -> dict:
+    """One aggregate: rows breaking each check (``rule_<i>``), the largest of each float."""
+    counted = rows.aggregate(
+        **{f"rule_{i}": ibis.ifelse(c.breaks(rows), 1, 0).sum() for i, c in enumerate(checks)},
+        **{f"max_{c}": rows[c].max() for c in floats},
+    )
+    (counts,) = counted.to_pyarrow().to_pylist()
+    return counts
+
+
+def _is_nan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _nan_as_null(values: ir.FloatingColumn) -> ir.FloatingColumn:
+    """NaN as null. Read as text: DuckDB folds isnan() and comparisons with NaN to false from
+    parquet statistics, which leave NaN out of their min and max (duckdb 2.0)."""
+    text = values.cast("string").lower()
+    return ibis.ifelse(text.isin(["nan", "-nan"]), ibis.null("float64"), values)
+
+
+def relational_violations(tables: Tables, sound: Mapping[str, set[str]]) -> list[Violation]:
+    """Run every whole-table check whose columns are ``sound`` (present and well typed):
+    unique keys, foreign keys, overlapping assignments, activity before opening."""
     checks = [
         *unique_key_checks(),
         *foreign_key_checks(),
         overlapping_assignments_check(),
-        *date_range_checks(as_of),
         *before_opening_checks(),
     ]
-    violations = []
-    for check in checks:
+    checks = [
+        check
+        for check in checks
         if all(
             table in tables and column in sound.get(table, set()) for table, column in check.needs
-        ):
-            violation = _run(tables, check)
-            if violation is not None:
-                violations.append(violation)
+        )
+    ]
+    # on Spark every query is a job of its own: count every check in one
+    on_spark = any(t.get_backend().name == "pyspark" for t in tables.values())
+    counts = _counts_at_once(tables, checks) if on_spark else {}
+    violations = []
+    for i, check in enumerate(checks):
+        violation = _run(tables, check, counts.get(i))
+        if violation is not None:
+            violations.append(violation)
     return violations
+
+
+def _counts_at_once(tables: Tables, checks: list[Check]) -> dict[int, int]:
+    """The number of bad rows of each check, by position, from one query; those that cannot
+    be built, or all when the query fails, are left to run (and fail) alone."""
+    parts = []
+    for i, check in enumerate(checks):
+        try:
+            bad = check.bad_rows(tables)
+        except BACKEND_ERRORS:
+            continue
+        parts.append(bad.aggregate(rows=ibis._.count()).mutate(check=ibis.literal(i, "int64")))
+    if not parts:
+        return {}
+    try:
+        counted = ibis.union(*parts).to_pyarrow().to_pylist()
+    except BACKEND_ERRORS:
+        return {}
+    return {row["check"]: row["rows"] for row in counted}
 
 
 def parquet_tables(
@@ -155,20 +269,60 @@ def parquet_tables(
 def unique_key_checks() -> Iterator[Check]:
     """Each key value appears once; ``count`` is the number of repeated key values."""
     for table, key in KEYS.items():
-
-        def repeated(tables: Tables, table=table, key=key) -> ir.Table:
-            counted = tables[table].group_by(list(key)).aggregate(rows=ibis._.count())
-            repeats = counted.filter(counted.rows > 1)
-            return repeats.select(example=_example(repeats, key))
-
         columns = ", ".join(key)
         yield Check(
             table,
             columns,
             f"unique key ({columns})",
             tuple((table, column) for column in key),
-            repeated,
+            lambda tables, table=table, key=key: _repeated(tables[table], key),
+            lambda tables, table=table, key=key: _rises_row_after_row(tables[table], key),
         )
+
+
+def _rises_row_after_row(rows: ir.Table, key: tuple[str, ...]) -> bool:
+    """True when every row's key is greater than the row's before it, in the one order the
+    engine reads them in: then no key repeats. Tables are mostly written sorted by their key,
+    and this is one streaming pass where grouping 80M keys is the costliest check of all.
+
+    Proved only if every row but the first rises (a null key, a second first row, any row
+    not above its predecessor: False, and the keys are grouped). Not on Spark, where a window
+    over the whole table is one task.
+    """
+    if rows.get_backend().name == "pyspark":
+        return False
+    rises = None
+    for column in reversed(key):
+        value, before = rows[column], rows[column].lag()
+        above = value > before
+        rises = above if rises is None else above | ((value == before) & rises)
+    marked = rows.select(rises=ibis.ifelse(rises, 1, 0))
+    counted = marked.aggregate(rows=marked.count(), rising=marked.rises.sum())
+    (found,) = counted.to_pyarrow().to_pylist()
+    return found["rows"] - (found["rising"] or 0) <= 1
+
+
+def _repeated(rows: ir.Table, key: tuple[str, ...]) -> ir.Table:
+    """The key values ``rows`` hold more than once, one example each.
+
+    Grouping 50M rows by a key of several columns (or a string) is the costliest check of all:
+    where the engine hashes, the rows are grouped by one 64-bit hash of the key first, and only
+    rows whose hash repeats are grouped by the key itself — the same answer, since equal keys
+    hash alike, in about half the time. PostgreSQL groups by the key (it has no such hash).
+    """
+    single_integer = len(key) == 1 and rows[key[0]].type().is_integer()
+    if single_integer or rows.get_backend().name not in HASHING_BACKENDS:
+        counted = rows.group_by(list(key)).aggregate(rows=ibis._.count())
+    else:
+        key_hash = ibis.struct({c: rows[c] for c in key}).hash()
+        clashes = rows.group_by(key_hash=key_hash).aggregate(rows=ibis._.count())
+        clashes = clashes.filter(clashes.rows > 1)
+        # the table read again (not the hashes kept from the first read: a second scan costs
+        # less than writing 50M hashes to disk and back)
+        suspects = rows.mutate(key_hash=key_hash).semi_join(clashes, "key_hash")
+        counted = suspects.group_by(list(key)).aggregate(rows=ibis._.count())
+    repeats = counted.filter(counted.rows > 1)
+    return repeats.select(example=_example(repeats, key))
 
 
 def foreign_key_checks() -> Iterator[Check]:
@@ -229,7 +383,7 @@ def overlapping_assignments_check() -> Check:
     )
 
 
-def date_range_checks(as_of: date | None) -> Iterator[Check]:
+def date_range_checks(as_of: date | None) -> Iterator[RowCheck]:
     """No date before 1900-01-01 and, when ``as_of`` is known, none after it.
 
     A timestamp is after ``as_of`` from midnight of the following day on.
@@ -237,46 +391,44 @@ def date_range_checks(as_of: date | None) -> Iterator[Check]:
     for table, columns in DATE_COLUMNS.items():
         for column in columns:
             shown = _with_key(table, column)
-            needs = tuple((table, c) for c in shown)
-            yield Check(
+            yield RowCheck(
                 table,
                 column,
                 f"not before {EARLIEST_DATE}",
-                needs,
-                _dated(table, column, shown, lambda values, day: values < day, EARLIEST_DATE),
+                (column,),
+                _dated(column, lambda values, day: values < day, EARLIEST_DATE),
+                shown,
             )
             if as_of is not None and (table, column) not in MAY_FOLLOW_AS_OF:
                 first_day_after = 2 if (table, column) in EXCLUSIVE_ENDS else 1
-                yield Check(
+                yield RowCheck(
                     table,
                     column,
                     f"not after as_of {as_of}",
-                    needs,
+                    (column,),
                     _dated(
-                        table,
                         column,
-                        shown,
                         lambda values, day: values >= day,
                         as_of + timedelta(days=first_day_after),
                     ),
+                    shown,
                 )
 
 
-def _dated(table: str, column: str, shown: tuple[str, ...], breaks, day: date):
-    """Rows whose ``column`` ``breaks`` the rule against ``day`` (midnight, for a timestamp)."""
+def _dated(column: str, breaks, day: date) -> Callable[[ir.Table], ir.BooleanValue]:
+    """Whether a row's ``column`` ``breaks`` the rule against ``day`` (midnight, for a
+    timestamp)."""
 
-    def bad_rows(tables: Tables) -> ir.Table:
-        rows = tables[table]
+    def check(rows: ir.Table) -> ir.BooleanValue:
         values = rows[column]
         bound = (
             ibis.timestamp(datetime.combine(day, datetime.min.time()))
             if values.type().is_timestamp()
             else ibis.date(day)
         )
-        bad = rows.filter(breaks(values, bound))
-        return bad.select(example=_example(bad, shown))
+        return breaks(values, bound)
 
-    return bad_rows
+    return check
 
 
 def before_opening_checks() -> Iterator[Check]:
@@ -329,21 +481,25 @@ def _month_number(day: ir.DateValue) -> ir.IntegerValue:
     return day.year() * 12 + day.month()
 
 
-def _run(tables: Tables, check: Check) -> Violation | None:
+def _run(tables: Tables, check: Check, count: int | None = None) -> Violation | None:
+    """The check's violation, or None; ``count``, when known, saves counting again."""
     try:
+        if count is None and check.holds is not None and check.holds(tables):
+            return None
         bad = check.bad_rows(tables)
-        count = int(bad.count().execute())
-        examples = (
-            bad.order_by("example").limit(MAX_EXAMPLES).example.to_pyarrow().to_pylist()
-            if count
-            else []
-        )
+        count = int(bad.count().execute()) if count is None else count
+        examples = _examples(bad) if count else []
     except BACKEND_ERRORS as error:  # report, never raise
         rule = f"could not check {check.rule}"
         return Violation(check.table, check.column, rule, 0, [_first_line(error)])
     if count == 0:
         return None
     return Violation(check.table, check.column, check.rule, count, examples)
+
+
+def _examples(bad: ir.Table) -> list[str]:
+    """The first ``MAX_EXAMPLES`` of ``bad.example`` in sort order: the same on every backend."""
+    return bad.order_by("example").limit(MAX_EXAMPLES).example.to_pyarrow().to_pylist()
 
 
 def _require_same_kind(column: ir.Column, referenced: ir.Column, name: str) -> None:

@@ -33,7 +33,7 @@ def check(
     bank = bank_config(config)
     location = warehouse_location(warehouse, bank)
     with console.status("checking…"):
-        violations = validate_warehouse(location)
+        violations = validate_warehouse(location, bank.warehouse)
         problems = catalogue_problems(location, bank)
     rows = [(v.table, v.column, v.rule, f"{v.count:,}", "; ".join(v.examples)) for v in violations]
     rows += [("configuration", key, problem, "", "") for key, problem in problems]

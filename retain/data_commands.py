@@ -116,14 +116,26 @@ def _print_bank(out: Path, seconds: float, meta: dict, regime: dict | None) -> N
 
 
 def validate(
-    warehouse: WarehouseOption = None, config: ConfigOption = None, json_path: JsonOption = None
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+    engine: EngineOption = None,
+    spark_master: SparkMasterOption = None,
+    spark_memory: SparkMemoryOption = None,
+    json_path: JsonOption = None,
 ) -> None:
-    """Check a warehouse against the table contract; list every violation, exit 1 if any."""
+    """Check a warehouse against the table contract, computed by the engine (a database by
+    itself); list every violation, exit 1 if any."""
+    from features.engine import EngineError
     from features.schema import validate_warehouse
 
-    location = warehouse_location(warehouse, bank_config(config))
-    with console.status("validating…"):
-        violations = validate_warehouse(location)
+    settings = engine_options(engine, spark_master, spark_memory)
+    bank = with_options(bank_config(config), warehouse=settings)
+    location = warehouse_location(warehouse, bank)
+    try:
+        with console.status("validating…"):
+            violations = validate_warehouse(location, bank.warehouse)
+    except EngineError as exc:  # spark:// without Spark, a Spark that does not start
+        fail(str(exc), 2)
     save_json(
         json_path,
         {
@@ -225,7 +237,7 @@ def features(
     started = time.perf_counter()
     try:
         months = parse_cutoffs(cutoffs, every)
-        require_valid(location)
+        require_valid(location, bank.warehouse)
         with console.status("features") as status:
             summary = write_features(
                 location,

@@ -157,12 +157,12 @@ class PeakMemory:
 # ---------------------------------------------------------------- the steps
 
 
-def _validate(location: str, out: Path) -> Callable:
+def _validate(location: str, out: Path, bank: BankConfig) -> Callable:
     def work(update) -> dict:
         from features.schema import validate_warehouse
 
         update("checking every table")
-        violations = validate_warehouse(location)
+        violations = validate_warehouse(location, bank.warehouse)
         payload = {
             "warehouse": location,
             "valid": not violations,
@@ -418,7 +418,7 @@ def _monthly_steps(
             "validate",
             folder / "validate.json",
             unchanged(warehouse_print),
-            _validate(location, folder / "validate.json"),
+            _validate(location, folder / "validate.json", bank),
             engines["validate"],
         ),
         Step(
@@ -463,11 +463,10 @@ def step_engines(location: str, bank: BankConfig) -> dict[str, dict]:
     database = is_database_url(location)
     build = "postgres" if database and not spark else bank.warehouse.engine
     return {
-        "validate": {
-            "engine": "postgres" if database else "duckdb",
-            "in_process": "schema checks of row chunks; relational checks in the database"
-            if database
-            else EMBEDDED,
+        "validate": {  # a database computes its own checks whatever the engine
+            "engine": "postgres" if database else bank.warehouse.engine,
+            **({} if database else master),
+            "in_process": EMBEDDED if build == "duckdb" else "collecting counts and examples",
         },
         "features": {
             "engine": build,

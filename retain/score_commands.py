@@ -66,7 +66,7 @@ def score(
     day = month_end(cutoff)
     if out is None and bank.service.scores is None:
         fail("give --out DIR (the configuration's service.scores is empty)", 2)
-    require_valid(location)
+    require_valid(location, bank.warehouse)
     summary = score_month(location, day, out or Path(bank.service.scores), bank, k)
     print_score(summary)
     save_json(json_path, summary)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from features.config import BankConfig
+from features.config import BankConfig, WarehouseConfig
 from retain.output import console, errors, table
 
 
@@ -24,12 +24,16 @@ def catalogue_problems(location: str, bank: BankConfig) -> list[tuple[str, str]]
     ]
 
 
-def require_valid(location: str) -> None:
-    """Validate the warehouse; on any violation print them all and exit 1."""
+def require_valid(
+    location: str,
+    settings: WarehouseConfig = WarehouseConfig(),  # noqa: B008 - frozen, one shared default
+) -> None:
+    """Validate the warehouse on the engine ``settings`` name (the one the command then builds
+    on); on any violation print them all and exit 1."""
     from features.schema import validate_warehouse
 
     with console.status(f"validating {location}…"):
-        violations = validate_warehouse(location)
+        violations = validate_warehouse(location, settings)
     if not violations:
         return
     rows = [(v.table, v.column, v.rule, f"{v.count:,}", "; ".join(v.examples)) for v in violations]

@@ -519,3 +519,83 @@ def test_list_assignment_examples_name_customer_and_cutoff(tmp_path):
     assert examples["list_assignments", "rank"] == ["customer_id=3, cutoff=2024-01-31"]
     # the table's violations come after those of the required tables
     assert [v.table for v in violations][-3:] == ["list_assignments"] * 3
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ids=st.lists(st.integers(1, 12), min_size=1, max_size=30),
+    order=st.randoms(use_true_random=False),
+)
+def test_repeated_keys_are_counted_whatever_the_row_order(ids, order):
+    # sorted and unique, sorted with repeats, shuffled: each key is checked the same way
+    if order.random() < 0.5:
+        ids = sorted(ids)
+    else:
+        order.shuffle(ids)
+    bank = Bank()
+    bank.rows["transactions"] = [
+        {**CLEAN_ROWS["transactions"][0], "txn_id": txn_id} for txn_id in ids
+    ]
+    months = [date(2024, 1, 31), date(2024, 3, 31), date(2024, 5, 31)]
+    rows = [(customer, month) for customer in (1, 2) for month in months]
+    picked = [rows[i % len(rows)] for i in ids]
+    bank.rows["balances"] = [
+        {**CLEAN_ROWS["balances"][0], "customer_id": customer, "month": month}
+        for customer, month in picked
+    ]
+
+    with tempfile.TemporaryDirectory() as folder:
+        violations = validate_warehouse(bank.write(Path(folder)), as_of=date(2025, 6, 30))
+
+    found = {(v.table, v.rule): (v.count, v.examples) for v in violations}
+    repeated_ids = sorted({i for i in ids if ids.count(i) > 1})
+    repeated_rows = sorted({r for r in picked if picked.count(r) > 1})
+    expected = {}
+    if repeated_ids:
+        expected["transactions", "unique key (txn_id)"] = (
+            len(repeated_ids),
+            sorted(f"txn_id={i}" for i in repeated_ids)[:5],
+        )
+    if repeated_rows:
+        expected["balances", "unique key (customer_id, month, product)"] = (
+            len(repeated_rows),
+            sorted(f"customer_id={c}, month={m}, product=demand_deposit" for c, m in repeated_rows)[
+                :5
+            ],
+        )
+    assert found == expected
+
+
+def test_nan_is_a_null_not_a_broken_range(tmp_path):
+    bank = Bank()
+    bank.rows["balances"][0]["end_balance"] = float("nan")
+    bank.rows["transactions"][1]["amount"] = float("nan")
+    bank.rows["list_assignments"][2]["p_treat"] = float("nan")  # NaN sorts above 1
+
+    violations = validate_warehouse(bank.write(tmp_path))
+
+    assert _summary(violations) == {
+        ("balances", "end_balance", "not null", 1),
+        ("transactions", "amount", "not null", 1),
+        ("list_assignments", "p_treat", "not null", 1),
+    }
+    examples = {v.table: v.examples for v in violations}
+    assert examples["transactions"] == ["txn_id=2"]
+
+
+def test_a_wrong_type_in_one_part_is_counted_in_that_part_only(tmp_path):
+    warehouse = Bank().write(tmp_path)
+    second = [{**row, "txn_id": row["txn_id"] + 10} for row in CLEAN_ROWS["transactions"]]
+    wrong = TYPES["transactions"].set(
+        TYPES["transactions"].get_field_index("amount"), arrow.field("amount", arrow.float32())
+    )
+    pq.write_table(
+        arrow.Table.from_pylist(second, schema=wrong),
+        warehouse / "transactions" / "part-00001.parquet",
+    )
+
+    assert validate_warehouse(warehouse) == [
+        Violation(
+            "transactions", "amount", "dtype float64", 3, ["part-00001.parquet: found float32"]
+        )
+    ]
