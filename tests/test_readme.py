@@ -269,7 +269,8 @@ def champion_run(store: Path, model: str) -> str:
     """The training run of ``model``'s champion in ``store``."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # whatever this process's registry
     return client.get_model_version_by_alias(model, "champion").run_id
 
 
