@@ -21,6 +21,10 @@ import pytest
 from tests.deploy.team_servers import ROOT, assert_scores_as_scored
 from tests.serving.service_process import Service, add_key, free_port
 
+# minutes of real servers (PostgreSQL, mlflow server, a Bento build): run by `make bench`,
+# kept out of `make test` for the suite's 15-minute budget
+pytestmark = pytest.mark.slow
+
 SHIPPED = {"features", "models", "serving"}
 LEFT_OUT = {"training", "monitoring", "synthetic", "retain", "tests", "notebooks", "benchmarks"}
 

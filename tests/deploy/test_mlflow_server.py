@@ -23,6 +23,10 @@ from models.retain_pyfunc import BOOSTER_FILE
 from tests.deploy.team_servers import Team, assert_scores_as_scored
 from tests.serving.service_process import Service, add_key, free_port
 
+# minutes of real servers (PostgreSQL, mlflow server, a Bento build): run by `make bench`,
+# kept out of `make test` for the suite's 15-minute budget
+pytestmark = pytest.mark.slow
+
 
 def client(team: Team) -> MlflowClient:
     return MlflowClient(tracking_uri=team.mlflow.url, registry_uri=team.mlflow.url)

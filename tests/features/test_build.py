@@ -156,7 +156,7 @@ def test_features_cli_refuses_cutoffs_outside_the_data(small_bank, tmp_path):
 def test_features_json_summary(features_20k, tmp_path_factory):
     assert len(features_20k) > 50_000
     # the fixture's own summary (model artifacts elsewhere in the run carry a features.json too)
-    summary_files = list(tmp_path_factory.getbasetemp().glob("features*/features.json"))
+    summary_files = list(tmp_path_factory.getbasetemp().glob("features[0-9]*/features.json"))
     assert len(summary_files) == 1, summary_files
     summary = json.loads(summary_files[0].read_text())
     assert summary["rows"] == len(features_20k)
