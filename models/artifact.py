@@ -27,10 +27,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as installed
 from pathlib import Path
 
 import lightgbm as lgb
@@ -44,16 +48,6 @@ from mlflow.models.model import MLMODEL_FILE_NAME
 from mlflow.models.utils import _save_example
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema
-from mlflow.utils.environment import (
-    _CONDA_ENV_FILE_NAME,
-    _CONSTRAINTS_FILE_NAME,
-    _PYTHON_ENV_FILE_NAME,
-    _REQUIREMENTS_FILE_NAME,
-    _process_pip_requirements,
-    _PythonEnv,
-)
-from mlflow.utils.file_utils import write_to
-from mlflow.utils.model_utils import _validate_and_copy_code_paths
 
 from models import retain_pyfunc
 from models.calibration import Calibrator
@@ -171,7 +165,7 @@ def save_model(
         raise RegistryError(f"{path} exists and is not empty")
     mlflow_model = mlflow_model or Model()
     sha = artifact.save(path)
-    code = _validate_and_copy_code_paths([retain_pyfunc.__file__], str(path))
+    code = ship_loader(retain_pyfunc.__file__, path)
     if input_example is not None:
         example = model_inputs(artifact, input_example.head(EXAMPLE_ROWS))
         mlflow_model.signature = signature_of(artifact, example)
@@ -187,8 +181,8 @@ def save_model(
         mlflow_model,
         loader_module=LOADER_MODULE,
         code=code,
-        conda_env=_CONDA_ENV_FILE_NAME,
-        python_env=_PYTHON_ENV_FILE_NAME,
+        conda_env=CONDA_FILE,
+        python_env=PYTHON_ENV_FILE,
     )
     mlflow_model.add_flavor(
         "lightgbm",
@@ -198,20 +192,54 @@ def save_model(
         code=None,
     )
     mlflow_model.save(str(path / MLMODEL_FILE_NAME))
-    # stated, not inferred: inference would import the model in a subprocess (~10 s a model)
-    requirements = [
-        f"lightgbm=={lgb.__version__}",
-        f"numpy=={np.__version__}",
-        f"pandas=={pd.__version__}",
-    ]
-    conda_env, pip_requirements, constraints = _process_pip_requirements(requirements)
-    with open(path / _CONDA_ENV_FILE_NAME, "w") as handle:
-        yaml.safe_dump(conda_env, stream=handle, default_flow_style=False)
-    if constraints:
-        write_to(str(path / _CONSTRAINTS_FILE_NAME), "\n".join(constraints))
-    write_to(str(path / _REQUIREMENTS_FILE_NAME), "\n".join(pip_requirements))
-    _PythonEnv.current().to_yaml(str(path / _PYTHON_ENV_FILE_NAME))
+    write_environment(path)
     return mlflow_model
+
+
+# A model folder's code and environment files, as the MLflow model format names them: the
+# loader module in code/ (on sys.path when MLflow loads the model), the pip requirements and
+# the conda and virtualenv descriptions that `mlflow models serve` recreates an environment from.
+CODE_DIR = "code"
+REQUIREMENTS_FILE = "requirements.txt"
+CONDA_FILE = "conda.yaml"
+PYTHON_ENV_FILE = "python_env.yaml"
+
+
+def ship_loader(module_file: str, folder: Path) -> str:
+    """Copy a pyfunc loader module into ``folder/code/``; the value for ``add_to_model(code=)``."""
+    target = Path(folder) / CODE_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(module_file, target / Path(module_file).name)
+    return CODE_DIR
+
+
+def pinned(name: str) -> str:
+    """``name==version`` of the installed package; the bare name when it is not installed."""
+    try:
+        return f"{name}=={installed(name)}"
+    except PackageNotFoundError:
+        return name
+
+
+def write_environment(folder: Path) -> None:
+    """The pinned packages a model needs, stated, not inferred (inference imports the model in
+    a subprocess, ~10 s a model): requirements.txt, conda.yaml and python_env.yaml."""
+    pins = [f"{name}=={installed(name)}" for name in ("mlflow", "lightgbm", "numpy", "pandas")]
+    python = platform.python_version()
+    (folder / REQUIREMENTS_FILE).write_text("\n".join(pins), encoding="utf-8")
+    conda = {
+        "name": "mlflow-env",
+        "channels": ["conda-forge"],
+        "dependencies": [f"python={python}", f"pip<={installed('pip')}", {"pip": pins}],
+    }
+    (folder / CONDA_FILE).write_text(yaml.safe_dump(conda, default_flow_style=False), "utf-8")
+    build = [pinned(name) for name in ("pip", "setuptools", "wheel")]
+    python_env = {
+        "python": python,
+        "build_dependencies": build,
+        "dependencies": [f"-r {REQUIREMENTS_FILE}"],
+    }
+    (folder / PYTHON_ENV_FILE).write_text(yaml.safe_dump(python_env, sort_keys=False), "utf-8")
 
 
 @dataclass(frozen=True)

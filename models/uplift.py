@@ -24,10 +24,9 @@ from mlflow import pyfunc
 from mlflow.models import Model
 from mlflow.models.model import MLMODEL_FILE_NAME
 from mlflow.tracking import MlflowClient
-from mlflow.utils.model_utils import _validate_and_copy_code_paths
 
 from models import uplift_pyfunc
-from models.artifact import PICKLE_SUFFIXES, LoggedModel, sha256_file
+from models.artifact import PICKLE_SUFFIXES, LoggedModel, sha256_file, ship_loader
 from models.registry import CHALLENGER, RegistryError, find_version
 from models.uplift_pyfunc import PARTS, SPEC_FILE, booster_file, effect, input_matrix
 
@@ -99,7 +98,7 @@ def log_uplift(artifact: UpliftArtifact, example: pd.DataFrame) -> LoggedModel:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "model"
         sha = artifact.save(folder)
-        code = _validate_and_copy_code_paths([uplift_pyfunc.__file__], str(folder))
+        code = ship_loader(uplift_pyfunc.__file__, folder)
         model = Model(metadata={**artifact.metadata, UPLIFT_SHA_TAG: sha})
         pyfunc.add_to_model(model, loader_module=LOADER, code=code)
         model.save(str(folder / MLMODEL_FILE_NAME))
