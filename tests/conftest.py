@@ -64,6 +64,24 @@ def features_20k(bank_20k, tmp_path_factory) -> pd.DataFrame:
     return pd.read_parquet(out)
 
 
+# `make test` runs two xdist workers (--dist loadgroup). Tests that share an expensive session
+# fixture go to one worker as one group, so it is built once: the demo run and everything made
+# from it, the deploy tests' team of servers, the PostgreSQL server. Every other test travels
+# with its module, so module fixtures are not built twice either.
+SHARED_SESSIONS = {
+    "demo": {"demo", "champions", "scored", "site", "demo_models"},
+    "team": {"team", "trained", "scored_month"},
+    "postgres": {"postgres_url"},
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        group = next((g for g, names in SHARED_SESSIONS.items() if used & names), None)
+        item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::")[0]))
+
+
 SCORED_CUTOFF = "2024-09-30"  # the truth of the next 3 months is known: fidelity can be measured
 
 
