@@ -251,14 +251,23 @@ def test_a_better_challenger_becomes_champion(churn, feature_file):
     from models.calibration import Calibrator
     from training.register import register_model
 
-    good = load_verified("churn", CHALLENGER).artifact
+    trained = load_verified("churn", CHALLENGER).artifact
     horizon = BankConfig().churn.horizon_months
     rows = split_out_of_time(pd.read_parquet(feature_file), "label_churn", horizon).test.rows
-    example = as_inputs(rows.head(5), good.features)
-    # the same trees with a calibration that overstates every risk: same ranking, poor ECE
-    skewed = ModelArtifact(
-        good.booster, Calibrator("platt", {"a": 1.0, "b": 2.0}), good.features, good.metadata
-    )
+    example = as_inputs(rows.head(5), trained.features)
+
+    def platt(b: float) -> ModelArtifact:
+        return ModelArtifact(
+            trained.booster,
+            Calibrator("platt", {"a": 1.0, "b": b}),
+            trained.features,
+            trained.metadata,
+        )
+
+    # the same trees, both strictly increasing in the raw score, so exactly the same ranking
+    # (an isotonic calibrator's flat steps would tie customers and lower the AUC): the raw
+    # probabilities, against every risk overstated by 2 on the logit — poor ECE
+    good, skewed = platt(0.0), platt(2.0)
     with mlflow.start_run(run_name="miscalibrated champion"):
         bad = register_model(skewed, "churn", example, test_rows=rows)
     promote("churn", force=True)
