@@ -79,7 +79,13 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         group = next((g for g, names in SHARED_SESSIONS.items() if used & names), None)
-        item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::")[0]))
+        group = group or item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+        if config.getoption("loadgroup", False):  # an xdist worker under --dist loadgroup
+            # xdist 3.8 sends a group by appending it to the node id, but writes it where
+            # pytest 9.2 no longer reads the id (``_nodeid``; now ``_id``): without this every
+            # test travels alone, each worker builds the demo, a module's tests split up
+            item._id = type(item._id).parse(f"{item.nodeid}@{group}")
 
 
 SCORED_CUTOFF = "2024-09-30"  # the truth of the next 3 months is known: fidelity can be measured
