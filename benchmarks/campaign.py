@@ -36,6 +36,7 @@ Usage: python benchmarks/campaign.py [--customers 20000] [--seed 11] [--months 1
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import date
@@ -74,16 +75,25 @@ BANKS = {  # name: (structure, exploration share)
     "follows_risk": ("follows_risk", 0.10),
     "sleeping_dogs_among_risky": ("sleeping_dogs_among_risky", 0.10),
 }
+DEFAULT_CONTROL = Campaign().control_share
 FIXED = ("rule of thumb", "risk", "risk (true p)", "oracle", "random")
 
 
 def bank_features(name: str, args) -> tuple[Path, Path]:
     """The bank's warehouse and feature file, made once and kept under ``--work``."""
     structure, exploration = BANKS[name]
-    where = args.work / f"{args.customers}_{args.seed}" / name.replace(" ", "_").replace("%", "")
+    size = f"{args.customers}_{args.seed}"
+    if args.control_share != DEFAULT_CONTROL:
+        size += f"_control{args.control_share:g}"
+    where = args.work / size / name.replace(" ", "_").replace("%", "")
     features = where / "features.parquet"
     if not features.is_file():
-        campaign = Campaign(start=START, structure=structure, exploration_share=exploration)
+        campaign = Campaign(
+            start=START,
+            structure=structure,
+            exploration_share=exploration,
+            control_share=args.control_share,
+        )
         config = SynthConfig(
             customers=args.customers, months=WINDOW_MONTHS, seed=args.seed, campaign=campaign
         )
@@ -193,7 +203,9 @@ def month_figures(frame, rows, rms, month: date, args) -> dict:
 
 
 def bank_figures(name: str, args) -> dict:
+    started, load = time.perf_counter(), os.getloadavg()[0]
     warehouse, features = bank_features(name, args)
+    generated = time.perf_counter() - started
     frame = pd.read_parquet(features)
     assignments = read_table(warehouse, "list_assignments")
     rows = uplift_rows(frame, assignments)
@@ -202,8 +214,18 @@ def bank_figures(name: str, args) -> dict:
     figures = {}
     for month in months:
         figures[str(month)] = month_figures(frame, rows, rms, month, args)
-        print(f"{name} {month}: {figures[str(month)]['seconds']:.0f} s", flush=True)
-    return {"structure": BANKS[name][0], "exploration": BANKS[name][1], "months": figures}
+        load = os.getloadavg()[0]
+        print(
+            f"{name} {month}: {figures[str(month)]['seconds']:.0f} s, load {load:.1f}", flush=True
+        )
+    return {
+        "structure": BANKS[name][0],
+        "exploration": BANKS[name][1],
+        "months": figures,
+        "seconds_bank": round(generated),
+        "seconds_total": round(time.perf_counter() - started),
+        "load_average": [load, os.getloadavg()[0]],  # 1-minute, at the start and the end
+    }
 
 
 def totals(bank: dict, key: str = "saved") -> dict[str, float]:
@@ -324,6 +346,12 @@ def main() -> None:
     parser.add_argument("--banks", default=",".join(BANKS), help="comma-separated names")
     parser.add_argument("--histories", default="1,3,6,12")
     parser.add_argument("--learner", default="shift", choices=sorted(LEARNERS))
+    parser.add_argument(
+        "--control-share",
+        type=float,
+        default=DEFAULT_CONTROL,
+        help="the earlier campaign's control within the cut ([synthetic.campaign])",
+    )
     parser.add_argument("--work", type=Path, default=ROOT / "data" / "bench_campaign")
     parser.add_argument("--plot", type=Path, help="the plot (default: results/<name>.png)")
     parser.add_argument("--name", default="campaign", help="results/<name>.json")
@@ -333,6 +361,7 @@ def main() -> None:
         "customers": args.customers,
         "seed": args.seed,
         "learner": args.learner,
+        "control_share": args.control_share,
         "capacity_share": CAPACITY_SHARE,
         "banks": {},
     }
