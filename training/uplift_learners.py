@@ -16,7 +16,10 @@
   σ(logit μ₀ + s). The called arm is mostly the top of the earlier lists and small; a second
   outcome model learned from it alone (T) re-learns the risk and its errors become the effect,
   while the shift starts from "a call changes nothing" and learns only what the calls changed.
-  With little history it stays near one average shift — close to ranking by risk.
+  With little history it stays near one average shift — close to ranking by risk;
+- **R** (Nie & Wager 2021): m(x), the outcome of both arms together (cross-fitted), and one
+  effect model fitted to −(Y − m)/(T − e) with weights (T − e)²: with e known it is unbiased
+  whatever m's errors, and it weighs each region's rarer arm most.
 
 Effects are weak and noisy beside risk, so the trees are shallow with large leaves, and each
 model stops early on a fixed fifth of its rows (by customer, so a customer is never on both
