@@ -223,7 +223,7 @@ def month_figures(frame, rows, rms, month: date, folder: Path, args) -> dict:
 
 
 def bank_figures(name: str, args) -> dict:
-    started, load = time.perf_counter(), os.getloadavg()[0]
+    started, load_at_start = time.perf_counter(), os.getloadavg()[0]
     warehouse, features = bank_features(name, args)
     generated = time.perf_counter() - started
     frame = pd.read_parquet(features)
@@ -244,7 +244,7 @@ def bank_figures(name: str, args) -> dict:
         "months": figures,
         "seconds_bank": round(generated),
         "seconds_total": round(time.perf_counter() - started),
-        "load_average": [load, os.getloadavg()[0]],  # 1-minute, at the start and the end
+        "load_average": [load_at_start, os.getloadavg()[0]],  # 1-minute, at the start and the end
     }
 
 
