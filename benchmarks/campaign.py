@@ -27,15 +27,21 @@ history.
 Writes ``<name>.json`` and the plot ``<name>.png`` in the benchmarks' results folder (``--plot``
 elsewhere). The default (20,000 customers, the last month, five banks) takes about 10 minutes
 on 2 cores the first time (the banks are kept under ``--work``), about a minute after.
-docs/uplift.md reports ``--months 2 --plot docs/img/uplift_learning_curve.png``; the fuller
-grid is e.g. ``--customers 100000 --months 4``.
+docs/uplift.md reports ``--months 2 --plot docs/img/uplift_learning_curve.png``, and the banks
+with the power the calculation asks for: ``--customers 200000 --banks heterogeneous`` (bank and
+features 6 minutes, the month 21, peak RSS 7.5 GB, at a load average of 6–11 on 2 cores) and
+``--customers 100000 --banks sleeping_dogs_among_risky,follows_risk --compare r``.
+``--compare`` adds other learners' rankings on the same histories; ``--no-gate`` skips the gate
+and reads the churn model's probabilities kept by an earlier run.
 Usage: python benchmarks/campaign.py [--customers 20000] [--seed 11] [--months 1]
        [--banks heterogeneous,follows_risk,...] [--histories 1,3,6,12] [--learner shift]
+       [--compare t,x,dr,r] [--no-gate] [--control-share 0.1] [--work DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import date
@@ -74,16 +80,25 @@ BANKS = {  # name: (structure, exploration share)
     "follows_risk": ("follows_risk", 0.10),
     "sleeping_dogs_among_risky": ("sleeping_dogs_among_risky", 0.10),
 }
+DEFAULT_CONTROL = Campaign().control_share
 FIXED = ("rule of thumb", "risk", "risk (true p)", "oracle", "random")
 
 
 def bank_features(name: str, args) -> tuple[Path, Path]:
     """The bank's warehouse and feature file, made once and kept under ``--work``."""
     structure, exploration = BANKS[name]
-    where = args.work / f"{args.customers}_{args.seed}" / name.replace(" ", "_").replace("%", "")
+    size = f"{args.customers}_{args.seed}"
+    if args.control_share != DEFAULT_CONTROL:
+        size += f"_control{args.control_share:g}"
+    where = args.work / size / name.replace(" ", "_").replace("%", "")
     features = where / "features.parquet"
     if not features.is_file():
-        campaign = Campaign(start=START, structure=structure, exploration_share=exploration)
+        campaign = Campaign(
+            start=START,
+            structure=structure,
+            exploration_share=exploration,
+            control_share=args.control_share,
+        )
         config = SynthConfig(
             customers=args.customers, months=WINDOW_MONTHS, seed=args.seed, campaign=campaign
         )
@@ -143,18 +158,33 @@ def gate(history, churn: ChurnBefore, share: float, learner: str) -> dict:
     }
 
 
-def month_figures(frame, rows, rms, month: date, args) -> dict:
+def churn_risk(frame, pop: pd.DataFrame, month: date, folder: Path, args):
+    """The churn model at ``month`` and its p_churn of ``pop``. The probabilities are kept in
+    ``folder``: without the gate (which needs the model itself) a later run reads them back
+    instead of training the model again (None for the model then)."""
+    path = folder / f"p_churn_{month}.parquet"
+    if path.is_file() and not args.gate:
+        kept = pd.read_parquet(path)
+        if kept["customer_id"].tolist() == pop["customer_id"].tolist():
+            return None, kept["p_churn"].to_numpy(dtype="float64")
+    churn = ChurnBefore(frame, month, HORIZON, TrainConfig())
+    p_churn = churn.predict(pop)
+    pd.DataFrame({"customer_id": pop["customer_id"], "p_churn": p_churn}).to_parquet(path)
+    return churn, p_churn
+
+
+def month_figures(frame, rows, rms, month: date, folder: Path, args) -> dict:
     """Every ranking's saved value at ``month``, the uplift models by history, the gates."""
     pop = listable(frame, month)
     tau = true_effect(pop, HORIZON)
     value = pop["contribution_12m"].clip(lower=0).to_numpy(dtype="float64")
     lists, capacity = list_capacity(pop, rms)
     started = time.perf_counter()
-    churn = ChurnBefore(frame, month, HORIZON, TrainConfig())
+    churn, p_churn = churn_risk(frame, pop, month, folder, args)
     decline = (-pop["aum_change_3m"].fillna(0)).clip(lower=0) * pop["aum_avg_1m"].fillna(0)
     scores = {
         "rule of thumb": decline.to_numpy(dtype="float64"),
-        "risk": churn.predict(pop) * value,
+        "risk": p_churn * value,
         "risk (true p)": pop["truth_p_churn_3m"].to_numpy(dtype="float64") * value,
         "oracle": tau * value,
         "random": np.random.default_rng(args.seed).random(len(pop)),
@@ -166,7 +196,7 @@ def month_figures(frame, rows, rms, month: date, args) -> dict:
     for months in args.histories:
         history = history_before(rows, month, months, HORIZON)
         tau_hat = LEARNERS[args.learner](history).effect(pop)
-        decision = gate(history, churn, share, args.learner)
+        decision = gate(history, churn, share, args.learner) if args.gate else {"passes": False}
         scores[f"uplift {months}m"] = tau_hat * value
         scores[f"gated {months}m"] = tau_hat * value if decision["passes"] else scores["risk"]
         histories[months] = {
@@ -174,6 +204,10 @@ def month_figures(frame, rows, rms, month: date, args) -> dict:
             "gate": decision,
             "corr_tau": float(np.corrcoef(tau_hat, tau)[0, 1]),
         }
+        for other in args.compare:  # the other learners on the same history, no gate
+            other_hat = LEARNERS[other](history).effect(pop)
+            scores[f"uplift {other} {months}m"] = other_hat * value
+            histories[months][f"corr_tau_{other}"] = float(np.corrcoef(other_hat, tau)[0, 1])
     saved = {name: saved_by(score, tau, value, lists, capacity) for name, score in scores.items()}
     small = small_lists(lists)
     seconds = time.perf_counter() - started
@@ -193,7 +227,9 @@ def month_figures(frame, rows, rms, month: date, args) -> dict:
 
 
 def bank_figures(name: str, args) -> dict:
+    started, load_at_start = time.perf_counter(), os.getloadavg()[0]
     warehouse, features = bank_features(name, args)
+    generated = time.perf_counter() - started
     frame = pd.read_parquet(features)
     assignments = read_table(warehouse, "list_assignments")
     rows = uplift_rows(frame, assignments)
@@ -201,9 +237,19 @@ def bank_figures(name: str, args) -> dict:
     months = parse_cutoffs(f"{START}:{LAST}")[-args.months :]
     figures = {}
     for month in months:
-        figures[str(month)] = month_figures(frame, rows, rms, month, args)
-        print(f"{name} {month}: {figures[str(month)]['seconds']:.0f} s", flush=True)
-    return {"structure": BANKS[name][0], "exploration": BANKS[name][1], "months": figures}
+        figures[str(month)] = month_figures(frame, rows, rms, month, features.parent, args)
+        load = os.getloadavg()[0]
+        print(
+            f"{name} {month}: {figures[str(month)]['seconds']:.0f} s, load {load:.1f}", flush=True
+        )
+    return {
+        "structure": BANKS[name][0],
+        "exploration": BANKS[name][1],
+        "months": figures,
+        "seconds_bank": round(generated),
+        "seconds_total": round(time.perf_counter() - started),
+        "load_average": [load_at_start, os.getloadavg()[0]],  # 1-minute, at the start and the end
+    }
 
 
 def totals(bank: dict, key: str = "saved") -> dict[str, float]:
@@ -324,15 +370,25 @@ def main() -> None:
     parser.add_argument("--banks", default=",".join(BANKS), help="comma-separated names")
     parser.add_argument("--histories", default="1,3,6,12")
     parser.add_argument("--learner", default="shift", choices=sorted(LEARNERS))
+    parser.add_argument("--compare", default="", help="other learners, comma-separated")
+    parser.add_argument("--no-gate", dest="gate", action="store_false", help="skip the gate")
+    parser.add_argument(
+        "--control-share",
+        type=float,
+        default=DEFAULT_CONTROL,
+        help="the earlier campaign's control within the cut ([synthetic.campaign])",
+    )
     parser.add_argument("--work", type=Path, default=ROOT / "data" / "bench_campaign")
     parser.add_argument("--plot", type=Path, help="the plot (default: results/<name>.png)")
     parser.add_argument("--name", default="campaign", help="results/<name>.json")
     args = parser.parse_args()
     args.histories = [int(h) for h in args.histories.split(",")]
+    args.compare = [c for c in args.compare.split(",") if c]
     payload = {
         "customers": args.customers,
         "seed": args.seed,
         "learner": args.learner,
+        "control_share": args.control_share,
         "capacity_share": CAPACITY_SHARE,
         "banks": {},
     }

@@ -6,8 +6,8 @@ scoring returns: τ(x) = P(churn | not called) − P(churn | called), a reductio
 probability (negative where a call pushes a customer away). Self-contained (lightgbm, numpy,
 pandas, json); nothing is unpickled. The model directory holds ``uplift.json`` —
 
-    {"learner": "t" | "x" | "dr" | "shift", "features": [...], "boosters": {"<name>": "<sha256>"},
-     "weight": g}
+    {"learner": "t" | "x" | "dr" | "shift" | "r", "features": [...],
+     "boosters": {"<name>": "<sha256>"}, "weight": g}
 
 — and one ``<name>.lgb`` booster in LightGBM's native text per entry:
 
@@ -34,6 +34,7 @@ PARTS = {
     "x": ("tau_control", "tau_treated"),
     "dr": ("tau",),
     "shift": ("control", "shift"),
+    "r": ("tau",),
 }
 PROBABILITY_RANGE = (1e-6, 1 - 1e-6)  # kept off 0 and 1 before a logit
 
@@ -56,7 +57,7 @@ def effect(boosters: dict[str, lgb.Booster], spec: dict, inputs) -> np.ndarray:
         return g * boosters["tau_control"].predict(inputs) + (1 - g) * boosters[
             "tau_treated"
         ].predict(inputs)
-    if learner == "dr":
+    if learner in ("dr", "r"):
         return np.asarray(boosters["tau"].predict(inputs), dtype="float64")
     if learner == "shift":
         control = np.clip(boosters["control"].predict(inputs), *PROBABILITY_RANGE)

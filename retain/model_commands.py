@@ -103,7 +103,7 @@ def _train_uplift(features_path, warehouse, config, experiment, tags, json_path)
     location = warehouse_location(warehouse, bank)
     use_store(experiment=experiment)
     try:
-        with console.status("training uplift: T-, X-, DR- and shift learners…"):
+        with console.status("training uplift: T-, X-, DR-, shift and R-learners…"):
             summary = train_uplift(features_path, location, bank, _run_tags(tags or []))
     except (DatasetError, RegistryError) as exc:
         fail(str(exc), 1)

@@ -16,7 +16,10 @@
   σ(logit μ₀ + s). The called arm is mostly the top of the earlier lists and small; a second
   outcome model learned from it alone (T) re-learns the risk and its errors become the effect,
   while the shift starts from "a call changes nothing" and learns only what the calls changed.
-  With little history it stays near one average shift — close to ranking by risk.
+  With little history it stays near one average shift — close to ranking by risk;
+- **R** (Nie & Wager 2021): m(x), the outcome of both arms together (cross-fitted), and one
+  effect model fitted to −(Y − m)/(T − e) with weights (T − e)²: with e known it is unbiased
+  whatever m's errors, and it weighs each region's rarer arm most.
 
 Effects are weak and noisy beside risk, so the trees are shallow with large leaves, and each
 model stops early on a fixed fifth of its rows (by customer, so a customer is never on both
@@ -94,16 +97,31 @@ def fit(
     objective: str,
     customer_id: np.ndarray,
     init_score: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
 ):
-    """A booster on ``target`` (``binary`` or ``regression``; from ``init_score``, raw, when
-    given), stopping early on a fifth of the customers."""
+    """A booster on ``target`` (``binary`` or ``regression``; from ``init_score``, raw, and
+    with row ``weight`` when given), stopping early on a fifth of the customers."""
     held = customer_fold(customer_id, 5) == 0
     metric = "binary_logloss" if objective == "binary" else "l2"
     params = {**PARAMS, "objective": objective, "metric": metric}
-    start = (lambda part: None) if init_score is None else (lambda part: init_score[part])
-    train = lgb.Dataset(x[~held], label=target[~held], init_score=start(~held), free_raw_data=False)
+
+    def part(values, rows):
+        return None if values is None else values[rows]
+
+    train = lgb.Dataset(
+        x[~held],
+        label=target[~held],
+        init_score=part(init_score, ~held),
+        weight=part(weight, ~held),
+        free_raw_data=False,
+    )
     valid = lgb.Dataset(
-        x[held], label=target[held], init_score=start(held), reference=train, free_raw_data=False
+        x[held],
+        label=target[held],
+        init_score=part(init_score, held),
+        weight=part(weight, held),
+        reference=train,
+        free_raw_data=False,
     )
     return lgb.train(
         params,
@@ -173,4 +191,21 @@ def fit_shift(rows: Rows) -> UpliftArtifact:
     return UpliftArtifact("shift", boosters, list(rows.x.columns), float(rows.p_treat.mean()))
 
 
-LEARNERS = {"t": fit_t, "x": fit_x, "dr": fit_dr, "shift": fit_shift}
+def fit_r(rows: Rows, folds: int = 2) -> UpliftArtifact:
+    # Y − m(x) = (T − e)·(μ₁ − μ₀) + noise, m the outcome of both arms together: the effect is
+    # the weighted regression of −(Y − m)/(T − e) with weights (T − e)². With e known, errors
+    # of m add noise but no bias, and the weights fall on each region's rarer arm (the
+    # control within the cut, the explored below it), where the effect is seen.
+    fold = customer_fold(rows.customer_id, folds)
+    m = np.empty(len(rows))
+    for k in range(folds):
+        own = fold == k
+        outcome = fit(rows.x[~own], rows.y[~own], "binary", rows.customer_id[~own])
+        m[own] = outcome.predict(rows.x[own])
+    residual = rows.treated - rows.p_treat
+    target = -(rows.y - m) / residual
+    tau = fit(rows.x, target, "regression", rows.customer_id, weight=residual**2)
+    return UpliftArtifact("r", {"tau": tau}, list(rows.x.columns), float(rows.p_treat.mean()))
+
+
+LEARNERS = {"t": fit_t, "x": fit_x, "dr": fit_dr, "shift": fit_shift, "r": fit_r}

@@ -1,5 +1,5 @@
 """`retain train --task uplift`: learn whom a call saves from the bank's randomised lists, choose
-among the T-, X-, DR- and shift learners on held-out later months, compare with the risk
+among the T-, X-, DR-, shift and R-learners on held-out later months, compare with the risk
 ranking on the same rows, and log and register the model as ``uplift`` (docs/design.md §14).
 
 The fit (:func:`fit_uplift`) is pure; :func:`log_uplift_run` is the MLflow edge. Every figure
