@@ -80,6 +80,14 @@ def mask_name(name: object) -> str:
     return " ".join(w[0] + "*" * max(len(w) - 1, 1) for w in name.split())
 
 
+def masked_names(names: pd.Series) -> pd.Series:
+    """:func:`mask_name` of every name, each distinct name masked once (a bank's names repeat:
+    89k distinct among 1M)."""
+    codes, distinct = pd.factorize(names, use_na_sentinel=False)
+    masked = np.array([mask_name(name) for name in distinct], dtype=object)
+    return pd.Series(masked[codes], index=names.index)
+
+
 def id_text(ids: pd.Series) -> pd.Series:
     """Ids as text, as the bank writes them: integer ids read back as floats because some are
     missing (1.0, NaN — what parquet gives pandas for a nullable integer column) are "1", not
@@ -145,11 +153,14 @@ def assignments(
     )
     frame["list_id"] = list_owner(frame)
     cap = capacities(rms, frame["list_id"], k, policy)
-    for list_id, members in frame.groupby("list_id", sort=False):
-        pool = members[~members["leaving"]]
-        if len(pool):
-            drawn = assign_list(pool, cap[list_id], int(members["leaving"].sum()), policy, cutoff)
-            out.loc[drawn.index, list(ASSIGNMENT)] = drawn[list(ASSIGNMENT)].to_numpy()
+    drawn = [
+        assign_list(pool, cap[list_id], int(members["leaving"].sum()), policy, cutoff)
+        for list_id, members in frame.groupby("list_id", sort=False)
+        if len(pool := members[~members["leaving"]])
+    ]
+    if drawn:  # written once: a bank has thousands of lists
+        drawn = pd.concat(drawn)
+        out.loc[drawn.index, list(ASSIGNMENT)] = drawn[list(ASSIGNMENT)].to_numpy()
     return out.astype({"p_treat": "float64", "assigned_rank": "float64"})
 
 
@@ -251,13 +262,8 @@ def list_file(list_id: str, kind: str, fmt: str) -> str:
     return f"{list_id}{GROWTH_SUFFIX if kind == GROWTH else ''}.{fmt}"
 
 
-def with_membership(
-    scored: pd.DataFrame, retention: pd.DataFrame, growth: pd.DataFrame
-) -> pd.DataFrame:
-    """``scored`` with each customer's place on this month's lists (:data:`MEMBERSHIP`: the
-    list, retention or growth, and the rank; empty for customers on no list) — read back by
-    every surface instead of ranking again."""
-    out = scored.drop(columns=[c for c in MEMBERSHIP if c in scored])
+def membership(ids: pd.Series, retention: pd.DataFrame, growth: pd.DataFrame) -> pd.DataFrame:
+    """:data:`MEMBERSHIP` of each customer of ``ids`` (indexed like ``ids``)."""
     placed = pd.concat(
         [
             frame[["customer_id", "list_id", "rank"]].assign(list_kind=kind)
@@ -268,11 +274,14 @@ def with_membership(
     if placed["customer_id"].duplicated().any():
         raise ValueError("a customer is on two lists: retention and growth lists must not overlap")
     placed = placed.set_index("customer_id")
-    ids = out["customer_id"]
-    out["list_id"] = ids.map(placed["list_id"]).astype(object)
-    out["list_kind"] = ids.map(placed["list_kind"]).astype(object)
-    out["list_rank"] = ids.map(placed["rank"]).astype("Int64")
-    return out
+    return pd.DataFrame(
+        {
+            "list_id": ids.map(placed["list_id"]).astype(object),
+            "list_kind": ids.map(placed["list_kind"]).astype(object),
+            "list_rank": ids.map(placed["rank"]).astype("Int64"),
+        },
+        index=ids.index,
+    )
 
 
 def stored_list(
