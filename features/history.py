@@ -17,6 +17,8 @@ for only.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -30,6 +32,7 @@ from features.sources.database import is_database_url
 
 HISTORY_MONTHS = 12
 HISTORY_FILE, CONTACTS_FILE = "history.parquet", "contacts.parquet"
+DUCKDB_MEMORY = "1GB"  # what the ordered writes may hold before they spill
 CONTACT_COLUMNS = ("customer_id", "ts", "kind", "rm_id", "outcome", "interaction_id")
 
 
@@ -93,8 +96,9 @@ def write_customer_past(
     ``features`` (one cutoff).
 
     On DuckDB over a parquet warehouse both are written by the engine straight from the query,
-    ordered, never held in this process (10M customers × 12 months); elsewhere (Spark, a
-    database, timestamps with a time zone) through frames."""
+    ordered, never held in this process (10M customers × 12 months), on one thread and within
+    :data:`DUCKDB_MEMORY` (spilling next to ``folder``); elsewhere (Spark, a database,
+    timestamps with a time zone) through frames."""
     con, wh = open_warehouse(warehouse, config.warehouse)
     try:
         if _streams(warehouse, wh, config):
@@ -116,6 +120,18 @@ def _streams(warehouse, wh: Warehouse, config: BankConfig) -> bool:
 
 
 def _write_streamed(con, wh: Warehouse, cutoff: date, features: Path, folder: Path) -> None:
+    # one thread, bounded memory: this runs beside the scoring, which has the other core
+    scratch = Path(tempfile.mkdtemp(prefix=".past.", dir=folder.parent))
+    con.raw_sql(f"SET temp_directory = '{scratch}'")
+    con.raw_sql(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+    con.raw_sql("SET threads = 1")
+    try:
+        _write_ordered(con, wh, cutoff, features, folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _write_ordered(con, wh: Warehouse, cutoff: date, features: Path, folder: Path) -> None:
     ids = con.read_parquet(str(features), table_name="past_customers").select("customer_id")
     history = history_rows(wh, cutoff).semi_join(ids, "customer_id")
     history = history.mutate(
