@@ -30,8 +30,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.atomic import atomic_file
 from features.config import BankConfig
-from features.materialize import write_parts
 from features.targets import holds_column, truth_column, version_column
 from serving.assign import ASSIGNMENT, CALLED
 from serving.champions import ModelSet
@@ -284,35 +284,48 @@ def fidelity(answer: Answer) -> dict:
     return reason_fidelity(answer.frame, answer.evidence) or {}
 
 
-def write_answer(answer: Answer, out: Path, scratch: Path, versions: dict[str, str]) -> None:
+def write_answer(answer: Answer, out: Path, versions: dict[str, str]) -> None:
     """``scores.parquet``: each batch's answer in :attr:`Answer.order` with the model versions,
-    then one file whose column types are what the whole bank's frame gives (a text column
-    empty in one batch is text all the same)."""
+    one row group per batch, with the column types the whole bank's frame in one piece gives
+    (:func:`answer_schema`)."""
     stamped = {version_column(n): v for n, v in versions.items()}
-    frame, written, schemas = answer.frame, [], []
-    for part, start, stop in answer.batches():
-        narrow = frame.iloc[start:stop].reset_index(drop=True)
-        batch = pd.concat([narrow, pq.read_table(part).to_pandas()], axis=1)[answer.order]
-        batch = batch.assign(**stamped)
-        table = pa.Table.from_pandas(batch, preserve_index=False)
-        written.append(scratch / f"scores-{len(written):05d}.parquet")
-        pq.write_table(table, written[-1], compression="none")
-        schemas.append(table.schema)
-    write_parts(written, out, unified_schema(schemas), {})
+    schema = answer_schema(answer, stamped)
+    with atomic_file(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for part, start, stop in answer.batches():
+            narrow = answer.frame.iloc[start:stop].reset_index(drop=True)
+            batch = pd.concat([narrow, pq.read_table(part).to_pandas()], axis=1)
+            batch = batch[answer.order].assign(**stamped)
+            writer.write_table(pa.Table.from_pandas(batch, schema=schema, preserve_index=False))
 
 
-def unified_schema(schemas: list[pa.Schema]) -> pa.Schema:
-    """One schema for tables of the same columns: each column's first type that is not null
-    (a column no batch fills stays null), and the pandas metadata of that batch's column."""
-    fields, described = [], {}
-    for i, name in enumerate(schemas[0].names):
-        typed = next((s for s in schemas if s.field(i).type != pa.null()), schemas[0])
-        fields.append(typed.field(i))
-        described[name] = _pandas_columns(typed).get(name)
-    pandas = json.loads(schemas[0].metadata[b"pandas"])
-    pandas["columns"] = [described.get(c["name"], c) or c for c in pandas["columns"]]
-    return pa.schema(fields, metadata={b"pandas": json.dumps(pandas).encode()})
+def answer_schema(answer: Answer, stamped: dict[str, str]) -> pa.Schema:
+    """The schema (types and pandas metadata) of the answer as one frame: the narrow columns'
+    from the whole bank's columns, each wide column's from the first part where it is not all
+    empty (a text column empty in one batch is text all the same), the versions'."""
+    narrow = [c for c in answer.order if c in answer.frame]
+    described = [
+        pa.Schema.from_pandas(answer.frame[narrow], preserve_index=False),
+        pa.Schema.from_pandas(pd.DataFrame(stamped, index=[0]), preserve_index=False),
+    ]
+    parts = [pq.read_schema(part) for part in answer.parts]
+    for name in parts[0].names:
+        typed = [s for s in parts if s.field(name).type != pa.null()]
+        described.append(_column(typed[0] if typed else parts[0], name))
+    found = {s.field(i).name: (s.field(i), c) for s in described for i, c in _entries(s)}
+    columns = [*answer.order, *stamped]
+    pandas = json.loads(described[0].metadata[b"pandas"])
+    pandas["columns"] = [found[c][1] for c in columns]
+    return pa.schema([found[c][0] for c in columns], metadata={b"pandas": json.dumps(pandas)})
 
 
-def _pandas_columns(schema: pa.Schema) -> dict[str, dict]:
-    return {c["name"]: c for c in json.loads(schema.metadata[b"pandas"])["columns"]}
+def _column(schema: pa.Schema, name: str) -> pa.Schema:
+    """One column of ``schema`` with its pandas metadata."""
+    entry = next(c for c in json.loads(schema.metadata[b"pandas"])["columns"] if c["name"] == name)
+    pandas = {**json.loads(schema.metadata[b"pandas"]), "columns": [entry]}
+    return pa.schema([schema.field(name)], metadata={b"pandas": json.dumps(pandas)})
+
+
+def _entries(schema: pa.Schema) -> list[tuple[int, dict]]:
+    """(field index, pandas metadata entry) of each column of ``schema``."""
+    entries = {c["name"]: c for c in json.loads(schema.metadata[b"pandas"])["columns"]}
+    return [(i, entries[name]) for i, name in enumerate(schema.names)]

@@ -108,7 +108,7 @@ def score_warehouse(
             timings |= answer.timings
             tick = time.perf_counter()
             step("lists, files and report")
-            lists, growth = _write(staging, scratch, answer, rms, models, lang, config, cutoff, k)
+            lists, growth = _write(staging, answer, rms, models, lang, config, cutoff, k)
             timings["lists_and_files"] = time.perf_counter() - tick
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -212,14 +212,14 @@ def _reuse_features(source: Path, target: Path, cutoff: date) -> None:
         shutil.copyfile(source, target)
 
 
-def _write(staging, scratch, answer: Answer, rms, models: ModelSet, lang, config, cutoff, k):
+def _write(staging, answer: Answer, rms, models: ModelSet, lang, config, cutoff, k):
     """Every file of the month but the customers' past; returns the lists."""
     lists, growth, shown = lists_of(
         answer, candidates(answer, answer.listed, config), rms, config, lang, k
     )
     scored = answer.frame
     rms.to_parquet(staging / "rms.parquet", index=False)
-    write_answer(answer, staging / "scores.parquet", scratch, models.versions)
+    write_answer(answer, staging / "scores.parquet", models.versions)
     assignment_rows(scored, cutoff.isoformat()).to_parquet(
         staging / "assignments.parquet", index=False
     )

@@ -315,7 +315,8 @@ def assignment_rows(scored: pd.DataFrame, cutoff: str) -> pd.DataFrame:
     ``customer_id``, ``cutoff``, ``list_id``, ``group``, ``p_treat``, ``rank`` (on the list, or
     the would-be rank counted after those already leaving) — from the assigned, listed answer
     frame."""
-    rows = scored[scored["list_group"].notna()]
+    used = ["customer_id", "rm_id", "outlet_id", "leaving_now", "list_group", "p_treat"]
+    rows = scored.loc[scored["list_group"].notna(), [*used, "assigned_rank", "list_rank"]]
     owner = list_owner(rows)
     leaving = rows["leaving_now"].fillna(False).astype(bool)
     before = leaving.groupby(owner).transform("sum")
