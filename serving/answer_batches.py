@@ -171,7 +171,7 @@ def first_pass(
         order = order or list(batch.columns)
         parts.append(scratch / f"answer-{len(parts):05d}.parquet")
         table = pa.Table.from_pandas(batch[wide], preserve_index=False)
-        pq.write_table(table, parts[-1], compression="none")
+        pq.write_table(table, parts[-1])
         kept = batch.drop(columns=wide)
         narrow.append(kept.assign(**{c: features[c].to_numpy() for c in held}))
         starts.append(start)
