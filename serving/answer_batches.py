@@ -86,6 +86,7 @@ class Answer:
     explained: int = 0
     evidence: np.ndarray | None = None
     listed: np.ndarray | None = None  # who is on a growth list
+    rows: int = BATCH_ROWS  # customers a batch holds
     timings: dict[str, float] = field(default_factory=dict)
 
     def wide(self, rows: np.ndarray) -> pd.DataFrame:
@@ -179,7 +180,7 @@ def first_pass(
         evidence.append(driver_evidence(features, reasons))
     frame = pd.concat(narrow, ignore_index=True)
     proven = None if any(e is None for e in evidence) else np.concatenate(evidence)
-    return Answer(frame, parts, starts, order, explained, proven)
+    return Answer(frame, parts, starts, order, explained, proven, rows=rows)
 
 
 def bank_product_values(path: Path, models: ModelSet, config: BankConfig) -> dict[str, float]:
@@ -208,7 +209,7 @@ def whole_bank(
     place; the holdings the offers read dropped); returns who is on a growth list."""
     frame, products = answer.frame, offered_products(models, config)
     values = bank_product_values(path, models, config)
-    chosen = offers(frame, holdings(frame, products), values, config)
+    chosen = offers(frame, holdings(frame, products), values, config, answer.rows)
     for column in chosen.columns:
         frame[column] = chosen[column]
     frame.drop(columns=[holds_column(p) for p in products], inplace=True)

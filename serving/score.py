@@ -23,9 +23,10 @@ from serving.champions import ModelSet
 from serving.explain import TOP_K, Reasons, explain, inputs, reason_columns
 from serving.lists import growth_listed, leaving_adjusted
 from serving.offers import UPGRADE as TIER_UPGRADE
-from serving.offers import growth_offers, retention_offers
+from serving.offers import Basis, basis_of, growth_offers, retention_offers
 
 DEFAULT_BANDS = RiskBands()
+OFFER_ROWS = 200_000  # customers whose offers are chosen together (10M at once took GBs)
 # what the answer keeps of the feature row besides the scores (never a model input)
 CONTEXT = (
     "rm_id",
@@ -179,14 +180,33 @@ def offered_products(models: ModelSet, config: BankConfig) -> list[str]:
 
 
 def offers(
-    scored: pd.DataFrame, held: pd.DataFrame, values: dict[str, float], config: BankConfig
+    scored: pd.DataFrame,
+    held: pd.DataFrame,
+    values: dict[str, float],
+    config: BankConfig,
+    rows: int = OFFER_ROWS,
 ) -> pd.DataFrame:
     """Retention and growth offers with their actions of every row of ``scored`` (all the bank's
     customers: a product is offered against the month's average propensity, an upgrade by the
-    tiers' median contributions); ``held``: :func:`holdings`, ``values``:
-    ``serving.offers.product_values`` of the bank."""
-    retention = retention_offers(scored, held, values, config)
-    growth = growth_offers(scored, held, values, config).add_prefix("growth_")
+    tiers' median contributions — ``serving.offers.basis_of``); ``held``: :func:`holdings`,
+    ``values``: ``serving.offers.product_values`` of the bank. Chosen ``rows`` customers at a
+    time: what a choice compares is the bank's, the rest is each row's own."""
+    basis = basis_of(scored, values)
+    pieces = [
+        _offers_of(
+            scored.iloc[start : start + rows], held.iloc[start : start + rows], basis, config
+        )
+        for start in range(0, len(scored), rows)
+    ] or [_offers_of(scored, held, basis, config)]
+    # one column at a time from the pieces' values: the columns' types are then inferred from
+    # the bank's values, as for one piece
+    columns = {c: np.concatenate([p[c].to_numpy() for p in pieces]) for c in pieces[0].columns}
+    return pd.DataFrame(columns, index=scored.index)
+
+
+def _offers_of(scored, held, basis: Basis, config: BankConfig) -> pd.DataFrame:
+    retention = retention_offers(scored, held, basis.values, config, basis)
+    growth = growth_offers(scored, held, basis.values, config, basis).add_prefix("growth_")
     growth = growth.rename(
         columns={"growth_growth_offer": "growth_offer", "growth_value_added": "value_added"}
     )
