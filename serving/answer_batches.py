@@ -212,7 +212,8 @@ def whole_bank(
     chosen = offers(frame, holdings(frame, products), values, config, answer.rows)
     for column in chosen.columns:
         frame[column] = chosen[column]
-    frame.drop(columns=[holds_column(p) for p in products], inplace=True)
+    for product in products:  # read by the offers only
+        del frame[holds_column(product)]
     saved = [c for c in SAVED if c in answer.order]
     base = [c for c in answer.order if c not in (NAME, *saved)]
     answer.order = [*base, *chosen.columns, NAME, *saved]
