@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import ListPolicy
-from serving.assign import ASSIGNMENT, CALLED, CONTROL, TREATED, assign_list
+from serving.assign import ASSIGNMENT, CALLED, CONTROL, TREATED, assign_lists
 
 LIST_COLUMNS = (
     "rank",
@@ -153,13 +153,11 @@ def assignments(
     )
     frame["list_id"] = list_owner(frame)
     cap = capacities(rms, frame["list_id"], k, policy)
-    drawn = [
-        assign_list(pool, cap[list_id], int(members["leaving"].sum()), policy, cutoff)
-        for list_id, members in frame.groupby("list_id", sort=False)
-        if len(pool := members[~members["leaving"]])
-    ]
-    if drawn:  # written once: a bank has thousands of lists
-        drawn = pd.concat(drawn)
+    leaving_per_list = frame.groupby("list_id")["leaving"].sum()
+    places = {i: max(cap[i] - int(leaving_per_list.get(i, 0)), 0) for i in cap}
+    pool = frame[~frame["leaving"]]
+    if len(pool):
+        drawn = assign_lists(pool, places, policy, cutoff)
         out.loc[drawn.index, list(ASSIGNMENT)] = drawn[list(ASSIGNMENT)].to_numpy()
     return out.astype({"p_treat": "float64", "assigned_rank": "float64"})
 
