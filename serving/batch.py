@@ -86,10 +86,11 @@ def score_warehouse(
     started = time.perf_counter()
     step("loading champion models")
     models = load_champions(ranking=config.lists.ranking)
-    timings: dict[str, float] = {}
+    timings = {"models": time.perf_counter() - started}
     with atomic_dir(out) as staging, ThreadPoolExecutor(1) as beside:
+        tick = time.perf_counter()
         path, config = _features(warehouse, cutoff, staging, config, features_path, step)
-        timings["features"] = time.perf_counter() - started
+        timings["features"] = time.perf_counter() - tick
         past = []
 
         def beside_the_answer() -> None:
@@ -105,11 +106,9 @@ def score_warehouse(
             answer = _answer(
                 models, path, scratch, config, month, step, batch_rows, beside_the_answer
             )
-            timings |= answer.timings
-            tick = time.perf_counter()
             step("lists, files and report")
             lists, growth = _write(staging, answer, rms, models, lang, config, cutoff, k)
-            timings["lists_and_files"] = time.perf_counter() - tick
+            timings |= answer.timings
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         step("customer history and contacts")
@@ -213,10 +212,19 @@ def _reuse_features(source: Path, target: Path, cutoff: date) -> None:
 
 
 def _write(staging, answer: Answer, rms, models: ModelSet, lang, config, cutoff, k):
-    """Every file of the month but the customers' past; returns the lists."""
+    """Every file of the month but the customers' past; returns the lists (the seconds of
+    each part go to ``answer.timings``)."""
+    tick = time.perf_counter()
+
+    def timed(name: str) -> None:
+        nonlocal tick
+        answer.timings[name] = time.perf_counter() - tick
+        tick = time.perf_counter()
+
     lists, growth, shown = lists_of(
         answer, candidates(answer, answer.listed, config), rms, config, lang, k
     )
+    timed("lists")
     scored = answer.frame
     rms.to_parquet(staging / "rms.parquet", index=False)
     write_answer(answer, staging / "scores.parquet", models.versions)
@@ -225,10 +233,13 @@ def _write(staging, answer: Answer, rms, models: ModelSet, lang, config, cutoff,
     )
     lists.to_parquet(staging / "lists.parquet", index=False)
     growth.to_parquet(staging / "growth.parquet", index=False)
+    timed("tables")
     _write_list_files(staging / "lists", shown, lists, growth, lang, config)
+    timed("list_files")
     write_report(
         staging / "report.html", scored, lists, growth, cutoff, models.versions, lang, config
     )
+    timed("report")
     return lists, growth
 
 
