@@ -95,9 +95,9 @@ class Answer:
         pieces = []
         for part, start, stop in self.batches():
             inside = rows[(rows >= start) & (rows < stop)] - start
-            if len(inside):
+            if len(inside) or not pieces and stop == len(self.frame):  # none: the columns
                 pieces.append(pq.read_table(part).take(inside).to_pandas())
-        return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()
+        return pd.concat(pieces, ignore_index=True)
 
     def batches(self) -> list[tuple[Path, int, int]]:
         """(part, first row, row after the last) of every batch."""
