@@ -33,9 +33,7 @@ import pyarrow.parquet as pq
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from features.catalog import feature_names
 from features.config import BankConfig
-from features.products import read_products_metadata
 from features.targets import (
     CHURN,
     ELIGIBLE_CHURN,
@@ -74,7 +72,12 @@ class MonitorError(ValueError):
 
 @dataclass
 class Side:
-    """One side of the comparison: rows with features and scores, where they came from."""
+    """One side of the comparison: rows with features and scores, where they came from.
+
+    A scored month keeps in ``frame`` what defines populations and segments, and the scores;
+    its catalogue features stay in ``features_file`` (rows in ``frame``'s order) and are read
+    a few columns at a time (:meth:`columns`), so 10M customers × every feature are never in
+    memory at once."""
 
     label: str
     cutoff: str | None
@@ -83,6 +86,22 @@ class Side:
     population: Target | None = None  # the target whose population the rows are (run references)
     # a run reference's rows of each score: its own model's test rows, scored (score → rows)
     score_rows: dict[str, pd.DataFrame] = field(default_factory=dict)
+    features_file: Path | None = None
+    file_columns: tuple[str, ...] = ()  # what ``features_file`` holds
+
+    def has(self, name: str) -> bool:
+        return name in self.frame or name in self.file_columns
+
+    def columns(self, names: list[str], rows: np.ndarray | None = None) -> pd.DataFrame:
+        """``names`` of every row of ``frame`` (``rows``: of those rows only), read from the
+        features file when ``frame`` does not hold them."""
+        held = [n for n in names if n in self.frame]
+        read = [n for n in names if n not in self.frame]
+        out = self.frame[held]
+        if read:
+            extra = pd.read_parquet(self.features_file, columns=read)
+            out = pd.concat([out, extra.set_axis(out.index)], axis=1)[list(names)]
+        return out if rows is None else out[rows]
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -94,8 +113,9 @@ def score_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def read_scored(folder: Path, segments: tuple[str, ...] = ()) -> Side:
-    """A ``retain score`` output directory as one frame: the catalogue's features, the columns
-    that define who a model is for, ``segments`` and every score (joined by customer id)."""
+    """A ``retain score`` output directory as one side: in the frame the columns that define
+    who a model is for, ``segments`` and every score (joined by customer id); the catalogue's
+    features read from ``features.parquet`` when compared (:meth:`Side.columns`)."""
     folder = Path(folder)
     missing = [name for name in (SCORES, FEATURES) if not (folder / name).is_file()]
     if missing:
@@ -104,24 +124,19 @@ def read_scored(folder: Path, segments: tuple[str, ...] = ()) -> Side:
             "(write one with retain score --out)"
         )
     names = pq.read_schema(folder / SCORES).names
-    wanted = [
-        c
-        for c in names
-        if c in ("customer_id", "list_group")
-        or from_score(c) is not None
-        or c.startswith(MODEL_VERSION_PREFIX)
-    ]
+    stamped = [c for c in names if c.startswith(MODEL_VERSION_PREFIX)]
+    wanted = [c for c in names if c in ("customer_id", "list_group") or from_score(c) is not None]
     scores = pd.read_parquet(folder / SCORES, columns=wanted)
-    products = [p.product for p in read_products_metadata(folder / FEATURES)]
-    needed = {*feature_names(products), *FRAME_COLUMNS, *segments}
     available = pq.read_schema(folder / FEATURES).names
-    columns = [c for c in available if c in needed or c.startswith(HOLDS_PREFIX)]
+    kept = {*FRAME_COLUMNS, *segments} - {"cutoff"}
+    columns = [c for c in available if c in kept or c.startswith(HOLDS_PREFIX)]
     features = pd.read_parquet(folder / FEATURES, columns=columns)
     if len(scores) != len(features):
         raise MonitorError(
             f"{folder}: {SCORES} has {len(scores):,} rows but {FEATURES} {len(features):,}"
         )
-    versions = model_versions(scores.columns, lambda c: scores[c].iloc[0]) if len(scores) else {}
+    first = first_row(folder / SCORES, stamped)
+    versions = model_versions(stamped, first.__getitem__) if first else {}
     extra = [c for c in scores.columns if c not in features.columns]
     if np.array_equal(scores["customer_id"].to_numpy(), features["customer_id"].to_numpy()):
         frame = pd.concat([features, scores[extra]], axis=1)  # the same rows: no join needed
@@ -129,9 +144,22 @@ def read_scored(folder: Path, segments: tuple[str, ...] = ()) -> Side:
         frame = features.merge(
             scores[["customer_id", *extra]], on="customer_id", how="left", validate="one_to_one"
         )
-    cutoffs = frame["cutoff"].dropna().unique() if "cutoff" in frame else []
+    cutoffs = []
+    if "cutoff" in available:  # read as Arrow: 10M dates are not made Python objects
+        column = pq.read_table(folder / FEATURES, columns=["cutoff"]).column("cutoff")
+        cutoffs = column.drop_null().unique().to_pylist()
     cutoff = str(pd.Timestamp(cutoffs[0]).date()) if len(cutoffs) == 1 else None
-    return Side(str(folder), cutoff, frame, versions)
+    file_columns = tuple(c for c in available if c not in frame)
+    return Side(str(folder), cutoff, frame, versions, None, {}, folder / FEATURES, file_columns)
+
+
+def first_row(path: Path, columns: list[str]) -> dict:
+    """``columns`` of a parquet file's first row (empty for a file without rows)."""
+    if not columns:
+        return {}
+    batches = pq.ParquetFile(path).iter_batches(batch_size=1, columns=columns)
+    first = next(iter(batches), None)
+    return first.to_pylist()[0] if first is not None and first.num_rows else {}
 
 
 def resolve_scores_dir(value: str | Path, runs_dir: Path) -> Path:

@@ -40,6 +40,7 @@ from monitoring.inputs import (
     SCORES,
     MonitorError,
     Side,
+    first_row,
     population,
     read_run_reference,
     read_scored,
@@ -62,8 +63,9 @@ __all__ = ["MonitorError", "Side", "alerts_of", "compare", "resolve_scores_dir",
 EXPERIMENT = "monitoring"
 LEVELS = (OK, WATCH, ACT)
 TEST_FIGURES = ("test_auc", "ece", "lift_at_10", "value_captured_at_10")
+FEATURES_AT_ONCE = 8  # read from a scored month's features file together
 # what the realised history reads of every scored cutoff
-HISTORY_COLUMNS = [
+HISTORY_COLUMNS = (
     "customer_id",
     CHURN.score,
     ELIGIBLE_CHURN,
@@ -71,9 +73,9 @@ HISTORY_COLUMNS = [
     "list_group",
     "p_treat",
     "uplift",
-    version_column(CHURN.model),
-    version_column("uplift"),
-]
+)
+# the same in every row: read from the first
+VERSION_COLUMNS = (version_column(CHURN.model), version_column("uplift"))
 
 
 # --- computing ---------------------------------------------------------------------------
@@ -121,14 +123,21 @@ def compare(reference: Side, current: Side, config: BankConfig) -> dict:
     figures the alerts are made of."""
     policy = config.monitoring
     ref = reference.frame
-    cur = current.frame[population(current.frame, reference.population, config)]
+    rows = population(current.frame, reference.population, config)
+    cur = current.frame[rows]
     products = held_products(cur.columns)
-    features = [f for f in feature_names(products) if f in ref and f in cur]
+    features = [f for f in feature_names(products) if reference.has(f) and current.has(f)]
     scores = [s for s in score_columns(current.frame) if s in ref or s in reference.score_rows]
     if not features and not scores:
         raise MonitorError("the reference and the current month share no feature and no score")
     codes = segment_codes(ref, cur, list(policy.segments))
-    parts = [drift_table(ref, cur, dict.fromkeys(features, "feature"), policy, codes=codes)]
+    parts = []
+    for start in range(0, len(features), FEATURES_AT_ONCE):  # memory: a few columns at a time
+        names = features[start : start + FEATURES_AT_ONCE]
+        ref_part, cur_part = reference.columns(names), current.columns(names, rows)
+        parts.append(
+            drift_table(ref_part, cur_part, dict.fromkeys(names, "feature"), policy, codes=codes)
+        )
     sides = {s: score_sides(reference, (ref, cur, codes), current, s, config) for s in scores}
     for score, (ref_rows, cur_rows, score_codes) in sides.items():
         parts.append(drift_table(ref_rows, cur_rows, {score: "score"}, policy, codes=score_codes))
@@ -314,15 +323,16 @@ def history(
     churn_version = version_column(CHURN.model)
     for cutoff, folder in sorted(folders.items()):
         scored = pd.read_parquet(folder / SCORES, columns=_present(folder / SCORES))
-        version = scored[churn_version].iloc[0] if churn_version in scored else None
+        stamped = first_row(folder / SCORES, _present(folder / SCORES, VERSION_COLUMNS))
+        version = stamped.get(churn_version)
         entry = {"cutoff": cutoff, "source": str(folder)}
         est = eligible_estimate(scored, config) if ELIGIBLE_CHURN in scored else {}
         entry.update({k: est.get(k) for k in ("estimated_auc", "estimated_auc_low")})
         entry.update({k: est.get(k) for k in ("estimated_auc_high", "estimated_churn_rate")})
         entry["test_figures"] = test_figures(CHURN.model, version)
         uplift = version_column("uplift")
-        if uplift in scored:  # the Qini the uplift model was trained to, beside the month's
-            entry["uplift_training"] = uplift_figures(str(scored[uplift].iloc[0]))
+        if uplift in stamped:  # the Qini the uplift model was trained to, beside the month's
+            entry["uplift_training"] = uplift_figures(str(stamped[uplift]))
         day = date.fromisoformat(cutoff)
         if last is not None and matured(day, last, config):
             step(f"labels of {cutoff}")
@@ -342,9 +352,9 @@ def history(
     return entries, note
 
 
-def _present(path: Path) -> list[str]:
+def _present(path: Path, wanted: tuple[str, ...] = HISTORY_COLUMNS) -> list[str]:
     names = pq.read_schema(path).names
-    return [c for c in names if c in HISTORY_COLUMNS]
+    return [c for c in names if c in wanted]
 
 
 def _is_date(text: str) -> bool:

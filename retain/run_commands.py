@@ -6,7 +6,8 @@ Everything for a cutoff goes to ``<runs-dir>/<cutoff>/``:
 - ``features.parquet``: features at the cutoff (the score step reuses this file);
 - ``scores/``: what ``retain score --out`` writes (scores, features, lists, report, summary);
 - ``monitor/``: ``monitor.json`` and ``monitor.html`` against the reference;
-- ``run.json``: per step its status, seconds, peak RSS and output; the run's status.
+- ``run.json``: per step its status, seconds, CPU seconds, peak RSS and output; the run's
+  status.
 
 Each output is written atomically. A step whose inputs have not changed since it last finished
 (its *fingerprint*: the warehouse files' sizes and times, the configuration, the features file,
@@ -66,6 +67,9 @@ class StepRecord:
     status: str = NOT_RUN
     seconds: float | None = None
     peak_rss_mb: float | None = None
+    cpu_seconds: float | None = (
+        None  # user + system, all threads: steadier than seconds on a shared machine
+    )
     output: str | None = None
     fingerprint: str | None = None
     error: str | None = None
@@ -152,6 +156,12 @@ class PeakMemory:
     @property
     def mb(self) -> float:
         return round(self.peak / 2**20, 1)
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process's threads and of its children it waited for."""
+    times = psutil.Process(os.getpid()).cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 # ---------------------------------------------------------------- the steps
@@ -287,7 +297,7 @@ def run_steps(
             on_end(record)
             continue
         on_start(step.name)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         with PeakMemory() as memory:
             try:
                 record.fingerprint = step.fingerprint()
@@ -307,6 +317,7 @@ def run_steps(
                 failed = True
         record.seconds = round(time.perf_counter() - started, 2)
         record.peak_rss_mb = memory.mb
+        record.cpu_seconds = round(cpu_seconds() - cpu, 2)
         on_end(record)
         save()
     alert = next((r.detail.get("alert") for r in records if r.name == "monitor"), None)
@@ -537,6 +548,7 @@ def _print_summary(records: list[StepRecord], payload: dict) -> None:
             r.name,
             r.status,
             "-" if r.seconds is None else f"{r.seconds:.1f}",
+            "-" if r.cpu_seconds is None else f"{r.cpu_seconds:.1f}",
             "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:,.0f}",
             r.output,
         )
@@ -547,4 +559,5 @@ def _print_summary(records: list[StepRecord], payload: dict) -> None:
         title += f" (Spark at {payload['spark_master']})"
     if payload.get("alert"):
         title += f" (monitoring: {payload['alert']})"
-    console.print(table(title, ["step", "status", "seconds", "peak RSS MB", "output"], rows))
+    columns = ["step", "status", "seconds", "CPU seconds", "peak RSS MB", "output"]
+    console.print(table(title, columns, rows))

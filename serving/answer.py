@@ -1,7 +1,7 @@
 """What retain says about one customer this month (docs/design.md §8, "One customer, one answer").
 
 :func:`answer` reads one row of the scored month (``scores.parquet``, the frame
-``serving.score.assemble`` made) and returns the facts every surface shows — the RM page,
+``serving.answer_batches`` built) and returns the facts every surface shows — the RM page,
 ``GET /v1/customers/{id}`` and ``POST /v1/score`` by id — so none of them scores, ranks or
 chooses an offer again. :func:`live_answer` is the one exception: feature records a CRM sends
 are scored live and carry only what a model can say (no list, action or offer).

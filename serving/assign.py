@@ -58,25 +58,50 @@ def assign_list(
     ``pool`` has ``customer_id`` and ``score`` (higher first); ``leaving`` customers of the list
     already take places by rule. Returns ``list_group``, ``p_treat`` and ``assigned_rank`` (the
     rank on the list, or the would-be rank below it) indexed like ``pool``."""
-    order = pool.sort_values(["score", "customer_id"], ascending=[False, True], kind="stable")
-    n = len(order)
-    places = max(capacity - leaving, 0)
-    explore_slots = int(round(policy.explore_share * places))
-    ranked = min(places - explore_slots, n)
-    top, below = order.iloc[:ranked], order.iloc[ranked:]
-    group = np.full(n, NONE, dtype=object)
-    p_treat = np.zeros(n)
-    held = uniform("control", cutoff, top["customer_id"]) < policy.control_share
-    group[:ranked] = np.where(held, CONTROL, TREATED)
-    p_treat[:ranked] = 1.0 - policy.control_share
-    slots = min(explore_slots + int(held.sum()), len(below))
-    if len(below):
-        draw = uniform("explore", cutoff, below["customer_id"])
-        chosen = np.zeros(len(below), dtype=bool)
-        chosen[np.argsort(draw, kind="stable")[:slots]] = True
-        group[ranked:] = np.where(chosen, EXPLORE, NONE)
-        p_treat[ranked:] = slots / len(below)
-    rank = np.arange(1, n + 1)
+    one = pool.assign(list_id=0)
+    return assign_lists(one, {0: max(capacity - leaving, 0)}, policy, cutoff)
+
+
+def assign_lists(pool: pd.DataFrame, places: dict, policy: ListPolicy, cutoff: str) -> pd.DataFrame:
+    """:func:`assign_list` of every list at once (a bank has thousands): ``pool`` has
+    ``list_id``, ``customer_id`` and ``score``; ``places``: per list, its capacity less its
+    customers already leaving (at least 0)."""
+    order = pool.sort_values(
+        ["list_id", "score", "customer_id"], ascending=[True, False, True], kind="stable"
+    )
+    lists = order.groupby("list_id", sort=False)
+    position = lists.cumcount().to_numpy()
+    size = lists["customer_id"].transform("size").to_numpy()
+    room = order["list_id"].map(places).to_numpy(dtype=np.int64)
+    explore_slots = np.round(policy.explore_share * room).astype(np.int64)
+    ranked = np.minimum(room - explore_slots, size)
+    top = position < ranked
+    ids = order["customer_id"].to_numpy(dtype=object)
+    held = np.zeros(len(order), dtype=bool)
+    held[top] = uniform("control", cutoff, ids[top]) < policy.control_share
+    group = np.where(top, np.where(held, CONTROL, TREATED), NONE).astype(object)
+    p_treat = np.where(top, 1.0 - policy.control_share, 0.0)
+    below = ~top
+    if below.any():
+        freed = pd.Series(held).groupby(order["list_id"].to_numpy()).transform("sum").to_numpy()
+        slots = np.minimum(explore_slots + freed, size - ranked)
+        chosen = _drawn(order["list_id"].to_numpy()[below], ids[below], slots[below], cutoff)
+        group[below] = np.where(chosen, EXPLORE, NONE)
+        p_treat[below] = slots[below] / (size - ranked)[below]
     return pd.DataFrame(
-        {"list_group": group, "p_treat": p_treat, "assigned_rank": rank}, index=order.index
+        {"list_group": group, "p_treat": p_treat, "assigned_rank": position + 1},
+        index=order.index,
     ).reindex(pool.index)
+
+
+def _drawn(lists: np.ndarray, ids: np.ndarray, slots: np.ndarray, cutoff: str) -> np.ndarray:
+    """Of the customers below each list's cut (in ranked order), the ``slots`` with the
+    smallest exploration draws, ties to the higher ranked."""
+    draw = uniform("explore", cutoff, ids)
+    codes = pd.factorize(lists)[0]
+    order = np.lexsort((np.arange(len(draw)), draw, codes))
+    rank = np.empty(len(draw), dtype=np.int64)
+    starts = np.r_[0, np.flatnonzero(np.diff(codes[order])) + 1]
+    counts = np.diff(np.r_[starts, len(order)])
+    rank[order] = np.arange(len(order)) - np.repeat(starts, counts)
+    return rank < slots

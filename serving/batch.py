@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -34,35 +36,29 @@ import pyarrow.parquet as pq
 from features.atomic import atomic_dir, private_tree, write_json
 from features.build import CutoffError
 from features.config import BankConfig
-from features.history import customer_past
+from features.history import write_customer_past
 from features.materialize import write_features
 from features.products import read_products_metadata
 from features.sources.tables import read_location_table
-from features.targets import version_column
 from models.registry import RegistryError
+from serving.answer_batches import (
+    BATCH_ROWS,
+    Answer,
+    add_growth_reasons,
+    candidates,
+    fidelity,
+    first_pass,
+    lists_of,
+    local_growth_texts,
+    local_scorer,
+    whole_bank,
+    write_answer,
+)
 from serving.assign import CONTROL, EXPLORE
 from serving.champions import ModelSet, load_champions
 from serving.explain import TOP_K
-from serving.lists import (
-    RANKED_BY,
-    assignment_rows,
-    assignments,
-    build_growth_lists,
-    build_lists,
-    mask_name,
-    with_membership,
-)
+from serving.lists import assignment_rows
 from serving.report import write_report
-from serving.score import (
-    assemble,
-    explain_churn,
-    explain_growth,
-    reason_fidelity,
-    score_frame,
-    with_growth_reasons,
-    with_language,
-    with_saved_value,
-)
 from serving.sheets import link_files, write_list_files
 
 Step = Callable[[str], None]
@@ -77,6 +73,7 @@ def score_warehouse(
     k: int | None = None,
     step: Step = lambda _: None,
     features_path: Path | None = None,
+    batch_rows: int = BATCH_ROWS,
 ) -> dict:
     """Score ``warehouse`` at ``cutoff`` into ``out``; return the summary.
 
@@ -84,93 +81,122 @@ def score_warehouse(
     (``config.warehouse``: DuckDB, or Spark with its master and memory — features, scores and
     reasons are then computed in Spark by the same functions), who is explained
     (``config.lists.explain_above``) and the list policy. ``features_path``: features at
-    ``cutoff`` built already (by ``retain run``), used instead of building them again."""
+    ``cutoff`` built already (by ``retain run``), used instead of building them again.
+    Customers are scored ``batch_rows`` at a time (``serving.answer_batches``)."""
     started = time.perf_counter()
     step("loading champion models")
     models = load_champions(ranking=config.lists.ranking)
-    timings: dict[str, float] = {}
-    with atomic_dir(out) as staging:
-        features, config = _features(warehouse, cutoff, staging, config, features_path, step)
-        timings["features"] = time.perf_counter() - started
+    timings = {"models": time.perf_counter() - started}
+    with atomic_dir(out) as staging, ThreadPoolExecutor(1) as beside:
+        tick = time.perf_counter()
+        path, config = _features(warehouse, cutoff, staging, config, features_path, step)
+        timings["features"] = time.perf_counter() - tick
+        past = []
+
+        def beside_the_answer() -> None:
+            # the customers' past is the engine's work (DuckDB, one thread): once the models
+            # are done with both cores it runs beside the rest, mostly one Python thread
+            args = (write_customer_past, warehouse, cutoff, path, staging, config)
+            past.append(beside.submit(_timed, *args))
+
         rms = read_location_table(warehouse, "rms", ["rm_id", "name", "capacity"])
-        scored, reasons = _scored(
-            models, features, staging, config, cutoff, warehouse, rms, k, step
-        )
-        timings |= scored.attrs.pop("timings")
-        step("lists, files and report")
-        shown = with_language(scored, lang)
-        lists = build_lists(shown, rms, config.lists, k)
-        growth = build_growth_lists(shown, rms, config.lists, lists)
-        scored = with_membership(scored, lists, growth)
-        _write(staging, scored, lists, growth, rms, models, lang, config, cutoff)
+        scratch = Path(tempfile.mkdtemp(prefix=".answer.", dir=staging.parent))
+        try:
+            month = (cutoff, warehouse, rms, k)
+            answer = _answer(
+                models, path, scratch, config, month, step, batch_rows, beside_the_answer
+            )
+            step("lists, files and report")
+            lists, growth = _write(staging, answer, rms, models, lang, config, cutoff, k)
+            timings |= answer.timings
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         step("customer history and contacts")
         tick = time.perf_counter()
-        _write_past(staging, warehouse, cutoff, scored["customer_id"], config)
-        timings["history"] = time.perf_counter() - tick
-        summary = _summary(cutoff, scored, lists, growth, reasons, models, out)
+        timings["history"] = past[0].result()
+        timings["history_waited"] = time.perf_counter() - tick
+        summary = _summary(cutoff, answer, lists, growth, models, out)
         summary["seconds"] = round(time.perf_counter() - started, 2)
         summary["timings"] = {name: round(s, 2) for name, s in timings.items()}
-        summary |= reason_fidelity(features, scored, reasons) or {}
+        summary |= fidelity(answer)
         write_json(staging / "summary.json", summary)
         private_tree(staging)  # customer data: readable by the bank's service account alone
     return summary
 
 
+def _timed(work: Callable, *args) -> float:
+    """Seconds ``work(*args)`` took."""
+    tick = time.perf_counter()
+    work(*args)
+    return time.perf_counter() - tick
+
+
 def _features(warehouse, cutoff, staging: Path, config, features_path, step):
-    """The features at ``cutoff`` in ``staging`` (built, or linked from ``features_path``) and
-    the configuration with the catalogue they were built with."""
+    """The features file at ``cutoff`` in ``staging`` (built, or linked from
+    ``features_path``) and the configuration with the catalogue it was built with."""
     target = staging / "features.parquet"
     if features_path is None:
         write_features(warehouse, [cutoff], target, config, step)
     else:
         _reuse_features(Path(features_path), target, cutoff)
-    features = pd.read_parquet(target)
-    if features.empty:
+    if not pq.read_metadata(target).num_rows:
         raise RegistryError(f"no customers at cutoff {cutoff} in {warehouse}")
-    return features, config.with_products(read_products_metadata(target))
+    return target, config.with_products(read_products_metadata(target))
 
 
-def _scored(models: ModelSet, features, staging: Path, config, cutoff, warehouse, rms, k, step):
-    """The answer frame, assigned (with ``attrs["timings"]``), and the churn reasons, on the
-    configured engine."""
-    step("scoring")
-    tick, timings = time.perf_counter(), {}
-    growth_reasons, spark = explain_growth, None
-    if config.warehouse.engine == "spark":
-        from serving.spark_scoring import SparkScorer  # Spark only when asked for
-
-        spark = SparkScorer(models, staging / "features.parquet", features, config.warehouse)
-        above = config.lists.explain_above
-        scores, reasons = spark.score_and_explain(config.lists.risk_bands, above)
-        growth_reasons = spark.explain_growth
-        timings["scoring_and_reasons"] = time.perf_counter() - tick
-    else:
-        scores = score_frame(models, features, config.lists.risk_bands)
-        timings["scoring"] = time.perf_counter() - tick
-        step("reasons")
-        tick = time.perf_counter()
-        reasons = explain_churn(models, features, scores, config.lists.explain_above)
-        timings["reasons"] = time.perf_counter() - tick
-    step("offers and assignment")
+def _answer(models: ModelSet, path, scratch, config, month, step, rows, scored) -> Answer:
+    """The month's answer (``serving.answer_batches``): scores and churn reasons on the
+    configured engine, batch by batch, then ``scored()``; offers, assignment and growth
+    reasons over the bank. ``month``: (cutoff, warehouse, RMs, list size or None)."""
+    cutoff, warehouse, rms, k = month
+    timings, spark = {}, None
+    tick = time.perf_counter()
+    names = read_location_table(warehouse, "customers", ["customer_id", "name"])
+    names = names.set_index("customer_id")["name"]
     try:
-        names = read_location_table(warehouse, "customers", ["customer_id", "name"])
-        masked = names.set_index("customer_id")["name"].map(mask_name)
-        scored = with_saved_value(
-            assemble(models, features, scores, reasons, config, masked),
-            models,
-            features,
-            config.lists,
-        )
-        ranking = RANKED_BY["uplift" if models.uplift is not None else "risk"]
-        scored = scored.join(
-            assignments(scored, rms, config.lists, cutoff.isoformat(), k, score=ranking)
-        )
-        scored = with_growth_reasons(models, features, scored, config, growth_reasons)
+        if config.warehouse.engine == "spark":
+            scorer, texts, spark = _spark(models, path, config, step)
+            timings["scoring_and_reasons"] = time.perf_counter() - tick
+        else:
+            scorer = local_scorer(models, config, timings)
+            texts = local_growth_texts(models, path, config.languages, rows)
+        answer = first_pass(models, path, scorer, config, names, scratch, rows, step)
+        timings["first_pass"] = time.perf_counter() - tick
+        scored()
+        step("offers and assignment")
+        tick = time.perf_counter()
+        listed = whole_bank(answer, models, path, config, rms, cutoff.isoformat(), k)
+        timings["offers_and_assignment"] = time.perf_counter() - tick
+        step("growth reasons")
+        tick = time.perf_counter()
+        add_growth_reasons(answer, listed, texts)
+        timings["growth_reasons"] = time.perf_counter() - tick
     finally:
         if spark is not None:
             spark.close()
-    scored.attrs["timings"] = timings
-    return scored, reasons
+    answer.timings = timings
+    answer.listed = listed
+    return answer
+
+
+def _spark(models: ModelSet, path: Path, config: BankConfig, step):
+    """Scores and churn reasons of every customer computed in Spark, handed out batch by
+    batch; growth reasons computed there too."""
+    from serving.spark_scoring import SparkScorer  # Spark only when asked for
+
+    step("scoring and reasons on Spark")
+    ids = pd.read_parquet(path, columns=["customer_id"])
+    spark = SparkScorer(models, path, ids, config.warehouse)
+    scores, reasons = spark.score_and_explain(config.lists.risk_bands, config.lists.explain_above)
+
+    def scorer(start: int, features: pd.DataFrame):
+        stop = start + len(features)
+        return scores.iloc[start:stop].reset_index(drop=True), reasons.between(start, stop)
+
+    def texts(offered: pd.Series):
+        return spark.explain_growth(models, ids, offered, config.languages)
+
+    return scorer, texts, spark
 
 
 def _reuse_features(source: Path, target: Path, cutoff: date) -> None:
@@ -185,19 +211,36 @@ def _reuse_features(source: Path, target: Path, cutoff: date) -> None:
         shutil.copyfile(source, target)
 
 
-def _write(staging, scored, lists, growth, rms, models: ModelSet, lang, config, cutoff) -> None:
+def _write(staging, answer: Answer, rms, models: ModelSet, lang, config, cutoff, k):
+    """Every file of the month but the customers' past; returns the lists (the seconds of
+    each part go to ``answer.timings``)."""
+    tick = time.perf_counter()
+
+    def timed(name: str) -> None:
+        nonlocal tick
+        answer.timings[name] = time.perf_counter() - tick
+        tick = time.perf_counter()
+
+    lists, growth, shown = lists_of(
+        answer, candidates(answer, answer.listed, config), rms, config, lang, k
+    )
+    timed("lists")
+    scored = answer.frame
     rms.to_parquet(staging / "rms.parquet", index=False)
-    frame = scored.assign(**{version_column(n): v for n, v in models.versions.items()})
-    frame.to_parquet(staging / "scores.parquet", index=False)
+    write_answer(answer, staging / "scores.parquet", models.versions)
     assignment_rows(scored, cutoff.isoformat()).to_parquet(
         staging / "assignments.parquet", index=False
     )
     lists.to_parquet(staging / "lists.parquet", index=False)
     growth.to_parquet(staging / "growth.parquet", index=False)
-    _write_list_files(staging / "lists", scored, lists, growth, lang, config)
+    timed("tables")
+    _write_list_files(staging / "lists", shown, lists, growth, lang, config)
+    timed("list_files")
     write_report(
         staging / "report.html", scored, lists, growth, cutoff, models.versions, lang, config
     )
+    timed("report")
+    return lists, growth
 
 
 def _write_list_files(folder: Path, scored, lists, growth, lang: str, config) -> None:
@@ -218,18 +261,12 @@ def _write_list_files(folder: Path, scored, lists, growth, lang: str, config) ->
     link_files(folder / lang, folder)
 
 
-def _write_past(staging: Path, warehouse, cutoff, customers, config: BankConfig) -> None:
-    """``history.parquet`` and ``contacts.parquet`` of the scored customers."""
-    history, contacts = customer_past(warehouse, cutoff, customers, config)
-    history.to_parquet(staging / "history.parquet", index=False)
-    contacts.to_parquet(staging / "contacts.parquet", index=False)
-
-
-def _summary(cutoff, scored, lists, growth, reasons, models: ModelSet, out) -> dict:
+def _summary(cutoff, answer: Answer, lists, growth, models: ModelSet, out) -> dict:
+    scored = answer.frame
     return {
         "cutoff": cutoff.isoformat(),
         "customers_scored": len(scored),
-        "customers_explained": len(reasons.rows),
+        "customers_explained": answer.explained,
         "lists": int(lists["list_id"].nunique()),
         "listed_customers": len(lists),
         "leaving_now_listed": int(lists["leaving_now"].sum()),

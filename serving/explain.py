@@ -18,7 +18,7 @@ a customer with none gets fewer reasons, never a wrong one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import lightgbm as lgb
 import numpy as np
@@ -79,6 +79,20 @@ class Reasons:
     context: np.ndarray | None = None  # (n, k) True where a reason is context, not actionable
     growth: bool = False  # why a growth offer fits (the catalog's growth texts), not churn
 
+    def between(self, start: int, stop: int) -> Reasons:
+        """The reasons of rows ``start`` to ``stop`` (excluded), as positions from ``start``:
+        one batch's share of a whole frame's reasons."""
+        keep = (self.rows >= start) & (self.rows < stop)
+        return replace(
+            self,
+            rows=self.rows[keep] - start,
+            feature=self.feature[keep],
+            group=self.group[keep],
+            value=self.value[keep],
+            contribution=self.contribution[keep],
+            context=None if self.context is None else self.context[keep],
+        )
+
     def is_context(self, rank: int) -> np.ndarray:
         n = self.feature.shape[0]
         return self.context[:, rank] if self.context is not None else np.zeros(n, dtype=bool)
@@ -99,16 +113,29 @@ class Reasons:
         ]
 
     def texts(self, rank: int, lang: str) -> list[str | None]:
-        """Rendered reason text at ``rank`` (0-based) for every explained row."""
-        entries = self.groups.entries
-        return [
-            render(entries[self.groups.features[f]], v, lang, context, self.growth)
-            if f >= 0
-            else None
-            for f, v, context in zip(
-                self.feature[:, rank], self.value[:, rank], self.is_context(rank), strict=True
-            )
-        ]
+        """Rendered reason text at ``rank`` (0-based) for every explained row.
+
+        Each (feature, value, context) is rendered once: a third of the 680k reasons of a 1M
+        bank were distinct, and rendering, not TreeSHAP, was most of their time. Values are
+        told apart by their bits (-0.0 is not 0.0)."""
+        entries, names = self.groups.entries, self.groups.features
+        values = np.ascontiguousarray(self.value[:, rank], dtype=np.float64)
+        keys = zip(
+            self.feature[:, rank].tolist(),
+            values.view(np.int64).tolist(),
+            self.is_context(rank).tolist(),
+            strict=True,
+        )
+        rendered: dict[tuple, str | None] = {}
+        out = []
+        for key, value in zip(keys, values.tolist(), strict=True):
+            if key not in rendered:
+                f, _, context = key
+                rendered[key] = (
+                    render(entries[names[f]], value, lang, context, self.growth) if f >= 0 else None
+                )
+            out.append(rendered[key])
+        return out
 
     def records(self, position: int) -> list[dict]:
         """Reasons of the ``position``-th explained row as dicts, both languages."""

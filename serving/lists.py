@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import ListPolicy
-from serving.assign import ASSIGNMENT, CALLED, CONTROL, TREATED, assign_list
+from serving.assign import ASSIGNMENT, CALLED, CONTROL, TREATED, assign_lists
 
 LIST_COLUMNS = (
     "rank",
@@ -78,6 +78,14 @@ def mask_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         return "***"
     return " ".join(w[0] + "*" * max(len(w) - 1, 1) for w in name.split())
+
+
+def masked_names(names: pd.Series) -> pd.Series:
+    """:func:`mask_name` of every name, each distinct name masked once (a bank's names repeat:
+    89k distinct among 1M)."""
+    codes, distinct = pd.factorize(names, use_na_sentinel=False)
+    masked = np.array([mask_name(name) for name in distinct], dtype=object)
+    return pd.Series(masked[codes], index=names.index)
 
 
 def id_text(ids: pd.Series) -> pd.Series:
@@ -145,11 +153,12 @@ def assignments(
     )
     frame["list_id"] = list_owner(frame)
     cap = capacities(rms, frame["list_id"], k, policy)
-    for list_id, members in frame.groupby("list_id", sort=False):
-        pool = members[~members["leaving"]]
-        if len(pool):
-            drawn = assign_list(pool, cap[list_id], int(members["leaving"].sum()), policy, cutoff)
-            out.loc[drawn.index, list(ASSIGNMENT)] = drawn[list(ASSIGNMENT)].to_numpy()
+    leaving_per_list = frame.groupby("list_id")["leaving"].sum()
+    places = {i: max(cap[i] - int(leaving_per_list.get(i, 0)), 0) for i in cap}
+    pool = frame[~frame["leaving"]]
+    if len(pool):
+        drawn = assign_lists(pool, places, policy, cutoff)
+        out.loc[drawn.index, list(ASSIGNMENT)] = drawn[list(ASSIGNMENT)].to_numpy()
     return out.astype({"p_treat": "float64", "assigned_rank": "float64"})
 
 
@@ -251,13 +260,8 @@ def list_file(list_id: str, kind: str, fmt: str) -> str:
     return f"{list_id}{GROWTH_SUFFIX if kind == GROWTH else ''}.{fmt}"
 
 
-def with_membership(
-    scored: pd.DataFrame, retention: pd.DataFrame, growth: pd.DataFrame
-) -> pd.DataFrame:
-    """``scored`` with each customer's place on this month's lists (:data:`MEMBERSHIP`: the
-    list, retention or growth, and the rank; empty for customers on no list) — read back by
-    every surface instead of ranking again."""
-    out = scored.drop(columns=[c for c in MEMBERSHIP if c in scored])
+def membership(ids: pd.Series, retention: pd.DataFrame, growth: pd.DataFrame) -> pd.DataFrame:
+    """:data:`MEMBERSHIP` of each customer of ``ids`` (indexed like ``ids``)."""
     placed = pd.concat(
         [
             frame[["customer_id", "list_id", "rank"]].assign(list_kind=kind)
@@ -268,11 +272,14 @@ def with_membership(
     if placed["customer_id"].duplicated().any():
         raise ValueError("a customer is on two lists: retention and growth lists must not overlap")
     placed = placed.set_index("customer_id")
-    ids = out["customer_id"]
-    out["list_id"] = ids.map(placed["list_id"]).astype(object)
-    out["list_kind"] = ids.map(placed["list_kind"]).astype(object)
-    out["list_rank"] = ids.map(placed["rank"]).astype("Int64")
-    return out
+    return pd.DataFrame(
+        {
+            "list_id": ids.map(placed["list_id"]).astype(object),
+            "list_kind": ids.map(placed["list_kind"]).astype(object),
+            "list_rank": ids.map(placed["rank"]).astype("Int64"),
+        },
+        index=ids.index,
+    )
 
 
 def stored_list(
@@ -306,7 +313,8 @@ def assignment_rows(scored: pd.DataFrame, cutoff: str) -> pd.DataFrame:
     ``customer_id``, ``cutoff``, ``list_id``, ``group``, ``p_treat``, ``rank`` (on the list, or
     the would-be rank counted after those already leaving) — from the assigned, listed answer
     frame."""
-    rows = scored[scored["list_group"].notna()]
+    used = ["customer_id", "rm_id", "outlet_id", "leaving_now", "list_group", "p_treat"]
+    rows = scored.loc[scored["list_group"].notna(), [*used, "assigned_rank", "list_rank"]]
     owner = list_owner(rows)
     leaving = rows["leaving_now"].fillna(False).astype(bool)
     before = leaving.groupby(owner).transform("sum")

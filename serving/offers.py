@@ -19,6 +19,8 @@ so an offer can never contradict its action.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -49,19 +51,44 @@ def product_values(products: tuple[Product, ...], features: pd.DataFrame) -> dic
     return values
 
 
+@dataclass(frozen=True)
+class Basis:
+    """What an offer compares a customer with, taken from the month's whole bank: what one
+    holder of each product brings (:func:`product_values`), each product's mean propensity
+    and each tier's median contribution (:func:`upgrade_gain`)."""
+
+    values: dict[str, float]
+    usual: dict[str, float]
+    tier_median: pd.Series
+
+
+def basis_of(frame: pd.DataFrame, values: dict[str, float]) -> Basis:
+    """The :class:`Basis` of ``frame``'s customers: every ``propensity_<product>``'s mean over
+    the customers it is known for (0 when none), the median contribution per tier."""
+    usual = {}
+    for column in [c for c in frame.columns if c.startswith("propensity_")]:
+        propensity = frame[column].to_numpy(dtype=np.float64)
+        known = np.isfinite(propensity)
+        usual[column.removeprefix("propensity_")] = float(
+            np.where(known, propensity, 0).sum() / max(int(known.sum()), 1)
+        )
+    median = frame.groupby("tier")["contribution_12m"].median()
+    return Basis(dict(values), usual, median)
+
+
 def _best_product(
-    frame, held, values, products, min_lift: float
+    frame, held, basis: Basis, products, min_lift: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(product or None, its propensity, propensity × value) per row among ``products`` not
-    held, whose propensity is at least ``min_lift`` × the product's mean over ``frame``."""
+    held, whose propensity is at least ``min_lift`` × the product's mean over the bank."""
+    values = basis.values
     products = [p for p in products if f"propensity_{p}" in frame and p in held and p in values]
     n = len(frame)
     if not products:
         return np.full(n, None, dtype=object), np.full(n, np.nan), np.full(n, -np.inf)
     propensity = frame[[f"propensity_{p}" for p in products]].to_numpy(dtype=np.float64)
     worth = propensity * np.array([values[p] for p in products])
-    known = np.isfinite(propensity)
-    usual = np.where(known, propensity, 0).sum(axis=0) / np.maximum(known.sum(axis=0), 1)
+    usual = np.array([basis.usual.get(p, 0.0) for p in products])
     likely = propensity >= min_lift * usual
     offerable = ~held[products].to_numpy(dtype=bool) & np.isfinite(worth) & (worth > 0) & likely
     worth = np.where(offerable, worth, -np.inf)
@@ -73,12 +100,18 @@ def _best_product(
 
 
 def retention_offers(
-    frame: pd.DataFrame, held: pd.DataFrame, values: dict[str, float], config: BankConfig
+    frame: pd.DataFrame,
+    held: pd.DataFrame,
+    values: dict[str, float],
+    config: BankConfig,
+    basis: Basis | None = None,
 ) -> pd.DataFrame:
-    """Offer, propensity, amount, date and action of each row as a retention row."""
+    """Offer, propensity, amount, date and action of each row as a retention row, against
+    ``basis`` (the bank's; default: ``frame``'s own with ``values``)."""
+    basis = basis or basis_of(frame, values)
     kinds = set(config.offers.retention_kinds)
     keep = [p.product for p in config.products if p.kind in kinds]
-    product, propensity, _ = _best_product(frame, held, values, keep, config.offers.min_lift)
+    product, propensity, _ = _best_product(frame, held, basis, keep, config.offers.min_lift)
     complaint = frame["open_complaints"].fillna(0).to_numpy() > 0
     maturing = frame["maturing_product"].where(frame["maturing_product"].notna(), None)
     renew = maturing.notna().to_numpy() & (frame["maturing_30d"].fillna(0).to_numpy() > 0)
@@ -101,11 +134,15 @@ def retention_offers(
     return out
 
 
-def upgrade_gain(frame: pd.DataFrame, config: BankConfig) -> np.ndarray:
+def upgrade_gain(
+    frame: pd.DataFrame, config: BankConfig, median: pd.Series | None = None
+) -> np.ndarray:
     """The contribution a customer gains by moving up one tier: the median contribution of the
-    next tier's customers minus this tier's (0 at the top)."""
+    next tier's customers minus this tier's (0 at the top); ``median``: per tier, the bank's
+    (default: ``frame``'s)."""
     names = list(config.tiers.names)
-    median = frame.groupby("tier")["contribution_12m"].median()
+    if median is None:
+        median = frame.groupby("tier")["contribution_12m"].median()
     next_tier = dict(zip(names[:-1], names[1:], strict=True))
     following = frame["tier"].map(next_tier).map(median).to_numpy(dtype=np.float64)
     gain = following - frame["tier"].map(median).to_numpy(dtype=np.float64)
@@ -113,13 +150,20 @@ def upgrade_gain(frame: pd.DataFrame, config: BankConfig) -> np.ndarray:
 
 
 def growth_offers(
-    frame: pd.DataFrame, held: pd.DataFrame, values: dict[str, float], config: BankConfig
+    frame: pd.DataFrame,
+    held: pd.DataFrame,
+    values: dict[str, float],
+    config: BankConfig,
+    basis: Basis | None = None,
 ) -> pd.DataFrame:
-    """Offer, propensity, value added and action of each row as a growth row."""
+    """Offer, propensity, value added and action of each row as a growth row, against
+    ``basis`` (the bank's; default: ``frame``'s own with ``values``)."""
+    basis = basis or basis_of(frame, values)
     kinds = set(config.offers.growth_kinds)
     keep = [p.product for p in config.products if p.kind in kinds]
-    product, propensity, worth = _best_product(frame, held, values, keep, config.offers.min_lift)
-    upgrade_worth = frame["p_upgrade"].to_numpy(dtype=np.float64) * upgrade_gain(frame, config)
+    product, propensity, worth = _best_product(frame, held, basis, keep, config.offers.min_lift)
+    gain = upgrade_gain(frame, config, basis.tier_median)
+    upgrade_worth = frame["p_upgrade"].to_numpy(dtype=np.float64) * gain
     upgrade = upgrade_worth > np.maximum(worth, 0)
     complaint = frame["open_complaints"].fillna(0).to_numpy() > 0
     offer = np.where(upgrade, UPGRADE, product)

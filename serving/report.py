@@ -37,7 +37,9 @@ def write_report(
         return html.escape(text(REPORT, key, lang).format(**values))
 
     charts = chart_language(lang)
-    eligible = scored[scored[ELIGIBLE_CHURN].fillna(False).astype(bool)]
+    # only what the plots read: the month's whole answer is large
+    shown = ["tier", "branch_id", "risk_band", CHURN.score, "expected_loss", "contribution_12m"]
+    eligible = scored.loc[scored[ELIGIBLE_CHURN].fillna(False).astype(bool), shown]
     top20 = pareto_point(scored["contribution_12m"].to_numpy())
     headline = [
         (t("cutoff"), cutoff.isoformat()),

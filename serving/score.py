@@ -2,15 +2,15 @@
 answer per customer — pure functions over frames, no files, no registry.
 
 ``retain score`` (DuckDB or Spark workers) and the API call the same functions, so a number
-is computed one way. The answer frame (:func:`assemble`, then the assignment and
-:func:`with_growth_reasons`) is what ``scores.parquet`` stores and what every surface reads:
-scores, the already-leaving rule applied (p_churn = 1, band high, expected loss =
-contribution), reasons, offers, actions, list groups and ``p_treat``.
+is computed one way. The answer frame is what ``scores.parquet`` stores and what every surface
+reads: scores, the already-leaving rule applied (p_churn = 1, band high, expected loss =
+contribution), reasons, offers, actions, list groups and ``p_treat``. What a customer's own row
+decides (:func:`answer_rows`, :func:`with_saved_value`, :func:`driver_evidence`) is computed
+batch by batch; what compares customers — :func:`offers` against the month's averages, the
+assignment and lists, :func:`reason_fidelity`'s top decile — over the whole bank.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -23,9 +23,10 @@ from serving.champions import ModelSet
 from serving.explain import TOP_K, Reasons, explain, inputs, reason_columns
 from serving.lists import growth_listed, leaving_adjusted
 from serving.offers import UPGRADE as TIER_UPGRADE
-from serving.offers import growth_offers, product_values, retention_offers
+from serving.offers import Basis, basis_of, growth_offers, retention_offers
 
 DEFAULT_BANDS = RiskBands()
+OFFER_ROWS = 200_000  # customers whose offers are chosen together (10M at once took GBs)
 # what the answer keeps of the feature row besides the scores (never a model input)
 CONTEXT = (
     "rm_id",
@@ -43,7 +44,6 @@ CONTEXT = (
     "maturing_product",
     "maturing_date",
 )
-GrowthReasons = Callable[[ModelSet, pd.DataFrame, pd.Series, tuple], dict[str, np.ndarray]]
 
 
 def risk_band(p: np.ndarray, bands: RiskBands = DEFAULT_BANDS) -> np.ndarray:
@@ -131,55 +131,86 @@ def holdings(features: pd.DataFrame, products: list[str]) -> pd.DataFrame:
     return pd.DataFrame(columns, index=features.index)
 
 
-def reason_fidelity(features: pd.DataFrame, scores: pd.DataFrame, reasons: Reasons) -> dict | None:
-    """Among true churners in the top decile of p_churn (eligible customers), the share whose
-    true churn driver is evidenced by one of their top-3 reasons. Churners whose exit has no
-    driver (:data:`NO_DRIVER`) have nothing to find and are left out; None without truth."""
+def driver_evidence(features: pd.DataFrame, reasons: Reasons) -> np.ndarray | None:
+    """Per row of ``features``: 1 when the customer's true churn driver is evidenced by one of
+    their actionable reasons, 0 when it is not, -1 when there is no driver to find (none, or
+    :data:`NO_DRIVER`); None without truth. Row by row, so batches can be put end to end."""
     driver_column = truth_column("churn_driver")
     if driver_column not in features:
         return None
-    eligible = features[ELIGIBLE_CHURN].fillna(False).to_numpy(dtype=bool)
-    p = scores[CHURN.score].to_numpy()
-    threshold = np.quantile(p[eligible], 0.9) if eligible.any() else np.inf
     driver = features[driver_column].to_numpy(dtype=object)
-    explained = {row: shown for row, shown in zip(reasons.rows, reasons.drivers(), strict=True)}
-    hits = total = 0
-    for row in np.flatnonzero(eligible & (p >= threshold)):
-        if driver[row] is None or driver[row] == NO_DRIVER or pd.isna(driver[row]):
-            continue
-        total += 1
-        hits += driver[row] in explained.get(row, set())
+    found = np.zeros(len(features), dtype=np.int8)
+    for row, shown in zip(reasons.rows, reasons.drivers(), strict=True):
+        found[row] = driver[row] in shown
+    unknown = pd.isna(driver) | (driver == NO_DRIVER)
+    return np.where(unknown, np.int8(-1), found)
+
+
+def reason_fidelity(scored: pd.DataFrame, evidence: np.ndarray | None) -> dict | None:
+    """Among true churners in the top decile of p_churn (eligible customers), the share whose
+    true churn driver is evidenced by one of their top-3 reasons (``evidence``:
+    :func:`driver_evidence` of every row of ``scored``). Churners whose exit has no driver are
+    left out; None without truth."""
+    if evidence is None:
+        return None
+    eligible = scored[ELIGIBLE_CHURN].fillna(False).to_numpy(dtype=bool)
+    p = scored[CHURN.score].to_numpy()
+    threshold = np.quantile(p[eligible], 0.9) if eligible.any() else np.inf
+    judged = eligible & (p >= threshold) & (evidence >= 0)
+    total = int(judged.sum())
+    hits = int((evidence[judged] == 1).sum())
     return {"reason_fidelity": hits / total if total else None, "fidelity_churners": total}
 
 
-def assemble(
-    models: ModelSet,
-    features: pd.DataFrame,
-    scores: pd.DataFrame,
-    reasons: Reasons,
-    config: BankConfig,
-    names: pd.Series,
+def answer_rows(
+    features: pd.DataFrame, scores: pd.DataFrame, reasons: Reasons, config: BankConfig
 ) -> pd.DataFrame:
-    """The month's answer for every customer, before the lists: ids and context, scores with
-    the already-leaving rule applied, churn reasons, retention and growth offers with their
-    actions, masked names (``names``: by customer id). The assignment
-    (``serving.lists.assignments``) and the growth reasons (:func:`with_growth_reasons`)
-    follow."""
+    """The part of the month's answer each customer's own row decides: ids and context, scores
+    with the already-leaving rule applied, churn reasons. The offers (:func:`offers`, which
+    compare a customer with the whole bank), masked names, the assignment and the growth
+    reasons follow."""
     scored = pd.concat([scores, features[list(CONTEXT)].reset_index(drop=True)], axis=1)
     scored = leaving_adjusted(scored)
-    scored = scored.assign(**reason_columns(reasons, len(scored), config.languages))
-    products = [p for p in config.products if p.product in models.cross_sell]
-    held = holdings(features, [p.product for p in products]).set_axis(scored.index)
-    values = product_values(tuple(products), features)
-    scored = scored.join(retention_offers(scored, held, values, config))
-    growth = growth_offers(scored, held, values, config)
-    scored = scored.join(
-        growth.add_prefix("growth_").rename(
-            columns={"growth_growth_offer": "growth_offer", "growth_value_added": "value_added"}
+    return scored.assign(**reason_columns(reasons, len(scored), config.languages))
+
+
+def offered_products(models: ModelSet, config: BankConfig) -> list[str]:
+    """The products an offer can name: the configured ones with a cross-sell model."""
+    return [p.product for p in config.products if p.product in models.cross_sell]
+
+
+def offers(
+    scored: pd.DataFrame,
+    held: pd.DataFrame,
+    values: dict[str, float],
+    config: BankConfig,
+    rows: int = OFFER_ROWS,
+) -> pd.DataFrame:
+    """Retention and growth offers with their actions of every row of ``scored`` (all the bank's
+    customers: a product is offered against the month's average propensity, an upgrade by the
+    tiers' median contributions — ``serving.offers.basis_of``); ``held``: :func:`holdings`,
+    ``values``: ``serving.offers.product_values`` of the bank. Chosen ``rows`` customers at a
+    time: what a choice compares is the bank's, the rest is each row's own."""
+    basis = basis_of(scored, values)
+    pieces = [
+        _offers_of(
+            scored.iloc[start : start + rows], held.iloc[start : start + rows], basis, config
         )
+        for start in range(0, len(scored), rows)
+    ] or [_offers_of(scored, held, basis, config)]
+    # one column at a time from the pieces' values: the columns' types are then inferred from
+    # the bank's values, as for one piece
+    columns = {c: np.concatenate([p[c].to_numpy() for p in pieces]) for c in pieces[0].columns}
+    return pd.DataFrame(columns, index=scored.index)
+
+
+def _offers_of(scored, held, basis: Basis, config: BankConfig) -> pd.DataFrame:
+    retention = retention_offers(scored, held, basis.values, config, basis)
+    growth = growth_offers(scored, held, basis.values, config, basis).add_prefix("growth_")
+    growth = growth.rename(
+        columns={"growth_growth_offer": "growth_offer", "growth_value_added": "value_added"}
     )
-    scored["customer_name"] = scored["customer_id"].map(names).fillna("***")
-    return scored
+    return pd.concat([retention, growth], axis=1)
 
 
 def with_saved_value(
@@ -195,18 +226,11 @@ def with_saved_value(
     return scored.assign(uplift=tau, saved_value=tau * value - policy.call_cost)
 
 
-def with_growth_reasons(
-    models: ModelSet,
-    features: pd.DataFrame,
-    scored: pd.DataFrame,
-    config: BankConfig,
-    growth_reasons: GrowthReasons = explain_growth,
-) -> pd.DataFrame:
-    """``scored`` (assigned) with the reasons of the growth offers of the customers on a
-    growth list — only those: 200k customers had 197k offers and 58k growth-listed."""
-    listed = growth_listed(scored, config.lists)
-    offers = scored["growth_offer"].where(listed)
-    return scored.assign(**growth_reasons(models, features, offers, config.languages))
+def listed_growth_offers(scored: pd.DataFrame, policy: ListPolicy) -> pd.Series:
+    """The growth offer of each customer on a growth list, missing for everybody else: growth
+    reasons are explained for these only (200k customers had 197k offers and 58k
+    growth-listed). ``scored`` is assigned."""
+    return scored["growth_offer"].where(growth_listed(scored, policy))
 
 
 def with_language(scored: pd.DataFrame, lang: str) -> pd.DataFrame:

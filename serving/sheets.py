@@ -61,7 +61,7 @@ def write_list_files(
         shown = for_people(frame[list(columns)], lang, config)
         headers = [text(HEADERS, c, lang) for c in columns]
         legend = _legend(lang, config)
-        lines, records = _csv_lines(shown), _records(shown)
+        lines, tails = _csv_lines(shown), _tails(shown)
         header = pd.DataFrame(columns=headers).to_csv(index=False)
         for list_id, rows in shown.groupby(frame["list_id"].to_numpy(), sort=True):
             name = f"{list_id}{suffix}"
@@ -74,7 +74,7 @@ def write_list_files(
                 with open(folder / f"{name}.csv", "w", encoding="utf-8-sig", newline="") as f:
                     f.write(header + "".join(lines[i] for i in at))
             _write_xlsx(
-                folder / f"{name}.xlsx", rows, lang, name, config, legend, [records[i] for i in at]
+                folder / f"{name}.xlsx", rows, lang, name, config, legend, [tails[i] for i in at]
             )
     return sorted(str(i) for i in lists["list_id"].unique())
 
@@ -89,11 +89,6 @@ def link_files(source: Path, target: Path) -> None:
                 os.link(path, target / path.name)
             except OSError:
                 shutil.copyfile(path, target / path.name)
-
-
-def _records(rows: pd.DataFrame) -> list[tuple]:
-    """The rows' values as tuples of Python objects (one pass per column, not per list)."""
-    return list(zip(*(rows[c].to_numpy(dtype=object) for c in rows.columns), strict=True))
 
 
 def _csv_lines(shown: pd.DataFrame) -> list[str] | None:
@@ -210,27 +205,81 @@ _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")  # not allowed in XML 1.0
 
 
 def _string(ref: str, value: str, style: int = 0) -> str:
+    return f'<c r="{ref}"{_string_tail(value, style)}'
+
+
+def _string_tail(value: str, style: int = 0) -> str:
     shown = escape(_ILLEGAL.sub("", value))
     s = f' s="{style}"' if style else ""
-    return f'<c r="{ref}" t="inlineStr"{s}><is><t xml:space="preserve">{shown}</t></is></c>'
+    return f' t="inlineStr"{s}><is><t xml:space="preserve">{shown}</t></is></c>'
 
 
 def _cell(ref: str, value, style: int) -> str:
-    if value is None:  # an empty cell keeps its column's format, as typed-in values would
-        return f'<c r="{ref}" s="{style}"/>' if style else ""
+    tail = _tail(value, style)
+    return f'<c r="{ref}"{tail}' if tail else ""
+
+
+def _missing(value) -> bool:
+    """``pd.isna`` of a cell's value, without its cost: NaN and NaT are not equal to
+    themselves."""
+    return value is None or value is pd.NA or (type(value) is not str and value != value)
+
+
+def _tail(value, style: int) -> str | None:
+    """A cell's XML after its reference (``<c r="B7"`` + this), None for no cell."""
+    if _missing(value):  # an empty cell keeps its column's format, as typed-in values would
+        return f' s="{style}"/>' if style else None
     if hasattr(value, "item"):  # numpy scalars
         value = value.item()
     if isinstance(value, bool):
-        return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
+        return f' t="b"><v>{int(value)}</v></c>'
     if isinstance(value, int | float):
         if isinstance(value, float) and not math.isfinite(value):
-            return _cell(ref, None, style)
+            return _tail(None, style)
         if style == PERCENT_STYLE:
             value = value / 100
         s = f' s="{style}"' if style else ""
-        return f'<c r="{ref}"{s}><v>{value:.16g}</v></c>'  # as openpyxl writes numbers
+        return f"{s}><v>{value:.16g}</v></c>"  # as openpyxl writes numbers
     value = str(value)
-    return _string(ref, value, style) if value else _cell(ref, None, style)
+    return _string_tail(value, style) if value else _tail(None, style)
+
+
+def _id_tail(value) -> str | None:
+    """A customer id's cell: text, as the bank writes it (never 1.0E+12)."""
+    if _missing(value):
+        return _tail(None, TEXT_STYLE)
+    return _string_tail(str(value.item() if hasattr(value, "item") else value), TEXT_STYLE)
+
+
+def _tails(rows: pd.DataFrame) -> list[tuple]:
+    """Every row's cells without their references (:func:`_tail`), rendered once for all the
+    lists they are cut into, column by column; a text is rendered once however often it
+    recurs (tiers, bands, actions)."""
+    columns = []
+    for column in rows.columns:
+        values = rows[column].to_numpy(dtype=object)
+        if column == "customer_id":
+            columns.append([_id_tail(v) for v in values])
+            continue
+        style, texts = _style(column), {}
+        rendered = []
+        for v in values:
+            if type(v) is str:
+                if v not in texts:
+                    texts[v] = _tail(v, style)
+                rendered.append(texts[v])
+            else:
+                rendered.append(_tail(v, style))
+        columns.append(rendered)
+    return list(zip(*columns, strict=True))
+
+
+def _style(column: str) -> int:
+    if column in PERCENT:
+        return PERCENT_STYLE
+    if column in MONEY:
+        return MONEY_STYLE
+    return TEXT_STYLE if column == "customer_id" else 0
 
 
 def _sheet(rows: list[list[str]], widths: list[float], last: str | None) -> str:
@@ -269,43 +318,23 @@ def _write_xlsx(
     name: str,
     config: BankConfig,
     legend: list[str] | None = None,
-    records: list[tuple] | None = None,
+    tails: list[tuple] | None = None,
 ) -> None:
     """One list as a workbook: a bold, filled, frozen and filtered header row, percentages,
-    whole yuan and ids as text, column widths, and a legend sheet. ``records``: the rows'
-    values as tuples, when taken out of the frame once for many lists."""
+    whole yuan and ids as text, column widths, and a legend sheet. ``tails``: the rows' cells
+    (:func:`_tails`), when rendered once for many lists."""
     columns = list(rows.columns)
     letters = [get_column_letter(i) for i in range(1, len(columns) + 1)]
-    styles = [
-        PERCENT_STYLE
-        if c in PERCENT
-        else MONEY_STYLE
-        if c in MONEY
-        else TEXT_STYLE
-        if c == "customer_id"
-        else 0
-        for c in columns
-    ]
-    ids = columns.index("customer_id") if "customer_id" in columns else -1
     cells = [
         [
             _string(f"{x}1", text(HEADERS, c, lang), HEADER)
             for x, c in zip(letters, columns, strict=True)
         ]
     ]
-    if records is None:
-        records = _records(rows)
-    for n, record in enumerate(records, start=2):
-        cells.append(
-            [
-                (
-                    _string(f"{x}{n}", str(v.item() if hasattr(v, "item") else v), TEXT_STYLE)
-                    if i == ids and not pd.isna(v)
-                    else _cell(f"{x}{n}", None if pd.isna(v) else v, s)
-                )
-                for i, (x, v, s) in enumerate(zip(letters, record, styles, strict=True))
-            ]
-        )
+    if tails is None:
+        tails = _tails(rows)
+    for n, row in enumerate(tails, start=2):
+        cells.append([f'<c r="{x}{n}"{t}' for x, t in zip(letters, row, strict=True) if t])
     last = f"{letters[-1]}{len(cells)}"
     widths = [WIDTHS.get(c, 13) for c in columns]
     legend_title = text(LEGEND, "title", lang)

@@ -51,6 +51,7 @@ SERVING_LAYERS: Layers | None = Layers(
         ),
         "writers": (
             "serving.batch",
+            "serving.answer_batches",
             "serving.spark_scoring",
             "serving.sheets",
             "serving.report",

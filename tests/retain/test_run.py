@@ -60,6 +60,8 @@ def test_a_run_that_failed_late_resumes_skipping_finished_steps_and_equals_retai
     assert (folder / "monitor" / "monitor.json").is_file()
     assert (folder / "monitor" / "monitor.html").is_file()
     assert all(s["seconds"] >= 0 and s["peak_rss_mb"] > 0 for s in summary["steps"])
+    done = [s for s in summary["steps"] if s["status"] == "done"]
+    assert done and all(s["cpu_seconds"] > 0 for s in done)
     assert (folder / "features.parquet").stat().st_mtime_ns == built  # not rebuilt
     for line in ("validate", "features", "score", "monitor", "skipped (done)", "peak RSS MB"):
         assert line in resumed.stdout
