@@ -97,6 +97,7 @@ def customer_rows(
     last_month: date | None = None,
     trim: bool = False,
     first_month: date | None = None,
+    panel: ir.Table | None = None,
 ) -> ir.Table:
     """Everything that depends on one customer's own history, at each cutoff.
 
@@ -113,6 +114,9 @@ def customer_rows(
     history (last contact, open complaints, months in tier…) in a narrow pass of their own
     over every month. Same values, far fewer rows through the windows. With ``first_month``
     (the warehouse's first), nothing is split when the windows would read every month anyway.
+
+    ``panel``: ``build_panel(wh, config)`` already computed (e.g. a table holding one customer
+    batch's panel, so that the panel is aggregated once and read by every pass).
     """
     config = with_catalogue(wh, config)
     months = _month_numbers(cutoffs)
@@ -122,7 +126,8 @@ def customer_rows(
     else:
         last = _month_numbers([last_month])[0]
         labelled = min(months) + config.churn.horizon_months <= last
-    panel = build_panel(wh, config)
+    if panel is None:
+        panel = build_panel(wh, config)
     full = feature_panel(panel, config, last, labelled)
     if trim:
         reach = window_reach(full)
