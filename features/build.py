@@ -15,6 +15,7 @@ import pandas as pd
 from ibis import _
 
 from features.activity import activity_features
+from features.at_month import at_month
 from features.config import BankConfig
 from features.contribution import (
     aum_drop_features,
@@ -114,6 +115,8 @@ def customer_rows(
     history (last contact, open complaints, months in tier…) in a narrow pass of their own
     over every month. Same values, far fewer rows through the windows. With ``first_month``
     (the warehouse's first), nothing is split when the windows would read every month anyway.
+    At a single cutoff the windows become aggregates over the months each reads, one row per
+    customer (``features.at_month``): the same values without a window operator.
 
     ``panel``: ``build_panel(wh, config)`` already computed (e.g. a table holding one customer
     batch's panel, so that the panel is aggregated once and read by every pass).
@@ -129,21 +132,35 @@ def customer_rows(
     if panel is None:
         panel = build_panel(wh, config)
     full = feature_panel(panel, config, last, labelled)
+    if trim and len(months) == 1:  # one row per customer: the windows as aggregates
+        ahead = max(a for _, a in window_reach(full).values())
+        upto = panel.filter(panel.month_number <= months[0] + ahead)
+        one = at_month(feature_panel(upto, config, last, labelled), months[0])
+        if one is not None:
+            return _with_cutoff(one.filter(one.has_balances > 0), config)
     if trim:
-        reach = window_reach(full)
-        whole = [c for c, (back, _) in reach.items() if back == UNBOUNDED]
-        back = max(b for b, _ in reach.values() if b != UNBOUNDED)
-        ahead = max(a for _, a in reach.values())
-        first = _month_numbers([first_month])[0] if first_month else None
-        if first is None or min(months) - back > first:  # else the windows read every month
-            window = panel.filter(
-                panel.month_number.between(min(months) - back, max(months) + ahead)
-            )
-            keys = ["customer_id", "month_number"]
-            history = full.filter(full.month_number.isin(months)).select(*keys, *whole)
-            windowed = feature_panel(window, config, last, labelled).drop(*whole)
-            full = windowed.join(history, keys)
-    rows = full.filter(full.month_number.isin(months), full.has_balances > 0)
+        full = _trimmed(full, panel, months, config, last, labelled, first_month)
+    return _with_cutoff(full.filter(full.month_number.isin(months), full.has_balances > 0), config)
+
+
+def _trimmed(full, panel, months, config, last, labelled, first_month) -> ir.Table:
+    """``full`` with its windowed features computed over the months they read only, and
+    those reading the whole history in a narrow pass of their own (``customer_rows``)."""
+    reach = window_reach(full)
+    whole = [c for c, (back, _) in reach.items() if back == UNBOUNDED]
+    back = max(b for b, _ in reach.values() if b != UNBOUNDED)
+    ahead = max(a for _, a in reach.values())
+    first = _month_numbers([first_month])[0] if first_month else None
+    if first is not None and min(months) - back <= first:  # the windows read every month
+        return full
+    window = panel.filter(panel.month_number.between(min(months) - back, max(months) + ahead))
+    keys = ["customer_id", "month_number"]
+    history = full.filter(full.month_number.isin(months)).select(*keys, *whole)
+    windowed = feature_panel(window, config, last, labelled).drop(*whole)
+    return windowed.join(history, keys)
+
+
+def _with_cutoff(rows: ir.Table, config: BankConfig) -> ir.Table:
     return rows.mutate(cutoff=rows.month, tier=tier_name(rows.tier_level, config.tiers))
 
 
