@@ -62,6 +62,8 @@ ID_COLUMNS = (
 CONTEXT_COLUMNS = ("maturing_product", "maturing_date")
 # features computed on the cutoff rows (they need other customers or the RM table)
 CUTOFF_FEATURES = ("contribution_share_outlet", "pyramid_level", "rm_assigned")
+# of those, the ones that compare a customer with the others at the cutoff
+RANKING_COLUMNS = ("contribution_share_outlet", "pyramid_level")
 
 
 class CutoffError(ValueError):
@@ -195,11 +197,21 @@ def feature_panel(
 def cutoff_rows(rows: ir.Table, wh: Warehouse) -> ir.Table:
     """What needs other customers or other tables at the cutoff: the outlet share, the
     pyramid, the RM on the cutoff day and the truth. Ranked on a narrow table, joined back."""
+    rows = rows.join(ranking(rows), ["customer_id", "cutoff"])
+    return customer_context(rows, wh)
+
+
+def ranking(rows: ir.Table) -> ir.Table:
+    """``RANKING_COLUMNS`` (the outlet share and the pyramid level) of ``rows``, by customer
+    and cutoff: the features that compare a customer with the others."""
     keys = ["customer_id", "cutoff"]
     narrow = rows.select(*keys, "outlet_id", "sub_branch_id", "branch_id", "contribution_12m")
     narrow = narrow.mutate(contribution_share_outlet=contribution_share_outlet(narrow))
-    ranked = pyramid_level(narrow).select(*keys, "contribution_share_outlet", "pyramid_level")
-    rows = rows.join(ranked, keys)
+    return pyramid_level(narrow).select(*keys, *RANKING_COLUMNS)
+
+
+def customer_context(rows: ir.Table, wh: Warehouse) -> ir.Table:
+    """The RM on the cutoff day and the truth: other tables, but the customer's own rows."""
     rows = _with_rm_as_of_cutoff(rows, wh.rm_assignments)
     if wh.truth is not None:
         rows = _with_truth(rows, wh.truth)
@@ -230,15 +242,19 @@ def _with_truth(rows: ir.Table, truth: ir.Table) -> ir.Table:
 
 
 def select_output(rows: ir.Table, feature_names: list[str]) -> ir.Table:
-    labels = sorted(c for c in rows.columns if c.startswith(LABEL_PREFIX))
-    truth = sorted(c for c in rows.columns if c.startswith(TRUTH_PREFIX))
-    holds = [c for c in rows.columns if c.startswith(HOLDS_PREFIX)]
-    columns = [*ID_COLUMNS, *feature_names, *CONTEXT_COLUMNS, *holds, *labels, *truth]
     return (
-        rows.select(*columns)
+        rows.select(*output_columns(rows.columns, feature_names))
         .order_by(["cutoff", "customer_id"])
         .mutate(cutoff=_.cutoff.cast("date"))
     )
+
+
+def output_columns(columns: list[str], feature_names: list[str]) -> list[str]:
+    """The feature file's columns, in order, of a table with ``columns``."""
+    labels = sorted(c for c in columns if c.startswith(LABEL_PREFIX))
+    truth = sorted(c for c in columns if c.startswith(TRUTH_PREFIX))
+    holds = [c for c in columns if c.startswith(HOLDS_PREFIX)]
+    return [*ID_COLUMNS, *feature_names, *CONTEXT_COLUMNS, *holds, *labels, *truth]
 
 
 def parse_cutoffs(spec: str, every: int = 1) -> list[date]:
