@@ -26,7 +26,14 @@ from features.contribution import (
 from features.labels import already_leaving, churn_eligible, label_features, no_labels
 from features.lifecycle import lifecycle_features
 from features.loyalty import loyalty_features
-from features.panel import UNBOUNDED, Warehouse, build_panel, month_number, window_reach
+from features.panel import (
+    UNBOUNDED,
+    Warehouse,
+    build_panel,
+    month_number,
+    read_by_windows,
+    window_reach,
+)
 from features.products import resolve_products
 from features.satisfaction import satisfaction_features
 from features.targets import (
@@ -125,12 +132,7 @@ def customer_rows(
     """
     config = with_catalogue(wh, config)
     months = _month_numbers(cutoffs)
-    if last_month is None:
-        last = month_number(wh.balances.month.max()).as_scalar()
-        labelled = True
-    else:
-        last = _month_numbers([last_month])[0]
-        labelled = min(months) + config.churn.horizon_months <= last
+    last, labelled = _last_month(wh, months, config, last_month)
     if panel is None:
         panel = build_panel(wh, config)
     full = feature_panel(panel, config, last, labelled)
@@ -143,6 +145,29 @@ def customer_rows(
     if trim:
         full = _trimmed(full, panel, months, config, last, labelled, first_month)
     return _with_cutoff(full.filter(full.month_number.isin(months), full.has_balances > 0), config)
+
+
+def _last_month(wh, months: list[int], config: BankConfig, last_month: date | None) -> tuple:
+    """The warehouse's last month number (an expression when not known) and whether any
+    cutoff's label horizon can be complete."""
+    if last_month is None:
+        return month_number(wh.balances.month.max()).as_scalar(), True
+    last = _month_numbers([last_month])[0]
+    return last, min(months) + config.churn.horizon_months <= last
+
+
+def row_only_columns(
+    wh: Warehouse, cutoffs: list[date], config: BankConfig, last_month: date | None = None
+) -> frozenset[str]:
+    """The panel columns the features at ``cutoffs`` read at the cutoff rows only — no
+    window reads them (``read_by_windows``) — which ``build_panel(..., rows_at=...)`` may
+    therefore aggregate over the cutoff months alone."""
+    config = with_catalogue(wh, config)
+    months = _month_numbers(cutoffs)
+    last, labelled = _last_month(wh, months, config, last_month)
+    panel = build_panel(wh, config)
+    windowed = read_by_windows(feature_panel(panel, config, last, labelled))
+    return frozenset(set(panel.columns) - windowed - {"customer_id", "month_number"})
 
 
 def _trimmed(full, panel, months, config, last, labelled, first_month) -> ir.Table:

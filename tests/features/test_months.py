@@ -15,6 +15,7 @@ from features.build import (
     check_cutoffs,
     customer_rows,
     feature_panel,
+    row_only_columns,
     select_output,
 )
 from features.catalog import feature_names
@@ -95,6 +96,20 @@ def test_windows_at_one_month_refuse_what_they_cannot_rewrite(warehouse):
     assert at_month(numbered, 24293) is None
     by_outlet = panel.mutate(s=panel.aum.sum().over(group_by="outlet_id", order_by="month_number"))
     assert at_month(by_outlet, 24293) is None
+
+
+def test_the_columns_read_at_the_cutoff_row_only_come_from_the_expressions(warehouse):
+    """No window reads a product's balance; the labels read holdings over the horizon, so a
+    holding is read at the cutoff row only when no label can be complete."""
+    last = date(2024, 12, 31)
+    unlabelled = row_only_columns(warehouse, [last], CONFIG, last)
+    labelled = row_only_columns(warehouse, [date(2024, 6, 30)], CONFIG, last)
+    for product in CONFIG.product_codes:
+        assert f"balance_{product}" in unlabelled and f"balance_{product}" in labelled
+        assert f"held_{product}" in unlabelled and f"held_{product}" not in labelled
+    for windowed in ("aum", "products_held", "contribution_month", "txn_count", "salary_count"):
+        assert windowed not in unlabelled and windowed not in labelled
+    assert {"has_balances", "maturing", "maturing_product"} <= unlabelled
 
 
 def test_one_month_less_than_the_reach_would_change_features(warehouse):
