@@ -80,12 +80,19 @@ def build_in_batches(
     names = feature_names(config.products)
     batches = customer_batches(wh, batch_customers)
     rows_at = _rows_at(wh, cutoffs, config, months)
-    query, parts = None, []
+    query, panel, parts = None, "VIEW", []
     for k, (first_id, last_id) in enumerate(batches):
         step(f"customer batch {k + 1}/{len(batches)}")
-        _load_batch(con, wh.batch(first_id, last_id), cutoffs, config, rows_at)
+        batch = wh.batch(first_id, last_id)
+        _load_batch(con, batch, cutoffs, config, rows_at, panel)
         if query is None:  # one query for every batch: it reads whichever batch is loaded
             query = _batch_query(con, wh, cutoffs, config, months, names)
+            # a panel read more than once is aggregated once, into a table; read once (every
+            # month through one pass of windows), it is not stored at all
+            if query.count(_name(PANEL)) > 1:
+                con.raw_sql(f"DROP VIEW {PANEL}")
+                panel = "TABLE"
+                _load_batch(con, batch, cutoffs, config, rows_at, panel)
         parts.append(_write_part(con, query, scratch / f"part-{k:05d}.arrow"))
     step("outlet shares, pyramid")
     _rank(con, parts)
@@ -110,13 +117,18 @@ def _rows_at(wh, cutoffs, config, months) -> tuple[list[int], frozenset[str]] | 
     return _month_numbers(cutoffs), row_only_columns(wh, cutoffs, config, months[1])
 
 
-def _load_batch(con, batch: Warehouse, cutoffs: list[date], config: BankConfig, rows_at) -> None:
-    """The batch's panel, RM assignments and truth (at the cutoffs) into their tables."""
-    tables = {PANEL: build_panel(batch, config, rows_at), ASSIGNMENTS: batch.rm_assignments}
+def _load_batch(con, batch: Warehouse, cutoffs, config: BankConfig, rows_at, panel: str) -> None:
+    """The batch's panel (a ``panel``: VIEW or TABLE), RM assignments and truth at the
+    cutoffs (views) under the names the batch query reads."""
+    con.raw_sql(
+        f"CREATE OR REPLACE TEMP {panel} {PANEL} AS "
+        f"{con.compile(build_panel(batch, config, rows_at))}"
+    )
+    views = {ASSIGNMENTS: batch.rm_assignments}
     if batch.truth is not None:
-        tables[TRUTH] = batch.truth.filter(batch.truth.month.isin(cutoffs))
-    for name, expr in tables.items():
-        con.raw_sql(f"CREATE OR REPLACE TEMP TABLE {name} AS {con.compile(expr)}")
+        views[TRUTH] = batch.truth.filter(batch.truth.month.isin(cutoffs))
+    for name, expr in views.items():
+        con.raw_sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {con.compile(expr)}")
 
 
 def _batch_query(con, wh, cutoffs, config, months, names: list[str]) -> str:
