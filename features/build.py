@@ -15,6 +15,7 @@ import pandas as pd
 from ibis import _
 
 from features.activity import activity_features
+from features.at_month import at_month
 from features.config import BankConfig
 from features.contribution import (
     aum_drop_features,
@@ -25,7 +26,14 @@ from features.contribution import (
 from features.labels import already_leaving, churn_eligible, label_features, no_labels
 from features.lifecycle import lifecycle_features
 from features.loyalty import loyalty_features
-from features.panel import UNBOUNDED, Warehouse, build_panel, month_number, window_reach
+from features.panel import (
+    UNBOUNDED,
+    Warehouse,
+    build_panel,
+    month_number,
+    read_by_windows,
+    window_reach,
+)
 from features.products import resolve_products
 from features.satisfaction import satisfaction_features
 from features.targets import (
@@ -61,6 +69,8 @@ ID_COLUMNS = (
 CONTEXT_COLUMNS = ("maturing_product", "maturing_date")
 # features computed on the cutoff rows (they need other customers or the RM table)
 CUTOFF_FEATURES = ("contribution_share_outlet", "pyramid_level", "rm_assigned")
+# of those, the ones that compare a customer with the others at the cutoff
+RANKING_COLUMNS = ("contribution_share_outlet", "pyramid_level")
 
 
 class CutoffError(ValueError):
@@ -97,6 +107,7 @@ def customer_rows(
     last_month: date | None = None,
     trim: bool = False,
     first_month: date | None = None,
+    panel: ir.Table | None = None,
 ) -> ir.Table:
     """Everything that depends on one customer's own history, at each cutoff.
 
@@ -113,32 +124,70 @@ def customer_rows(
     history (last contact, open complaints, months in tier…) in a narrow pass of their own
     over every month. Same values, far fewer rows through the windows. With ``first_month``
     (the warehouse's first), nothing is split when the windows would read every month anyway.
+    At a single cutoff the windows become aggregates over the months each reads, one row per
+    customer (``features.at_month``): the same values without a window operator.
+
+    ``panel``: ``build_panel(wh, config)`` already computed (e.g. a table holding one customer
+    batch's panel, so that the panel is aggregated once and read by every pass).
     """
     config = with_catalogue(wh, config)
     months = _month_numbers(cutoffs)
-    if last_month is None:
-        last = month_number(wh.balances.month.max()).as_scalar()
-        labelled = True
-    else:
-        last = _month_numbers([last_month])[0]
-        labelled = min(months) + config.churn.horizon_months <= last
-    panel = build_panel(wh, config)
+    last, labelled = _last_month(wh, months, config, last_month)
+    if panel is None:
+        panel = build_panel(wh, config)
     full = feature_panel(panel, config, last, labelled)
+    if trim and len(months) == 1:  # one row per customer: the windows as aggregates
+        ahead = max(a for _, a in window_reach(full).values())
+        upto = panel.filter(panel.month_number <= months[0] + ahead)
+        one = at_month(feature_panel(upto, config, last, labelled), months[0])
+        if one is not None:
+            return _with_cutoff(one.filter(one.has_balances > 0), config)
     if trim:
-        reach = window_reach(full)
-        whole = [c for c, (back, _) in reach.items() if back == UNBOUNDED]
-        back = max(b for b, _ in reach.values() if b != UNBOUNDED)
-        ahead = max(a for _, a in reach.values())
-        first = _month_numbers([first_month])[0] if first_month else None
-        if first is None or min(months) - back > first:  # else the windows read every month
-            window = panel.filter(
-                panel.month_number.between(min(months) - back, max(months) + ahead)
-            )
-            keys = ["customer_id", "month_number"]
-            history = full.filter(full.month_number.isin(months)).select(*keys, *whole)
-            windowed = feature_panel(window, config, last, labelled).drop(*whole)
-            full = windowed.join(history, keys)
-    rows = full.filter(full.month_number.isin(months), full.has_balances > 0)
+        full = _trimmed(full, panel, months, config, last, labelled, first_month)
+    return _with_cutoff(full.filter(full.month_number.isin(months), full.has_balances > 0), config)
+
+
+def _last_month(wh, months: list[int], config: BankConfig, last_month: date | None) -> tuple:
+    """The warehouse's last month number (an expression when not known) and whether any
+    cutoff's label horizon can be complete."""
+    if last_month is None:
+        return month_number(wh.balances.month.max()).as_scalar(), True
+    last = _month_numbers([last_month])[0]
+    return last, min(months) + config.churn.horizon_months <= last
+
+
+def row_only_columns(
+    wh: Warehouse, cutoffs: list[date], config: BankConfig, last_month: date | None = None
+) -> frozenset[str]:
+    """The panel columns the features at ``cutoffs`` read at the cutoff rows only — no
+    window reads them (``read_by_windows``) — which ``build_panel(..., rows_at=...)`` may
+    therefore aggregate over the cutoff months alone."""
+    config = with_catalogue(wh, config)
+    months = _month_numbers(cutoffs)
+    last, labelled = _last_month(wh, months, config, last_month)
+    panel = build_panel(wh, config)
+    windowed = read_by_windows(feature_panel(panel, config, last, labelled))
+    return frozenset(set(panel.columns) - windowed - {"customer_id", "month_number"})
+
+
+def _trimmed(full, panel, months, config, last, labelled, first_month) -> ir.Table:
+    """``full`` with its windowed features computed over the months they read only, and
+    those reading the whole history in a narrow pass of their own (``customer_rows``)."""
+    reach = window_reach(full)
+    whole = [c for c, (back, _) in reach.items() if back == UNBOUNDED]
+    back = max(b for b, _ in reach.values() if b != UNBOUNDED)
+    ahead = max(a for _, a in reach.values())
+    first = _month_numbers([first_month])[0] if first_month else None
+    if first is not None and min(months) - back <= first:  # the windows read every month
+        return full
+    window = panel.filter(panel.month_number.between(min(months) - back, max(months) + ahead))
+    keys = ["customer_id", "month_number"]
+    history = full.filter(full.month_number.isin(months)).select(*keys, *whole)
+    windowed = feature_panel(window, config, last, labelled).drop(*whole)
+    return windowed.join(history, keys)
+
+
+def _with_cutoff(rows: ir.Table, config: BankConfig) -> ir.Table:
     return rows.mutate(cutoff=rows.month, tier=tier_name(rows.tier_level, config.tiers))
 
 
@@ -173,11 +222,21 @@ def feature_panel(
 def cutoff_rows(rows: ir.Table, wh: Warehouse) -> ir.Table:
     """What needs other customers or other tables at the cutoff: the outlet share, the
     pyramid, the RM on the cutoff day and the truth. Ranked on a narrow table, joined back."""
+    rows = rows.join(ranking(rows), ["customer_id", "cutoff"])
+    return customer_context(rows, wh)
+
+
+def ranking(rows: ir.Table) -> ir.Table:
+    """``RANKING_COLUMNS`` (the outlet share and the pyramid level) of ``rows``, by customer
+    and cutoff: the features that compare a customer with the others."""
     keys = ["customer_id", "cutoff"]
     narrow = rows.select(*keys, "outlet_id", "sub_branch_id", "branch_id", "contribution_12m")
     narrow = narrow.mutate(contribution_share_outlet=contribution_share_outlet(narrow))
-    ranked = pyramid_level(narrow).select(*keys, "contribution_share_outlet", "pyramid_level")
-    rows = rows.join(ranked, keys)
+    return pyramid_level(narrow).select(*keys, *RANKING_COLUMNS)
+
+
+def customer_context(rows: ir.Table, wh: Warehouse) -> ir.Table:
+    """The RM on the cutoff day and the truth: other tables, but the customer's own rows."""
     rows = _with_rm_as_of_cutoff(rows, wh.rm_assignments)
     if wh.truth is not None:
         rows = _with_truth(rows, wh.truth)
@@ -208,15 +267,19 @@ def _with_truth(rows: ir.Table, truth: ir.Table) -> ir.Table:
 
 
 def select_output(rows: ir.Table, feature_names: list[str]) -> ir.Table:
-    labels = sorted(c for c in rows.columns if c.startswith(LABEL_PREFIX))
-    truth = sorted(c for c in rows.columns if c.startswith(TRUTH_PREFIX))
-    holds = [c for c in rows.columns if c.startswith(HOLDS_PREFIX)]
-    columns = [*ID_COLUMNS, *feature_names, *CONTEXT_COLUMNS, *holds, *labels, *truth]
     return (
-        rows.select(*columns)
+        rows.select(*output_columns(rows.columns, feature_names))
         .order_by(["cutoff", "customer_id"])
         .mutate(cutoff=_.cutoff.cast("date"))
     )
+
+
+def output_columns(columns: list[str], feature_names: list[str]) -> list[str]:
+    """The feature file's columns, in order, of a table with ``columns``."""
+    labels = sorted(c for c in columns if c.startswith(LABEL_PREFIX))
+    truth = sorted(c for c in columns if c.startswith(TRUTH_PREFIX))
+    holds = [c for c in columns if c.startswith(HOLDS_PREFIX)]
+    return [*ID_COLUMNS, *feature_names, *CONTEXT_COLUMNS, *holds, *labels, *truth]
 
 
 def parse_cutoffs(spec: str, every: int = 1) -> list[date]:

@@ -1,10 +1,10 @@
 """Run a feature build and write it atomically as one parquet file.
 
-On DuckDB, large banks are built in customer batches: each batch's per-customer rows go to a
-parquet part in a scratch folder next to the output, then the cross-customer step (outlet
-share, pyramid, RM, truth) runs over the parts. Memory then grows with the batch, not the
-bank. The scratch folder (also DuckDB's spill folder) is removed whatever happens. Each batch
-computes its windows only over the months they read (``customer_rows(..., trim=True)``).
+On DuckDB, banks are built in customer batches (``features.duckdb_batches``): each batch's rows
+go to a part in a scratch folder next to the output, then the features that compare customers
+(outlet share, pyramid) are ranked over the parts and the file assembled from them. Memory
+then grows with the batch, not the bank. The scratch folder (also DuckDB's spill folder) is
+removed whatever happens.
 
 On Spark, Spark writes the customer rows and then the finished, sorted table with its own
 parquet writer into the scratch folder (storage the executors share with the driver); the
@@ -15,14 +15,12 @@ was the OutOfMemoryError at 1M customers.
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -36,15 +34,13 @@ from features.build import (
 )
 from features.catalog import CATALOG_VERSION, feature_names
 from features.config import BankConfig
+from features.duckdb_batches import build_in_batches
 from features.engine import open_warehouse
 from features.products import products_metadata, resolve_products
 from features.sources.database import is_database_url
 from features.targets import LABEL_PREFIX
 
 BATCH_CUSTOMERS = 50_000
-# what DuckDB may hold before it spills: 1M customers × 12 cutoffs peaked at 4.4 GB with 4GB
-# and at 2.4 GB with 2GB, for about 8% more time (the same features, to the last bits of a sum)
-DUCKDB_MEMORY_LIMIT = "2GB"
 
 
 def write_features(
@@ -85,7 +81,7 @@ def write_features(
             if engine == "spark":
                 _build_on_spark(con, wh, cutoffs, config, out, scratch, step, metadata, months)
             else:
-                _build_in_batches(
+                build_in_batches(
                     con,
                     wh,
                     cutoffs,
@@ -110,28 +106,6 @@ def write_features(
         "labels": sorted(c for c in columns if c.startswith(LABEL_PREFIX)),
         "catalog_version": CATALOG_VERSION,
     }
-
-
-def _build_in_batches(
-    con, wh, cutoffs, config, out: Path, scratch: Path, batch_customers, step, metadata, months
-):
-    first_month, last_month = months
-    con.raw_sql(f"SET temp_directory = '{scratch / 'spill'}'")
-    con.raw_sql(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-    con.raw_sql("SET preserve_insertion_order = false")
-    ids = np.sort(wh.customers.customer_id.to_pyarrow().to_numpy(zero_copy_only=False))
-    batches = np.array_split(ids, max(1, math.ceil(len(ids) / batch_customers)))
-    for k, batch in enumerate(batches):
-        step(f"customer batch {k + 1}/{len(batches)}")
-        batch_wh = wh.batch(_plain(batch[0]), _plain(batch[-1]))
-        part = customer_rows(batch_wh, cutoffs, config, last_month, True, first_month)
-        con.to_parquet(part, scratch / f"part-{k:05d}.parquet")
-    step("outlet shares, pyramid, RMs")
-    rows = con.read_parquet(str(scratch / "part-*.parquet"), table_name="customer_rows")
-    expr = select_output(cutoff_rows(rows, wh), feature_names(config.products))
-    step("writing parquet")
-    with atomic_file(out) as tmp:
-        con.to_parquet(expr, tmp, compression="zstd", kv_metadata=metadata)
 
 
 def _build_on_spark(con, wh, cutoffs, config, out: Path, scratch: Path, step, metadata, months):
@@ -169,8 +143,3 @@ def write_parts(parts: list[Path], out: Path, schema: pa.Schema, metadata: dict)
                 writer.write_table(table.cast(schema))
                 rows += table.num_rows
     return rows
-
-
-def _plain(value):
-    """A numpy scalar as a Python value (ids may be integers or strings)."""
-    return value.item() if hasattr(value, "item") else value

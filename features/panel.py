@@ -112,11 +112,51 @@ def contribution_of(b: ir.Table) -> ir.FloatingValue:
     )
 
 
-def _balances_monthly(wh: Warehouse, config: BankConfig) -> ir.Table:
+def _balances_monthly(
+    wh: Warehouse, config: BankConfig, rows_at: tuple[list[int], frozenset[str]] | None = None
+) -> ir.Table:
     b = wh.balances.join(wh.products, "product")
-    is_open = holds(b)
+    months, only = rows_at if rows_at is not None else ([], frozenset())
+    at = b.filter(month_number(b.month).isin(months)) if only else b
+    keys = ["customer_id", "month_number"]
+    monthly = _by_month(b).aggregate(
+        **{k: v for k, v in _balance_aggregates(b, config).items() if k not in only}
+    )
+    if only:
+        row_wise = {k: v for k, v in _balance_aggregates(at, config).items() if k in only}
+        monthly = monthly.left_join(_by_month(at).aggregate(**row_wise), keys).drop(
+            "customer_id_right", "month_number_right"
+        )
+    first = wh.balances.month.min().as_scalar()
+    first_seen = wh.balances.group_by(["customer_id", "product"]).aggregate(
+        first_month=_.month.min()
+    )
+    opened = (
+        first_seen.filter(first_seen.first_month > first)
+        .group_by(customer_id=_.customer_id, month_number=month_number(_.first_month))
+        .aggregate(products_opened=_.count())
+    )
+    monthly = monthly.left_join(opened, keys).drop("customer_id_right", "month_number_right")
+    due = at if {"maturing_product", "maturing_date"} <= only else b
+    return monthly.left_join(_maturing_monthly(due), keys).drop(
+        "customer_id_right", "month_number_right"
+    )
+
+
+def _by_month(b: ir.Table):
+    return b.group_by(customer_id=b.customer_id, month_number=month_number(b.month))
+
+
+def _maturing(b: ir.Table) -> tuple[ir.BooleanValue, ir.IntegerValue]:
+    """Whether a balance row matures within ``MATURING_DAYS``; its days to maturity."""
     days_to_maturity = b.maturity_date.epoch_days() - b.month.epoch_days()
-    maturing = is_open & days_to_maturity.between(1, MATURING_DAYS)
+    return holds(b) & days_to_maturity.between(1, MATURING_DAYS), days_to_maturity
+
+
+def _balance_aggregates(b: ir.Table, config: BankConfig) -> dict[str, ir.Scalar]:
+    """The monthly aggregates of balance rows ``b`` (joined to products)."""
+    is_open = holds(b)
+    maturing, days_to_maturity = _maturing(b)
     aggregates = {
         "aum": aum_of(b).sum(),
         "products_held": is_open.cast("int64").sum(),
@@ -134,29 +174,12 @@ def _balances_monthly(wh: Warehouse, config: BankConfig) -> ir.Table:
             b["product"] == product, b.avg_daily_balance, 0.0
         ).sum()
         aggregates[f"held_{product}"] = (is_open & (b["product"] == product)).cast("int64").max()
-    monthly = b.group_by(customer_id=b.customer_id, month_number=month_number(b.month)).aggregate(
-        **aggregates
-    )
-    first = wh.balances.month.min().as_scalar()
-    first_seen = wh.balances.group_by(["customer_id", "product"]).aggregate(
-        first_month=_.month.min()
-    )
-    opened = (
-        first_seen.filter(first_seen.first_month > first)
-        .group_by(customer_id=_.customer_id, month_number=month_number(_.first_month))
-        .aggregate(products_opened=_.count())
-    )
-    monthly = monthly.left_join(opened, ["customer_id", "month_number"]).drop(
-        "customer_id_right", "month_number_right"
-    )
-    return monthly.left_join(_maturing_monthly(b, maturing), ["customer_id", "month_number"]).drop(
-        "customer_id_right", "month_number_right"
-    )
+    return aggregates
 
 
-def _maturing_monthly(b: ir.Table, maturing: ir.BooleanValue) -> ir.Table:
+def _maturing_monthly(b: ir.Table) -> ir.Table:
     """What matures within the next 30 days: the largest such product and its first date."""
-    due = b.filter(maturing)
+    due = b.filter(_maturing(b)[0])
     return due.group_by(
         customer_id=due.customer_id, month_number=month_number(due.month)
     ).aggregate(
@@ -207,8 +230,16 @@ def _complaints_monthly(wh: Warehouse) -> ir.Table:
     )
 
 
-def build_panel(wh: Warehouse, config: BankConfig) -> ir.Table:
-    """The dense (customer, month) grid with every monthly aggregate, zeros where nothing."""
+def build_panel(
+    wh: Warehouse, config: BankConfig, rows_at: tuple[list[int], frozenset[str]] | None = None
+) -> ir.Table:
+    """The dense (customer, month) grid with every monthly aggregate, zeros where nothing.
+
+    ``rows_at``: (month numbers, columns) — columns of the balances that are read at the rows
+    of those months only (``read_by_windows`` says which no window reads): they are then
+    aggregated over those months' balances alone, and are zero (or null) in the others. A
+    cutoff's features are the same; the balances' widest aggregate shrinks to a few months.
+    """
     months = wh.balances.select(month=wh.balances.month).distinct()
     months = months.mutate(month_number=month_number(months.month))
     customers = wh.customers.join(wh.org, "outlet_id").select(
@@ -224,7 +255,7 @@ def build_panel(wh: Warehouse, config: BankConfig) -> ir.Table:
     grid = customers.cross_join(months).filter(_.month_number >= _.open_number)
     panel = grid
     for part in (
-        _balances_monthly(wh, config),
+        _balances_monthly(wh, config, rows_at),
         _transactions_monthly(wh),
         _interactions_monthly(wh),
         _complaints_monthly(wh),
@@ -275,6 +306,34 @@ def window_reach(table: ir.Table) -> dict[str, tuple[float, float]]:
     return {name: reach(table[name].op()) for name in table.columns if name in values} | {
         name: (0, 0) for name in table.columns if name not in values
     }
+
+
+def read_by_windows(table: ir.Table) -> set[str]:
+    """The columns of the tables under ``table`` that some window reads, at rows other than
+    its own: directly, or through a column computed from them (a 6-month count of AUM drops
+    reads AUM). The others are read at their own row only."""
+    found: set[str] = set()
+    for project in table.op().find(ops.Project):
+        for value in project.values.values():
+            for window in _windows_in(value):
+                for field in window.find(ops.Field, filter=ops.Value):
+                    found |= _base_columns(field)
+    return found
+
+
+def _windows_in(value: ops.Value) -> list[ops.WindowFunction]:
+    return value.find(ops.WindowFunction, filter=ops.Value)
+
+
+def _base_columns(field: ops.Field) -> set[str]:
+    """The columns of the underlying tables that ``field`` is computed from."""
+    rel = field.rel
+    while isinstance(rel, ops.Filter | ops.Sort):
+        rel = rel.parent
+    if not isinstance(rel, ops.Project):
+        return {field.name}
+    fields = rel.values[field.name].find(ops.Field, filter=ops.Value)
+    return set().union(*(_base_columns(f) for f in fields)) if fields else set()
 
 
 def _frame(window: ops.WindowFunction) -> tuple[float, float]:
