@@ -30,7 +30,9 @@ def site(site):
     }
 
 
-@pytest.fixture(scope="session")
+# Module scope: while sync Playwright is open its event loop counts as running in this thread,
+# and a later test's asyncio.run on the same xdist worker would fail
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium: `make test` installs it (apt-get install chromium)")
