@@ -24,6 +24,7 @@ from scipy.stats import norm
 
 from features.catalog import feature_names
 from features.targets import CHURN, ELIGIBLE_CHURN
+from models.intervals import newcombe_difference
 from training.dataset import DatasetError, as_inputs, months_between, products_in
 from training.uplift_learners import Rows
 
@@ -130,7 +131,13 @@ def history_power(rows: Rows, effect: float = 0.02) -> dict:
     ``effect`` in the would-be lists (:func:`ranked_places`: treated against control): rows,
     months, control customers and their churn, and — where a control with churners exists —
     the control customers needed and the months that takes at the present rate; ``problem``
-    says why the history is not enough (None when it is)."""
+    says why the history is not enough (None when it is).
+
+    Beside the planned ``effect``: the effect the history shows (``observed_effect``, control
+    churn − treated churn in the would-be lists, with Newcombe's 95% interval, as monitoring
+    reports it) and the control customers that effect would need (``control_needed_observed``,
+    when it is positive) — a bank whose calls save less than planned learns that it needs
+    more months than the plan says."""
     places = ranked_places(rows)
     control = places & (rows.treated == 0)
     months = max(len(set(rows.cutoff)), 1)
@@ -138,6 +145,7 @@ def history_power(rows: Rows, effect: float = 0.02) -> dict:
     base = float(rows.y[control].mean()) if held else float("nan")
     figures = {"randomised_rows": len(rows), "months": months, "control_rows": held,
                "control_churn": base, "control_needed": None, "months_needed": None}  # fmt: skip
+    figures |= observed_effect(rows, places, control)
     if not held or held == places.sum():
         figures["problem"] = (
             f"{len(rows):,} randomised rows over {months} month(s), {held:,} held back: a "
@@ -162,8 +170,38 @@ def history_power(rows: Rows, effect: float = 0.02) -> dict:
             f"{effect:.0%}-point effect at 80% power needs {needed:,}, about "
             f"{figures['months_needed']} months at the present {per_month:,.0f} a month — keep "
             "the control group and exploration running, then train again"
+            f"{observed_words(figures)}"
         )
     return figures
+
+
+def observed_effect(rows: Rows, places: np.ndarray, control: np.ndarray) -> dict:
+    """The effect the history shows in the would-be lists and what it would need (see
+    :func:`history_power`)."""
+    called = places & (rows.treated == 1)
+    held, treated = int(control.sum()), int(called.sum())
+    effect, low, high = newcombe_difference(
+        int(rows.y[control].sum()), held, int(rows.y[called].sum()), treated
+    )
+    needed = None
+    if held and treated and effect > 0:
+        needed = power_needed(float(rows.y[control].mean()), effect, held / (held + treated))
+    return {"observed_effect": effect, "observed_effect_low": low,
+            "observed_effect_high": high, "control_needed_observed": needed}  # fmt: skip
+
+
+def observed_words(figures: dict) -> str:
+    """The observed effect in the words of the refusal."""
+    effect = figures["observed_effect"]
+    if not np.isfinite(effect):
+        return ""
+    shown = (
+        f" (the history so far shows {effect:+.1%} "
+        f"[{figures['observed_effect_low']:+.1%} … {figures['observed_effect_high']:+.1%}]"
+    )
+    if figures["control_needed_observed"] is None:
+        return shown + ": no saving yet)"
+    return shown + f"; at that effect {figures['control_needed_observed']:,} are needed)"
 
 
 def check_history(rows: Rows, effect: float = 0.02) -> dict:

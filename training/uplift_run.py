@@ -177,6 +177,11 @@ def uplift_card(fitted: FittedUplift) -> str:
         "estimated doubly robustly with the known probability of a call and outcome models of "
         f"the training months). Chosen learner: **{fitted.chosen.learner}**.",
         "",
+        f"Average effect of a call in the would-be lists (control − treated churn): "
+        f"{fitted.history['observed_effect']:+.2%} "
+        f"({fitted.history['observed_effect_low']:+.2%} … "
+        f"{fitted.history['observed_effect_high']:+.2%}).",
+        "",
         "| learner | Qini (95% interval) | AUUC | saved per call, top "
         f"{fitted.share:.0%} | risk ranking, same rows |",
         "|---|---|---|---|---|",
