@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from features.config import BankConfig
-from models.intervals import wilson
+from monitoring.control import wilson
 from monitoring.texts import MONITOR
 from serving.charts import axis_label, chart_language, legend_font, png_img
 from serving.texts import text

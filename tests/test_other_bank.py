@@ -157,3 +157,65 @@ def test_the_api_answers_in_the_banks_ids(chain):
         assert by_record.json()["results"][0]["customer_id"] == ids[0]
     finally:
         service.stop()
+
+
+def test_uplift_learns_from_another_policy_without_the_generators_truth(chain, tmp_path):
+    """The uplift model reads the DESIGN §4 tables and ``list_assignments`` only: a warehouse
+    without the generator's ``truth`` and ``_meta.json``, the bank's string ids, and a policy
+    that is not retain's (every eligible customer drawn, ``p_treat`` 0.35–0.85 rising with the
+    fall of AUM, no exploration slots, no capacity). The generator's exits ignore these draws,
+    so the effect the history shows must be nil within its interval (the plain difference of
+    the arms is not: this policy calls the riskier more often)."""
+    import shutil
+
+    import numpy as np
+
+    root, env = chain["root"], chain["env"]
+    warehouse = tmp_path / "warehouse"
+    shutil.copytree(
+        root / "warehouse", warehouse, ignore=shutil.ignore_patterns("truth*", "_meta.json")
+    )
+    features = pd.read_parquet(root / "features.parquet")
+    eligible = features[features["cutoff"].astype(str) <= "2024-09-30"]
+    rng = np.random.default_rng(7)
+    fall = eligible.groupby("cutoff")["aum_vs_prev_3m"].rank(pct=True).fillna(0.5)
+    p_treat = (0.35 + 0.5 * (1 - fall)).clip(0.35, 0.85).round(3)
+    called = rng.random(len(eligible)) < p_treat.to_numpy()
+    policy = pd.DataFrame(
+        {
+            "customer_id": eligible["customer_id"].astype("string"),
+            "cutoff": pd.to_datetime(eligible["cutoff"]).dt.date,
+            "list_id": "RM-judgement",
+            "group": np.where(called, "treated", "control"),
+            "p_treat": p_treat.to_numpy(),
+            "rank": fall.groupby(eligible["cutoff"])
+            .rank(method="first")
+            .astype("int64")
+            .to_numpy(),
+        }
+    )
+    policy.to_parquet(warehouse / "list_assignments.parquet", index=False)
+    checked = run_retain(["validate", "--config", str(CONFIG), "--warehouse", str(warehouse)], env)
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    out = tmp_path / "uplift.json"
+    args = ["train", "--config", str(CONFIG), "--task", "uplift", "--warehouse", str(warehouse)]
+    trained = run_retain(
+        [*args, "--features", str(root / "features.parquet"), "--json", str(out)], env
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:] + trained.stdout[-2000:]
+    summary = json.loads(out.read_text())
+    history = summary["history"]
+    assert history["control_rows"] >= history["control_needed"]  # enough to look
+    assert history["observed_effect_low"] <= 0 <= history["observed_effect_high"], history
+    places = policy[policy["p_treat"] > 0.5].merge(
+        features[["customer_id", "cutoff", "label_churn"]].assign(
+            cutoff=pd.to_datetime(features["cutoff"]).dt.date
+        ),
+        on=["customer_id", "cutoff"],
+    )
+    churn = places.dropna(subset=["label_churn"]).groupby("group")["label_churn"].mean()
+    assert churn["control"] - churn["treated"] < history["observed_effect_low"]  # plain: biased
+    # five learners: one chosen on the earlier held-out month, every figure on the later one
+    assert summary["chosen_on"] and summary["measured_on"]
+    assert max(summary["chosen_on"]) < min(summary["measured_on"])
+    assert sorted(summary["chosen_on"] + summary["measured_on"]) == summary["held_out_cutoffs"]

@@ -24,9 +24,9 @@ from scipy.stats import norm
 
 from features.catalog import feature_names
 from features.targets import CHURN, ELIGIBLE_CHURN
-from models.intervals import newcombe_difference
 from training.dataset import DatasetError, as_inputs, months_between, products_in
 from training.uplift_learners import Rows
+from training.uplift_metrics import average_effect
 
 CALLED = ("treated", "explore")
 RANKED_P_TREAT = 0.5  # above: a would-be list's place (treated or control), not a draw below it
@@ -133,11 +133,12 @@ def history_power(rows: Rows, effect: float = 0.02) -> dict:
     the control customers needed and the months that takes at the present rate; ``problem``
     says why the history is not enough (None when it is).
 
-    Beside the planned ``effect``: the effect the history shows (``observed_effect``, control
-    churn − treated churn in the would-be lists, with Newcombe's 95% interval, as monitoring
-    reports it) and the control customers that effect would need (``control_needed_observed``,
-    when it is positive) — a bank whose calls save less than planned learns that it needs
-    more months than the plan says."""
+    Beside the planned ``effect``: the effect the history shows (``observed_effect``, churn
+    not called − churn called in the would-be lists, each weighted by its known probability,
+    with a 95% interval: :func:`training.uplift_metrics.average_effect`) and the control
+    customers that effect would need (``control_needed_observed``, when it is positive) — a
+    bank whose calls save less than planned learns that it needs more months than the plan
+    says."""
     places = ranked_places(rows)
     control = places & (rows.treated == 0)
     months = max(len(set(rows.cutoff)), 1)
@@ -178,11 +179,8 @@ def history_power(rows: Rows, effect: float = 0.02) -> dict:
 def observed_effect(rows: Rows, places: np.ndarray, control: np.ndarray) -> dict:
     """The effect the history shows in the would-be lists and what it would need (see
     :func:`history_power`)."""
-    called = places & (rows.treated == 1)
-    held, treated = int(control.sum()), int(called.sum())
-    effect, low, high = newcombe_difference(
-        int(rows.y[control].sum()), held, int(rows.y[called].sum()), treated
-    )
+    effect, low, high = average_effect(rows.y[places], rows.treated[places], rows.p_treat[places])
+    held, treated = int(control.sum()), int((places & (rows.treated == 1)).sum())
     needed = None
     if held and treated and effect > 0:
         needed = power_needed(float(rows.y[control].mean()), effect, held / (held + treated))

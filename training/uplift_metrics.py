@@ -42,6 +42,22 @@ def ipw_effect(y: np.ndarray, treated: np.ndarray, p_treat: np.ndarray) -> np.nd
     return (1 - t) * y / (1 - e) - t * y / e
 
 
+def average_effect(y, treated, p_treat, z: float = 1.959964) -> tuple[float, float, float]:
+    """The average effect of a call over the rows — churn not called − churn called, each
+    arm's mean weighted by the inverse of its known probability (Hájek) — and its 95% normal
+    interval (delta method). With one ``p_treat`` for every row it is the plain difference of
+    the arms; where the probability varies (a bank's own policy may call the riskier more
+    often), the plain difference would compare unlike customers."""
+    y, t, e = (np.asarray(a, dtype="float64") for a in (y, treated, p_treat))
+    w1, w0 = t / e, (1 - t) / (1 - e)
+    if len(y) < 2 or w1.sum() == 0 or w0.sum() == 0:
+        return float("nan"), float("nan"), float("nan")
+    m1, m0 = (w1 * y).sum() / w1.sum(), (w0 * y).sum() / w0.sum()
+    influence = w0 * (y - m0) / w0.mean() - w1 * (y - m1) / w1.mean()
+    half = z * influence.std(ddof=1) / np.sqrt(len(y))
+    return float(m0 - m1), float(m0 - m1 - half), float(m0 - m1 + half)
+
+
 def dr_effect(y, treated, p_treat, mu0, mu1) -> np.ndarray:
     """The doubly robust ψ per row, with outcome models μ₀ (not called) and μ₁ (called)
     fitted elsewhere."""

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models.intervals import newcombe_difference
-from monitoring.control import control_effect
+from monitoring.control import control_effect, newcombe_difference
 from monitoring.estimate import auc_interval, estimate, expected_auc
 from monitoring.realised import hanley_mcneil_se, realised
 

@@ -10,7 +10,15 @@ import pytest
 
 from training.uplift_data import UpliftHistoryError, check_history, power_needed, split_uplift
 from training.uplift_learners import LEARNERS, Rows
-from training.uplift_metrics import auuc, gain_curve, ipw_effect, policy_value, qini, uplift_at
+from training.uplift_metrics import (
+    auuc,
+    average_effect,
+    gain_curve,
+    ipw_effect,
+    policy_value,
+    qini,
+    uplift_at,
+)
 
 
 def test_the_measures_on_a_hand_made_case():
@@ -100,6 +108,22 @@ def test_the_history_reports_the_effect_it_shows_and_what_that_effect_needs():
     harmful, _ = simulated(20_000, 3, effect=-0.10)
     with pytest.raises(UpliftHistoryError, match=r"the history so far shows -.*: no saving yet"):
         check_history(harmful)
+
+
+def test_the_average_effect_weighs_each_arm_by_its_known_probability():
+    # no effect at all, but a policy that calls the riskier more often (p_treat 0.3 → 0.9)
+    rng = np.random.default_rng(5)
+    risk = rng.uniform(0.02, 0.3, 40_000)
+    p_treat = 0.3 + 0.6 * (risk - 0.02) / 0.28
+    t = (rng.random(len(risk)) < p_treat).astype(int)
+    y = (rng.random(len(risk)) < risk).astype(int)
+    plain = y[t == 0].mean() - y[t == 1].mean()
+    effect, low, high = average_effect(y, t, p_treat)
+    assert plain < -0.04  # the plain difference says calls push customers away
+    assert low <= 0 <= high and high - low < 0.02, (effect, low, high)
+    # one probability for every row: the plain difference
+    same = np.full(len(risk), 0.9)
+    assert average_effect(y, t, same)[0] == pytest.approx(y[t == 0].mean() - y[t == 1].mean())
 
 
 def test_the_split_holds_out_the_latest_months_behind_the_embargo():
