@@ -160,12 +160,12 @@ def test_the_api_answers_in_the_banks_ids(chain):
 
 
 def test_uplift_learns_from_another_policy_without_the_generators_truth(chain, tmp_path):
-    """The uplift model reads the DESIGN §4 tables and ``list_assignments`` only: a warehouse
-    without the generator's ``truth`` and ``_meta.json``, the bank's string ids, and a policy
-    that is not retain's (every eligible customer drawn, ``p_treat`` 0.35–0.85 rising with the
-    fall of AUM, no exploration slots, no capacity). The generator's exits ignore these draws,
-    so the effect the history shows must be nil within its interval (the plain difference of
-    the arms is not: this policy calls the riskier more often)."""
+    """The uplift model reads the input tables of docs/design.md §4 and ``list_assignments``
+    only: a warehouse without the generator's ``truth`` and ``_meta.json``, the bank's string
+    ids, and a policy that is not retain's (every eligible customer drawn, ``p_treat``
+    0.35–0.85 rising with the fall of AUM, no exploration slots, no capacity). The generator's
+    exits ignore these draws, so the effect the history shows must be nil within its interval
+    (the plain difference of the arms is not: this policy calls the riskier more often)."""
     import shutil
 
     import numpy as np

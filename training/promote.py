@@ -128,7 +128,8 @@ def promote(name: str, force: bool = False) -> dict:
 def promote_uplift(force: bool = False) -> dict:
     """Make the uplift challenger champion only if, on its run's held-out randomised months, the
     lists it ranks save more per call than the risk ranking's on the same rows — the paired
-    bootstrap interval of the gain above 0 (``training.uplift_run.beats_risk``) — or if
+    bootstrap interval of the gain above 0, and the Qini's above 0
+    (``training.uplift_run.beats_risk``) — or if
     ``force``. Otherwise the champion stays as it was: without an uplift champion the lists rank
     by risk."""
     challenger = load_uplift(alias=CHALLENGER)  # hashes checked: never a model that fails them
@@ -143,7 +144,10 @@ def promote_uplift(force: bool = False) -> dict:
     passes = beats_risk(figures)
     gain = (
         f"{figures[GATE_GAIN]:+,.0f} per call against the risk ranking (95% "
-        f"{figures[f'{GATE_GAIN}_low']:+,.0f} … {figures[f'{GATE_GAIN}_high']:+,.0f})"
+        f"{figures[f'{GATE_GAIN}_low']:+,.0f} … {figures[f'{GATE_GAIN}_high']:+,.0f}), "
+        f"Qini {figures.get('qini', float('nan')):.4f} (95% "
+        f"{figures.get('qini_low', float('nan')):.4f} … "
+        f"{figures.get('qini_high', float('nan')):.4f})"
     )
     if passes:
         reason = f"beats the risk ranking: {gain}"
@@ -153,14 +157,18 @@ def promote_uplift(force: bool = False) -> dict:
         )
     if passes or force:
         set_champion(UPLIFT, challenger.version, reason)
-    gate = {k: figures[k] for k in (GATE_METRIC, GATE_BASELINE, GATE_GAIN) if k in figures}
+    gate = {
+        k: figures[k]
+        for k in (GATE_METRIC, GATE_BASELINE, GATE_GAIN, f"{GATE_GAIN}_low", "qini", "qini_low")
+        if k in figures
+    }
     return {
         "model": UPLIFT,
         "challenger": challenger.version,
         "champion": challenger.version if passes or force else _champion_version(UPLIFT),
         "promoted": passes or force,
         "reason": reason,
-        "gate": gate | {f"{GATE_GAIN}_low": figures[f"{GATE_GAIN}_low"]},
+        "gate": gate,
     }
 
 
