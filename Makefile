@@ -57,6 +57,7 @@ bench: $(STAMP) nginx
 		--work ../data/bench_monitor
 	cd benchmarks && ../$(BIN)/python api.py && ../$(BIN)/python api.py --proxy
 	cd benchmarks && ../$(BIN)/python campaign.py  # the lists' value on the truth (docs/uplift.md)
+	cd benchmarks && ../$(BIN)/python gate_null.py  # the uplift gate's passes when calls change nothing
 
 serve: $(STAMP)
 	$(BIN)/retain serve
