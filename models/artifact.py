@@ -9,7 +9,7 @@ A model directory (what MLflow stores under the model version) holds::
     calibration.json   the calibration (isotonic knots / Platt a, b), or null
     features.json      the input columns, in the booster's order
     code/retain_pyfunc.py   the loader MLflow's pyfunc uses: calibrated probabilities
-    input_example.json, serving_input_example.json   five rows of the model's inputs
+    input_example.json   five rows of the model's inputs (pandas' split orient)
     conda.yaml, python_env.yaml, requirements.txt, …
 
 The MLmodel file carries a signature: every input column with its type as the training frame
@@ -45,7 +45,6 @@ import yaml
 from mlflow import pyfunc
 from mlflow.models import Model, ModelSignature, infer_signature
 from mlflow.models.model import MLMODEL_FILE_NAME
-from mlflow.models.utils import _save_example
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema
 
@@ -58,6 +57,7 @@ ARTIFACT_SHA_TAG = "artifact_sha256"
 LOADER_MODULE = retain_pyfunc.__name__.rsplit(".", 1)[-1]  # "retain_pyfunc", as shipped
 FLAVOURS = {"lightgbm", "python_function"}
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")  # refused in a model directory
+EXAMPLE_FILE = "input_example.json"
 EXAMPLE_ROWS = 5  # rows of the input example logged with a model
 
 
@@ -169,7 +169,7 @@ def save_model(
     if input_example is not None:
         example = model_inputs(artifact, input_example.head(EXAMPLE_ROWS))
         mlflow_model.signature = signature_of(artifact, example)
-        _save_example(mlflow_model, example, str(path))
+        save_input_example(mlflow_model, example, path)
     mlflow_model.metadata = {
         **artifact.metadata,
         SHA_TAG: sha,
@@ -384,3 +384,15 @@ def load_verified(name: str, alias: str | None = None, version: str | None = Non
     metadata.update(features=list(features), calibration=calibration)
     text, sha = raw.decode("utf-8"), found.tags[SHA_TAG]
     return VerifiedModel(name, str(found.version), booster, metadata, text, sha)
+
+
+def save_input_example(mlflow_model: Model, example: pd.DataFrame, folder: Path) -> None:
+    """Write ``example`` into the model folder as MLflow reads it back
+    (``Model.load_input_example``, ``PyFuncModel.input_example``): the frame in pandas' split
+    orient without its index, named in the MLmodel file's ``saved_input_example_info``."""
+    (Path(folder) / EXAMPLE_FILE).write_text(example.to_json(orient="split", index=False))
+    mlflow_model.saved_input_example_info = {
+        "artifact_path": EXAMPLE_FILE,
+        "type": "dataframe",
+        "pandas_orient": "split",
+    }

@@ -26,7 +26,13 @@ from mlflow.models.model import MLMODEL_FILE_NAME
 from mlflow.tracking import MlflowClient
 
 from models import uplift_pyfunc
-from models.artifact import PICKLE_SUFFIXES, LoggedModel, sha256_file, ship_loader
+from models.artifact import (
+    PICKLE_SUFFIXES,
+    LoggedModel,
+    save_input_example,
+    sha256_file,
+    ship_loader,
+)
 from models.registry import CHALLENGER, RegistryError, find_version
 from models.uplift_pyfunc import PARTS, SPEC_FILE, booster_file, effect, input_matrix
 
@@ -101,8 +107,8 @@ def log_uplift(artifact: UpliftArtifact, example: pd.DataFrame) -> LoggedModel:
         code = ship_loader(uplift_pyfunc.__file__, folder)
         model = Model(metadata={**artifact.metadata, UPLIFT_SHA_TAG: sha})
         pyfunc.add_to_model(model, loader_module=LOADER, code=code)
+        save_input_example(model, example.head(5), folder)
         model.save(str(folder / MLMODEL_FILE_NAME))
-        example.head(5).to_json(folder / "input_example.json", orient="split")
         mlflow.log_artifacts(str(folder), "model")
     run = mlflow.active_run().info.run_id
     registered = mlflow.register_model(f"runs:/{run}/model", UPLIFT)
