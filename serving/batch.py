@@ -59,7 +59,8 @@ from serving.champions import ModelSet, load_champions
 from serving.explain import TOP_K
 from serving.lists import assignment_rows
 from serving.report import write_report
-from serving.sheets import link_files, write_list_files
+from serving.sheets import link_files
+from serving.sheets_split import write_in_two
 
 Step = Callable[[str], None]
 
@@ -107,7 +108,7 @@ def score_warehouse(
                 models, path, scratch, config, month, step, batch_rows, beside_the_answer
             )
             step("lists, files and report")
-            lists, growth = _write(staging, answer, rms, models, lang, config, cutoff, k)
+            lists, growth = _write(staging, answer, rms, models, lang, config, (cutoff, k), scratch)
             timings |= answer.timings
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -211,9 +212,10 @@ def _reuse_features(source: Path, target: Path, cutoff: date) -> None:
         shutil.copyfile(source, target)
 
 
-def _write(staging, answer: Answer, rms, models: ModelSet, lang, config, cutoff, k):
+def _write(staging, answer: Answer, rms, models: ModelSet, lang, config, month, scratch):
     """Every file of the month but the customers' past; returns the lists (the seconds of
-    each part go to ``answer.timings``)."""
+    each part go to ``answer.timings``). ``month``: (cutoff, list size or None)."""
+    cutoff, k = month
     tick = time.perf_counter()
 
     def timed(name: str) -> None:
@@ -234,7 +236,7 @@ def _write(staging, answer: Answer, rms, models: ModelSet, lang, config, cutoff,
     lists.to_parquet(staging / "lists.parquet", index=False)
     growth.to_parquet(staging / "growth.parquet", index=False)
     timed("tables")
-    _write_list_files(staging / "lists", shown, lists, growth, lang, config)
+    _write_list_files(staging / "lists", shown, lists, growth, lang, config, scratch)
     timed("list_files")
     write_report(
         staging / "report.html", scored, lists, growth, cutoff, models.versions, lang, config
@@ -243,11 +245,12 @@ def _write(staging, answer: Answer, rms, models: ModelSet, lang, config, cutoff,
     return lists, growth
 
 
-def _write_list_files(folder: Path, scored, lists, growth, lang: str, config) -> None:
+def _write_list_files(folder: Path, scored, lists, growth, lang: str, config, scratch) -> None:
     """The files for people in every configured language (``lists/<lang>/``), and the run's
     language's at ``lists/`` too (hard links: today's paths, and the report's links, keep
-    working)."""
+    working); a large bank's by two processes (``serving.sheets_split``)."""
     ids = pd.Index(scored["customer_id"])
+    frames = {}
     for each in dict.fromkeys([lang, *config.languages]):
         written = []
         for frame, prefix in ((lists, ""), (growth, "growth_")):  # a growth row's own reasons
@@ -257,7 +260,8 @@ def _write_list_files(folder: Path, scored, lists, growth, lang: str, config) ->
                 for r in range(1, TOP_K + 1)
             }
             written.append(frame.assign(**texts))
-        write_list_files(folder / each, *written, each, config)
+        frames[each] = tuple(written)
+    write_in_two(folder, frames, config, scratch / "sheets")
     link_files(folder / lang, folder)
 
 

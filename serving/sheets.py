@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import zipfile
+from collections.abc import Collection
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -42,10 +43,16 @@ GROWTH_SUFFIX = "_growth"
 
 
 def write_list_files(
-    folder: Path, lists: pd.DataFrame, growth: pd.DataFrame, lang: str, config: BankConfig
+    folder: Path,
+    lists: pd.DataFrame,
+    growth: pd.DataFrame,
+    lang: str,
+    config: BankConfig,
+    only: Collection | None = None,
 ) -> list[str]:
     """Write ``<list_id>.csv`` / ``.xlsx`` (retention) and ``<list_id>_growth.csv`` / ``.xlsx``
-    for every list; return the retention list ids.
+    for every list (``only``: for these list ids alone, the files being the same as when all
+    are written); return the retention list ids.
 
     The rows are made readable once for all lists, then cut per list: thousands of small
     files, so per-file overhead (not rows) is what costs."""
@@ -56,8 +63,13 @@ def write_list_files(
     ):
         if frame.empty:
             continue
-        # a saved value only where the lists rank by it (an uplift champion)
+        # a saved value only where the lists rank by it (an uplift champion): decided on every
+        # list, so that a list's file does not depend on which others are written with it
         columns = [c for c in columns if c != "saved_value" or frame[c].notna().any()]
+        if only is not None:
+            frame = frame[frame["list_id"].isin(only)]
+            if frame.empty:
+                continue
         shown = for_people(frame[list(columns)], lang, config)
         headers = [text(HEADERS, c, lang) for c in columns]
         legend = _legend(lang, config)

@@ -1,6 +1,8 @@
 """`retain score` in batches of customers gives the month it gives in one batch: the demo
 month (the `scored` session fixture, one batch of ~5k customers) scored again 500 customers at
-a time — scores, reasons, offers, assignment, lists, files and summary equal."""
+a time — scores, reasons, offers, assignment, lists, files and summary equal. The batched run
+also writes its list files by two processes (``serving.sheets_split``, forced on the demo's
+few lists): every CSV and every workbook part equal those one process wrote."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ import filecmp
 import json
 import subprocess
 import sys
+import zipfile
 
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from tests.conftest import SCORED_CUTOFF
 
@@ -25,6 +29,8 @@ from pathlib import Path
 from models.registry import use_store
 from retain.options import bank_config, with_options
 from serving.batch import score_warehouse
+import serving.sheets_split
+serving.sheets_split.SPLIT_LISTS = 2  # the demo's lists split between two processes
 use_store()
 bank = with_options(bank_config(None), language="en")
 score_warehouse(
@@ -57,7 +63,36 @@ def test_scoring_in_batches_of_500_equals_scoring_in_one(scored, tmp_path):
     assert files == sorted(p.relative_to(scored.out) for p in (scored.out / "lists").rglob("*.csv"))
     differ = [f for f in files if not filecmp.cmp(out / f, scored.out / f, shallow=False)]
     assert not differ, differ[:5]
+    books = sorted(p.relative_to(out) for p in (out / "lists").rglob("*.xlsx"))
+    assert len(books) == len(files) and books == sorted(
+        p.relative_to(scored.out) for p in (scored.out / "lists").rglob("*.xlsx")
+    )
+    differ = [f for f in books if workbook_parts(out / f) != workbook_parts(scored.out / f)]
+    assert not differ, differ[:5]
     summary = json.loads((out / "summary.json").read_text())
     for key, value in scored.summary.items():
         if key not in ("seconds", "timings", "out"):
             assert summary[key] == value, key
+
+
+def workbook_parts(path) -> dict[str, bytes]:
+    """A workbook's parts by name (the zip's own timestamps aside)."""
+    with zipfile.ZipFile(path) as book:
+        return {name: book.read(name) for name in book.namelist()}
+
+
+def test_a_failing_second_writer_fails_the_files_with_its_exit_code(scored, tmp_path, monkeypatch):
+    import serving.sheets_split as split
+    from features.config import BankConfig
+    from features.products import read_products_metadata
+    from serving.batch import _write_list_files
+
+    config = BankConfig().with_products(read_products_metadata(scored.out / "features.parquet"))
+    scores = pd.read_parquet(scored.out / "scores.parquet")
+    lists, growth = (pd.read_parquet(scored.out / f"{n}.parquet") for n in ("lists", "growth"))
+    monkeypatch.setattr(split, "SPLIT_LISTS", 2)
+    monkeypatch.setattr(split.sys, "executable", "/bin/false")  # the child exits 1 at once
+    with pytest.raises(RuntimeError, match=r"in a second process failed \(exit code 1\)"):
+        _write_list_files(tmp_path / "lists", scores, lists, growth, "en", config, tmp_path)
+    # the parent's half was written all the same: the step fails, its staging is discarded
+    assert list((tmp_path / "lists" / "en").glob("*.csv"))
