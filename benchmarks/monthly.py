@@ -13,8 +13,11 @@ move with it, the CPU seconds much less.
 The champion models must be in the MLflow store the child sees (``MLFLOW_TRACKING_URI`` or
 ``--tracking-uri``); train them on a smaller bank of the same generator (``retain demo``).
 
+``--config`` runs with a bank's configuration (e.g. ``[lists] explain_above``), as ``retain run
+--config`` does.
+
 Usage: python benchmarks/monthly.py --bank /path/to/bank1m [--cutoff 2024-12-31]
-       [--repeats 2] [--runs-dir DIR] [--tracking-uri sqlite:///…/mlflow.db]
+       [--repeats 2] [--runs-dir DIR] [--tracking-uri sqlite:///…/mlflow.db] [--config TOML]
 """
 
 from __future__ import annotations
@@ -41,9 +44,10 @@ def targets(bank: Path) -> tuple[int, int | None]:
     return next((seconds, mb) for size, seconds, mb in TARGETS if customers <= size)
 
 
-def command(bank: Path, cutoff: str, runs: Path, summary: Path) -> str:
+def command(bank: Path, cutoff: str, runs: Path, summary: Path, config: Path | None) -> str:
     args = ["run", "--cutoff", cutoff, "--warehouse", str(bank), "--runs-dir", str(runs)]
     args += ["--force", "--json", str(summary)]
+    args += ["--config", str(config.resolve())] if config else []
     # exit codes 1 and 2 come back as the run's status in run.json, not as a failed child
     return f"from retain.cli import app; app({args!r}, standalone_mode=False)"
 
@@ -55,6 +59,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--runs-dir", type=Path, default=None)
     parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--config", type=Path, default=None)
     args = parser.parse_args()
     if args.tracking_uri:
         os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
@@ -64,7 +69,7 @@ def main() -> None:
     for repeat in range(args.repeats):
         runs, summary = runs_root / f"repeat-{repeat}", runs_root / f"repeat-{repeat}.json"
         before = os.getloadavg()[0]
-        whole.append(run_measured(command(args.bank, args.cutoff, runs, summary)))
+        whole.append(run_measured(command(args.bank, args.cutoff, runs, summary, args.config)))
         loads.append((round(before, 1), round(os.getloadavg()[0], 1)))
         payload = json.loads(summary.read_text())
         statuses.append(payload["status"])
@@ -75,6 +80,7 @@ def main() -> None:
             for name, seconds in json.loads(scored.read_text()).get("timings", {}).items():
                 split.setdefault(name, []).append(seconds)
     rows, result = [], {"bank": str(args.bank), "cutoff": args.cutoff, "runs": args.repeats}
+    result["config"] = str(args.config) if args.config else None
     for name, steps in per_step.items():
         seconds = statistics.median(s["seconds"] or 0 for s in steps)
         cpu = statistics.median(s.get("cpu_seconds") or 0 for s in steps)

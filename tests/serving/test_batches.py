@@ -96,3 +96,33 @@ def test_a_failing_second_writer_fails_the_files_with_its_exit_code(scored, tmp_
         _write_list_files(tmp_path / "lists", scores, lists, growth, "en", config, tmp_path)
     # the parent's half was written all the same: the step fails, its staging is discarded
     assert list((tmp_path / "lists" / "en").glob("*.csv"))
+
+
+def test_explaining_from_the_listing_floor_keeps_every_listed_customers_reasons(scored):
+    """``[lists] explain_above = min_risk`` (docs/operating.md: 18% off the 1M run) explains
+    fewer customers, each with the reasons it had, and every customer a retention list holds
+    (treated, explore, already leaving) among them — so the lists and their files stay the
+    same."""
+    import numpy as np
+
+    from features.config import BankConfig
+    from serving.champions import load_champions
+    from serving.score import explain_churn, score_frame
+    from tests.monitoring.conftest import demo_store
+
+    policy = BankConfig().lists
+    features = pd.read_parquet(scored.out / "features.parquet")
+    with demo_store((scored.bank, scored.store, scored.env)):
+        models = load_champions()
+    scores = score_frame(models, features, policy.risk_bands)
+    everyone = explain_churn(models, features, scores, 0.0)
+    floor = explain_churn(models, features, scores, policy.min_risk)
+    assert 0 < len(floor.rows) < 0.8 * len(everyone.rows)
+    at = np.searchsorted(everyone.rows, floor.rows)
+    assert (everyone.rows[at] == floor.rows).all()
+    np.testing.assert_array_equal(everyone.feature[at], floor.feature)
+    np.testing.assert_allclose(everyone.contribution[at], floor.contribution)
+    listed = pd.read_parquet(scored.out / "lists.parquet")["customer_id"]
+    positions = np.flatnonzero(features["customer_id"].isin(listed).to_numpy())
+    assert len(positions) == listed.nunique() > 50
+    assert np.isin(positions, floor.rows).all()
