@@ -54,6 +54,7 @@ SERVING_LAYERS: Layers | None = Layers(
             "serving.answer_batches",
             "serving.spark_scoring",
             "serving.sheets",
+            "serving.sheets_split",
             "serving.report",
             "serving.history",
         ),
