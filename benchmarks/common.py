@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import resource
 import signal
 import socket
@@ -72,8 +73,38 @@ def report(name: str, columns: list[str], rows: list[list], payload: dict) -> No
     Console().print(table)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    path.write_text(json.dumps({**payload, "machine": machine()}, indent=2) + "\n")
     Console().print(f"written to {path}")
+
+
+def machine() -> dict:
+    """What the figures were measured on: two machines of the same size differ by half in
+    seconds (docs/operating.md), so a figure is compared with one of the same machine only."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read_lines("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        platform.processor() or platform.machine(),
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "commit": commit.stdout.strip() or None,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
 
 
 def free_port() -> int:
