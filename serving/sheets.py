@@ -49,10 +49,10 @@ def write_list_files(
     lang: str,
     config: BankConfig,
     only: Collection | None = None,
-) -> list[str]:
+) -> None:
     """Write ``<list_id>.csv`` / ``.xlsx`` (retention) and ``<list_id>_growth.csv`` / ``.xlsx``
     for every list (``only``: for these list ids alone, the files being the same as when all
-    are written); return the retention list ids.
+    are written).
 
     The rows are made readable once for all lists, then cut per list: thousands of small
     files, so per-file overhead (not rows) is what costs."""
@@ -88,7 +88,6 @@ def write_list_files(
             _write_xlsx(
                 folder / f"{name}.xlsx", rows, lang, name, config, legend, [tails[i] for i in at]
             )
-    return sorted(str(i) for i in lists["list_id"].unique())
 
 
 def link_files(source: Path, target: Path) -> None:

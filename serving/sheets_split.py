@@ -34,10 +34,8 @@ Frames = dict[str, tuple[pd.DataFrame, pd.DataFrame]]  # language: (lists, growt
 def write_in_two(folder: Path, frames: Frames, config: BankConfig, scratch: Path) -> None:
     """``lists/<lang>/`` for every language of ``frames``: half the lists by a child process
     when there are at least :data:`SPLIT_LISTS`, the rest (or all) here."""
-    ids = sorted(
-        {_plain(i) for lists, growth in frames.values() for i in (*lists.list_id, *growth.list_id)},
-        key=str,
-    )
+    every = [frame["list_id"] for pair in frames.values() for frame in pair]
+    ids = sorted(pd.concat(every).unique().tolist(), key=str)  # plain ints or texts, for JSON
     if len(ids) < SPLIT_LISTS:
         for lang, (lists, growth) in frames.items():
             write_list_files(folder / lang, lists, growth, lang, config)
@@ -88,11 +86,6 @@ def _start(folder: Path, frames: Frames, ids: list, config: BankConfig, scratch:
             stdin=subprocess.DEVNULL,
         )
     return child, log
-
-
-def _plain(value):
-    """A numpy scalar as a Python value (list ids may be integers or strings)."""
-    return value.item() if hasattr(value, "item") else value
 
 
 def main(argv: list[str]) -> None:

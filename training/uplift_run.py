@@ -62,6 +62,11 @@ class FittedUplift:
     measured: Rows  # the held-out rows the figures and the gate read
     chosen_on: tuple[str, ...]  # the held-out months the learner was chosen on (one: none)
 
+    @property
+    def measured_on(self) -> list[str]:
+        """The held-out months the figures and the gate read."""
+        return sorted(set(self.measured.cutoff))
+
 
 def measures(
     rows: Rows, tau: np.ndarray, risk: np.ndarray, share: float, psi: np.ndarray | None = None
@@ -209,7 +214,7 @@ def log_uplift_run(fitted: FittedUplift, source: str, tags: dict | None = None) 
         "train_cutoffs": list(fitted.split.train_cutoffs),
         "held_out_cutoffs": list(fitted.split.held_out_cutoffs),
         "chosen_on": list(fitted.chosen_on),
-        "measured_on": sorted(set(fitted.measured.cutoff)),
+        "measured_on": fitted.measured_on,
     }
 
 
@@ -221,7 +226,7 @@ def uplift_card(fitted: FittedUplift) -> str:
         f"Learned from {fitted.history['randomised_rows']:,} randomised customer-months over "
         f"{fitted.history['months']} months ({fitted.history['control_rows']:,} held back); "
         f"trained on {', '.join(fitted.split.train_cutoffs)}, measured on "
-        f"{', '.join(sorted(set(fitted.measured.cutoff)))} (embargoed; each customer's effect "
+        f"{', '.join(fitted.measured_on)} (embargoed; each customer's effect "
         "estimated doubly robustly with the known probability of a call and outcome models of "
         f"the training months). Chosen learner: **{fitted.chosen.learner}**"
         + (
