@@ -7,6 +7,11 @@ import os
 
 # before LightGBM loads: waiting OpenMP threads sleep instead of spinning (see retain/cli.py)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# `make test` runs two workers on two cores: one OpenMP thread each (LightGBM, numpy). The trees
+# are the same (deterministic, column-wise histograms); two threads per worker on the suite's
+# small banks cost a third more CPU for no time (other bank's training: 47 CPU-s instead of 31)
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 import subprocess
 import sys
 from dataclasses import dataclass

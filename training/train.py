@@ -30,7 +30,7 @@ class TrainConfig:
     num_boost_round: int = 600
     early_stopping_rounds: int = 100
     seed: int = 0
-    num_threads: int = 2
+    num_threads: int = 0  # 0: OpenMP's default (every core, or OMP_NUM_THREADS); same trees
 
     @classmethod
     def for_flat_tables(cls) -> TrainConfig:

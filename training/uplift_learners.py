@@ -51,7 +51,7 @@ PARAMS = {
     "verbosity": -1,
     "deterministic": True,
     "force_col_wise": True,
-    "num_threads": 2,
+    "num_threads": 0,  # OpenMP's default: every core, or OMP_NUM_THREADS
     "seed": 0,
 }
 ROUNDS, PATIENCE = 400, 50
