@@ -9,7 +9,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # `make test` runs two workers on two cores: one OpenMP thread each (LightGBM, numpy). The trees
 # are the same (deterministic, column-wise histograms); two threads per worker on the suite's
-# small banks cost a third more CPU for no time (other bank's training: 47 CPU-s instead of 31)
+# small banks cost half as much CPU again for no time (docs/design.md §10)
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 import subprocess
