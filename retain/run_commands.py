@@ -13,8 +13,11 @@ Each output is written atomically. A step whose inputs have not changed since it
 (its *fingerprint*: the warehouse files' sizes and times, the configuration, the features file,
 the champion models' versions) is skipped on the next run, so a run that failed resumes where
 it stopped; ``--force`` redoes every step. The run never trains: retraining is ``retain train``
-and ``retain promote``. Exit codes: 0 done, 1 a step failed, 2 monitoring raised an act-level
-alert (everything is written first), so a scheduler can page someone.
+and ``retain promote``. What would stop the run only at the score step — a champion model
+missing or failing its checks, a cutoff the warehouse has no balances for — is checked first,
+in seconds, and stops it before any step. Exit codes: 0 done, 1 a step failed (or the run could
+not start), 2 monitoring raised an act-level alert (everything is written first), so a
+scheduler can page someone.
 """
 
 from __future__ import annotations
@@ -364,6 +367,7 @@ def run(
     """The monthly job: validate → features → score (lists, report) → monitor, into
     <runs-dir>/<cutoff>/; resumes after a failure; exit 1 on a failure, 2 on an act alert."""
     from models.registry import use_store
+    from retain.warehouse import scoring_problem
 
     bank = with_options(
         bank_config(config),
@@ -375,6 +379,9 @@ def run(
     lang = bank.language
     use_store()
     folder = runs_dir / day.isoformat()
+    problem = scoring_problem(location, day, bank)  # seconds, not a validation and features later
+    if problem is not None:
+        fail(problem, EXIT_FAILED, f"nothing was run: {folder} and its run.json are untouched")
     folder.mkdir(parents=True, exist_ok=True)
     if reference is None:
         reference = default_reference(runs_dir, day)

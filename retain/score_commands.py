@@ -54,7 +54,7 @@ def score(
 ) -> None:
     """Validate the warehouse, score every customer with the champion models, and write
     scores, RM lists and a report."""
-    from retain.warehouse import require_valid
+    from retain.warehouse import require_scorable, require_valid
 
     bank = with_options(
         bank_config(config),
@@ -66,6 +66,7 @@ def score(
     day = month_end(cutoff)
     if out is None and bank.service.scores is None:
         fail("give --out DIR (the configuration's service.scores is empty)", 2)
+    require_scorable(location, day, bank)
     require_valid(location, bank.warehouse)
     summary = score_month(location, day, out or Path(bank.service.scores), bank, k)
     print_score(summary)

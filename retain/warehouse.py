@@ -1,13 +1,15 @@
-"""What the commands do with a warehouse before they use it: validate it, and check that it
-agrees with the configuration. A bad warehouse stops a command with the violations table,
-never a traceback."""
+"""What the commands do with a warehouse before they use it: check in seconds what would stop
+them late, validate it, and check that it agrees with the configuration. A bad warehouse stops
+a command with the violations table, never a traceback."""
 
 from __future__ import annotations
+
+from datetime import date
 
 import typer
 
 from features.config import BankConfig, WarehouseConfig
-from retain.output import console, errors, table
+from retain.output import console, errors, fail, table
 
 
 def catalogue_problems(location: str, bank: BankConfig) -> list[tuple[str, str]]:
@@ -45,3 +47,42 @@ def require_valid(
         )
     )
     raise typer.Exit(1)
+
+
+def scoring_problem(location: str, cutoff: date, bank: BankConfig) -> str | None:
+    """What would stop a scoring at ``cutoff`` only after the validation and the features (on
+    10M customers, minutes of both), found in seconds: a champion model that is missing or
+    fails its checks (``load_champions``: registered, SHA-256 of the booster and of the rest),
+    or a cutoff the warehouse holds no balances for. The one line to show, or None.
+
+    The cutoff is checked where the warehouse is computed without starting anything: DuckDB
+    over files, or the database itself. On Spark the features step checks it (starting the
+    cluster session is that step's, with its own errors); any other error here is left to the
+    validation, which reports it with the table and column."""
+    from features.build import CutoffError, check_cutoffs
+    from features.engine import open_warehouse
+    from models.registry import RegistryError, use_store
+    from serving.champions import load_champions
+
+    use_store()
+    try:
+        load_champions(ranking=bank.lists.ranking)
+    except RegistryError as exc:
+        return str(exc)
+    if bank.warehouse.engine != "duckdb":
+        return None
+    try:
+        _, warehouse = open_warehouse(location, bank.warehouse)
+        check_cutoffs(warehouse, [cutoff])
+    except CutoffError as exc:
+        return str(exc)
+    except Exception:  # an unreadable table is the validation's to report, with its column
+        return None
+    return None
+
+
+def require_scorable(location: str, cutoff: date, bank: BankConfig) -> None:
+    """Exit 1 with :func:`scoring_problem`'s line, before anything is validated or written."""
+    problem = scoring_problem(location, cutoff, bank)
+    if problem is not None:
+        fail(problem, 1, "nothing was run: found before validating the warehouse")

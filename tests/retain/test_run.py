@@ -24,27 +24,24 @@ def test_a_run_that_failed_late_resumes_skipping_finished_steps_and_equals_retai
     folder = runs / SCORED_CUTOFF
     args = ["run", "--cutoff", SCORED_CUTOFF, "--warehouse", str(scored.bank)]
     args += ["--runs-dir", str(runs), "--lang", "en"]
-    # a real failure in the third step: the champion's booster no longer matches its hash
-    booster = booster_file(scored.store, "churn")
-    original = booster.read_bytes()
-    try:
-        booster.write_bytes(original[:100] + bytes([original[100] ^ 1]) + original[101:])
-        failed = run_retain(args, scored.env)
-    finally:
-        booster.write_bytes(original)
+    # a real failure in the last step: the reference it is told to monitor against was never
+    # scored (what would stop the score step — a missing or tampered champion, a cutoff outside
+    # the warehouse — stops the run before any step: see the end of this test)
+    failed = run_retain([*args, "--reference", "2024-06-30"], scored.env)
     assert failed.returncode == 1, failed.stderr
-    assert "step score failed" in failed.stderr
-    assert "does not match the training tag" in failed.stderr
+    assert "step monitor failed" in failed.stderr
+    assert "no scored cutoff 2024-06-30" in " ".join(failed.stderr.split())
     assert "Traceback" not in failed.stderr + failed.stdout
     assert statuses(folder) == {
         "validate": "done",
         "features": "done",
-        "score": "failed",
-        "monitor": "not run",
+        "score": "done",
+        "monitor": "failed",
     }
     assert json.loads((folder / "run.json").read_text())["status"] == "failed"
     assert json.loads((folder / "validate.json").read_text())["valid"] is True
-    assert not (folder / "scores").exists()
+    assert not (folder / "monitor").exists()
+    scored_at = (folder / "scores" / "summary.json").stat().st_mtime_ns
     built = (folder / "features.parquet").stat().st_mtime_ns
 
     resumed = run_retain([*args, "--json", str(tmp_path / "run.json")], scored.env)
@@ -54,7 +51,7 @@ def test_a_run_that_failed_late_resumes_skipping_finished_steps_and_equals_retai
     assert resumed.returncode == 0 and summary["alert"] != "act", resumed.stdout
     steps = {s["name"]: s for s in summary["steps"]}
     assert steps["validate"]["status"] == steps["features"]["status"] == "skipped (done)"
-    assert steps["score"]["status"] == "done"
+    assert steps["score"]["status"] == "skipped (done)"
     assert steps["monitor"]["status"] == "done"
     assert steps["monitor"]["detail"]["alert"] in ("ok", "watch")
     assert (folder / "monitor" / "monitor.json").is_file()
@@ -63,6 +60,7 @@ def test_a_run_that_failed_late_resumes_skipping_finished_steps_and_equals_retai
     done = [s for s in summary["steps"] if s["status"] == "done"]
     assert done and all(s["cpu_seconds"] > 0 for s in done)
     assert (folder / "features.parquet").stat().st_mtime_ns == built  # not rebuilt
+    assert (folder / "scores" / "summary.json").stat().st_mtime_ns == scored_at  # nor scored
     for line in ("validate", "features", "score", "monitor", "skipped (done)", "peak RSS MB"):
         assert line in resumed.stdout
 
@@ -84,6 +82,22 @@ def test_a_run_that_failed_late_resumes_skipping_finished_steps_and_equals_retai
 
     again = run_retain(args, scored.env)
     assert statuses(folder)["score"] == "skipped (done)", again.stderr
+
+    # a champion that fails its checks stops even a forced run before its first step, in
+    # seconds: the finished run's record and outputs stay as they were
+    record = (folder / "run.json").read_bytes()
+    booster = booster_file(scored.store, "churn")
+    original = booster.read_bytes()
+    try:
+        booster.write_bytes(original[:100] + bytes([original[100] ^ 1]) + original[101:])
+        refused = run_retain([*args, "--force"], scored.env)
+    finally:
+        booster.write_bytes(original)
+    assert refused.returncode == 1, refused.stderr
+    assert "does not match the training tag" in refused.stderr
+    assert "nothing was run" in refused.stderr and "step " not in refused.stderr
+    assert (folder / "run.json").read_bytes() == record
+    assert (folder / "features.parquet").stat().st_mtime_ns == built
 
 
 def test_the_warehouse_fingerprint_sees_a_changed_file(tmp_path):

@@ -12,8 +12,11 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
+from features.schema import validate_warehouse
 from features.sources.files import read_table
 from serving.lists import LIST_COLUMNS, OUTLET_PREFIX
+from synthetic.bank import write_bank
+from synthetic.config import SynthConfig
 from tests.conftest import SCORED_CUTOFF, run_retain
 
 CUTOFF = pd.Timestamp(SCORED_CUTOFF)
@@ -25,6 +28,29 @@ def lists(scored) -> pd.DataFrame:
     frame = pd.read_parquet(scored.out / "lists.parquet")
     assert len(frame) and frame["list_id"].nunique() > 1
     return frame
+
+
+@pytest.fixture(scope="module")
+def broken_bank(tmp_path_factory) -> Path:
+    """A 300-customer bank the validation stops (one customer twice): what stops a scoring
+    late must be named before the validation runs, so its violations are never what is shown."""
+    bank = tmp_path_factory.mktemp("broken") / "bank"
+    write_bank(SynthConfig(customers=300, seed=5), bank)
+    (part,) = (bank / "customers").glob("*.parquet")
+    customers = pd.read_parquet(part)
+    pd.concat([customers, customers.head(1)]).to_parquet(part, index=False)
+    assert [v.rule for v in validate_warehouse(bank)] == ["unique key (customer_id)"]
+    return bank
+
+
+def stopped_before_validating(result) -> bool:
+    """Exit 1 with the one line and the note that nothing ran; no violations table."""
+    return (
+        result.returncode == 1
+        and "nothing was run: found before validating the warehouse" in result.stderr
+        and "violation" not in result.stderr
+        and "Traceback" not in result.stderr + result.stdout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -343,55 +369,51 @@ def test_reasons_find_the_true_driver_of_top_decile_churners(scored):
     assert s["reason_fidelity"] >= 0.85
 
 
-def test_a_missing_model_fails_cleanly_and_keeps_the_previous_outputs(scored, tmp_path):
+def test_a_missing_model_fails_cleanly_and_keeps_the_previous_outputs(
+    scored, broken_bank, tmp_path
+):
     out = tmp_path / "scores"
     shutil.copytree(scored.out, out)
     before = _digest(out)
     env = {**scored.env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty.db'}"}
     result = run_retain(
-        ["score", "--warehouse", str(scored.bank), "--cutoff", SCORED_CUTOFF, "--out", str(out)],
+        ["score", "--warehouse", str(broken_bank), "--cutoff", SCORED_CUTOFF, "--out", str(out)],
         env,
     )
-    assert result.returncode == 1
     assert "no registered model churn, upgrade" in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
+    assert stopped_before_validating(result), result.stderr[-2000:]
     assert _digest(out) == before
 
 
-def test_a_tampered_booster_fails_cleanly_and_keeps_the_previous_outputs(scored, tmp_path):
+def test_a_tampered_booster_fails_cleanly_and_keeps_the_previous_outputs(
+    scored, broken_bank, tmp_path
+):
     booster = booster_file(scored.store, "churn")
     original = booster.read_bytes()
     out = tmp_path / "scores"
     shutil.copytree(scored.out, out)
     before = _digest(out)
+    args = ["score", "--warehouse", str(broken_bank), "--cutoff", SCORED_CUTOFF, "--out", str(out)]
     try:
         booster.write_bytes(original[:100] + bytes([original[100] ^ 1]) + original[101:])
-        result = run_retain(
-            [
-                "score",
-                "--warehouse",
-                str(scored.bank),
-                "--cutoff",
-                SCORED_CUTOFF,
-                "--out",
-                str(out),
-            ],
-            scored.env,
-        )
+        result = run_retain(args, scored.env)
     finally:
         booster.write_bytes(original)
-    assert result.returncode == 1
     assert "does not match the training tag" in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
+    assert stopped_before_validating(result), result.stderr[-2000:]
+    assert _digest(out) == before
+    # the same command with the booster restored gets as far as the validation, which stops it
+    validated = run_retain(args, scored.env)
+    assert validated.returncode == 1 and "1 violation(s)" in validated.stderr, validated.stderr
     assert _digest(out) == before
 
 
-def test_a_date_outside_the_warehouse_is_a_clear_error(scored, tmp_path):
+def test_a_date_outside_the_warehouse_is_a_clear_error(scored, broken_bank, tmp_path):
     result = run_retain(
         [
             "score",
             "--warehouse",
-            str(scored.bank),
+            str(broken_bank),
             "--cutoff",
             "2030-01-31",
             "--out",
@@ -399,7 +421,8 @@ def test_a_date_outside_the_warehouse_is_a_clear_error(scored, tmp_path):
         ],
         scored.env,
     )
-    assert result.returncode == 1 and "outside the warehouse" in result.stderr
+    assert "outside the warehouse" in result.stderr
+    assert stopped_before_validating(result), result.stderr[-2000:]
     assert not (tmp_path / "x").exists()
 
 
