@@ -88,14 +88,14 @@ def machine() -> dict:
         ),
         platform.processor() or platform.machine(),
     )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    )
+    from models.provenance import UNKNOWN, code_commit
+
+    commit = code_commit()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "commit": commit.stdout.strip() or None,
+        "commit": None if commit == UNKNOWN else commit[:7],
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

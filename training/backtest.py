@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from models.provenance import code_commit
 from training.calibrate import fit_calibrator
 from training.dataset import (
     DatasetError,
@@ -21,7 +22,6 @@ from training.dataset import (
 )
 from training.evaluate import ece
 from training.plots import plot_backtest
-from training.register import git_sha
 from training.train import TrainConfig, fit_booster
 
 MIN_TRAIN_CUTOFFS = 1
@@ -67,7 +67,7 @@ def backtest(frame: pd.DataFrame, label: str, config: TrainConfig, horizon: int)
 def run_backtest(features_path: Path, label: str, config: TrainConfig, horizon: int) -> dict:
     frame = read_features(features_path)
     with mlflow.start_run(run_name=f"backtest {label}") as run:
-        mlflow.set_tags({"task": "backtest", "label": label, "git_sha": git_sha()})
+        mlflow.set_tags({"task": "backtest", "label": label, "git_sha": code_commit()})
         mlflow.log_params({"features_path": str(features_path), "label": label})
         mlflow.log_param("embargo_months", horizon)
         results = backtest(frame, label, config, horizon)

@@ -16,8 +16,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from features.sources.flat import FlatTable, load_flat_table
+from models.provenance import code_commit
 from training.dataset import refuse_perfect_predictors
-from training.register import git_sha, log_booster
+from training.register import log_booster
 from training.train import TrainConfig, fit_booster, fit_fixed_rounds
 
 FOLDS = 5
@@ -66,7 +67,7 @@ def train_flat(
     x, y = table.features, table.target.to_numpy(dtype=np.int8)
     refuse_perfect_predictors(x.select_dtypes("number"), y)
     with mlflow.start_run(run_name=f"flat {Path(path).name}") as run:
-        mlflow.set_tags({"task": "flat", "table": str(path), "git_sha": git_sha()})
+        mlflow.set_tags({"task": "flat", "table": str(path), "git_sha": code_commit()})
         cv = cross_validate(table, config)
         mlflow.log_params(
             {

@@ -5,7 +5,6 @@ in ``models/``.
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -21,16 +20,6 @@ from models.registry import EVALUATION_ROWS
 EVALUATION_CAP = 200_000  # rows kept for promotion; more is a seeded sample
 EVALUATION_SEED = 0
 ID_COLUMNS = ("customer_id", "cutoff")
-
-
-def git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-    except OSError:
-        return "unknown"
-    return out.stdout.strip() or "unknown"
 
 
 def evaluation_rows(

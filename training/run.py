@@ -22,6 +22,7 @@ from features.products import products_to_json, read_products_metadata
 from features.targets import CHURN, UPGRADE, Target, all_targets, cross_sell, label_columns
 from models.artifact import LoggedModel, ModelArtifact
 from models.calibration import Calibrator
+from models.provenance import code_commit
 from training.baselines import baseline_scores
 from training.calibrate import fit_calibrator
 from training.card import ModelCardInfo, SplitSummary, model_card
@@ -42,7 +43,7 @@ from training.plots import (
     plot_roc,
     plot_shap_summary,
 )
-from training.register import git_sha, register_model
+from training.register import register_model
 from training.train import TrainConfig, fit_booster
 from training.tune import tune
 
@@ -241,7 +242,7 @@ def _card_info(
         calibration=fitted.calibrator.method,
         test_metrics=fitted.metrics,
         baseline_metrics=fitted.baselines,
-        git_sha=git_sha(),
+        git_sha=code_commit(),
         run_id=run_id,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         data_source=source,
@@ -271,7 +272,7 @@ def train_label(
                 **(tags or {}),
                 "label": target.label,
                 "model": target.model,
-                "git_sha": git_sha(),
+                "git_sha": code_commit(),
                 "source": source,
             }
         )
@@ -323,7 +324,7 @@ def train_task(
     results = []
     targets = targets_for(task, frame)
     with mlflow.start_run(run_name=run_name or f"train {task}") as parent:
-        mlflow.set_tags({**(tags or {}), "task": task, "git_sha": git_sha()})
+        mlflow.set_tags({**(tags or {}), "task": task, "git_sha": code_commit()})
         progress(0, len(targets))
         for done, target in enumerate(targets, start=1):
             try:

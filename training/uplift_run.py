@@ -30,8 +30,8 @@ import mlflow
 import numpy as np
 
 from features.config import BankConfig
+from models.provenance import code_commit
 from models.uplift import UpliftArtifact, log_uplift
-from training.register import git_sha
 from training.uplift_data import UpliftSplit, check_history, split_uplift, uplift_rows
 from training.uplift_learners import LEARNERS, Rows, fit_t
 from training.uplift_metrics import (
@@ -177,7 +177,9 @@ def log_uplift_run(fitted: FittedUplift, source: str, tags: dict | None = None) 
     chosen = fitted.chosen.learner
     best = fitted.figures[chosen]
     with mlflow.start_run(run_name=EXPERIMENT_RUN) as run:
-        mlflow.set_tags({**(tags or {}), "model": "uplift", "task": "uplift", "git_sha": git_sha()})
+        mlflow.set_tags(
+            {**(tags or {}), "model": "uplift", "task": "uplift", "git_sha": code_commit()}
+        )
         mlflow.log_params(
             {
                 "learner": chosen,
