@@ -209,7 +209,6 @@ def run(
 ) -> None:
     """The monthly job: validate → features → score (lists, report) → monitor, into
     <runs-dir>/<cutoff>/; resumes after a failure; exit 1 on a failure, 2 on an act alert."""
-    from models.registry import use_store
     from retain.warehouse import scoring_problem
 
     bank = with_options(
@@ -220,9 +219,9 @@ def run(
     location = warehouse_location(warehouse, bank)
     day = month_end(cutoff)
     lang = bank.language
-    use_store()
     folder = runs_dir / day.isoformat()
-    problem = scoring_problem(location, day, bank)  # seconds, not a validation and features later
+    # seconds, not a validation and features later; it also points MLflow at the store
+    problem = scoring_problem(location, day, bank)
     if problem is not None:
         fail(problem, EXIT_FAILED, f"nothing was run: {folder} and its run.json are untouched")
     folder.mkdir(parents=True, exist_ok=True)

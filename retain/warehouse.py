@@ -62,13 +62,16 @@ def scoring_problem(location: str, cutoff: date, bank: BankConfig) -> str | None
     from features.build import CutoffError, check_cutoffs
     from features.engine import open_warehouse
     from models.registry import RegistryError, use_store
+    from retain.steps import one_line
     from serving.champions import load_champions
 
-    use_store()
     try:
+        use_store()  # the store the scoring will use, from here on
         load_champions(ranking=bank.lists.ranking)
     except RegistryError as exc:
         return str(exc)
+    except Exception as exc:  # a registry that does not answer stops the scoring as surely
+        return f"could not read the champion models from the registry: {one_line(exc)}"
     if bank.warehouse.engine != "duckdb":
         return None
     try:

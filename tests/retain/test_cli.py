@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -327,3 +328,29 @@ def test_unknown_task_and_missing_files_are_one_line_errors(tmp_path):
         assert result.returncode in (1, 2), args
         assert word in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr + result.stdout, args
+
+
+def test_a_registry_that_does_not_answer_stops_scoring_before_the_validation(small_bank, tmp_path):
+    """Nothing listens at the tracking server's address: one line naming the registry, at
+    once (no retries), before the warehouse is validated — never a traceback."""
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",  # discard: nothing answers there
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    }
+    for command in ("score", "run"):
+        where = ["--out", str(tmp_path / "s")] if command == "score" else []
+        where += ["--runs-dir", str(tmp_path / "runs")] if command == "run" else []
+        result = subprocess.run(
+            [*RETAIN, command, "--warehouse", str(small_bank), "--cutoff", "2024-09-30", *where],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        said = " ".join(result.stderr.split())
+        assert result.returncode == 1, (command, said[-2000:])
+        assert "could not read the champion models from the registry" in said, said[-2000:]
+        assert "nothing was run" in said and "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "s").exists() and not (tmp_path / "runs").exists()
