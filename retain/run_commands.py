@@ -24,11 +24,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
+import psutil
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -47,9 +52,44 @@ from retain.options import (
     with_options,
 )
 from retain.output import JsonOption, console, errors, fail, save_json, table
-from retain.steps import FAILED, Hooks, Step, StepFailed, StepRecord, run_steps
 
+DONE, SKIPPED, FAILED, NOT_RUN = "done", "skipped (done)", "failed", "not run"
 EXIT_FAILED, EXIT_ACT = 1, 2
+RUN_FILE = "run.json"
+
+
+class StepFailed(Exception):
+    """A step that cannot finish, with the one line a user needs."""
+
+
+@dataclass
+class StepRecord:
+    """What ``run.json`` keeps of one step."""
+
+    name: str
+    status: str = NOT_RUN
+    seconds: float | None = None
+    peak_rss_mb: float | None = None
+    cpu_seconds: float | None = (
+        None  # user + system, all threads: steadier than seconds on a shared machine
+    )
+    output: str | None = None
+    fingerprint: str | None = None
+    error: str | None = None
+    detail: dict = field(default_factory=dict)
+    runs_on: dict = field(default_factory=dict)
+
+
+@dataclass
+class Step:
+    """A step of the monthly run: its output, its fingerprint (None: never skipped), what it
+    does (``work(update)`` returns details kept in ``run.json``) and where it computes."""
+
+    name: str
+    output: Path
+    fingerprint: Callable[[], str | None]
+    work: Callable[[Callable[[str], None]], dict]
+    runs_on: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- fingerprints
@@ -82,11 +122,56 @@ def config_fingerprint(config: BankConfig) -> str:
     return _digest(config.model_dump(mode="json"))
 
 
+# ---------------------------------------------------------------- peak RSS of a step
+
+
+class PeakMemory:
+    """Samples this process's resident memory (and its children's) while a step runs."""
+
+    def __init__(self, every: float = 0.05):
+        self.every, self.peak = every, 0
+        self._stop = threading.Event()
+        self._process = psutil.Process(os.getpid())
+
+    def _sample(self) -> None:
+        try:
+            rss = self._process.memory_info().rss
+            rss += sum(c.memory_info().rss for c in self._process.children(recursive=True))
+        except psutil.Error:
+            return
+        self.peak = max(self.peak, rss)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def __enter__(self) -> PeakMemory:
+        self._sample()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def mb(self) -> float:
+        return round(self.peak / 2**20, 1)
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process's threads and of its children it waited for."""
+    times = psutil.Process(os.getpid()).cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 # ---------------------------------------------------------------- the steps
 
 
-def _validate(location: str, bank: BankConfig) -> Callable:
-    def work(update, out: Path) -> dict:
+def _validate(location: str, out: Path, bank: BankConfig) -> Callable:
+    def work(update) -> dict:
         from features.schema import validate_warehouse
 
         update("checking every table")
@@ -108,8 +193,8 @@ def _validate(location: str, bank: BankConfig) -> Callable:
     return work
 
 
-def _features(location: str, cutoff: date, bank: BankConfig) -> Callable:
-    def work(update, out: Path) -> dict:
+def _features(location: str, cutoff: date, out: Path, bank: BankConfig) -> Callable:
+    def work(update) -> dict:
         from features.materialize import write_features
 
         summary = write_features(location, [cutoff], out, bank, step=update)
@@ -120,8 +205,8 @@ def _features(location: str, cutoff: date, bank: BankConfig) -> Callable:
     return work
 
 
-def _score(location, cutoff, features_path, bank, lang) -> Callable:
-    def work(update, out: Path) -> dict:
+def _score(location, cutoff, features_path, out, bank, lang) -> Callable:
+    def work(update) -> dict:
         from serving.batch import score_warehouse
 
         summary = score_warehouse(
@@ -134,7 +219,7 @@ def _score(location, cutoff, features_path, bank, lang) -> Callable:
 
 
 def _monitor(folder, reference, runs_dir, location, bank) -> Callable:
-    def work(update, out: Path) -> dict:
+    def work(update) -> dict:
         from monitoring.job import run_monitor
 
         if reference is None:
@@ -148,7 +233,7 @@ def _monitor(folder, reference, runs_dir, location, bank) -> Callable:
             runs_dir=runs_dir,
             warehouse=location,
             config=bank,
-            out=out,
+            out=folder / "monitor",
             step=update,
         )
         return {"alert": result.get("alert"), "reference": str(reference)}
@@ -182,6 +267,78 @@ def default_reference(runs_dir: Path, cutoff: date) -> str | None:
 
 
 # ---------------------------------------------------------------- the run
+
+
+def previous_records(path: Path) -> dict[str, dict]:
+    try:
+        return {s["name"]: s for s in json.loads(path.read_text())["steps"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def run_steps(
+    steps: list[Step],
+    folder: Path,
+    force: bool,
+    on_start: Callable[[str], None],
+    on_update: Callable[[str, str], None],
+    on_end: Callable[[StepRecord], None],
+    header: dict,
+) -> tuple[list[StepRecord], dict]:
+    """Run (or skip) ``steps`` in order, writing ``run.json`` after each; stop at a failure."""
+    before = {} if force else previous_records(folder / RUN_FILE)
+    records = [StepRecord(s.name, output=str(s.output), runs_on=s.runs_on) for s in steps]
+    payload = {**header, "status": "running", "steps": []}
+
+    def save() -> None:
+        payload["steps"] = [asdict(r) for r in records]
+        write_json(folder / RUN_FILE, payload)
+
+    failed = False
+    for step, record in zip(steps, records, strict=True):
+        if failed:
+            on_end(record)
+            continue
+        on_start(step.name)
+        started, cpu = time.perf_counter(), cpu_seconds()
+        with PeakMemory() as memory:
+            try:
+                record.fingerprint = step.fingerprint()
+                last = before.get(step.name, {})
+                if (
+                    record.fingerprint is not None
+                    and last.get("status") in (DONE, SKIPPED)
+                    and last.get("fingerprint") == record.fingerprint
+                    and step.output.exists()
+                ):
+                    record.status, record.detail = SKIPPED, last.get("detail", {})
+                else:
+                    record.detail = step.work(lambda text, n=step.name: on_update(n, text))
+                    record.status = DONE
+            except Exception as exc:  # recorded in run.json and shown as one line
+                record.status, record.error = FAILED, _one_line(exc)
+                failed = True
+        record.seconds = round(time.perf_counter() - started, 2)
+        record.peak_rss_mb = memory.mb
+        record.cpu_seconds = round(cpu_seconds() - cpu, 2)
+        on_end(record)
+        save()
+    alert = next((r.detail.get("alert") for r in records if r.name == "monitor"), None)
+    payload["alert"] = alert
+    payload["status"] = "failed" if failed else ("alert" if alert == "act" else "ok")
+    save()
+    return records, payload
+
+
+def _one_line(exc: Exception) -> str:
+    from features.build import CutoffError
+    from features.engine import EngineError
+    from features.sources.files import WarehouseError
+    from models.registry import RegistryError
+
+    known = (StepFailed, RegistryError, CutoffError, WarehouseError, EngineError)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if isinstance(exc, known) else f"{type(exc).__name__}: {text}"
 
 
 def run(
@@ -262,8 +419,7 @@ def _monthly_steps(
     lang: str,
     reference: str | None,
 ) -> list[Step]:
-    """The four steps of a run into ``folder``, each skipped while its inputs are unchanged;
-    on DuckDB the features are built beside the validation."""
+    """The four steps of a run into ``folder``, each skipped while its inputs are unchanged."""
     from models.registry import champion_versions
 
     features_path, scores = folder / "features.parquet", folder / "scores"
@@ -279,18 +435,15 @@ def _monthly_steps(
             "validate",
             folder / "validate.json",
             unchanged(warehouse_print),
-            _validate(location, bank),
+            _validate(location, folder / "validate.json", bank),
             engines["validate"],
         ),
         Step(
             "features",
             features_path,
             unchanged(warehouse_print, settings, day.isoformat(), _catalog_version()),
-            _features(location, day, bank),
+            _features(location, day, features_path, bank),
             engines["features"],
-            # both in this process on DuckDB: the features start while the validation runs
-            # (it alone leaves a core idle) and are put in place once it has passed
-            beside_check=engines["validate"]["engine"] == engines["features"]["engine"] == "duckdb",
         ),
         Step(
             "score",
@@ -298,7 +451,7 @@ def _monthly_steps(
             lambda: unchanged(
                 file_fingerprint(features_path), settings, lang, champion_versions()
             )(),
-            _score(location, day, features_path, bank, lang),
+            _score(location, day, features_path, scores, bank, lang),
             engines["score"],
         ),
         Step(
@@ -392,7 +545,7 @@ def _run_with_progress(steps, folder, force, header):
             progress.update(tasks[record.name], description=text, completed=1)
             progress.stop_task(tasks[record.name])
 
-        return run_steps(steps, folder, force, Hooks(start, update, end), header)
+        return run_steps(steps, folder, force, start, update, end, header)
 
 
 def _print_summary(records: list[StepRecord], payload: dict) -> None:

@@ -62,7 +62,6 @@ def scoring_problem(location: str, cutoff: date, bank: BankConfig) -> str | None
     from features.build import CutoffError, check_cutoffs
     from features.engine import open_warehouse
     from models.registry import RegistryError, use_store
-    from retain.steps import one_line
     from serving.champions import load_champions
 
     try:
@@ -71,7 +70,8 @@ def scoring_problem(location: str, cutoff: date, bank: BankConfig) -> str | None
     except RegistryError as exc:
         return str(exc)
     except Exception as exc:  # a registry that does not answer stops the scoring as surely
-        return f"could not read the champion models from the registry: {one_line(exc)}"
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"could not read the champion models from the registry: {type(exc).__name__}: {said}"
     if bank.warehouse.engine != "duckdb":
         return None
     try:

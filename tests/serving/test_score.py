@@ -30,21 +30,17 @@ def lists(scored) -> pd.DataFrame:
     return frame
 
 
-def write_broken_bank(bank: Path) -> Path:
-    """A 300-customer bank the validation stops: one customer twice."""
+@pytest.fixture(scope="module")
+def broken_bank(tmp_path_factory) -> Path:
+    """A 300-customer bank the validation stops (one customer twice): what stops a scoring
+    late must be named before the validation runs, so its violations are never what is shown."""
+    bank = tmp_path_factory.mktemp("broken") / "bank"
     write_bank(SynthConfig(customers=300, seed=5), bank)
     (part,) = (bank / "customers").glob("*.parquet")
     customers = pd.read_parquet(part)
     pd.concat([customers, customers.head(1)]).to_parquet(part, index=False)
     assert [v.rule for v in validate_warehouse(bank)] == ["unique key (customer_id)"]
     return bank
-
-
-@pytest.fixture(scope="module")
-def broken_bank(tmp_path_factory) -> Path:
-    """What stops a scoring late must be named before the validation runs, so the broken
-    bank's violations are never what is shown."""
-    return write_broken_bank(tmp_path_factory.mktemp("broken") / "bank")
 
 
 def stopped_before_validating(result) -> bool:
