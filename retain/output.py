@@ -83,6 +83,13 @@ def print_error(message: str) -> None:
     errors.print(f"[red]error:[/] {message}")
 
 
+def error_line(exc: BaseException, known: tuple[type[BaseException], ...] = ()) -> str:
+    """An exception as one line: the first line of its message, prefixed with its type unless
+    it is one of the ``known`` errors whose messages are worded for the user."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if isinstance(exc, known) else f"{type(exc).__name__}: {text}"
+
+
 def fail(message: str, code: int = 1, *notes: str) -> NoReturn:
     """Print ``error: message`` and then each note on a line of its own to stderr, and exit
     with ``code``."""

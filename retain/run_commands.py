@@ -51,7 +51,7 @@ from retain.options import (
     warehouse_location,
     with_options,
 )
-from retain.output import JsonOption, console, errors, fail, save_json, table
+from retain.output import JsonOption, console, error_line, errors, fail, save_json, table
 
 DONE, SKIPPED, FAILED, NOT_RUN = "done", "skipped (done)", "failed", "not run"
 EXIT_FAILED, EXIT_ACT = 1, 2
@@ -336,9 +336,7 @@ def _one_line(exc: Exception) -> str:
     from features.sources.files import WarehouseError
     from models.registry import RegistryError
 
-    known = (StepFailed, RegistryError, CutoffError, WarehouseError, EngineError)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text if isinstance(exc, known) else f"{type(exc).__name__}: {text}"
+    return error_line(exc, (StepFailed, RegistryError, CutoffError, WarehouseError, EngineError))
 
 
 def run(
@@ -378,7 +376,7 @@ def run(
     lang = bank.language
     folder = runs_dir / day.isoformat()
     # seconds, not a validation and features later; it also points MLflow at the store
-    problem = scoring_problem(location, day, bank)
+    _, problem = scoring_problem(location, day, bank)
     if problem is not None:
         fail(problem, EXIT_FAILED, f"nothing was run: {folder} and its run.json are untouched")
     folder.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,6 +22,9 @@ from retain.options import (
     with_options,
 )
 from retain.output import JsonOption, console, fail, save_json, table
+
+if TYPE_CHECKING:
+    from serving.champions import ModelSet
 
 
 def score(
@@ -66,17 +69,25 @@ def score(
     day = month_end(cutoff)
     if out is None and bank.service.scores is None:
         fail("give --out DIR (the configuration's service.scores is empty)", 2)
-    require_scorable(location, day, bank)
+    models = require_scorable(location, day, bank)
     require_valid(location, bank.warehouse)
-    summary = score_month(location, day, out or Path(bank.service.scores), bank, k)
+    summary = score_month(location, day, out or Path(bank.service.scores), bank, k, models)
     print_score(summary)
     save_json(json_path, summary)
 
 
-def score_month(warehouse: str, cutoff: date, out: Path, bank: BankConfig, k: int | None) -> dict:
+def score_month(
+    warehouse: str,
+    cutoff: date,
+    out: Path,
+    bank: BankConfig,
+    k: int | None,
+    models: ModelSet | None = None,
+) -> dict:
     """Score ``warehouse`` at ``cutoff`` into ``out`` (replaced atomically) with the resolved
-    configuration ``bank`` (its language, engine and list policy); a failure is a one-line
-    error, and ``out`` keeps its previous contents."""
+    configuration ``bank`` (its language, engine and list policy) and the champions ``models``
+    when they are loaded already; a failure is a one-line error, and ``out`` keeps its previous
+    contents."""
     from features.build import CutoffError
     from features.engine import EngineError
     from features.sources.files import WarehouseError
@@ -93,6 +104,7 @@ def score_month(warehouse: str, cutoff: date, out: Path, bank: BankConfig, k: in
                 bank,
                 bank.language,
                 k,
+                models=models,
                 step=lambda text: status.update(f"scoring: {text}…"),
             )
     except (RegistryError, CutoffError, WarehouseError, EngineError) as exc:

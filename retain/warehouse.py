@@ -5,11 +5,15 @@ a command with the violations table, never a traceback."""
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 import typer
 
 from features.config import BankConfig, WarehouseConfig
-from retain.output import console, errors, fail, table
+from retain.output import console, error_line, errors, fail, table
+
+if TYPE_CHECKING:
+    from serving.champions import ModelSet
 
 
 def catalogue_problems(location: str, bank: BankConfig) -> list[tuple[str, str]]:
@@ -49,11 +53,14 @@ def require_valid(
     raise typer.Exit(1)
 
 
-def scoring_problem(location: str, cutoff: date, bank: BankConfig) -> str | None:
+def scoring_problem(
+    location: str, cutoff: date, bank: BankConfig
+) -> tuple[ModelSet | None, str | None]:
     """What would stop a scoring at ``cutoff`` only after the validation and the features (on
     10M customers, minutes of both), found in seconds: a champion model that is missing or
     fails its checks (``load_champions``: registered, SHA-256 of the booster and of the rest),
-    or a cutoff the warehouse holds no balances for. The one line to show, or None.
+    or a cutoff the warehouse holds no balances for. The champions as loaded
+    (for the scoring to use) and the one line to show, or None.
 
     The cutoff is checked where the warehouse is computed without starting anything: DuckDB
     over files, or the database itself. On Spark the features step checks it (starting the
@@ -66,26 +73,26 @@ def scoring_problem(location: str, cutoff: date, bank: BankConfig) -> str | None
 
     try:
         use_store()  # the store the scoring will use, from here on
-        load_champions(ranking=bank.lists.ranking)
+        models = load_champions(ranking=bank.lists.ranking)
     except RegistryError as exc:
-        return str(exc)
+        return None, str(exc)
     except Exception as exc:  # a registry that does not answer stops the scoring as surely
-        said = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return f"could not read the champion models from the registry: {type(exc).__name__}: {said}"
-    if bank.warehouse.engine != "duckdb":
-        return None
-    try:
-        _, warehouse = open_warehouse(location, bank.warehouse)
-        check_cutoffs(warehouse, [cutoff])
-    except CutoffError as exc:
-        return str(exc)
-    except Exception:  # an unreadable table is the validation's to report, with its column
-        return None
-    return None
+        return None, f"could not read the champion models from the registry: {error_line(exc)}"
+    if bank.warehouse.engine == "duckdb":
+        try:
+            _, warehouse = open_warehouse(location, bank.warehouse)
+            check_cutoffs(warehouse, [cutoff])
+        except CutoffError as exc:
+            return models, str(exc)
+        except Exception:  # an unreadable table is the validation's to report, with its column
+            pass
+    return models, None
 
 
-def require_scorable(location: str, cutoff: date, bank: BankConfig) -> None:
-    """Exit 1 with :func:`scoring_problem`'s line, before anything is validated or written."""
-    problem = scoring_problem(location, cutoff, bank)
+def require_scorable(location: str, cutoff: date, bank: BankConfig) -> ModelSet:
+    """The champions the scoring needs, or exit 1 with :func:`scoring_problem`'s
+    line, before anything is validated or written."""
+    models, problem = scoring_problem(location, cutoff, bank)
     if problem is not None:
         fail(problem, 1, "nothing was run: found before validating the warehouse")
+    return models

@@ -75,6 +75,7 @@ def score_warehouse(
     step: Step = lambda _: None,
     features_path: Path | None = None,
     batch_rows: int = BATCH_ROWS,
+    models: ModelSet | None = None,
 ) -> dict:
     """Score ``warehouse`` at ``cutoff`` into ``out``; return the summary.
 
@@ -83,10 +84,12 @@ def score_warehouse(
     reasons are then computed in Spark by the same functions), who is explained
     (``config.lists.explain_above``) and the list policy. ``features_path``: features at
     ``cutoff`` built already (by ``retain run``), used instead of building them again.
-    Customers are scored ``batch_rows`` at a time (``serving.answer_batches``)."""
+    Customers are scored ``batch_rows`` at a time (``serving.answer_batches``). ``models``: the
+    champions as loaded by the command, else loaded here."""
     started = time.perf_counter()
     step("loading champion models")
-    models = load_champions(ranking=config.lists.ranking)
+    if models is None:
+        models = load_champions(ranking=config.lists.ranking)
     timings = {"models": time.perf_counter() - started}
     with atomic_dir(out) as staging, ThreadPoolExecutor(1) as beside:
         tick = time.perf_counter()
