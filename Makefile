@@ -44,7 +44,7 @@ chromium:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
 
 test: $(STAMP) pg fonts chromium nginx
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup  # two workers: see SHARED_SESSIONS in tests/conftest.py
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder  # two workers: see SHARED_SESSIONS and LONGEST_FIRST in tests/conftest.py
 
 bench: $(STAMP) nginx
 	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]  # 5: no slow tests collected

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from features.config import BankConfig
-from retain.options import ConfigOption, synthetic_bank, with_options
+from retain.options import ConfigOption, PlotsOption, synthetic_bank, with_options
 from retain.output import (
     JsonOption,
     console,
@@ -44,6 +44,7 @@ def demo(
         ),
     ] = None,
     config: ConfigOption = None,
+    plots: PlotsOption = True,
     json_path: JsonOption = None,
 ) -> None:
     """Run the whole chain on a fresh synthetic bank: warehouse → features → models → lists.
@@ -60,7 +61,7 @@ def demo(
     started = time.perf_counter()
     _write_bank(synth, bank, warehouse)
     _write_features(warehouse, features_path, bank, last, synth.months)
-    trained, decisions = _train_and_promote(features_path, bank)
+    trained, decisions = _train_and_promote(features_path, bank, plots)
     _print_promotions(trained, decisions)
     console.print("5/5 scoring the latest month")
     scored = score_month(warehouse, last, out / "scores", bank, None)
@@ -119,7 +120,9 @@ def step_status(title: str) -> Iterator[Callable[[str], None]]:
         yield lambda text: status.update(f"{title}: {text}…")
 
 
-def _train_and_promote(features_path: Path, bank: BankConfig) -> tuple[dict, list[dict]]:
+def _train_and_promote(
+    features_path: Path, bank: BankConfig, plots: bool
+) -> tuple[dict, list[dict]]:
     """Step 3: every model trained; then each promoted to champion when no worse."""
     from models.registry import RegistryError, use_store
     from training.promote import promote as promote_model
@@ -128,7 +131,9 @@ def _train_and_promote(features_path: Path, bank: BankConfig) -> tuple[dict, lis
 
     use_store()
     with progress_bar("3/5 training churn, cross-sell and upgrade models") as update:
-        trained = train_task(features_path, "all", TrainConfig(), warn, 0, update, bank=bank)
+        trained = train_task(
+            features_path, "all", TrainConfig(), warn, 0, update, bank=bank, plots=plots
+        )
     decisions = []
     try:
         for name in trained["models"]:

@@ -8,7 +8,13 @@ from typing import Annotated
 
 import typer
 
-from retain.options import ConfigOption, WarehouseOption, bank_config, warehouse_location
+from retain.options import (
+    ConfigOption,
+    PlotsOption,
+    WarehouseOption,
+    bank_config,
+    warehouse_location,
+)
 from retain.output import (
     JsonOption,
     console,
@@ -55,6 +61,7 @@ def train(
         list[str] | None,
         typer.Option("--tag", help="KEY=VALUE on the run and its model runs; repeatable."),
     ] = None,
+    plots: PlotsOption = True,
     json_path: JsonOption = None,
 ) -> None:
     """Train LightGBM models out of time, log and register them in MLflow (as challenger)."""
@@ -87,6 +94,7 @@ def train(
                 bank=bank_config(config),
                 run_name=run_name,
                 tags=run_tags,
+                plots=plots,
             )
     except DatasetError as exc:
         fail(str(exc), 1)

@@ -41,6 +41,13 @@ SparkMemoryOption = Annotated[
     str | None,
     typer.Option(help="Spark heap, e.g. 4g: the driver's in local mode, else each executor's."),
 ]
+PlotsOption = Annotated[
+    bool,
+    typer.Option(
+        help="Log each model's ROC, gains, calibration, importance and SHAP plots (about a "
+        "third of the training time on a small bank)."
+    ),
+]
 
 
 def month_end(value: str) -> date:

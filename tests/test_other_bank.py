@@ -55,6 +55,7 @@ def chain(tmp_path_factory):
                 features,
                 "--task",
                 "all",
+                "--no-plots",  # tests/training/test_train.py reads the plots
                 "--json",
                 str(root / "train.json"),
             ],

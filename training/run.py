@@ -139,15 +139,22 @@ def fit_label(
 
 
 def log_fitted(
-    fitted: FittedModel, run_id: str, source: str, bank: BankConfig, products: tuple = ()
+    fitted: FittedModel,
+    run_id: str,
+    source: str,
+    bank: BankConfig,
+    products: tuple = (),
+    plots: bool = True,
 ) -> LoggedModel:
     """In the active run ``run_id``: the tuning study, parameters, metrics, data and
-    calibration records, plots and model card; then register the model with its test rows."""
+    calibration records, plots (unless ``plots`` is false) and model card; then register the
+    model with its test rows."""
     fingerprint = fitted.ds.fingerprint()
     _log_records(fitted, fingerprint, source, bank)
-    with tempfile.TemporaryDirectory() as tmp:
-        draw_plots(fitted, Path(tmp))
-        mlflow.log_artifacts(tmp, "plots")
+    if plots:
+        with tempfile.TemporaryDirectory() as tmp:
+            draw_plots(fitted, Path(tmp))
+            mlflow.log_artifacts(tmp, "plots")
     card = model_card(_card_info(fitted, fingerprint, run_id, source, bank))
     mlflow.log_text(card, "model_card.md")
     ds = fitted.ds
@@ -259,10 +266,12 @@ def train_label(
     bank: BankConfig | None = None,
     products: tuple = (),
     tags: dict[str, str] | None = None,
+    plots: bool = True,
 ) -> dict:
     """Fit (optionally tune) and log and register the model of ``target`` in a nested MLflow
     run. ``bank`` gives the horizon (the embargo), tier bounds and label text; ``products``
-    the catalogue the feature file was built with (travels with the model)."""
+    the catalogue the feature file was built with (travels with the model); ``plots`` false
+    leaves the run without its plots (a third of a small bank's training time)."""
     bank = bank or BankConfig()
     # split before the run opens: a target that cannot be trained leaves no run behind
     ds = split_out_of_time(frame, target.label, bank.churn.horizon_months)
@@ -277,7 +286,7 @@ def train_label(
             }
         )
         fitted = fit_label(ds, target, config, bank, trials)
-        logged = log_fitted(fitted, run.info.run_id, source, bank, products)
+        logged = log_fitted(fitted, run.info.run_id, source, bank, products, plots)
     return {
         "model": target.model,
         "version": logged.version,
@@ -313,11 +322,12 @@ def train_task(
     bank: BankConfig | None = None,
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
+    plots: bool = True,
 ) -> dict:
     """Train every model of ``task`` under one parent run; the summary the CLI prints.
 
     ``progress(done, total)`` is called before the first model and after each one; ``tags``
-    go on the parent run and on every model's run."""
+    go on the parent run and on every model's run; ``plots`` as for :func:`train_label`."""
     bank = bank or BankConfig()
     frame = read_features(features_path)
     products = read_products_metadata(features_path)
@@ -330,7 +340,15 @@ def train_task(
             try:
                 results.append(
                     train_label(
-                        frame, target, config, str(features_path), trials, bank, products, tags
+                        frame,
+                        target,
+                        config,
+                        str(features_path),
+                        trials,
+                        bank,
+                        products,
+                        tags,
+                        plots,
                     )
                 )
             except LeakageError:

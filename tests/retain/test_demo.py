@@ -33,7 +33,8 @@ def stand_ins(monkeypatch, tmp_path) -> dict:
     def write_features(warehouse, cutoffs, path, bank, step=lambda text: None):
         step("panel")
 
-    def train_task(path, task, config, warn, trials, progress, bank=None):
+    def train_task(path, task, config, warn, trials, progress, bank=None, plots=True):
+        given["plots"] = plots
         progress(1, 1)
         figures = {"test_auc": 0.87, "lightgbm_defaults_test_auc": 0.86, "ece": 0.01}
         return {"models": {"churn": "1"}, "per_model": {"churn": figures}}
@@ -80,6 +81,13 @@ def test_the_demo_writes_in_the_configured_language_unless_told(stand_ins, tmp_p
     result = run_demo(tmp_path, "--lang", "en")
     assert result.exit_code == 0, result.output
     assert stand_ins["bank"].language == "en"
+
+
+def test_the_demo_draws_the_training_plots_unless_told(stand_ins, tmp_path):
+    assert run_demo(tmp_path).exit_code == 0
+    assert stand_ins["plots"] is True
+    assert run_demo(tmp_path, "--no-plots").exit_code == 0
+    assert stand_ins["plots"] is False
 
 
 def test_the_demo_in_a_log_shows_every_step_and_no_empty_header(stand_ins, tmp_path):

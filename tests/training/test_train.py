@@ -207,17 +207,22 @@ def test_promotion_needs_no_local_feature_file(churn, feature_file, tmp_path):
     promote("churn")  # a champion to compare with
     copy = tmp_path / "features.parquet"
     copy.write_bytes(feature_file.read_bytes())
-    trained = train_task(copy, "churn", TrainConfig())
+    trained = train_task(copy, "churn", TrainConfig(), plots=False)
     copy.unlink()
     decision = promote("churn")
     assert decision["challenger"] == trained["models"]["churn"]
     assert decision["rows"] > 100 and set(decision["comparison"]) == {"challenger", "champion"}
+    # trained without plots (`--no-plots`): the card and the rest are there, the plots are not
+    names = {a.path for a in MlflowClient().list_artifacts(churn_run_id(trained))}
+    assert {"data", "model_card.md", "model_extras"} <= names and "plots" not in names
 
 
 def test_a_worse_challenger_stays_out_and_a_better_one_gets_in(churn, feature_file):
     promote("churn")  # the trained model is champion
     champion = load_verified("churn", CHAMPION).version
-    weak = train_task(feature_file, "churn", TrainConfig(num_boost_round=1, num_leaves=2))
+    weak = train_task(
+        feature_file, "churn", TrainConfig(num_boost_round=1, num_leaves=2), plots=False
+    )
     decision = promote("churn")
     assert decision["promoted"] is False
     assert load_verified("churn", CHAMPION).version == champion
