@@ -44,8 +44,8 @@ SparkMemoryOption = Annotated[
 PlotsOption = Annotated[
     bool,
     typer.Option(
-        help="Log each model's ROC, gains, calibration, importance and SHAP plots (about a "
-        "third of the training time on a small bank)."
+        help="Log each model's ROC, gains, calibration, importance and SHAP plots (on a small "
+        "bank nearly half the training time)."
     ),
 ]
 

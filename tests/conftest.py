@@ -94,17 +94,18 @@ SHARED_SESSIONS = {
 # sent out first (`--no-loadscope-reorder` keeps this order), so that the last ones the two
 # workers share out are the short ones and neither waits long for the other at the end
 LONGEST_FIRST = (
-    "demo",  # 1,072 s
-    "tests/test_other_bank.py",  # 213 s
-    "tests/features/test_schema_spark.py",  # 196 s
-    "tests/notebooks/test_notebooks.py",  # 124 s
-    "tests/training/test_flat_train.py",  # 97 s
-    "tests/retain/test_cli.py",  # 97 s
-    "tests/training/test_train.py",  # 97 s
-    "tests/features/test_spark_parity.py",  # 73 s
-    "tests/training/test_promote.py",  # 71 s
-    "tests/features/test_leakage.py",  # 60 s
-    "postgres",  # 57 s
+    "demo",  # 922 s
+    "tests/test_other_bank.py",  # 136 s
+    "tests/notebooks/test_notebooks.py",  # 102 s
+    "tests/features/test_schema_spark.py",  # 93 s
+    "tests/retain/test_cli.py",  # 83 s
+    "tests/training/test_train.py",  # 76 s
+    "tests/training/test_promote.py",  # 73 s
+    "tests/features/test_spark_parity.py",  # 68 s
+    "tests/features/test_months.py",  # 65 s
+    "postgres",  # 59 s
+    "tests/training/test_flat_train.py",  # 51 s
+    "tests/features/test_leakage.py",  # 47 s
 )
 
 

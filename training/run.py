@@ -271,7 +271,7 @@ def train_label(
     """Fit (optionally tune) and log and register the model of ``target`` in a nested MLflow
     run. ``bank`` gives the horizon (the embargo), tier bounds and label text; ``products``
     the catalogue the feature file was built with (travels with the model); ``plots`` false
-    leaves the run without its plots (a third of a small bank's training time)."""
+    leaves the run without its plots (nearly half a small bank's training time)."""
     bank = bank or BankConfig()
     # split before the run opens: a target that cannot be trained leaves no run behind
     ds = split_out_of_time(frame, target.label, bank.churn.horizon_months)
