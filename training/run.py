@@ -155,6 +155,8 @@ def log_fitted(
         with tempfile.TemporaryDirectory() as tmp:
             draw_plots(fitted, Path(tmp))
             mlflow.log_artifacts(tmp, "plots")
+    else:  # whoever opens the run sees why it has none
+        mlflow.set_tag("plots", "left out (--no-plots)")
     card = model_card(_card_info(fitted, fingerprint, run_id, source, bank))
     mlflow.log_text(card, "model_card.md")
     ds = fitted.ds

@@ -215,6 +215,7 @@ def test_promotion_needs_no_local_feature_file(churn, feature_file, tmp_path):
     # trained without plots (`--no-plots`): the card and the rest are there, the plots are not
     names = {a.path for a in MlflowClient().list_artifacts(churn_run_id(trained))}
     assert {"data", "model_card.md", "model_extras"} <= names and "plots" not in names
+    assert MlflowClient().get_run(churn_run_id(trained)).data.tags["plots"].startswith("left out")
 
 
 def test_a_worse_challenger_stays_out_and_a_better_one_gets_in(churn, feature_file):
