@@ -171,6 +171,10 @@ def held_products(columns: Iterable[str]) -> list[str]:
     return [c.removeprefix(HOLDS_PREFIX) for c in columns if c.startswith(HOLDS_PREFIX)]
 
 
+# what `retain train --task` trains: each target, or all of them (``training.run.targets_for``)
+TASKS = ("churn", "cross_sell", "upgrade", "all")
+
+
 def all_targets(products: Iterable[str]) -> list[Target]:
     """Churn, one cross-sell target per product, upgrade — the order models are trained in."""
     return [CHURN, *(cross_sell(p) for p in products), UPGRADE]

@@ -74,7 +74,12 @@ def use_store(root: Path = Path("mlruns"), experiment: str = EXPERIMENT) -> Mlfl
     uri = tracking_uri(root)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
+    try:
+        found = mlflow.get_experiment_by_name(experiment)  # the first word with the store
+    except Exception as exc:  # a server that does not answer, a database that cannot be opened
+        line = next((t.strip() for t in str(exc).splitlines() if t.strip()), type(exc).__name__)
+        raise RegistryError(f"could not reach the model registry at {uri}: {line}") from exc
+    if found is None:
         try:
             mlflow.create_experiment(experiment, artifact_location=artifact_location(uri, root))
         except mlflow.exceptions.MlflowException:

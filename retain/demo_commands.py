@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from features.config import BankConfig
-from retain.options import ConfigOption, PlotsOption, synthetic_bank, with_options
+from retain.options import (
+    ConfigOption,
+    PlotsOption,
+    open_registry,
+    synthetic_bank,
+    with_options,
+)
 from retain.output import (
     JsonOption,
     console,
@@ -124,12 +130,12 @@ def _train_and_promote(
     features_path: Path, bank: BankConfig, plots: bool
 ) -> tuple[dict, list[dict]]:
     """Step 3: every model trained; then each promoted to champion when no worse."""
-    from models.registry import RegistryError, use_store
+    from models.registry import RegistryError
     from training.promote import promote as promote_model
     from training.run import train_task
     from training.train import TrainConfig
 
-    use_store()
+    open_registry()
     with progress_bar("3/5 training churn, cross-sell and upgrade models") as update:
         trained = train_task(
             features_path, "all", TrainConfig(), warn, 0, update, bank=bank, plots=plots

@@ -13,6 +13,7 @@ from retain.options import (
     PlotsOption,
     WarehouseOption,
     bank_config,
+    open_registry,
     warehouse_location,
 )
 from retain.output import (
@@ -65,23 +66,25 @@ def train(
     json_path: JsonOption = None,
 ) -> None:
     """Train LightGBM models out of time, log and register them in MLflow (as challenger)."""
-    from models.registry import use_store
+    from features.targets import TASKS
     from training.dataset import DatasetError
-    from training.run import TASKS, train_task
-    from training.train import TrainConfig
 
     if table_path is not None:
         _train_flat(table_path, target, positive, id_column, drop, register, json_path)
         return
     if features_path is None:
         fail("give --features FILE (or --table FILE for a flat table)", 2)
-    if task == "uplift":
-        _train_uplift(features_path, warehouse, config, experiment, tags, json_path)
-        return
-    if task not in TASKS:
-        fail(f"--task must be one of {', '.join(TASKS)}, not {task!r}", 2)
+    if task not in (*TASKS, "uplift"):
+        fail(f"--task must be one of {', '.join(TASKS)} or uplift, not {task!r}", 2)
     run_tags = _run_tags(tags or [])
-    use_store(experiment=experiment)
+    _exists(features_path)  # before MLflow and the training code load (seconds)
+    if task == "uplift":
+        _train_uplift(features_path, warehouse, config, experiment, run_tags, json_path)
+        return
+    from training.run import train_task
+    from training.train import TrainConfig
+
+    open_registry(experiment)
     try:
         with progress_bar(f"training {task}: models") as update:
             summary = train_task(
@@ -102,17 +105,17 @@ def train(
     save_json(json_path, summary)
 
 
-def _train_uplift(features_path, warehouse, config, experiment, tags, json_path) -> None:
-    from models.registry import RegistryError, use_store
+def _train_uplift(features_path, warehouse, config, experiment, run_tags, json_path) -> None:
+    from models.registry import RegistryError
     from training.dataset import DatasetError
     from training.uplift_run import train_uplift
 
     bank = bank_config(config)
     location = warehouse_location(warehouse, bank)
-    use_store(experiment=experiment)
+    open_registry(experiment)
     try:
         with console.status("training uplift: T-, X-, DR-, shift and R-learners…"):
-            summary = train_uplift(features_path, location, bank, _run_tags(tags or []))
+            summary = train_uplift(features_path, location, bank, run_tags)
     except (DatasetError, RegistryError) as exc:
         fail(str(exc), 1)
     rows = [
@@ -188,6 +191,17 @@ RESERVED_TAGS = (
 )
 
 
+def _exists(features_path: Path) -> None:
+    """A missing feature file named at once (a second), not after MLflow and the training code
+    have loaded (twenty on a busy machine)."""
+    from training.dataset import DatasetError, feature_file
+
+    try:
+        feature_file(features_path)
+    except DatasetError as exc:
+        fail(str(exc), 1)
+
+
 def _run_tags(pairs: list[str]) -> dict[str, str]:
     found = {}
     for pair in pairs:
@@ -202,14 +216,18 @@ def _run_tags(pairs: list[str]) -> dict[str, str]:
 
 
 def _train_flat(path, target, positive, id_column, drop, register, json_path) -> None:
-    from features.sources.flat import FlatTableError
-    from models.registry import use_store
-    from training.dataset import DatasetError
-    from training.flat import train_flat
+    from features.sources.flat import FlatTableError, existing
 
     if not target:
         fail("a flat table needs --target COLUMN", 2)
-    use_store()
+    try:
+        existing(path)  # named at once, before MLflow and the training code load
+    except FlatTableError as exc:
+        fail(str(exc), 1)
+    from training.dataset import DatasetError
+    from training.flat import train_flat
+
+    open_registry()
     columns = tuple(c.strip() for c in drop.split(",") if c.strip())
     try:
         with console.status(f"5-fold cross-validation on {path}…"):
@@ -233,15 +251,16 @@ def backtest(
 ) -> None:
     """Rolling-origin backtest with the embargo: AUC and ECE per cutoff, trained on the past."""
     from features.targets import from_model
-    from models.registry import use_store
-    from training.backtest import run_backtest
-    from training.dataset import DatasetError
-    from training.train import TrainConfig
 
     target = from_model(task)
     if target is None:
         fail(f"--task must be churn, upgrade or cross_sell_<product>, not {task!r}", 2)
-    use_store()
+    _exists(features_path)
+    from training.backtest import run_backtest
+    from training.dataset import DatasetError
+    from training.train import TrainConfig
+
+    open_registry()
     try:
         with console.status(f"backtesting {task}…"):
             horizon = bank_config(config).churn.horizon_months

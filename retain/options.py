@@ -84,6 +84,17 @@ def engine_options(engine, spark_master, spark_memory) -> dict:
     return {"engine": engine, "spark_master": spark_master, "spark_memory": spark_memory}
 
 
+def open_registry(experiment: str | None = None) -> None:
+    """The MLflow store the command works with (``models.registry.use_store``), or exit 1
+    with one line when it cannot be reached."""
+    from models.registry import RegistryError, use_store
+
+    try:
+        use_store(**({"experiment": experiment} if experiment else {}))
+    except RegistryError as exc:
+        fail(str(exc), 1, "nothing was run")
+
+
 def warehouse_location(option: str | None, config: BankConfig) -> str:
     """The warehouse to read: the option, else the configuration's; a missing directory is a
     one-line error."""

@@ -9,6 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from retain.options import open_registry
 from retain.output import JsonOption, console, fail, fmt_metric, print_error, save_json, table
 
 
@@ -31,11 +32,11 @@ def promote(
     --version N, put version N back as champion (recorded with who and when)."""
     from mlflow.tracking import MlflowClient
 
-    from models.registry import RegistryError, use_store
+    from models.registry import RegistryError
     from training.promote import promote as promote_model
     from training.promote import rollback
 
-    use_store()
+    open_registry()
     names = list(model or [])
     if all_models:
         names = sorted(m.name for m in MlflowClient().search_registered_models())
@@ -114,9 +115,9 @@ def models(
     json_path: JsonOption = None,
 ) -> None:
     """List registered models with versions, aliases and key metrics."""
-    from models.registry import registered_models, use_store
+    from models.registry import registered_models
 
-    use_store()
+    open_registry()
     rows = registered_models()
     if names:
         for name in sorted({r["name"] for r in rows}):
@@ -150,9 +151,9 @@ def runs(
     """List training runs with their key metrics and cutoffs (from the MLflow store); a
     training run's models are listed under it. Ids and cutoffs are shortened: --json has
     them whole."""
-    from models.registry import RegistryError, list_runs, use_store
+    from models.registry import RegistryError, list_runs
 
-    use_store()
+    open_registry()
     try:
         rows = list_runs(experiment, model, last)
     except RegistryError as exc:

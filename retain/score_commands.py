@@ -18,6 +18,7 @@ from retain.options import (
     bank_config,
     engine_options,
     month_end,
+    open_registry,
     warehouse_location,
     with_options,
 )
@@ -91,10 +92,10 @@ def score_month(
     from features.build import CutoffError
     from features.engine import EngineError
     from features.sources.files import WarehouseError
-    from models.registry import RegistryError, use_store
+    from models.registry import RegistryError
     from serving.batch import score_warehouse
 
-    use_store()
+    open_registry()
     try:
         with console.status("scoring") as status:
             return score_warehouse(

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from features.catalog import feature_names
 from features.targets import LABEL_PREFIX, TRUTH_PREFIX
@@ -73,10 +72,15 @@ class Dataset:
         }
 
 
-def read_features(path: Path) -> pd.DataFrame:
+def feature_file(path: Path) -> Path:
+    """``path``, when it is a file (the commands check it before loading what trains)."""
     if not Path(path).is_file():
         raise DatasetError(f"feature file {path} does not exist; build it with `retain features`")
-    return pd.read_parquet(path)
+    return Path(path)
+
+
+def read_features(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(feature_file(path))
 
 
 def products_in(frame: pd.DataFrame) -> list[str]:
@@ -199,6 +203,8 @@ def refuse_perfect_predictors(x: pd.DataFrame, y: np.ndarray) -> None:
             continue
         if len(np.unique(values[known])) > 2:
             continue
+        from sklearn.metrics import roc_auc_score  # 2 s to import: not for a command's checks
+
         auc = roc_auc_score(y[known], values[known])
         if max(auc, 1 - auc) >= PERFECT_AUC:
             raise LeakageError(

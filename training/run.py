@@ -47,7 +47,6 @@ from training.register import register_model
 from training.train import TrainConfig, fit_booster
 from training.tune import tune
 
-TASKS = ("churn", "cross_sell", "upgrade", "all")
 SUMMARY_METRICS = (
     "test_auc",
     "lightgbm_defaults_test_auc",

@@ -180,9 +180,15 @@ def sniff_delimiter(header_line: str) -> str:
     return max(DELIMITERS, key=lambda delimiter: counts[delimiter])
 
 
-def _read_text(path: Path, warnings: list[str]) -> str:
-    if not path.exists():
+def existing(path: Path) -> Path:
+    """``path``, when there is such a file (the command checks it before MLflow loads)."""
+    if not Path(path).exists():
         raise FlatTableError(f"file not found: {path}")
+    return Path(path)
+
+
+def _read_text(path: Path, warnings: list[str]) -> str:
+    existing(path)
     if not path.is_file():
         raise FlatTableError(f"{path} is not a file: pass the CSV file itself")
     data = path.read_bytes()

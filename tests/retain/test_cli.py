@@ -330,6 +330,25 @@ def test_unknown_task_and_missing_files_are_one_line_errors(tmp_path):
         assert "Traceback" not in result.stderr + result.stdout, args
 
 
+def test_a_mistyped_input_is_named_before_the_registry_is_asked(tmp_path):
+    """A data scientist's typo (a task, a feature file, a flat table) is the first thing said,
+    in about a second: nothing listens at the registry's address, and it is never reached."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}  # discard: nobody
+    env |= {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    missing = str(tmp_path / "nope.parquet")
+    for args, said in [
+        (("train", "--features", missing, "--task", "loyalty"), "--task must be one of"),
+        (("train", "--features", missing), f"feature file {missing} does not exist"),
+        (("train", "--features", missing, "--task", "uplift"), "does not exist"),
+        (("backtest", "--features", missing), f"feature file {missing} does not exist"),
+        (("train", "--table", str(tmp_path / "t.csv"), "--target", "y"), "file not found"),
+    ]:
+        result = subprocess.run([*RETAIN, *args], capture_output=True, text=True, env=env)
+        assert result.returncode in (1, 2), args
+        assert said in result.stderr and "registry" not in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr + result.stdout, args
+
+
 def test_a_registry_that_does_not_answer_stops_scoring_before_the_validation(small_bank, tmp_path):
     """Nothing listens at the tracking server's address: one line naming the registry, at
     once (no retries), before the warehouse is validated — never a traceback."""
@@ -351,6 +370,30 @@ def test_a_registry_that_does_not_answer_stops_scoring_before_the_validation(sma
         )
         said = " ".join(result.stderr.split())
         assert result.returncode == 1, (command, said[-2000:])
-        assert "could not read the champion models from the registry" in said, said[-2000:]
+        assert "could not reach the model registry at http://127.0.0.1:9" in said, said[-2000:]
         assert "nothing was run" in said and "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "s").exists() and not (tmp_path / "runs").exists()
+
+
+def test_every_command_of_the_registry_says_it_does_not_answer_in_one_line(tmp_path):
+    """Training, backtests, promotion and the listings with a tracking server that is down:
+    the registry's address and exit 1, never a traceback (each used to print one)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}  # discard: nobody
+    env |= {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    features = tmp_path / "features.parquet"
+    pd.DataFrame({"customer_id": [1]}).to_parquet(features)
+    table = tmp_path / "table.csv"
+    table.write_text("id,y\n1,0\n")
+    for args in [
+        ("train", "--features", str(features)),
+        ("train", "--table", str(table), "--target", "y"),
+        ("backtest", "--features", str(features)),
+        ("promote", "--model", "churn"),
+        ("models",),
+        ("runs",),
+    ]:
+        result = subprocess.run([*RETAIN, *args], capture_output=True, text=True, env=env)
+        said = " ".join(result.stderr.split())
+        assert result.returncode == 1, (args, said[-2000:])
+        assert said.startswith("error: could not reach the model registry at http://127.0.0.1:9")
+        assert "Traceback" not in result.stderr + result.stdout, args
