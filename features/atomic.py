@@ -12,12 +12,35 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+class OutputError(OSError):
+    """An output that cannot be written where it was asked for (the folder, the reason)."""
+
+
+@contextmanager
+def _writing(target: Path) -> Iterator[None]:
+    """Turn an operating-system error while making ``target``'s folder or scratch into an
+    :class:`OutputError` that names ``target`` (a mistyped path, a read-only disk)."""
+    try:
+        yield
+    except OSError as exc:
+        folder = Path(target).parent
+        there = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+        why = f"{there} is a file, not a folder" if not there.is_dir() else exc.strerror or exc
+        raise OutputError(f"cannot write {target}: {why} (in {folder})") from exc
+
+
+def scratch_dir(target: Path, prefix: str) -> Path:
+    """A new private folder beside ``target`` (its folder made when missing)."""
+    with _writing(target):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=Path(target).parent))
+
+
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``target`` only if the block succeeds."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging = scratch_dir(target, f".{target.name}.")
     try:
         yield staging
     except BaseException:
@@ -36,8 +59,9 @@ def atomic_dir(target: Path) -> Iterator[Path]:
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path that is renamed onto ``target`` only if the block succeeds."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    with _writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(fd)
     staging = Path(name)
     try:

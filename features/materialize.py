@@ -16,7 +16,6 @@ was the OutOfMemoryError at 1M customers.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.atomic import atomic_file
+from features.atomic import atomic_file, scratch_dir
 from features.build import (
     build_features,
     check_cutoffs,
@@ -67,7 +66,6 @@ def write_features(
     names = feature_names(config.products)
     metadata = products_metadata(config.products)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if engine not in ("duckdb", "spark"):  # a database: one expression, no customer batches
         step("building features")
         expr = select_output(build_features(wh, cutoffs, config), names)
@@ -76,7 +74,7 @@ def write_features(
         with atomic_file(out) as tmp:
             pq.write_table(table, tmp, compression="zstd")
     else:
-        scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.scratch.", dir=out.parent))
+        scratch = scratch_dir(out, f".{out.name}.scratch.")
         try:
             if engine == "spark":
                 _build_on_spark(con, wh, cutoffs, config, out, scratch, step, metadata, months)

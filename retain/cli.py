@@ -17,12 +17,26 @@ from retain.demo_commands import demo
 from retain.model_commands import backtest, train
 from retain.monitor_commands import monitor
 from retain.outcomes_commands import outcomes_app
+from retain.output import print_error
 from retain.registry_commands import models, promote, runs
 from retain.run_commands import run
 from retain.score_commands import score
 from retain.service_commands import audit_app, keys_app, serve
 
-app = typer.Typer(
+
+class Commands(typer.Typer):
+    """The commands, with one last guard: an error of the operating system no command foresaw
+    (a folder that cannot be written, a full disk) is one line and exit 1, not a traceback."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except OSError as exc:
+            print_error(str(exc))
+            raise SystemExit(1) from None
+
+
+app = Commands(
     help="retain — churn and cross-sell propensity for a bank's relationship managers.",
     no_args_is_help=True,
     add_completion=False,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features.catalog import feature_names
 from features.targets import LABEL_PREFIX, TRUTH_PREFIX
@@ -80,7 +81,13 @@ def feature_file(path: Path) -> Path:
 
 
 def read_features(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(feature_file(path))
+    try:
+        return pd.read_parquet(feature_file(path))
+    except (pa.ArrowException, OSError) as exc:  # not parquet, cut short, unreadable
+        raise DatasetError(
+            f"feature file {path} cannot be read as parquet ({exc}); build it with "
+            "`retain features`"
+        ) from exc
 
 
 def products_in(frame: pd.DataFrame) -> list[str]:
@@ -142,9 +149,6 @@ def embargoed_cutoffs(
 
 def split_out_of_time(frame: pd.DataFrame, label: str, horizon: int) -> Dataset:
     """Train / validation / test by cutoff with the embargo, on rows where ``label`` is known."""
-    if label not in frame.columns:
-        labels = sorted(c for c in frame.columns if c.startswith(LABEL_PREFIX))
-        raise DatasetError(f"no column {label!r} in the feature file; it has {labels}")
     cutoffs = labelled_cutoffs(frame, label)
     test = cutoffs[-1] if cutoffs else None
     train, valid = embargoed_cutoffs(cutoffs, test, horizon) if cutoffs else ([], [])
@@ -160,6 +164,10 @@ def split_out_of_time(frame: pd.DataFrame, label: str, horizon: int) -> Dataset:
 
 
 def labelled_cutoffs(frame: pd.DataFrame, label: str) -> list:
+    """The cutoffs where ``label`` is known; a label the file lacks is named with those it has."""
+    if label not in frame.columns:
+        labels = sorted(c for c in frame.columns if c.startswith(LABEL_PREFIX))
+        raise DatasetError(f"no column {label!r} in the feature file; it has {labels}")
     return sorted(frame.loc[frame[label].notna(), "cutoff"].unique())
 
 

@@ -349,6 +349,44 @@ def test_a_mistyped_input_is_named_before_the_registry_is_asked(tmp_path):
         assert "Traceback" not in result.stderr + result.stdout, args
 
 
+def test_an_output_that_cannot_be_written_is_one_line_naming_it(small_bank, tmp_path):
+    """A folder mistyped as a file's path (or read-only): the output and the reason, exit 1,
+    nothing half-written — never a traceback."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    for args, target in [
+        (("synth", "--customers", "50", "--out"), blocker / "bank"),
+        (("features", "--warehouse", str(small_bank), "--cutoffs", "2024-12-31", "--out"),
+         blocker / "f.parquet"),
+    ]:  # fmt: skip
+        result = run(*args, str(target))
+        said = " ".join(result.stderr.split())
+        assert result.returncode == 1, (args, said[-2000:])
+        assert f"error: cannot write {target}: {blocker} is a file, not a folder" in said, said
+        assert "Traceback" not in result.stderr + result.stdout, args
+    assert blocker.read_text() == "a file where a folder should be"
+
+
+def test_a_feature_file_that_is_not_one_or_lacks_the_label_is_named(tmp_path):
+    """Training on a file that is not parquet, a backtest of a label the file does not have:
+    the file or the label and what there is instead, exit 1, never a traceback."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    (tmp_path / "notes.parquet").write_text("not parquet")
+    features = tmp_path / "features.parquet"
+    pd.DataFrame({"cutoff": ["2024-12-31"], "label_churn": [0.0]}).to_parquet(features)
+    for args, said in [
+        (("train", "--features", str(tmp_path / "notes.parquet")), "cannot be read as parquet"),
+        (
+            ("backtest", "--features", str(features), "--task", "cross_sell_yacht"),
+            "no column 'label_cross_sell_yacht' in the feature file; it has ['label_churn']",
+        ),
+    ]:
+        result = subprocess.run([*RETAIN, *args], capture_output=True, text=True, env=env)
+        assert result.returncode == 1, (args, result.stderr[-2000:])
+        assert said in " ".join(result.stderr.split()), (args, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr + result.stdout, args
+
+
 def test_a_registry_that_does_not_answer_stops_scoring_before_the_validation(small_bank, tmp_path):
     """Nothing listens at the tracking server's address: one line naming the registry, at
     once (no retries), before the warehouse is validated — never a traceback."""
