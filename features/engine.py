@@ -7,7 +7,6 @@ database (``spark://DB``); ``open_warehouse`` connects to the right one.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import ibis
 from features.config import WarehouseConfig
 from features.panel import Warehouse
 from features.sources import database
-from features.sources.database import as_location, is_database_url
+from features.sources.database import as_location, is_database_url, safe_url
 from features.sources.files import INPUT_TABLES, TRUTH_TABLE, WarehouseError, has_table, table_glob
 from features.spark_cluster import ClusterMisfit, check_fit, wait_for_executors
 
@@ -149,7 +148,7 @@ def open_warehouse(
     if is_database_url(location):
         if engine != "duckdb":
             raise EngineError(
-                f"{_safe(location)} is computed in PostgreSQL itself; drop --engine {engine}"
+                f"{safe_url(location)} is computed in PostgreSQL itself; drop --engine {engine}"
             )
         con = database.connect(location)
     else:
@@ -172,7 +171,7 @@ def load_warehouse(con, warehouse: str | Path) -> Warehouse:
         present = set(con.list_tables(database=catalog_database))
         missing = [t for t in INPUT_TABLES if t not in present]
         if missing:
-            raise WarehouseError(f"{_safe(location)} has no table(s): {', '.join(missing)}")
+            raise WarehouseError(f"{safe_url(location)} has no table(s): {', '.join(missing)}")
         names = [*INPUT_TABLES, *([TRUTH_TABLE] if TRUTH_TABLE in present else [])]
         return Warehouse(**{t: con.table(t, database=catalog_database) for t in names})
     missing = [t for t in INPUT_TABLES if not has_table(location, t)]
@@ -190,8 +189,3 @@ def spark_database(location: str | Path) -> str | None:
     """``DB`` for a ``spark://DB`` location, else None."""
     text = str(as_location(location))
     return text.removeprefix("spark://") if text.startswith("spark://") else None
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", url)

@@ -127,6 +127,7 @@ def validate(
     itself); list every violation, exit 1 if any."""
     from features.engine import EngineError
     from features.schema import validate_warehouse
+    from features.sources.files import WarehouseError
 
     settings = engine_options(engine, spark_master, spark_memory)
     bank = with_options(bank_config(config), warehouse=settings)
@@ -135,6 +136,8 @@ def validate(
         with console.status("validating…"):
             violations = validate_warehouse(location, bank.warehouse)
     except EngineError as exc:  # spark:// without Spark, a Spark that does not start
+        fail(str(exc), 2)
+    except WarehouseError as exc:  # a database that does not answer
         fail(str(exc), 2)
     save_json(
         json_path,

@@ -131,15 +131,19 @@ def _train_and_promote(
 ) -> tuple[dict, list[dict]]:
     """Step 3: every model trained; then each promoted to champion when no worse."""
     from models.registry import RegistryError
+    from training.dataset import DatasetError
     from training.promote import promote as promote_model
     from training.run import train_task
     from training.train import TrainConfig
 
     open_registry()
-    with progress_bar("3/5 training churn, cross-sell and upgrade models") as update:
-        trained = train_task(
-            features_path, "all", TrainConfig(), warn, 0, update, bank=bank, plots=plots
-        )
+    try:
+        with progress_bar("3/5 training churn, cross-sell and upgrade models") as update:
+            trained = train_task(
+                features_path, "all", TrainConfig(), warn, 0, update, bank=bank, plots=plots
+            )
+    except DatasetError as exc:  # a bank too small to learn from
+        fail(str(exc), 1, "a demo bank needs thousands of customers: try --customers 6000")
     decisions = []
     try:
         for name in trained["models"]:

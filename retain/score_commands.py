@@ -43,7 +43,7 @@ def score(
         str | None, typer.Option(help="Language of reasons and sheets: zh or en.")
     ] = None,
     k: Annotated[
-        int | None, typer.Option(help="List length (default: each RM's capacity).")
+        int | None, typer.Option(help="List length (default: each RM's capacity).", min=1)
     ] = None,
     explain_above: Annotated[
         float | None, typer.Option(help="Only explain customers with p_churn at least this.")

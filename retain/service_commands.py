@@ -175,7 +175,7 @@ def keys_revoke(
 
 
 def serve(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 3000,
     host: Annotated[str, typer.Option(help="Interface (0.0.0.0 for all).")] = "127.0.0.1",
     scores: Annotated[
         Path | None,
@@ -216,6 +216,7 @@ def serve(
     except ValueError as exc:
         fail(str(exc), 2)
     bank = served_config(bank_config(config), scores, keys, audit, workers, outcomes)
+    _check_keys(Path(bank.service.keys))
     root = Path(__file__).resolve().parents[1]
     served = {
         "MLFLOW_TRACKING_URI": tracking_uri(),
@@ -267,6 +268,22 @@ def bentoml_home(bank, port: int) -> Path:
     from features.atomic import private_dir
 
     return private_dir(Path(bank.service.keys).parent / f".bentoml-{port}")
+
+
+def _check_keys(path: Path) -> None:
+    """A keys file that cannot be read stops the service before it starts (its workers could
+    not tell a key from another); a missing one is a note: every request is refused until
+    `retain keys add` writes one (read when it changes, no restart needed)."""
+    from serving.api.auth import KeyError_, load_keys
+
+    if not path.exists():
+        note = f"no keys file at {path}: every request is refused until `retain keys add`"
+        errors.print(f"[yellow]note:[/] {note} writes one (no restart needed)")
+        return
+    try:
+        load_keys(path)
+    except (KeyError_, OSError) as exc:
+        fail(str(exc), 2, "nothing was started")
 
 
 def served_config(bank, scores, keys, audit, workers, outcomes):

@@ -22,7 +22,13 @@ import pyarrow.csv as arrow_csv
 import pyarrow.parquet as pq
 from ibis.backends.sql.compilers.postgres import PostgresCompiler
 
-from features.sources.files import INPUT_TABLES, OPTIONAL_TABLES, TRUTH_TABLE, table_files
+from features.sources.files import (
+    INPUT_TABLES,
+    OPTIONAL_TABLES,
+    TRUTH_TABLE,
+    WarehouseError,
+    table_files,
+)
 
 DATABASE_SCHEMES = ("postgres", "postgresql")
 CHUNK_ROWS = 200_000
@@ -58,10 +64,20 @@ _COMPILER = _PostgresCompiler()
 
 
 def connect(url: str | Path):
-    """The Ibis PostgreSQL backend for ``url``."""
-    con = ibis.connect(str(as_location(url)))
+    """The Ibis PostgreSQL backend for ``url``; :class:`WarehouseError` naming the database
+    (not its password) when it cannot be reached."""
+    try:
+        con = ibis.connect(str(as_location(url)))
+    except Exception as exc:  # no server, a refused connection, a wrong password or database
+        line = next((t.strip() for t in str(exc).splitlines() if t.strip()), type(exc).__name__)
+        raise WarehouseError(f"cannot connect to {safe_url(str(url))}: {line}") from exc
     con.compiler = _COMPILER
     return con
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", url)
 
 
 def list_tables(con) -> list[str]:

@@ -387,6 +387,36 @@ def test_a_feature_file_that_is_not_one_or_lacks_the_label_is_named(tmp_path):
         assert "Traceback" not in result.stderr + result.stdout, args
 
 
+def test_a_database_that_does_not_answer_is_named_without_its_password(tmp_path):
+    url = "postgresql://retain:s3cret@127.0.0.1:9/bank"  # discard port: nothing listens
+    out = tmp_path / "f.parquet"
+    for args in [
+        ("validate", "--warehouse", url),
+        ("features", "--warehouse", url, "--cutoffs", "2024-12-31", "--out", str(out)),
+    ]:
+        result = run(*args)
+        said = " ".join(result.stderr.split())
+        assert result.returncode == 2, (args, said[-2000:])
+        assert said.startswith("error: cannot connect to postgresql://retain:***@127.0.0.1:9/bank")
+        assert "s3cret" not in result.stderr + result.stdout
+        assert "Traceback" not in result.stderr + result.stdout, args
+    assert not out.exists()
+
+
+def test_serve_refuses_a_keys_file_it_cannot_read_and_a_port_that_is_none(tmp_path):
+    """Before anything starts: workers that could not read their keys would answer nobody."""
+    keys = tmp_path / "keys.json"
+    keys.write_text("[keys]\n")  # TOML, not the keys file `retain keys add` writes
+    result = run("serve", "--keys", str(keys), "--port", "38999")
+    said = " ".join(result.stderr.split())
+    assert result.returncode == 2, said[-2000:]
+    assert f"error: keys file {keys} is not a retain keys file" in said, said[-2000:]
+    assert "nothing was started" in said and "Traceback" not in said
+    for args in (("serve", "--port", "99999"), ("score", "--k", "0")):
+        result = run(*args)
+        assert result.returncode == 2 and "is not in the range" in result.stderr, args
+
+
 def test_a_registry_that_does_not_answer_stops_scoring_before_the_validation(small_bank, tmp_path):
     """Nothing listens at the tracking server's address: one line naming the registry, at
     once (no retries), before the warehouse is validated — never a traceback."""

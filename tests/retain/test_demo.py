@@ -114,3 +114,20 @@ def test_the_demos_help_keeps_its_brackets():
     assert result.returncode == 0, result.stderr
     assert "[synthetic] section" in result.stdout
     assert "configuration's language" in result.stdout
+
+
+def test_a_bank_too_small_to_learn_from_is_one_line_with_what_to_do(
+    stand_ins, tmp_path, monkeypatch, capsys
+):
+    from training.dataset import DatasetError
+
+    def too_small(*args, **kwargs):
+        raise DatasetError("label_churn: the train cutoffs hold 4 positive(s); at least 10")
+
+    monkeypatch.setattr(training.run, "train_task", too_small)
+    result = run_demo(tmp_path, "--customers", "10")
+    assert result.exit_code == 1, result.output
+    assert not isinstance(result.exception, DatasetError)  # handled: no traceback
+    said = " ".join((capsys.readouterr().err + result.output).split())
+    assert "error: label_churn: the train cutoffs hold 4 positive(s)" in said, said
+    assert "try --customers 6000" in said, said
