@@ -37,9 +37,15 @@ def scratch_dir(target: Path, prefix: str) -> Path:
 
 
 @contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """Yield a fresh temporary directory that replaces ``target`` only if the block succeeds."""
+def atomic_dir(target: Path, holds: str | None = None) -> Iterator[Path]:
+    """Yield a fresh temporary directory that replaces ``target`` only if the block succeeds.
+
+    ``holds``: a file every earlier output of this kind has (``summary.json``): an existing
+    folder with other files and not that one is someone's data, never replaced (a mistyped
+    ``--out`` pointing at the warehouse or a home folder) — :class:`OutputError` first."""
     target = Path(target)
+    if holds is not None:
+        _refuse_foreign(target, holds)
     staging = scratch_dir(target, f".{target.name}.")
     try:
         yield staging
@@ -53,6 +59,18 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         os.replace(target, previous)
     os.replace(staging, target)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def _refuse_foreign(target: Path, holds: str) -> None:
+    if not target.is_dir() or (target / holds).exists():
+        return
+    found = sorted(path.name for path in target.iterdir())
+    if found:
+        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise OutputError(
+            f"{target} holds other files ({shown}) and no {holds}: it is not an earlier output "
+            "of this command, so nothing was replaced — give a new or an empty folder"
+        )
 
 
 @contextmanager

@@ -91,7 +91,7 @@ def score_warehouse(
     if models is None:
         models = load_champions(ranking=config.lists.ranking)
     timings = {"models": time.perf_counter() - started}
-    with atomic_dir(out) as staging, ThreadPoolExecutor(1) as beside:
+    with atomic_dir(out, holds="summary.json") as staging, ThreadPoolExecutor(1) as beside:
         tick = time.perf_counter()
         path, config = _features(warehouse, cutoff, staging, config, features_path, step)
         timings["features"] = time.perf_counter() - tick

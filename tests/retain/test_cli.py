@@ -367,6 +367,26 @@ def test_an_output_that_cannot_be_written_is_one_line_naming_it(small_bank, tmp_
     assert blocker.read_text() == "a file where a folder should be"
 
 
+def test_synth_never_replaces_a_folder_of_other_files(tmp_path):
+    """`retain synth --out ~/work` must not wipe ~/work; an earlier bank (_meta.json) is
+    replaced by the new one."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    result = run("synth", "--customers", "50", "--months", "6", "--out", str(folder))
+    said = " ".join(result.stderr.split())
+    assert result.returncode == 1 and "Traceback" not in said, said[-2000:]
+    assert f"error: {folder} holds other files (notes.txt) and no _meta.json" in said, said
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    bank = tmp_path / "bank"
+    for seed in ("1", "2"):  # the second replaces the first
+        result = run(
+            "synth", "--customers", "50", "--months", "6", "--seed", seed, "--out", str(bank)
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert '"seed": 2' in (bank / "_meta.json").read_text()
+
+
 def test_a_feature_file_that_is_not_one_or_lacks_the_label_is_named(tmp_path):
     """Training on a file that is not parquet, a backtest of a label the file does not have:
     the file or the label and what there is instead, exit 1, never a traceback."""

@@ -385,6 +385,22 @@ def test_a_missing_model_fails_cleanly_and_keeps_the_previous_outputs(
     assert _digest(out) == before
 
 
+def test_an_out_that_holds_other_data_is_never_replaced(scored, tmp_path):
+    """`--out` mistyped as the warehouse (or any folder of someone's files): refused before
+    anything is written, every file as it was (an earlier output, with its summary.json, is
+    replaced: the tests above)."""
+    warehouse = tmp_path / "warehouse"
+    shutil.copytree(scored.bank, warehouse)
+    before = _digest(warehouse)
+    args = ["score", "--warehouse", str(warehouse), "--cutoff", SCORED_CUTOFF, "--lang", "en"]
+    result = run_retain([*args, "--out", str(warehouse)], scored.env)
+    said = " ".join(result.stderr.split())
+    assert result.returncode == 1, said[-2000:]
+    assert f"error: {warehouse} holds other files (_meta.json, balances, complaints and" in said
+    assert "no summary.json" in said and "nothing was replaced" in said, said[-2000:]
+    assert "Traceback" not in said and _digest(warehouse) == before
+
+
 def test_a_tampered_booster_fails_cleanly_and_keeps_the_previous_outputs(
     scored, broken_bank, tmp_path
 ):
