@@ -81,10 +81,10 @@ def train(
     if task == "uplift":
         _train_uplift(features_path, warehouse, config, experiment, run_tags, json_path)
         return
+    open_registry(experiment)  # a registry that does not answer: said before the heavy imports
     from training.run import train_task
     from training.train import TrainConfig
 
-    open_registry(experiment)
     try:
         with progress_bar(f"training {task}: models") as update:
             summary = train_task(
@@ -106,13 +106,13 @@ def train(
 
 
 def _train_uplift(features_path, warehouse, config, experiment, run_tags, json_path) -> None:
+    bank = bank_config(config)
+    location = warehouse_location(warehouse, bank)
+    open_registry(experiment)
     from models.registry import RegistryError
     from training.dataset import DatasetError
     from training.uplift_run import train_uplift
 
-    bank = bank_config(config)
-    location = warehouse_location(warehouse, bank)
-    open_registry(experiment)
     try:
         with console.status("training uplift: T-, X-, DR-, shift and R-learners…"):
             summary = train_uplift(features_path, location, bank, run_tags)
@@ -224,10 +224,10 @@ def _train_flat(path, target, positive, id_column, drop, register, json_path) ->
         existing(path)  # named at once, before MLflow and the training code load
     except FlatTableError as exc:
         fail(str(exc), 1)
+    open_registry()
     from training.dataset import DatasetError
     from training.flat import train_flat
 
-    open_registry()
     columns = tuple(c.strip() for c in drop.split(",") if c.strip())
     try:
         with console.status(f"5-fold cross-validation on {path}…"):
@@ -256,11 +256,11 @@ def backtest(
     if target is None:
         fail(f"--task must be churn, upgrade or cross_sell_<product>, not {task!r}", 2)
     _exists(features_path)
+    open_registry()
     from training.backtest import run_backtest
     from training.dataset import DatasetError
     from training.train import TrainConfig
 
-    open_registry()
     try:
         with console.status(f"backtesting {task}…"):
             horizon = bank_config(config).churn.horizon_months

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features.catalog import feature_names
 from features.targets import LABEL_PREFIX, TRUTH_PREFIX
@@ -74,20 +75,28 @@ class Dataset:
 
 
 def feature_file(path: Path) -> Path:
-    """``path``, when it is a file (the commands check it before loading what trains)."""
+    """``path``, when it is a parquet file (its footer read: the commands check it before
+    loading what trains); else the :class:`DatasetError` that says so."""
     if not Path(path).is_file():
         raise DatasetError(f"feature file {path} does not exist; build it with `retain features`")
+    try:
+        pq.read_metadata(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(path, exc) from exc
     return Path(path)
 
 
 def read_features(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(feature_file(path))
-    except (pa.ArrowException, OSError) as exc:  # not parquet, cut short, unreadable
-        raise DatasetError(
-            f"feature file {path} cannot be read as parquet ({exc}); build it with "
-            "`retain features`"
-        ) from exc
+    except (pa.ArrowException, OSError) as exc:  # a footer intact, pages cut short
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, exc: Exception) -> DatasetError:
+    return DatasetError(
+        f"feature file {path} cannot be read as parquet ({exc}); build it with `retain features`"
+    )
 
 
 def products_in(frame: pd.DataFrame) -> list[str]:
