@@ -73,10 +73,17 @@ def _refuse_foreign(target: Path, holds: str) -> None:
         )
 
 
+def file_target(target: Path) -> Path:
+    """``target``, unless it is a folder: a file cannot replace one (said before the work)."""
+    if Path(target).is_dir():
+        raise OutputError(f"cannot write {target}: it is a folder; give a file's path")
+    return Path(target)
+
+
 @contextmanager
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path that is renamed onto ``target`` only if the block succeeds."""
-    target = Path(target)
+    target = file_target(target)
     with _writing(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)

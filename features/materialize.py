@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.atomic import atomic_file, scratch_dir
+from features.atomic import atomic_file, file_target, scratch_dir
 from features.build import (
     build_features,
     check_cutoffs,
@@ -65,7 +65,7 @@ def write_features(
     config = resolve_products(wh.products, config)
     names = feature_names(config.products)
     metadata = products_metadata(config.products)
-    out = Path(out)
+    out = file_target(out)
     if engine not in ("duckdb", "spark"):  # a database: one expression, no customer batches
         step("building features")
         expr = select_output(build_features(wh, cutoffs, config), names)

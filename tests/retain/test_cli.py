@@ -355,6 +355,12 @@ def test_an_output_that_cannot_be_written_is_one_line_naming_it(small_bank, tmp_
         assert f"error: cannot write {target}: {blocker} is a file, not a folder" in said, said
         assert "Traceback" not in result.stderr + result.stdout, args
     assert blocker.read_text() == "a file where a folder should be"
+    folder = tmp_path / "features"  # a folder where the file should go: said before the build
+    folder.mkdir()
+    args = ("features", "--warehouse", str(small_bank), "--cutoffs", "2024-12-31")
+    result = run(*args, "--out", str(folder))
+    assert result.returncode == 1 and not list(folder.iterdir()), result.stderr[-2000:]
+    assert f"error: cannot write {folder}: it is a folder" in result.stderr, result.stderr
 
 
 def test_synth_never_replaces_a_folder_of_other_files(tmp_path):
