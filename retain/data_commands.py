@@ -135,10 +135,8 @@ def validate(
     try:
         with console.status("validating…"):
             violations = validate_warehouse(location, bank.warehouse)
-    except EngineError as exc:  # spark:// without Spark, a Spark that does not start
-        fail(str(exc), 2)
-    except WarehouseError as exc:  # a database that does not answer
-        fail(str(exc), 2)
+    except (EngineError, WarehouseError) as exc:  # a Spark that does not start, a database
+        fail(str(exc), 2)  # that does not answer
     save_json(
         json_path,
         {

@@ -87,10 +87,10 @@ def engine_options(engine, spark_master, spark_memory) -> dict:
 def open_registry(experiment: str | None = None) -> None:
     """The MLflow store the command works with (``models.registry.use_store``), or exit 1
     with one line when it cannot be reached."""
-    from models.registry import RegistryError, use_store
+    from models.registry import EXPERIMENT, RegistryError, use_store
 
     try:
-        use_store(**({"experiment": experiment} if experiment else {}))
+        use_store(experiment=experiment or EXPERIMENT)
     except RegistryError as exc:
         fail(str(exc), 1, "nothing was run")
 

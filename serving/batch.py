@@ -63,6 +63,7 @@ from serving.sheets import link_files
 from serving.sheets_split import write_in_two
 
 Step = Callable[[str], None]
+SUMMARY = "summary.json"  # every scored month has it: an earlier output, replaceable
 
 
 def score_warehouse(
@@ -91,7 +92,7 @@ def score_warehouse(
     if models is None:
         models = load_champions(ranking=config.lists.ranking)
     timings = {"models": time.perf_counter() - started}
-    with atomic_dir(out, holds="summary.json") as staging, ThreadPoolExecutor(1) as beside:
+    with atomic_dir(out, holds=SUMMARY) as staging, ThreadPoolExecutor(1) as beside:
         tick = time.perf_counter()
         path, config = _features(warehouse, cutoff, staging, config, features_path, step)
         timings["features"] = time.perf_counter() - tick
@@ -123,7 +124,7 @@ def score_warehouse(
         summary["seconds"] = round(time.perf_counter() - started, 2)
         summary["timings"] = {name: round(s, 2) for name, s in timings.items()}
         summary |= fidelity(answer)
-        write_json(staging / "summary.json", summary)
+        write_json(staging / SUMMARY, summary)
         private_tree(staging)  # customer data: readable by the bank's service account alone
     return summary
 

@@ -246,7 +246,7 @@ def write_bank(
     counts = dict.fromkeys(tables, 0)
     totals = _Totals(campaign is not None)
     rank_keys = []
-    with atomic_dir(Path(out), holds="_meta.json") as staging:
+    with atomic_dir(Path(out), holds=META_FILE) as staging:
         _write(org.org, staging / "org.parquet")
         _write(org.rms, staging / "rms.parquet")
         _write(products_table(config), staging / "products.parquet")

@@ -213,6 +213,8 @@ def refuse_perfect_predictors(x: pd.DataFrame, y: np.ndarray) -> None:
 
     Continuous inputs may legitimately separate a class (private banking is opened exactly
     when AUM crosses its threshold); a yes/no column that matches the label does not."""
+    from sklearn.metrics import roc_auc_score  # 2 s to import: not at the commands' checks
+
     for column in x.columns:
         values = x[column].to_numpy(dtype="float64", na_value=np.nan)
         known = ~np.isnan(values)
@@ -220,8 +222,6 @@ def refuse_perfect_predictors(x: pd.DataFrame, y: np.ndarray) -> None:
             continue
         if len(np.unique(values[known])) > 2:
             continue
-        from sklearn.metrics import roc_auc_score  # 2 s to import: not for a command's checks
-
         auc = roc_auc_score(y[known], values[known])
         if max(auc, 1 - auc) >= PERFECT_AUC:
             raise LeakageError(
