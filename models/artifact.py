@@ -37,7 +37,6 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed
 from pathlib import Path
 
-import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -49,6 +48,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema
 
 from models import retain_pyfunc
+from models.boosters import lgb
 from models.calibration import Calibrator
 from models.registry import CHALLENGER, SHA_TAG, RegistryError, find_version
 from models.retain_pyfunc import BOOSTER_FILE, CALIBRATION_FILE, FEATURES_FILE

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 BOOSTER_FILE = "model.lgb"
 CALIBRATION_FILE = "calibration.json"
@@ -92,6 +95,8 @@ class CalibratedBooster:
 def read_model_dir(path: str | Path) -> CalibratedBooster:
     """Load the three files of a model directory (no check of their hashes: see retain's
     ``models.artifact.load_verified`` for that)."""
+    import lightgbm as lgb  # here, not above: in retain's processes, models.boosters' import
+
     folder = Path(path)
     if folder.is_file():  # a flavour may point at the booster file itself
         folder = folder.parent

@@ -16,7 +16,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -33,6 +32,7 @@ from models.artifact import (
     sha256_file,
     ship_loader,
 )
+from models.boosters import lgb
 from models.registry import CHALLENGER, RegistryError, find_version
 from models.uplift_pyfunc import PARTS, SPEC_FILE, booster_file, effect, input_matrix
 

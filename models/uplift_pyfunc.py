@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 SPEC_FILE = "uplift.json"
 PARTS = {
@@ -85,6 +88,8 @@ class UpliftModel:
 
 
 def read_model_dir(folder: str | Path) -> UpliftModel:
+    import lightgbm as lgb  # here, not above: in retain's processes, models.boosters' import
+
     folder = Path(folder)
     spec = json.loads((folder / SPEC_FILE).read_text("utf-8"))
     boosters = {

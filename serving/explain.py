@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from features.catalog import LANGUAGES, Feature, catalog
 from features.config import Product
+from models.boosters import lgb
 
 TOP_K = 3
 

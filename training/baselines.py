@@ -3,7 +3,6 @@ defaults (and early stopping), logistic regression, and the bank's rule of thumb
 
 from __future__ import annotations
 
-import lightgbm as lgb
 import numpy as np
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -12,6 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from features.config import TierLadder
 from features.targets import Target
+from models.boosters import lgb
 from training.dataset import Dataset, Split
 from training.train import TrainConfig
 

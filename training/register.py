@@ -8,12 +8,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import lightgbm as lgb
 import mlflow
 import pandas as pd
 
 from features.catalog import catalog
 from models.artifact import LoggedModel, ModelArtifact, log_model
+from models.boosters import lgb
 from models.calibration import Calibrator
 from models.registry import EVALUATION_ROWS
 

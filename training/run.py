@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -21,6 +20,7 @@ from features.config import BankConfig
 from features.products import products_to_json, read_products_metadata
 from features.targets import CHURN, UPGRADE, Target, all_targets, cross_sell, label_columns
 from models.artifact import LoggedModel, ModelArtifact
+from models.boosters import lgb
 from models.calibration import Calibrator
 from models.provenance import code_commit
 from training.baselines import baseline_scores

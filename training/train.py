@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
+
+from models.boosters import lgb
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@ pruned early (median rule) when their validation AUC lags. The test set is never
 
 from __future__ import annotations
 
-import lightgbm as lgb
 import optuna
 
+from models.boosters import lgb
 from training.dataset import Dataset
 from training.train import TrainConfig, fit_booster
 

@@ -32,10 +32,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from models.boosters import lgb
 from models.uplift import UpliftArtifact
 from models.uplift_pyfunc import PROBABILITY_RANGE, logit
 

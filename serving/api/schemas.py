@@ -15,7 +15,6 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-import lightgbm as lgb
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -31,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from features.catalog import Feature
+from models.boosters import lgb
 
 MAX_CUSTOMERS = 10_000
 # JSON's safe integers: a larger number loses digits in JavaScript clients and in validators

@@ -229,6 +229,6 @@ def test_the_shipped_loader_imports_nothing_of_retain():
         for line in source.splitlines()
         if line.startswith(("import ", "from "))
     }
-    assert imports <= {"__future__", "json", "pathlib", "lightgbm", "numpy", "pandas"}
+    assert imports <= {"__future__", "json", "pathlib", "typing", "lightgbm", "numpy", "pandas"}
     assert "pickle" not in source.replace("never unpickles", "")
     assert "retain_pyfunc" not in sys.builtin_module_names
