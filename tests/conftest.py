@@ -13,7 +13,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,11 +54,8 @@ def bank_20k(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def features_20k(bank_20k, tmp_path_factory) -> pd.DataFrame:
     out = tmp_path_factory.mktemp("features") / "features.parquet"
-    result = subprocess.run(
+    result = run_retain(
         [
-            sys.executable,
-            "-m",
-            "retain",
             "features",
             "--warehouse",
             str(bank_20k),
@@ -70,9 +66,7 @@ def features_20k(bank_20k, tmp_path_factory) -> pd.DataFrame:
             "--json",
             str(out.with_suffix(".json")),
         ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+        dict(os.environ),
     )
     assert result.returncode == 0, result.stderr
     return pd.read_parquet(out)
@@ -138,13 +132,10 @@ class Scored:
 
 
 def run_retain(args: list[str], env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "retain", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    """`python -m retain ARGS` with ``env`` (tests/retain_process.py)."""
+    from tests.retain_process import run
+
+    return run(args, env, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import date
 
 import pandas as pd
@@ -20,6 +18,7 @@ from features.loyalty import loyalty_features
 from features.satisfaction import satisfaction_features
 from features.tiers import tier_history_features
 from synthetic.config import DEFAULT_CATALOGUE, as_products
+from tests import retain_process
 
 CONFIG = BankConfig().with_products(as_products(DEFAULT_CATALOGUE))
 
@@ -130,11 +129,8 @@ def test_cutoff_ranges_parse_to_month_ends():
 
 
 def test_features_cli_refuses_cutoffs_outside_the_data(small_bank, tmp_path):
-    result = subprocess.run(
+    result = retain_process.run(
         [
-            sys.executable,
-            "-m",
-            "retain",
             "features",
             "--warehouse",
             str(small_bank),
@@ -143,8 +139,6 @@ def test_features_cli_refuses_cutoffs_outside_the_data(small_bank, tmp_path):
             "--out",
             str(tmp_path / "f.parquet"),
         ],
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert result.returncode == 2

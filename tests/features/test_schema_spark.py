@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 
 import pytest
 from test_schema import FAULTS, Bank
@@ -15,6 +14,7 @@ from features.config import WarehouseConfig
 from features.engine import EngineError, spark_session
 from features.schema import Violation, validate_warehouse
 from features.sources.files import table_glob
+from tests import retain_process
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java 17")
 
@@ -84,5 +84,4 @@ def test_retain_validate_runs_on_the_engine_it_is_given(tmp_path):
 
 
 def _retain(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "retain", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return retain_process.run(list(args), timeout=300)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -12,16 +10,14 @@ import pytest
 
 from synthetic.bank import write_bank
 from synthetic.config import SynthConfig
+from tests import retain_process
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java 17")
 
 
 def build(engine: str, warehouse, out) -> pd.DataFrame:
-    result = subprocess.run(
+    result = retain_process.run(
         [
-            sys.executable,
-            "-m",
-            "retain",
             "features",
             "--warehouse",
             str(warehouse),
@@ -32,8 +28,6 @@ def build(engine: str, warehouse, out) -> pd.DataFrame:
             "--out",
             str(out),
         ],
-        capture_output=True,
-        text=True,
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -14,11 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests import retain_process
+
 RETAIN = [sys.executable, "-m", "retain"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*RETAIN, *args], capture_output=True, text=True, timeout=300)
+    return retain_process.run(list(args), timeout=300)
 
 
 def test_help_lists_every_subcommand_with_one_line():
@@ -331,7 +333,7 @@ def test_a_mistyped_input_is_named_before_the_registry_is_asked(tmp_path):
         (("train", "--table", str(tmp_path / "t.csv"), "--target", "y"), "file not found"),
         (("score", "--warehouse", str(tmp_path / "nope"), "--cutoff", "2024-12-31"), "not exist"),
     ]:
-        result = subprocess.run([*RETAIN, *args], capture_output=True, text=True, env=env)
+        result = retain_process.run(args, env)
         assert result.returncode in (1, 2), args
         assert said in result.stderr and "registry" not in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr + result.stdout, args
@@ -397,7 +399,7 @@ def test_a_feature_file_that_is_not_one_or_lacks_the_label_is_named(tmp_path):
             "no column 'label_cross_sell_yacht' in the feature file; it has ['label_churn']",
         ),
     ]:
-        result = subprocess.run([*RETAIN, *args], capture_output=True, text=True, env=env)
+        result = retain_process.run(args, env)
         assert result.returncode == 1, (args, result.stderr[-2000:])
         assert said in " ".join(result.stderr.split()), (args, result.stderr[-2000:])
         assert "Traceback" not in result.stderr + result.stdout, args
@@ -445,12 +447,10 @@ def test_a_registry_that_does_not_answer_stops_scoring_before_the_validation(sma
     for command in ("score", "run"):
         where = ["--out", str(tmp_path / "s")] if command == "score" else []
         where += ["--runs-dir", str(tmp_path / "runs")] if command == "run" else []
-        result = subprocess.run(
-            [*RETAIN, command, "--warehouse", str(small_bank), "--cutoff", "2024-09-30", *where],
-            capture_output=True,
-            text=True,
+        result = retain_process.run(
+            [command, "--warehouse", str(small_bank), "--cutoff", "2024-09-30", *where],
+            env,
             timeout=120,
-            env=env,
         )
         said = " ".join(result.stderr.split())
         assert result.returncode == 1, (command, said[-2000:])
@@ -476,7 +476,7 @@ def test_every_command_of_the_registry_says_it_does_not_answer_in_one_line(tmp_p
         ("models",),
         ("runs",),
     ]:
-        result = subprocess.run([*RETAIN, *args], capture_output=True, text=True, env=env)
+        result = retain_process.run(args, env)
         said = " ".join(result.stderr.split())
         assert result.returncode == 1, (args, said[-2000:])
         assert said.startswith("error: could not reach the model registry at http://127.0.0.1:9")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -34,6 +32,7 @@ from synthetic.campaign import (
 from synthetic.config import Campaign, RegimeChange, SynthConfig, SynthConfigError
 from synthetic.config import synth_config_from_toml as from_toml
 from synthetic.truth import churn_called_within, churn_within
+from tests import retain_process
 
 P0, P1 = CHURN.truth_source(3), CHURN.truth_called_source(3)
 # sha256 over every file of write_bank(SMALL): computed with the generator before campaigns
@@ -370,11 +369,8 @@ def test_retain_synth_reads_the_campaign_from_the_configuration(tmp_path):
     (tmp_path / "retain.toml").write_text(
         '[synthetic.campaign]\nstart = 2024-10-31\nstructure = "follows_risk"\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "retain", "synth", "--customers", "400", "--months", "6",
-         "--config", "retain.toml", "--out", "bank"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+    args = ["--customers", "400", "--months", "6", "--config", "retain.toml", "--out", "bank"]
+    result = retain_process.run(["synth", *args], cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     meta = json.loads((tmp_path / "bank" / "_meta.json").read_text())
     assert meta["config"]["campaign"]["structure"] == "follows_risk"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from synthetic.config import (
     synth_config_from_toml,
 )
 from synthetic.products import Catalogue
+from tests import retain_process
 
 ROOT = Path(__file__).resolve().parents[2]
 OTHER_BANK = ROOT / "docs" / "other_bank.toml"
@@ -203,11 +202,8 @@ def test_the_other_bank_is_deterministic(tmp_path):
 
 def test_retain_synth_reads_the_bank_from_a_configuration_file(tmp_path):
     out, summary = tmp_path / "wh", tmp_path / "synth.json"
-    result = subprocess.run(
+    result = retain_process.run(
         [
-            sys.executable,
-            "-m",
-            "retain",
             "synth",
             "--config",
             str(OTHER_BANK),
@@ -218,10 +214,8 @@ def test_retain_synth_reads_the_bank_from_a_configuration_file(tmp_path):
             "--json",
             str(summary),
         ],
-        capture_output=True,
-        text=True,
-        timeout=300,
         cwd=tmp_path,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     payload = json.loads(summary.read_text())

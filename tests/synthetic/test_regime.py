@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from synthetic.config import (
     as_products,
     synth_config_from_toml,
 )
+from tests import retain_process
 
 SIZE = {"customers": 2_000, "months": 12, "seed": 7}  # window 2024-01-31 .. 2024-12-31
 START = date(2024, 7, 31)
@@ -196,12 +196,8 @@ def test_more_customers_moving_savings_out_raise_churn_with_them(banks):
 
 
 def _synth(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "retain", "synth", "--customers", "300", "--months", "6", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
+    return retain_process.run(
+        ["synth", "--customers", "300", "--months", "6", *args], cwd=cwd, timeout=120
     )
 
 

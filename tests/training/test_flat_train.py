@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import mlflow
 import pandas as pd
 import pytest
 
+from tests import retain_process
 from tests.conftest import DATASETS
 
 pytestmark = pytest.mark.skipif(not DATASETS.is_dir(), reason="shared datasets not present")
@@ -18,13 +18,7 @@ pytestmark = pytest.mark.skipif(not DATASETS.is_dir(), reason="shared datasets n
 
 def train(tmp_path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    return subprocess.run(
-        [sys.executable, "-m", "retain", "train", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    return retain_process.run(["train", *args], env)
 
 
 def load_from(store: str, uri: str) -> mlflow.pyfunc.PyFuncModel:

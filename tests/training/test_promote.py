@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import lightgbm as lgb
@@ -20,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from models.artifact import ModelArtifact, load_verified
 from models.calibration import Calibrator
 from models.registry import CHAMPION, EVALUATION_ROWS, use_store
+from tests import retain_process
 from training.calibrate import fit_calibrator
 from training.promote import REPORTED, evaluation_rows, promote, rollback
 from training.register import register_model
@@ -164,14 +164,7 @@ def test_rollback_sets_any_version_champion_and_records_who_and_when(store, monk
 def retain(args: list[str], store: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "RETAIN_USER": "cli-test"}
     root = Path(__file__).resolve().parents[2]
-    return subprocess.run(
-        [sys.executable, "-m", "retain", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=root,
-    )
+    return retain_process.run(args, env, cwd=root, timeout=300)
 
 
 def test_the_commands_roll_back_and_list_runs(store):

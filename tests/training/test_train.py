@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -21,6 +19,7 @@ from models.artifact import ModelArtifact, load_verified
 from models.registry import CHALLENGER, CHAMPION, use_store
 from synthetic.bank import write_bank
 from synthetic.config import SynthConfig
+from tests import retain_process
 from training.dataset import as_inputs, split_out_of_time
 from training.promote import promote
 from training.run import train_task
@@ -292,12 +291,10 @@ def test_a_copied_label_fails_the_run_with_a_clear_message(feature_file, store, 
     leaky = tmp_path / "leaky.parquet"
     frame.to_parquet(leaky)
     before = len(MlflowClient().search_model_versions("name='churn'"))
-    result = subprocess.run(
-        [sys.executable, "-m", "retain", "train", "--features", str(leaky), "--task", "churn"],
-        capture_output=True,
-        text=True,
+    result = retain_process.run(
+        ["train", "--features", str(leaky), "--task", "churn"],
+        {**__import__("os").environ, "MLFLOW_TRACKING_URI": store},
         timeout=300,
-        env={**__import__("os").environ, "MLFLOW_TRACKING_URI": store},
     )
     assert result.returncode == 1
     assert "leakage" in result.stderr and "days_since_rm_contact" in result.stderr
