@@ -2,7 +2,7 @@
 environment, working directory, output, exit code and process group — forked from a server
 (multiprocessing's forkserver) that has imported, once per test worker, the libraries every
 command imports: pandas, PyArrow, DuckDB, Ibis, MLflow, LightGBM, scikit-learn, SciPy,
-matplotlib. Each of the suite's ~150 commands then imports only retain's own modules: a
+matplotlib. Each of the suite's ~120 commands then imports only retain's own modules: a
 `retain score` of the demo bank took about 21 CPU-s started fresh, 12-15 forked.
 
 What is the same as a fresh interpreter: ``sys.argv`` and ``__main__`` as ``-m`` sets them

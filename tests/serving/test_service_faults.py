@@ -97,26 +97,30 @@ def test_a_worker_killed_under_load_is_replaced(scored, admin, tmp_path):
             t.start()
         time.sleep(3)
         workers[0].kill()
-        time.sleep(12)
+        replacement = _replacement(service, {w.pid for w in workers})
+        replaced_at = len(outcomes)
+        time.sleep(3)
         stop.set()
         for t in threads:
             t.join()
         errors = sum(code not in (200, 429) for code in outcomes)
         shed = outcomes.count(429)
         print(f"\nworker killed under load: {len(outcomes)} requests, {errors} errors, {shed} shed")
-        service.wait_ready(60)
-        replaced = _both_workers(service)
-        assert workers[0].pid not in {w.pid for w in replaced}
+        assert replacement in {w.pid for w in _both_workers(service)}
         after = httpx.post(
             service.url + "/score",
             json={"customer_ids": [1]},
             headers={"Authorization": f"Bearer {key}"},
         )
         assert after.status_code == 200
-        # the tail of the load ran clean again: answered, or turned away at once with
-        # Retry-After while one worker carried four clients (shedding, not a failure)
-        tail = outcomes[-20:]
-        assert set(tail) <= {200, 429} and tail.count(200) >= 10, tail
+        # from the replacement on, the load runs clean: answered, or turned away at once with
+        # Retry-After. The four clients keep the connections they reopened on the surviving
+        # worker when the other died, so it carries them alone and answers about half (the
+        # bound leaves room: a quarter)
+        tail = outcomes[replaced_at:]
+        print(f"after the replacement: {len(tail)} requests, {tail.count(200)} answered")
+        assert len(tail) >= 10 and set(tail) <= {200, 429}, tail
+        assert tail.count(200) >= len(tail) / 4, tail
     finally:
         stop.set()
         service.stop()
@@ -132,8 +136,24 @@ def _both_workers(service, timeout: float = 60) -> list[psutil.Process]:
     return workers
 
 
+def _replacement(service, before: set[int], timeout: float = 120) -> int:
+    """The pid of the worker that replaced one of ``before``, once BentoML has started it and
+    its service is initialized (a third "initialized" line in the log: two at the start)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = {w.pid for w in _workers(service)} - before
+        if new and service.log.read_text(errors="replace").count("Service retain initialized") >= 3:
+            return new.pop()
+        time.sleep(0.5)
+    raise AssertionError(f"no replacement worker within {timeout}s: {service.tail()}")
+
+
 def _workers(service) -> list[psutil.Process]:
-    root = psutil.Process(service.process.pid)
-    return [
-        p for p in root.children(recursive=True) if any("worker" in part for part in p.cmdline())
-    ]
+    found = []
+    for process in psutil.Process(service.process.pid).children(recursive=True):
+        try:
+            if any("worker" in part for part in process.cmdline()):
+                found.append(process)
+        except psutil.Error:  # a worker just killed: a zombie until the arbiter reaps it
+            pass
+    return found
