@@ -5,7 +5,8 @@ scikit-learn estimators — so it is imported without them. Every module of the 
 On import LightGBM looks for scikit-learn, and finding it loads scikit-learn and the half of
 SciPy it pulls in: about 1.7 s of CPU before anything is done, paid by every process that
 scores — each service worker and the process that starts them, `retain score`, `retain run` —
-although none of them uses it (a service worker started in 13 CPU-s with it, 6.7 without).
+although none of them uses it (a service worker's imports took 5.3-5.9 CPU-s with it,
+3.9-4.1 without).
 Marked absent for the length of LightGBM's own import (a ``None`` in ``sys.modules`` is
 Python's way to say so), scikit-learn stays importable for the code that needs it (metrics,
 calibration) and LightGBM's boosters are the same. What is then missing from LightGBM is its

@@ -14,12 +14,16 @@ interpreter instead; tests/test_retain_process.py runs the same commands both wa
 
 from __future__ import annotations
 
+import atexit
 import io
 import multiprocessing
 import os
+import runpy
 import signal
 import subprocess
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
 # the order matters: LightGBM first, as retain imports it (models.boosters)
@@ -57,16 +61,14 @@ def _command(args, env, cwd, out, err) -> None:
     os.environ.update(env)
     os.chdir(cwd)
     for fd, path in ((1, out), (2, err)):
-        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
+        opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(opened, fd)
+        os.close(opened)
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
     sys.stderr = io.TextIOWrapper(
         io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace"
     )
     sys.argv = ["-m", *args]  # runpy puts the module's path first, as -m does
-    import atexit
-    import runpy
-    import traceback
-
     code = 0
     try:
         runpy.run_module("retain", run_name="__main__", alter_sys=True)
@@ -97,8 +99,6 @@ def run(
         return subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
         )
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="retain-run-") as folder:
         out, err = Path(folder, "stdout"), Path(folder, "stderr")
         process = _forkserver().Process(
