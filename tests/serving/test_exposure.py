@@ -6,6 +6,7 @@ sensitive feature."""
 from __future__ import annotations
 
 import secrets
+import time
 from contextlib import closing
 
 import httpx
@@ -154,9 +155,15 @@ def test_a_newline_in_a_path_forges_no_line_of_the_service_log(site):
     forged = "2099-01-01T00:00:00+0000 [INFO] [entry_service:retain:1] forged by a caller"
     path = "/v1/x%0A" + forged.replace(" ", "%20")
     assert site.call("GET", path).status_code == 404
-    lines = site.service.log.read_text(errors="replace").splitlines()
+    deadline = time.monotonic() + 10
+    while True:  # the access line is written after the answer is sent: wait for it
+        lines = site.service.log.read_text(errors="replace").splitlines()
+        logged = any("forged" in line and "\\n" in line for line in lines)  # logged, escaped
+        if logged or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert logged
     assert not any(line.startswith("2099-01-01") for line in lines)
-    assert any("forged" in line and "\\n" in line for line in lines)  # logged, escaped
 
 
 def test_page_errors_are_pages_that_echo_no_input(page):
