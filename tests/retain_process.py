@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from functools import cache
 from pathlib import Path
 
 # the order matters: LightGBM first, as retain imports it (models.boosters)
@@ -43,15 +44,13 @@ PRELOAD = [
     "typer",
     "rich.console",
 ]
-_context = None
 
 
+@cache
 def _forkserver():
-    global _context
-    if _context is None:
-        _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(PRELOAD)
-    return _context
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 def _command(args, env, cwd, out, err) -> None:
