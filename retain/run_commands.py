@@ -126,20 +126,29 @@ def config_fingerprint(config: BankConfig) -> str:
 
 
 class PeakMemory:
-    """Samples this process's resident memory (and its children's) while a step runs."""
+    """Samples this process's resident memory (and its children's) while a step runs.
+
+    Each sample reads this process's and its descendants' ``/proc`` entries only (the children
+    each thread started, from ``/proc/<pid>/task/<tid>/children``): psutil's ``children``
+    reads every process of the machine to find them, 2.2 ms a sample — 11 CPU-seconds of a
+    4-minute run at 20 samples a second, and more on a busy server."""
 
     def __init__(self, every: float = 0.05):
         self.every, self.peak = every, 0
         self._stop = threading.Event()
         self._process = psutil.Process(os.getpid())
+        self._proc = Path("/proc/self/task").is_dir()
 
     def _sample(self) -> None:
         try:
-            rss = self._process.memory_info().rss
-            rss += sum(c.memory_info().rss for c in self._process.children(recursive=True))
-        except psutil.Error:
+            rss = tree_rss(os.getpid()) if self._proc else self._psutil_rss()
+        except (OSError, psutil.Error):
             return
         self.peak = max(self.peak, rss)
+
+    def _psutil_rss(self) -> int:
+        rss = self._process.memory_info().rss
+        return rss + sum(c.memory_info().rss for c in self._process.children(recursive=True))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
@@ -159,6 +168,25 @@ class PeakMemory:
     @property
     def mb(self) -> float:
         return round(self.peak / 2**20, 1)
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of process ``pid`` and of every process below it, from ``/proc`` (a
+    process that ends while it is read counts as nothing)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * PAGE
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            if current == pid:
+                raise
+    return total
 
 
 def cpu_seconds() -> float:
