@@ -1,11 +1,12 @@
 """Why a customer scores high: TreeSHAP contributions grouped into reasons an RM can use.
 
-Pure functions over arrays. Contributions come from LightGBM's own TreeSHAP
-(``pred_contrib=True``), in log-odds. Features that express one cause share a
-``reason_group`` in the catalog and become one reason: their contributions are summed, and a
-member speaks for the group ("AUM down 35% over the last 3 months", not three separate lines
-about AUM). Only groups that push the score *up* become reasons, and a sensitive feature
-(age, city tier) never does.
+Pure functions over arrays. Contributions are LightGBM's path-dependent TreeSHAP, in log-odds,
+computed from tables of each tree (``models.tree_shap``: the same values as
+``pred_contrib=True``, seven to nine times faster on retain's shallow trees). Features that
+express one cause share a ``reason_group`` in the catalog and become one reason: their
+contributions are summed, and a member speaks for the group ("AUM down 35% over the last 3
+months", not three separate lines about AUM). Only groups that push the score *up* become
+reasons, and a sensitive feature (age, city tier) never does.
 
 For churn (``actionable=True``, docs/design.md §12) a group is a reason only when one of its
 members is something an RM can act on (catalog ``actionable``) *and* its value points the risky way
@@ -26,6 +27,7 @@ import pandas as pd
 from features.catalog import LANGUAGES, Feature, catalog
 from features.config import Product
 from models.boosters import lgb
+from models.tree_shap import tree_shap
 
 TOP_K = 3
 
@@ -212,7 +214,7 @@ def inputs(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
 
 def contributions(booster: lgb.Booster, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     """Per-row, per-feature TreeSHAP contributions in log-odds (the bias column dropped)."""
-    return np.asarray(booster.predict(inputs(frame, features), pred_contrib=True))[:, :-1]
+    return tree_shap(booster, inputs(frame, features))
 
 
 def top_reasons(
@@ -301,7 +303,7 @@ def explain(
     part = frame if rows is None else frame.iloc[np.asarray(rows)]
     rows = np.arange(len(frame)) if rows is None else np.asarray(rows)
     values = inputs(part, features)
-    contrib = booster.predict(values, pred_contrib=True)[:, :-1] if len(part) else values * 0.0
+    contrib = tree_shap(booster, values) if len(part) else values * 0.0
     groups = ReasonGroups.for_features(features, products)
     return top_reasons(contrib, values, groups, k, rows, actionable, growth)
 

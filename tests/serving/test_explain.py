@@ -9,6 +9,7 @@ import pytest
 import shap
 
 from features.catalog import catalog, feature_names
+from models.tree_shap import shap_tables
 from serving.explain import ReasonGroups, contributions, explain, reason_columns, top_reasons
 
 FEATURES = feature_names()
@@ -178,3 +179,32 @@ def test_a_growth_offer_is_explained_by_what_makes_it_fit_never_a_level_or_a_ris
         "AUM down 20% over the last 3 months",
         "Tier dropped 1 time in 12 months",
     }
+
+
+@pytest.fixture(scope="module")
+def shallow(model) -> lgb.Booster:
+    """The same problem with retain's trees (training.train: 7 leaves, depth 3), which
+    ``models.tree_shap`` explains from tables."""
+    _, frame = model
+    booster, _ = model
+    y = booster.predict(frame.astype("float64")) > 0.5
+    params = {"objective": "binary", "num_leaves": 7, "max_depth": 3, "verbosity": -1}
+    return lgb.train({**params, "num_threads": 1}, lgb.Dataset(frame.astype("float64"), y), 120)
+
+
+def test_reasons_from_the_tables_are_lightgbms_treeshap_reasons(model, shallow, monkeypatch):
+    _, frame = model
+    assert shap_tables(shallow) is not None
+    theirs = shap.TreeExplainer(shallow).shap_values(frame.head(300).astype("float64"))
+    theirs = theirs[1] if isinstance(theirs, list) else theirs
+    assert np.abs(contributions(shallow, frame.head(300), FEATURES) - theirs).max() < 1e-6
+    ours = explain(shallow, frame, FEATURES, actionable=True)
+    monkeypatch.setattr(
+        "serving.explain.tree_shap",
+        lambda booster, x: np.asarray(booster.predict(x, pred_contrib=True))[:, :-1],
+    )
+    lightgbms = explain(shallow, frame, FEATURES, actionable=True)
+    for name in ("rows", "feature", "group", "context"):
+        assert np.array_equal(getattr(ours, name), getattr(lightgbms, name)), name
+    assert np.allclose(ours.contribution, lightgbms.contribution, rtol=1e-12, equal_nan=True)
+    assert np.array_equal(ours.value, lightgbms.value, equal_nan=True)

@@ -1,0 +1,280 @@
+"""LightGBM's path-dependent TreeSHAP, by tables: the same contributions, a tenth of the time.
+
+``booster.predict(x, pred_contrib=True)`` walks every tree's paths for every row, about 600 ns
+per tree and row for retain's trees. But a tree with K internal nodes sends a row left or right
+at each of them, and the row's contributions from that tree depend on those K decisions alone:
+at most 2^K patterns. For retain's trees (7 leaves, depth 3: K ≤ 6) a table of 64 rows per tree
+holds every contribution the tree can give, so a row costs K comparisons and a lookup per tree,
+vectorised over rows (:class:`ShapTables`).
+
+The tables come from the tree itself. Path-dependent TreeSHAP (Lundberg et al. 2018, what
+LightGBM computes) gives the Shapley values of
+
+    v(S) = Σ_leaves value × Π_{nodes on the leaf's path} (1 if the node's feature is in S and
+           the row goes the path's way, 0 if it is in S and goes the other way, the share of
+           the node's training rows that went the path's way if the feature is not in S).
+
+Each leaf's term is a product over the distinct features of its path: feature f contributes
+z_f (does the row go the path's way at every node of f) when in S, R_f (the product of its
+nodes' shares) when not. The Shapley value of such a product has a closed form — for f,
+value × (z_f − R_f) × Σ_s s!(p−s−1)!/p! × e_s, where e_s sums the products over the other
+features with s of them in S (the elementary symmetric polynomial TreeSHAP's EXTEND builds).
+Summing the leaves' terms for each pattern fills the tree's table.
+
+Only what the tables can hold is done this way: binary models of numerical splits (no
+categorical splits, linear trees or averaged output), every tree with at most
+:data:`MAX_NODES` internal nodes. :func:`shap_tables` returns None otherwise, and the caller
+keeps LightGBM's own TreeSHAP.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from math import factorial
+
+import numpy as np
+
+from models.boosters import lgb
+
+MAX_NODES = 10  # a table of 2^10 patterns per tree; deeper trees keep LightGBM's TreeSHAP
+KINDS = {"None": 0, "Zero": 1, "NaN": 2}  # LightGBM's missing types
+ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| at most this is zero for a "Zero" missing type
+CHUNK_ROWS = 65_536  # rows explained together
+TREE_BY_TREE_ROWS = 512  # from this many rows a chunk goes tree by tree
+
+
+@dataclass(frozen=True)
+class TreeTable:
+    """One tree: its internal nodes' splits and, per pattern of their decisions (bit j set when
+    the row goes left at node j), the contribution to each of the tree's features."""
+
+    feature: np.ndarray  # (K,) input column of each internal node
+    threshold: np.ndarray  # (K,)
+    default_left: np.ndarray  # (K,) where a missing value goes
+    missing: tuple[str, ...]  # (K,) LightGBM's missing type: "None", "Zero" or "NaN"
+    columns: np.ndarray  # (F_tree,) input columns the table's columns are
+    table: np.ndarray  # (2^K, F_tree)
+
+
+@dataclass(frozen=True)
+class ShapTables:
+    """The tables of a whole booster, every tree padded to the same number of internal nodes
+    (a padded node sends every row left) and the same number of table columns (a padded column
+    adds to a column past the inputs, dropped): all trees are looked up at once, so a single
+    row costs a few array operations, as many rows do."""
+
+    feature: np.ndarray  # (T, K) input column of each node
+    threshold: np.ndarray  # (T, K)
+    default_left: np.ndarray  # (T, K)
+    kind: np.ndarray  # (T, K) missing type: 0 None, 1 Zero, 2 NaN
+    columns: np.ndarray  # (T, C) the input column each table column adds to
+    table: np.ndarray  # (T × 2^K, C): tree t's row for pattern b at t × 2^K + b
+    n_features: int
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """(rows × features) contributions in log-odds, as LightGBM's ``pred_contrib`` without
+        its last (bias) column; ``x`` is (rows × features), missing values NaN.
+
+        A few rows look every tree up at once; many rows go tree by tree (a tree's table stays
+        in the CPU's caches), 4.7 times faster at 200,000 rows. Either way each feature's
+        contributions are added in the trees' order, so both give the same bits."""
+        x = np.asarray(x, dtype=np.float64)
+        out = np.zeros((len(x), self.n_features))
+        for start in range(0, len(x), CHUNK_ROWS):
+            chunk = x[start : start + CHUNK_ROWS]
+            at_once = len(chunk) < TREE_BY_TREE_ROWS
+            out[start : start + len(chunk)] = (self._at_once if at_once else self._by_tree)(chunk)
+        return out
+
+    def _at_once(self, x: np.ndarray) -> np.ndarray:
+        trees, k = self.feature.shape
+        n, width = len(x), self.n_features + 1
+        left = self._left(x[:, self.feature], slice(None))  # (rows, T, K)
+        pattern = (left << np.arange(k)).sum(axis=2)
+        added = self.table[(np.arange(trees)[None, :] << k) + pattern]  # (rows, T, C)
+        at = (np.arange(n)[:, None] * width + self.columns.ravel()[None, :]).ravel()
+        summed = np.bincount(at, weights=added.ravel(), minlength=n * width)
+        return summed.reshape(n, width)[:, : self.n_features]
+
+    def _by_tree(self, x: np.ndarray) -> np.ndarray:
+        trees, k = self.feature.shape
+        columns = np.ascontiguousarray(x.T)  # a feature's values side by side
+        nodes = zip(
+            self.feature.tolist(),
+            self.threshold.tolist(),
+            self.kind.tolist(),
+            self.default_left.tolist(),
+            strict=True,
+        )
+        out = np.zeros((self.n_features + 1, len(x)))
+        for t, node in enumerate(nodes):
+            pattern = np.zeros(len(x), dtype=np.intp)
+            for j, (column, threshold, kind, default_left) in enumerate(zip(*node, strict=True)):
+                value = columns[column]
+                if kind == 0:  # missing is 0
+                    left = np.where(np.isnan(value), 0.0, value) <= threshold
+                else:
+                    missing = np.isnan(value)
+                    if kind == 1:
+                        missing |= np.abs(value) <= ZERO
+                    left = np.where(missing, default_left, value <= threshold)
+                pattern |= left.astype(np.intp) << j
+            rows = self.table[t << k : (t + 1) << k]
+            for slot, column in enumerate(self.columns[t].tolist()):
+                out[column] += rows[:, slot][pattern]
+        return out[: self.n_features].T
+
+    def _left(self, value: np.ndarray, nodes) -> np.ndarray:
+        """Does a row go left at a node, as LightGBM decides: a missing value goes the node's
+        default way for its missing type; for type None it is 0. ``value``: the nodes' input
+        values, shaped as ``self.<array>[nodes]`` broadcasts against them."""
+        threshold, kind = self.threshold[nodes], self.kind[nodes]
+        nan = np.isnan(value)
+        missing = (nan & (kind == 2)) | ((nan | (np.abs(value) <= ZERO)) & (kind == 1))
+        compared = np.where(nan & (kind == 0), 0.0, value) <= threshold
+        return np.where(missing, self.default_left[nodes], compared).astype(np.intp)
+
+
+_MADE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # each booster's tables
+
+
+def tree_shap(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
+    """(rows × features) path-dependent TreeSHAP contributions of ``booster`` for the input
+    matrix ``x``, in log-odds without the bias column: by the booster's tables (made once per
+    booster), or by LightGBM itself for a booster beyond them."""
+    if booster not in _MADE:
+        _MADE[booster] = shap_tables(booster)
+    tables = _MADE[booster]
+    if tables is None:
+        return np.asarray(booster.predict(x, pred_contrib=True))[:, :-1]
+    return tables.contributions(x)
+
+
+def shap_tables(booster: lgb.Booster) -> ShapTables | None:
+    """The tables of ``booster`` (the iterations ``predict`` uses), or None when a tree or the
+    model is beyond them (see the module's docstring)."""
+    model = booster.dump_model()
+    if (
+        model.get("num_tree_per_iteration", 1) != 1
+        or model.get("average_output")
+        or any(t.get("num_cat", 0) for t in model["tree_info"])
+    ):
+        return None
+    trees = []
+    for info in model["tree_info"]:
+        root = info["tree_structure"]
+        if "leaf_value" in root:
+            continue
+        if info["num_leaves"] - 1 > MAX_NODES:
+            return None
+        tree = _tree_table(root)
+        if tree is None:
+            return None
+        trees.append(tree)
+    return _stacked(trees or [_no_tree()], model["max_feature_idx"] + 1)
+
+
+def _stacked(trees: list[TreeTable], n_features: int) -> ShapTables:
+    """Every tree padded to the most internal nodes and table columns of any, and stacked."""
+    k = max(len(t.feature) for t in trees)
+    c = max(len(t.columns) for t in trees)
+
+    def padded(values: np.ndarray, fill, width: int) -> np.ndarray:
+        return np.concatenate([values, np.full(width - len(values), fill, dtype=values.dtype)])
+
+    tables = []
+    for t in trees:
+        # a padded node sends every row left (bit set): the tree's own rows repeat
+        rows = np.arange(2**k) & (2 ** len(t.feature) - 1)
+        tables.append(np.pad(t.table[rows], ((0, 0), (0, c - t.table.shape[1]))))
+    return ShapTables(
+        feature=np.stack([padded(t.feature, 0, k) for t in trees]),
+        threshold=np.stack([padded(t.threshold, np.inf, k) for t in trees]),
+        default_left=np.stack([padded(t.default_left, True, k) for t in trees]),
+        kind=np.stack([padded(np.array([KINDS[m] for m in t.missing]), 2, k) for t in trees]),
+        columns=np.stack([padded(t.columns, n_features, c) for t in trees]),
+        table=np.concatenate(tables),
+        n_features=n_features,
+    )
+
+
+def _no_tree() -> TreeTable:
+    """A tree that moves nothing (a booster whose trees have no split)."""
+    none = np.zeros(0)
+    return TreeTable(
+        none.astype(np.intp), none, none.astype(bool), (), none.astype(np.intp), np.zeros((1, 0))
+    )
+
+
+def _tree_table(root: dict) -> TreeTable | None:
+    """The table of one tree (None for a split the tables do not know)."""
+    nodes: list[dict] = []
+    leaves: list[tuple[float, list[tuple[int, bool, float]]]] = []
+
+    def walk(node: dict, path: list[tuple[int, bool, float]]) -> bool:
+        if "leaf_coeff" in node:  # a linear tree's leaf
+            return False
+        if "leaf_value" in node:
+            leaves.append((node["leaf_value"], path))
+            return True
+        if node.get("decision_type") != "<=":
+            return False
+        j = len(nodes)
+        nodes.append(node)
+        count = node["internal_count"]
+        for child, left in ((node["left_child"], True), (node["right_child"], False)):
+            share = _count(child) / count if count else 0.0
+            if not walk(child, [*path, (j, left, share)]):
+                return False
+        return True
+
+    if not walk(root, []):
+        return None
+    k = len(nodes)
+    feature = np.array([n["split_feature"] for n in nodes], dtype=np.intp)
+    columns = np.unique(feature)
+    slot = {int(c): i for i, c in enumerate(columns)}
+    bits = (np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1  # (patterns, K): went left
+    table = np.zeros((2**k, len(columns)))
+    for value, path in leaves:
+        features = list(dict.fromkeys(int(feature[j]) for j, _, _ in path))
+        agree = np.ones((2**k, len(features)), dtype=bool)  # z_f of every pattern
+        shares = np.ones(len(features))  # R_f
+        for j, left, share in path:
+            i = features.index(int(feature[j]))
+            agree[:, i] &= bits[:, j] == left
+            shares[i] *= share
+        phi = _product_shapley(value, agree.astype(np.float64), shares)
+        for i, f in enumerate(features):
+            table[:, slot[f]] += phi[:, i]
+    return TreeTable(
+        feature=feature,
+        threshold=np.array([n["threshold"] for n in nodes], dtype=np.float64),
+        default_left=np.array([n["default_left"] for n in nodes], dtype=bool),
+        missing=tuple(n["missing_type"] for n in nodes),
+        columns=columns,
+        table=table,
+    )
+
+
+def _count(node: dict) -> float:
+    return node["leaf_count"] if "leaf_value" in node else node["internal_count"]
+
+
+def _product_shapley(value: float, z: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Shapley values of v(S) = value × Π_{f in S} z_f × Π_{f not in S} R_f for each row of
+    ``z`` (patterns × p features, 0 or 1) and ``shares`` R (p,): (patterns × p)."""
+    rows, p = z.shape
+    weights = np.array([factorial(s) * factorial(p - s - 1) / factorial(p) for s in range(p)])
+    phi = np.zeros((rows, p))
+    for i in range(p):
+        e = np.zeros((rows, p))  # e[:, s]: the others' products with s of them in S
+        e[:, 0] = 1.0
+        for g in range(p):
+            if g == i:
+                continue
+            e[:, 1:] = e[:, 1:] * shares[g] + e[:, :-1] * z[:, g : g + 1]
+            e[:, 0] *= shares[g]
+        phi[:, i] = value * (z[:, i] - shares[i]) * (e @ weights)
+    return phi
