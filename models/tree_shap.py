@@ -236,18 +236,24 @@ def _tree_table(root: dict) -> TreeTable | None:
     columns = np.unique(feature)
     slot = {int(c): i for i, c in enumerate(columns)}
     bits = (np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1  # (patterns, K): went left
-    table = np.zeros((2**k, len(columns)))
-    for value, path in leaves:
-        features = list(dict.fromkeys(int(feature[j]) for j, _, _ in path))
-        agree = np.ones((2**k, len(features)), dtype=bool)  # z_f of every pattern
-        shares = np.ones(len(features))  # R_f
+    # every leaf's path features, padded to the most any leaf has with features that change
+    # nothing (z = R = 1: a null player, which leaves the others' Shapley values as they are)
+    paths = [list(dict.fromkeys(int(feature[j]) for j, _, _ in path)) for _, path in leaves]
+    p = max(len(features) for features in paths)
+    agree = np.ones((2**k, len(leaves), p))  # z_f of every pattern and leaf
+    shares = np.ones((len(leaves), p))  # R_f of every leaf
+    target = np.full((len(leaves), p), len(columns))  # the table column of each (a pad: none)
+    for leaf, ((_, path), features) in enumerate(zip(leaves, paths, strict=True)):
         for j, left, share in path:
             i = features.index(int(feature[j]))
-            agree[:, i] &= bits[:, j] == left
-            shares[i] *= share
-        phi = _product_shapley(value, agree.astype(np.float64), shares)
-        for i, f in enumerate(features):
-            table[:, slot[f]] += phi[:, i]
+            agree[:, leaf, i] *= bits[:, j] == left
+            shares[leaf, i] *= share
+        target[leaf, : len(features)] = [slot[f] for f in features]
+    values = np.array([value for value, _ in leaves])
+    phi = _product_shapley(values, agree, shares).reshape(2**k, -1)  # (patterns, leaves × p)
+    onto = np.zeros((phi.shape[1], len(columns) + 1))
+    onto[np.arange(phi.shape[1]), target.ravel()] = 1.0
+    table = (phi @ onto)[:, : len(columns)]
     return TreeTable(
         feature=feature,
         threshold=np.array([n["threshold"] for n in nodes], dtype=np.float64),
@@ -262,19 +268,20 @@ def _count(node: dict) -> float:
     return node["leaf_count"] if "leaf_value" in node else node["internal_count"]
 
 
-def _product_shapley(value: float, z: np.ndarray, shares: np.ndarray) -> np.ndarray:
-    """Shapley values of v(S) = value × Π_{f in S} z_f × Π_{f not in S} R_f for each row of
-    ``z`` (patterns × p features, 0 or 1) and ``shares`` R (p,): (patterns × p)."""
-    rows, p = z.shape
+def _product_shapley(value: np.ndarray, z: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Shapley values of each leaf's v(S) = value × Π_{f in S} z_f × Π_{f not in S} R_f:
+    ``value`` (leaves,), ``z`` (patterns × leaves × p, 0 or 1), ``shares`` R (leaves × p);
+    returns (patterns × leaves × p)."""
+    p = z.shape[2]
     weights = np.array([factorial(s) * factorial(p - s - 1) / factorial(p) for s in range(p)])
-    phi = np.zeros((rows, p))
+    phi = np.zeros(z.shape)
     for i in range(p):
-        e = np.zeros((rows, p))  # e[:, s]: the others' products with s of them in S
-        e[:, 0] = 1.0
+        e = np.zeros(z.shape)  # e[..., s]: the other features' products with s of them in S
+        e[..., 0] = 1.0
         for g in range(p):
             if g == i:
                 continue
-            e[:, 1:] = e[:, 1:] * shares[g] + e[:, :-1] * z[:, g : g + 1]
-            e[:, 0] *= shares[g]
-        phi[:, i] = value * (z[:, i] - shares[i]) * (e @ weights)
+            e[..., 1:] = e[..., 1:] * shares[:, g, None] + e[..., :-1] * z[..., g, None]
+            e[..., 0] *= shares[:, g]
+        phi[..., i] = value * (z[..., i] - shares[:, i]) * (e @ weights)
     return phi

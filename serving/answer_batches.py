@@ -3,7 +3,8 @@ follows the batch, not the bank (``retain score``, the score step of ``retain ru
 
 1. **Each batch** of the features file (:data:`BATCH_ROWS` rows, only the columns the answer
    reads): every model's score, churn reasons for the list candidates, saved value, masked
-   names — what a customer's own row decides (``serving.score.answer_rows``). The wide columns
+   names — what a customer's own row decides (``serving.score.answer_rows``). The next batch is
+   read and scored in a thread while this one is explained and kept (:func:`ahead`). The wide columns
    (reasons in every language, names) go to a part file per batch; the narrow ones (ids,
    scores, context, what the offers read) stay in memory for the whole bank.
 2. **The whole bank**, narrow columns only: offers against the month's averages, the
@@ -22,8 +23,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -65,10 +68,13 @@ from serving.score import (
 )
 
 BATCH_ROWS = 200_000
+T, U = TypeVar("T"), TypeVar("U")
 NAME = "customer_name"
 SAVED = ("uplift", "saved_value")  # with an uplift champion
-# a batch's scores and churn reasons: (its first row in the features file, its features)
-Scorer = Callable[[int, pd.DataFrame], tuple[pd.DataFrame, Reasons]]
+# the batches of the features file, (first row, features), scored and explained in their order:
+# (first row, features, scores, churn reasons)
+Batch = tuple[int, pd.DataFrame]
+Scorer = Callable[[Iterator[Batch]], Iterator[tuple[int, pd.DataFrame, pd.DataFrame, Reasons]]]
 # growth reason texts of every customer from the offers to explain (missing: none)
 GrowthTexts = Callable[[pd.Series], dict[str, np.ndarray]]
 
@@ -131,18 +137,42 @@ def input_columns(path: Path, models: ModelSet, config: BankConfig) -> list[str]
 
 
 def local_scorer(models: ModelSet, config: BankConfig, timings: dict[str, float]) -> Scorer:
-    """Scores and churn reasons computed in this process (timed into ``timings``)."""
+    """Scores and churn reasons computed in this process (timed into ``timings``). The next
+    batch is read and scored in a thread while this one explains and keeps the batch before:
+    LightGBM leaves Python while it predicts, on every core, and what follows it in a batch
+    (reasons, the answer's rows, the part file) is mostly one Python thread — in turn, one
+    core idled half of the first pass."""
 
-    def score(_start: int, features: pd.DataFrame) -> tuple[pd.DataFrame, Reasons]:
+    def scores(batch: Batch) -> pd.DataFrame:
         tick = time.perf_counter()
-        scores = score_frame(models, features, config.lists.risk_bands)
+        scored = score_frame(models, batch[1], config.lists.risk_bands)
         timings["scoring"] = timings.get("scoring", 0.0) + time.perf_counter() - tick
-        tick = time.perf_counter()
-        reasons = explain_churn(models, features, scores, config.lists.explain_above)
-        timings["reasons"] = timings.get("reasons", 0.0) + time.perf_counter() - tick
-        return scores, reasons
+        return scored
 
-    return score
+    def scored(batches: Iterator[Batch]):
+        for (start, features), batch_scores in ahead(batches, scores):
+            tick = time.perf_counter()
+            reasons = explain_churn(models, features, batch_scores, config.lists.explain_above)
+            timings["reasons"] = timings.get("reasons", 0.0) + time.perf_counter() - tick
+            yield start, features, batch_scores, reasons
+
+    return scored
+
+
+def ahead(items: Iterator[T], work: Callable[[T], U]) -> Iterator[tuple[T, U]]:
+    """``(item, work(item))`` of each item, in order: the next item is taken and worked on in a
+    thread while the caller handles this one. An error in either surfaces here; a caller that
+    stops early waits for the item in hand."""
+
+    def next_one() -> tuple[T, U] | None:
+        item = next(items, None)
+        return None if item is None else (item, work(item))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="retain-ahead") as pool:
+        pending = pool.submit(next_one)
+        while (done := pending.result()) is not None:
+            pending = pool.submit(next_one)
+            yield done
 
 
 def first_pass(
@@ -162,9 +192,8 @@ def first_pass(
     narrow, parts, starts, evidence, explained = [], [], [], [], 0
     total = pq.read_metadata(path).num_rows
     columns, order = input_columns(path, models, config), []
-    for start, features in feature_batches(path, columns, rows):
+    for start, features, scores, reasons in scorer(feature_batches(path, columns, rows)):
         step(f"scoring and reasons: {start:,} of {total:,} customers")
-        scores, reasons = scorer(start, features)
         batch = answer_rows(features, scores, reasons, config)
         batch = with_saved_value(batch, models, features, config.lists)
         batch[NAME] = masked_names(batch["customer_id"].map(names))

@@ -194,9 +194,11 @@ def _spark(models: ModelSet, path: Path, config: BankConfig, step):
     spark = SparkScorer(models, path, ids, config.warehouse)
     scores, reasons = spark.score_and_explain(config.lists.risk_bands, config.lists.explain_above)
 
-    def scorer(start: int, features: pd.DataFrame):
-        stop = start + len(features)
-        return scores.iloc[start:stop].reset_index(drop=True), reasons.between(start, stop)
+    def scorer(batches):
+        for start, features in batches:
+            stop = start + len(features)
+            batch_scores = scores.iloc[start:stop].reset_index(drop=True)
+            yield start, features, batch_scores, reasons.between(start, stop)
 
     def texts(offered: pd.Series):
         return spark.explain_growth(models, ids, offered, config.languages)

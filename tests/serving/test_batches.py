@@ -126,3 +126,35 @@ def test_explaining_from_the_listing_floor_keeps_every_listed_customers_reasons(
     positions = np.flatnonzero(features["customer_id"].isin(listed).to_numpy())
     assert len(positions) == listed.nunique() > 50
     assert np.isin(positions, floor.rows).all()
+
+
+def test_work_ahead_keeps_the_order_runs_in_a_thread_and_surfaces_errors():
+    import threading
+
+    from serving.answer_batches import ahead
+
+    seen = []
+
+    def work(item):
+        seen.append(threading.current_thread().name)
+        return item * 10
+
+    assert list(ahead(iter(range(5)), work)) == [(i, i * 10) for i in range(5)]
+    assert all(name.startswith("retain-ahead") for name in seen)
+
+    def broken(item):
+        if item == 2:
+            raise ValueError("batch 2 cannot be scored")
+        return item
+
+    results = ahead(iter(range(5)), broken)
+    assert [next(results), next(results)] == [(0, 0), (1, 1)]
+    with pytest.raises(ValueError, match="batch 2"):
+        next(results)
+
+    def items():
+        yield 1
+        raise OSError("the features file went away")
+
+    with pytest.raises(OSError, match="went away"):
+        list(ahead(items(), work))

@@ -208,3 +208,34 @@ def test_reasons_from_the_tables_are_lightgbms_treeshap_reasons(model, shallow, 
         assert np.array_equal(getattr(ours, name), getattr(lightgbms, name)), name
     assert np.allclose(ours.contribution, lightgbms.contribution, rtol=1e-12, equal_nan=True)
     assert np.array_equal(ours.value, lightgbms.value, equal_nan=True)
+
+
+def test_driver_evidence_reads_the_reasons_as_their_drivers_do():
+    """serving.score.driver_evidence (arrays) against Reasons.drivers (sets), row by row."""
+    from serving.explain import Reasons
+    from serving.score import driver_evidence
+
+    rng = np.random.default_rng(4)
+    groups = ReasonGroups.for_features(FEATURES)
+    n, explained = 2_000, 1_500
+    rows = np.sort(rng.choice(n, explained, replace=False))
+    group = rng.integers(-1, len(groups.names), size=(explained, 3))
+    reasons = Reasons(
+        rows=rows,
+        feature=np.where(group >= 0, 0, -1),
+        group=group,
+        value=np.zeros((explained, 3)),
+        contribution=np.zeros((explained, 3)),
+        groups=groups,
+        context=rng.random((explained, 3)) < 0.3,
+    )
+    drivers = sorted({d for d in groups.drivers if d})
+    truth = rng.choice([*drivers, "none", None], size=n).astype(object)
+    frame = pd.DataFrame({"truth_churn_driver": truth})
+    found = driver_evidence(frame, reasons)
+    expected = np.zeros(n, dtype=np.int8)
+    for row, shown in zip(rows, reasons.drivers(), strict=True):
+        expected[row] = truth[row] in shown
+    expected[pd.isna(truth) | (truth == "none")] = -1
+    assert len(drivers) > 2 and (found == 1).sum() > 100
+    assert np.array_equal(found, expected)
