@@ -1,11 +1,12 @@
-"""LightGBM's path-dependent TreeSHAP, by tables: the same contributions, a tenth of the time.
+"""LightGBM's path-dependent TreeSHAP, by tables: the same contributions, 7–9 times faster.
 
-``booster.predict(x, pred_contrib=True)`` walks every tree's paths for every row, about 600 ns
-per tree and row for retain's trees. But a tree with K internal nodes sends a row left or right
-at each of them, and the row's contributions from that tree depend on those K decisions alone:
-at most 2^K patterns. For retain's trees (7 leaves, depth 3: K ≤ 6) a table of 64 rows per tree
-holds every contribution the tree can give, so a row costs K comparisons and a lookup per tree,
-vectorised over rows (:class:`ShapTables`).
+``booster.predict(x, pred_contrib=True)`` walks every tree's paths for every row, about 500 ns
+per tree and row for retain's trees (two threads, the 1M bank's churn model). But a tree with
+K internal nodes sends a row left or right at each of them, and the row's contributions from
+that tree depend on those K decisions alone: at most 2^K patterns. For retain's trees
+(7 leaves, depth 3: K ≤ 6) a table of 64 rows per tree holds every contribution the tree can
+give, so a row costs K comparisons and a lookup per tree, vectorised over rows
+(:class:`ShapTables`).
 
 The tables come from the tree itself. Path-dependent TreeSHAP (Lundberg et al. 2018, what
 LightGBM computes) gives the Shapley values of
@@ -61,8 +62,8 @@ class TreeTable:
 class ShapTables:
     """The tables of a whole booster, every tree padded to the same number of internal nodes
     (a padded node sends every row left) and the same number of table columns (a padded column
-    adds to a column past the inputs, dropped): all trees are looked up at once, so a single
-    row costs a few array operations, as many rows do."""
+    adds to a column past the inputs, dropped), so that a few rows can look every tree up in a
+    few array operations (a single customer of the API: 0.1 ms against LightGBM's 0.2)."""
 
     feature: np.ndarray  # (T, K) input column of each node
     threshold: np.ndarray  # (T, K)

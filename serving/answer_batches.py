@@ -4,9 +4,9 @@ follows the batch, not the bank (``retain score``, the score step of ``retain ru
 1. **Each batch** of the features file (:data:`BATCH_ROWS` rows, only the columns the answer
    reads): every model's score, churn reasons for the list candidates, saved value, masked
    names — what a customer's own row decides (``serving.score.answer_rows``). The next batch is
-   read and scored in a thread while this one is explained and kept (:func:`ahead`). The wide columns
-   (reasons in every language, names) go to a part file per batch; the narrow ones (ids,
-   scores, context, what the offers read) stay in memory for the whole bank.
+   read and scored in a thread while this one is explained and kept (:func:`ahead`). The wide
+   columns (reasons in every language, names) go to a part file per batch; the narrow ones
+   (ids, scores, context, what the offers read) stay in memory for the whole bank.
 2. **The whole bank**, narrow columns only: offers against the month's averages, the
    randomised assignment, who is on a growth list; the growth reasons of those customers (a
    second read of the growth models' inputs); the lists, built from their candidates' rows
@@ -140,8 +140,8 @@ def local_scorer(models: ModelSet, config: BankConfig, timings: dict[str, float]
     """Scores and churn reasons computed in this process (timed into ``timings``). The next
     batch is read and scored in a thread while this one explains and keeps the batch before:
     LightGBM leaves Python while it predicts, on every core, and what follows it in a batch
-    (reasons, the answer's rows, the part file) is mostly one Python thread — in turn, one
-    core idled half of the first pass."""
+    (reasons, the answer's rows, the part file) is mostly one Python thread, during which the
+    other core idled."""
 
     def scores(batch: Batch) -> pd.DataFrame:
         tick = time.perf_counter()
