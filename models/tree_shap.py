@@ -53,7 +53,7 @@ class TreeTable:
     feature: np.ndarray  # (K,) input column of each internal node
     threshold: np.ndarray  # (K,)
     default_left: np.ndarray  # (K,) where a missing value goes
-    missing: tuple[str, ...]  # (K,) LightGBM's missing type: "None", "Zero" or "NaN"
+    kind: np.ndarray  # (K,) LightGBM's missing type, as KINDS numbers it
     columns: np.ndarray  # (F_tree,) input columns the table's columns are
     table: np.ndarray  # (2^K, F_tree)
 
@@ -193,7 +193,7 @@ def _stacked(trees: list[TreeTable], n_features: int) -> ShapTables:
         feature=np.stack([padded(t.feature, 0, k) for t in trees]),
         threshold=np.stack([padded(t.threshold, np.inf, k) for t in trees]),
         default_left=np.stack([padded(t.default_left, True, k) for t in trees]),
-        kind=np.stack([padded(np.array([KINDS[m] for m in t.missing]), 2, k) for t in trees]),
+        kind=np.stack([padded(t.kind, KINDS["NaN"], k) for t in trees]),
         columns=np.stack([padded(t.columns, n_features, c) for t in trees]),
         table=np.concatenate(tables),
         n_features=n_features,
@@ -204,7 +204,12 @@ def _no_tree() -> TreeTable:
     """A tree that moves nothing (a booster whose trees have no split)."""
     none = np.zeros(0)
     return TreeTable(
-        none.astype(np.intp), none, none.astype(bool), (), none.astype(np.intp), np.zeros((1, 0))
+        none.astype(np.intp),
+        none,
+        none.astype(bool),
+        none.astype(np.intp),
+        none.astype(np.intp),
+        np.zeros((1, 0)),
     )
 
 
@@ -259,7 +264,7 @@ def _tree_table(root: dict) -> TreeTable | None:
         feature=feature,
         threshold=np.array([n["threshold"] for n in nodes], dtype=np.float64),
         default_left=np.array([n["default_left"] for n in nodes], dtype=bool),
-        missing=tuple(n["missing_type"] for n in nodes),
+        kind=np.array([KINDS[n["missing_type"]] for n in nodes], dtype=np.intp),
         columns=columns,
         table=table,
     )

@@ -114,6 +114,16 @@ class Reasons:
             for row, marks in zip(self.group, context, strict=True)
         ]
 
+    def evidence(self, driver: np.ndarray) -> np.ndarray:
+        """Per explained row: is ``driver`` (the row's true churn driver) among the drivers its
+        actionable reasons evidence — :meth:`drivers` as one array comparison (a third of a
+        million rows on a 1M bank)."""
+        known = np.array([*(d or None for d in self.groups.drivers), None], dtype=object)
+        shown = known[self.group]  # a group of -1 (no reason) reads the None at the end
+        if self.context is not None:
+            shown = np.where(self.context, None, shown)
+        return ((shown == driver[:, None]) & (shown != None)).any(axis=1)  # noqa: E711
+
     def texts(self, rank: int, lang: str) -> list[str | None]:
         """Rendered reason text at ``rank`` (0-based) for every explained row.
 

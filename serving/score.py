@@ -140,19 +140,9 @@ def driver_evidence(features: pd.DataFrame, reasons: Reasons) -> np.ndarray | No
         return None
     driver = features[driver_column].to_numpy(dtype=object)
     found = np.zeros(len(features), dtype=np.int8)
-    found[reasons.rows] = _evidenced(reasons, driver[reasons.rows])
+    found[reasons.rows] = reasons.evidence(driver[reasons.rows])
     unknown = pd.isna(driver) | (driver == NO_DRIVER)
     return np.where(unknown, np.int8(-1), found)
-
-
-def _evidenced(reasons: Reasons, driver: np.ndarray) -> np.ndarray:
-    """Per explained row: is ``driver`` (its true churn driver) among what its actionable
-    reasons evidence (``Reasons.drivers``, as arrays: a third of a million rows)."""
-    known = np.array([*(d or None for d in reasons.groups.drivers), None], dtype=object)  # -1: none
-    shown = known[reasons.group]
-    if reasons.context is not None:
-        shown = np.where(reasons.context, None, shown)
-    return ((shown == driver[:, None]) & (shown != None)).any(axis=1)  # noqa: E711
 
 
 def reason_fidelity(scored: pd.DataFrame, evidence: np.ndarray | None) -> dict | None:

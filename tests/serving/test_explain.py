@@ -211,7 +211,8 @@ def test_reasons_from_the_tables_are_lightgbms_treeshap_reasons(model, shallow, 
 
 
 def test_driver_evidence_reads_the_reasons_as_their_drivers_do():
-    """serving.score.driver_evidence (arrays) against Reasons.drivers (sets), row by row."""
+    """serving.score.driver_evidence (Reasons.evidence, arrays) against Reasons.drivers (sets),
+    row by row."""
     from serving.explain import Reasons
     from serving.score import driver_evidence
 
