@@ -96,8 +96,9 @@ def build_in_batches(
     for k, (first_id, last_id) in enumerate(batches):
         step(f"customer batch {k + 1}/{len(batches)}")
         _show_batch(con, wh, first_id, last_id, cutoffs)
-        if panel == "TABLE":
-            con.raw_sql(f"CREATE OR REPLACE TEMP TABLE {PANEL} AS {panel_sql}")
+        if panel == "TABLE":  # the batch before dropped first: one panel held, not two
+            con.raw_sql(f"DROP TABLE IF EXISTS {PANEL}")
+            con.raw_sql(f"CREATE TEMP TABLE {PANEL} AS {panel_sql}")
         parts.append(_write_part(con, query, scratch / f"part-{k:05d}.arrow"))
     step("outlet shares, pyramid")
     _rank(con, parts)
