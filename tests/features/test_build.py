@@ -158,20 +158,28 @@ def test_features_json_summary(features_20k, tmp_path_factory):
 
 
 @pytest.mark.parametrize("spec", ["2024-06-30:2024-09-30", "2024-09-30"])
-def test_building_in_customer_batches_gives_the_same_table(small_bank, tmp_path, spec):
+def test_building_in_customer_batches_gives_the_same_table(small_bank, tmp_path, spec, monkeypatch):
     """One batch or five, the file equals the one-query build of the same expressions (what
-    PostgreSQL runs), in the file's order: by cutoff, then customer."""
+    PostgreSQL runs), in the file's order: by cutoff, then customer. The panel is compiled
+    once for all five batches (views show each batch's customers)."""
     from pathlib import Path
 
+    import features.duckdb_batches as batches
     from features.build import build_features, select_output
     from features.engine import open_warehouse
     from features.materialize import write_features
+    from features.panel import build_panel
     from features.products import resolve_products
 
     cutoffs = parse_cutoffs(spec)
     whole, batched = tmp_path / "whole.parquet", tmp_path / "batched.parquet"
     write_features(Path(small_bank), cutoffs, whole, CONFIG, batch_customers=10**9)
+    panels = []
+    monkeypatch.setattr(
+        batches, "build_panel", lambda *a, **k: panels.append(1) or build_panel(*a, **k)
+    )
     write_features(Path(small_bank), cutoffs, batched, CONFIG, batch_customers=700)  # 5 batches
+    assert len(panels) == 1
     _, wh = open_warehouse(small_bank)
     config = resolve_products(wh.products, CONFIG)  # as the build orders the products
     expected = select_output(build_features(wh, cutoffs, config), feature_names(config.products))
