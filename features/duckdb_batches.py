@@ -4,9 +4,10 @@ For each batch (a range of customer ids, so the parquet reader skips the other c
 groups) the customer tables are views of the batch's rows, the batch's monthly panel is loaded
 once into a table, and one query computes every feature of the customers' own history, the RM
 on the cutoff day and the truth, sorted by cutoff and customer. The panel's SQL and the query
-are compiled once and read whichever batch the views show (compiling the panel cost ~0.35 s of
-Python a batch, with DuckDB idle: 7 s of a 1M build, 70 s of a 10M one). The query's rows
-stream into an Arrow IPC part in the scratch folder, one record batch per cutoff.
+are compiled once and read whichever batch the views show (compiling the panel took ~0.4 s of
+one Python thread a batch, with DuckDB idle: ~8 s of a 1M build's 20 batches, measured; some 80 s
+of a 10M build's 200, by the same rate). The query's rows stream into an Arrow IPC part in the
+scratch folder, one record batch per cutoff.
 
 The features that compare customers (outlet share, pyramid) are then ranked on a narrow read
 of every part, and the file is assembled cutoff by cutoff, part by part: the parts are already
