@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import lightgbm as lgb
 
 BOOSTER_FILE = "model.lgb"
@@ -77,14 +79,23 @@ def _numeric(dtype) -> bool:
 class CalibratedBooster:
     """A booster, its calibration and its input columns: ``predict(frame)`` → probabilities."""
 
-    def __init__(self, booster: lgb.Booster, calibration: dict | None, features: list[str]):
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        calibration: dict | None,
+        features: list[str],
+        raw: Callable | None = None,
+    ):
         self.booster = booster
         self.calibration = calibration
         self.features = list(features)
+        # the booster's probabilities: ``booster.predict``, or the same bits computed another
+        # way (retain's ``models.compiled_trees`` for many rows)
+        self.raw = raw or booster.predict
 
     def predict_inputs(self, inputs) -> np.ndarray:
         """Calibrated probabilities from inputs already in the model's column order."""
-        return calibrate(self.booster.predict(inputs), self.calibration)
+        return calibrate(self.raw(inputs), self.calibration)
 
     def predict(self, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
         if not isinstance(model_input, pd.DataFrame):

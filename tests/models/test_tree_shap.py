@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.boosters import lgb
-from models.tree_shap import MAX_NODES, TREE_BY_TREE_ROWS, shap_tables, tree_shap
+from models.tree_shap import MAX_NODES, TREE_BY_TREE_ROWS, ZERO, shap_tables, tree_shap
 
 ROWS = 3_000
 
@@ -69,8 +69,9 @@ def test_the_tables_give_lightgbms_contributions(params):
     assert np.array_equal(by_tree, at_once)
 
 
-def test_values_on_a_threshold_and_near_zero_go_where_lightgbm_sends_them():
-    booster = _booster(zero_as_missing=True)
+@pytest.mark.parametrize("params", [{"zero_as_missing": True}, {}])
+def test_values_on_a_threshold_and_near_zero_go_where_lightgbm_sends_them(params):
+    booster = _booster(**params)  # {}: a split at -1e-35 between negatives and zeros
     model = booster.dump_model()
     splits = []
 
@@ -88,6 +89,7 @@ def test_values_on_a_threshold_and_near_zero_go_where_lightgbm_sends_them():
         x[row, feature] = threshold
     x[::5, 2] = 1e-36  # zero for a Zero missing type, though not 0.0
     x[1::5, 2] = -1e-36
+    x[2::5, 2] = -ZERO  # read as 0 by LightGBM: not left of a split at -ZERO
     x = np.vstack([x] * (TREE_BY_TREE_ROWS // len(x) + 1))  # enough rows to go tree by tree
     reference = _lightgbm(booster, x)
     assert np.abs(tree_shap(booster, x) - reference).max() < 1e-12

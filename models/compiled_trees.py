@@ -1,0 +1,185 @@
+"""LightGBM's probabilities for many rows from the trees' leaf tables, compiled: the same bits,
+about 8 times faster.
+
+``booster.predict`` walks each tree node by node for each row: three dependent, unpredictable
+branches per tree of retain's (depth 3), about 28 ns a tree and row — 19 s of the 1M bank's
+monthly scoring (928,411 customers × 9 models, 1,557 trees). A tree with K internal nodes sends
+a row to the leaf its K decisions name, so a table of 2^K leaf values per tree
+(:class:`LeafTables`) gives the leaf from the pattern of decisions; the decisions at one node are
+one comparison over a contiguous run of a column, which the compiled loop
+(:func:`_raw_scores`, numba, no GIL) does for a block of rows at a time. The leaves are added
+tree by tree in the booster's order and the sigmoid is LightGBM's, so each probability is
+LightGBM's to the last bit (``tests/models/test_compiled_trees.py``).
+
+Used for binary boosters of numerical splits of at most ``tree_shap.MAX_NODES`` internal nodes
+a tree, from :data:`COMPILED_ROWS` rows: a few rows (the API's customers) stay with LightGBM,
+and the compilation (cached on disk by numba) is paid by the processes that score many.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.boosters import lgb
+from models.tree_shap import KINDS, MAX_NODES, ZERO
+
+COMPILED_ROWS = 4_096  # from this many rows: below, LightGBM's own walk (no compiling)
+BLOCK_ROWS = 256  # rows a tree is looked up for together (a column run stays in the caches)
+
+
+@dataclass(frozen=True)
+class LeafTables:
+    """Every tree of a booster, in its order, padded to the same K internal nodes (a padded
+    node sends every row left: bit set, the tree's own leaves repeat)."""
+
+    feature: np.ndarray  # (T, K) input column of each node
+    threshold: np.ndarray  # (T, K)
+    zero_missing: np.ndarray  # (T, K) |x| ≤ 1e-35 is missing too (LightGBM's type Zero)
+    missing_left: np.ndarray  # (T, K) where a missing value goes (type None: where 0 goes)
+    leaf: np.ndarray  # (T, 2^K) the leaf value each pattern reaches (bit j: left at node j)
+    sigmoid: float  # LightGBM's binary objective: p = 1 / (1 + exp(-sigmoid × raw))
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """LightGBM's ``predict(x)`` for the rows of ``x`` (missing values NaN), on every core
+        the process may use, each thread a contiguous run of rows."""
+        x = np.asfortranarray(x, dtype=np.float64)  # a column's rows side by side
+        out = np.empty(len(x))
+        threads = max(1, min(len(os.sched_getaffinity(0)), math.ceil(len(x) / BLOCK_ROWS)))
+        cuts = np.linspace(0, len(x), threads + 1).astype(np.intp)
+        args = (self.feature, self.threshold, self.zero_missing, self.missing_left, self.leaf)
+
+        def run(i: int) -> None:
+            _raw_scores(x, cuts[i], cuts[i + 1], *args, self.sigmoid, out)
+
+        if threads == 1:
+            run(0)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(run, range(threads)))
+        return out
+
+
+_MADE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # each booster's tables
+
+
+def predict(booster: lgb.Booster, x) -> np.ndarray:
+    """``booster.predict(x)``: by the booster's leaf tables (made once per booster) for a
+    numerical matrix of :data:`COMPILED_ROWS` rows or more, else by LightGBM itself."""
+    if not isinstance(x, np.ndarray) or x.ndim != 2 or len(x) < COMPILED_ROWS:
+        return booster.predict(x)
+    if booster not in _MADE:
+        _MADE[booster] = leaf_tables(booster)
+    tables = _MADE[booster]
+    return booster.predict(x) if tables is None else tables.probabilities(x)
+
+
+def leaf_tables(booster: lgb.Booster) -> LeafTables | None:
+    """The tables of ``booster`` (the iterations ``predict`` uses), or None when it is not a
+    binary model of numerical splits within ``MAX_NODES`` internal nodes a tree."""
+    model = booster.dump_model()
+    objective = model.get("objective", "").split()
+    if (
+        objective[:1] != ["binary"]
+        or model.get("num_tree_per_iteration", 1) != 1
+        or model.get("average_output")
+        or not model["tree_info"]
+    ):
+        return None
+    sigmoid = dict(part.split(":", 1) for part in objective[1:] if ":" in part).get("sigmoid")
+    trees = [_tree(info["tree_structure"]) for info in model["tree_info"]]
+    if any(tree is None or len(tree[0]) > MAX_NODES for tree in trees):
+        return None
+    k = max(len(nodes) for nodes, _ in trees)
+    shape = (len(trees), k)
+    feature, threshold = np.zeros(shape, np.intp), np.full(shape, np.inf)
+    zero_missing, missing_left = np.zeros(shape, bool), np.ones(shape, bool)
+    leaf = np.zeros((len(trees), 2**k))
+    patterns = np.arange(2**k)
+    for t, (nodes, leaves) in enumerate(trees):
+        for j, node in enumerate(nodes):
+            feature[t, j], threshold[t, j] = node["split_feature"], node["threshold"]
+            kind = KINDS[node["missing_type"]]
+            zero_missing[t, j] = kind == KINDS["Zero"]
+            # type None reads a missing value as 0; the others send it the default way
+            missing_left[t, j] = 0.0 <= node["threshold"] if kind == 0 else node["default_left"]
+        for value, path in leaves:
+            reached = np.ones(2**k, dtype=bool)
+            for j, left in path:
+                reached &= ((patterns >> j) & 1).astype(bool) == left
+            leaf[t, reached] = value
+    return LeafTables(feature, threshold, zero_missing, missing_left, leaf, float(sigmoid or 1.0))
+
+
+def _tree(root: dict) -> tuple[list[dict], list[tuple[float, list]]] | None:
+    """(internal nodes in walk order, [(leaf value, [(node, went left)…])…]); None for a split
+    the tables do not know (categorical, a linear tree's leaf)."""
+    nodes: list[dict] = []
+    leaves: list[tuple[float, list]] = []
+
+    def walk(node: dict, path: list) -> bool:
+        if "leaf_coeff" in node:
+            return False
+        if "leaf_value" in node:
+            leaves.append((node["leaf_value"], path))
+            return True
+        if node.get("decision_type") != "<=":
+            return False
+        j = len(nodes)
+        nodes.append(node)
+        return walk(node["left_child"], [*path, (j, True)]) and walk(
+            node["right_child"], [*path, (j, False)]
+        )
+
+    return (nodes, leaves) if walk(root, []) else None
+
+
+class _Compiled:
+    """``function`` compiled by numba at its first call (numba is imported then: a process that
+    never scores many rows does not pay for it), the machine code cached on disk beside this
+    module; numba's compiler lock makes a first call from two threads compile once."""
+
+    def __init__(self, function):
+        self.function, self.dispatcher = function, None
+
+    def __call__(self, *args):
+        if self.dispatcher is None:
+            import numba
+
+            try:
+                self.dispatcher = numba.njit(nogil=True, cache=True)(self.function)
+            except RuntimeError:  # no writable place for the cache: compiled in each process
+                self.dispatcher = numba.njit(nogil=True)(self.function)
+        return self.dispatcher(*args)
+
+
+@_Compiled
+def _raw_scores(x, start, stop, feature, threshold, zero_missing, missing_left, leaf, sigmoid, out):
+    """Rows ``start:stop`` of ``x`` (column-major): LightGBM's probability into ``out``."""
+    trees, k = feature.shape
+    pattern = np.empty(BLOCK_ROWS, dtype=np.intp)
+    raw = np.empty(BLOCK_ROWS)
+    for first in range(start, stop, BLOCK_ROWS):
+        n = min(BLOCK_ROWS, stop - first)
+        raw[:n] = 0.0
+        for t in range(trees):  # the booster's order: LightGBM's sum, to the last bit
+            pattern[:n] = 0
+            for j in range(k):
+                column = x[first : first + n, feature[t, j]]
+                cut, zero, left_if_missing = threshold[t, j], zero_missing[t, j], missing_left[t, j]
+                for r in range(n):
+                    v = column[r]
+                    if abs(v) <= ZERO:  # LightGBM reads the input so: zero (NaN stays NaN)
+                        v = 0.0
+                    missing = (v != v) | (zero & (v == 0.0))
+                    left = (missing & left_if_missing) | ((not missing) & (v <= cut))
+                    pattern[r] |= np.intp(left) << j
+            for r in range(n):
+                raw[r] += leaf[t, pattern[r]]
+        for r in range(n):
+            out[first + r] = 1.0 / (1.0 + math.exp(-sigmoid * raw[r]))
