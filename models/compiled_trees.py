@@ -7,7 +7,7 @@ monthly scoring (928,411 customers × 9 models, 1,557 trees). A tree with K inte
 a row to the leaf its K decisions name, so a table of 2^K leaf values per tree
 (:class:`LeafTables`) gives the leaf from the pattern of decisions; the decisions at one node are
 one comparison over a contiguous run of a column, which the compiled loop
-(:func:`_raw_scores`, numba, no GIL) does for a block of rows at a time. The leaves are added
+(``models.tree_kernels``, numba, no GIL) does for a block of rows at a time. The leaves are added
 tree by tree in the booster's order and the sigmoid is LightGBM's, so each probability is
 LightGBM's to the last bit (``tests/models/test_compiled_trees.py``).
 
@@ -18,19 +18,15 @@ and the compilation (cached on disk by numba) is paid by the processes that scor
 
 from __future__ import annotations
 
-import math
-import os
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from models.boosters import lgb
-from models.tree_shap import KINDS, MAX_NODES, ZERO
+from models.tree_shap import KINDS, MAX_NODES
 
 COMPILED_ROWS = 4_096  # from this many rows: below, LightGBM's own walk (no compiling)
-BLOCK_ROWS = 256  # rows a tree is looked up for together (a column run stays in the caches)
 
 
 @dataclass(frozen=True)
@@ -47,21 +43,17 @@ class LeafTables:
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """LightGBM's ``predict(x)`` for the rows of ``x`` (missing values NaN), on every core
-        the process may use, each thread a contiguous run of rows."""
+        the process may use."""
+        from models import tree_kernels  # numba: only where many rows are scored
+
         x = np.asfortranarray(x, dtype=np.float64)  # a column's rows side by side
         out = np.empty(len(x))
-        threads = max(1, min(len(os.sched_getaffinity(0)), math.ceil(len(x) / BLOCK_ROWS)))
-        cuts = np.linspace(0, len(x), threads + 1).astype(np.intp)
-        args = (self.feature, self.threshold, self.zero_missing, self.missing_left, self.leaf)
+        nodes = (self.feature, self.threshold, self.zero_missing, self.missing_left)
 
-        def run(i: int) -> None:
-            _raw_scores(x, cuts[i], cuts[i + 1], *args, self.sigmoid, out)
+        def run(start: int, stop: int) -> None:
+            tree_kernels.raw_scores(x, start, stop, *nodes, self.leaf, self.sigmoid, out)
 
-        if threads == 1:
-            run(0)
-        else:
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(run, range(threads)))
+        tree_kernels.on_threads(len(x), run)
         return out
 
 
@@ -137,49 +129,3 @@ def _tree(root: dict) -> tuple[list[dict], list[tuple[float, list]]] | None:
         )
 
     return (nodes, leaves) if walk(root, []) else None
-
-
-class _Compiled:
-    """``function`` compiled by numba at its first call (numba is imported then: a process that
-    never scores many rows does not pay for it), the machine code cached on disk beside this
-    module; numba's compiler lock makes a first call from two threads compile once."""
-
-    def __init__(self, function):
-        self.function, self.dispatcher = function, None
-
-    def __call__(self, *args):
-        if self.dispatcher is None:
-            import numba
-
-            try:
-                self.dispatcher = numba.njit(nogil=True, cache=True)(self.function)
-            except RuntimeError:  # no writable place for the cache: compiled in each process
-                self.dispatcher = numba.njit(nogil=True)(self.function)
-        return self.dispatcher(*args)
-
-
-@_Compiled
-def _raw_scores(x, start, stop, feature, threshold, zero_missing, missing_left, leaf, sigmoid, out):
-    """Rows ``start:stop`` of ``x`` (column-major): LightGBM's probability into ``out``."""
-    trees, k = feature.shape
-    pattern = np.empty(BLOCK_ROWS, dtype=np.intp)
-    raw = np.empty(BLOCK_ROWS)
-    for first in range(start, stop, BLOCK_ROWS):
-        n = min(BLOCK_ROWS, stop - first)
-        raw[:n] = 0.0
-        for t in range(trees):  # the booster's order: LightGBM's sum, to the last bit
-            pattern[:n] = 0
-            for j in range(k):
-                column = x[first : first + n, feature[t, j]]
-                cut, zero, left_if_missing = threshold[t, j], zero_missing[t, j], missing_left[t, j]
-                for r in range(n):
-                    v = column[r]
-                    if abs(v) <= ZERO:  # LightGBM reads the input so: zero (NaN stays NaN)
-                        v = 0.0
-                    missing = (v != v) | (zero & (v == 0.0))
-                    left = (missing & left_if_missing) | ((not missing) & (v <= cut))
-                    pattern[r] |= np.intp(left) << j
-            for r in range(n):
-                raw[r] += leaf[t, pattern[r]]
-        for r in range(n):
-            out[first + r] = 1.0 / (1.0 + math.exp(-sigmoid * raw[r]))

@@ -43,8 +43,7 @@ KINDS = {"None": 0, "Zero": 1, "NaN": 2}  # LightGBM's missing types
 # LightGBM's kZeroThreshold (1e-35 as a C float): reading its input, LightGBM takes any value
 # of at most this size as 0 — a missing value for a "Zero" missing type
 ZERO = float(np.float32(1e-35))
-CHUNK_ROWS = 65_536  # rows explained together
-TREE_BY_TREE_ROWS = 512  # from this many rows a chunk goes tree by tree
+TREE_BY_TREE_ROWS = 512  # from this many rows, tree by tree (compiled)
 
 
 @dataclass(frozen=True)
@@ -79,17 +78,13 @@ class ShapTables:
         """(rows × features) contributions in log-odds, as LightGBM's ``pred_contrib`` without
         its last (bias) column; ``x`` is (rows × features), missing values NaN.
 
-        A few rows look every tree up at once; many rows go tree by tree (a tree's table stays
-        in the CPU's caches), 4.7 times faster at 200,000 rows. Either way each feature's
-        contributions are added in the trees' order, so both give the same bits."""
+        A few rows look every tree up at once; many rows go tree by tree, a block of rows at a
+        time, in the compiled loop of ``models.tree_kernels`` (on every core: 200,000 rows of
+        the churn model in ~0.3 s against 2.9 s tree by tree in numpy). Either way each
+        feature's contributions are added in the trees' order, so both give the same bits."""
         x = np.array(x, dtype=np.float64)
         x[np.abs(x) <= ZERO] = 0.0  # as LightGBM reads its input
-        out = np.zeros((len(x), self.n_features))
-        for start in range(0, len(x), CHUNK_ROWS):
-            chunk = x[start : start + CHUNK_ROWS]
-            at_once = len(chunk) < TREE_BY_TREE_ROWS
-            out[start : start + len(chunk)] = (self._at_once if at_once else self._by_tree)(chunk)
-        return out
+        return (self._by_tree if len(x) >= TREE_BY_TREE_ROWS else self._at_once)(x)
 
     def _at_once(self, x: np.ndarray) -> np.ndarray:
         trees, k = self.feature.shape
@@ -102,32 +97,22 @@ class ShapTables:
         return summed.reshape(n, width)[:, : self.n_features]
 
     def _by_tree(self, x: np.ndarray) -> np.ndarray:
-        trees, k = self.feature.shape
-        columns = np.ascontiguousarray(x.T)  # a feature's values side by side
-        nodes = zip(
-            self.feature.tolist(),
-            self.threshold.tolist(),
-            self.kind.tolist(),
-            self.default_left.tolist(),
-            strict=True,
+        from models import tree_kernels  # numba: only where many rows are explained
+
+        columns = np.asfortranarray(x)  # a feature's values side by side
+        out = np.zeros((len(x), self.n_features + 1))  # the last column: the padding's
+        zero_missing = self.kind == KINDS["Zero"]
+        # type None reads a missing value as 0: it goes where 0 goes
+        missing_left = np.where(
+            self.kind == KINDS["None"], 0.0 <= self.threshold, self.default_left
         )
-        out = np.zeros((self.n_features + 1, len(x)))
-        for t, node in enumerate(nodes):
-            pattern = np.zeros(len(x), dtype=np.intp)
-            for j, (column, threshold, kind, default_left) in enumerate(zip(*node, strict=True)):
-                value = columns[column]
-                if kind == 0:  # missing is 0
-                    left = np.where(np.isnan(value), 0.0, value) <= threshold
-                else:
-                    missing = np.isnan(value)
-                    if kind == 1:
-                        missing |= np.abs(value) <= ZERO
-                    left = np.where(missing, default_left, value <= threshold)
-                pattern |= left.astype(np.intp) << j
-            rows = self.table[t << k : (t + 1) << k]
-            for slot, column in enumerate(self.columns[t].tolist()):
-                out[column] += rows[:, slot][pattern]
-        return out[: self.n_features].T
+        nodes = (self.feature, self.threshold, zero_missing, missing_left)
+
+        def run(start: int, stop: int) -> None:
+            tree_kernels.contributions(columns, start, stop, *nodes, self.columns, self.table, out)
+
+        tree_kernels.on_threads(len(x), run)
+        return out[:, : self.n_features]
 
     def _left(self, value: np.ndarray, nodes) -> np.ndarray:
         """Does a row go left at a node, as LightGBM decides: a missing value goes the node's
