@@ -82,8 +82,10 @@ class ShapTables:
         time, in the compiled loop of ``models.tree_kernels`` (on every core: 200,000 rows of
         the churn model in ~0.3 s against 2.9 s tree by tree in numpy). Either way each
         feature's contributions are added in the trees' order, so both give the same bits."""
-        x = np.array(x, dtype=np.float64)
-        x[np.abs(x) <= ZERO] = 0.0  # as LightGBM reads its input
+        x = np.asarray(x, dtype=np.float64)
+        tiny = (np.abs(x) <= ZERO) & (x != 0.0)
+        if tiny.any():  # LightGBM reads them as 0 (copied only then: a batch is ~90 MB)
+            x = np.where(tiny, 0.0, x)
         return (self._by_tree if len(x) >= TREE_BY_TREE_ROWS else self._at_once)(x)
 
     def _at_once(self, x: np.ndarray) -> np.ndarray:
