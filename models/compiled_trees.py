@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.boosters import lgb
-from models.tree_shap import KINDS, MAX_NODES
+from models.tree_rules import KINDS, tree_paths
+from models.tree_shap import MAX_NODES
 
 COMPILED_ROWS = 4_096  # from this many rows: below, LightGBM's own walk (no compiling)
 
@@ -84,7 +85,7 @@ def leaf_tables(booster: lgb.Booster) -> LeafTables | None:
     ):
         return None
     sigmoid = dict(part.split(":", 1) for part in objective[1:] if ":" in part).get("sigmoid")
-    trees = [_tree(info["tree_structure"]) for info in model["tree_info"]]
+    trees = [tree_paths(info["tree_structure"]) for info in model["tree_info"]]
     if any(tree is None or len(tree[0]) > MAX_NODES for tree in trees):
         return None
     k = max(len(nodes) for nodes, _ in trees)
@@ -102,30 +103,7 @@ def leaf_tables(booster: lgb.Booster) -> LeafTables | None:
             missing_left[t, j] = 0.0 <= node["threshold"] if kind == 0 else node["default_left"]
         for value, path in leaves:
             reached = np.ones(2**k, dtype=bool)
-            for j, left in path:
+            for j, left, _ in path:
                 reached &= ((patterns >> j) & 1).astype(bool) == left
             leaf[t, reached] = value
     return LeafTables(feature, threshold, zero_missing, missing_left, leaf, float(sigmoid or 1.0))
-
-
-def _tree(root: dict) -> tuple[list[dict], list[tuple[float, list]]] | None:
-    """(internal nodes in walk order, [(leaf value, [(node, went left)…])…]); None for a split
-    the tables do not know (categorical, a linear tree's leaf)."""
-    nodes: list[dict] = []
-    leaves: list[tuple[float, list]] = []
-
-    def walk(node: dict, path: list) -> bool:
-        if "leaf_coeff" in node:
-            return False
-        if "leaf_value" in node:
-            leaves.append((node["leaf_value"], path))
-            return True
-        if node.get("decision_type") != "<=":
-            return False
-        j = len(nodes)
-        nodes.append(node)
-        return walk(node["left_child"], [*path, (j, True)]) and walk(
-            node["right_child"], [*path, (j, False)]
-        )
-
-    return (nodes, leaves) if walk(root, []) else None

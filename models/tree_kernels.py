@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-from models.tree_shap import ZERO
+from models.tree_rules import ZERO
 
 BLOCK_ROWS = 256  # rows a tree is looked up for together (a column run stays in the caches)
 

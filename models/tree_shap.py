@@ -37,12 +37,9 @@ from math import factorial
 import numpy as np
 
 from models.boosters import lgb
+from models.tree_rules import KINDS, ZERO, tree_paths
 
 MAX_NODES = 10  # a table of 2^10 patterns per tree; deeper trees keep LightGBM's TreeSHAP
-KINDS = {"None": 0, "Zero": 1, "NaN": 2}  # LightGBM's missing types
-# LightGBM's kZeroThreshold (1e-35 as a C float): reading its input, LightGBM takes any value
-# of at most this size as 0 — a missing value for a "Zero" missing type
-ZERO = float(np.float32(1e-35))
 TREE_BY_TREE_ROWS = 512  # from this many rows, tree by tree (compiled)
 
 
@@ -205,28 +202,10 @@ def _no_tree() -> TreeTable:
 
 def _tree_table(root: dict) -> TreeTable | None:
     """The table of one tree (None for a split the tables do not know)."""
-    nodes: list[dict] = []
-    leaves: list[tuple[float, list[tuple[int, bool, float]]]] = []
-
-    def walk(node: dict, path: list[tuple[int, bool, float]]) -> bool:
-        if "leaf_coeff" in node:  # a linear tree's leaf
-            return False
-        if "leaf_value" in node:
-            leaves.append((node["leaf_value"], path))
-            return True
-        if node.get("decision_type") != "<=":
-            return False
-        j = len(nodes)
-        nodes.append(node)
-        count = node["internal_count"]
-        for child, left in ((node["left_child"], True), (node["right_child"], False)):
-            share = _count(child) / count if count else 0.0
-            if not walk(child, [*path, (j, left, share)]):
-                return False
-        return True
-
-    if not walk(root, []):
+    walked = tree_paths(root)
+    if walked is None:
         return None
+    nodes, leaves = walked
     k = len(nodes)
     feature = np.array([n["split_feature"] for n in nodes], dtype=np.intp)
     columns = np.unique(feature)
@@ -258,10 +237,6 @@ def _tree_table(root: dict) -> TreeTable | None:
         columns=columns,
         table=table,
     )
-
-
-def _count(node: dict) -> float:
-    return node["leaf_count"] if "leaf_value" in node else node["internal_count"]
 
 
 def _product_shapley(value: np.ndarray, z: np.ndarray, shares: np.ndarray) -> np.ndarray:

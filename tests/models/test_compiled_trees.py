@@ -11,7 +11,7 @@ from models.boosters import lgb
 from models.calibration import Calibrator
 from models.compiled_trees import COMPILED_ROWS, leaf_tables
 from models.tree_shap import MAX_NODES
-from tests.models.test_tree_shap import _booster, _data
+from tests.models.test_tree_shap import BOOSTERS, _booster, _data, _splits
 
 
 def _rows(booster: lgb.Booster, seed: int) -> np.ndarray:
@@ -19,34 +19,14 @@ def _rows(booster: lgb.Booster, seed: int) -> np.ndarray:
     every threshold of the booster and values a hair from zero (zero for type Zero)."""
     x = np.vstack([_data(seed)[0], _data(seed + 1)[0]])
     assert len(x) >= COMPILED_ROWS
-    splits = []
-
-    def walk(node):
-        if "split_feature" in node:
-            splits.append((node["split_feature"], node["threshold"]))
-            walk(node["left_child"])
-            walk(node["right_child"])
-
-    for tree in booster.dump_model()["tree_info"]:
-        walk(tree["tree_structure"])
-    for row, (feature, threshold) in enumerate(splits):
+    for row, (feature, threshold) in enumerate(_splits(booster)):
         x[row, feature] = threshold
     x[::5, 2] = 1e-36
     x[1::5, 2] = -1e-36
     return x
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {},  # retain's trees: 7 leaves, depth 3
-        {"zero_as_missing": True},  # missing type Zero
-        {"use_missing": False},  # missing type None: NaN is read as 0
-        {"leaves": 11, "depth": -1},  # the most internal nodes a table takes
-        {"leaves": 2, "depth": 1},  # stumps
-        {"sigmoid": 0.7},  # LightGBM's sigmoid parameter
-    ],
-)
+@pytest.mark.parametrize("params", [*BOOSTERS, {"sigmoid": 0.7}])  # and LightGBM's sigmoid
 def test_the_tables_give_lightgbms_probabilities_to_the_bit(params):
     booster = _booster(**params)
     tables = leaf_tables(booster)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from models.boosters import lgb
-from models.tree_shap import MAX_NODES, TREE_BY_TREE_ROWS, ZERO, shap_tables, tree_shap
+from models.tree_rules import ZERO
+from models.tree_shap import MAX_NODES, TREE_BY_TREE_ROWS, shap_tables, tree_shap
 
 ROWS = 3_000
 
@@ -39,20 +40,35 @@ def _booster(leaves: int = 7, depth: int = 3, rounds: int = 60, **params) -> lgb
     return lgb.train(settings, lgb.Dataset(x, label=y), rounds)
 
 
+def _splits(booster: lgb.Booster) -> list[tuple[int, float]]:
+    """(feature, threshold) of every split of every tree."""
+    splits = []
+
+    def walk(node):
+        if "split_feature" in node:
+            splits.append((node["split_feature"], node["threshold"]))
+            walk(node["left_child"])
+            walk(node["right_child"])
+
+    for tree in booster.dump_model()["tree_info"]:
+        walk(tree["tree_structure"])
+    return splits
+
+
 def _lightgbm(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
     return np.asarray(booster.predict(x, pred_contrib=True))[:, :-1]
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {},  # retain's trees: 7 leaves, depth 3
-        {"zero_as_missing": True},  # missing type Zero
-        {"use_missing": False},  # missing type None: NaN is read as 0
-        {"leaves": 11, "depth": -1},  # the most internal nodes a table takes
-        {"leaves": 2, "depth": 1},  # stumps
-    ],
-)
+BOOSTERS = [
+    {},  # retain's trees: 7 leaves, depth 3
+    {"zero_as_missing": True},  # missing type Zero
+    {"use_missing": False},  # missing type None: NaN is read as 0
+    {"leaves": 11, "depth": -1},  # the most internal nodes a table takes
+    {"leaves": 2, "depth": 1},  # stumps
+]
+
+
+@pytest.mark.parametrize("params", BOOSTERS)
 def test_the_tables_give_lightgbms_contributions(params):
     booster = _booster(**params)
     tables = shap_tables(booster)
@@ -72,17 +88,7 @@ def test_the_tables_give_lightgbms_contributions(params):
 @pytest.mark.parametrize("params", [{"zero_as_missing": True}, {}])
 def test_values_on_a_threshold_and_near_zero_go_where_lightgbm_sends_them(params):
     booster = _booster(**params)  # {}: a split at -1e-35 between negatives and zeros
-    model = booster.dump_model()
-    splits = []
-
-    def walk(node):
-        if "split_feature" in node:
-            splits.append((node["split_feature"], node["threshold"]))
-            walk(node["left_child"])
-            walk(node["right_child"])
-
-    for tree in model["tree_info"]:
-        walk(tree["tree_structure"])
+    splits = _splits(booster)
     x, _ = _data(seed=2)
     x = x[: len(splits)].copy()
     for row, (feature, threshold) in enumerate(splits):  # each row sits on one threshold
