@@ -36,7 +36,8 @@ def _kernel(function):
 def on_threads(rows: int, work: Callable[[int, int], None]) -> None:
     """``work(start, stop)`` over contiguous runs of ``rows``, one per core the process may use
     (the kernels leave the GIL)."""
-    threads = max(1, min(len(os.sched_getaffinity(0)), math.ceil(rows / BLOCK_ROWS)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = max(1, min(cores or 1, math.ceil(rows / BLOCK_ROWS)))
     cuts = np.linspace(0, rows, threads + 1).astype(np.intp).tolist()
     if threads == 1:
         work(0, rows)
