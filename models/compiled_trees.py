@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.boosters import lgb
-from models.tree_rules import KINDS, tree_paths
+from models.tree_rules import KINDS, missing_goes_left, tree_paths
 from models.tree_shap import MAX_NODES
 
 COMPILED_ROWS = 4_096  # from this many rows: below, LightGBM's own walk (no compiling)
@@ -37,7 +37,7 @@ class LeafTables:
 
     feature: np.ndarray  # (T, K) input column of each node
     threshold: np.ndarray  # (T, K)
-    zero_missing: np.ndarray  # (T, K) |x| ≤ 1e-35 is missing too (LightGBM's type Zero)
+    zero_missing: np.ndarray  # (T, K) 0 is missing too (LightGBM's type Zero)
     missing_left: np.ndarray  # (T, K) where a missing value goes (type None: where 0 goes)
     leaf: np.ndarray  # (T, 2^K) the leaf value each pattern reaches (bit j: left at node j)
     sigmoid: float  # LightGBM's binary objective: p = 1 / (1 + exp(-sigmoid × raw))
@@ -91,19 +91,18 @@ def leaf_tables(booster: lgb.Booster) -> LeafTables | None:
     k = max(len(nodes) for nodes, _ in trees)
     shape = (len(trees), k)
     feature, threshold = np.zeros(shape, np.intp), np.full(shape, np.inf)
-    zero_missing, missing_left = np.zeros(shape, bool), np.ones(shape, bool)
+    kind, default_left = np.full(shape, KINDS["NaN"]), np.ones(shape, bool)
     leaf = np.zeros((len(trees), 2**k))
     patterns = np.arange(2**k)
     for t, (nodes, leaves) in enumerate(trees):
         for j, node in enumerate(nodes):
             feature[t, j], threshold[t, j] = node["split_feature"], node["threshold"]
-            kind = KINDS[node["missing_type"]]
-            zero_missing[t, j] = kind == KINDS["Zero"]
-            # type None reads a missing value as 0; the others send it the default way
-            missing_left[t, j] = 0.0 <= node["threshold"] if kind == 0 else node["default_left"]
+            kind[t, j], default_left[t, j] = KINDS[node["missing_type"]], node["default_left"]
         for value, path in leaves:
             reached = np.ones(2**k, dtype=bool)
             for j, left, _ in path:
                 reached &= ((patterns >> j) & 1).astype(bool) == left
             leaf[t, reached] = value
+    missing_left = missing_goes_left(kind, threshold, default_left)
+    zero_missing = kind == KINDS["Zero"]
     return LeafTables(feature, threshold, zero_missing, missing_left, leaf, float(sigmoid or 1.0))

@@ -12,6 +12,12 @@ KINDS = {"None": 0, "Zero": 1, "NaN": 2}  # LightGBM's missing types
 ZERO = float(np.float32(1e-35))
 
 
+def missing_goes_left(kind: np.ndarray, threshold: np.ndarray, default_left: np.ndarray):
+    """Where a missing value goes at each node: the node's default way, except for missing
+    type None, which reads it as 0 (and sends it where 0 goes)."""
+    return np.where(kind == KINDS["None"], 0.0 <= threshold, default_left)
+
+
 SplitPath = list[tuple[int, bool, float]]  # (node, went left, share of its training rows that did)
 
 

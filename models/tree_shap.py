@@ -37,7 +37,7 @@ from math import factorial
 import numpy as np
 
 from models.boosters import lgb
-from models.tree_rules import KINDS, ZERO, tree_paths
+from models.tree_rules import KINDS, ZERO, missing_goes_left, tree_paths
 
 MAX_NODES = 10  # a table of 2^10 patterns per tree; deeper trees keep LightGBM's TreeSHAP
 TREE_BY_TREE_ROWS = 512  # from this many rows, tree by tree (compiled)
@@ -100,12 +100,8 @@ class ShapTables:
 
         columns = np.asfortranarray(x)  # a feature's values side by side
         out = np.zeros((len(x), self.n_features + 1))  # the last column: the padding's
-        zero_missing = self.kind == KINDS["Zero"]
-        # type None reads a missing value as 0: it goes where 0 goes
-        missing_left = np.where(
-            self.kind == KINDS["None"], 0.0 <= self.threshold, self.default_left
-        )
-        nodes = (self.feature, self.threshold, zero_missing, missing_left)
+        missing_left = missing_goes_left(self.kind, self.threshold, self.default_left)
+        nodes = (self.feature, self.threshold, self.kind == KINDS["Zero"], missing_left)
 
         def run(start: int, stop: int) -> None:
             tree_kernels.contributions(columns, start, stop, *nodes, self.columns, self.table, out)
