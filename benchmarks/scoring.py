@@ -5,7 +5,9 @@ Models are the defaults (training.train.TrainConfig), fitted here out of time on
 that has enough buyers, and upgrade — exactly what `retain score` loads. Then, on the rows of
 the last cutoff (one per customer):
 
-- scoring: calibrated probabilities of every model, customers/s;
+- scoring: calibrated probabilities of every model, customers/s; the models' probabilities
+  alone by LightGBM's own walk and by the leaf tables (models.compiled_trees), in seconds, and
+  whether they are the same bits;
 - reasons: top-3 grouped churn reasons (serving.explain: TreeSHAP from the trees' tables,
   models.tree_shap), customers/s, with and without rendering the texts;
 - the same contributions on a sample by the tables, by LightGBM's own TreeSHAP
@@ -85,9 +87,11 @@ def main() -> None:
     import shap
 
     from features.targets import CHURN, UPGRADE
+    from models import compiled_trees
     from models.artifact import VerifiedModel
+    from models.compiled_trees import COMPILED_ROWS
     from serving.champions import ModelSet
-    from serving.explain import ReasonGroups, contributions, explain, top_reasons
+    from serving.explain import ReasonGroups, contributions, explain, inputs, top_reasons
     from serving.score import score_frame
 
     started = time.perf_counter()
@@ -120,6 +124,14 @@ def main() -> None:
         return score_frame(model_set, rows)
 
     score_s, _ = timed(score_all, args.repeats)
+    # the models' probabilities alone: LightGBM's walk against the leaf tables, compiled
+    matrices = [(m["booster"], inputs(rows, m["features"])) for m in models.values()]
+    compiled_trees.predict(churn["booster"], matrices[0][1][:COMPILED_ROWS])  # compiled once
+    walk_s, walked = timed(lambda: [b.predict(x) for b, x in matrices], args.repeats)
+    tables_s, tabled = timed(
+        lambda: [compiled_trees.predict(b, x) for b, x in matrices], args.repeats
+    )
+    same_bits = sum(np.array_equal(a, b) for a, b in zip(walked, tabled, strict=True))
     explained = rows.sample(min(n, args.reason_rows), random_state=1)
     r = len(explained)
     reason_s, reasons = timed(
@@ -149,6 +161,10 @@ def main() -> None:
         "models": len(models),
         "churn_trees": trees,
         "scoring_customers_per_s": n / score_s,
+        "probabilities_lightgbm_s": walk_s,
+        "probabilities_tables_s": tables_s,
+        "tables_over_lightgbm": walk_s / tables_s,
+        "models_with_the_same_bits": same_bits,
         "reasons_customers_per_s": r / reason_s,
         "reasons_with_zh_text_customers_per_s": r / (reason_s + text_s),
         "contributions_customers_per_s": m / contrib_s,
@@ -165,12 +181,19 @@ def main() -> None:
     }
     table = [
         ["scoring, all models", f"{n:,}", f"{n / score_s:,.0f}", "≥ 20,000"],
+        ["… probabilities, LightGBM's walk", f"{n:,}", f"{n / walk_s:,.0f}", ""],
+        ["… probabilities, leaf tables (compiled)", f"{n:,}", f"{n / tables_s:,.0f}", ""],
         ["top-3 reasons", f"{r:,}", f"{r / reason_s:,.0f}", "≥ 5,000"],
         ["… plus zh texts", f"{r:,}", f"{r / (reason_s + text_s):,.0f}", ""],
         ["contributions, tables (serving.explain)", f"{m:,}", f"{m / contrib_s:,.0f}", ""],
         ["contributions, LightGBM pred_contrib", f"{m:,}", f"{m / lightgbm_s:,.0f}", ""],
         ["contributions, shap.TreeExplainer", f"{m:,}", f"{m / shap_s:,.0f}", ""],
     ]
+    print(
+        f"probabilities of {len(models)} models: leaf tables {walk_s / tables_s:.1f}× LightGBM's "
+        f"walk ({tables_s:.2f} s against {walk_s:.2f} s), the same bits for {same_bits} of "
+        f"{len(models)} models"
+    )
     print(
         f"{len(models)} models, churn {trees} trees; the tables are "
         f"{lightgbm_s / contrib_s:.1f}× pred_contrib (max |Δ| "
