@@ -77,7 +77,7 @@ class ShapTables:
 
         A few rows look every tree up at once; many rows go tree by tree, a block of rows at a
         time, in the compiled loop of ``models.tree_kernels`` (on every core: 200,000 rows of
-        the churn model in ~0.3 s against 2.9 s tree by tree in numpy). Either way each
+        the 1M bank's churn model in 0.3–1.0 s against 1.3–1.5 s by numpy). Either way each
         feature's contributions are added in the trees' order, so both give the same bits."""
         x = np.asarray(x, dtype=np.float64)
         tiny = (np.abs(x) <= ZERO) & (x != 0.0)
