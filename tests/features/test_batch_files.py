@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,7 +34,7 @@ def _split(bank: Path, out: Path) -> Path:
         rows = pq.read_table(bank / table)
         shutil.rmtree(out / table)
         (out / table).mkdir()
-        spread = pc.equal(pc.bit_wise_and(pa.array(range(len(rows))), 49), 0)
+        spread = pa.array(np.arange(len(rows)) % 50 == 0)
         pq.write_table(rows.filter(spread), out / table / "part-spread.parquet")
         rest, ids_ = rows.filter(pc.invert(spread)), rows.filter(pc.invert(spread))["customer_id"]
         low = pc.less(ids_, cuts[0])
@@ -71,7 +72,7 @@ def test_a_files_ids_come_from_its_footer(split_bank):
 def test_a_file_that_records_no_ids_may_hold_anyone(tmp_path):
     path = tmp_path / "no_stats.parquet"
     pq.write_table(pa.table({"customer_id": [5, 6]}), path, write_statistics=False)
-    (found,) = [f for f in customer_files(tmp_path, "no_stats")] or [None]
+    (found,) = customer_files(tmp_path, "no_stats")
     assert found == FileIds(path) and found.may_hold(100, 200)
     assert FileIds(path, 1, 9).may_hold("a", "b")  # ids of another kind: cannot tell, read it
 
