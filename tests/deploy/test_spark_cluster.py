@@ -94,8 +94,20 @@ def test_run_json_records_the_cluster_for_every_step_it_ran(both, cluster):
         assert (where[name]["engine"], where[name]["spark_master"]) == ("spark", cluster.master)
     assert {s["runs_on"]["engine"] for s in duck["steps"]} == {"duckdb", "local"}
     assert duck["spark_master"] is None
-    apps = [a for a in cluster.status()["completedapps"] if a["name"] == "retain"]
+    apps = _finished_apps(cluster, "retain")
     assert apps and apps[-1]["memoryperexecutor"] == 1024  # the run's session was the cluster's
+
+
+def _finished_apps(cluster, name: str, wait: float = 60) -> list[dict]:
+    """The master's finished applications called ``name``: it lists an application as
+    finished only after noticing that its driver has gone, which can take a few seconds after
+    the run's process has exited (seen: still active when asked at once)."""
+    deadline = time.monotonic() + wait
+    while True:
+        apps = [a for a in cluster.status()["completedapps"] if a["name"] == name]
+        if apps or time.monotonic() > deadline:
+            return apps
+        time.sleep(1)
 
 
 @SLOW_EQUALITY
