@@ -43,7 +43,7 @@ from features.build import (
 from features.catalog import feature_names
 from features.config import BankConfig
 from features.panel import Warehouse, build_panel
-from features.sources.files import CUSTOMER_TABLES, TRUTH_TABLE, FileIds
+from features.sources.files import FileIds
 
 Files = dict[str, list[FileIds]]  # a customer table: its files, with the ids each holds
 
@@ -140,11 +140,9 @@ def _show_batch(
     compile); the warehouse that reads them (the same whichever batch they show)."""
     batch = _with_files_of(con, wh, first_id, last_id, files).batch(first_id, last_id)
     tables = {}
-    for name in (*CUSTOMER_TABLES, TRUTH_TABLE):
-        if getattr(batch, name) is None:
-            continue
+    for name, table in batch.customer_tables().items():
         view = BATCH_VIEW.format(name)
-        con.raw_sql(f"CREATE OR REPLACE TEMP VIEW {view} AS {con.compile(getattr(batch, name))}")
+        con.raw_sql(f"CREATE OR REPLACE TEMP VIEW {view} AS {con.compile(table)}")
         tables[name] = con.table(view)
     loaded = replace(wh, **tables)
     if loaded.truth is not None:

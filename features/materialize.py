@@ -37,7 +37,7 @@ from features.duckdb_batches import build_in_batches
 from features.engine import open_warehouse
 from features.products import products_metadata, resolve_products
 from features.sources.database import is_database_url
-from features.sources.files import CUSTOMER_TABLES, TRUTH_TABLE, customer_files
+from features.sources.files import customer_files
 from features.targets import LABEL_PREFIX
 
 BATCH_CUSTOMERS = 50_000
@@ -91,7 +91,7 @@ def write_features(
                     step,
                     metadata,
                     months,
-                    {t: customer_files(Path(warehouse), t) for t in _customer_tables(wh)},
+                    {t: customer_files(Path(warehouse), t) for t in wh.customer_tables()},
                 )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -106,10 +106,6 @@ def write_features(
         "labels": sorted(c for c in columns if c.startswith(LABEL_PREFIX)),
         "catalog_version": CATALOG_VERSION,
     }
-
-
-def _customer_tables(wh) -> list[str]:
-    return [t for t in (*CUSTOMER_TABLES, TRUTH_TABLE) if getattr(wh, t) is not None]
 
 
 def _build_on_spark(con, wh, cutoffs, config, out: Path, scratch: Path, step, metadata, months):

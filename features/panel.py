@@ -88,10 +88,14 @@ class Warehouse:
         """
         changes = {
             name: table.filter(table.customer_id.between(first_id, last_id))
-            for name in (*CUSTOMER_TABLES, TRUTH_TABLE)
-            if (table := getattr(self, name)) is not None
+            for name, table in self.customer_tables().items()
         }
         return replace(self, **changes)
+
+    def customer_tables(self) -> dict[str, ir.Table]:
+        """The tables holding rows of one customer each (the truth too, when present)."""
+        names = (*CUSTOMER_TABLES, TRUTH_TABLE)
+        return {name: table for name in names if (table := getattr(self, name)) is not None}
 
 
 def holds(balances: ir.Table) -> ir.BooleanValue:
