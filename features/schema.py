@@ -297,7 +297,7 @@ def _validate(source, as_of: date | None) -> list[Violation]:
     violations += unreadable
     as_of = _as_date(as_of) or _as_date(source.meta_as_of()) or _latest_month(tables, sound)
     violations += row_violations(tables, sound, [*schema_row_checks(), *date_range_checks(as_of)])
-    violations += relational_violations(tables, sound)
+    violations += relational_violations(tables, sound, source.keys_rise)
     return sorted(violations, key=lambda violation: ALL_TABLES.index(violation.table))
 
 

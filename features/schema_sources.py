@@ -24,6 +24,7 @@ from features.schema_checks import BACKEND_ERRORS, Violation, parquet_tables
 from features.sources import database
 from features.sources.database import as_location, is_database_url
 from features.sources.files import read_meta, table_files, table_glob
+from features.sources.key_order import keys_rise
 
 # DuckDB may hold this much while it checks (hash tables of the keys, the joins), spilling
 # the rest to a scratch folder: validation must not be the monthly run's peak (docs/design.md §9:
@@ -129,6 +130,10 @@ class ParquetTables:
                 violations.append(Violation(table, "*", "readable as one table", 0, [first]))
         return violations, tables
 
+    def keys_rise(self, table: str, key: tuple[str, ...]) -> bool:
+        """Whether the table's files prove ``key`` unique (``features.sources.key_order``)."""
+        return keys_rise(table_files(self.warehouse, table), key)
+
     def meta_as_of(self) -> date | str | None:
         try:
             return read_meta(self.warehouse).get("as_of")
@@ -159,6 +164,8 @@ class CatalogTables:
 
     def ibis_tables(self, sound: dict[str, set[str]]) -> tuple[list[Violation], dict]:
         return [], {table: self._table(table) for table, columns in sound.items() if columns}
+
+    keys_rise = None  # the engine proves a key from the rows in the order it reads them
 
     def meta_as_of(self) -> None:
         return None  # a database has no generator metadata
