@@ -77,12 +77,13 @@ def test_a_file_that_records_no_ids_may_hold_anyone(tmp_path):
     assert FileIds(path, 1, 9).may_hold("a", "b")  # ids of another kind: cannot tell, read it
 
 
-def _read_by(con, table: str) -> set[str]:
-    """The files DuckDB reads for ``table``'s batch view (the files view under it)."""
-    sql = con.con.sql(
-        "SELECT sql FROM duckdb_views() WHERE view_name = ?",
-        params=[batches.FILES_VIEW.format(table)],
-    ).fetchall()[0][0]
+def _read_by(statements: list[str], table: str) -> set[str]:
+    """The files a batch's statements have DuckDB read for ``table`` (its files view)."""
+    (sql,) = [
+        s
+        for s in statements
+        if s.startswith(f"CREATE OR REPLACE TEMP VIEW {batches.FILES_VIEW.format(table)} ")
+    ]
     return {name for name in ("a", "b", "c", "spread") if f"part-{name}.parquet" in sql}
 
 
@@ -93,14 +94,14 @@ def test_batches_read_only_their_files_and_build_the_same_table(split_bank, tmp_
     whole, batched = tmp_path / "whole.parquet", tmp_path / "batched.parquet"
     write_features(split_bank, CUTOFFS, whole, BankConfig(), batch_customers=10**9)
     read: list[set[str]] = []
-    show = batches._show_batch
+    statements = batches._BatchViews.statements
 
-    def spy(con, *args):
-        loaded = show(con, *args)
-        read.append(_read_by(con, "transactions"))
-        return loaded
+    def spy(self, *args):
+        made = statements(self, *args)
+        read.append(_read_by(made, "transactions"))
+        return made
 
-    monkeypatch.setattr(batches, "_show_batch", spy)
+    monkeypatch.setattr(batches._BatchViews, "statements", spy)
     write_features(split_bank, CUTOFFS, batched, BankConfig(), batch_customers=300)
     assert len(read) == 6  # the first batch twice: once to compile, once to build
     assert read[0] == {"a", "spread"} and read[-1] == {"c", "spread"}
@@ -108,9 +109,13 @@ def test_batches_read_only_their_files_and_build_the_same_table(split_bank, tmp_
     pd.testing.assert_frame_equal(
         pd.read_parquet(batched), pd.read_parquet(whole), check_exact=False, rtol=1e-9
     )
+    # footers without ids: every batch reads every file, and the file is the same
     with_all_files = tmp_path / "all.parquet"
-    monkeypatch.setattr(batches, "_show_batch", show)
-    monkeypatch.setattr(batches, "_with_files_of", lambda con, wh, *_: wh)
+    monkeypatch.setattr(batches._BatchViews, "statements", statements)
+    monkeypatch.setattr(
+        "features.materialize.customer_files",
+        lambda warehouse, table: [FileIds(f.path) for f in customer_files(warehouse, table)],
+    )
     write_features(split_bank, CUTOFFS, with_all_files, BankConfig(), batch_customers=300)
     pd.testing.assert_frame_equal(
         pd.read_parquet(batched), pd.read_parquet(with_all_files), check_exact=False, rtol=1e-9
