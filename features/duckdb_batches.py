@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
@@ -36,6 +36,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 from ibis import _
 
+from features.ahead import ahead
 from features.atomic import atomic_file
 from features.build import (
     RANKING_COLUMNS,
@@ -322,7 +323,6 @@ def _assemble(con, parts: list[Part], out: Path, metadata: dict, names: list[str
         schema = schema.append(ranks.schema.field(column))
     schema = pa.schema([schema.field(c) for c in output_columns(schema.names, names)])
     schema = schema.with_metadata({**(schema.metadata or {}), **metadata})
-    cutoffs = sorted({c for part in parts for c in part.cutoffs})
     # dictionaries for ids, flags and counts only: money and ratios are nearly all distinct,
     # and trying a dictionary on them cost a third of the writing and made the file larger;
     # zstd at DuckDB's level (3) rather than pyarrow's (1): the file stays within 8% of DuckDB's
@@ -333,22 +333,30 @@ def _assemble(con, parts: list[Part], out: Path, metadata: dict, names: list[str
             tmp, schema, compression="zstd", compression_level=3, use_dictionary=dictionary
         ) as writer,
     ):
-        for cutoff in cutoffs:
-            ranks, done, pending = _cutoff_ranks(con, cutoff), 0, []
-            for part, reader in zip(parts, readers, strict=True):
-                for index in part.cutoffs.get(cutoff, []):
-                    rows = reader.get_batch(index)
-                    pending.append(_ranked(rows, ranks.slice(done, rows.num_rows), schema))
-                    done += rows.num_rows
-                    if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
-                        writer.write_table(pa.Table.from_batches(pending))
-                        pending = []
-            if pending:
-                writer.write_table(pa.Table.from_batches(pending))
-            if done != ranks.num_rows:
-                raise RuntimeError(
-                    f"cutoff {cutoff}: {done} rows in the parts, {ranks.num_rows} ranked"
-                )
+        # the next row group is read and ranked in a thread while this one is encoded
+        for rows, _ in ahead(_row_groups(con, parts, readers, schema), lambda _: None):
+            writer.write_table(rows)
+
+
+def _row_groups(con, parts: list[Part], readers: list, schema: pa.Schema) -> Iterator[pa.Table]:
+    """The file's rows in row groups of about ``ROW_GROUP_ROWS``: each cutoff's rows, part by
+    part, with their ranking columns."""
+    for cutoff in sorted({c for part in parts for c in part.cutoffs}):
+        ranks, done, pending = _cutoff_ranks(con, cutoff), 0, []
+        for part, reader in zip(parts, readers, strict=True):
+            for index in part.cutoffs.get(cutoff, []):
+                rows = reader.get_batch(index)
+                pending.append(_ranked(rows, ranks.slice(done, rows.num_rows), schema))
+                done += rows.num_rows
+                if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
+                    yield pa.Table.from_batches(pending)
+                    pending = []
+        if pending:
+            yield pa.Table.from_batches(pending)
+        if done != ranks.num_rows:
+            raise RuntimeError(
+                f"cutoff {cutoff}: {done} rows in the parts, {ranks.num_rows} ranked"
+            )
 
 
 def _cutoff_ranks(con, cutoff: date | None) -> pa.Table:

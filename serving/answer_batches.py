@@ -23,16 +23,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.ahead import ahead
 from features.atomic import atomic_file
 from features.config import BankConfig
 from features.targets import holds_column, truth_column, version_column
@@ -68,7 +67,6 @@ from serving.score import (
 )
 
 BATCH_ROWS = 200_000
-T, U = TypeVar("T"), TypeVar("U")
 NAME = "customer_name"
 SAVED = ("uplift", "saved_value")  # with an uplift champion
 # the batches of the features file, (first row, features), scored and explained in their order:
@@ -157,22 +155,6 @@ def local_scorer(models: ModelSet, config: BankConfig, timings: dict[str, float]
             yield start, features, batch_scores, reasons
 
     return scored
-
-
-def ahead(items: Iterator[T], work: Callable[[T], U]) -> Iterator[tuple[T, U]]:
-    """``(item, work(item))`` of each item, in order: the next item is taken and worked on in a
-    thread while the caller handles this one. An error in either surfaces here; a caller that
-    stops early waits for the item in hand."""
-
-    def next_one() -> tuple[T, U] | None:
-        item = next(items, None)
-        return None if item is None else (item, work(item))
-
-    with ThreadPoolExecutor(1, thread_name_prefix="retain-ahead") as pool:
-        pending = pool.submit(next_one)
-        while (done := pending.result()) is not None:
-            pending = pool.submit(next_one)
-            yield done
 
 
 def first_pass(

@@ -131,7 +131,7 @@ def test_explaining_from_the_listing_floor_keeps_every_listed_customers_reasons(
 def test_work_ahead_keeps_the_order_runs_in_a_thread_and_surfaces_errors():
     import threading
 
-    from serving.answer_batches import ahead
+    from features.ahead import ahead
 
     seen = []
 
