@@ -7,7 +7,9 @@ PostgreSQL database, or Spark — and nothing but counts and a few example keys 
 - structure (a table present, each part readable, each column present with its type) from the
   parquet footers or the database's catalogue, without reading a row;
 - rules on one row at a time (nulls, allowed values, ranges, month-end dates, one column against
-  another, dates from 1900 to ``as_of``) counted in one aggregate per table;
+  another, dates from 1900 to ``as_of``) counted by the engine: a filtered count per rule on
+  DuckDB (the parquet scan skips row groups by their statistics), one aggregate per table
+  elsewhere;
 - rules on whole tables (keys, foreign keys, overlaps, activity before the customer opened) as
   aggregates and anti-joins (``features.schema_checks``).
 

@@ -5,9 +5,10 @@ opened).
 
 One set of checks runs on whichever backend holds the warehouse: DuckDB views over the parquet
 parts of a directory, the tables of a PostgreSQL database, or Spark. Row rules are counted in
-one aggregate per table (one scan, however many rules); whole-table rules are aggregates and
-anti-joins. Nothing comes back to Python but a count and up to five example keys per broken
-rule. ``features.schema.validate_warehouse`` is the entry point.
+one query per table: on DuckDB a filtered count per rule (the parquet scan skips the row groups
+whose statistics rule out a break), elsewhere one aggregate (one scan, however many rules);
+whole-table rules are aggregates and anti-joins. Nothing comes back to Python but a count and
+up to five example keys per broken rule. ``features.schema.validate_warehouse`` is the entry point.
 """
 
 from __future__ import annotations
@@ -129,8 +130,8 @@ class RowCheck:
 def row_violations(
     tables: Tables, sound: Mapping[str, set[str]], checks: Iterable[RowCheck]
 ) -> list[Violation]:
-    """Run every row check whose columns are ``sound``: one aggregate per table counts them
-    all, then each broken rule's examples are fetched (a filter, sorted, five rows).
+    """Run every row check whose columns are ``sound``: one query per table counts them all
+    (``_counted``), then each broken rule's examples are fetched (a filter, sorted, five rows).
 
     ``tables`` are the warehouse's tables as Ibis expressions on one backend; ``sound`` maps a
     table to the columns that every part holds with the right dtype. Checks on anything else
