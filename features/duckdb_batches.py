@@ -236,7 +236,8 @@ def _write_parts(
     of its own to the same database (its own temporary views, the database's threads and
     memory limit): while one batch's query is in a step that one thread computes (a sort,
     the lags' window), the other batch's keeps the second core busy. The 1M build at one
-    cutoff: 55.0 s against 58.6 s one batch after another, peak RSS 1.78 GB against 0.92 GB.
+    cutoff, three rounds: 53.6–60.4 s against 58.0–67.3 s one batch after another, peak RSS
+    1.69–1.77 GB against 0.90–0.93 GB (docs/operating.md).
 
     ``statements`` (first id, last id): the SQL that shows a batch, made here a batch ahead
     of the workers while they compute; ``work``: the query, the scratch folder, the workers."""
