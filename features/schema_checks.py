@@ -148,7 +148,7 @@ def row_violations(
 
 
 def _count_rows(rows: ir.Table, checks: list[RowCheck]) -> list[Violation]:
-    """The violations of ``checks`` on ``rows``, counted in one pass over the table.
+    """The violations of ``checks`` on ``rows``, counted in one query (``_counted``).
 
     A NaN is a null, as pandas (and many a bank's export) writes a missing float. The largest
     value of each float column tells whether it holds one (NaN sorts above every number on
@@ -186,7 +186,7 @@ def _counted(rows: ir.Table, checks: list[RowCheck], floats: list[str]) -> dict:
     On DuckDB each rule is a count of its own over the rows that break it, all in one query:
     the filter goes into the parquet scan, which skips every row group whose statistics rule
     the rows out (no null there, all dates in range) and tests allowed values once per
-    dictionary entry: 80M transactions checked in 0.3 s, against 3.8 s for one aggregate
+    dictionary entry: 82M transactions checked in 0.7 s, against 3.3 s for one aggregate
     whose every row evaluates every rule. Elsewhere (PostgreSQL scans a table for each
     query; on Spark every query is a job) one aggregate counts them all.
     """
