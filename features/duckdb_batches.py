@@ -122,7 +122,9 @@ def build_in_batches(
         warehouse_views,
         batches,
         lambda first, last: [*views.statements(first, last), *panel],
-        (query, scratch, workers),
+        query,
+        scratch,
+        workers,
         step,
     )
     step("outlet shares, pyramid")
@@ -229,7 +231,9 @@ def _write_parts(
     warehouse_views: list[str],
     batches: list[tuple],
     statements: Callable[[object, object], list[str]],
-    work: tuple[str, Path, int],
+    query: str,
+    scratch: Path,
+    workers: int,
     step: Callable[[str], None],
 ) -> list[Part]:
     """Each batch's part, ``workers`` batches at a time, each on a DuckDB connection
@@ -240,8 +244,7 @@ def _write_parts(
     1.69–1.77 GB against 0.90–0.93 GB (docs/operating.md).
 
     ``statements`` (first id, last id): the SQL that shows a batch, made here a batch ahead
-    of the workers while they compute; ``work``: the query, the scratch folder, the workers."""
-    query, scratch, workers = work
+    of the workers while they compute; ``query``: the features of the batch shown."""
     local, opened = threading.local(), []
 
     def connection():
